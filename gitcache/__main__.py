@@ -1,0 +1,3 @@
+from gitcache.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The click layer: parse arguments, call the core, print, map errors to exit codes."""

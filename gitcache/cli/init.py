@@ -1,0 +1,27 @@
+"""`gitcache init`."""
+
+from __future__ import annotations
+
+import click
+
+from gitcache.cli.main import Options
+from gitcache.gitrepo import GitRepo
+from gitcache.starter import STARTER_TOML
+from gitcache.workflow import WORKFLOW_FILE
+
+
+@click.command()
+@click.pass_obj
+def init(options: Options) -> None:
+    """Write a starter gitcache.toml (if there is none) and say what to do next."""
+    repo = GitRepo.discover(options.directory)
+    path = options.workflow_file or repo.root / WORKFLOW_FILE
+    if path.exists():
+        click.echo(f"{path} exists; leaving it as it is")
+    else:
+        path.write_text(STARTER_TOML)
+        click.echo(f"wrote {path}")
+    click.echo("next: edit the steps, then `gitcache run`; `gitcache status` says what would run")
+
+
+COMMANDS = [init]

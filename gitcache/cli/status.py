@@ -1,0 +1,54 @@
+"""`gitcache status`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from gitcache.cli.main import Options, workflow_option
+from gitcache.status import statuses
+from gitcache.workflow import parse_overrides
+
+_WORDS = {
+    "up-to-date": "up to date",
+    "restorable": "restorable from cache",
+    "stale": "stale",
+    "never-run": "never run",
+    "missing-input": "missing input",
+}
+
+
+@click.command()
+@click.argument("steps", nargs=-1)
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Ask as if run with this parameter.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@workflow_option
+@click.pass_obj
+def status(
+    options: Options, steps: tuple[str, ...], params: tuple[str, ...], as_json: bool
+) -> None:
+    """Per step: up to date, restorable from cache, or stale, and why."""
+    project = options.project()
+    try:
+        found = statuses(project, list(steps), parse_overrides(project.workflow, list(params)))
+    finally:
+        project.save()
+    if as_json:
+        click.echo(json.dumps([s.as_json() for s in found], indent=2))
+        return
+    width = max((len(s.step) for s in found), default=0)
+    for item in found:
+        click.echo(f"{item.step:<{width}}  {_WORDS[item.state]}")
+        for reason in item.reasons:
+            click.echo(f"{'':<{width}}    {reason}")
+
+
+COMMANDS = [status]

@@ -1,0 +1,60 @@
+"""Typed errors. Each carries the exit code the CLI maps it to (see SPEC §5)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_STEP_FAILED = 1
+EXIT_USAGE = 2
+EXIT_MISMATCH = 3
+EXIT_INTERRUPTED = 130
+
+
+class GitcacheError(Exception):
+    """An error the user can act on: one line of message, an optional hint."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class ConfigError(GitcacheError):
+    """gitcache.toml or the command line is wrong (exit 2)."""
+
+
+class RepositoryError(GitcacheError):
+    """Not a git repository, or the repository cannot be used (exit 2)."""
+
+
+class RecordNotFound(GitcacheError):
+    """A record id or step named on the command line has no record (exit 2)."""
+
+
+class RemoteError(GitcacheError):
+    """A git remote could not be reached or refused (exit 2)."""
+
+
+class StepFailed(GitcacheError):
+    """A step's command exited non-zero, or did not produce a declared output (exit 1)."""
+
+    exit_code = EXIT_STEP_FAILED
+
+
+class SignatureMismatch(GitcacheError):
+    """`assert` mode found outputs that do not match their record (exit 3)."""
+
+    exit_code = EXIT_MISMATCH
+
+
+class UnsafeRecord(GitcacheError):
+    """A record (usually fetched) would write outside the worktree or is malformed."""
+
+    exit_code = EXIT_STEP_FAILED
+
+
+class Interrupted(GitcacheError):
+    """The user pressed Ctrl-C; nothing was recorded (exit 130)."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -1,0 +1,310 @@
+"""The one door to pygit2: objects, trees, commits and compare-and-swap ref updates.
+
+Nothing else in gitcache imports pygit2. Object ids travel as hex strings so the
+rest of the code (and the pydantic models) never sees a pygit2 type.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pygit2
+
+from gitcache.errors import GitcacheError, RepositoryError
+
+MODE_FILE: Final = 0o100644
+MODE_EXEC: Final = 0o100755
+MODE_LINK: Final = 0o120000
+MODE_TREE: Final = 0o040000
+
+# Sentinel for "whatever the ref holds now" in a RefUpdate.
+ANY: Final = "any"
+_LOCK_WAIT_SECONDS: Final = 10.0
+
+
+class RefConflict(GitcacheError):
+    """A compare-and-swap ref update found another value than the one expected."""
+
+    def __init__(self, name: str, expected: str | None, found: str | None) -> None:
+        super().__init__(f"ref {name} changed under us (expected {expected}, found {found})")
+        self.name = name
+        self.expected = expected
+        self.found = found
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """Set `name` to `new` (None deletes) if it still holds `expected` (None: absent)."""
+
+    name: str
+    new: str | None
+    expected: str | None = ANY
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str  # posix path relative to the tree root
+    oid: str
+    mode: int
+
+
+class GitRepo:
+    """A non-bare git repository opened through pygit2."""
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        if repo.is_bare or repo.workdir is None:
+            raise RepositoryError(f"{repo.path} is a bare repository; gitcache needs a worktree")
+        self._repo = repo
+        self.root = Path(repo.workdir).resolve()
+        self.git_dir = Path(repo.path).resolve()
+        common = self.git_dir / "commondir"
+        self.common_dir = (
+            (self.git_dir / common.read_text().strip()).resolve()
+            if common.exists()
+            else self.git_dir
+        )
+
+    @classmethod
+    def discover(cls, start: Path) -> GitRepo:
+        found = pygit2.discover_repository(str(start))
+        if found is None:
+            raise RepositoryError(
+                f"not a git repository: {start}",
+                hint="run `git init` first, or cd into a repository",
+            )
+        return cls(pygit2.Repository(found))
+
+    @classmethod
+    def init(cls, path: Path) -> GitRepo:
+        return cls(pygit2.init_repository(str(path), initial_head="main"))
+
+    @property
+    def state_dir(self) -> Path:
+        """gitcache's private directory (stat cache, locks, scratch) inside the common git dir."""
+        return self.common_dir / "gitcache"
+
+    # -- commits and revisions -------------------------------------------------
+
+    def head_commit(self) -> str | None:
+        if self._repo.head_is_unborn:
+            return None
+        return str(self._repo.head.target)
+
+    def resolve_commit(self, rev: str) -> str:
+        try:
+            obj = self._repo.revparse_single(rev)
+            commit = obj.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as exc:
+            raise RepositoryError(f"unknown revision: {rev}") from exc
+        return str(commit.id)
+
+    def commit_parents(self, oid: str) -> list[str]:
+        return [str(p) for p in self._commit(oid).parent_ids]
+
+    def commit_tree(self, oid: str) -> str:
+        return str(self._commit(oid).tree_id)
+
+    def commit_time(self, oid: str) -> int:
+        return int(self._commit(oid).commit_time)
+
+    def is_descendant(self, oid: str, ancestor: str) -> bool:
+        return oid == ancestor or bool(
+            self._repo.descendant_of(pygit2.Oid(hex=oid), pygit2.Oid(hex=ancestor))
+        )
+
+    def _commit(self, oid: str) -> pygit2.Commit:
+        obj = self._repo.get(oid)
+        if not isinstance(obj, pygit2.Commit):
+            raise RepositoryError(f"{oid} is not a commit in {self.git_dir}")
+        return obj
+
+    # -- blobs ------------------------------------------------------------------
+
+    @staticmethod
+    def hash_file(path: Path) -> str:
+        """Blob id of a file's bytes, as `git hash-object --no-filters` gives it."""
+        return str(pygit2.hashfile(str(path)))
+
+    @staticmethod
+    def hash_bytes(data: bytes) -> str:
+        return str(pygit2.hash(data))
+
+    def write_blob_file(self, path: Path) -> str:
+        return str(self._repo.create_blob_fromdisk(str(path)))
+
+    def write_blob(self, data: bytes) -> str:
+        return str(self._repo.create_blob(data))
+
+    def read_blob(self, oid: str) -> bytes:
+        obj = self._repo.get(oid)
+        if not isinstance(obj, pygit2.Blob):
+            raise RepositoryError(f"object {oid} is not a blob")
+        return bytes(obj.data)
+
+    def has_object(self, oid: str) -> bool:
+        return oid in self._repo
+
+    def blob_size(self, oid: str) -> int:
+        obj = self._repo.get(oid)
+        if not isinstance(obj, pygit2.Blob):
+            raise RepositoryError(f"object {oid} is not a blob")
+        return int(obj.size)
+
+    # -- trees --------------------------------------------------------------------
+
+    def write_tree(self, entries: Sequence[TreeEntry]) -> str:
+        """Write nested trees for entries with slash-separated paths; return the root id."""
+        nested: dict[str, object] = {}
+        for entry in entries:
+            parts = entry.path.split("/")
+            node = nested
+            for part in parts[:-1]:
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    raise RepositoryError(f"tree path {entry.path} crosses a file")
+                node = child
+            node[parts[-1]] = entry
+        return self._write_nested(nested)
+
+    def _write_nested(self, node: Mapping[str, object]) -> str:
+        builder = self._repo.TreeBuilder()
+        for name, value in node.items():
+            if isinstance(value, TreeEntry):
+                builder.insert(name, pygit2.Oid(hex=value.oid), value.mode)
+            else:
+                assert isinstance(value, dict)
+                builder.insert(name, pygit2.Oid(hex=self._write_nested(value)), MODE_TREE)
+        return str(builder.write())
+
+    def walk_tree(self, oid: str, prefix: str = "") -> Iterator[TreeEntry]:
+        """Every non-tree entry under a tree, recursively, with full paths."""
+        tree = self._repo.get(oid)
+        if not isinstance(tree, pygit2.Tree):
+            raise RepositoryError(f"object {oid} is not a tree")
+        for item in tree:
+            path = f"{prefix}{item.name}"
+            if item.filemode == MODE_TREE:
+                yield from self.walk_tree(str(item.id), path + "/")
+            else:
+                yield TreeEntry(path, str(item.id), int(item.filemode))
+
+    def tree_entry(self, tree_oid: str, path: str) -> TreeEntry | None:
+        tree = self._repo.get(tree_oid)
+        if not isinstance(tree, pygit2.Tree):
+            raise RepositoryError(f"object {tree_oid} is not a tree")
+        try:
+            item = tree[path]
+        except KeyError:
+            return None
+        return TreeEntry(path, str(item.id), int(item.filemode))
+
+    # -- commits ------------------------------------------------------------------
+
+    def write_commit(self, tree: str, parents: Sequence[str], message: str) -> str:
+        """Create a commit object without moving any ref."""
+        author = self._signature()
+        oid = self._repo.create_commit(
+            None,
+            author,
+            author,
+            message,
+            pygit2.Oid(hex=tree),
+            [pygit2.Oid(hex=p) for p in parents],
+        )
+        return str(oid)
+
+    def commit_all(self, message: str) -> str:
+        """Stage every file and commit on HEAD, like `git add -A && git commit` (demo, tests)."""
+        index = self._repo.index
+        index.add_all()
+        index.write()
+        tree = index.write_tree()
+        head = self.head_commit()
+        author = self._signature()
+        parents = [] if head is None else [pygit2.Oid(hex=head)]
+        return str(self._repo.create_commit("HEAD", author, author, message, tree, parents))
+
+    def _signature(self) -> pygit2.Signature:
+        try:
+            return self._repo.default_signature
+        except (KeyError, pygit2.GitError):
+            return pygit2.Signature("gitcache", "gitcache@localhost")
+
+    def commit_message(self, oid: str) -> str:
+        return str(self._commit(oid).message)
+
+    # -- refs -----------------------------------------------------------------------
+
+    def ref_target(self, name: str) -> str | None:
+        ref = self._repo.references.get(name)
+        if ref is None:
+            return None
+        return str(ref.resolve().target)
+
+    def refs(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(name, target) of every direct ref whose name starts with prefix, sorted by name."""
+        for name in sorted(self._repo.raw_listall_references()):
+            text = name.decode("utf-8", "surrogateescape")
+            if text.startswith(prefix):
+                target = self.ref_target(text)
+                if target is not None:
+                    yield text, target
+
+    def update_refs(self, updates: Sequence[RefUpdate], message: str = "gitcache") -> None:
+        """Apply all updates atomically, or none; raise RefConflict on a lost race.
+
+        Every ref is locked (git's own `.lock` files) before its current value is
+        compared, so the comparison and the write cannot be separated by another writer.
+        """
+        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        while True:
+            try:
+                self._apply_refs(updates, message)
+                return
+            except pygit2.GitError as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise RepositoryError(f"could not update refs: {exc}") from exc
+                time.sleep(0.02)
+
+    def _apply_refs(self, updates: Sequence[RefUpdate], message: str) -> None:
+        with self._repo.transaction() as txn:
+            for update in updates:
+                txn.lock_ref(update.name)
+            for update in updates:
+                if update.expected != ANY:
+                    current = self.ref_target(update.name)
+                    if current != update.expected:
+                        raise RefConflict(update.name, update.expected, current)
+            for update in updates:
+                if update.new is None:
+                    if self.ref_target(update.name) is not None:
+                        txn.remove(update.name)
+                else:
+                    txn.set_target(update.name, pygit2.Oid(hex=update.new), message=message)
+
+    # -- worktree state ------------------------------------------------------------------
+
+    def changed_tracked_files(self) -> list[str]:
+        """Tracked paths whose worktree or index content differs from HEAD."""
+        flags = self._repo.status(untracked_files="no")
+        return sorted(
+            path for path, flag in flags.items() if flag != pygit2.enums.FileStatus.CURRENT
+        )
+
+    def is_ignored(self, path: str) -> bool:
+        return bool(self._repo.path_is_ignored(path))
+
+    def config_value(self, name: str) -> str | None:
+        try:
+            return str(self._repo.config[name])
+        except KeyError:
+            return None
+
+
+def relative_posix(root: Path, path: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()

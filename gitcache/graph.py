@@ -1,0 +1,93 @@
+"""The step graph: a step needs another when one of its inputs is, lies under, or
+contains one of the other's outputs (or a glob input matches one)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from gitcache.errors import ConfigError
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent + "/")
+
+
+def input_matches_output(pattern: str, output: str) -> bool:
+    if any(c in pattern for c in "*?["):
+        # fnmatch's `*` also crosses `/`, so a glob matches files under a matched directory.
+        return fnmatch.fnmatchcase(output, pattern) or fnmatch.fnmatchcase(output, pattern + "/*")
+    return _under(pattern, output) or _under(output, pattern)
+
+
+@dataclass(frozen=True)
+class StepGraph:
+    needs: Mapping[str, tuple[str, ...]]  # step -> steps it needs, in declaration order
+
+    @classmethod
+    def build(
+        cls, label: str, steps: Mapping[str, tuple[Iterable[str], Iterable[str]]]
+    ) -> StepGraph:
+        owner: dict[str, str] = {}
+        for name, (_inputs, outputs) in steps.items():
+            for out in outputs:
+                for other_out, other in owner.items():
+                    if _under(out, other_out) or _under(other_out, out):
+                        raise ConfigError(
+                            f"{label}: steps {other!r} and {name!r} both declare output "
+                            f"{out if out == other_out else other_out + ' / ' + out!r}"
+                        )
+                owner[out] = name
+        needs: dict[str, tuple[str, ...]] = {}
+        for name, (inputs, _outputs) in steps.items():
+            found: list[str] = []
+            for pattern in inputs:
+                for out, producer in owner.items():
+                    if (
+                        producer != name
+                        and producer not in found
+                        and input_matches_output(pattern, out)
+                    ):
+                        found.append(producer)
+            needs[name] = tuple(found)
+        graph = cls(needs)
+        graph._check_cycles(label)
+        return graph
+
+    def _check_cycles(self, label: str) -> None:
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+
+        def visit(node: str, path: list[str]) -> None:
+            state[node] = 1
+            for dep in self.needs[node]:
+                if state.get(dep) == 1:
+                    cycle = [*path[path.index(dep) :], dep] if dep in path else [node, dep]
+                    raise ConfigError(f"{label}: steps form a cycle: {' -> '.join(cycle)}")
+                if dep not in state:
+                    visit(dep, [*path, dep])
+            state[node] = 2
+
+        for node in self.needs:
+            if node not in state:
+                visit(node, [node])
+
+    def order(self, targets: Iterable[str]) -> list[str]:
+        """Targets and what they need, each after its needs (declaration order otherwise)."""
+        result: list[str] = []
+        seen: set[str] = set()
+
+        def visit(node: str) -> None:
+            if node in seen:
+                return
+            seen.add(node)
+            for dep in self.needs[node]:
+                visit(dep)
+            result.append(node)
+
+        for target in targets:
+            visit(target)
+        return result
+
+    def downstream(self, step: str) -> list[str]:
+        return [name for name, deps in self.needs.items() if step in deps]

@@ -1,0 +1,114 @@
+"""Evaluate a step against the worktree and the store: its signature, its record, its outputs.
+
+`run`, `status` and dry runs share this. While walking the steps in order, the
+planner learns what earlier steps will do: outputs that a record will restore are
+known by their recorded blob ids (an overlay), outputs that a step will re-run to
+produce are unknown, and so is the signature of every step that reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitcache.graph import input_matches_output
+from gitcache.project import Project
+from gitcache.record import Components
+from gitcache.signature import shell_components, signature_of
+from gitcache.statcache import FileState
+from gitcache.store import StoredRecord
+from gitcache.workflow import Step
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    path: str
+    recorded: str | None  # blob id in the record (None: the worktree has a file the record lacks)
+    worktree: str | None  # blob id in the worktree (None: missing)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    step: Step
+    inputs: dict[str, str]  # path -> blob id
+    unknown: list[str]  # upstream steps whose outputs this step reads and that will change
+    missing: list[str]  # declared inputs that match nothing and that no step produces
+    components: Components | None
+    signature: str | None
+    record: StoredRecord | None  # the record of this signature, if the store has one
+    outputs: dict[str, FileState | None]  # worktree state of the declared outputs
+
+    @property
+    def known(self) -> bool:
+        return self.signature is not None
+
+    def mismatches(self) -> list[Mismatch]:
+        """Outputs that differ from the record (empty when there is no record)."""
+        if self.record is None:
+            return []
+        found = []
+        recorded = {o.path: o for o in self.record.record.outputs}
+        for path, out in recorded.items():
+            state = self.outputs.get(path)
+            if state is None or state.oid != out.blob or state.mode != out.mode:
+                found.append(Mismatch(path, out.blob, None if state is None else state.oid))
+        for path, state in self.outputs.items():
+            if state is None and not any(p == path or p.startswith(path + "/") for p in recorded):
+                found.append(Mismatch(path, None, None))
+        return found
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.record is not None and not self.mismatches()
+
+
+@dataclass
+class Planner:
+    project: Project
+    params: Mapping[str, Any]
+    environ: Mapping[str, str]
+    overlay: dict[str, FileState] = field(default_factory=dict)
+    changing: set[str] = field(default_factory=set)  # steps that will (re)run
+
+    def evaluate(self, name: str) -> Evaluation:
+        step = self.project.workflow.steps[name]
+        upstream = self.project.workflow.graph.needs[name]
+        worktree = self.project.worktree
+        unknown = [u for u in upstream if u in self.changing]
+        inputs: dict[str, str] = {}
+        missing: list[str] = []
+        if not unknown:
+            expansion = worktree.expand(step.inputs)
+            for path in expansion.files:
+                state = self.overlay.get(path) or worktree.state(path)
+                if state is not None:
+                    inputs[path] = state.oid
+            for path, state in self.overlay.items():
+                if path not in inputs and any(input_matches_output(p, path) for p in step.inputs):
+                    inputs[path] = state.oid
+            for pattern in expansion.missing:
+                produced = any(
+                    input_matches_output(pattern, out)
+                    for u in upstream
+                    for out in self.project.workflow.steps[u].outputs
+                )
+                if not produced or not any(input_matches_output(pattern, p) for p in inputs):
+                    missing.append(pattern)
+        components = signature = record = None
+        if not unknown and not missing:
+            components = shell_components(step, self.params, inputs, self.environ)
+            signature = signature_of(components)
+            record = self.project.store.lookup(signature)
+        outputs = worktree.output_states(step.outputs)
+        return Evaluation(step, inputs, unknown, missing, components, signature, record, outputs)
+
+    def will_restore(self, evaluation: Evaluation) -> None:
+        """Later steps see this step's outputs as its record holds them."""
+        assert evaluation.record is not None
+        for out in evaluation.record.record.outputs:
+            self.overlay[out.path] = FileState(out.blob, out.mode, out.size)
+
+    def will_change(self, name: str) -> None:
+        """Later steps that read this step's outputs cannot know their signature yet."""
+        self.changing.add(name)

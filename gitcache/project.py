@@ -1,0 +1,38 @@
+"""A Project: the repository, its workflow and the stores, opened once per command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitcache.gitrepo import GitRepo
+from gitcache.statcache import StatCache
+from gitcache.store import RecordStore
+from gitcache.workflow import WORKFLOW_FILE, Workflow, load_workflow
+from gitcache.worktree import Worktree
+
+
+@dataclass
+class Project:
+    repo: GitRepo
+    workflow: Workflow
+    store: RecordStore
+    worktree: Worktree
+
+    @classmethod
+    def open(
+        cls,
+        start: Path,
+        workflow_file: Path | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> Project:
+        repo = GitRepo.discover(start)
+        path = workflow_file if workflow_file is not None else repo.root / WORKFLOW_FILE
+        workflow = load_workflow(path if path.is_absolute() else start / path, repo.root)
+        cache = StatCache(repo.state_dir)
+        return cls(repo, workflow, RecordStore(repo, warn), Worktree(repo, cache))
+
+    def save(self) -> None:
+        """Persist what this process learned (the stat cache)."""
+        self.worktree.cache.save()

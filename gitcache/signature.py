@@ -1,0 +1,38 @@
+"""A step's signature: BLAKE3 of the canonical JSON of its components (docs/format.md).
+
+Bump SIGNATURE_FORMAT whenever what goes into the document changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import blake3
+
+from gitcache.canonical import canonical_json
+from gitcache.record import Components
+from gitcache.shellcode import normalize_command
+from gitcache.workflow import Step
+
+SIGNATURE_FORMAT: Final = 1
+
+
+def shell_components(
+    step: Step, params: Mapping[str, Any], inputs: Mapping[str, str], environ: Mapping[str, str]
+) -> Components:
+    """Components of a shell step: only the parameters its command references count."""
+    return Components(
+        format=SIGNATURE_FORMAT,
+        kind="shell",
+        code=normalize_command(step.run),
+        shell=step.spec.shell,
+        params={name: params[name] for name in step.params_used},
+        inputs=dict(sorted(inputs.items())),
+        outputs=list(step.outputs),
+        env={name: environ.get(name) for name in sorted(step.spec.env)},
+    )
+
+
+def signature_of(components: Components) -> str:
+    return blake3.blake3(canonical_json(components.model_dump(mode="json"))).hexdigest()

@@ -1,0 +1,126 @@
+"""`gitcache status`: per step, up to date / restorable / stale, and why."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gitcache.canonical import canonical_json
+from gitcache.plan import Planner
+from gitcache.project import Project
+from gitcache.record import Components
+
+State = Literal["up-to-date", "restorable", "stale", "never-run", "missing-input"]
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    step: str
+    state: State
+    signature: str | None
+    record: str | None  # commit of the record that matches (or the last one, when stale)
+    reasons: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "state": self.state,
+            "signature": self.signature,
+            "record": self.record,
+            "reasons": self.reasons,
+        }
+
+
+def short(oid: str | None) -> str:
+    return "missing" if oid is None else oid[:7]
+
+
+def _value(value: Any) -> str:
+    return canonical_json(value).decode()
+
+
+def describe_changes(old: Components, new: Components) -> list[str]:
+    """What differs between two sets of signature components, in words."""
+    reasons: list[str] = []
+    if old.format != new.format or old.kind != new.kind:
+        reasons.append(f"signature format changed ({old.format} -> {new.format})")
+    if old.code != new.code:
+        reasons.append("command changed")
+    if old.shell != new.shell:
+        reasons.append(f"shell changed ({old.shell} -> {new.shell})")
+    for name in sorted(old.params.keys() | new.params.keys()):
+        if name not in old.params:
+            reasons.append(f"param {name} now used ({_value(new.params[name])})")
+        elif name not in new.params:
+            reasons.append(f"param {name} no longer used")
+        elif old.params[name] != new.params[name]:
+            reasons.append(
+                f"param {name} changed ({_value(old.params[name])} -> {_value(new.params[name])})"
+            )
+    for path in sorted(old.inputs.keys() | new.inputs.keys()):
+        before, after = old.inputs.get(path), new.inputs.get(path)
+        if before is None:
+            reasons.append(f"input {path} added")
+        elif after is None:
+            reasons.append(f"input {path} removed")
+        elif before != after:
+            reasons.append(f"input {path} changed ({short(before)} -> {short(after)})")
+    if old.outputs != new.outputs:
+        reasons.append(f"outputs changed ({', '.join(old.outputs)} -> {', '.join(new.outputs)})")
+    for name in sorted(old.env.keys() | new.env.keys()):
+        before, after = old.env.get(name), new.env.get(name)
+        if before != after:
+            reasons.append(f"env {name} changed ({before!r} -> {after!r})")
+    return reasons
+
+
+def statuses(
+    project: Project, targets: list[str], params: Mapping[str, Any] | None = None
+) -> list[StepStatus]:
+    workflow = project.workflow
+    planner = Planner(project, {**workflow.params, **(params or {})}, os.environ)
+    result: list[StepStatus] = []
+    for name in workflow.select(targets):
+        ev = planner.evaluate(name)
+        if ev.unknown:
+            planner.will_change(name)
+            reasons = [f"upstream step {u} is not up to date" for u in ev.unknown]
+            result.append(StepStatus(name, "stale", None, None, reasons))
+        elif ev.missing:
+            planner.will_change(name)
+            result.append(
+                StepStatus(
+                    name,
+                    "missing-input",
+                    None,
+                    None,
+                    [f"input {m} does not exist" for m in ev.missing],
+                )
+            )
+        elif ev.record is not None:
+            mismatches = ev.mismatches()
+            if not mismatches:
+                result.append(StepStatus(name, "up-to-date", ev.signature, ev.record.commit))
+                continue
+            planner.will_restore(ev)
+            reasons = [
+                f"output {m.path} missing"
+                if m.worktree is None
+                else f"output {m.path} modified ({short(m.recorded)} -> {short(m.worktree)})"
+                for m in mismatches
+            ]
+            result.append(StepStatus(name, "restorable", ev.signature, ev.record.commit, reasons))
+        else:
+            planner.will_change(name)
+            latest = project.store.latest(name)
+            assert ev.components is not None
+            if latest is None:
+                result.append(StepStatus(name, "never-run", ev.signature, None, ["no record yet"]))
+            else:
+                reasons = describe_changes(latest.record.components, ev.components) or [
+                    "no record for the current signature"
+                ]
+                result.append(StepStatus(name, "stale", ev.signature, latest.commit, reasons))
+    return result

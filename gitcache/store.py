@@ -1,0 +1,178 @@
+"""Records as git commits under refs/gitcache/ (docs/format.md).
+
+A record commit's tree holds `record.json`, `outputs/<worktree path>` and
+`logs/stdout`, `logs/stderr`; its parent is the commit that ran the step. Objects
+are written first and the refs last, in one reference transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from gitcache.errors import RecordNotFound, UnsafeRecord
+from gitcache.gitrepo import MODE_FILE, GitRepo, RefConflict, RefUpdate, TreeEntry
+from gitcache.record import Record, is_oid, parse_record
+
+REF_ROOT: Final = "refs/gitcache/"
+SIG_PREFIX: Final = REF_ROOT + "sig/"
+STEP_PREFIX: Final = REF_ROOT + "step/"
+RECORD_FILE: Final = "record.json"
+OUTPUTS_DIR: Final = "outputs/"
+LOG_STREAMS: Final = ("stdout", "stderr")
+
+
+def sig_ref(signature: str) -> str:
+    return f"{SIG_PREFIX}{signature[:2]}/{signature}"
+
+
+def step_ref(step: str) -> str:
+    return STEP_PREFIX + step
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record and the id of the commit that holds it."""
+
+    commit: str
+    record: Record
+
+    @property
+    def short(self) -> str:
+        return self.record.signature[:12]
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """What the runner hands to the store: the record and the files to put beside it."""
+
+    record: Record
+    outputs: Sequence[TreeEntry]  # paths relative to the worktree, blobs already written
+    logs: dict[str, Path]  # stream name -> captured file
+    extra: Sequence[TreeEntry] = ()  # further tree entries (e.g. the dirty worktree snapshot)
+
+
+class RecordStore:
+    def __init__(self, repo: GitRepo, warn: Callable[[str], None] | None = None) -> None:
+        self.repo = repo
+        self._warn = warn or (lambda _msg: None)
+
+    # -- reading ------------------------------------------------------------------
+
+    def load(self, commit: str) -> StoredRecord:
+        """Parse and validate the record held by a commit (raises UnsafeRecord)."""
+        tree = self.repo.commit_tree(commit)
+        entry = self.repo.tree_entry(tree, RECORD_FILE)
+        if entry is None:
+            raise UnsafeRecord(f"record commit {commit[:12]} has no {RECORD_FILE}")
+        record = parse_record(self.repo.read_blob(entry.oid), f"record {commit[:12]}")
+        for out in record.outputs:
+            stored = self.repo.tree_entry(tree, OUTPUTS_DIR + out.path)
+            if stored is None or stored.oid != out.blob or stored.mode != out.mode:
+                raise UnsafeRecord(
+                    f"record {commit[:12]}: outputs/{out.path} does not match record.json"
+                )
+        return StoredRecord(commit, record)
+
+    def lookup(self, signature: str) -> StoredRecord | None:
+        """The record of a signature; a corrupt one is a miss with a warning."""
+        commit = self.repo.ref_target(sig_ref(signature))
+        if commit is None:
+            return None
+        return self._load_or_warn(commit)
+
+    def latest(self, step: str) -> StoredRecord | None:
+        commit = self.repo.ref_target(step_ref(step))
+        return None if commit is None else self._load_or_warn(commit)
+
+    def _load_or_warn(self, commit: str) -> StoredRecord | None:
+        try:
+            return self.load(commit)
+        except UnsafeRecord as exc:
+            self._warn(f"ignoring unreadable record: {exc.message}")
+            return None
+
+    def records(self) -> Iterator[StoredRecord]:
+        """Every record reachable from a signature ref (unreadable ones skipped with a warning)."""
+        for _name, commit in self.repo.refs(SIG_PREFIX):
+            stored = self._load_or_warn(commit)
+            if stored is not None:
+                yield stored
+
+    def log(self, stored: StoredRecord, stream: str) -> bytes:
+        entry = self.repo.tree_entry(self.repo.commit_tree(stored.commit), f"logs/{stream}")
+        return b"" if entry is None else self.repo.read_blob(entry.oid)
+
+    def resolve(self, ident: str, steps: Sequence[str] = ()) -> StoredRecord:
+        """A record from a step name, a (short) signature or a (short) record commit id."""
+        if ident in steps:
+            found = self.latest(ident)
+            if found is None:
+                raise RecordNotFound(f"step {ident!r} has no record yet")
+            return found
+        if len(ident) >= 4 and all(c in "0123456789abcdef" for c in ident):
+            matches = [
+                (name, commit)
+                for name, commit in self.repo.refs(SIG_PREFIX)
+                if name.rsplit("/", 1)[1].startswith(ident) or commit.startswith(ident)
+            ]
+            commits = sorted({commit for _name, commit in matches})
+            if len(commits) == 1:
+                return self.load(commits[0])
+            if len(commits) > 1:
+                listed = ", ".join(c[:12] for c in commits[:10])
+                raise RecordNotFound(
+                    f"record id {ident!r} is ambiguous: {listed}", hint="give more characters"
+                )
+            if is_oid(ident) and self.repo.has_object(ident):
+                return self.load(ident)
+        known = ", ".join(steps) if steps else "none"
+        raise RecordNotFound(f"no record or step named {ident!r} (steps: {known})")
+
+    # -- writing ------------------------------------------------------------------
+
+    def write(
+        self, new: NewRecord, parent: str | None, replace: bool = False, set_latest: bool = True
+    ) -> StoredRecord:
+        """Write the record's objects, then its refs in one transaction.
+
+        Without `replace`, an existing record for the signature wins (another process
+        got there first) and is returned instead; with it, the ref moves only if it
+        still holds what we read (compare-and-swap).
+        """
+        record = new.record
+        entries = [TreeEntry(RECORD_FILE, self.repo.write_blob(record.to_json()), MODE_FILE)]
+        entries += [TreeEntry(OUTPUTS_DIR + e.path, e.oid, e.mode) for e in new.outputs]
+        for stream, path in sorted(new.logs.items()):
+            entries.append(TreeEntry(f"logs/{stream}", self.repo.write_blob_file(path), MODE_FILE))
+        entries += list(new.extra)
+        tree = self.repo.write_tree(entries)
+        message = f"gitcache record: {record.step} {record.signature[:12]}\n"
+        commit = self.repo.write_commit(tree, [parent] if parent else [], message)
+
+        name = sig_ref(record.signature)
+        expected = self.repo.ref_target(name) if replace else None
+        updates = [RefUpdate(name, commit, expected)]
+        if set_latest:
+            updates.append(RefUpdate(step_ref(record.step), commit))
+        try:
+            self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
+        except RefConflict as exc:
+            if exc.name != name or exc.found is None:
+                raise
+            return self.load(exc.found)
+        return StoredRecord(commit, record)
+
+    def set_latest(self, stored: StoredRecord) -> None:
+        name = step_ref(stored.record.step)
+        if self.repo.ref_target(name) != stored.commit:
+            self.repo.update_refs([RefUpdate(name, stored.commit)], message="gitcache: latest")
+
+    def remove(self, stored: StoredRecord) -> None:
+        """Drop a record's signature ref (and the step ref if it points at it)."""
+        updates = [RefUpdate(sig_ref(stored.record.signature), None, stored.commit)]
+        if self.repo.ref_target(step_ref(stored.record.step)) == stored.commit:
+            updates.append(RefUpdate(step_ref(stored.record.step), None, stored.commit))
+        self.repo.update_refs(updates, message="gitcache: remove")

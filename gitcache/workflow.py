@@ -1,0 +1,207 @@
+"""`gitcache.toml`: the pydantic model, loading, and the checks made before anything runs.
+
+Every error names the file and the key path at fault (SPEC §2).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from gitcache import interpolate
+from gitcache.errors import ConfigError
+from gitcache.graph import StepGraph
+
+WORKFLOW_FILE = "gitcache.toml"
+STEP_NAME = r"^[A-Za-z0-9._-]+$"
+GLOB_CHARS = frozenset("*?[")
+
+StepName = Annotated[str, StringConstraints(pattern=STEP_NAME)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StepSpec(_Model):
+    run: str
+    inputs: list[str] = []
+    outputs: list[str] = []
+    env: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = []
+    shell: Literal["sh", "bash"] = "sh"
+
+
+class HooksSpec(_Model):
+    rewrite: Literal["protect", "block", "allow"] = "protect"
+
+
+class WorkflowFile(_Model):
+    params: dict[str, Any] = {}
+    steps: dict[StepName, StepSpec] = Field(default_factory=dict)
+    require_clean: bool = False
+    dirty_ok: list[str] = []
+    remote: str | None = None
+    push_on_record: bool = False
+    hooks: HooksSpec = HooksSpec()
+
+
+@dataclass(frozen=True)
+class Step:
+    """A validated step: paths are posix, relative to the repository root."""
+
+    name: str
+    spec: StepSpec
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    params_used: tuple[str, ...]
+
+    @property
+    def run(self) -> str:
+        return self.spec.run
+
+
+@dataclass(frozen=True)
+class Workflow:
+    path: Path
+    root: Path
+    config: WorkflowFile
+    params: dict[str, Any]
+    steps: dict[str, Step]
+    graph: StepGraph
+
+    def with_params(self, overrides: dict[str, Any]) -> Workflow:
+        return Workflow(
+            self.path, self.root, self.config, {**self.params, **overrides}, self.steps, self.graph
+        )
+
+    def select(self, names: list[str]) -> list[str]:
+        """Names plus everything they need, in run order; all steps if names is empty."""
+        for name in names:
+            if name not in self.steps:
+                known = ", ".join(sorted(self.steps)) or "none"
+                raise ConfigError(f"{self.path.name}: unknown step {name!r} (steps: {known})")
+        return self.graph.order(names or list(self.steps))
+
+
+def load_workflow(path: Path, root: Path) -> Workflow:
+    """Read, validate and check a workflow file; raise ConfigError naming what is wrong."""
+    label = _label(path, root)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no {path.name} in {path.parent}", hint="run `gitcache init` to write a starter file"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{label}: cannot read: {exc}") from None
+    try:
+        config = WorkflowFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{label}: {_describe(exc)}") from None
+    steps = {
+        name: _check_step(label, root, name, spec, config) for name, spec in config.steps.items()
+    }
+    graph = StepGraph.build(label, {n: (s.inputs, s.outputs) for n, s in steps.items()})
+    return Workflow(path, root, config, dict(config.params), steps, graph)
+
+
+def _label(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        text = f"{loc}: unknown key"
+    elif first["type"] == "missing":
+        text = f"{loc}: required key is missing"
+    else:
+        text = f"{loc}: {first['msg']} (got {first.get('input')!r})"
+    more = len(errors) - 1
+    return text + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
+def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: WorkflowFile) -> Step:
+    where = f"{label}: steps.{name}"
+    inputs = tuple(_inside(root, p, f"{where}.inputs") for p in spec.inputs)
+    outputs = tuple(_inside(root, p, f"{where}.outputs") for p in spec.outputs)
+    for out in outputs:
+        if GLOB_CHARS & set(out):
+            raise ConfigError(f"{where}.outputs: {out!r} is a glob; outputs must be paths")
+    try:
+        used = interpolate.fields(spec.run)
+    except ValueError as exc:
+        raise ConfigError(f"{where}.run: bad format string: {exc}") from None
+    params = []
+    for field in used:
+        if field in interpolate.RESERVED:
+            continue
+        if field not in config.params:
+            known = ", ".join(sorted(config.params)) or "none"
+            raise ConfigError(
+                f"{where}.run: {{{field}}} is not defined (params: {known}; "
+                "also {inputs} and {outputs})",
+                hint="use {{ and }} for literal braces",
+            )
+        params.append(field)
+    return Step(name, spec, inputs, outputs, tuple(sorted(set(params))))
+
+
+def _inside(root: Path, path: str, where: str) -> str:
+    """Normalize a declared path to posix relative to root; refuse anything outside it."""
+    if not path.strip():
+        raise ConfigError(f"{where}: empty path")
+    joined = os.path.normpath(os.path.join(root, path))
+    rel = os.path.relpath(joined, root)
+    parts = Path(rel).parts
+    if rel == "." or parts[0] == ".." or os.path.isabs(rel):
+        raise ConfigError(f"{where}: {path!r} is outside the repository")
+    if parts[0] == ".git":
+        raise ConfigError(f"{where}: {path!r} is inside .git")
+    return Path(rel).as_posix()
+
+
+def parse_overrides(workflow: Workflow, assignments: list[str]) -> dict[str, Any]:
+    """`-p NAME=VALUE` values, converted to the type of the parameter's default."""
+    result: dict[str, Any] = {}
+    for item in assignments:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ConfigError(f"-p {item!r}: expected NAME=VALUE")
+        if name not in workflow.params:
+            known = ", ".join(sorted(workflow.params)) or "none"
+            raise ConfigError(
+                f"-p {name}: no such parameter in {workflow.path.name} (params: {known})"
+            )
+        result[name] = _convert(name, text, workflow.params[name])
+    return result
+
+
+def _convert(name: str, text: str, default: Any) -> Any:
+    if isinstance(default, str):
+        return text
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    expected = type(default)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (isinstance(value, bool) != isinstance(default, bool)):
+        raise ConfigError(
+            f"-p {name}={text}: expected {expected.__name__} like the default {default!r}"
+        )
+    return value

@@ -1,0 +1,91 @@
+"""Scenario helpers: real repositories, the real git, gitcache in-process or as a process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from gitcache.cli.main import main
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git(root: Path, *args: str, check: bool = True, input: str | None = None) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=False, input=input
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
+    return done.stdout
+
+
+def gitcache_env() -> dict[str, str]:
+    """Environment for a gitcache subprocess that imports this checkout."""
+    path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+@dataclass
+class Repo:
+    root: Path
+
+    def write(self, path: str, text: str) -> Path:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text))
+        return target
+
+    def read(self, path: str) -> str:
+        return (self.root / path).read_text()
+
+    def git(self, *args: str, check: bool = True, input: str | None = None) -> str:
+        return git(self.root, *args, check=check, input=input)
+
+    def commit(self, message: str = "change") -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.head()
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD").strip()
+
+    def blob(self, path: str) -> str:
+        return self.git("hash-object", "--no-filters", path).strip()
+
+    def refs(self, prefix: str = "refs/gitcache/") -> dict[str, str]:
+        out = self.git("for-each-ref", "--format=%(refname) %(objectname)", prefix)
+        return dict(line.split(" ", 1) for line in out.splitlines())
+
+    def run(self, *args: str) -> Result:
+        """gitcache in this process (fast); exceptions escape only as exit codes."""
+        return CliRunner().invoke(main, ["-C", str(self.root), *args], catch_exceptions=False)
+
+    def spawn(self, *args: str, **kwargs: object) -> subprocess.Popen[str]:
+        return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+            [sys.executable, "-m", "gitcache", *args],
+            cwd=self.root, env=gitcache_env(), text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,
+        )
+
+    def process(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gitcache", *args], cwd=self.root, env=gitcache_env(),
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
+
+def make_repo(root: Path, files: dict[str, str], commit: bool = True) -> Repo:
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    repo = Repo(root)
+    for path, text in files.items():
+        repo.write(path, text)
+    if commit:
+        repo.commit("initial")
+    return repo
