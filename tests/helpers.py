@@ -69,14 +69,23 @@ class Repo:
     def spawn(self, *args: str, **kwargs: object) -> subprocess.Popen[str]:
         return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
             [sys.executable, "-m", "gitcache", *args],
-            cwd=self.root, env=gitcache_env(), text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,
+            cwd=self.root,
+            env=gitcache_env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            **kwargs,
         )
 
     def process(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "gitcache", *args], cwd=self.root, env=gitcache_env(),
-            capture_output=True, text=True, timeout=timeout, check=False,
+            [sys.executable, "-m", "gitcache", *args],
+            cwd=self.root,
+            env=gitcache_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
 

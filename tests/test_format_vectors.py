@@ -1,0 +1,42 @@
+"""docs/format.md's test vectors must hold: TOML step -> canonical document -> signature."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from gitcache.canonical import canonical_json
+from gitcache.signature import shell_components, signature_of
+from gitcache.workflow import load_workflow
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "format.md"
+VECTOR = re.compile(
+    r"### Vector \d+:.*?```toml\n(?P<toml>.*?)```.*?Step: `(?P<step>[^`]+)`\. "
+    r"Inputs: `(?P<inputs>[^`]*)`\. Environment: `(?P<env>[^`]*)`\..*?"
+    r"```json\n(?P<doc>.*?)\n```.*?Signature: `(?P<sig>[0-9a-f]{64})`",
+    re.S,
+)
+
+
+def vectors() -> list[dict[str, str]]:
+    found = [m.groupdict() for m in VECTOR.finditer(DOC.read_text())]
+    assert len(found) >= 4
+    return found
+
+
+@pytest.mark.parametrize("vector", vectors(), ids=lambda v: v["step"])
+def test_vector(vector: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "gitcache.toml").write_text(vector["toml"])
+    workflow = load_workflow(tmp_path / "gitcache.toml", tmp_path)
+    components = shell_components(
+        workflow.steps[vector["step"]],
+        workflow.params,
+        json.loads(vector["inputs"]),
+        json.loads(vector["env"]),
+    )
+    document = canonical_json(components.model_dump(mode="json"))
+    assert document.decode() == vector["doc"]
+    assert signature_of(components) == vector["sig"]

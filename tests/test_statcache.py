@@ -1,0 +1,85 @@
+"""The stat cache answers unchanged files without reading them, and never trusts a racy entry."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gitcache.gitrepo import GitRepo
+from gitcache.statcache import CACHE_FILE, StatCache
+
+
+def test_unchanged_files_are_not_read_again(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (tmp_path / "f").write_text("hello\n")
+    old = 1_600_000_000_000_000_000
+    os.utime(tmp_path / "f", ns=(old, old))
+    first = StatCache(state)
+    found = first.state(tmp_path, "f")
+    assert found is not None and found.oid == GitRepo.hash_file(tmp_path / "f")
+    assert first.hashed == 1
+    first.save()
+    second = StatCache(state)
+    assert second.state(tmp_path, "f") == found
+    assert second.hashed == 0
+
+
+def test_racily_clean_entry_is_hashed_again(tmp_path: Path) -> None:
+    """A file changed in the same mtime tick as the cache file must not be trusted."""
+    state = tmp_path / "state"
+    path = tmp_path / "f"
+    path.write_text("aaaa\n")
+    cache = StatCache(state)
+    cache.state(tmp_path, "f")
+    cache.save()
+    cache_mtime = (state / CACHE_FILE).stat().st_mtime_ns
+    # Same size, and an mtime equal to the cache file's: racily clean.
+    path.write_text("bbbb\n")
+    os.utime(path, ns=(cache_mtime, cache_mtime))
+    st = os.lstat(path)
+    fresh = StatCache(state)
+    # Forge the entry to match the new stat exactly, as if the change slipped in unseen.
+    fresh._entries["f"] = (
+        (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, 0o100644),
+        "0" * 40,
+    )
+    found = fresh.state(tmp_path, "f")
+    assert found is not None and found.oid == GitRepo.hash_file(path)
+    assert fresh.hashed == 1
+
+
+def test_changed_file_is_hashed_again(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    path = tmp_path / "f"
+    path.write_text("one\n")
+    os.utime(path, ns=(1_600_000_000_000_000_000,) * 2)
+    cache = StatCache(state)
+    cache.state(tmp_path, "f")
+    cache.save()
+    path.write_text("two, longer\n")
+    again = StatCache(state)
+    found = again.state(tmp_path, "f")
+    assert found is not None and found.oid == GitRepo.hash_file(path)
+    assert again.hashed == 1
+
+
+def test_corrupt_cache_is_a_miss(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / CACHE_FILE).write_text("{not json")
+    (tmp_path / "f").write_text("x")
+    cache = StatCache(state)
+    found = cache.state(tmp_path, "f")
+    assert found is not None and found.oid == GitRepo.hash_file(tmp_path / "f")
+
+
+def test_executable_and_symlink_modes(tmp_path: Path) -> None:
+    (tmp_path / "x").write_text("#!/bin/sh\n")
+    os.chmod(tmp_path / "x", 0o755)
+    os.symlink("x", tmp_path / "link")
+    cache = StatCache(tmp_path / "state")
+    assert cache.state(tmp_path, "x").mode == 0o100755  # type: ignore[union-attr]
+    link = cache.state(tmp_path, "link")
+    assert link is not None and link.mode == 0o120000
+    assert link.oid == GitRepo.hash_bytes(b"x")
+    assert cache.state(tmp_path, "missing") is None
