@@ -162,7 +162,12 @@ class RecordStore:
         except RefConflict as exc:
             if exc.name != name or exc.found is None:
                 raise
-            return self.load(exc.found)
+            try:
+                return self.load(exc.found)  # another process recorded it first: keep theirs
+            except UnsafeRecord:
+                # What the ref holds is unreadable: replace it, but only if it still does.
+                updates[0] = RefUpdate(name, commit, exc.found)
+                self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
         return StoredRecord(commit, record)
 
     def set_latest(self, stored: StoredRecord) -> None:

@@ -139,3 +139,18 @@ def test_resolve_by_step_prefix_and_ambiguity(
         s.resolve("abcd", ["a", "b"])
     with pytest.raises(RecordNotFound, match="no record or step named 'zzz' \\(steps: a, b\\)"):
         s.resolve("zzz", ["a", "b"])
+
+
+def test_a_corrupt_record_is_replaced_by_a_good_one(
+    store: tuple[Repo, RecordStore], tmp_path: Path
+) -> None:
+    _repo, s = store
+    blob = s.repo.write_blob(b"{}")
+    commit = s.repo.write_commit(
+        s.repo.write_tree([TreeEntry("record.json", blob, MODE_FILE)]), [], "bad"
+    )
+    s.repo.update_refs([RefUpdate(sig_ref(SIG), commit, None)])
+    stored = s.write(new_record(s.repo, tmp_path, SIG), None)
+    assert stored.commit != commit
+    assert s.repo.ref_target(sig_ref(SIG)) == stored.commit
+    assert s.lookup(SIG) is not None

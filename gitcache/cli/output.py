@@ -83,6 +83,8 @@ class TerminalReporter:
             )
 
     def summary(self, summary: RunSummary) -> None:
+        if self.quiet:
+            return
         counts: dict[str, int] = {}
         for r in summary.results:
             counts[_LABELS[r.outcome]] = counts.get(_LABELS[r.outcome], 0) + 1

@@ -273,3 +273,18 @@ def test_two_concurrent_runs_run_the_step_once(make: Callable[..., Repo]) -> Non
         assert proc.returncode == 0
     assert repo.read("count.log") == "x\n"
     assert len(sig_refs(repo)) == 1
+
+
+def test_corrupt_record_is_a_miss_with_a_warning(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": COUNTED, ".gitignore": "out/\nruns.log\n"})
+    assert repo.run("run", "a").exit_code == 0
+    (name,) = sig_refs(repo)
+    blob = repo.git("hash-object", "-w", "--stdin", input="not json").strip()
+    tree = repo.git("mktree", input=f"100644 blob {blob}\trecord.json\n").strip()
+    bogus = repo.git("commit-tree", tree, "-m", "bogus").strip()
+    repo.git("update-ref", name, bogus)
+    result = repo.run("run", "a")
+    assert result.exit_code == 0
+    assert "gitcache: warning: ignoring unreadable record" in result.stderr
+    assert runs(repo) == 2
+    assert sig_refs(repo)[name] != bogus
