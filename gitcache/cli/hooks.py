@@ -99,9 +99,14 @@ def status_command(options: Options) -> None:
         click.echo(line)
 
 
-@click.command(name="hook", hidden=True)
+@click.command(
+    name="hook",
+    hidden=True,
+    # git's own arguments pass through untouched: pre-rebase may get "--root"
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
 @click.argument("name")
-@click.argument("args", nargs=-1)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def hook(options: Options, name: str, args: tuple[str, ...]) -> None:
     """Run the slow path of hook NAME (called by the installed hook scripts)."""

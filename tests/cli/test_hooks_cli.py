@@ -179,3 +179,12 @@ def test_unknown_hook_name_warns(make: Callable[..., Repo]) -> None:
     result = _hook(repo, "pre-push")
     assert result.exit_code == 0
     assert result.stderr == "gitcache: warning: unknown hook 'pre-push'; nothing to do\n"
+
+
+def test_pre_rebase_root_covers_every_commit(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": TOML + BLOCK, ".gitignore": "out/\n", "src/code.txt": "0"})
+    old = commit_and_record(repo, "v1\n")
+    repo.commit("later")
+    result = _hook(repo, "pre-rebase", "--root")
+    assert result.exit_code == 1 and old[:12] in result.stderr
+    assert _hook(repo, "pre-rebase", "HEAD~1").exit_code == 0  # only "later" is rewritten
