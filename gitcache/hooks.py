@@ -119,7 +119,6 @@ def install(repo: GitRepo, rewrite: str, python: str = sys.executable) -> list[H
     """
     directory = hooks_dir(repo)
     names = wanted(rewrite)
-    uninstall(repo, [n for n in HOOK_NAMES if n not in names])
     before = [h for h in status(repo, python) if h.name in names]
     for hook in before:
         if hook.state == "foreign" and hook.legacy:
@@ -127,6 +126,7 @@ def install(repo: GitRepo, rewrite: str, python: str = sys.executable) -> list[H
                 f"{hook.path} is not gitcache's and {hook.path.name}{LEGACY_SUFFIX} exists too",
                 hint="move one of them away, then install again",
             )
+    uninstall(repo, [n for n in HOOK_NAMES if n not in names])
     todo = [h for h in before if h.state != "installed"]
     if not todo:
         return status(repo, python)
