@@ -239,10 +239,20 @@ def test_hook_needs_no_active_virtualenv(make: Callable[..., Repo]) -> None:
     assert mappings(repo) == {(old, repo.head())}
 
 
-def test_gitcache_not_importable_fails_open_with_one_line(make: Callable[..., Repo]) -> None:
+def _gone(tmp_path: Path) -> dict[str, str]:
+    """An environment where the hook's python cannot import gitcache, even if installed."""
+    shadow = tmp_path / "shadow" / "gitcache"
+    shadow.mkdir(parents=True, exist_ok=True)
+    (shadow / "__init__.py").write_text("raise ImportError('gitcache is gone')\n")
+    return _env(PYTHONPATH=str(shadow.parent))
+
+
+def test_gitcache_not_importable_fails_open_with_one_line(
+    make: Callable[..., Repo], tmp_path: Path
+) -> None:
     repo = project(make)
     commit_and_record(repo, "v1\n")
-    status, stderr = git_status(repo, "commit", "--amend", "-m", "x", env=_env(PYTHONPATH=None))
+    status, stderr = git_status(repo, "commit", "--amend", "-m", "x", env=_gone(tmp_path))
     assert status == 0
     assert stderr.splitlines() == [
         f"gitcache: warning: post-rewrite hook: cannot run gitcache with {sys.executable}; "
@@ -251,16 +261,18 @@ def test_gitcache_not_importable_fails_open_with_one_line(make: Callable[..., Re
     assert mappings(repo) == set()
 
 
-def test_gitcache_not_importable_under_block_refuses(make: Callable[..., Repo]) -> None:
+def test_gitcache_not_importable_under_block_refuses(
+    make: Callable[..., Repo], tmp_path: Path
+) -> None:
     repo = project(make, policy="block")
     old = commit_and_record(repo, "v1\n")
-    status, stderr = git_status(repo, "commit", "--amend", "-m", "x", env=_env(PYTHONPATH=None))
+    status, stderr = git_status(repo, "commit", "--amend", "-m", "x", env=_gone(tmp_path))
     assert status != 0 and repo.head() == old
     assert stderr.splitlines()[0].startswith(
         "gitcache: error: reference-transaction hook: cannot run gitcache with"
     )
     # an ordinary commit does not need gitcache at all
-    assert git_status(repo, "commit", "--allow-empty", "-m", "y", env=_env(PYTHONPATH=None))[0] == 0
+    assert git_status(repo, "commit", "--allow-empty", "-m", "y", env=_gone(tmp_path))[0] == 0
 
 
 def test_interpreter_gone_fails_open(make: Callable[..., Repo]) -> None:
