@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gitcache.rewrites import RewriteMap
+from gitcache.rewrites import answering_sources
 from gitcache.store import RecordStore, StoredRecord
 
 
@@ -15,13 +15,8 @@ class LogQuery:
     commit: str | None = None  # a commit id: records made there or carried over to it
 
 
-def answering_sources(store: RecordStore, commit: str) -> set[str]:
-    """The commit and every commit amend or rebase turned into it (docs/records-and-commits.md)."""
-    return {commit} | RewriteMap.load(store.repo).origins(commit)
-
-
 def list_records(store: RecordStore, query: LogQuery) -> list[StoredRecord]:
-    sources = None if query.commit is None else answering_sources(store, query.commit)
+    sources = None if query.commit is None else answering_sources(store.repo, query.commit)
     found = [
         stored
         for stored in store.records()

@@ -71,6 +71,11 @@ class RewriteMap:
         return found
 
 
+def answering_sources(repo: GitRepo, commit: str) -> set[str]:
+    """The commit and every commit that amend or rebase turned into it."""
+    return {commit} | RewriteMap.load(repo).origins(commit)
+
+
 def records_by_source(repo: GitRepo) -> dict[str, list[str]]:
     """Source commit -> record commits made there (a record's parent is its source).
 

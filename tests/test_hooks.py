@@ -191,6 +191,7 @@ def test_existing_hook_is_kept_chained_with_its_stdin_and_restored(
     new = repo.head()
     assert log.read_text() == f"args: amend\n{old} {new}\n"
     assert mappings(repo) == {(old, new)}
+    assert_survives_gc(repo)
     status = repo.run("hooks", "status").stdout
     assert "post-rewrite           installed; runs post-rewrite.legacy first" in status
     assert repo.run("hooks", "uninstall").exit_code == 0

@@ -188,6 +188,8 @@ def test_core_hooks_path(make: Callable[..., Repo]) -> None:
     old = commit_and_record(repo, "v1\n")
     repo.git("commit", "-q", "--amend", "-m", "reworded")
     assert (old, repo.head()) in mappings(repo)
+    assert records_for(repo, "HEAD") == [(record_of(repo, old), True)]
+    assert_survives_gc(repo)
 
 
 # -- in process ------------------------------------------------------------------------
@@ -224,3 +226,10 @@ def test_record_rewrites_keeps_both_commits_reachable(make: Callable[..., Repo])
     assert '"kind": "amend"' in repo.git("show", f"{target}:rewrite.json")
     index = RecordIndex(git)
     assert index.sources(new) == [old] and index.records(new) == [record_of(repo, old)]
+
+
+def test_log_commit_unknown_revision(make: Callable[..., Repo]) -> None:
+    repo = make(FILES)
+    result = repo.run("log", "--commit", "no-such-rev")
+    assert result.exit_code == 2
+    assert result.stderr == "gitcache: error: unknown revision: no-such-rev\n"
