@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from gitcache import __version__, interpolate
+from gitcache import __version__, interpolate, provenance
 from gitcache.errors import ConfigError, StepFailed
 from gitcache.gitrepo import MODE_LINK, TreeEntry
 from gitcache.graph import input_matches_output
@@ -203,6 +203,8 @@ class Engine:
 
     def _run_command(self, evaluation: Evaluation, command: str, record: bool) -> StepResult:
         step = evaluation.step
+        # Taken before the command runs: the code that ran, and require_clean refuses early.
+        source = self._provenance() if record else None
         self.reporter.step_started(step.name, "running")
         for declared in step.outputs:  # as make users expect: the command only writes files
             (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
@@ -235,6 +237,7 @@ class Engine:
                 execution.logs,
                 execution.started_at,
                 execution.duration,
+                source,
             )
             return StepResult(step.name, "ran", evaluation.signature, stored, exit_status=0)
         finally:
@@ -277,28 +280,33 @@ class Engine:
         logs: dict[str, Any],
         started_at: str,
         duration: float,
+        source: provenance.Provenance | None = None,
     ) -> StoredRecord:
         assert evaluation.components is not None and evaluation.signature is not None
-        repo = self.project.repo
-        head = repo.head_commit()
-        dirty_files = repo.changed_tracked_files() if head is not None else []
+        source = source or self._provenance()
         record = Record(
             step=evaluation.step.name,
             signature=evaluation.signature,
             components=evaluation.components,
             command=command,
             outputs=outputs,
-            source_commit=head,
-            dirty=bool(dirty_files),
-            dirty_files=dirty_files,
+            source_commit=source.source_commit,
+            dirty=source.dirty,
+            dirty_files=list(source.dirty_files),
             started_at=started_at,
             duration=round(duration, 6),
             exit_status=0,
             host=socket.gethostname(),
             gitcache_version=__version__,
         )
-        new = NewRecord(record, [TreeEntry(o.path, o.blob, o.mode) for o in outputs], logs)
-        return self.project.store.write(new, head, replace=self.options.mode == "force")
+        outs = [TreeEntry(o.path, o.blob, o.mode) for o in outputs]
+        new = NewRecord(record, outs, logs, source.tree_entries())
+        return self.project.store.write(
+            new, source.source_commit, replace=self.options.mode == "force"
+        )
+
+    def _provenance(self) -> provenance.Provenance:
+        return provenance.capture(self.project.repo, self.project.workflow.config)
 
     # -- the modes that never run ------------------------------------------------------
 

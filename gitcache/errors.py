@@ -58,3 +58,11 @@ class Interrupted(GitcacheError):
     """The user pressed Ctrl-C; nothing was recorded (exit 130)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class DirtyWorktree(ConfigError):
+    """`require_clean = true` and tracked files differ from HEAD (exit 2)."""
+
+
+class HookError(GitcacheError):
+    """Hooks cannot be installed or removed as asked (exit 2)."""

@@ -7,6 +7,7 @@ rest of the code (and the pydantic models) never sees a pygit2 type.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -295,6 +296,61 @@ class GitRepo:
         return sorted(
             path for path, flag in flags.items() if flag != pygit2.enums.FileStatus.CURRENT
         )
+
+    def worktree_tree(self, changed: Sequence[str]) -> str:
+        """The tree `git add -u && git write-tree` would give, without touching the index.
+
+        Starts from HEAD's tree (empty when unborn) and applies `changed` (from
+        changed_tracked_files): a path still in the index takes its worktree content
+        (through git's clean filters), a path gone from the worktree or the index goes.
+        """
+        snapshot = pygit2.Index()
+        head = self.head_commit()
+        if head is not None:
+            snapshot.read_tree(self._commit(head).tree)
+        index = self._repo.index
+        filemode = self.config_value("core.filemode") not in ("false", "False")
+        for path in changed:
+            try:
+                st = os.lstat(self.root / path)
+            except (FileNotFoundError, NotADirectoryError):
+                st = None
+            try:
+                tracked: pygit2.IndexEntry | None = index[path]
+            except KeyError:
+                tracked = None
+            if st is None or tracked is None:
+                if path in snapshot:
+                    snapshot.remove(path)
+                continue
+            if stat.S_ISDIR(st.st_mode):  # a submodule: keep the recorded gitlink
+                continue
+            oid = self._repo.create_blob_fromworkdir(path)
+            if stat.S_ISLNK(st.st_mode):
+                mode = MODE_LINK
+            elif not filemode:
+                mode = int(tracked.mode)
+            else:
+                mode = MODE_EXEC if st.st_mode & 0o111 else MODE_FILE
+            snapshot.add(pygit2.IndexEntry(path, oid, pygit2.enums.FileMode(mode)))
+        return str(snapshot.write_tree(self._repo))
+
+    def commits_between(self, tip: str, hide: Sequence[str] = ()) -> list[str]:
+        """Commits reachable from tip but from none of `hide` (`git rev-list tip ^hide...`)."""
+        walker = self._repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL)
+        for oid in hide:
+            walker.hide(pygit2.Oid(hex=oid))
+        return [str(commit.id) for commit in walker]
+
+    def last_amend(self) -> tuple[str, str] | None:
+        """(old, new) of HEAD's newest reflog entry, if `git commit --amend` wrote it."""
+        try:
+            entry = next(iter(self._repo.references["HEAD"].log()))
+        except (KeyError, StopIteration, pygit2.GitError):
+            return None
+        if not str(entry.message).startswith("commit (amend)"):
+            return None
+        return str(entry.oid_old), str(entry.oid_new)
 
     def is_ignored(self, path: str) -> bool:
         return bool(self._repo.path_is_ignored(path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gitcache.cli.hooks import install_and_report
 from gitcache.cli.main import Options
 from gitcache.gitrepo import GitRepo
 from gitcache.starter import STARTER_TOML
@@ -13,7 +14,7 @@ from gitcache.workflow import WORKFLOW_FILE
 @click.command()
 @click.pass_obj
 def init(options: Options) -> None:
-    """Write a starter gitcache.toml (if there is none) and say what to do next."""
+    """Write a starter gitcache.toml (if there is none), install the hooks, say what next."""
     repo = GitRepo.discover(options.directory)
     path = options.workflow_file or repo.root / WORKFLOW_FILE
     if path.exists():
@@ -21,6 +22,7 @@ def init(options: Options) -> None:
     else:
         path.write_text(STARTER_TOML)
         click.echo(f"wrote {path}")
+    install_and_report(repo)
     click.echo("next: edit the steps, then `gitcache run`; `gitcache status` says what would run")
 
 

@@ -9,7 +9,10 @@ import click
 
 from gitcache.cli.main import Options, workflow_option
 from gitcache.cli.output import seconds, short, when
+from gitcache.gitrepo import GitRepo
 from gitcache.history import LogQuery, list_records
+from gitcache.provenance import SNAPSHOT_DIR, checkout_commands
+from gitcache.rewrites import RewriteMap
 from gitcache.store import StoredRecord
 
 
@@ -32,17 +35,31 @@ def _summary(stored: StoredRecord) -> dict[str, object]:
 @click.option(
     "-n", "--max-count", "limit", type=click.IntRange(min=1), help="Show at most N records."
 )
+@click.option(
+    "--commit",
+    "rev",
+    metavar="REV",
+    help="Only records made at REV, or carried over to it by amend or rebase.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @workflow_option
 @click.pass_obj
-def log(options: Options, step: str | None, limit: int | None, as_json: bool) -> None:
+def log(
+    options: Options, step: str | None, limit: int | None, rev: str | None, as_json: bool
+) -> None:
     """Records, newest first: step, short signature, commit, when, duration."""
     project = options.project()
     if step is not None:
         project.workflow.select([step])  # an unknown step is an error naming the known ones
-    found = list_records(project.store, LogQuery(step=step, limit=limit))
+    commit = None if rev is None else project.repo.resolve_commit(rev)
+    found = list_records(project.store, LogQuery(step=step, limit=limit, commit=commit))
+    carried = {s.commit for s in found if commit is not None and s.record.source_commit != commit}
     if as_json:
-        click.echo(json.dumps([_summary(s) for s in found], indent=2))
+        rows = [_summary(s) for s in found]
+        if commit is not None:
+            for row, stored in zip(rows, found, strict=True):
+                row["carried_over"] = stored.commit in carried
+        click.echo(json.dumps(rows, indent=2))
         return
     for stored in found:
         r = stored.record
@@ -50,6 +67,7 @@ def log(options: Options, step: str | None, limit: int | None, as_json: bool) ->
         click.echo(
             f"{r.step:<16} {short(r.signature)}  {short(r.source_commit, 7)}{dirty:<6}  "
             f"{when(r.started_at)}  {seconds(r.duration):>8}"
+            + ("  carried over" if stored.commit in carried else "")
         )
 
 
@@ -87,6 +105,7 @@ def show(options: Options, ident: str, as_json: bool, stream: str | None) -> Non
     ]
     if r.dirty_files:
         lines.append(f"dirty      {', '.join(r.dirty_files)}")
+    lines += _code_lines(project.repo, stored)
     lines.append("params")
     lines += [f"  {k} = {json.dumps(v)}" for k, v in sorted(c.params.items())]
     lines.append("inputs")
@@ -102,6 +121,19 @@ def show(options: Options, ident: str, as_json: bool, stream: str | None) -> Non
         size = len(project.store.log(stored, name))
         lines.append(f"{name:<10} {size} bytes (gitcache show {short(stored.commit)} --{name})")
     click.echo("\n".join(lines))
+
+
+def _code_lines(repo: GitRepo, stored: StoredRecord) -> list[str]:
+    """How to get the code back, and what amend or rebase made of its commit."""
+    source = stored.record.source_commit
+    snapshot = repo.tree_entry(repo.commit_tree(stored.commit), SNAPSHOT_DIR) is not None
+    lines = []
+    command = checkout_commands(stored.commit, source, snapshot)
+    if command is not None:
+        lines.append(f"code       {command}")
+    if source is not None:
+        lines += [f"rewritten  as {new[:12]}" for new in RewriteMap.load(repo).successors(source)]
+    return lines
 
 
 COMMANDS = [log, show]

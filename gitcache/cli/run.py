@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from gitcache import hooks
 from gitcache.cli.main import Options, workflow_option
-from gitcache.cli.output import TerminalReporter
+from gitcache.cli.output import TerminalReporter, warn
 from gitcache.engine import MODES, Engine, RunOptions
 from gitcache.workflow import parse_overrides
 
@@ -50,6 +51,11 @@ def run(
 ) -> None:
     """Run STEPS (default: all) and the steps they need; skip or restore what is recorded."""
     project = options.project()
+    if project.workflow.config.hooks.rewrite == "block":  # refusing needs its hooks
+        gone = hooks.missing(project.repo, "block")
+        if gone:
+            needed = ", ".join(gone)
+            warn(f'rewrite = "block" needs the {needed} hook: run `gitcache hooks install`')
     overrides = parse_overrides(project.workflow, list(params))
     reporter = TerminalReporter(quiet)
     engine = Engine(project, RunOptions(mode, overrides, dry_run, keep_going), reporter)  # type: ignore[arg-type]

@@ -1,0 +1,82 @@
+"""Where a record's code came from: the source commit, dirty files, a snapshot tree.
+
+A record is a child of the commit that was HEAD when its step ran (SPEC §6). When
+tracked files differ from HEAD, the run is dirty: the record lists the files and
+keeps the whole tracked worktree as a tree (`worktree/` in the record's tree), so the
+exact code that ran can be checked out again. `dirty_ok` directories do not make a
+run dirty (as Sumatra's); `require_clean = true` refuses to run instead.
+Untracked files never count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from gitcache.errors import DirtyWorktree
+from gitcache.gitrepo import MODE_TREE, GitRepo, TreeEntry
+from gitcache.workflow import WorkflowFile
+
+SNAPSHOT_DIR: Final = "worktree"
+_LISTED: Final = 10  # changed files named in a refusal
+
+
+@dataclass(frozen=True)
+class Provenance:
+    source_commit: str | None  # None: HEAD is unborn
+    dirty_files: tuple[str, ...]
+    snapshot: str | None  # tree id of the tracked worktree, when dirty
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.dirty_files)
+
+    def tree_entries(self) -> list[TreeEntry]:
+        """What the record's tree holds besides record.json, outputs and logs."""
+        if self.snapshot is None:
+            return []
+        return [TreeEntry(SNAPSHOT_DIR, self.snapshot, MODE_TREE)]
+
+
+def exempt(path: str, dirty_ok: Sequence[str]) -> bool:
+    """Whether a changed path lies in (or is) one of the `dirty_ok` entries."""
+    for entry in dirty_ok:
+        prefix = entry.strip("/")
+        if prefix in ("", ".") or path == prefix or path.startswith(prefix + "/"):
+            return True
+    return False
+
+
+def capture(repo: GitRepo, config: WorkflowFile) -> Provenance:
+    """The provenance of a run starting now; raise DirtyWorktree if it may not run."""
+    head = repo.head_commit()
+    changed = repo.changed_tracked_files()
+    dirty = tuple(p for p in changed if not exempt(p, config.dirty_ok))
+    if config.require_clean:
+        if head is None:
+            raise DirtyWorktree(
+                "require_clean = true, but HEAD has no commit yet",
+                hint="commit your code first",
+            )
+        if dirty:
+            shown = ", ".join(dirty[:_LISTED])
+            more = f" and {len(dirty) - _LISTED} more" if len(dirty) > _LISTED else ""
+            raise DirtyWorktree(
+                f"require_clean = true and tracked files are changed: {shown}{more}",
+                hint="commit or stash them, or list their directories in dirty_ok",
+            )
+    snapshot = repo.worktree_tree(changed) if dirty else None
+    return Provenance(head, dirty, snapshot)
+
+
+def checkout_commands(record_commit: str, source_commit: str | None, snapshot: bool) -> str | None:
+    """The git commands that put the code a record ran with back into the worktree."""
+    steps = []
+    if source_commit is not None:
+        steps.append(f"git switch --detach {source_commit[:12]}")
+    if snapshot:
+        # restore also deletes tracked files that the snapshot does not hold
+        source = f"{record_commit[:12]}:{SNAPSHOT_DIR}"
+        steps.append(f"git restore --source={source} --staged --worktree :/")
+    return " && ".join(steps) or None
