@@ -43,5 +43,6 @@ class Project:
     def save(self) -> None:
         """Persist what this process learned (the stat cache, removed outputs)."""
         self.worktree.cache.save()
+        self.store.flush_index()
         if "removed" in self.__dict__:
             self.removed.save()
