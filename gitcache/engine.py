@@ -267,6 +267,7 @@ class Engine:
             outputs = self._collect_outputs(evaluation)
             if isinstance(outputs, StepResult):
                 return outputs
+            self.project.removed.discard(o.path for o in outputs)  # they are back on disk
             if not record:
                 self.planner.will_change(step.name)
                 return StepResult(step.name, "ran", evaluation.signature, exit_status=0)
@@ -392,6 +393,7 @@ class Engine:
         )
         if isinstance(outputs, StepResult):
             return outputs
+        self.project.removed.discard(o.path for o in outputs)
         command = self._command(evaluation)
         scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{name}"
         scratch.mkdir(parents=True, exist_ok=True)

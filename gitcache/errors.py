@@ -58,3 +58,11 @@ class Interrupted(GitcacheError):
     """The user pressed Ctrl-C; nothing was recorded (exit 130)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class WorktreeConflict(GitcacheError):
+    """Writing would overwrite a worktree file whose content no record holds (exit 2)."""
+
+
+class NotInStore(GitcacheError):
+    """Outputs asked to be removed from the worktree are not safely in the store (exit 2)."""
