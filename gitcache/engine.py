@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate
 from gitcache.errors import ConfigError, StepFailed
@@ -52,6 +52,13 @@ class Reporter(Protocol):
     def step_finished(self, result: StepResult) -> None: ...
     def output(self, step: str, stream: str, data: bytes) -> None: ...
     def warning(self, message: str) -> None: ...
+
+
+@runtime_checkable
+class TransferReporter(Protocol):
+    """A reporter that also wants to hear how far storing or restoring files has got."""
+
+    def transfer(self, step: str, action: str, done: int, total: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,7 @@ class Engine:
         self._lock = threading.Lock()
         self._explicit: set[str] = set()
         self._deferred: dict[str, OutputFile] = {}  # removed outputs not yet restored
+        self._interrupted = threading.Event()  # Ctrl-C during a parallel run
 
     def run(self, targets: list[str]) -> RunSummary:
         order = self.project.workflow.select(targets)
@@ -120,6 +128,7 @@ class Engine:
             lambda name, why: StepResult(name, "pending", detail=why),
             jobs,
             keep_going,
+            self._interrupted.set,
         )
         return RunSummary(results)
 
@@ -184,7 +193,7 @@ class Engine:
         if mismatches:
             self.reporter.step_started(name, "restoring")
             wanted = {m.path for m in mismatches}
-            self._restore([o for o in stored.record.outputs if o.path in wanted])
+            self._restore([o for o in stored.record.outputs if o.path in wanted], name)
         self.project.store.set_latest(stored)
         detail = ", ".join(sorted(m.path for m in mismatches))
         return StepResult(
@@ -199,9 +208,15 @@ class Engine:
         detail = "outputs removed from the worktree, kept in the store"
         return StepResult(evaluation.step.name, "stored", evaluation.signature, stored, detail)
 
-    def _restore(self, files: list[OutputFile]) -> None:
-        self.project.worktree.restore(files)
+    def _restore(self, files: list[OutputFile], step: str) -> None:
+        self.project.worktree.restore(
+            files, lambda done, total: self._transfer(step, "restoring", done, total)
+        )
         self.project.removed.discard(f.path for f in files)
+
+    def _transfer(self, step: str, action: str, done: int, total: int) -> None:
+        if isinstance(self.reporter, TransferReporter):
+            self.reporter.transfer(step, action, done, total)
 
     def _restore_inputs(self, evaluation: Evaluation) -> None:
         """Bring back removed upstream outputs that this step is about to read."""
@@ -212,7 +227,7 @@ class Engine:
         ]
         if wanted:
             self.reporter.step_started(evaluation.step.name, "restoring its inputs")
-            self._restore(wanted)
+            self._restore(wanted, evaluation.step.name)
 
     def _execute(self, evaluation: Evaluation, record: bool) -> StepResult:
         step = evaluation.step
@@ -256,6 +271,8 @@ class Engine:
                 lambda stream, data: self.reporter.output(step.name, stream, data),
             )
         try:
+            if self._interrupted.is_set():
+                return StepResult(step.name, "failed", evaluation.signature, detail="interrupted")
             if execution.exit_status != 0:
                 return StepResult(
                     step.name,
@@ -292,6 +309,7 @@ class Engine:
         step = evaluation.step
         worktree = self.project.worktree
         files: list[OutputFile] = []
+        expanded: list[str] = []
         for declared in step.outputs:
             found = worktree.expand([declared]).files
             if not found:
@@ -301,17 +319,19 @@ class Engine:
                     evaluation.signature,
                     detail=f"declared output {declared} {missing}",
                 )
-            for rel in found:
-                path = worktree.root / rel
-                st = os.lstat(path)
-                state = worktree.state(rel)
-                assert state is not None
-                if state.mode == MODE_LINK:
-                    oid = self.project.repo.write_blob(os.fsencode(os.readlink(path)))
-                else:
-                    oid = self.project.repo.write_blob_file(path)
-                    worktree.cache.remember(rel, st, oid)
-                files.append(OutputFile(path=rel, blob=oid, mode=state.mode, size=st.st_size))
+            expanded += found
+        for rel in expanded:
+            self._transfer(step.name, "storing", len(files), len(expanded))
+            path = worktree.root / rel
+            st = os.lstat(path)
+            state = worktree.state(rel)
+            assert state is not None
+            if state.mode == MODE_LINK:
+                oid = self.project.repo.write_blob(os.fsencode(os.readlink(path)))
+            else:
+                oid = self.project.repo.write_blob_file(path)
+                worktree.cache.remember(rel, st, oid)
+            files.append(OutputFile(path=rel, blob=oid, mode=state.mode, size=st.st_size))
         return files
 
     def _record(

@@ -32,6 +32,7 @@ def schedule(
     pending: Callable[[str, str], StepResult],
     jobs: int,
     keep_going: bool,
+    on_interrupt: Callable[[], None] = lambda: None,
 ) -> list[StepResult]:
     """Run every step of `order` (a topological order); return results in that order."""
     done: dict[str, StepResult] = {}
@@ -73,8 +74,9 @@ def schedule(
                 del running[future]
                 finish(future.result())
     except KeyboardInterrupt:
-        # The terminal sent SIGINT to the running commands too; they fail and record nothing.
-        stopped = True
+        # The terminal sent SIGINT to the running commands too; on_interrupt makes sure
+        # that none of them writes a record even if its command still succeeds.
+        on_interrupt()
         raise Interrupted("interrupted; steps that did not finish wrote no record") from None
     finally:
         if pool is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from gitcache.errors import GitcacheError, RecordNotFound, UnsafeRecord
-from gitcache.gitrepo import MODE_FILE, GitRepo, RefConflict, RefUpdate, TreeEntry
+from gitcache.gitrepo import MODE_FILE, MODE_TREE, GitRepo, RefConflict, RefUpdate, TreeEntry
 from gitcache.record import Record, is_oid, parse_record
 from gitcache.recordindex import RecordIndex, RecordSummary
 
@@ -71,8 +71,16 @@ class RecordStore:
         if entry is None:
             raise UnsafeRecord(f"record commit {commit[:12]} has no {RECORD_FILE}")
         record = parse_record(self.repo.read_blob(entry.oid), f"record {commit[:12]}")
+        # One walk of outputs/ rather than a path lookup per output: a lookup scans its
+        # directory, so 10,000 outputs in one directory would cost seconds.
+        subtree = self.repo.tree_entry(tree, OUTPUTS_DIR.rstrip("/")) if record.outputs else None
+        held = (
+            {}
+            if subtree is None or subtree.mode != MODE_TREE
+            else {e.path: e for e in self.repo.walk_tree(subtree.oid)}
+        )
         for out in record.outputs:
-            stored = self.repo.tree_entry(tree, OUTPUTS_DIR + out.path)
+            stored = held.get(out.path)
             if stored is None or stored.oid != out.blob or stored.mode != out.mode:
                 raise UnsafeRecord(
                     f"record {commit[:12]}: outputs/{out.path} does not match record.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import threading
+import time
 from datetime import datetime
 
 import click
@@ -60,7 +61,7 @@ class TerminalReporter:
         self.prefix = prefix
         self._lock = threading.RLock()
         self._partial: dict[tuple[str, str], bytes] = {}
-        self._progress = Progress(total) if total > 1 and not quiet and _tty() else None
+        self._progress = Progress(total) if not quiet and _tty() else None
 
     def step_started(self, step: str, action: str) -> None:
         if self._progress is not None:
@@ -97,6 +98,13 @@ class TerminalReporter:
             rest = self._partial.pop((step, stream), b"")
             if rest:
                 self.output(step, stream, rest + b"\n")
+
+    def transfer(self, step: str, action: str, done: int, total: int) -> None:
+        """Files stored or restored so far; shown only for many files, on a terminal."""
+        if self._progress is None or total < TRANSFER_THRESHOLD:
+            return
+        with self._lock:
+            self._progress.transfer(f"{action} {step}: {done}/{total} files", done, total)
 
     def warning(self, message: str) -> None:
         with self._lock:
@@ -162,14 +170,29 @@ def _tty() -> bool:
     return sys.stderr.isatty()
 
 
+TRANSFER_THRESHOLD = 200  # files; fewer are stored or restored faster than a redraw
+
+
 class Progress:
-    """One status line at the bottom of a terminal: `[done/total] running: a, b`."""
+    """One status line at the bottom of a terminal: `[done/total] running: a, b`, or
+    `storing STEP: n/m files` while many files are stored or restored."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.done = 0
         self.running: list[str] = []
         self._shown = False
+        self._transfer: str | None = None
+        self._drawn_at = 0.0
+
+    def transfer(self, text: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done + 1 < total and now - self._drawn_at < 0.1:
+            return  # at most ten redraws a second
+        self._drawn_at = now
+        self._transfer = text if done + 1 < total else None
+        self.clear()
+        self.draw()
 
     def started(self, step: str) -> None:
         if step not in self.running:
@@ -181,10 +204,13 @@ class Progress:
             self.running.remove(step)
 
     def draw(self) -> None:
-        if not self.running:
+        if self._transfer is not None:
+            text = self._transfer
+        elif self.running and self.total > 1:
+            text = f"[{self.done}/{self.total}] running: {', '.join(self.running)}"
+        else:
             return
         width = shutil.get_terminal_size().columns - 1
-        text = f"[{self.done}/{self.total}] running: {', '.join(self.running)}"
         sys.stderr.write("\r\x1b[K" + text[:width])
         sys.stderr.flush()
         self._shown = True

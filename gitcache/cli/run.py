@@ -40,6 +40,7 @@ from gitcache.workflow import parse_overrides
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
+    metavar="N",
     default=1,
     show_default=True,
     help="Run up to N independent steps at the same time.",

@@ -44,7 +44,9 @@ def make_records(root: Path, count: int, steps: int = 10) -> None:
                 signature=blake3.blake3(f"sig {i}".encode()).hexdigest(),
                 components=components,
                 command=f"make-output {step} {i}",
-                outputs=[OutputFile(path=f"out/{step}.txt", blob=blob, mode=MODE_FILE, size=len(data))],
+                outputs=[
+                    OutputFile(path=f"out/{step}.txt", blob=blob, mode=MODE_FILE, size=len(data))
+                ],
                 source_commit=head,
                 dirty=False,
                 started_at=(start + timedelta(minutes=i)).isoformat(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 
@@ -88,3 +89,19 @@ def test_parallel_run_as_a_process_records_everything(make: Callable[..., Repo])
     again = repo.process("run", "-j", "3")
     assert again.stderr.count("up to date") >= 6
     repo.git("fsck", "--strict")
+
+
+def test_ctrl_c_during_parallel_run_records_nothing(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": _steps(a="sleep 1; echo a > a.txt", b="sleep 1; echo b > b.txt")})
+    # SIGINT to gitcache alone (not its children): the commands finish, yet nothing is
+    # recorded, because the run was interrupted.
+    proc = repo.spawn("run", "-j", "2")
+    deadline = time.monotonic() + 10
+    while not list((repo.root / ".git" / "gitcache" / "tmp").glob("*-b")):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert repo.refs() == {}
