@@ -16,6 +16,7 @@ from gitcache.history import newest_first
 from gitcache.plan import Planner
 from gitcache.project import Project
 from gitcache.recordindex import RecordSummary
+from gitcache.removal import sole_copies
 from gitcache.store import step_ref
 from gitcache.timespec import record_time
 
@@ -60,6 +61,9 @@ def plan_gc(project: Project, policy: GcPolicy) -> GcPlan:
                 plan.protected[latest] = f"latest record of step {step}"
         for commit, step in current_records(project).items():
             plan.protected[commit] = f"matches the current worktree (step {step})"
+    for records in by_step.values():
+        for path, commit in sole_copies(project, records).items():
+            plan.protected.setdefault(commit, f"holds {path}, removed from the worktree")
     for records in by_step.values():
         for rank, summary in enumerate(records):
             if policy.keep is not None and rank < policy.keep:

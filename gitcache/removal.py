@@ -45,6 +45,30 @@ def select_records(
     return list(chosen.values())
 
 
+def sole_copies(project: Project, doomed: Sequence[RecordSummary]) -> dict[str, str]:
+    """Outputs removed from the worktree whose only copy is in a doomed record.
+
+    Returns path -> commit of a doomed record holding it. Dropping such a record
+    would lose the file for good once git prunes it.
+    """
+    removed = project.removed.paths()
+    if not removed:
+        return {}
+    gone = {s.commit for s in doomed}
+    kept: set[tuple[str, str]] = {
+        (path, blob)
+        for s in project.store.summaries()
+        if s.commit not in gone
+        for path, blob in s.outputs.items()
+    }
+    found: dict[str, str] = {}
+    for s in doomed:
+        for path, blob in s.outputs.items():
+            if removed.get(path) == blob and (path, blob) not in kept:
+                found.setdefault(path, s.commit)
+    return found
+
+
 def remove_records(project: Project, doomed: Iterable[RecordSummary]) -> None:
     """Delete the records' signature refs in one transaction (compare-and-swap).
 

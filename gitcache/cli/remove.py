@@ -6,10 +6,16 @@ import click
 
 from gitcache.cli.main import Options, workflow_option
 from gitcache.cli.output import short
-from gitcache.errors import ConfigError
+from gitcache.errors import ConfigError, NotInStore
 from gitcache.history import newest_first
 from gitcache.project import Project
-from gitcache.removal import plan_output_removal, remove_outputs, remove_records, select_records
+from gitcache.removal import (
+    plan_output_removal,
+    remove_outputs,
+    remove_records,
+    select_records,
+    sole_copies,
+)
 from gitcache.workflow import parse_overrides
 
 
@@ -59,6 +65,14 @@ def remove(
     if params:
         raise ConfigError("-p applies only with --outputs")
     doomed = newest_first(select_records(project, list(idents), everything))
+    lost = sole_copies(project, doomed)
+    if lost:
+        path, commit = next(iter(lost.items()))
+        raise NotInStore(
+            f"record {commit[:12]} holds the only copy of {path}, which "
+            "`remove --outputs` deleted from the worktree; refusing to remove it",
+            hint="bring the file back first with `gitcache restore`",
+        )
     verb = "would remove" if dry_run else "removed"
     for s in doomed:
         click.echo(f"{verb} record {short(s.commit)}  {s.step:<16} {short(s.signature)}")

@@ -57,3 +57,4 @@ def make_records(root: Path, count: int, steps: int = 10) -> None:
             )
             new = NewRecord(record, [TreeEntry(f"out/{step}.txt", blob, MODE_FILE)], logs)
             store.write(new, head)
+    store.flush_index()  # as Project.save does after a run

@@ -159,3 +159,18 @@ def test_default_restores_missing_outputs(chain: Repo) -> None:
     assert result.exit_code == 0
     assert "make: restored from git" in result.stderr and "running" not in result.stderr
     assert chain.read("out/data.txt").startswith("hello")
+
+
+def test_assert_over_unchanged_outputs_reads_no_file(chain: Repo) -> None:
+    from gitcache.cli.output import TerminalReporter
+    from gitcache.engine import Engine, RunOptions
+    from gitcache.project import Project
+
+    assert chain.run("run").exit_code == 0
+    for path in ("out/data.txt", "out/count.txt"):  # out of git's racy-clean window
+        _age(chain, path, 10)
+    assert chain.run("run", "-s", "assert").exit_code == 0  # settles the stat cache
+    project = Project.open(chain.root)
+    summary = Engine(project, RunOptions(mode="assert"), TerminalReporter(quiet=True)).run([])
+    assert summary.exit_code == 0
+    assert project.worktree.cache.hashed == 0

@@ -154,3 +154,18 @@ def test_assert_accepts_outputs_removed_on_purpose(chain: Repo) -> None:
     result = chain.run("run", "-s", "assert")
     assert result.exit_code == 0, result.stderr
     assert not (chain.root / "out/data.txt").exists()
+
+
+def test_remove_refuses_to_drop_the_only_copy_of_removed_outputs(chain: Repo) -> None:
+    assert chain.run("run").exit_code == 0
+    assert chain.run("remove", "--outputs", "make").exit_code == 0
+    refs = chain.refs()
+    result = chain.run("remove", "make")
+    assert result.exit_code == 2
+    assert "holds the only copy of out/data.txt" in result.stderr
+    assert chain.refs() == refs
+    gc = chain.run("gc", "--keep", "0", "--all")
+    assert gc.exit_code == 0
+    assert chain.refs()["refs/gitcache/step/make"] == refs["refs/gitcache/step/make"]
+    assert chain.run("restore", "make").exit_code == 0
+    assert chain.run("remove", "make").exit_code == 0
