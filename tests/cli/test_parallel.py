@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from collections.abc import Callable
@@ -16,14 +17,19 @@ def _steps(**runs: str) -> str:
 
 
 def test_independent_steps_overlap(make: Callable[..., Repo]) -> None:
-    repo = make({"gitcache.toml": _steps(**{n: f"sleep 0.4; echo {n} > {n}.txt" for n in "abcd"})})
-    started = time.monotonic()
+    stamp = "python3 -c 'import time; print(time.time())'"
+    runs = {n: f"{stamp} > {n}.txt; sleep 0.4; {stamp} >> {n}.txt" for n in "abcd"}
+    repo = make({"gitcache.toml": _steps(**runs)})
     result = repo.run("run", "-j", "4")
-    elapsed = time.monotonic() - started
     assert result.exit_code == 0, result.stderr
-    assert elapsed < 1.2, elapsed  # serial would take 1.6 s
+    spans = [[float(x) for x in repo.read(f"{n}.txt").split()] for n in "abcd"]
+    assert max(s for s, _ in spans) < min(e for _, e in spans)  # all four ran at once
     assert len([r for r in repo.refs() if r.startswith("refs/gitcache/sig/")]) == 4
     repo.git("fsck", "--strict")
+    serial = make({"gitcache.toml": _steps(**runs)})
+    assert serial.run("run", "-j", "1").exit_code == 0
+    spans = sorted([float(x) for x in serial.read(f"{n}.txt").split()] for n in "abcd")
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # one at a time
 
 
 def test_output_lines_are_prefixed_by_step(make: Callable[..., Repo]) -> None:

@@ -169,3 +169,19 @@ def test_remove_refuses_to_drop_the_only_copy_of_removed_outputs(chain: Repo) ->
     assert chain.refs()["refs/gitcache/step/make"] == refs["refs/gitcache/step/make"]
     assert chain.run("restore", "make").exit_code == 0
     assert chain.run("remove", "make").exit_code == 0
+
+
+def test_dry_run_and_status_json_with_removed_outputs(chain: Repo) -> None:
+    import json
+
+    assert chain.run("run").exit_code == 0
+    assert chain.run("remove", "--outputs", "make").exit_code == 0
+    dry = chain.run("run", "-n")
+    assert "make: up to date (outputs kept in the store)" in dry.stderr
+    assert "count: up to date" in dry.stderr
+    states = {s["step"]: s for s in json.loads(chain.run("status", "--json").stdout)}
+    assert states["make"]["state"] == "up-to-date" and states["count"]["state"] == "up-to-date"
+    assert "kept in the store" in states["make"]["reasons"][0]
+    chain.write("out/data.txt", "made again by hand\n")  # the registry no longer applies
+    status = chain.run("status")
+    assert "make   restorable from cache" in status.stdout
