@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate, provenance
 from gitcache.errors import ConfigError, StepFailed
@@ -22,6 +24,8 @@ from gitcache.plan import Evaluation, Mismatch, Planner
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
 from gitcache.runner import execute, shell_argv
+from gitcache.scheduler import schedule
+from gitcache.status import describe_changes
 from gitcache.store import NewRecord, StoredRecord
 
 Mode = Literal["default", "ignore", "force", "build", "assert", "skip"]
@@ -29,6 +33,7 @@ MODES: tuple[Mode, ...] = ("default", "ignore", "force", "build", "assert", "ski
 
 Outcome = Literal[
     "skipped",  # outputs match the record (or, in skip mode, are newer than the inputs)
+    "stored",  # up to date, outputs removed from the worktree on purpose and kept in the store
     "restored",  # outputs written from the record, nothing ran
     "ran",  # the command ran and a record was written (or not, in ignore mode)
     "recorded",  # build mode: existing outputs recorded without running
@@ -36,6 +41,7 @@ Outcome = Literal[
     "mismatch",  # assert mode: they do not
     "failed",  # the command failed or did not produce an output
     "would-run",
+    "would-record",  # build mode, dry run
     "would-restore",
     "pending",  # not reached: something it needs failed or mismatched
 ]
@@ -48,12 +54,20 @@ class Reporter(Protocol):
     def warning(self, message: str) -> None: ...
 
 
+@runtime_checkable
+class TransferReporter(Protocol):
+    """A reporter that also wants to hear how far storing or restoring files has got."""
+
+    def transfer(self, step: str, action: str, done: int, total: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class RunOptions:
     mode: Mode = "default"
     params: Mapping[str, Any] = field(default_factory=dict)
     dry_run: bool = False
     keep_going: bool = False
+    jobs: int = 1  # steps run at the same time (`-j N`)
 
 
 @dataclass(frozen=True)
@@ -91,32 +105,45 @@ class Engine:
         self.reporter = reporter
         self.params = {**project.workflow.params, **options.params}
         self.planner = Planner(project, self.params, os.environ)
+        # Held by whichever thread touches git, the stat cache or the planner; released
+        # only while a step's command runs, so with -j N the commands overlap but pygit2
+        # objects and the planner are never used by two threads at once.
+        self._lock = threading.Lock()
+        self._explicit: set[str] = set()
+        self._deferred: dict[str, OutputFile] = {}  # removed outputs not yet restored
+        self._interrupted = threading.Event()  # Ctrl-C during a parallel run
 
     def run(self, targets: list[str]) -> RunSummary:
         order = self.project.workflow.select(targets)
         self._preflight(order)
-        summary = RunSummary()
-        blocked: set[str] = set()
-        for name in order:
-            needs = self.project.workflow.graph.needs[name]
-            if any(n in blocked for n in needs):
-                blocked.add(name)
-                summary.results.append(
-                    StepResult(name, "pending", detail="a step it needs did not succeed")
-                )
-                continue
-            if blocked and not self.options.keep_going:
-                blocked.add(name)
-                summary.results.append(
-                    StepResult(name, "pending", detail="stopped after a failure")
-                )
-                continue
-            result = self._step(name)
-            self.reporter.step_finished(result)
-            summary.results.append(result)
-            if result.outcome in ("failed", "mismatch"):
-                blocked.add(name)
-        return summary
+        self._explicit = set(targets)
+        jobs = 1 if self.options.dry_run else max(1, self.options.jobs)
+        # assert runs nothing, so checking the independent steps too costs nothing.
+        keep_going = self.options.keep_going or self.options.mode == "assert"
+        results = schedule(
+            order,
+            self.project.workflow.graph.needs,
+            self._step_locked,
+            self.reporter.step_finished,
+            lambda name, why: StepResult(name, "pending", detail=why),
+            jobs,
+            keep_going,
+            self._interrupted.set,
+        )
+        return RunSummary(results)
+
+    def _step_locked(self, name: str) -> StepResult:
+        with self._lock:
+            return self._step(name)
+
+    @contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Let other steps use git while this thread waits for its command."""
+        self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.acquire()
 
     def _preflight(self, order: list[str]) -> None:
         """Inputs that no step produces must exist before anything runs."""
@@ -136,10 +163,11 @@ class Engine:
 
     def _step(self, name: str) -> StepResult:
         mode = self.options.mode
-        if mode == "ignore":
-            evaluation = self.planner.evaluate(name)
-            return self._execute(evaluation, record=False)
+        if mode == "skip" and self._newer_than_inputs(name):
+            return StepResult(name, "skipped", detail="outputs newer than inputs (skip mode)")
         evaluation = self.planner.evaluate(name)
+        if mode == "ignore":
+            return self._execute(evaluation, record=False)
         if evaluation.missing:
             return StepResult(
                 name, "failed", detail=f"input {evaluation.missing[0]} does not exist"
@@ -148,10 +176,6 @@ class Engine:
             return self._assert(evaluation)
         if mode == "build":
             return self._build(evaluation)
-        if mode == "skip" and self._newer_than_inputs(evaluation):
-            return StepResult(
-                name, "skipped", evaluation.signature, detail="outputs newer than inputs"
-            )
         if mode != "force" and evaluation.record is not None:
             return self._use_record(evaluation, evaluation.record)
         return self._execute(evaluation, record=True)
@@ -159,6 +183,8 @@ class Engine:
     def _use_record(self, evaluation: Evaluation, stored: StoredRecord) -> StepResult:
         name = evaluation.step.name
         mismatches = evaluation.mismatches()
+        if name not in self._explicit and self.planner.removed_on_purpose(evaluation):
+            return self._keep_in_store(evaluation, stored)
         if self.options.dry_run:
             self.planner.will_restore(evaluation)
             return StepResult(
@@ -167,18 +193,48 @@ class Engine:
         if mismatches:
             self.reporter.step_started(name, "restoring")
             wanted = {m.path for m in mismatches}
-            self.project.worktree.restore([o for o in stored.record.outputs if o.path in wanted])
+            self._restore([o for o in stored.record.outputs if o.path in wanted], name)
         self.project.store.set_latest(stored)
         detail = ", ".join(sorted(m.path for m in mismatches))
         return StepResult(
             name, "restored" if mismatches else "skipped", evaluation.signature, stored, detail
         )
 
+    def _keep_in_store(self, evaluation: Evaluation, stored: StoredRecord) -> StepResult:
+        """Outputs removed on purpose stay out of the worktree until a step that reads them runs."""
+        self.planner.will_restore(evaluation)
+        removed = {m.path for m in evaluation.mismatches()}
+        self._deferred.update({o.path: o for o in stored.record.outputs if o.path in removed})
+        detail = "outputs removed from the worktree, kept in the store"
+        return StepResult(evaluation.step.name, "stored", evaluation.signature, stored, detail)
+
+    def _restore(self, files: list[OutputFile], step: str) -> None:
+        self.project.worktree.restore(
+            files, lambda done, total: self._transfer(step, "restoring", done, total)
+        )
+        self.project.removed.discard(f.path for f in files)
+
+    def _transfer(self, step: str, action: str, done: int, total: int) -> None:
+        if isinstance(self.reporter, TransferReporter):
+            self.reporter.transfer(step, action, done, total)
+
+    def _restore_inputs(self, evaluation: Evaluation) -> None:
+        """Bring back removed upstream outputs that this step is about to read."""
+        wanted = [
+            self._deferred.pop(path)
+            for path in evaluation.inputs
+            if path in self._deferred and self.project.worktree.state(path) is None
+        ]
+        if wanted:
+            self.reporter.step_started(evaluation.step.name, "restoring its inputs")
+            self._restore(wanted, evaluation.step.name)
+
     def _execute(self, evaluation: Evaluation, record: bool) -> StepResult:
         step = evaluation.step
         if self.options.dry_run:
             self.planner.will_change(step.name)
             return StepResult(step.name, "would-run", evaluation.signature)
+        self._restore_inputs(evaluation)
         command = self._command(evaluation)
         if not record or evaluation.signature is None:
             return self._run_command(evaluation, command, record=False)
@@ -209,13 +265,16 @@ class Engine:
         for declared in step.outputs:  # as make users expect: the command only writes files
             (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
         scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{step.name}"
-        execution = execute(
-            shell_argv(step.spec.shell, command),
-            self.project.repo.root,
-            scratch,
-            lambda stream, data: self.reporter.output(step.name, stream, data),
-        )
+        with self._unlocked():
+            execution = execute(
+                shell_argv(step.spec.shell, command),
+                self.project.repo.root,
+                scratch,
+                lambda stream, data: self.reporter.output(step.name, stream, data),
+            )
         try:
+            if self._interrupted.is_set():
+                return StepResult(step.name, "failed", evaluation.signature, detail="interrupted")
             if execution.exit_status != 0:
                 return StepResult(
                     step.name,
@@ -227,6 +286,7 @@ class Engine:
             outputs = self._collect_outputs(evaluation)
             if isinstance(outputs, StepResult):
                 return outputs
+            self.project.removed.discard(o.path for o in outputs)  # they are back on disk
             if not record:
                 self.planner.will_change(step.name)
                 return StepResult(step.name, "ran", evaluation.signature, exit_status=0)
@@ -245,11 +305,14 @@ class Engine:
                 path.unlink(missing_ok=True)
             scratch.rmdir()
 
-    def _collect_outputs(self, evaluation: Evaluation) -> list[OutputFile] | StepResult:
+    def _collect_outputs(
+        self, evaluation: Evaluation, missing: str = "was not produced"
+    ) -> list[OutputFile] | StepResult:
         """Store every output file as a blob; a declared output that is missing fails the step."""
         step = evaluation.step
         worktree = self.project.worktree
         files: list[OutputFile] = []
+        expanded: list[str] = []
         for declared in step.outputs:
             found = worktree.expand([declared]).files
             if not found:
@@ -257,19 +320,21 @@ class Engine:
                     step.name,
                     "failed",
                     evaluation.signature,
-                    detail=f"declared output {declared} was not produced",
+                    detail=f"declared output {declared} {missing}",
                 )
-            for rel in found:
-                path = worktree.root / rel
-                st = os.lstat(path)
-                state = worktree.state(rel)
-                assert state is not None
-                if state.mode == MODE_LINK:
-                    oid = self.project.repo.write_blob(os.fsencode(os.readlink(path)))
-                else:
-                    oid = self.project.repo.write_blob_file(path)
-                    worktree.cache.remember(rel, st, oid)
-                files.append(OutputFile(path=rel, blob=oid, mode=state.mode, size=st.st_size))
+            expanded += found
+        for rel in expanded:
+            self._transfer(step.name, "storing", len(files), len(expanded))
+            path = worktree.root / rel
+            st = os.lstat(path)
+            state = worktree.state(rel)
+            assert state is not None
+            if state.mode == MODE_LINK:
+                oid = self.project.repo.write_blob(os.fsencode(os.readlink(path)))
+            else:
+                oid = self.project.repo.write_blob_file(path)
+                worktree.cache.remember(rel, st, oid)
+            files.append(OutputFile(path=rel, blob=oid, mode=state.mode, size=st.st_size))
         return files
 
     def _record(
@@ -301,9 +366,9 @@ class Engine:
         )
         outs = [TreeEntry(o.path, o.blob, o.mode) for o in outputs]
         new = NewRecord(record, outs, logs, source.tree_entries())
-        return self.project.store.write(
-            new, source.source_commit, replace=self.options.mode == "force"
-        )
+        # force replaces the signature's record; build records what the worktree holds now.
+        replace = self.options.mode in ("force", "build")
+        return self.project.store.write(new, source.source_commit, replace=replace)
 
     def _provenance(self) -> provenance.Provenance:
         return provenance.capture(self.project.repo, self.project.workflow.config)
@@ -314,12 +379,13 @@ class Engine:
         name = evaluation.step.name
         if evaluation.record is None:
             return StepResult(
-                name,
-                "mismatch",
-                evaluation.signature,
-                detail="no record has this step's current signature",
+                name, "mismatch", evaluation.signature, detail=self._why_no_record(evaluation)
             )
         mismatches = evaluation.mismatches()
+        if self.planner.removed_on_purpose(evaluation):
+            self.planner.will_restore(evaluation)
+            detail = "outputs removed from the worktree, kept in the store"
+            return StepResult(name, "verified", evaluation.signature, evaluation.record, detail)
         if mismatches:
             return StepResult(
                 name,
@@ -330,15 +396,30 @@ class Engine:
             )
         return StepResult(name, "verified", evaluation.signature, evaluation.record)
 
+    def _why_no_record(self, evaluation: Evaluation) -> str:
+        signature = (evaluation.signature or "")[:12]
+        latest = self.project.store.latest(evaluation.step.name)
+        if latest is None or evaluation.components is None:
+            return f"no record for signature {signature}; the step has never been recorded"
+        changes = describe_changes(latest.record.components, evaluation.components)
+        since = "; ".join(changes) or "its signature differs"
+        return f"no record for signature {signature}; since record {latest.short}: {since}"
+
     def _build(self, evaluation: Evaluation) -> StepResult:
         name = evaluation.step.name
         if evaluation.record is not None and not evaluation.mismatches():
             return StepResult(name, "skipped", evaluation.signature, evaluation.record)
+        if self.planner.removed_on_purpose(evaluation):
+            assert evaluation.record is not None
+            return self._keep_in_store(evaluation, evaluation.record)
         if self.options.dry_run:
-            return StepResult(name, "would-run", evaluation.signature)
-        outputs = self._collect_outputs(evaluation)
+            return StepResult(name, "would-record", evaluation.signature)
+        outputs = self._collect_outputs(
+            evaluation, "does not exist (build mode records existing outputs; it runs nothing)"
+        )
         if isinstance(outputs, StepResult):
             return outputs
+        self.project.removed.discard(o.path for o in outputs)
         command = self._command(evaluation)
         scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{name}"
         scratch.mkdir(parents=True, exist_ok=True)
@@ -354,13 +435,20 @@ class Engine:
             scratch.rmdir()
         return StepResult(name, "recorded", evaluation.signature, stored)
 
-    def _newer_than_inputs(self, evaluation: Evaluation) -> bool:
+    def _newer_than_inputs(self, name: str) -> bool:
+        """skip mode: every output exists and none is older than any input (stat only)."""
+        step = self.project.workflow.steps[name]
+        worktree = self.project.worktree
+        outputs = [worktree.expand([declared]).files for declared in step.outputs]
+        if not outputs or any(not files for files in outputs):
+            return False
+        inputs = worktree.expand(step.inputs)
+        if inputs.missing:
+            return False
         root = self.project.repo.root
         try:
-            out_times = [os.stat(root / p).st_mtime_ns for p in evaluation.outputs]
-            in_times = [os.stat(root / p).st_mtime_ns for p in evaluation.inputs]
+            out_times = [os.stat(root / p).st_mtime_ns for files in outputs for p in files]
+            in_times = [os.stat(root / p).st_mtime_ns for p in inputs.files]
         except OSError:
-            return False
-        if not out_times or any(s is None for s in evaluation.outputs.values()):
             return False
         return not in_times or min(out_times) >= max(in_times)

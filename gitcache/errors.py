@@ -66,3 +66,11 @@ class DirtyWorktree(ConfigError):
 
 class HookError(GitcacheError):
     """Hooks cannot be installed or removed as asked (exit 2)."""
+
+
+class WorktreeConflict(GitcacheError):
+    """Writing would overwrite a worktree file whose content no record holds (exit 2)."""
+
+
+class NotInStore(GitcacheError):
+    """Outputs asked to be removed from the worktree are not safely in the store (exit 2)."""

@@ -1,27 +1,77 @@
-"""Listing records: what `gitcache log` shows, newest first."""
+"""Listing records: what `gitcache log` shows, newest first, and its filters."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
+from gitcache.errors import ConfigError
+from gitcache.recordindex import RecordSummary
 from gitcache.rewrites import answering_sources
-from gitcache.store import RecordStore, StoredRecord
+from gitcache.store import RecordStore
+from gitcache.timespec import record_time
+from gitcache.workflow import convert_value
 
 
 @dataclass(frozen=True)
 class LogQuery:
     step: str | None = None
     limit: int | None = None
+    since: datetime | None = None  # records started at or after this moment
+    params: Mapping[str, Any] = field(default_factory=dict)  # each must equal the record's
     commit: str | None = None  # a commit id: records made there or carried over to it
 
+    def matches(self, summary: RecordSummary, sources: frozenset[str] | None = None) -> bool:
+        if self.step is not None and summary.step != self.step:
+            return False
+        if sources is not None and summary.source_commit not in sources:
+            return False
+        if self.since is not None:
+            started = record_time(summary.started_at)
+            if started is None or started < self.since:
+                return False
+        return all(param_matches(summary.params, k, v) for k, v in self.params.items())
 
-def list_records(store: RecordStore, query: LogQuery) -> list[StoredRecord]:
-    sources = None if query.commit is None else answering_sources(store.repo, query.commit)
-    found = [
-        stored
-        for stored in store.records()
-        if (query.step is None or stored.record.step == query.step)
-        and (sources is None or stored.record.source_commit in sources)
-    ]
-    found.sort(key=lambda s: (s.record.started_at, s.commit), reverse=True)
+
+def param_matches(params: Mapping[str, Any], name: str, wanted: Any) -> bool:
+    """A record matches NAME=VALUE when it used NAME with that value (1 matches 1.0)."""
+    if name not in params:
+        return False
+    have = params[name]
+    if isinstance(wanted, str) and not isinstance(have, str):
+        return str(have) == wanted
+    return bool(have == wanted and isinstance(have, bool) == isinstance(wanted, bool))
+
+
+def newest_first(found: list[RecordSummary]) -> list[RecordSummary]:
+    return sorted(found, key=lambda s: (s.started_at, s.commit), reverse=True)
+
+
+def list_records(store: RecordStore, query: LogQuery) -> list[RecordSummary]:
+    sources = (
+        None if query.commit is None else frozenset(answering_sources(store.repo, query.commit))
+    )
+    found = newest_first([s for s in store.summaries() if query.matches(s, sources)])
     return found if query.limit is None else found[: query.limit]
+
+
+def parse_param_filters(items: list[str], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """`--param NAME=VALUE` filters: typed like the workflow's parameter when it has one,
+    else read as a TOML value (`3`, `1.5`, `true`, `"a"`) or taken as a string."""
+    result: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ConfigError(f"--param {item!r}: expected NAME=VALUE")
+        if name in defaults:
+            result[name] = convert_value(name, text, defaults[name])
+            continue
+        try:
+            result[name] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            result[name] = text
+    return result

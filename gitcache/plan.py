@@ -109,6 +109,21 @@ class Planner:
         for out in evaluation.record.record.outputs:
             self.overlay[out.path] = FileState(out.blob, out.mode, out.size)
 
+    def removed_on_purpose(self, evaluation: Evaluation) -> bool:
+        """The record matches, and every output it lacks was removed by `remove --outputs`.
+
+        Such a step is up to date with its outputs kept only in the store; later steps
+        see them through the overlay (`will_restore`) until one really needs the files.
+        """
+        if evaluation.record is None:
+            return False
+        mismatches = evaluation.mismatches()
+        removed = self.project.removed
+        return bool(mismatches) and all(
+            m.worktree is None and m.recorded is not None and removed.blob(m.path) == m.recorded
+            for m in mismatches
+        )
+
     def will_change(self, name: str) -> None:
         """Later steps that read this step's outputs cannot know their signature yet."""
         self.changing.add(name)

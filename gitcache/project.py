@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
+from gitcache.removed import RemovedOutputs
 from gitcache.statcache import StatCache
 from gitcache.store import RecordStore
 from gitcache.workflow import WORKFLOW_FILE, Workflow, load_workflow
@@ -33,6 +35,14 @@ class Project:
         cache = StatCache(repo.state_dir)
         return cls(repo, workflow, RecordStore(repo, warn), Worktree(repo, cache))
 
+    @cached_property
+    def removed(self) -> RemovedOutputs:
+        """Outputs removed from the worktree on purpose (`gitcache remove --outputs`)."""
+        return RemovedOutputs(self.repo.state_dir)
+
     def save(self) -> None:
-        """Persist what this process learned (the stat cache)."""
+        """Persist what this process learned (the stat cache, removed outputs)."""
         self.worktree.cache.save()
+        self.store.flush_index()
+        if "removed" in self.__dict__:
+            self.removed.save()

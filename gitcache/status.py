@@ -105,6 +105,16 @@ def statuses(
                 result.append(StepStatus(name, "up-to-date", ev.signature, ev.record.commit))
                 continue
             planner.will_restore(ev)
+            if planner.removed_on_purpose(ev):
+                reasons = [
+                    f"output {m.path} removed from the worktree, kept in the store "
+                    "(restored when a step needs it, or by `gitcache restore`)"
+                    for m in mismatches
+                ]
+                result.append(
+                    StepStatus(name, "up-to-date", ev.signature, ev.record.commit, reasons)
+                )
+                continue
             reasons = [
                 f"output {m.path} missing"
                 if m.worktree is None

@@ -7,14 +7,16 @@ are written first and the refs last, in one reference transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from gitcache.errors import RecordNotFound, UnsafeRecord
-from gitcache.gitrepo import MODE_FILE, GitRepo, RefConflict, RefUpdate, TreeEntry
+from gitcache.errors import GitcacheError, RecordNotFound, UnsafeRecord
+from gitcache.gitrepo import MODE_FILE, MODE_TREE, GitRepo, RefConflict, RefUpdate, TreeEntry
 from gitcache.record import Record, is_oid, parse_record
+from gitcache.recordindex import RecordIndex, RecordSummary
 
 REF_ROOT: Final = "refs/gitcache/"
 SIG_PREFIX: Final = REF_ROOT + "sig/"
@@ -58,6 +60,7 @@ class RecordStore:
     def __init__(self, repo: GitRepo, warn: Callable[[str], None] | None = None) -> None:
         self.repo = repo
         self._warn = warn or (lambda _msg: None)
+        self._index: RecordIndex | None = None
 
     # -- reading ------------------------------------------------------------------
 
@@ -68,8 +71,16 @@ class RecordStore:
         if entry is None:
             raise UnsafeRecord(f"record commit {commit[:12]} has no {RECORD_FILE}")
         record = parse_record(self.repo.read_blob(entry.oid), f"record {commit[:12]}")
+        # One walk of outputs/ rather than a path lookup per output: a lookup scans its
+        # directory, so 10,000 outputs in one directory would cost seconds.
+        subtree = self.repo.tree_entry(tree, OUTPUTS_DIR.rstrip("/")) if record.outputs else None
+        held = (
+            {}
+            if subtree is None or subtree.mode != MODE_TREE
+            else {e.path: e for e in self.repo.walk_tree(subtree.oid)}
+        )
         for out in record.outputs:
-            stored = self.repo.tree_entry(tree, OUTPUTS_DIR + out.path)
+            stored = held.get(out.path)
             if stored is None or stored.oid != out.blob or stored.mode != out.mode:
                 raise UnsafeRecord(
                     f"record {commit[:12]}: outputs/{out.path} does not match record.json"
@@ -100,6 +111,49 @@ class RecordStore:
             stored = self._load_or_warn(commit)
             if stored is not None:
                 yield stored
+
+    def summaries(self) -> list[RecordSummary]:
+        """A summary of every record a signature ref names, through the record index.
+
+        A record the index does not know is read once (record.json only, checked for
+        shape); one that does not look right is loaded fully, which warns and skips it.
+        """
+        index = self._index_of()
+        found: list[RecordSummary] = []
+        for name, commit in self.repo.refs(SIG_PREFIX):
+            summary = index.get(commit)
+            if summary is None:
+                summary = self._summarize(commit)
+                if summary is None:
+                    continue
+                index.add(summary)
+            if name.endswith("/" + summary.signature):
+                found.append(summary)
+            else:
+                self._warn(f"ignoring record {commit[:12]}: it does not match its ref {name}")
+        index.save({s.commit for s in found})
+        return found
+
+    def _summarize(self, commit: str) -> RecordSummary | None:
+        try:
+            data = self.repo.read_commit_file(commit, RECORD_FILE)
+            summary = None if data is None else RecordSummary.from_json(commit, json.loads(data))
+        except (ValueError, GitcacheError):
+            summary = None
+        if summary is not None:
+            return summary
+        stored = self._load_or_warn(commit)
+        return None if stored is None else RecordSummary.of(commit, stored.record)
+
+    def _index_of(self) -> RecordIndex:
+        if self._index is None:
+            self._index = RecordIndex(self.repo.state_dir)
+        return self._index
+
+    def flush_index(self) -> None:
+        """Persist summaries of records this process wrote (bulk writers call this)."""
+        if self._index is not None:
+            self._index.save()
 
     def log(self, stored: StoredRecord, stream: str) -> bytes:
         entry = self.repo.tree_entry(self.repo.commit_tree(stored.commit), f"logs/{stream}")
@@ -168,6 +222,7 @@ class RecordStore:
                 # What the ref holds is unreadable: replace it, but only if it still does.
                 updates[0] = RefUpdate(name, commit, exc.found)
                 self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
+        self._index_of().add(RecordSummary.of(commit, record))
         return StoredRecord(commit, record)
 
     def set_latest(self, stored: StoredRecord) -> None:

@@ -186,11 +186,12 @@ def parse_overrides(workflow: Workflow, assignments: list[str]) -> dict[str, Any
             raise ConfigError(
                 f"-p {name}: no such parameter in {workflow.path.name} (params: {known})"
             )
-        result[name] = _convert(name, text, workflow.params[name])
+        result[name] = convert_value(name, text, workflow.params[name])
     return result
 
 
-def _convert(name: str, text: str, default: Any) -> Any:
+def convert_value(name: str, text: str, default: Any) -> Any:
+    """A command-line value converted to the type of the parameter's default."""
     if isinstance(default, str):
         return text
     try:

@@ -13,7 +13,7 @@ import glob
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,13 +83,17 @@ class Worktree:
 
     # -- restoring -------------------------------------------------------------------
 
-    def restore(self, files: Sequence[OutputFile]) -> None:
+    def restore(
+        self, files: Sequence[OutputFile], progress: Callable[[int, int], None] | None = None
+    ) -> None:
         """Write files from git into the worktree, all checks before any write."""
         plans = [(f, self._target(f)) for f in files]
         for out in files:
             if out.mode == MODE_LINK:
                 self._check_link(out)
-        for out, target in plans:
+        for done, (out, target) in enumerate(plans):
+            if progress is not None:
+                progress(done, len(plans))
             self._write(out, target)
 
     def _target(self, out: OutputFile) -> Path:

@@ -105,9 +105,9 @@ def workflow_option(func: F) -> F:
 
 def _register() -> None:
     # One module per command (or group of closely related commands).
-    from gitcache.cli import demo, hooks, init, records, run, status
+    from gitcache.cli import demo, diff, gc, hooks, init, records, remove, restore, run, status
 
-    for module in (run, status, records, init, demo, hooks):
+    for module in (run, status, records, init, demo, remove, restore, gc, diff, hooks):
         for command in module.COMMANDS:
             main.add_command(command)
 

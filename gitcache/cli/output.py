@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
+import time
 from datetime import datetime
 
 import click
@@ -12,6 +14,7 @@ from gitcache.engine import RunSummary, StepResult
 
 _LABELS = {
     "skipped": "up to date",
+    "stored": "up to date (outputs kept in the store)",
     "restored": "restored from git",
     "ran": "ran",
     "recorded": "recorded existing outputs",
@@ -19,6 +22,7 @@ _LABELS = {
     "mismatch": "MISMATCH",
     "failed": "FAILED",
     "would-run": "would run",
+    "would-record": "would record existing outputs",
     "would-restore": "would restore from git",
     "pending": "not run",
 }
@@ -44,26 +48,102 @@ def seconds(value: float) -> str:
 
 
 class TerminalReporter:
-    """Streams step output as it comes; gitcache's own lines go to stderr."""
+    """Streams step output as it comes; gitcache's own lines go to stderr.
 
-    def __init__(self, quiet: bool = False) -> None:
+    With `prefix` (several steps at once) output is passed on in whole lines, each
+    prefixed by its step's name. With `total` and a terminal on stderr, a progress
+    line (steps done, steps running) stays at the bottom; it is never drawn when
+    stderr is not a terminal.
+    """
+
+    def __init__(self, quiet: bool = False, prefix: bool = False, total: int = 0) -> None:
         self.quiet = quiet
-        self._lock = threading.Lock()
+        self.prefix = prefix
+        self._lock = threading.RLock()
+        self._partial: dict[tuple[str, str], bytes] = {}
+        self._progress = Progress(total) if not quiet and _tty() else None
 
     def step_started(self, step: str, action: str) -> None:
+        if self._progress is not None:
+            self._progress.started(step)
         if not self.quiet:
-            click.echo(f"gitcache: {step}: {action}", err=True)
+            self._line(f"gitcache: {step}: {action}")
+        self._redraw()
 
     def output(self, step: str, stream: str, data: bytes) -> None:
         target = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
         with self._lock:
+            if self.prefix:
+                data = self._whole_lines(step, stream, data)
+                if not data:
+                    return
+            self._clear()
             target.write(data)
             target.flush()
+            if data.endswith(b"\n"):
+                self._redraw()
+
+    def _whole_lines(self, step: str, stream: str, data: bytes) -> bytes:
+        buffered = self._partial.pop((step, stream), b"") + data
+        complete, newline, rest = buffered.rpartition(b"\n")
+        if rest:
+            self._partial[(step, stream)] = rest
+        if not newline:
+            return b""
+        tag = f"[{step}] ".encode()
+        return b"".join(tag + line + b"\n" for line in complete.split(b"\n"))
+
+    def _flush_partial(self, step: str) -> None:
+        for stream in ("stdout", "stderr"):
+            rest = self._partial.pop((step, stream), b"")
+            if rest:
+                self.output(step, stream, rest + b"\n")
+
+    def transfer(self, step: str, action: str, done: int, total: int) -> None:
+        """Files stored or restored so far; shown only for many files, on a terminal."""
+        if self._progress is None or total < TRANSFER_THRESHOLD:
+            return
+        with self._lock:
+            self._progress.transfer(f"{action} {step}: {done}/{total} files", done, total)
 
     def warning(self, message: str) -> None:
-        warn(message)
+        with self._lock:
+            self._clear()
+            warn(message)
+            self._redraw()
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            self._clear()
+            click.echo(text, err=True)
+
+    def _clear(self) -> None:
+        if self._progress is not None:
+            self._progress.clear()
+
+    def _redraw(self) -> None:
+        if self._progress is not None:
+            with self._lock:
+                self._progress.draw()
 
     def step_finished(self, result: StepResult) -> None:
+        with self._lock:
+            self._flush_partial(result.step)
+            if self._progress is not None:
+                self._progress.finished(result.step)
+            self._finished(result)
+            self._redraw()
+
+    def _finished(self, result: StepResult) -> None:
+        self._clear()
+        for m in result.mismatches:  # printed even with --quiet: they are the error
+            click.echo(
+                f"Signature mismatch: step {result.step}: {m.path}: recorded "
+                f"{m.recorded or 'nothing'}, worktree {m.worktree or 'missing'}",
+                err=True,
+            )
+        if result.outcome == "mismatch" and not result.mismatches:
+            click.echo(f"Signature mismatch: step {result.step}: {result.detail}", err=True)
         if self.quiet:
             return
         label = _LABELS[result.outcome]
@@ -72,17 +152,12 @@ class TerminalReporter:
             line += f" [{short(result.record.record.signature)}]"
         if result.outcome == "ran" and result.record is not None:
             line += f" in {seconds(result.record.record.duration)}"
-        if result.detail and result.outcome in ("failed", "restored", "mismatch", "skipped"):
+        if result.detail and result.outcome in ("failed", "restored", "skipped", "pending"):
             line += f" ({result.detail})"
         click.echo(line, err=True)
-        for m in result.mismatches:
-            click.echo(
-                f"Signature mismatch: step {result.step}: {m.path}: recorded "
-                f"{m.recorded or 'nothing'}, worktree {m.worktree or 'missing'}",
-                err=True,
-            )
 
     def summary(self, summary: RunSummary) -> None:
+        self._clear()
         if self.quiet:
             return
         counts: dict[str, int] = {}
@@ -91,3 +166,59 @@ class TerminalReporter:
         parts = ", ".join(f"{n} {label}" for label, n in counts.items())
         total = len(summary.results)
         click.echo(f"gitcache: {total} step{'s' if total != 1 else ''}: {parts}", err=True)
+
+
+def _tty() -> bool:
+    return sys.stderr.isatty()
+
+
+TRANSFER_THRESHOLD = 200  # files; fewer are stored or restored faster than a redraw
+
+
+class Progress:
+    """One status line at the bottom of a terminal: `[done/total] running: a, b`, or
+    `storing STEP: n/m files` while many files are stored or restored."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.running: list[str] = []
+        self._shown = False
+        self._transfer: str | None = None
+        self._drawn_at = 0.0
+
+    def transfer(self, text: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done + 1 < total and now - self._drawn_at < 0.1:
+            return  # at most ten redraws a second
+        self._drawn_at = now
+        self._transfer = text if done + 1 < total else None
+        self.clear()
+        self.draw()
+
+    def started(self, step: str) -> None:
+        if step not in self.running:
+            self.running.append(step)
+
+    def finished(self, step: str) -> None:
+        self.done += 1
+        if step in self.running:
+            self.running.remove(step)
+
+    def draw(self) -> None:
+        if self._transfer is not None:
+            text = self._transfer
+        elif self.running and self.total > 1:
+            text = f"[{self.done}/{self.total}] running: {', '.join(self.running)}"
+        else:
+            return
+        width = shutil.get_terminal_size().columns - 1
+        sys.stderr.write("\r\x1b[K" + text[:width])
+        sys.stderr.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self._shown = False

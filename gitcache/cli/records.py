@@ -10,16 +10,17 @@ import click
 from gitcache.cli.main import Options, workflow_option
 from gitcache.cli.output import seconds, short, when
 from gitcache.gitrepo import GitRepo
-from gitcache.history import LogQuery, list_records
+from gitcache.history import LogQuery, list_records, parse_param_filters
 from gitcache.provenance import SNAPSHOT_DIR, checkout_commands
+from gitcache.recordindex import RecordSummary
 from gitcache.rewrites import RewriteMap
 from gitcache.store import StoredRecord
+from gitcache.timespec import parse_when
 
 
-def _summary(stored: StoredRecord) -> dict[str, object]:
-    r = stored.record
+def _summary(r: RecordSummary) -> dict[str, object]:
     return {
-        "record": stored.commit,
+        "record": r.commit,
         "step": r.step,
         "signature": r.signature,
         "source_commit": r.source_commit,
@@ -27,6 +28,7 @@ def _summary(stored: StoredRecord) -> dict[str, object]:
         "started_at": r.started_at,
         "duration": r.duration,
         "exit_status": r.exit_status,
+        "params": r.params,
     }
 
 
@@ -34,6 +36,16 @@ def _summary(stored: StoredRecord) -> dict[str, object]:
 @click.argument("step", required=False)
 @click.option(
     "-n", "--max-count", "limit", type=click.IntRange(min=1), help="Show at most N records."
+)
+@click.option(
+    "--since", metavar="WHEN", help="Only records started since a date (2026-01-31) or age (2d)."
+)
+@click.option(
+    "--param",
+    "param_filters",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Only records that used this parameter value (repeatable).",
 )
 @click.option(
     "--commit",
@@ -45,30 +57,50 @@ def _summary(stored: StoredRecord) -> dict[str, object]:
 @workflow_option
 @click.pass_obj
 def log(
-    options: Options, step: str | None, limit: int | None, rev: str | None, as_json: bool
+    options: Options,
+    step: str | None,
+    limit: int | None,
+    since: str | None,
+    param_filters: tuple[str, ...],
+    rev: str | None,
+    as_json: bool,
 ) -> None:
     """Records, newest first: step, short signature, commit, when, duration."""
     project = options.project()
-    if step is not None:
-        project.workflow.select([step])  # an unknown step is an error naming the known ones
-    commit = None if rev is None else project.repo.resolve_commit(rev)
-    found = list_records(project.store, LogQuery(step=step, limit=limit, commit=commit))
-    carried = {s.commit for s in found if commit is not None and s.record.source_commit != commit}
+    # A step no longer in the workflow may still have records; only a name with none
+    # is an error, naming the known steps.
+    if (
+        step is not None
+        and step not in project.workflow.steps
+        and not any(s.step == step for s in project.store.summaries())
+    ):
+        project.workflow.select([step])
+    query = LogQuery(
+        step=step,
+        limit=limit,
+        since=None if since is None else parse_when(since, "--since"),
+        params=parse_param_filters(list(param_filters), project.workflow.params),
+        commit=None if rev is None else project.repo.resolve_commit(rev),
+    )
+    found = list_records(project.store, query)
+    carried = {s.commit for s in found if query.commit not in (None, s.source_commit)}
     if as_json:
         rows = [_summary(s) for s in found]
-        if commit is not None:
-            for row, stored in zip(rows, found, strict=True):
-                row["carried_over"] = stored.commit in carried
+        if query.commit is not None:
+            for row, summary in zip(rows, found, strict=True):
+                row["carried_over"] = summary.commit in carried
         click.echo(json.dumps(rows, indent=2))
         return
-    for stored in found:
-        r = stored.record
+    lines = []
+    for r in found:
         dirty = "+dirty" if r.dirty else ""
-        click.echo(
+        lines.append(
             f"{r.step:<16} {short(r.signature)}  {short(r.source_commit, 7)}{dirty:<6}  "
             f"{when(r.started_at)}  {seconds(r.duration):>8}"
-            + ("  carried over" if stored.commit in carried else "")
+            + ("  carried over" if r.commit in carried else "")
         )
+    if lines:  # one write: 10,000 separate echoes cost a tenth of a second
+        click.echo("\n".join(lines))
 
 
 @click.command()

@@ -1,0 +1,79 @@
+"""`gitcache gc`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from gitcache.cli.main import Options, workflow_option
+from gitcache.cli.output import short, when
+from gitcache.errors import ConfigError
+from gitcache.expiry import GcPolicy, plan_gc
+from gitcache.housekeeping import run_git_gc
+from gitcache.removal import remove_records
+from gitcache.timespec import parse_age
+
+
+@click.command()
+@click.option("--older-than", metavar="AGE", help="Drop records older than AGE (30d, 12h, 2w).")
+@click.option(
+    "--keep", type=click.IntRange(min=0), metavar="N", help="Keep the newest N records per step."
+)
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also drop each step's latest record and records matching the worktree.",
+)
+@click.option("--prune", is_flag=True, help="Then run `git gc --prune=now` to free the space.")
+@click.option("-n", "--dry-run", is_flag=True, help="List what would be dropped.")
+@workflow_option
+@click.pass_obj
+def gc(
+    options: Options,
+    older_than: str | None,
+    keep: int | None,
+    everything: bool,
+    prune: bool,
+    dry_run: bool,
+) -> None:
+    """Drop old records: by age and/or beyond the newest N per step.
+
+    With both options a record goes only if it is older than AGE and not among the
+    newest N. Each step's latest record and the records matching the current
+    worktree stay unless --all. Only refs are removed; git frees the space in its
+    own gc (--prune runs it now).
+    """
+    if older_than is None and keep is None:
+        raise ConfigError("say which records to drop: --older-than AGE and/or --keep N")
+    project = options.project()
+    cutoff = None
+    if older_than is not None:
+        seconds = parse_age(older_than, "--older-than")
+        cutoff = datetime.fromtimestamp(datetime.now(UTC).timestamp() - seconds, UTC)
+    try:
+        plan = plan_gc(project, GcPolicy(cutoff, keep, everything))
+    finally:
+        project.save()
+    verb = "would drop" if dry_run else "dropped"
+    for s in plan.drop:
+        click.echo(f"{verb} record {short(s.commit)}  {s.step:<16} {when(s.started_at)}")
+    if not dry_run:
+        remove_records(project, plan.drop)
+    n = len(plan.drop)
+    click.echo(f"gitcache: {verb} {n} record{'s' if n != 1 else ''}", err=True)
+    if dry_run or not plan.drop:
+        return
+    if prune:
+        run_git_gc(project.repo.root)
+        click.echo("gitcache: git gc --prune=now done", err=True)
+    else:
+        click.echo(
+            "gitcache: the space is freed by git's own gc: run `git gc --prune=now` "
+            "(or `gitcache gc --prune` next time)",
+            err=True,
+        )
+
+
+COMMANDS = [gc]

@@ -1,0 +1,31 @@
+"""Letting git reclaim the space of dropped records (`gitcache gc --prune`).
+
+gitcache only removes refs; the objects of a dropped record stay in the repository
+until git's own garbage collection prunes them. This is the one place outside the
+remote module that runs the git executable: libgit2 (pygit2) has no equivalent of
+`git gc` (repacking and pruning unreachable objects), and re-implementing it would
+risk the user's data, so we hand the job to git itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from gitcache.errors import RepositoryError
+
+
+def run_git_gc(root: Path, prune: str = "now") -> None:
+    """`git gc --prune=<prune> --quiet` in the repository; raise RepositoryError on failure."""
+    try:
+        done = subprocess.run(
+            ["git", "gc", f"--prune={prune}", "--quiet"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise RepositoryError(f"could not run git gc: {exc}") from None
+    if done.returncode != 0:
+        raise RepositoryError(f"git gc failed: {done.stderr.strip() or done.returncode}")

@@ -1,0 +1,87 @@
+"""`gitcache gc`: by age, by count per step, protections, dry run."""
+
+from __future__ import annotations
+
+from tests.helpers import Repo
+from tests.records import write_record
+
+
+def _sigs(repo: Repo) -> set[str]:
+    return {k.rsplit("/", 1)[1] for k in repo.refs() if k.startswith("refs/gitcache/sig/")}
+
+
+def _old(repo: Repo, n: int, step: str = "make") -> list[str]:
+    sigs = []
+    for i in range(n):
+        sig = f"{i:02d}" + "e" * 62
+        write_record(repo.root, step, sig, f"2020-01-0{i + 1}T00:00:00+00:00", content=b"%d" % i)
+        sigs.append(sig)
+    return sigs
+
+
+def test_gc_older_than_keeps_recent_and_current(chain: Repo) -> None:
+    old = _old(chain, 3)
+    assert chain.run("run").exit_code == 0  # fresh records, current and latest
+    current = _sigs(chain) - set(old)
+    result = chain.run("gc", "--older-than", "30d")
+    assert result.exit_code == 0, result.stderr
+    assert "dropped 3 records" in result.stderr and "git gc --prune=now" in result.stderr
+    assert _sigs(chain) == current
+
+
+def test_gc_keep_n_per_step(chain: Repo) -> None:
+    old = _old(chain, 4)
+    assert chain.run("gc", "--keep", "2").exit_code == 0
+    # newest two of make: the latest (step ref: the last written) and the one before
+    assert _sigs(chain) == {old[3], old[2]}
+
+
+def test_gc_never_drops_latest_or_current_without_all(chain: Repo) -> None:
+    assert chain.run("run").exit_code == 0
+    before = _sigs(chain)
+    result = chain.run("gc", "--keep", "0")
+    assert result.exit_code == 0
+    assert "dropped 0 records" in result.stderr
+    assert _sigs(chain) == before
+    assert chain.run("gc", "--keep", "0", "--all").exit_code == 0
+    assert _sigs(chain) == set()
+
+
+def test_gc_protects_record_matching_worktree_even_when_not_latest(chain: Repo) -> None:
+    assert chain.run("run").exit_code == 0
+    current = _sigs(chain)
+    _old(chain, 1)  # now make's latest is an old record, but the worktree matches another
+    assert chain.run("gc", "--older-than", "1s", "--keep", "0").exit_code == 0
+    assert current <= _sigs(chain)
+
+
+def test_gc_dry_run_changes_nothing(chain: Repo) -> None:
+    _old(chain, 3)
+    refs = chain.refs()
+    result = chain.run("gc", "--older-than", "1d", "--dry-run")
+    assert result.exit_code == 0
+    assert result.stdout.count("would drop record") == 2  # the latest stays
+    assert chain.refs() == refs
+
+
+def test_gc_prune_runs_git_gc_and_fsck_stays_clean(chain: Repo) -> None:
+    _old(chain, 3)
+    dropped = chain.refs()[f"refs/gitcache/sig/00/{'00' + 'e' * 62}"]
+    result = chain.run("gc", "--older-than", "1d", "--prune")
+    assert result.exit_code == 0, result.stderr
+    assert "git gc --prune=now done" in result.stderr
+    probe = chain.git("cat-file", "--batch-check", input=dropped + "\n")
+    assert probe.strip().endswith("missing")
+    chain.git("fsck", "--strict")
+
+
+def test_gc_needs_a_policy(chain: Repo) -> None:
+    result = chain.run("gc")
+    assert result.exit_code == 2
+    assert "gitcache: error: say which records to drop" in result.stderr
+
+
+def test_gc_bad_age(chain: Repo) -> None:
+    result = chain.run("gc", "--older-than", "soon")
+    assert result.exit_code == 2
+    assert "gitcache: error: --older-than 'soon': expected an age" in result.stderr
