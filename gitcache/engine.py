@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from gitcache import __version__, interpolate
-from gitcache.errors import ConfigError, StepFailed
+from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import MODE_LINK, TreeEntry
 from gitcache.graph import input_matches_output
 from gitcache.locks import signature_lock
@@ -23,6 +23,7 @@ from gitcache.project import Project
 from gitcache.record import OutputFile, Record
 from gitcache.runner import execute, shell_argv
 from gitcache.store import NewRecord, StoredRecord
+from gitcache.trust import vet
 
 Mode = Literal["default", "ignore", "force", "build", "assert", "skip"]
 MODES: tuple[Mode, ...] = ("default", "ignore", "force", "build", "assert", "skip")
@@ -54,6 +55,9 @@ class RunOptions:
     params: Mapping[str, Any] = field(default_factory=dict)
     dry_run: bool = False
     keep_going: bool = False
+    # Asked on a local miss with the signature (e.g. a remote look-up, sharing.py);
+    # returns True when it brought a record into the store.
+    on_miss: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ class Engine:
             return StepResult(
                 name, "failed", detail=f"input {evaluation.missing[0]} does not exist"
             )
+        if mode in ("default", "assert"):
+            evaluation = self._look_elsewhere(evaluation)
         if mode == "assert":
             return self._assert(evaluation)
         if mode == "build":
@@ -156,6 +162,15 @@ class Engine:
             return self._use_record(evaluation, evaluation.record)
         return self._execute(evaluation, record=True)
 
+    def _look_elsewhere(self, evaluation: Evaluation) -> Evaluation:
+        """On a local miss, ask `on_miss` (a remote) for the record, then look again."""
+        on_miss = self.options.on_miss
+        if on_miss is None or self.options.dry_run or evaluation.record is not None:
+            return evaluation
+        if evaluation.signature is None or not on_miss(evaluation.signature):
+            return evaluation
+        return self.planner.evaluate(evaluation.step.name)
+
     def _use_record(self, evaluation: Evaluation, stored: StoredRecord) -> StepResult:
         name = evaluation.step.name
         mismatches = evaluation.mismatches()
@@ -167,14 +182,25 @@ class Engine:
         if mismatches:
             self.reporter.step_started(name, "restoring")
             wanted = {m.path for m in mismatches}
-            self.project.worktree.restore([o for o in stored.record.outputs if o.path in wanted])
+            try:
+                # The record may have been fetched: it is untrusted input (SPEC §7).
+                assert evaluation.signature is not None
+                vet(stored, name, evaluation.step.outputs, evaluation.signature)
+                self.project.worktree.restore(
+                    [o for o in stored.record.outputs if o.path in wanted]
+                )
+            except UnsafeRecord as exc:
+                self.reporter.warning(f"step {name}: {exc.message}; running the step instead")
+                return self._execute(evaluation, record=True, refused=stored.commit)
         self.project.store.set_latest(stored)
         detail = ", ".join(sorted(m.path for m in mismatches))
         return StepResult(
             name, "restored" if mismatches else "skipped", evaluation.signature, stored, detail
         )
 
-    def _execute(self, evaluation: Evaluation, record: bool) -> StepResult:
+    def _execute(
+        self, evaluation: Evaluation, record: bool, refused: str | None = None
+    ) -> StepResult:
         step = evaluation.step
         if self.options.dry_run:
             self.planner.will_change(step.name)
@@ -188,10 +214,12 @@ class Engine:
             if self.options.mode != "force":
                 # Another process may have recorded it while we waited for the lock.
                 again = self.project.store.lookup(evaluation.signature)
-                if again is not None:
+                if again is not None and again.commit != refused:
                     fresh = self.planner.evaluate(step.name)
                     return self._use_record(fresh, again)
-            return self._run_command(evaluation, command, record=True)
+            # A record we refused to restore is replaced by the one this run makes.
+            replace = self.options.mode == "force" or refused is not None
+            return self._run_command(evaluation, command, record=True, replace=replace)
 
     def _command(self, evaluation: Evaluation) -> str:
         step = evaluation.step
@@ -201,7 +229,9 @@ class Engine:
         except (KeyError, IndexError, ValueError, AttributeError) as exc:
             raise ConfigError(f"step {step.name!r}: cannot fill in its command: {exc!r}") from None
 
-    def _run_command(self, evaluation: Evaluation, command: str, record: bool) -> StepResult:
+    def _run_command(
+        self, evaluation: Evaluation, command: str, record: bool, replace: bool = False
+    ) -> StepResult:
         step = evaluation.step
         self.reporter.step_started(step.name, "running")
         for declared in step.outputs:  # as make users expect: the command only writes files
@@ -235,6 +265,7 @@ class Engine:
                 execution.logs,
                 execution.started_at,
                 execution.duration,
+                replace,
             )
             return StepResult(step.name, "ran", evaluation.signature, stored, exit_status=0)
         finally:
@@ -277,6 +308,7 @@ class Engine:
         logs: dict[str, Any],
         started_at: str,
         duration: float,
+        replace: bool = False,
     ) -> StoredRecord:
         assert evaluation.components is not None and evaluation.signature is not None
         repo = self.project.repo
@@ -298,7 +330,7 @@ class Engine:
             gitcache_version=__version__,
         )
         new = NewRecord(record, [TreeEntry(o.path, o.blob, o.mode) for o in outputs], logs)
-        return self.project.store.write(new, head, replace=self.options.mode == "force")
+        return self.project.store.write(new, head, replace=replace or self.options.mode == "force")
 
     # -- the modes that never run ------------------------------------------------------
 

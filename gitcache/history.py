@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 from gitcache.store import RecordStore, StoredRecord
 
@@ -16,7 +17,7 @@ class LogQuery:
 def list_records(store: RecordStore, query: LogQuery) -> list[StoredRecord]:
     found = [
         stored
-        for stored in store.records()
+        for stored in chain(store.records(), store.alternates())
         if query.step is None or stored.record.step == query.step
     ]
     found.sort(key=lambda s: (s.record.started_at, s.commit), reverse=True)

@@ -19,6 +19,9 @@ from gitcache.record import Record, is_oid, parse_record
 REF_ROOT: Final = "refs/gitcache/"
 SIG_PREFIX: Final = REF_ROOT + "sig/"
 STEP_PREFIX: Final = REF_ROOT + "step/"
+# A second record for a signature that already has one here (fetched from a remote
+# where the step ran too): refs/gitcache/alt/<2 hex>/<signature>/<record commit>.
+ALT_PREFIX: Final = REF_ROOT + "alt/"
 RECORD_FILE: Final = "record.json"
 OUTPUTS_DIR: Final = "outputs/"
 LOG_STREAMS: Final = ("stdout", "stderr")
@@ -32,12 +35,17 @@ def step_ref(step: str) -> str:
     return STEP_PREFIX + step
 
 
+def alt_ref(signature: str, commit: str) -> str:
+    return f"{ALT_PREFIX}{signature[:2]}/{signature}/{commit}"
+
+
 @dataclass(frozen=True)
 class StoredRecord:
     """A record and the id of the commit that holds it."""
 
     commit: str
     record: Record
+    alternate: bool = False  # held by an alt ref: another machine's record of the signature
 
     @property
     def short(self) -> str:
@@ -81,7 +89,15 @@ class RecordStore:
         commit = self.repo.ref_target(sig_ref(signature))
         if commit is None:
             return None
-        return self._load_or_warn(commit)
+        stored = self._load_or_warn(commit)
+        if stored is not None and stored.record.signature != signature:
+            # A fetched ref may point at another signature's record: never a silent wrong hit.
+            self._warn(
+                f"ignoring record {commit[:12]}: it is for signature "
+                f"{stored.record.signature[:12]}, not {signature[:12]}"
+            )
+            return None
+        return stored
 
     def latest(self, step: str) -> StoredRecord | None:
         commit = self.repo.ref_target(step_ref(step))
@@ -101,6 +117,13 @@ class RecordStore:
             if stored is not None:
                 yield stored
 
+    def alternates(self) -> Iterator[StoredRecord]:
+        """Records kept under alt refs (unreadable ones skipped with a warning)."""
+        for _name, commit in self.repo.refs(ALT_PREFIX):
+            stored = self._load_or_warn(commit)
+            if stored is not None:
+                yield StoredRecord(stored.commit, stored.record, alternate=True)
+
     def log(self, stored: StoredRecord, stream: str) -> bytes:
         entry = self.repo.tree_entry(self.repo.commit_tree(stored.commit), f"logs/{stream}")
         return b"" if entry is None else self.repo.read_blob(entry.oid)
@@ -117,6 +140,11 @@ class RecordStore:
                 (name, commit)
                 for name, commit in self.repo.refs(SIG_PREFIX)
                 if name.rsplit("/", 1)[1].startswith(ident) or commit.startswith(ident)
+            ]
+            matches += [
+                (name, commit)
+                for name, commit in self.repo.refs(ALT_PREFIX)
+                if commit.startswith(ident)
             ]
             commits = sorted({commit for _name, commit in matches})
             if len(commits) == 1:

@@ -105,9 +105,9 @@ def workflow_option(func: F) -> F:
 
 def _register() -> None:
     # One module per command (or group of closely related commands).
-    from gitcache.cli import demo, init, records, run, status
+    from gitcache.cli import demo, init, records, run, sharing, status
 
-    for module in (run, status, records, init, demo):
+    for module in (run, status, records, init, demo, sharing):
         for command in module.COMMANDS:
             main.add_command(command)
 

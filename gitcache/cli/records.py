@@ -24,6 +24,7 @@ def _summary(stored: StoredRecord) -> dict[str, object]:
         "started_at": r.started_at,
         "duration": r.duration,
         "exit_status": r.exit_status,
+        "alternate": stored.alternate,
     }
 
 
@@ -47,9 +48,10 @@ def log(options: Options, step: str | None, limit: int | None, as_json: bool) ->
     for stored in found:
         r = stored.record
         dirty = "+dirty" if r.dirty else ""
+        alt = "  (alt: another record of this signature)" if stored.alternate else ""
         click.echo(
             f"{r.step:<16} {short(r.signature)}  {short(r.source_commit, 7)}{dirty:<6}  "
-            f"{when(r.started_at)}  {seconds(r.duration):>8}"
+            f"{when(r.started_at)}  {seconds(r.duration):>8}{alt}"
         )
 
 

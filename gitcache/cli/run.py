@@ -6,6 +6,7 @@ import click
 
 from gitcache.cli.main import Options, workflow_option
 from gitcache.cli.output import TerminalReporter
+from gitcache.cli.sharing import lookup, push_new_records, run_remote
 from gitcache.engine import MODES, Engine, RunOptions
 from gitcache.workflow import parse_overrides
 
@@ -37,6 +38,11 @@ from gitcache.workflow import parse_overrides
     help="After a failure, go on with steps that do not need it.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only the steps' own output and errors.")
+@click.option(
+    "--remote",
+    metavar="NAME",
+    help="On a local miss, ask this git remote for the record first (config: remote).",
+)
 @workflow_option
 @click.pass_obj
 def run(
@@ -47,17 +53,22 @@ def run(
     dry_run: bool,
     keep_going: bool,
     quiet: bool,
+    remote: str | None,
 ) -> None:
     """Run STEPS (default: all) and the steps they need; skip or restore what is recorded."""
     project = options.project()
     overrides = parse_overrides(project.workflow, list(params))
     reporter = TerminalReporter(quiet)
-    engine = Engine(project, RunOptions(mode, overrides, dry_run, keep_going), reporter)  # type: ignore[arg-type]
+    shared = run_remote(project, remote)
+    run_options = RunOptions(mode, overrides, dry_run, keep_going, on_miss=lookup(project, shared))  # type: ignore[arg-type]
+    engine = Engine(project, run_options, reporter)
     try:
         summary = engine.run(list(steps))
     finally:
         project.save()
     reporter.summary(summary)
+    if not dry_run:
+        push_new_records(project, shared, summary)
     for result in summary.results:
         if result.outcome == "failed":
             click.echo(f"gitcache: error: step {result.step!r} failed: {result.detail}", err=True)
