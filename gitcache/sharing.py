@@ -237,7 +237,8 @@ def push(
             _note(report, line)
     if alternates:
         for line in transport.push(repo, remote, alternates, progress):
-            _note(report, line)
+            if line.rejected:  # the others are counted as diverged already
+                report.rejected.append((line.dst, line.summary))
     return report
 
 
