@@ -100,10 +100,15 @@ def _stage_name(name: str) -> str:
 
 
 def fetch(
-    repo: GitRepo, remote: Remote, refspecs: Sequence[str], progress: ProgressSink | None
+    repo: GitRepo,
+    remote: Remote,
+    refspecs: Sequence[str],
+    progress: ProgressSink | None,
+    prune: bool = False,
 ) -> None:
     """`git fetch` of exactly these refspecs: no tags, no FETCH_HEAD, no tracking refs."""
     args = ["fetch", "--no-tags", "--no-write-fetch-head", "--refmap="]
+    args += ["--prune"] if prune else []
     args += ["--progress"] if progress else ["--quiet"]
     status, _out, err = _run(repo.root, [*args, "--", remote.name, *refspecs], progress)
     if status != 0:

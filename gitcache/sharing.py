@@ -1,8 +1,9 @@
 """Sharing records through a git remote: fetch as a union, push, look-ups on a miss.
 
 Fetch never replaces or loses a local record. Refs are fetched into a staging
-namespace, `refs/gitcache/remotes/<remote>/`, and then, in one reference
-transaction that also drops the staging refs:
+namespace, `refs/gitcache/remotes/<remote>/` (like git's remote-tracking refs: what
+the remote held at the last fetch, pruned to match it), and then unioned into the
+local refs in one reference transaction with compare-and-swap:
 
 - `sig/<2>/<sig>` absent here: validated (record.json, tree, signature), then created
   with compare-and-swap (expected absent);
@@ -78,8 +79,10 @@ def fetch(store: RecordStore, remote: Remote, progress: ProgressSink | None = No
     repo = store.repo
     stage = _stage(remote)
     with _stage_lock(repo, remote):
-        _drop(repo, list(repo.refs(stage)))  # left by an interrupted fetch
-        transport.fetch(repo, remote, [f"+{REF_ROOT}*:{stage}*", *EXCLUDE], progress)
+        refspecs = [f"+{REF_ROOT}*:{stage}*", *EXCLUDE]
+        transport.fetch(repo, remote, refspecs, progress, prune=True)
+        # Every staged ref is planned, not only those this fetch changed: a fetch
+        # interrupted before its merge is completed by the next one.
         return _merge(store, remote, list(repo.refs(stage)))
 
 
@@ -112,13 +115,8 @@ def _stage_lock(repo: GitRepo, remote: Remote) -> Iterator[None]:
         yield
 
 
-def _drop(repo: GitRepo, refs: Sequence[tuple[str, str]]) -> None:
-    if refs:
-        repo.update_refs([RefUpdate(name, None) for name, _ in refs], "gitcache: fetch")
-
-
 def _merge(store: RecordStore, remote: Remote, staged: list[tuple[str, str]]) -> FetchReport:
-    """Union the staged refs into the local ones and drop them, in one transaction."""
+    """Union the staged refs into the local ones, in one transaction."""
     stage = _stage(remote)
     for _attempt in range(_MERGE_ATTEMPTS):
         report = FetchReport(remote.name)
@@ -126,8 +124,9 @@ def _merge(store: RecordStore, remote: Remote, staged: list[tuple[str, str]]) ->
         # Signature refs first, so that an alt ref naming the same record is redundant.
         for name, target in sorted(staged, key=lambda r: not r[0].startswith(stage + "sig/")):
             _plan_ref(store, name.removeprefix(stage), target, report, planned)
-        updates = [RefUpdate(name, None) for name, _ in staged]
-        updates += [RefUpdate(name, new, expected=None) for name, new in planned.items()]
+        updates = [RefUpdate(name, new, expected=None) for name, new in planned.items()]
+        if not updates:
+            return report
         try:
             store.repo.update_refs(updates, f"gitcache: fetch {remote.name}")
             return report

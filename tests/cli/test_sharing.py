@@ -88,8 +88,11 @@ def test_push_then_fetch_restores_without_running(
     fetched = b.run("fetch")
     assert fetched.exit_code == 0, fetched.stderr
     assert "2 new records" in fetched.stderr
+    assert "objects" not in fetched.stderr  # no progress display when not on a terminal
     assert sig_refs(b) == sig_refs(a)
-    assert not b.refs("refs/gitcache/step/") and not b.refs("refs/gitcache/remotes/")
+    assert not b.refs("refs/gitcache/step/")
+    tracking = b.refs("refs/gitcache/remotes/origin/")  # what origin held, like refs/remotes/
+    assert sorted(tracking.values()) == sorted(sig_refs(a).values())
 
     ran = b.run("run")
     assert ran.exit_code == 0, ran.stderr
@@ -125,7 +128,7 @@ def test_run_remote_fetches_only_the_missing_signature(
     assert ran.exit_code == 0, ran.stderr
     assert ran.stderr.count("restored from git [") == 2 and runs(b) == 0
     assert len(sig_refs(b)) == 2  # just the two signatures it needed
-    assert not b.refs("refs/gitcache/remotes/")
+    assert len(b.refs("refs/gitcache/remotes/origin/sig/")) == 2
 
 
 def test_config_remote_and_push_on_record(
@@ -268,3 +271,62 @@ def test_fetch_and_push_need_no_workflow_file(make: Callable[..., Repo], origin:
     plain.git("remote", "add", "origin", str(origin))
     assert plain.run("fetch").exit_code == 0
     assert set(sig_refs(plain)) == set(sig_refs(a))
+
+
+def test_records_gone_from_the_remote_stay_here(
+    make: Callable[..., Repo], origin: Path, tmp_path: Path
+) -> None:
+    a = member(make, str(origin))
+    a.run("run")
+    a.run("push")
+    b = clone(str(origin), tmp_path / "b")
+    b.run("fetch")
+    Repo(origin).git("update-ref", "-d", next(iter(sig_refs(a))))
+    assert b.run("fetch").exit_code == 0
+    assert len(b.refs("refs/gitcache/remotes/origin/")) == 1  # pruned like origin
+    assert sig_refs(b) == sig_refs(a)  # but the local records are never dropped
+
+
+def test_a_fetch_interrupted_before_its_merge_is_completed_by_the_next(
+    make: Callable[..., Repo], origin: Path, tmp_path: Path
+) -> None:
+    a = member(make, str(origin))
+    a.run("run")
+    a.run("push")
+    b = clone(str(origin), tmp_path / "b")
+    # As if killed after git fetch wrote the staging refs and before the union.
+    b.git("fetch", "-q", "origin", "refs/gitcache/*:refs/gitcache/remotes/origin/*")
+    assert not sig_refs(b)
+    assert "2 new records" in b.run("fetch").stderr
+    assert sig_refs(b) == sig_refs(a)
+
+
+def test_fetch_reports_records_it_refuses(
+    make: Callable[..., Repo], origin: Path, tmp_path: Path
+) -> None:
+    a = member(make, str(origin))
+    a.run("run", "make")
+    (name,) = sig_refs(a)
+    a.git("update-ref", name, a.head())  # a source commit, not a record
+    a.git("update-ref", "refs/gitcache/sig/00/" + "1" * 64, a.head())  # prefix is wrong
+    a.git("push", "-q", "origin", "refs/gitcache/sig/*:refs/gitcache/sig/*")
+    b = clone(str(origin), tmp_path / "b")
+    fetched = b.run("fetch")
+    assert fetched.exit_code == 0
+    assert f"gitcache: warning: refused {name} from origin: record commit" in fetched.stderr
+    assert "not a valid gitcache ref name" in fetched.stderr
+    assert "2 refused" in fetched.stderr and not sig_refs(b)
+
+
+def test_progress_is_passed_through_from_git(make: Callable[..., Repo], origin: Path) -> None:
+    from gitcache.gitrepo import GitRepo
+    from gitcache.remote import choose_remote, fetch
+
+    a = member(make, str(origin))
+    a.run("run")
+    a.run("push")
+    plain = make({"README": "x\n"}, name="plain")
+    repo = GitRepo.discover(plain.root)
+    chunks: list[bytes] = []
+    fetch(repo, choose_remote(repo, str(origin)), ["refs/gitcache/*:refs/x/*"], chunks.append)
+    assert b"objects" in b"".join(chunks)
