@@ -219,7 +219,9 @@ def push(
     """
     repo = store.repo
     if refs is None:
-        refspecs = [f"{REF_ROOT}*:{REF_ROOT}*", *EXCLUDE]
+        shareable = any(not name.startswith(LOCAL_ONLY) for name, _ in repo.refs(REF_ROOT))
+        # git fails on a pattern that matches no local ref: nothing to push is not an error.
+        refspecs = [f"{REF_ROOT}*:{REF_ROOT}*", *EXCLUDE] if shareable else []
     else:
         refspecs = [f"{name}:{name}" for name in refs]
     report = PushReport(remote.name)

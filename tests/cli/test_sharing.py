@@ -189,6 +189,7 @@ def test_divergent_records_are_both_kept_on_every_side(
     listed = json.loads(b.run("log", "noise", "--json").stdout)
     assert {(r["record"], r["alternate"]) for r in listed} == {(mine_a, True), (mine_b, False)}
     assert "(alt" in b.run("log").stdout
+    assert mine_a in b.run("show", mine_a[:10]).stdout
     assert b.run("run").exit_code == 0 and runs(b) == 1  # its own outputs are up to date
 
 
@@ -330,3 +331,11 @@ def test_progress_is_passed_through_from_git(make: Callable[..., Repo], origin: 
     chunks: list[bytes] = []
     fetch(repo, choose_remote(repo, str(origin)), ["refs/gitcache/*:refs/x/*"], chunks.append)
     assert b"objects" in b"".join(chunks)
+
+
+def test_nothing_to_push_is_not_an_error(make: Callable[..., Repo], origin: Path) -> None:
+    a = member(make, str(origin))
+    pushed = a.run("push")
+    assert pushed.exit_code == 0, pushed.stderr
+    assert "pushed to origin: 0 new" in pushed.stderr
+    assert a.run("push", "make").exit_code == 0  # no records of make yet
