@@ -87,8 +87,9 @@ class RecordStore:
     def lookup(self, signature: str) -> StoredRecord | None:
         """The record of a signature; a corrupt one is a miss with a warning."""
         commit = self.repo.ref_target(sig_ref(signature))
-        if commit is None:
-            return None
+        return None if commit is None else self._usable(commit, signature)
+
+    def _usable(self, commit: str, signature: str) -> StoredRecord | None:
         stored = self._load_or_warn(commit)
         if stored is not None and stored.record.signature != signature:
             # A fetched ref may point at another signature's record: never a silent wrong hit.
@@ -190,7 +191,13 @@ class RecordStore:
         except RefConflict as exc:
             if exc.name != name or exc.found is None:
                 raise
-            return self.load(exc.found)
+            existing = self._usable(exc.found, record.signature)
+            if existing is not None:
+                return existing
+            # The ref holds no usable record (corrupt, or another signature's, e.g. from
+            # a plain `git fetch`): a miss, so ours replaces it, still compare-and-swap.
+            updates[0] = RefUpdate(name, commit, exc.found)
+            self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
         return StoredRecord(commit, record)
 
     def set_latest(self, stored: StoredRecord) -> None:

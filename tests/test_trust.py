@@ -197,3 +197,43 @@ def test_a_genuine_record_is_restored(scene: Scene) -> None:
     result = scene.victim.run("run", "--remote", "origin")
     assert result.exit_code == 0 and "restored from git [" in result.stderr
     assert scene.runs() == 0 and scene.victim.read("out/data.txt") == "ok\n"
+
+
+# -- records that arrived by plain `git fetch`, without gitcache's validation -------------
+
+
+def plain_fetch(scene: Scene) -> None:
+    scene.victim.git("fetch", "-q", "origin", "+refs/gitcache/sig/*:refs/gitcache/sig/*")
+
+
+def test_plain_fetched_record_of_another_signature_is_a_miss_and_replaced(
+    scene: Scene,
+) -> None:
+    forged = scene.forge(
+        {"out/data.txt": (b"ok\n", MODE_FILE)}, record_changes={"signature": "f" * 64}
+    )
+    plain_fetch(scene)
+    name = f"refs/gitcache/sig/{scene.signature[:2]}/{scene.signature}"
+    assert scene.victim.refs(name) == {name: forged}
+    result = scene.victim.run("run")
+    assert result.exit_code == 0
+    assert "it is for signature ffffffffffff" in result.stderr
+    assert scene.runs() == 1
+    assert scene.victim.refs(name) != {name: forged}  # the victim's own record replaced it
+    assert scene.victim.run("run").exit_code == 0 and scene.runs() == 1
+
+
+def test_plain_fetched_record_is_still_vetted_before_restoring(scene: Scene) -> None:
+    forged = scene.forge(
+        {"out/data.txt": (b"ok\n", MODE_FILE), "gitcache.toml": (b"[steps]\n", MODE_FILE)},
+        record_changes={"command": "touch pwned"},
+    )
+    plain_fetch(scene)
+    result = scene.victim.run("run")
+    assert result.exit_code == 0
+    assert "would write gitcache.toml, which is not an output of step 'make'" in result.stderr
+    assert scene.runs() == 1 and scene.victim.read("gitcache.toml") == TOML
+    assert not (scene.victim.root / "pwned").exists()
+    assert scene.victim.refs("refs/gitcache/sig/") != {
+        f"refs/gitcache/sig/{scene.signature[:2]}/{scene.signature}": forged
+    }

@@ -58,13 +58,19 @@ def origin(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(params=["bare", "daemon"])
-def origin_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The same scenarios through a path and through git:// (a real network remote)."""
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A remote's (path, URL): through a path and through git:// (a real network remote)."""
     if request.param == "bare":
-        yield str(bare(tmp_path / "origin.git"))
+        path = bare(tmp_path / "origin.git")
+        yield path, str(path)
     else:
         with git_daemon(tmp_path / "served") as daemon:
-            yield daemon.repo("origin.git")[1]
+            yield daemon.repo("origin.git")
+
+
+@pytest.fixture
+def origin_url(served: tuple[Path, str]) -> str:
+    return served[1]
 
 
 def member(make: Callable[..., Repo], url: str, toml: str = COUNTED, name: str = "a") -> Repo:
@@ -158,11 +164,11 @@ def test_push_only_the_named_steps(make: Callable[..., Repo], origin: Path) -> N
 
 
 def test_divergent_records_are_both_kept_on_every_side(
-    make: Callable[..., Repo], origin: Path
+    make: Callable[..., Repo], served: tuple[Path, str], tmp_path: Path
 ) -> None:
-    a = member(make, str(origin), NOISY, name="a")
-    b = Repo(origin.parent / "b")
-    clone(str(origin), b.root)
+    origin, url = served
+    a = member(make, url, NOISY, name="a")
+    b = clone(url, tmp_path / "b")
     a.run("run", "noise")
     b.run("run")  # the same signature, other bytes; and a record `a` does not have
     (sig,) = [n for n, c in sig_refs(a).items()]
