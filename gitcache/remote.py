@@ -7,7 +7,6 @@ rewrites and every protocol work exactly as they do for `git fetch` and `git pus
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import threading
@@ -58,13 +57,22 @@ class PushedRef:
         )
 
 
-def choose_remote(repo: GitRepo, name: str | None, for_push: bool = False) -> Remote:
-    """The remote named, or the one git would choose (upstream of the branch, else origin)."""
+def choose_remote(
+    repo: GitRepo, name: str | None, for_push: bool = False, cwd: Path | None = None
+) -> Remote:
+    """The remote named, or the one git would choose (upstream of the branch, else origin).
+
+    A relative path is taken from `cwd` (default: the process's), as git would, even
+    though git runs at the repository root.
+    """
     if name is None:
         name = _default_name(repo, for_push)
     if not name or name.startswith("-"):
         raise RemoteError(f"invalid remote name {name!r}")
     configured = repo.config_value(f"remote.{name}.url") is not None
+    local = (cwd or Path.cwd()) / name
+    if not configured and "://" not in name and local.exists():
+        name = str(local.resolve())
     if not configured and not _looks_like_location(name):
         raise RemoteError(
             f"no remote named {name!r} in {repo.root}",
@@ -89,8 +97,8 @@ def _default_name(repo: GitRepo, for_push: bool) -> str:
 
 def _looks_like_location(name: str) -> bool:
     # As git decides between a remote name and a URL or path: URLs and scp-like
-    # addresses hold ':' and paths hold '/' (or name an existing directory).
-    return ":" in name or "/" in name or os.path.isdir(name)
+    # addresses hold ':' and paths hold '/' (existing local paths are made absolute).
+    return ":" in name or "/" in name
 
 
 def _stage_name(name: str) -> str:

@@ -266,12 +266,10 @@ class RemoteLookup:
         self.remote = remote
         self.warn = warn
         self.reachable = True
-        self.asked = 0
 
     def __call__(self, signature: str) -> bool:
         if not self.reachable:
             return False
-        self.asked += 1
         try:
             report = fetch_signature(self.store, self.remote, signature)
         except RemoteError as exc:

@@ -59,7 +59,7 @@ def run(
     project = options.project()
     overrides = parse_overrides(project.workflow, list(params))
     reporter = TerminalReporter(quiet)
-    shared = run_remote(project, remote)
+    shared = run_remote(project, remote, options.directory)
     run_options = RunOptions(mode, overrides, dry_run, keep_going, on_miss=lookup(project, shared))  # type: ignore[arg-type]
     engine = Engine(project, run_options, reporter)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -40,7 +41,7 @@ def _split(options: Options, args: Sequence[str]) -> tuple[str | None, list[str]
     if not args:
         return None, []
     try:
-        choose_remote(_store(options).repo, args[0])
+        choose_remote(_store(options).repo, args[0], cwd=options.directory)
     except RemoteError:
         project: Project = options.project()
         if args[0] not in project.workflow.steps:
@@ -59,7 +60,7 @@ def push(options: Options, args: tuple[str, ...]) -> None:
     store = _store(options)
     if steps:
         options.project().workflow.select(steps)  # an unknown step: error naming the known
-    remote = choose_remote(store.repo, name, for_push=True)
+    remote = choose_remote(store.repo, name, for_push=True, cwd=options.directory)
     refs = sharing.refs_of_steps(store, steps) if steps else None
     if refs == []:
         click.echo(f"gitcache: no records of {', '.join(steps)} to push", err=True)
@@ -95,7 +96,7 @@ def _print_push(report: sharing.PushReport) -> None:
 def fetch(options: Options, name: str | None) -> None:
     """Bring records from REMOTE; never replaces or loses a local record."""
     store = _store(options)
-    remote = choose_remote(store.repo, name)
+    remote = choose_remote(store.repo, name, cwd=options.directory)
     report = sharing.fetch(store, remote, progress_sink())
     for ref, why in report.refused:
         warn(f"refused {ref} from {remote.name}: {why}")
@@ -118,13 +119,13 @@ def fetch(options: Options, name: str | None) -> None:
 # -- gitcache run --remote / push_on_record ------------------------------------------------
 
 
-def run_remote(project: Project, name: str | None) -> Remote | None:
+def run_remote(project: Project, name: str | None, cwd: Path) -> Remote | None:
     """The remote a run uses (`--remote`, else config `remote`); checked before anything runs."""
     name = name or project.workflow.config.remote
     if name is None:
         return None
     try:
-        return choose_remote(project.repo, name)
+        return choose_remote(project.repo, name, cwd=cwd)
     except RemoteError as exc:
         raise ConfigError(exc.message, exc.hint) from None
 

@@ -345,3 +345,19 @@ def test_nothing_to_push_is_not_an_error(make: Callable[..., Repo], origin: Path
     assert pushed.exit_code == 0, pushed.stderr
     assert "pushed to origin: 0 new" in pushed.stderr
     assert a.run("push", "make").exit_code == 0  # no records of make yet
+
+
+def test_a_relative_path_is_taken_from_where_gitcache_runs(
+    make: Callable[..., Repo], origin: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from gitcache.cli.main import main
+
+    a = member(make, str(origin))
+    a.run("run")
+    (a.root / "sub").mkdir()
+    relative = Path("..") / ".." / origin.name  # from a/sub to the remote beside a
+    result = CliRunner().invoke(main, ["-C", str(a.root / "sub"), "push", str(relative)])
+    assert result.exit_code == 0, result.stderr
+    assert set(remote_refs(origin)) == set(sig_refs(a))
