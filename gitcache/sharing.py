@@ -97,6 +97,8 @@ def fetch_signature(store: RecordStore, remote: Remote, signature: str) -> Fetch
     rel = sig_ref(signature).removeprefix(REF_ROOT)
     staged = _stage(remote) + rel
     with _stage_lock(repo, remote):
+        if repo.ref_target(staged) is not None:  # stale: after the fetch it means "remote has it"
+            repo.update_refs([RefUpdate(staged, None)], "gitcache: look-up")
         transport.fetch(repo, remote, [f"+{REF_ROOT}{rel}*:{staged}*"], None)
         target = repo.ref_target(staged)
         return _merge(store, remote, [] if target is None else [(staged, target)])

@@ -361,3 +361,19 @@ def test_a_relative_path_is_taken_from_where_gitcache_runs(
     result = CliRunner().invoke(main, ["-C", str(a.root / "sub"), "push", str(relative)])
     assert result.exit_code == 0, result.stderr
     assert set(remote_refs(origin)) == set(sig_refs(a))
+
+
+def test_a_lookup_never_answers_from_a_stale_staging_ref(
+    make: Callable[..., Repo], origin: Path, tmp_path: Path
+) -> None:
+    a = member(make, str(origin))
+    a.run("run", "make")
+    a.run("push")
+    b = clone(str(origin), tmp_path / "b")
+    assert b.run("run", "make", "--remote", "origin").stderr.count("restored from git [") == 1
+    (name,) = sig_refs(b)
+    b.git("update-ref", "-d", name)  # removed here ...
+    Repo(origin).git("update-ref", "-d", name)  # ... and on the remote
+    (b.root / "out/data.txt").unlink()
+    ran = b.run("run", "make", "--remote", "origin")
+    assert ran.exit_code == 0 and runs(b) == 1
