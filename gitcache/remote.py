@@ -102,7 +102,7 @@ def _looks_like_location(name: str) -> bool:
 
 
 def _stage_name(name: str) -> str:
-    if _SAFE_NAME.match(name) and not name.endswith((".lock", ".")):
+    if _SAFE_NAME.match(name) and ".." not in name and not name.endswith((".lock", ".")):
         return name
     return "url-" + blake3.blake3(name.encode()).hexdigest()[:16]
 
