@@ -157,6 +157,8 @@ def main() -> None:
             b4 = fresh_clone(work / f"e{r}")
             timings["git miss"].append(sh(b4, "git", "fetch", "-q", url1, f"{ref}:{ref}"))
 
+    for name, values in timings.items():
+        print(f"  {name:<10} " + "  ".join(f"{v:.3f}" for v in values))
     best = {k: min(v) for k, v in timings.items()}
     print(f"(best of {args.rounds} rounds, git daemon on 127.0.0.1, {os.cpu_count()} cores)")
     for what in ("push", "fetch", "miss"):
