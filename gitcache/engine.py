@@ -171,7 +171,9 @@ class Engine:
             return evaluation
         return self.planner.evaluate(evaluation.step.name)
 
-    def _use_record(self, evaluation: Evaluation, stored: StoredRecord) -> StepResult:
+    def _use_record(
+        self, evaluation: Evaluation, stored: StoredRecord, locked: bool = False
+    ) -> StepResult:
         name = evaluation.step.name
         mismatches = evaluation.mismatches()
         if self.options.dry_run:
@@ -191,6 +193,9 @@ class Engine:
                 )
             except UnsafeRecord as exc:
                 self.reporter.warning(f"step {name}: {exc.message}; running the step instead")
+                if locked:  # already under the signature's lock (taking it again would block)
+                    command = self._command(evaluation)
+                    return self._run_command(evaluation, command, record=True, replace=True)
                 return self._execute(evaluation, record=True, refused=stored.commit)
         self.project.store.set_latest(stored)
         detail = ", ".join(sorted(m.path for m in mismatches))
@@ -216,7 +221,7 @@ class Engine:
                 again = self.project.store.lookup(evaluation.signature)
                 if again is not None and again.commit != refused:
                     fresh = self.planner.evaluate(step.name)
-                    return self._use_record(fresh, again)
+                    return self._use_record(fresh, again, locked=True)
             # A record we refused to restore is replaced by the one this run makes.
             replace = self.options.mode == "force" or refused is not None
             return self._run_command(evaluation, command, record=True, replace=replace)

@@ -237,3 +237,47 @@ def test_plain_fetched_record_is_still_vetted_before_restoring(scene: Scene) -> 
     assert scene.victim.refs("refs/gitcache/sig/") != {
         f"refs/gitcache/sig/{scene.signature[:2]}/{scene.signature}": forged
     }
+
+
+class Quiet:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def step_started(self, step: str, action: str) -> None:
+        pass
+
+    def step_finished(self, result: object) -> None:
+        pass
+
+    def output(self, step: str, stream: str, data: bytes) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def test_a_record_refused_under_the_signature_lock_runs_the_step_there(scene: Scene) -> None:
+    """The record appears while the step waits for its lock (as if another process made
+    it) and is refused: the step runs under the lock it holds, without waiting on itself."""
+    import threading
+
+    from gitcache.engine import Engine, RunOptions
+    from gitcache.project import Project
+
+    scene.forge({"out/data.txt": (b"ok\n", MODE_FILE), "gitcache.toml": (b"x", MODE_FILE)})
+
+    def sneaky(signature: str) -> bool:
+        plain_fetch(scene)
+        return False  # "nothing found": the engine goes on to take the lock and look again
+
+    project = Project.open(scene.victim.root)
+    reporter = Quiet()
+    results = []
+    engine = Engine(project, RunOptions(on_miss=sneaky), reporter)
+    worker = threading.Thread(target=lambda: results.append(engine.run([])), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert results, "the run did not finish (waiting on its own lock?)"
+    assert [r.outcome for r in results[0].results] == ["ran"]
+    assert any("not an output of step 'make'" in w for w in reporter.warnings)
+    assert scene.runs() == 1 and scene.victim.read("gitcache.toml") == TOML
