@@ -192,7 +192,8 @@ class Engine:
                     [o for o in stored.record.outputs if o.path in wanted]
                 )
             except UnsafeRecord as exc:
-                self.reporter.warning(f"step {name}: {exc.message}; running the step instead")
+                hint = f" ({exc.hint})" if exc.hint else ""
+                self.reporter.warning(f"step {name}: {exc.message}{hint}; running the step instead")
                 if locked:  # already under the signature's lock (taking it again would block)
                     command = self._command(evaluation)
                     return self._run_command(evaluation, command, record=True, replace=True)

@@ -179,7 +179,10 @@ def test_limits_cap_what_a_record_may_write(scene: Scene) -> None:
     many = {f"out/{n}": (b"x", MODE_FILE) for n in range(3)}
     forged = scene.forge(many)
     assert_refused_and_ran(
-        scene, forged, "refusing to restore 3 files: more than restore.max_files = 2"
+        scene,
+        forged,
+        "refusing to restore 3 files: more than restore.max_files = 2 "
+        "(raise [restore] max_files in gitcache.toml if this is expected); running the step",
     )
 
 
