@@ -377,3 +377,17 @@ def test_a_lookup_never_answers_from_a_stale_staging_ref(
     (b.root / "out/data.txt").unlink()
     ran = b.run("run", "make", "--remote", "origin")
     assert ran.exit_code == 0 and runs(b) == 1
+
+
+def test_assert_mode_asks_the_remote_too(
+    make: Callable[..., Repo], origin: Path, tmp_path: Path
+) -> None:
+    a = member(make, str(origin))
+    a.run("run", "make")
+    a.run("push")
+    b = clone(str(origin), tmp_path / "b")
+    (b.root / "out").mkdir()
+    (b.root / "out/data.txt").write_text("1\n")  # the outputs, made some other way
+    checked = b.run("run", "make", "-s", "assert", "--remote", "origin")
+    assert checked.exit_code == 0, checked.stderr
+    assert "verified" in checked.stderr and runs(b) == 0
