@@ -391,3 +391,21 @@ def test_assert_mode_asks_the_remote_too(
     checked = b.run("run", "make", "-s", "assert", "--remote", "origin")
     assert checked.exit_code == 0, checked.stderr
     assert "verified" in checked.stderr and runs(b) == 0
+
+
+def test_a_ref_the_server_refuses_is_an_error_after_the_rest_went_through(
+    make: Callable[..., Repo], origin: Path
+) -> None:
+    hook = origin / "hooks" / "update"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text('#!/bin/sh\ncase "$1" in refs/gitcache/rewritten/*) exit 1;; esac\n')
+    hook.chmod(0o755)
+    a = member(make, str(origin))
+    a.run("run")
+    a.git("update-ref", "refs/gitcache/rewritten/x", a.head())
+    pushed = a.run("push")
+    assert pushed.exit_code == 2
+    assert "gitcache: error: 'origin' refused 1 ref(s), first refs/gitcache/rewritten/x" in (
+        pushed.stderr
+    )
+    assert set(remote_refs(origin)) == set(sig_refs(a))
