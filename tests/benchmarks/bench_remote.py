@@ -49,6 +49,9 @@ ENV = {
 }
 
 
+GLOB = "refs/gitcache/*:refs/gitcache/*"
+
+
 def sh(cwd: Path, *args: str) -> float:
     start = time.perf_counter()
     subprocess.run(args, cwd=cwd, env=ENV, check=True, capture_output=True)
@@ -137,10 +140,12 @@ def main() -> None:
                 else:
                     timings[name].append(sh(work / "a", "git", "push", "-q", "--mirror", url))
             b1, b2 = fresh_clone(work / f"b{r}"), fresh_clone(work / f"c{r}")
-            timings["gc fetch"].append(sh(b1, *gitcache, "fetch", url1))
-            timings["git fetch"].append(
-                sh(b2, "git", "fetch", "-q", "--no-tags", url1, "refs/gitcache/*:refs/gitcache/*")
-            )
+            fetches = [
+                ("gc fetch", b1, [*gitcache, "fetch", url1]),
+                ("git fetch", b2, ["git", "fetch", "-q", "--no-tags", url1, GLOB]),
+            ]
+            for name, cwd, argv in fetches[:: 1 if r % 2 == 0 else -1]:
+                timings[name].append(sh(cwd, *argv))
             assert len(list(GitRepo.discover(b1).refs("refs/gitcache/sig/"))) == args.records
 
             # A miss look-up: one signature's ref, into a repository without records.
