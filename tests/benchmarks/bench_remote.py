@@ -126,7 +126,18 @@ def main() -> None:
         f"written in {time.perf_counter() - start:.1f} s"
     )
     timings: dict[str, list[float]] = {
-        k: [] for k in ("gc push", "git push", "gc fetch", "git fetch", "gc miss", "git miss")
+        k: []
+        for k in (
+            "gc push",
+            "git push",
+            "gc fetch",
+            "git fetch",
+            "gc miss",
+            "git miss",
+            "in-process fetch",
+            "union",
+            "start-up",
+        )
     }
     with git_daemon(work / "served") as daemon:
         for r in range(args.rounds):
@@ -162,10 +173,31 @@ def main() -> None:
             b4 = fresh_clone(work / f"e{r}")
             timings["git miss"].append(sh(b4, "git", "fetch", "-q", url1, f"{ref}:{ref}"))
 
+            # Where gitcache's time beyond git's goes: interpreter start-up, the union.
+            timings["start-up"].append(sh(b4, *gitcache, "--version"))
+            repo = GitRepo.discover(fresh_clone(work / f"f{r}"))
+            remote = choose_remote(repo, url1)
+            start = time.perf_counter()
+            sharing.fetch(RecordStore(repo), remote)
+            timings["in-process fetch"].append(time.perf_counter() - start)
+            # The union alone: plain git stages the refs, then sharing merges them.
+            clone = GitRepo.discover(fresh_clone(work / f"g{r}"))
+            staging = f"{sharing.STAGE_PREFIX}{remote.stage}/*"
+            sh(clone.root, "git", "fetch", "-q", url1, f"refs/gitcache/*:{staging}")
+            staged = list(clone.refs(sharing.STAGE_PREFIX))
+            start = time.perf_counter()
+            sharing._merge(RecordStore(clone), choose_remote(clone, url1), staged)
+            timings["union"].append(time.perf_counter() - start)
+
     for name, values in timings.items():
         print(f"  {name:<10} " + "  ".join(f"{v:.3f}" for v in values))
     best = {k: min(v) for k, v in timings.items()}
     print(f"(best of {args.rounds} rounds, git daemon on 127.0.0.1, {os.cpu_count()} cores)")
+    print(
+        f"Python start-up (gitcache --version) {best['start-up']:.3f} s; "
+        f"in-process fetch {best['in-process fetch']:.3f} s, of which the union "
+        f"{best['union']:.3f} s"
+    )
     for what in ("push", "fetch", "miss"):
         gc, git = best[f"gc {what}"], best[f"git {what}"]
         label = {
