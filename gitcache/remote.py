@@ -115,7 +115,9 @@ def fetch(
     prune: bool = False,
 ) -> None:
     """`git fetch` of exactly these refspecs: no tags, no FETCH_HEAD, no tracking refs."""
-    args = ["fetch", "--no-tags", "--no-write-fetch-head", "--refmap="]
+    # Exactly these refs: whatever the user's fetch config says about tags,
+    # FETCH_HEAD, remote-tracking branches or submodules.
+    args = ["fetch", "--no-tags", "--no-write-fetch-head", "--refmap=", "--no-recurse-submodules"]
     args += ["--prune"] if prune else []
     args += ["--progress"] if progress else ["--quiet"]
     status, _out, err = _run(repo.root, [*args, "--", remote.name, *refspecs], progress)
@@ -130,7 +132,8 @@ def push(
     results: list[PushedRef] = []
     for start in range(0, max(len(refspecs), 1), _ARGS_PER_CALL):
         chunk = refspecs[start : start + _ARGS_PER_CALL]
-        args = ["push", "--porcelain", "--progress" if progress else "--no-progress"]
+        args = ["push", "--porcelain", "--no-follow-tags", "--no-recurse-submodules"]
+        args.append("--progress" if progress else "--no-progress")
         status, out, err = _run(repo.root, [*args, "--", remote.name, *chunk], progress)
         lines = _porcelain(out)
         # git exits 1 when a ref is rejected; a transport failure prints no ref lines.

@@ -409,3 +409,20 @@ def test_a_ref_the_server_refuses_is_an_error_after_the_rest_went_through(
         pushed.stderr
     )
     assert set(remote_refs(origin)) == set(sig_refs(a))
+
+
+def test_only_gitcache_refs_travel_whatever_the_git_config(
+    make: Callable[..., Repo], origin: Path, tmp_path: Path
+) -> None:
+    a = member(make, str(origin))
+    a.git("tag", "-a", "-m", "v1", "v1")
+    a.git("config", "push.followTags", "true")
+    a.run("run")
+    assert a.run("push").exit_code == 0
+    assert not Repo(origin).refs("refs/tags/")
+    b = clone(str(origin), tmp_path / "b")
+    b.git("tag", "mine")
+    b.git("config", "fetch.pruneTags", "true")
+    b.git("config", "fetch.prune", "true")
+    assert b.run("fetch").exit_code == 0
+    assert b.refs("refs/tags/") and b.refs("refs/remotes/origin/")
