@@ -10,13 +10,13 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate, provenance
-from gitcache.errors import ConfigError, StepFailed
+from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import MODE_LINK, TreeEntry
 from gitcache.graph import input_matches_output
 from gitcache.locks import signature_lock
@@ -27,6 +27,7 @@ from gitcache.runner import execute, shell_argv
 from gitcache.scheduler import schedule
 from gitcache.status import describe_changes
 from gitcache.store import NewRecord, StoredRecord
+from gitcache.trust import vet
 
 Mode = Literal["default", "ignore", "force", "build", "assert", "skip"]
 MODES: tuple[Mode, ...] = ("default", "ignore", "force", "build", "assert", "skip")
@@ -68,6 +69,9 @@ class RunOptions:
     dry_run: bool = False
     keep_going: bool = False
     jobs: int = 1  # steps run at the same time (`-j N`)
+    # Asked on a local miss with the signature (e.g. a remote look-up, sharing.py);
+    # returns True when it brought a record into the store.
+    on_miss: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,8 @@ class Engine:
             return StepResult(
                 name, "failed", detail=f"input {evaluation.missing[0]} does not exist"
             )
+        if mode in ("default", "assert"):
+            evaluation = self._look_elsewhere(evaluation)
         if mode == "assert":
             return self._assert(evaluation)
         if mode == "build":
@@ -180,7 +186,18 @@ class Engine:
             return self._use_record(evaluation, evaluation.record)
         return self._execute(evaluation, record=True)
 
-    def _use_record(self, evaluation: Evaluation, stored: StoredRecord) -> StepResult:
+    def _look_elsewhere(self, evaluation: Evaluation) -> Evaluation:
+        """On a local miss, ask `on_miss` (a remote) for the record, then look again."""
+        on_miss = self.options.on_miss
+        if on_miss is None or self.options.dry_run or evaluation.record is not None:
+            return evaluation
+        if evaluation.signature is None or not on_miss(evaluation.signature):
+            return evaluation
+        return self.planner.evaluate(evaluation.step.name)
+
+    def _use_record(
+        self, evaluation: Evaluation, stored: StoredRecord, locked: bool = False
+    ) -> StepResult:
         name = evaluation.step.name
         mismatches = evaluation.mismatches()
         if name not in self._explicit and self.planner.removed_on_purpose(evaluation):
@@ -193,7 +210,18 @@ class Engine:
         if mismatches:
             self.reporter.step_started(name, "restoring")
             wanted = {m.path for m in mismatches}
-            self._restore([o for o in stored.record.outputs if o.path in wanted], name)
+            try:
+                # The record may have been fetched: it is untrusted input (SPEC §7).
+                assert evaluation.signature is not None
+                vet(stored, name, evaluation.step.outputs, evaluation.signature)
+                self._restore([o for o in stored.record.outputs if o.path in wanted], name)
+            except UnsafeRecord as exc:
+                hint = f" ({exc.hint})" if exc.hint else ""
+                self.reporter.warning(f"step {name}: {exc.message}{hint}; running the step instead")
+                if locked:  # already under the signature's lock (taking it again would block)
+                    command = self._command(evaluation)
+                    return self._run_command(evaluation, command, record=True, replace=True)
+                return self._execute(evaluation, record=True, refused=stored.commit)
         self.project.store.set_latest(stored)
         detail = ", ".join(sorted(m.path for m in mismatches))
         return StepResult(
@@ -229,7 +257,9 @@ class Engine:
             self.reporter.step_started(evaluation.step.name, "restoring its inputs")
             self._restore(wanted, evaluation.step.name)
 
-    def _execute(self, evaluation: Evaluation, record: bool) -> StepResult:
+    def _execute(
+        self, evaluation: Evaluation, record: bool, refused: str | None = None
+    ) -> StepResult:
         step = evaluation.step
         if self.options.dry_run:
             self.planner.will_change(step.name)
@@ -244,10 +274,12 @@ class Engine:
             if self.options.mode != "force":
                 # Another process may have recorded it while we waited for the lock.
                 again = self.project.store.lookup(evaluation.signature)
-                if again is not None:
+                if again is not None and again.commit != refused:
                     fresh = self.planner.evaluate(step.name)
-                    return self._use_record(fresh, again)
-            return self._run_command(evaluation, command, record=True)
+                    return self._use_record(fresh, again, locked=True)
+            # A record we refused to restore is replaced by the one this run makes.
+            replace = self.options.mode == "force" or refused is not None
+            return self._run_command(evaluation, command, record=True, replace=replace)
 
     def _command(self, evaluation: Evaluation) -> str:
         step = evaluation.step
@@ -257,7 +289,9 @@ class Engine:
         except (KeyError, IndexError, ValueError, AttributeError) as exc:
             raise ConfigError(f"step {step.name!r}: cannot fill in its command: {exc!r}") from None
 
-    def _run_command(self, evaluation: Evaluation, command: str, record: bool) -> StepResult:
+    def _run_command(
+        self, evaluation: Evaluation, command: str, record: bool, replace: bool = False
+    ) -> StepResult:
         step = evaluation.step
         # Taken before the command runs: the code that ran, and require_clean refuses early.
         source = self._provenance() if record else None
@@ -298,6 +332,7 @@ class Engine:
                 execution.started_at,
                 execution.duration,
                 source,
+                replace,
             )
             return StepResult(step.name, "ran", evaluation.signature, stored, exit_status=0)
         finally:
@@ -346,6 +381,7 @@ class Engine:
         started_at: str,
         duration: float,
         source: provenance.Provenance | None = None,
+        replace: bool = False,
     ) -> StoredRecord:
         assert evaluation.components is not None and evaluation.signature is not None
         source = source or self._provenance()
@@ -366,8 +402,9 @@ class Engine:
         )
         outs = [TreeEntry(o.path, o.blob, o.mode) for o in outputs]
         new = NewRecord(record, outs, logs, source.tree_entries())
-        # force replaces the signature's record; build records what the worktree holds now.
-        replace = self.options.mode in ("force", "build")
+        # force replaces the signature's record; build records what the worktree holds now;
+        # a record we refused to restore is replaced by the one this run made.
+        replace = replace or self.options.mode in ("force", "build")
         return self.project.store.write(new, source.source_commit, replace=replace)
 
     def _provenance(self) -> provenance.Provenance:

@@ -96,6 +96,14 @@ class GitRepo:
             return None
         return str(self._repo.head.target)
 
+    def head_branch(self) -> str | None:
+        """The short name of the branch HEAD is on; None when detached or unborn."""
+        if self._repo.head_is_detached:
+            return None
+        target = self._repo.references["HEAD"].target
+        name = str(target)
+        return name.removeprefix("refs/heads/") if name.startswith("refs/heads/") else None
+
     def resolve_commit(self, rev: str) -> str:
         try:
             obj = self._repo.revparse_single(rev)

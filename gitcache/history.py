@@ -6,6 +6,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from gitcache.errors import ConfigError
@@ -54,7 +55,13 @@ def list_records(store: RecordStore, query: LogQuery) -> list[RecordSummary]:
     sources = (
         None if query.commit is None else frozenset(answering_sources(store.repo, query.commit))
     )
-    found = newest_first([s for s in store.summaries() if query.matches(s, sources)])
+    found = newest_first(
+        [
+            s
+            for s in chain(store.summaries(), store.alternate_summaries())
+            if query.matches(s, sources)
+        ]
+    )
     return found if query.limit is None else found[: query.limit]
 
 

@@ -12,7 +12,7 @@ from gitcache.removed import RemovedOutputs
 from gitcache.statcache import StatCache
 from gitcache.store import RecordStore
 from gitcache.workflow import WORKFLOW_FILE, Workflow, load_workflow
-from gitcache.worktree import Worktree
+from gitcache.worktree import RestoreLimits, Worktree
 
 
 @dataclass
@@ -33,7 +33,8 @@ class Project:
         path = workflow_file if workflow_file is not None else repo.root / WORKFLOW_FILE
         workflow = load_workflow(path if path.is_absolute() else start / path, repo.root)
         cache = StatCache(repo.state_dir)
-        return cls(repo, workflow, RecordStore(repo, warn), Worktree(repo, cache))
+        limits = RestoreLimits(workflow.config.restore.max_files, workflow.config.restore.max_bytes)
+        return cls(repo, workflow, RecordStore(repo, warn), Worktree(repo, cache, limits))
 
     @cached_property
     def removed(self) -> RemovedOutputs:

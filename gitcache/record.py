@@ -28,7 +28,9 @@ def check_relative_path(path: str) -> str:
     parts = path.split("/")
     if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"unsafe path {path!r}: must be relative, without '.', '..' or '//'")
-    if parts[0] == ".git" or any(p == ".git" for p in parts):
+    # Case-insensitive and with trailing dots/spaces: `.GIT` and `.git.` are `.git` on
+    # macOS and Windows file systems (git's own fsck refuses them in trees too).
+    if any(p.casefold().rstrip(". ") == ".git" for p in parts):
         raise ValueError(f"unsafe path {path!r}: inside .git")
     return path
 

@@ -43,6 +43,7 @@ class RecordSummary:
     exit_status: int
     params: dict[str, Any]
     outputs: dict[str, str]  # path -> blob id
+    alternate: bool = False  # listed through an alt ref (not stored in the index)
 
     @property
     def short(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -21,6 +21,9 @@ from gitcache.recordindex import RecordIndex, RecordSummary
 REF_ROOT: Final = "refs/gitcache/"
 SIG_PREFIX: Final = REF_ROOT + "sig/"
 STEP_PREFIX: Final = REF_ROOT + "step/"
+# A second record for a signature that already has one here (fetched from a remote
+# where the step ran too): refs/gitcache/alt/<2 hex>/<signature>/<record commit>.
+ALT_PREFIX: Final = REF_ROOT + "alt/"
 RECORD_FILE: Final = "record.json"
 OUTPUTS_DIR: Final = "outputs/"
 LOG_STREAMS: Final = ("stdout", "stderr")
@@ -34,12 +37,17 @@ def step_ref(step: str) -> str:
     return STEP_PREFIX + step
 
 
+def alt_ref(signature: str, commit: str) -> str:
+    return f"{ALT_PREFIX}{signature[:2]}/{signature}/{commit}"
+
+
 @dataclass(frozen=True)
 class StoredRecord:
     """A record and the id of the commit that holds it."""
 
     commit: str
     record: Record
+    alternate: bool = False  # held by an alt ref: another machine's record of the signature
 
     @property
     def short(self) -> str:
@@ -90,9 +98,18 @@ class RecordStore:
     def lookup(self, signature: str) -> StoredRecord | None:
         """The record of a signature; a corrupt one is a miss with a warning."""
         commit = self.repo.ref_target(sig_ref(signature))
-        if commit is None:
+        return None if commit is None else self._usable(commit, signature)
+
+    def _usable(self, commit: str, signature: str) -> StoredRecord | None:
+        stored = self._load_or_warn(commit)
+        if stored is not None and stored.record.signature != signature:
+            # A fetched ref may point at another signature's record: never a silent wrong hit.
+            self._warn(
+                f"ignoring record {commit[:12]}: it is for signature "
+                f"{stored.record.signature[:12]}, not {signature[:12]}"
+            )
             return None
-        return self._load_or_warn(commit)
+        return stored
 
     def latest(self, step: str) -> StoredRecord | None:
         commit = self.repo.ref_target(step_ref(step))
@@ -134,6 +151,17 @@ class RecordStore:
         index.save({s.commit for s in found})
         return found
 
+    def alternate_summaries(self) -> list[RecordSummary]:
+        """Summaries of the records kept under alt refs, marked as alternates."""
+        index = self._index_of()
+        found: list[RecordSummary] = []
+        for _name, commit in self.repo.refs(ALT_PREFIX):
+            summary = index.get(commit) or self._summarize(commit)
+            if summary is not None:
+                index.add(summary)
+                found.append(replace(summary, alternate=True))
+        return found
+
     def _summarize(self, commit: str) -> RecordSummary | None:
         try:
             data = self.repo.read_commit_file(commit, RECORD_FILE)
@@ -155,6 +183,13 @@ class RecordStore:
         if self._index is not None:
             self._index.save()
 
+    def alternates(self) -> Iterator[StoredRecord]:
+        """Records kept under alt refs (unreadable ones skipped with a warning)."""
+        for _name, commit in self.repo.refs(ALT_PREFIX):
+            stored = self._load_or_warn(commit)
+            if stored is not None:
+                yield StoredRecord(stored.commit, stored.record, alternate=True)
+
     def log(self, stored: StoredRecord, stream: str) -> bytes:
         entry = self.repo.tree_entry(self.repo.commit_tree(stored.commit), f"logs/{stream}")
         return b"" if entry is None else self.repo.read_blob(entry.oid)
@@ -171,6 +206,11 @@ class RecordStore:
                 (name, commit)
                 for name, commit in self.repo.refs(SIG_PREFIX)
                 if name.rsplit("/", 1)[1].startswith(ident) or commit.startswith(ident)
+            ]
+            matches += [
+                (name, commit)
+                for name, commit in self.repo.refs(ALT_PREFIX)
+                if commit.startswith(ident)
             ]
             commits = sorted({commit for _name, commit in matches})
             if len(commits) == 1:
@@ -216,12 +256,13 @@ class RecordStore:
         except RefConflict as exc:
             if exc.name != name or exc.found is None:
                 raise
-            try:
-                return self.load(exc.found)  # another process recorded it first: keep theirs
-            except UnsafeRecord:
-                # What the ref holds is unreadable: replace it, but only if it still does.
-                updates[0] = RefUpdate(name, commit, exc.found)
-                self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
+            existing = self._usable(exc.found, record.signature)
+            if existing is not None:
+                return existing
+            # The ref holds no usable record (corrupt, or another signature's, e.g. from
+            # a plain `git fetch`): a miss, so ours replaces it, still compare-and-swap.
+            updates[0] = RefUpdate(name, commit, exc.found)
+            self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
         self._index_of().add(RecordSummary.of(commit, record))
         return StoredRecord(commit, record)
 

@@ -40,6 +40,13 @@ class HooksSpec(_Model):
     rewrite: Literal["protect", "block", "allow"] = "protect"
 
 
+class RestoreSpec(_Model):
+    """Caps on what restoring one record may write (a fetched record is untrusted)."""
+
+    max_files: int = Field(default=100_000, ge=1)
+    max_bytes: int = Field(default=10 * 2**30, ge=1)
+
+
 class WorkflowFile(_Model):
     params: dict[str, Any] = {}
     steps: dict[StepName, StepSpec] = Field(default_factory=dict)
@@ -48,6 +55,7 @@ class WorkflowFile(_Model):
     remote: str | None = None
     push_on_record: bool = False
     hooks: HooksSpec = HooksSpec()
+    restore: RestoreSpec = RestoreSpec()
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """The worktree: expanding inputs, blob ids through the stat cache, restoring outputs.
 
 Restoring writes only files that a record names after every path has been checked:
-relative, no `..`, nothing in `.git`, no existing symlinked directory on the way and
-no symlink pointing out of the worktree. Checks come first, writes after, so a
-hostile record writes nothing at all.
+relative, no `..`, nothing in `.git`, no existing symlinked directory on the way, no
+output used as a directory by another, no symlink pointing out of the worktree (also
+through symlinks already there), every blob present with the size the record says,
+and the total within the limits. Checks come first, writes after, so a hostile
+record writes nothing at all.
 """
 
 from __future__ import annotations
@@ -26,16 +28,27 @@ GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
+class RestoreLimits:
+    """The most one restore may write (gitcache.toml `[restore]`), whatever a record says."""
+
+    max_files: int = 100_000
+    max_bytes: int = 10 * 2**30
+
+
+@dataclass(frozen=True)
 class Expansion:
     files: list[str]  # sorted, unique, posix, relative to the root
     missing: list[str]  # declared patterns that matched nothing
 
 
 class Worktree:
-    def __init__(self, repo: GitRepo, cache: StatCache) -> None:
+    def __init__(
+        self, repo: GitRepo, cache: StatCache, limits: RestoreLimits | None = None
+    ) -> None:
         self.repo = repo
         self.root = repo.root
         self.cache = cache
+        self.limits = limits or RestoreLimits()
 
     def state(self, rel: str) -> FileState | None:
         return self.cache.state(self.root, rel)
@@ -87,6 +100,7 @@ class Worktree:
         self, files: Sequence[OutputFile], progress: Callable[[int, int], None] | None = None
     ) -> None:
         """Write files from git into the worktree, all checks before any write."""
+        self._check_set(files)
         plans = [(f, self._target(f)) for f in files]
         for out in files:
             if out.mode == MODE_LINK:
@@ -95,6 +109,45 @@ class Worktree:
             if progress is not None:
                 progress(done, len(plans))
             self._write(out, target)
+
+    def _check_set(self, files: Sequence[OutputFile]) -> None:
+        """Limits, blobs as the record describes them, and no path under another."""
+        limits = self.limits
+        if len(files) > limits.max_files:
+            raise UnsafeRecord(
+                f"refusing to restore {len(files)} files: more than restore.max_files = "
+                f"{limits.max_files}",
+                hint="raise [restore] max_files in gitcache.toml if this is expected",
+            )
+        total = 0
+        for out in files:
+            if not self.repo.has_object(out.blob):
+                raise UnsafeRecord(f"refusing to restore {out.path}: blob {out.blob} is missing")
+            size = self.repo.blob_size(out.blob)
+            if size != out.size:
+                raise UnsafeRecord(
+                    f"refusing to restore {out.path}: blob {out.blob[:12]} has {size} bytes, "
+                    f"the record says {out.size}"
+                )
+            total += size
+        if total > limits.max_bytes:
+            raise UnsafeRecord(
+                f"refusing to restore {total} bytes: more than restore.max_bytes = "
+                f"{limits.max_bytes}",
+                hint="raise [restore] max_bytes in gitcache.toml if this is expected",
+            )
+        seen: set[str] = set()
+        for out in files:
+            if out.path in seen:
+                raise UnsafeRecord(f"refusing to restore {out.path}: named twice")
+            seen.add(out.path)
+        for path in seen:  # writing a/b after a (a symlink, say) would write through it
+            parts = path.split("/")
+            for n in range(1, len(parts)):
+                if "/".join(parts[:n]) in seen:
+                    raise UnsafeRecord(
+                        f"refusing to restore {path}: {'/'.join(parts[:n])} is also an output"
+                    )
 
     def _target(self, out: OutputFile) -> Path:
         try:
@@ -129,7 +182,14 @@ class Worktree:
             raise UnsafeRecord(
                 f"refusing to restore {out.path}: symlink to {link!r} leaves the worktree"
             )
-        if resolved.split("/")[0] == ".git":
+        # Lexically inside, but symlinks already in the worktree may lead elsewhere.
+        real = Path(os.path.realpath(self.root / os.path.dirname(out.path) / link))
+        if real != self.root and self.root not in real.parents:
+            raise UnsafeRecord(
+                f"refusing to restore {out.path}: symlink to {link!r} leads out of the worktree"
+            )
+        inside = real.relative_to(self.root).parts
+        if (inside and _is_dot_git(inside[0])) or resolved.split("/")[0] == ".git":
             raise UnsafeRecord(f"refusing to restore {out.path}: symlink into .git")
 
     def _write(self, out: OutputFile, target: Path) -> None:
@@ -152,6 +212,10 @@ class Worktree:
                 raise
         os.replace(tmp, target)
         self.cache.remember(out.path, os.lstat(target), out.blob)
+
+
+def _is_dot_git(name: str) -> bool:
+    return name.casefold().rstrip(". ") == ".git"
 
 
 def _umask() -> int:

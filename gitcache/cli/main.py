@@ -105,9 +105,21 @@ def workflow_option(func: F) -> F:
 
 def _register() -> None:
     # One module per command (or group of closely related commands).
-    from gitcache.cli import demo, diff, gc, hooks, init, records, remove, restore, run, status
+    from gitcache.cli import (
+        demo,
+        diff,
+        gc,
+        hooks,
+        init,
+        records,
+        remove,
+        restore,
+        run,
+        sharing,
+        status,
+    )
 
-    for module in (run, status, records, init, demo, remove, restore, gc, diff, hooks):
+    for module in (run, status, records, init, demo, remove, restore, gc, diff, hooks, sharing):
         for command in module.COMMANDS:
             main.add_command(command)
 

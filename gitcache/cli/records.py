@@ -29,6 +29,7 @@ def _summary(r: RecordSummary) -> dict[str, object]:
         "duration": r.duration,
         "exit_status": r.exit_status,
         "params": r.params,
+        "alternate": r.alternate,
     }
 
 
@@ -94,9 +95,10 @@ def log(
     lines = []
     for r in found:
         dirty = "+dirty" if r.dirty else ""
+        alt = "  (alt: another record of this signature)" if r.alternate else ""
         lines.append(
             f"{r.step:<16} {short(r.signature)}  {short(r.source_commit, 7)}{dirty:<6}  "
-            f"{when(r.started_at)}  {seconds(r.duration):>8}"
+            f"{when(r.started_at)}  {seconds(r.duration):>8}{alt}"
             + ("  carried over" if r.commit in carried else "")
         )
     if lines:  # one write: 10,000 separate echoes cost a tenth of a second

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
 
 from gitcache import hooks
 from gitcache.cli.main import Options, workflow_option
 from gitcache.cli.output import TerminalReporter, warn
-from gitcache.engine import MODES, Engine, RunOptions
+from gitcache.cli.sharing import lookup, push_new_records, run_remote
+from gitcache.engine import MODES, Engine, Mode, RunOptions
 from gitcache.workflow import parse_overrides
 
 
@@ -47,6 +50,11 @@ from gitcache.workflow import parse_overrides
     help="Run up to N independent steps at the same time.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only the steps' own output and errors.")
+@click.option(
+    "--remote",
+    metavar="NAME",
+    help="On a local miss, ask this git remote for the record first (config: remote).",
+)
 @workflow_option
 @click.pass_obj
 def run(
@@ -58,6 +66,7 @@ def run(
     keep_going: bool,
     jobs: int,
     quiet: bool,
+    remote: str | None,
 ) -> None:
     """Run STEPS (default: all) and the steps they need; skip or restore what is recorded."""
     project = options.project()
@@ -69,13 +78,18 @@ def run(
     overrides = parse_overrides(project.workflow, list(params))
     total = len(project.workflow.select(list(steps)))
     reporter = TerminalReporter(quiet, prefix=jobs > 1, total=total)
-    run_options = RunOptions(mode, overrides, dry_run, keep_going, jobs)  # type: ignore[arg-type]
+    shared = run_remote(project, remote, options.directory)
+    run_options = RunOptions(
+        cast(Mode, mode), overrides, dry_run, keep_going, jobs, on_miss=lookup(project, shared)
+    )
     engine = Engine(project, run_options, reporter)
     try:
         summary = engine.run(list(steps))
     finally:
         project.save()
     reporter.summary(summary)
+    if not dry_run:
+        push_new_records(project, shared, summary)
     for result in summary.results:
         if result.outcome == "failed":
             click.echo(f"gitcache: error: step {result.step!r} failed: {result.detail}", err=True)

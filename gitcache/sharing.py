@@ -1,0 +1,288 @@
+"""Sharing records through a git remote: fetch as a union, push, look-ups on a miss.
+
+Fetch never replaces or loses a local record. Refs are fetched into a staging
+namespace, `refs/gitcache/remotes/<remote>/` (like git's remote-tracking refs: what
+the remote held at the last fetch, pruned to match it), and then unioned into the
+local refs in one reference transaction with compare-and-swap:
+
+- `sig/<2>/<sig>` absent here: validated (record.json, tree, signature), then created
+  with compare-and-swap (expected absent);
+- `sig/<2>/<sig>` here with another record: the local one stays; the remote's goes
+  to `alt/<2>/<sig>/<commit>`, where `gitcache log` lists it;
+- `alt/...` refs (named by content) are created when absent;
+- any other ref under `refs/gitcache/` is created when absent, and a different
+  local value is kept (reported).
+
+`refs/gitcache/step/` (the record whose outputs are in this worktree) and the
+staging namespace are local and never travel. See docs/sharing.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Final
+
+from filelock import FileLock
+
+from gitcache import remote as transport
+from gitcache.errors import RemoteError, RepositoryError, UnsafeRecord
+from gitcache.gitrepo import GitRepo, RefConflict, RefUpdate
+from gitcache.remote import ProgressSink, Remote
+from gitcache.store import (
+    ALT_PREFIX,
+    REF_ROOT,
+    SIG_PREFIX,
+    STEP_PREFIX,
+    RecordStore,
+    StoredRecord,
+    alt_ref,
+    sig_ref,
+)
+from gitcache.trust import check_signature
+
+STAGE_PREFIX: Final = REF_ROOT + "remotes/"
+LOCAL_ONLY: Final = (STEP_PREFIX, STAGE_PREFIX)
+EXCLUDE: Final = tuple(f"^{prefix}*" for prefix in LOCAL_ONLY)  # negative refspecs
+_SIG_REL = re.compile(r"^sig/([0-9a-f]{2})/([0-9a-f]{64})$")
+_ALT_REL = re.compile(r"^alt/([0-9a-f]{2})/([0-9a-f]{64})/([0-9a-f]{40}(?:[0-9a-f]{24})?)$")
+_MERGE_ATTEMPTS: Final = 5
+
+
+@dataclass
+class FetchReport:
+    remote: str
+    added: list[str] = field(default_factory=list)  # signatures whose record is new here
+    alternates: list[str] = field(default_factory=list)  # remote's other record kept as alt
+    others: list[str] = field(default_factory=list)  # other refs created here
+    kept_local: list[str] = field(default_factory=list)  # other refs that differ: ours stays
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (remote ref, why)
+    unchanged: int = 0
+
+
+@dataclass
+class PushReport:
+    remote: str
+    created: list[str] = field(default_factory=list)  # refs the remote did not have
+    up_to_date: int = 0
+    diverged: list[str] = field(default_factory=list)  # signatures: ours went to alt there
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (ref, git's reason)
+
+
+# -- fetch ---------------------------------------------------------------------------
+
+
+def fetch(store: RecordStore, remote: Remote, progress: ProgressSink | None = None) -> FetchReport:
+    """Bring every shareable ref of the remote, as a union with the local ones."""
+    repo = store.repo
+    stage = _stage(remote)
+    with _stage_lock(repo, remote):
+        refspecs = [f"+{REF_ROOT}*:{stage}*", *EXCLUDE]
+        transport.fetch(repo, remote, refspecs, progress, prune=True)
+        # Every staged ref is planned, not only those this fetch changed: a fetch
+        # interrupted before its merge is completed by the next one.
+        return _merge(store, remote, list(repo.refs(stage)))
+
+
+def fetch_signature(store: RecordStore, remote: Remote, signature: str) -> FetchReport:
+    """Ask the remote for one signature's ref only (one round trip).
+
+    A glob refspec is used because a missing exact ref is an error for git, while a
+    pattern that matches nothing is not; with protocol v2 the server advertises only
+    refs under the pattern's prefix.
+    """
+    repo = store.repo
+    rel = sig_ref(signature).removeprefix(REF_ROOT)
+    staged = _stage(remote) + rel
+    with _stage_lock(repo, remote):
+        if repo.ref_target(staged) is not None:  # stale: after the fetch it means "remote has it"
+            repo.update_refs([RefUpdate(staged, None)], "gitcache: look-up")
+        transport.fetch(repo, remote, [f"+{REF_ROOT}{rel}*:{staged}*"], None)
+        target = repo.ref_target(staged)
+        return _merge(store, remote, [] if target is None else [(staged, target)])
+
+
+def _stage(remote: Remote) -> str:
+    return f"{STAGE_PREFIX}{remote.stage}/"
+
+
+@contextmanager
+def _stage_lock(repo: GitRepo, remote: Remote) -> Iterator[None]:
+    # One process at a time uses a remote's staging namespace (flock: released on crash).
+    path = repo.state_dir / "locks" / f"remote-{remote.stage}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path), thread_local=False):
+        yield
+
+
+def _merge(store: RecordStore, remote: Remote, staged: list[tuple[str, str]]) -> FetchReport:
+    """Union the staged refs into the local ones, in one transaction."""
+    stage = _stage(remote)
+    for _attempt in range(_MERGE_ATTEMPTS):
+        report = FetchReport(remote.name)
+        planned: dict[str, str] = {}
+        # Signature refs first, so that an alt ref naming the same record is redundant.
+        for name, target in sorted(staged, key=lambda r: not r[0].startswith(stage + "sig/")):
+            _plan_ref(store, name.removeprefix(stage), target, report, planned)
+        updates = [RefUpdate(name, new, expected=None) for name, new in planned.items()]
+        if not updates:
+            return report
+        try:
+            store.repo.update_refs(updates, f"gitcache: fetch {remote.name}")
+            return report
+        except RefConflict:
+            continue  # a local run recorded one of these meanwhile: plan again
+    raise RepositoryError("refs under refs/gitcache/ keep changing; fetch again")
+
+
+def _plan_ref(
+    store: RecordStore, rel: str, target: str, report: FetchReport, planned: dict[str, str]
+) -> None:
+    """Plan the local ref one remote ref calls for (into `planned`), noted in report."""
+
+    def local(name: str) -> str | None:
+        return planned.get(name) or store.repo.ref_target(name)
+
+    def create(name: str, signature: str | None, into: list[str]) -> None:
+        if signature is not None and not _admit(store, rel, target, signature, report):
+            return
+        planned[name] = target
+        into.append(signature or name)
+
+    sig = _SIG_REL.match(rel)
+    alt = _ALT_REL.match(rel)
+    if sig is not None and sig[2].startswith(sig[1]):
+        signature = sig[2]
+        mine = local(sig_ref(signature))
+        if mine is None:
+            create(sig_ref(signature), signature, report.added)
+        elif target in (mine, local(alt_ref(signature, target))):
+            report.unchanged += 1
+        else:
+            create(alt_ref(signature, target), signature, report.alternates)
+    elif alt is not None and alt[2].startswith(alt[1]):
+        signature, commit = alt[2], alt[3]
+        if commit != target:
+            report.refused.append((REF_ROOT + rel, f"points at {target[:12]}, not {commit[:12]}"))
+        elif target in (local(sig_ref(signature)), local(alt_ref(signature, commit))):
+            report.unchanged += 1
+        else:
+            create(alt_ref(signature, commit), signature, report.alternates)
+    elif rel.startswith(("sig/", "alt/")) or (REF_ROOT + rel).startswith(LOCAL_ONLY):
+        report.refused.append((REF_ROOT + rel, "not a valid gitcache ref name"))
+    elif (mine := local(REF_ROOT + rel)) == target:
+        report.unchanged += 1
+    elif mine is not None:
+        report.kept_local.append(REF_ROOT + rel)
+    else:
+        create(REF_ROOT + rel, None, report.others)
+
+
+def _admit(store: RecordStore, rel: str, commit: str, signature: str, report: FetchReport) -> bool:
+    """Validate a fetched record before any local ref points at it."""
+    try:
+        check_signature(store.load(commit), signature)
+    except (UnsafeRecord, RepositoryError) as exc:
+        report.refused.append((REF_ROOT + rel, exc.message))
+        return False
+    return True
+
+
+# -- push ------------------------------------------------------------------------------
+
+
+def refs_of_steps(store: RecordStore, steps: Sequence[str]) -> list[str]:
+    """The sig and alt refs of every record of these steps."""
+    wanted = set(steps)
+    names = []
+    for prefix in (SIG_PREFIX, ALT_PREFIX):
+        for name, commit in store.repo.refs(prefix):
+            try:
+                step = store.load(commit).record.step
+            except (UnsafeRecord, RepositoryError):
+                continue
+            if step in wanted:
+                names.append(name)
+    return names
+
+
+def push(
+    store: RecordStore,
+    remote: Remote,
+    refs: Sequence[str] | None = None,
+    progress: ProgressSink | None = None,
+) -> PushReport:
+    """Push `refs` (default: every shareable ref under refs/gitcache/), never forcing.
+
+    A signature whose ref the remote holds with another record is not an error: our
+    record goes to the remote's alt namespace instead, and both are kept there.
+    """
+    repo = store.repo
+    if refs is None:
+        shareable = any(not name.startswith(LOCAL_ONLY) for name, _ in repo.refs(REF_ROOT))
+        # git fails on a pattern that matches no local ref: nothing to push is not an error.
+        refspecs = [f"{REF_ROOT}*:{REF_ROOT}*", *EXCLUDE] if shareable else []
+    else:
+        refspecs = [f"{name}:{name}" for name in refs]
+    report = PushReport(remote.name)
+    if not refspecs:
+        return report
+    alternates = []
+    for line in transport.push(repo, remote, refspecs, progress):
+        match = _SIG_REL.match(line.dst.removeprefix(REF_ROOT))
+        commit = repo.ref_target(line.dst)
+        if line.diverged and match is not None and commit is not None:
+            report.diverged.append(match[2])
+            alternates.append(f"{commit}:{alt_ref(match[2], commit)}")
+        else:
+            _note(report, line)
+    if alternates:
+        for line in transport.push(repo, remote, alternates, progress):
+            if line.rejected:  # the others are counted as diverged already
+                report.rejected.append((line.dst, line.summary))
+    return report
+
+
+def _note(report: PushReport, line: transport.PushedRef) -> None:
+    if line.rejected:
+        report.rejected.append((line.dst, line.summary))
+    elif line.flag == "=":
+        report.up_to_date += 1
+    else:
+        report.created.append(line.dst)
+
+
+# -- look-ups on a miss ----------------------------------------------------------------
+
+
+class RemoteLookup:
+    """The engine's `on_miss`: ask a remote for a signature's record before running.
+
+    A remote that cannot be reached is reported once; the run goes on without it.
+    """
+
+    def __init__(self, store: RecordStore, remote: Remote, warn: Callable[[str], None]) -> None:
+        self.store = store
+        self.remote = remote
+        self.warn = warn
+        self.reachable = True
+
+    def __call__(self, signature: str) -> bool:
+        if not self.reachable:
+            return False
+        try:
+            report = fetch_signature(self.store, self.remote, signature)
+        except RemoteError as exc:
+            self.reachable = False
+            self.warn(f"{exc.message}; going on without the remote")
+            return False
+        for ref, why in report.refused:
+            self.warn(f"refused record {ref} from {self.remote.name}: {why}")
+        return bool(report.added)
+
+
+def records_written(results: Sequence[StoredRecord]) -> list[str]:
+    """The sig refs of records (for pushing just what a run recorded)."""
+    return sorted({sig_ref(stored.record.signature) for stored in results})

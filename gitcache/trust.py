@@ -1,0 +1,44 @@
+"""Checks on a record that may have come from another machine, before gitcache uses it.
+
+`store.load` has already validated record.json (pydantic, safe relative paths) and
+that every output's blob and mode in the commit's tree match record.json. What is
+left needs context: the signature the record is filed under, and the step whose
+outputs it may write. Worktree.restore then checks the file system and the limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gitcache.errors import UnsafeRecord
+from gitcache.signature import signature_of
+from gitcache.store import StoredRecord
+
+
+def check_signature(stored: StoredRecord, signature: str) -> None:
+    """The record is the one for `signature`, and its components hash to it."""
+    record = stored.record
+    where = f"record {stored.commit[:12]}"
+    if record.signature != signature:
+        raise UnsafeRecord(
+            f"{where} is filed under signature {signature[:12]} but its record.json "
+            f"says {record.signature[:12]}"
+        )
+    if signature_of(record.components) != signature:
+        raise UnsafeRecord(f"{where}: its components do not hash to its signature {signature[:12]}")
+
+
+def check_outputs(stored: StoredRecord, step: str, declared: Sequence[str]) -> None:
+    """Every file the record would write is (or lies under) an output the step declares."""
+    for out in stored.record.outputs:
+        if not any(out.path == d or out.path.startswith(d + "/") for d in declared):
+            raise UnsafeRecord(
+                f"record {stored.commit[:12]} would write {out.path}, "
+                f"which is not an output of step {step!r}"
+            )
+
+
+def vet(stored: StoredRecord, step: str, declared: Sequence[str], signature: str) -> None:
+    """All the checks before restoring a record's outputs for `step` (raises UnsafeRecord)."""
+    check_signature(stored, signature)
+    check_outputs(stored, step, declared)
