@@ -10,7 +10,21 @@ import pytest
 from gitcache.cli.main import main
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "commands.md").read_text()
-DOCUMENTED = ["run", "status", "log", "show", "diff", "restore", "remove", "gc"]
+DOCUMENTED = [
+    "run",
+    "status",
+    "log",
+    "show",
+    "diff",
+    "restore",
+    "remove",
+    "gc",
+    "init",
+    "demo",
+    "hooks",
+    "push",
+    "fetch",
+]
 
 
 @pytest.mark.parametrize("name", DOCUMENTED)
@@ -24,3 +38,8 @@ def test_every_option_is_documented(name: str) -> None:
         assert any(f"{opt} " in section or f"{opt}`" in section for opt in param.opts), (
             f"{name}: {'/'.join(param.opts)} is not documented"
         )
+
+
+def test_every_command_is_documented() -> None:
+    visible = {name for name, command in main.commands.items() if not command.hidden}
+    assert visible == set(DOCUMENTED)
