@@ -42,7 +42,7 @@ def test_clean_run_is_a_child_of_head_without_snapshot(make: Callable[..., Repo]
     assert record["source_commit"] == head and record["dirty"] is False
     assert SNAPSHOT_DIR not in repo.git("ls-tree", "--name-only", commit).split()
     shown = repo.run("show", "build").stdout
-    assert f"code       git switch --detach {head[:12]}" in shown
+    assert f"checkout   git switch --detach {head[:12]}" in shown
 
 
 def test_dirty_run_records_files_and_a_snapshot_of_the_tracked_worktree(
@@ -79,7 +79,7 @@ def test_show_says_how_to_recover_a_dirty_run_and_the_command_does(
     assert repo.run("run").exit_code == 0
     commit, _ = _record(repo)
     shown = repo.run("show", "build").stdout
-    line = next(x for x in shown.splitlines() if x.startswith("code "))
+    line = next(x for x in shown.splitlines() if x.startswith("checkout "))
     expected = (
         f"git switch --detach {head[:12]} && "
         f"git restore --source={commit[:12]}:{SNAPSHOT_DIR} --staged --worktree :/"

@@ -164,7 +164,7 @@ def _code_lines(repo: GitRepo, stored: StoredRecord) -> list[str]:
     lines = []
     command = checkout_commands(stored.commit, source, snapshot)
     if command is not None:
-        lines.append(f"code       {command}")
+        lines.append(f"checkout   {command}")
     if source is not None:
         lines += [f"rewritten  as {new[:12]}" for new in RewriteMap.load(repo).successors(source)]
     return lines
