@@ -21,7 +21,6 @@ from gitcache.locks import signature_lock
 from gitcache.plan import Evaluation, Mismatch, Planner
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
-from gitcache.runner import execute, shell_argv
 from gitcache.store import NewRecord, StoredRecord
 
 Mode = Literal["default", "ignore", "force", "build", "assert", "skip"]
@@ -202,6 +201,9 @@ class Engine:
             raise ConfigError(f"step {step.name!r}: cannot fill in its command: {exc!r}") from None
 
     def _run_command(self, evaluation: Evaluation, command: str, record: bool) -> StepResult:
+        # Imported here: a no-op run starts no process, so it need not import subprocess.
+        from gitcache.runner import execute, shell_argv
+
         step = evaluation.step
         self.reporter.step_started(step.name, "running")
         for declared in step.outputs:  # as make users expect: the command only writes files
