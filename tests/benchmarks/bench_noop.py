@@ -3,16 +3,21 @@
 Each step `cat`s the previous step's output and adds one line. The same chain is
 built for gitcache (gitcache.toml), DVC 3.x (dvc.yaml) and SoS (a script with
 runtime signatures), each in a fresh git repository. After one full run, the
-no-op run of each tool is timed (median of --runs) and printed beside Python's
-bare start-up and the import floor of gitcache's dependencies.
+no-op run of each tool is timed and printed beside Python's bare start-up and the
+import floor of gitcache's dependencies (`python -c "import pygit2, pydantic,
+click, blake3, filelock"`).
+
+Timed runs are interleaved (one of each per round, --runs rounds) so that load
+from other processes falls on every row alike; the table gives the median wall
+time and the median CPU time (user + system) of each.
 
 Everything is installed into the benchmark's own virtual environment (never the
 system interpreter): gitcache from this worktree (not editable), `dvc` and `sos`
 from the package index. A tool that fails to install or run is reported and left
 out; the rest goes on.
 
-    python tests/benchmarks/bench_noop.py                  # all tools, 5 runs each
-    python tests/benchmarks/bench_noop.py --reuse-venv     # keep the installed venv
+    python tests/benchmarks/bench_noop.py                  # all tools, 5 rounds
+    python tests/benchmarks/bench_noop.py --reuse-venv     # use the venv as it is
     python tests/benchmarks/bench_noop.py --skip-anchors --runs 9
 """
 
@@ -21,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,7 +35,7 @@ import tempfile
 import time
 import venv
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 WORKTREE = Path(__file__).resolve().parents[2]
@@ -60,11 +67,20 @@ class BenchError(Exception):
 
 
 @dataclass
-class Row:
+class Subject:
+    """One row of the table: a command timed in a directory, and a check for afterwards."""
+
     name: str
-    command: str
-    seconds: float | None  # median; None if the tool could not be measured
+    command: list[str]
+    cwd: Path | None = None
     note: str = ""
+    after: Callable[[], None] = lambda: None  # raises BenchError if the no-op did something
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    failed: str = ""
+
+
+Setup = Callable[[Path, Path, dict[str, str], argparse.Namespace], Subject]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,51 +88,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     bindir = _prepare_venv(args)
     env = _isolated_env(Path(tempfile.mkdtemp(prefix="gitcache-bench-home-")))
     python = str(bindir / "python")
-    rows = [
-        Row("python -c pass", "python -c pass", _median([python, "-c", "pass"], None, env, args)),
-        Row(
-            "import floor",
-            f'python -c "{IMPORT_FLOOR}"',
-            _median([python, "-c", IMPORT_FLOOR], None, env, args),
-        ),
+    subjects = [
+        Subject("python -c pass", [python, "-c", "pass"]),
+        Subject("import floor", [python, "-c", IMPORT_FLOOR]),
     ]
-    tools: list[tuple[str, Callable[[Path, Path, dict[str, str], argparse.Namespace], Row]]] = [
-        ("gitcache", _bench_gitcache)
-    ]
+    setups: list[tuple[str, Setup]] = [("gitcache", _setup_gitcache)]
     if not args.skip_anchors:
-        tools += [("dvc", _bench_dvc), ("sos", _bench_sos)]
+        setups += [("dvc", _setup_dvc), ("sos", _setup_sos)]
     with tempfile.TemporaryDirectory(prefix="gitcache-bench-") as scratch:
-        for name, bench in tools:
+        for name, setup in setups:
             if name != "gitcache" and not (bindir / name).exists():
-                rows.append(Row(name, "", None, f"not installed in {args.venv}"))
+                subjects.append(Subject(name, [], failed=f"not installed in {args.venv}"))
                 continue
+            print(f"bench: {name}: building and running the chain once", file=sys.stderr)
             try:
-                rows.append(bench(Path(scratch) / name, bindir, env, args))
+                subjects.append(setup(Path(scratch) / name, bindir, env, args))
             except BenchError as exc:
                 print(f"bench: {name}: {exc}", file=sys.stderr)
-                rows.append(Row(name, "", None, str(exc).splitlines()[0][:80]))
-    _print_table(rows, args)
-    return 0
+                subjects.append(Subject(name, [], failed=str(exc).splitlines()[0][:90]))
+        _time_rounds(subjects, env, args)
+    _print_table(subjects, bindir, args)
+    return 0 if not any(s.failed for s in subjects if s.name.startswith("gitcache")) else 1
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "--venv",
         type=Path,
-        default=Path(tempfile.gettempdir()) / ("gitcache-bench-venv"),
+        default=Path(tempfile.gettempdir()) / "gitcache-bench-venv",
         help="the benchmark's virtual environment (created if missing)",
     )
     parser.add_argument(
         "--reuse-venv",
         action="store_true",
-        help="use the venv as it is (no pip at all) if it has gitcache",
+        help="use the venv as it is (no pip at all) if gitcache is installed in it",
     )
     parser.add_argument(
         "--skip-anchors", action="store_true", help="only gitcache and the floor (no DVC, no SoS)"
     )
-    parser.add_argument("--runs", type=int, default=5, help="timed no-op runs per tool")
-    parser.add_argument("--steps", type=int, default=50, help="length of the chain")
+    parser.add_argument("--runs", type=int, default=5, help="timed rounds (default 5)")
+    parser.add_argument("--steps", type=int, default=50, help="length of the chain (default 50)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.steps < 2:
         parser.error("--runs must be >= 1 and --steps >= 2")
@@ -127,7 +139,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _prepare_venv(args: argparse.Namespace) -> Path:
-    bindir = args.venv / "bin"
+    bindir: Path = args.venv / "bin"
     if args.reuse_venv and (bindir / "gitcache").exists():
         print(f"bench: reusing {args.venv} as it is", file=sys.stderr)
         return bindir
@@ -141,9 +153,7 @@ def _prepare_venv(args: argparse.Namespace) -> Path:
     _pip([*pip, str(WORKTREE)], "gitcache's dependencies", required=True)
     if not args.skip_anchors:
         for package in ("dvc", "sos"):
-            print(
-                f"bench: installing {package} (once; later runs find it installed)", file=sys.stderr
-            )
+            print(f"bench: installing {package} (slow once, then already there)", file=sys.stderr)
             _pip([*pip, package], package, required=False)
     return bindir
 
@@ -175,15 +185,6 @@ def _isolated_env(home: Path) -> dict[str, str]:
 # -- the chain, for each tool --------------------------------------------------------------
 
 
-def _git_repo(root: Path, files: dict[str, str], env: dict[str, str]) -> None:
-    root.mkdir(parents=True)
-    for path, text in files.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "chain"]):
-        _check(["git", *command], root, env)
-
-
 def _name(i: int) -> str:
     return f"s{i:02d}"
 
@@ -205,19 +206,16 @@ def dvc_yaml(steps: int) -> str:
     lines = ["stages:"]
     for i in range(steps):
         out = f"out/{_name(i)}.txt"
+        lines.append(f"  {_name(i)}:")
         if i == 0:
-            cmd = f"mkdir -p out && echo line 0 > {out}"
-        else:
-            dep = f"out/{_name(i - 1)}.txt"
-            cmd = f"cat {dep} > {out} && echo line {i} >> {out}"
-            lines += [
-                f"  {_name(i)}:",
-                f"    cmd: {cmd}",
-                f"    deps: [{dep}]",
-                f"    outs: [{out}]",
-            ]
+            lines += [f"    cmd: mkdir -p out && echo line 0 > {out}", f"    outs: [{out}]"]
             continue
-        lines += [f"  {_name(i)}:", f"    cmd: {cmd}", f"    outs: [{out}]"]
+        dep = f"out/{_name(i - 1)}.txt"
+        lines += [
+            f"    cmd: cat {dep} > {out} && echo line {i} >> {out}",
+            f"    deps: [{dep}]",
+            f"    outs: [{out}]",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -234,32 +232,42 @@ def sos_script(steps: int) -> str:
     return "\n".join(parts)
 
 
-def _bench_gitcache(root: Path, bindir: Path, env: dict[str, str], args: argparse.Namespace) -> Row:
+def _git_repo(root: Path, files: dict[str, str], env: dict[str, str]) -> None:
+    root.mkdir(parents=True)
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "chain"]):
+        _check(["git", *command], root, env)
+
+
+def _setup_gitcache(
+    root: Path, bindir: Path, env: dict[str, str], args: argparse.Namespace
+) -> Subject:
     _git_repo(root, {"gitcache.toml": gitcache_toml(args.steps), ".gitignore": "out/\n"}, env)
     command = [str(bindir / "gitcache"), "run"]
     first = _first_run(command, root, env, args.steps, "gitcache")
-    refs = _check(["git", "for-each-ref", "refs/gitcache/"], root, env).stdout
-    done = _check(command, root, env)
+    done = _check(command, root, env)  # the first no-op: settles racily-clean stat entries
     expected = f"gitcache: {args.steps} steps: {args.steps} up to date"
     if done.stderr.strip().splitlines()[-1:] != [expected] or "running" in done.stderr:
         raise BenchError(f"the no-op did not report every step up to date:\n{done.stderr}")
-    seconds = _timed_noop(command, root, env, args, "gitcache")
-    if _check(["git", "for-each-ref", "refs/gitcache/"], root, env).stdout != refs:
-        raise BenchError("the no-op runs changed refs/gitcache/")
-    api = json.loads(
-        _check([str(bindir / "python"), "-c", _API_CHECK, str(root)], root, env).stdout
-    )
-    if api != {"outcomes": ["skipped"], "steps": args.steps, "hashed": 0}:
-        raise BenchError(f"the no-op through the API did more than stat files: {api}")
-    return Row(
-        "gitcache run",
-        "gitcache run",
-        seconds,
-        f"first run {first:.2f} s; no-op hashed 0 files, wrote no ref",
-    )
+    refs = _check(["git", "for-each-ref", "refs/gitcache/"], root, env).stdout
+    unchanged = _outputs_unchanged(root, "gitcache")
+
+    def after() -> None:
+        unchanged()
+        if _check(["git", "for-each-ref", "refs/gitcache/"], root, env).stdout != refs:
+            raise BenchError("the no-op runs changed refs/gitcache/")
+        check = [str(bindir / "python"), "-c", _API_CHECK, str(root)]
+        api = json.loads(_check(check, root, env).stdout)
+        if api != {"outcomes": ["skipped"], "steps": args.steps, "hashed": 0}:
+            raise BenchError(f"the no-op through the API did more than stat files: {api}")
+
+    note = f"first run {first:.2f} s; no-op: all up to date, 0 files hashed, no ref written"
+    return Subject("gitcache run", command, root, note, after)
 
 
-def _bench_dvc(root: Path, bindir: Path, env: dict[str, str], args: argparse.Namespace) -> Row:
+def _setup_dvc(root: Path, bindir: Path, env: dict[str, str], args: argparse.Namespace) -> Subject:
     _git_repo(root, {"dvc.yaml": dvc_yaml(args.steps)}, env)
     _check([str(bindir / "dvc"), "init", "-q"], root, env)
     command = [str(bindir / "dvc"), "repro"]
@@ -267,26 +275,19 @@ def _bench_dvc(root: Path, bindir: Path, env: dict[str, str], args: argparse.Nam
     done = _check(command, root, env)
     if done.stdout.count("didn't change, skipping") != args.steps:
         raise BenchError(f"dvc's no-op did not skip every stage:\n{done.stdout}")
-    seconds = _timed_noop(command, root, env, args, "dvc")
-    return Row(
-        "dvc repro", "dvc repro", seconds, f"DVC {_version(bindir, 'dvc')}; first run {first:.2f} s"
-    )
+    note = f"DVC {_version(bindir, 'dvc')}; first run {first:.2f} s"
+    return Subject("dvc repro", command, root, note, _outputs_unchanged(root, "dvc"))
 
 
-def _bench_sos(root: Path, bindir: Path, env: dict[str, str], args: argparse.Namespace) -> Row:
+def _setup_sos(root: Path, bindir: Path, env: dict[str, str], args: argparse.Namespace) -> Subject:
     _git_repo(root, {"chain.sos": sos_script(args.steps), "out/.keep": ""}, env)
     command = [str(bindir / "sos"), "run", "chain.sos"]
     first = _first_run(command, root, env, args.steps, "sos")
     done = _check(command, root, env)
-    if done.stderr.count("ignored") < args.steps:
+    if done.stderr.count("due to saved signature") != args.steps:
         raise BenchError(f"sos's no-op did not skip every step:\n{done.stderr[-2000:]}")
-    seconds = _timed_noop(command, root, env, args, "sos")
-    return Row(
-        "sos run",
-        "sos run chain.sos",
-        seconds,
-        f"SoS {_version(bindir, 'sos')}; first run {first:.2f} s",
-    )
+    note = f"SoS {_version(bindir, 'sos')}; first run {first:.2f} s"
+    return Subject("sos run", command, root, note, _outputs_unchanged(root, "sos"))
 
 
 def _version(bindir: Path, tool: str) -> str:
@@ -295,9 +296,6 @@ def _version(bindir: Path, tool: str) -> str:
     )
     words = done.stdout.split()
     return words[1] if tool == "sos" and len(words) > 1 else (words or ["?"])[0]
-
-
-# -- running and timing ----------------------------------------------------------------------
 
 
 def _first_run(command: list[str], root: Path, env: dict[str, str], steps: int, tool: str) -> float:
@@ -311,27 +309,55 @@ def _first_run(command: list[str], root: Path, env: dict[str, str], steps: int, 
     return seconds
 
 
-def _timed_noop(
-    command: list[str], root: Path, env: dict[str, str], args: argparse.Namespace, tool: str
-) -> float:
-    """Median wall time of the no-op; fails if any run touched an output (something ran)."""
+def _outputs_unchanged(root: Path, tool: str) -> Callable[[], None]:
+    """A check that no output was rewritten since now (a no-op runs no step)."""
     outputs = sorted((root / "out").glob("s*.txt"))
-    before = [p.stat().st_mtime_ns for p in outputs]
-    seconds = _median(command, root, env, args)
-    if [p.stat().st_mtime_ns for p in outputs] != before:
-        raise BenchError(f"{tool}: a no-op run rewrote outputs")
-    return seconds
+    before = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in outputs]
+
+    def check() -> None:
+        if [(p.stat().st_ino, p.stat().st_mtime_ns) for p in outputs] != before:
+            raise BenchError(f"{tool}: a no-op run rewrote outputs")
+
+    return check
 
 
-def _median(
-    command: list[str], cwd: Path | None, env: dict[str, str], args: argparse.Namespace
-) -> float:
-    times = []
-    for _ in range(args.runs):
-        start = time.perf_counter()
-        _check(command, cwd, env)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+# -- running and timing ----------------------------------------------------------------------
+
+
+def _time_rounds(subjects: list[Subject], env: dict[str, str], args: argparse.Namespace) -> None:
+    """One run of each subject per round, so load from elsewhere falls on all of them alike."""
+    live = [s for s in subjects if not s.failed]
+    print(f"bench: timing {args.runs} rounds of {len(live)} commands", file=sys.stderr)
+    for _round in range(args.runs):
+        for subject in live:
+            if subject.failed:
+                continue
+            try:
+                wall, cpu = _timed(subject.command, subject.cwd, env)
+            except BenchError as exc:
+                subject.failed = str(exc).splitlines()[0][:90]
+                continue
+            subject.wall.append(wall)
+            subject.cpu.append(cpu)
+    for subject in live:
+        if subject.failed:
+            continue
+        try:
+            subject.after()
+        except BenchError as exc:
+            subject.failed = str(exc).splitlines()[0][:90]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(command: list[str], cwd: Path | None, env: dict[str, str]) -> tuple[float, float]:
+    cpu = _children_cpu()
+    start = time.perf_counter()
+    _check(command, cwd, env)
+    return time.perf_counter() - start, _children_cpu() - cpu
 
 
 def _check(
@@ -354,26 +380,38 @@ def _check(
 # -- the table ----------------------------------------------------------------------------------
 
 
-def _print_table(rows: list[Row], args: argparse.Namespace) -> None:
-    floor = next(r.seconds for r in rows if r.name == "import floor")
-    assert floor is not None
+def _print_table(subjects: list[Subject], bindir: Path, args: argparse.Namespace) -> None:
+    python = subprocess.run(
+        [str(bindir / "python"), "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    floor = next(s for s in subjects if s.name == "import floor")
+    base_wall = statistics.median(floor.wall) if floor.wall else float("nan")
+    base_cpu = statistics.median(floor.cpu) if floor.cpu else float("nan")
     print(
-        f"\nno-op of a {args.steps}-step chain, median of {args.runs} runs, "
-        f"{os.cpu_count()} cores, Python {'.'.join(map(str, sys.version_info[:3]))} "
-        f"(bench driver)"
+        f"\nno-op of a {args.steps}-step chain; median of {args.runs} interleaved rounds; "
+        f"{os.cpu_count()} cores, {platform.machine()}, Python {python}"
     )
-    print(f"{'what':<16} {'median s':>9} {'x floor':>8}  note")
-    for row in rows:
-        if row.seconds is None:
-            print(f"{row.name:<16} {'-':>9} {'-':>8}  {row.note}")
-        else:
-            print(f"{row.name:<16} {row.seconds:>9.3f} {row.seconds / floor:>8.2f}  {row.note}")
-    ours = next((r.seconds for r in rows if r.name == "gitcache run"), None)
+    print(f"{'what':<15} {'wall s':>7} {'x floor':>8} {'cpu s':>7} {'x floor':>8}  note")
+    for s in subjects:
+        if s.failed or not s.wall:
+            print(f"{s.name:<15} {'-':>7} {'-':>8} {'-':>7} {'-':>8}  FAILED/SKIPPED: {s.failed}")
+            continue
+        wall, cpu = statistics.median(s.wall), statistics.median(s.cpu)
+        print(
+            f"{s.name:<15} {wall:>7.3f} {wall / base_wall:>8.2f} {cpu:>7.3f} "
+            f"{cpu / base_cpu:>8.2f}  {s.note}"
+        )
+    ours = next((s for s in subjects if s.name == "gitcache run" and s.wall and not s.failed), None)
     if ours is None:
         return
-    for row in rows:
-        if row.name in ("dvc repro", "sos run") and row.seconds is not None:
-            print(f"gitcache no-op is {row.seconds / ours:.1f}x faster than {row.name}")
+    for s in subjects:
+        if s.name in ("dvc repro", "sos run") and s.wall and not s.failed:
+            wall = statistics.median(s.wall) / statistics.median(ours.wall)
+            cpu = statistics.median(s.cpu) / statistics.median(ours.cpu)
+            print(f"gitcache run is {wall:.1f}x faster than {s.name} ({cpu:.1f}x in CPU time)")
 
 
 if __name__ == "__main__":
