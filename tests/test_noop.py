@@ -10,13 +10,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from gitcache.cli.main import _quick_import
 from gitcache.engine import Engine, RunOptions, RunSummary, StepResult
+from gitcache.gitrepo import GitRepo
 from gitcache.project import Project
 from gitcache.statcache import CACHE_FILE
 from tests.helpers import Repo, gitcache_env
@@ -92,7 +93,14 @@ def ran(make: Callable[..., Repo]) -> Repo:
     return repo
 
 
-def test_second_noop_hashes_no_file_and_writes_no_ref(ran: Repo) -> None:
+def test_second_noop_hashes_no_file_and_writes_no_ref(
+    ran: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_listing(self: GitRepo, prefix: str) -> Iterator[tuple[str, str]]:
+        raise AssertionError(f"a no-op listed refs under {prefix}")
+
+    # One ref read per record, never a listing: its cost grows with every record kept.
+    monkeypatch.setattr(GitRepo, "refs", no_listing)
     refs, files = ran.refs(), ref_files(ran.root)
     cache = ran.root / ".git" / "gitcache" / CACHE_FILE
     cache_stat = cache.stat()
