@@ -87,7 +87,6 @@ Setup = Callable[[Path, Path, dict[str, str], argparse.Namespace], Subject]
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     bindir = _prepare_venv(args)
-    env = _isolated_env(Path(tempfile.mkdtemp(prefix="gitcache-bench-home-")))
     python = str(bindir / "python")
     subjects = [
         Subject("python -c pass", [python, "-c", "pass"]),
@@ -97,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_anchors:
         setups += [("dvc", _setup_dvc), ("sos", _setup_sos)]
     with tempfile.TemporaryDirectory(prefix="gitcache-bench-") as scratch:
+        (Path(scratch) / "home").mkdir()
+        env = _isolated_env(Path(scratch) / "home")
         for name, setup in setups:
             if name != "gitcache" and not (bindir / name).exists():
                 subjects.append(Subject(name, [], failed=f"not installed in {args.venv}"))
