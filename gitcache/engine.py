@@ -23,7 +23,6 @@ from gitcache.locks import signature_lock
 from gitcache.plan import Evaluation, Mismatch, Planner
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
-from gitcache.runner import execute, shell_argv
 from gitcache.scheduler import schedule
 from gitcache.status import describe_changes
 from gitcache.store import NewRecord, StoredRecord
@@ -292,6 +291,9 @@ class Engine:
     def _run_command(
         self, evaluation: Evaluation, command: str, record: bool, replace: bool = False
     ) -> StepResult:
+        # Imported here: a no-op run starts no process, so it need not import subprocess.
+        from gitcache.runner import execute, shell_argv
+
         step = evaluation.step
         # Taken before the command runs: the code that ran, and require_clean refuses early.
         source = self._provenance() if record else None

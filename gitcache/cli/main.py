@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
+import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,8 +42,45 @@ def error(message: str, hint: str | None = None) -> None:
     click.echo(text, err=True)
 
 
+# Where each command lives (one module per command or group of related commands).
+# A command's module is imported only when that command is invoked: a no-op
+# `gitcache run` should cost little more than Python's start-up and the dependencies'
+# imports, so it does not import every other command (docs/benchmarks.md).
+COMMAND_MODULES = {
+    "run": "gitcache.cli.run",
+    "status": "gitcache.cli.status",
+    "log": "gitcache.cli.records",
+    "show": "gitcache.cli.records",
+    "diff": "gitcache.cli.diff",
+    "restore": "gitcache.cli.restore",
+    "remove": "gitcache.cli.remove",
+    "gc": "gitcache.cli.gc",
+    "push": "gitcache.cli.sharing",
+    "fetch": "gitcache.cli.sharing",
+    "hooks": "gitcache.cli.hooks",
+    "hook": "gitcache.cli.hooks",
+    "init": "gitcache.cli.init",
+    "demo": "gitcache.cli.demo",
+}
+
+
 class GitcacheGroup(click.Group):
-    """Turns typed errors into one line on stderr and the documented exit code."""
+    """Turns typed errors into one line on stderr and the documented exit code.
+
+    Commands are loaded on first lookup from COMMAND_MODULES.
+    """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            with _quick_import():
+                loaded = importlib.import_module(module)
+            for command in loaded.COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
@@ -85,6 +126,41 @@ def main(ctx: click.Context, directory: Path, workflow_file: Path | None, debug:
     ctx.obj = Options(directory.resolve(), workflow_file, debug)
 
 
+@contextmanager
+def _quick_import() -> Iterator[None]:
+    """Import command modules (and so build gitcache's pydantic models) cheaply.
+
+    Two costs that a no-op `gitcache run` would otherwise pay (docs/benchmarks.md):
+
+    - pydantic reads the entry points of every installed distribution when it builds
+      its first model, looking for plugins (~10 ms in a venv of a hundred packages, more
+      in bigger ones). gitcache's internal models want no plugins, so the scan is
+      switched off while they are built: the variable is set only during the import
+      (the steps' environment is untouched), and a value the user set is left alone.
+    - The cyclic garbage collector runs over and over while thousands of classes and
+      schemas are created, and again over all of them when the interpreter exits. It
+      is paused during the import, and what the import made is then frozen (moved to
+      the permanent generation, see gc.freeze): those objects live until exit anyway,
+      and later collections, the one at exit included, no longer walk them.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    ours = _PLUGINS_VARIABLE not in os.environ
+    if ours:
+        os.environ[_PLUGINS_VARIABLE] = "__all__"
+    try:
+        yield
+    finally:
+        if ours:
+            os.environ.pop(_PLUGINS_VARIABLE, None)
+        gc.freeze()
+        if collecting:
+            gc.enable()
+
+
+_PLUGINS_VARIABLE = "PYDANTIC_DISABLE_PLUGINS"
+
+
 def workflow_option(func: F) -> F:
     """`-f FILE` also after the command name (`gitcache run -f other.toml`)."""
 
@@ -101,27 +177,3 @@ def workflow_option(func: F) -> F:
         callback=remember,
         help="Workflow file.",
     )(func)
-
-
-def _register() -> None:
-    # One module per command (or group of closely related commands).
-    from gitcache.cli import (
-        demo,
-        diff,
-        gc,
-        hooks,
-        init,
-        records,
-        remove,
-        restore,
-        run,
-        sharing,
-        status,
-    )
-
-    for module in (run, status, records, init, demo, remove, restore, gc, diff, hooks, sharing):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()

@@ -29,7 +29,8 @@ DOCUMENTED = [
 
 @pytest.mark.parametrize("name", DOCUMENTED)
 def test_every_option_is_documented(name: str) -> None:
-    command = main.commands[name]
+    command = main.get_command(click.Context(main), name)
+    assert command is not None
     assert f"## gitcache {name}\n" in DOC
     section = DOC.split(f"## gitcache {name}\n", 1)[1].split("\n## ", 1)[0]
     for param in command.params:
@@ -41,5 +42,7 @@ def test_every_option_is_documented(name: str) -> None:
 
 
 def test_every_command_is_documented() -> None:
-    visible = {name for name, command in main.commands.items() if not command.hidden}
+    ctx = click.Context(main)
+    commands = {name: main.get_command(ctx, name) for name in main.list_commands(ctx)}
+    visible = {name for name, command in commands.items() if command and not command.hidden}
     assert visible == set(DOCUMENTED)

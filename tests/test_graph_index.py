@@ -1,0 +1,88 @@
+"""The indexed graph build gives exactly what the plain scan over all outputs gives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gitcache.errors import ConfigError
+from gitcache.graph import StepGraph, _under, input_matches_output
+
+Steps = Mapping[str, tuple[Iterable[str], Iterable[str]]]
+
+
+def reference_build(label: str, steps: Steps) -> dict[str, tuple[str, ...]]:
+    """The quadratic definition: every input against every earlier-declared output."""
+    owner: dict[str, str] = {}
+    for name, (_inputs, outputs) in steps.items():
+        for out in outputs:
+            for other_out, other in owner.items():
+                if _under(out, other_out) or _under(other_out, out):
+                    raise ConfigError(
+                        f"{label}: steps {other!r} and {name!r} both declare output "
+                        f"{out if out == other_out else other_out + ' / ' + out!r}"
+                    )
+            owner[out] = name
+    needs: dict[str, tuple[str, ...]] = {}
+    for name, (inputs, _outputs) in steps.items():
+        found: list[str] = []
+        for pattern in inputs:
+            for out, producer in owner.items():
+                if (
+                    producer != name
+                    and producer not in found
+                    and input_matches_output(pattern, out)
+                ):
+                    found.append(producer)
+        needs[name] = tuple(found)
+    return needs
+
+
+_parts = st.sampled_from(["a", "b", "c", "d.txt"])
+_paths = st.lists(_parts, min_size=1, max_size=3).map("/".join)
+_patterns = st.one_of(_paths, _paths.map(lambda p: p + "*"), st.just("*/b"))
+_step = st.tuples(st.lists(_patterns, max_size=3), st.lists(_paths, max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_step, min_size=1, max_size=6))
+def test_same_needs_and_same_errors_as_the_plain_scan(
+    specs: list[tuple[list[str], list[str]]],
+) -> None:
+    steps = {f"s{i}": spec for i, spec in enumerate(specs)}
+    try:
+        expected = reference_build("wf", steps)
+    except ConfigError as exc:
+        with pytest.raises(ConfigError) as got:
+            StepGraph.build("wf", steps)
+        assert got.value.message == exc.message
+        return
+    try:
+        graph = StepGraph.build("wf", steps)
+    except ConfigError as exc:
+        assert "cycle" in exc.message  # the reference does not look for cycles
+        return
+    assert dict(graph.needs) == expected
+
+
+def test_needs_in_declaration_order_of_outputs() -> None:
+    steps = {
+        "late": ((), ("data/z",)),
+        "early": ((), ("data/a",)),
+        "sub": ((), ("data/deep/x",)),
+        "reader": (("data",), ("report",)),
+        "one": (("data/deep/x/y",), ("other",)),
+    }
+    graph = StepGraph.build("wf", steps)
+    assert graph.needs["reader"] == ("late", "early", "sub")
+    assert graph.needs["one"] == ("sub",)
+
+
+def test_a_thousand_step_chain_builds_quickly() -> None:
+    steps = {f"s{i}": ((f"out/{i - 1}",) if i else (), (f"out/{i}",)) for i in range(1000)}
+    graph = StepGraph.build("wf", steps)
+    assert graph.needs["s999"] == ("s998",)
+    assert graph.order(["s3"]) == ["s0", "s1", "s2", "s3"]

@@ -1,0 +1,188 @@
+"""The no-op fast path: a run with nothing to do only stats files and writes nothing.
+
+Correctness guards for what docs/benchmarks.md measures, not timings.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gitcache.cli.main import _quick_import
+from gitcache.engine import Engine, RunOptions, RunSummary, StepResult
+from gitcache.gitrepo import GitRepo
+from gitcache.project import Project
+from gitcache.statcache import CACHE_FILE
+from tests.helpers import Repo, gitcache_env
+
+STEPS = 5
+
+
+def chain_toml(steps: int) -> str:
+    parts = [
+        '[steps.s0]\ninputs = ["data/in.txt"]\noutputs = ["out/s0.txt"]\n'
+        'run = "cat {inputs} > {outputs}"\n'
+    ]
+    for i in range(1, steps):
+        parts.append(
+            f'[steps.s{i}]\ninputs = ["out/s{i - 1}.txt"]\noutputs = ["out/s{i}.txt"]\n'
+            f'run = "cat {{inputs}} > {{outputs}} && echo line {i} >> {{outputs}}"\n'
+        )
+    return "\n".join(parts)
+
+
+class Silent:
+    def step_started(self, step: str, action: str) -> None:
+        pass
+
+    def step_finished(self, result: StepResult) -> None:
+        pass
+
+    def output(self, step: str, stream: str, data: bytes) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        raise AssertionError(f"unexpected warning: {message}")
+
+
+def run_once(root: Path) -> tuple[RunSummary, int]:
+    """One `gitcache run` through the API, in a fresh Project as a new process would."""
+    project = Project.open(root)
+    summary = Engine(project, RunOptions(), Silent()).run([])
+    project.save()
+    return summary, project.worktree.cache.hashed
+
+
+def outcomes(summary: RunSummary) -> list[str]:
+    return [r.outcome for r in summary.results]
+
+
+def ref_files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file that holds a ref of ours, with (inode, mtime_ns): a rewrite changes them."""
+    git_dir = root / ".git"
+    found = {
+        str(p.relative_to(git_dir)): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in (git_dir / "refs" / "gitcache").rglob("*")
+        if p.is_file()
+    }
+    packed = git_dir / "packed-refs"
+    if packed.exists():
+        found["packed-refs"] = (packed.stat().st_ino, packed.stat().st_mtime_ns)
+    return found
+
+
+@pytest.fixture
+def ran(make: Callable[..., Repo]) -> Repo:
+    """A chain of STEPS steps, run once and then once more (the first no-op)."""
+    repo = make(
+        {"gitcache.toml": chain_toml(STEPS), "data/in.txt": "input\n", ".gitignore": "out/\n"}
+    )
+    summary, _hashed = run_once(repo.root)
+    assert outcomes(summary) == ["ran"] * STEPS
+    # Outputs written in the same clock tick as the stat cache are racily clean and are
+    # hashed once more by the first no-op; from the second no-op on, nothing is read.
+    summary, _hashed = run_once(repo.root)
+    assert outcomes(summary) == ["skipped"] * STEPS
+    return repo
+
+
+def test_second_noop_hashes_no_file_and_writes_no_ref(
+    ran: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_listing(self: GitRepo, prefix: str) -> Iterator[tuple[str, str]]:
+        raise AssertionError(f"a no-op listed refs under {prefix}")
+
+    # One ref read per record, never a listing: its cost grows with every record kept.
+    monkeypatch.setattr(GitRepo, "refs", no_listing)
+    refs, files = ran.refs(), ref_files(ran.root)
+    cache = ran.root / ".git" / "gitcache" / CACHE_FILE
+    cache_stat = cache.stat()
+    summary, hashed = run_once(ran.root)
+    assert outcomes(summary) == ["skipped"] * STEPS
+    assert hashed == 0
+    assert ran.refs() == refs
+    assert ref_files(ran.root) == files
+    # Nothing learned, so the stat cache is not rewritten either.
+    assert (cache.stat().st_ino, cache.stat().st_mtime_ns) == (
+        cache_stat.st_ino,
+        cache_stat.st_mtime_ns,
+    )
+
+
+def test_a_change_behind_the_stat_cache_is_still_seen(ran: Repo) -> None:
+    """Same size, mtime put back: the ctime still moves, so the fast path re-hashes the file."""
+    path = ran.root / "data" / "in.txt"
+    before = path.stat()
+    path.write_text("INPUT\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    summary, hashed = run_once(ran.root)
+    assert hashed >= 1
+    assert outcomes(summary) == ["ran"] * STEPS
+    assert ran.read(f"out/s{STEPS - 1}.txt").startswith("INPUT\n")
+
+
+def test_quick_import_puts_gc_and_environment_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+    assert gc.isenabled()
+    with _quick_import():
+        assert not gc.isenabled()
+        assert os.environ["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
+    assert gc.isenabled()
+    assert "PYDANTIC_DISABLE_PLUGINS" not in os.environ
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "logfire")  # the user's choice stands
+    gc.disable()
+    try:
+        with _quick_import():
+            assert os.environ["PYDANTIC_DISABLE_PLUGINS"] == "logfire"
+        assert not gc.isenabled()  # it was off before; it stays off
+    finally:
+        gc.enable()
+    assert os.environ["PYDANTIC_DISABLE_PLUGINS"] == "logfire"
+
+
+_PROBE = """
+import json, sys
+from gitcache.cli.main import main
+try:
+    main(["run", "-q"])
+except SystemExit as exc:
+    code = exc.code
+ours = sorted(m for m in sys.modules if m.startswith("gitcache"))
+print(json.dumps({"code": code, "modules": ours}))
+"""
+
+
+def test_run_imports_only_its_command_and_steps_see_the_users_environment(
+    make: Callable[..., Repo],
+) -> None:
+    repo = make(
+        {
+            "gitcache.toml": '[steps.env]\noutputs = ["env.txt"]\n'
+            'run = "echo ${{PYDANTIC_DISABLE_PLUGINS-unset}} > {outputs}"\n',
+        }
+    )
+    env = {k: v for k, v in gitcache_env().items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=repo.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout.splitlines()[-1])
+    assert probe["code"] == 0
+    assert "gitcache.cli.run" in probe["modules"]
+    for other in ("gitcache.cli.demo", "gitcache.cli.status", "gitcache.cli.records"):
+        assert other not in probe["modules"]
+    # The plugin scan is switched off only while gitcache's modules are imported.
+    assert repo.read("env.txt") == "unset\n"
