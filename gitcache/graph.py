@@ -82,37 +82,38 @@ class StepGraph:
         return graph
 
     def _check_cycles(self, label: str) -> None:
-        state: dict[str, int] = {}  # 1 visiting, 2 done
-
-        def visit(node: str, path: list[str]) -> None:
-            state[node] = 1
-            for dep in self.needs[node]:
-                if state.get(dep) == 1:
-                    cycle = [*path[path.index(dep) :], dep] if dep in path else [node, dep]
-                    raise ConfigError(f"{label}: steps form a cycle: {' -> '.join(cycle)}")
-                if dep not in state:
-                    visit(dep, [*path, dep])
-            state[node] = 2
-
-        for node in self.needs:
-            if node not in state:
-                visit(node, [node])
+        self._walk(self.needs, label)
 
     def order(self, targets: Iterable[str]) -> list[str]:
         """Targets and what they need, each after its needs (declaration order otherwise)."""
+        return self._walk(targets, "")
+
+    def _walk(self, roots: Iterable[str], label: str) -> list[str]:
+        """Depth-first post-order from roots, with an explicit stack (chains may be long)."""
         result: list[str] = []
-        seen: set[str] = set()
-
-        def visit(node: str) -> None:
-            if node in seen:
-                return
-            seen.add(node)
-            for dep in self.needs[node]:
-                visit(dep)
-            result.append(node)
-
-        for target in targets:
-            visit(target)
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        for root in roots:
+            if root in state:
+                continue
+            state[root] = 1
+            path = [root]
+            stack = [iter(self.needs[root])]
+            while stack:
+                for dep in stack[-1]:
+                    seen = state.get(dep)
+                    if seen == 1:
+                        cycle = [*path[path.index(dep) :], dep]
+                        raise ConfigError(f"{label}: steps form a cycle: {' -> '.join(cycle)}")
+                    if seen is None:
+                        state[dep] = 1
+                        path.append(dep)
+                        stack.append(iter(self.needs[dep]))
+                        break
+                else:
+                    stack.pop()
+                    done = path.pop()
+                    state[done] = 2
+                    result.append(done)
         return result
 
     def downstream(self, step: str) -> list[str]:

@@ -86,3 +86,10 @@ def test_a_thousand_step_chain_builds_quickly() -> None:
     graph = StepGraph.build("wf", steps)
     assert graph.needs["s999"] == ("s998",)
     assert graph.order(["s3"]) == ["s0", "s1", "s2", "s3"]
+
+
+def test_long_chains_do_not_exhaust_the_stack() -> None:
+    n = 5000
+    steps = {f"s{i}": ([f"o{i - 1}"] if i else [], [f"o{i}"]) for i in reversed(range(n))}
+    graph = StepGraph.build("gitcache.toml", steps)
+    assert graph.order([f"s{n - 1}"]) == [f"s{i}" for i in range(n)]
