@@ -9,12 +9,11 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
-from gitcache.errors import ConfigError
 from gitcache.recordindex import RecordSummary
 from gitcache.rewrites import answering_sources
 from gitcache.store import RecordStore
 from gitcache.timespec import record_time
-from gitcache.workflow import convert_value
+from gitcache.workflow import convert_value, split_assignment
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,7 @@ def parse_param_filters(items: list[str], defaults: Mapping[str, Any]) -> dict[s
     else read as a TOML value (`3`, `1.5`, `true`, `"a"`) or taken as a string."""
     result: dict[str, Any] = {}
     for item in items:
-        name, sep, text = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise ConfigError(f"--param {item!r}: expected NAME=VALUE")
+        name, text = split_assignment(item, "--param")
         if name in defaults:
             result[name] = convert_value(name, text, defaults[name])
             continue

@@ -185,10 +185,7 @@ def parse_overrides(workflow: Workflow, assignments: list[str]) -> dict[str, Any
     """`-p NAME=VALUE` values, converted to the type of the parameter's default."""
     result: dict[str, Any] = {}
     for item in assignments:
-        name, sep, text = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise ConfigError(f"-p {item!r}: expected NAME=VALUE")
+        name, text = split_assignment(item, "-p")
         if name not in workflow.params:
             known = ", ".join(sorted(workflow.params)) or "none"
             raise ConfigError(
@@ -196,6 +193,15 @@ def parse_overrides(workflow: Workflow, assignments: list[str]) -> dict[str, Any
             )
         result[name] = convert_value(name, text, workflow.params[name])
     return result
+
+
+def split_assignment(item: str, flag: str) -> tuple[str, str]:
+    """NAME and VALUE of a `NAME=VALUE` given with `flag` (ConfigError if malformed)."""
+    name, sep, text = item.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise ConfigError(f"{flag} {item!r}: expected NAME=VALUE")
+    return name, text
 
 
 def convert_value(name: str, text: str, default: Any) -> Any:

@@ -177,3 +177,10 @@ def workflow_option(func: F) -> F:
         callback=remember,
         help="Workflow file.",
     )(func)
+
+
+def params_option(help_text: str) -> Callable[[F], F]:
+    """`-p/--param NAME=VALUE`, repeatable, passed as `params` (a tuple of strings)."""
+    return click.option(
+        "-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help=help_text
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitcache.cli.main import Options, workflow_option
+from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.cli.output import short
 from gitcache.errors import ConfigError, NotInStore
 from gitcache.history import newest_first
@@ -28,14 +28,7 @@ from gitcache.workflow import parse_overrides
     is_flag=True,
     help="Delete the steps' worktree outputs (kept in the store) instead of signatures.",
 )
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="With --outputs: the parameters the outputs were made with.",
-)
+@params_option("With --outputs: the parameters the outputs were made with.")
 @click.option("-n", "--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @workflow_option
 @click.pass_obj

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitcache.cli.main import Options, workflow_option
+from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.cli.output import short
 from gitcache.restoring import find_record, restore_record
 from gitcache.workflow import parse_overrides
@@ -15,14 +15,7 @@ from gitcache.workflow import parse_overrides
 @click.option(
     "--commit", "rev", metavar="REV", help="The step's newest record made at REV or before it."
 )
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="The step's record for these parameters.",
-)
+@params_option("The step's record for these parameters.")
 @click.option("--force", is_flag=True, help="Overwrite worktree files that no record holds.")
 @workflow_option
 @click.pass_obj

@@ -7,7 +7,7 @@ from typing import cast
 import click
 
 from gitcache import hooks
-from gitcache.cli.main import Options, workflow_option
+from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.cli.output import TerminalReporter, warn
 from gitcache.cli.sharing import lookup, push_new_records, run_remote
 from gitcache.engine import MODES, Engine, Mode, RunOptions
@@ -16,14 +16,7 @@ from gitcache.workflow import parse_overrides
 
 @click.command()
 @click.argument("steps", nargs=-1)
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Override a parameter of gitcache.toml.",
-)
+@params_option("Override a parameter of gitcache.toml.")
 @click.option(
     "-s",
     "--signature-mode",

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from gitcache.cli.main import Options, workflow_option
+from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.status import statuses
 from gitcache.workflow import parse_overrides
 
@@ -21,14 +21,7 @@ _WORDS = {
 
 @click.command()
 @click.argument("steps", nargs=-1)
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Ask as if run with this parameter.",
-)
+@params_option("Ask as if run with this parameter.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @workflow_option
 @click.pass_obj
