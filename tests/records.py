@@ -11,17 +11,17 @@ from gitcache.record import Components, OutputFile, Record
 from gitcache.store import NewRecord, RecordStore, StoredRecord
 
 
-def write_record(
-    root: Path,
+def new_record(
+    repo: GitRepo,
+    scratch: Path,
     step: str,
     signature: str,
     started_at: str = "2026-01-01T00:00:00+00:00",
     params: dict[str, Any] | None = None,
     content: bytes = b"data\n",
     path: str = "out.txt",
-) -> StoredRecord:
-    repo = GitRepo.discover(root)
-    store = RecordStore(repo)
+) -> NewRecord:
+    """A record of one output file, its blob written, its logs captured in `scratch`."""
     blob = repo.write_blob(content)
     record = Record(
         step=step,
@@ -46,12 +46,25 @@ def write_record(
         host="test",
         gitcache_version="0",
     )
+    logs = {s: scratch / s for s in ("stdout", "stderr")}
+    for name, log in logs.items():
+        log.write_bytes(name.encode())
+    return NewRecord(record, [TreeEntry(path, blob, MODE_FILE)], logs)
+
+
+def write_record(
+    root: Path,
+    step: str,
+    signature: str,
+    started_at: str = "2026-01-01T00:00:00+00:00",
+    params: dict[str, Any] | None = None,
+    content: bytes = b"data\n",
+    path: str = "out.txt",
+) -> StoredRecord:
+    repo = GitRepo.discover(root)
+    store = RecordStore(repo)
     with tempfile.TemporaryDirectory() as scratch:
-        logs = {s: Path(scratch) / s for s in ("stdout", "stderr")}
-        for log in logs.values():
-            log.write_bytes(b"")
-        stored = store.write(
-            NewRecord(record, [TreeEntry(path, blob, MODE_FILE)], logs), repo.head_commit()
-        )
+        new = new_record(repo, Path(scratch), step, signature, started_at, params, content, path)
+        stored = store.write(new, repo.head_commit())
     store.flush_index()
     return stored

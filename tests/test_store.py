@@ -9,43 +9,15 @@ import pytest
 
 from gitcache.errors import RecordNotFound, UnsafeRecord
 from gitcache.gitrepo import MODE_FILE, GitRepo, RefConflict, RefUpdate, TreeEntry
-from gitcache.record import Components, OutputFile, Record
 from gitcache.store import NewRecord, RecordStore, sig_ref, step_ref
+from tests import records
 from tests.helpers import Repo
 
 
 def new_record(
     repo: GitRepo, tmp: Path, sig: str, content: bytes = b"x\n", step: str = "a"
 ) -> NewRecord:
-    blob = repo.write_blob(content)
-    record = Record(
-        step=step,
-        signature=sig,
-        components=Components(
-            format=1,
-            kind="shell",
-            code="c",
-            shell="sh",
-            params={},
-            inputs={},
-            outputs=["o.txt"],
-            env={},
-        ),
-        command="c",
-        outputs=[OutputFile(path="o.txt", blob=blob, mode=MODE_FILE, size=len(content))],
-        source_commit=repo.head_commit(),
-        dirty=False,
-        started_at="2026-01-01T00:00:00+00:00",
-        duration=0.1,
-        exit_status=0,
-        host="h",
-        gitcache_version="0",
-    )
-    logs = {}
-    for name in ("stdout", "stderr"):
-        (tmp / name).write_bytes(name.encode())
-        logs[name] = tmp / name
-    return NewRecord(record, [TreeEntry("o.txt", blob, MODE_FILE)], logs)
+    return records.new_record(repo, tmp, step, sig, content=content, path="o.txt")
 
 
 SIG = "ab" + "0" * 62
