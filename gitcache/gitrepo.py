@@ -6,7 +6,9 @@ rest of the code (and the pydantic models) never sees a pygit2 type.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -379,6 +381,16 @@ class GitRepo:
 
     def is_ignored(self, path: str) -> bool:
         return bool(self._repo.path_is_ignored(path))
+
+    def add_config_include(self, path: str) -> None:
+        """Add `include.path = path` to the repository's config, once."""
+        pattern = "^" + re.escape(path) + "$"
+        self._repo.config.set_multivar("include.path", pattern, path)
+
+    def remove_config_include(self, path: str) -> None:
+        pattern = "^" + re.escape(path) + "$"
+        with contextlib.suppress(KeyError, pygit2.GitError):
+            self._repo.config.delete_multivar("include.path", pattern)
 
     def config_value(self, name: str) -> str | None:
         try:

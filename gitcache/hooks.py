@@ -111,6 +111,32 @@ def missing(repo: GitRepo, rewrite: str) -> list[str]:
     return [n for n in wanted(rewrite) if not _ours(directory / n)]
 
 
+# Git configuration gitcache adds lives in a file of its own, included from the
+# repository's config, so that uninstall removes one include line and never edits
+# the user's lines (as CONVENTIONS.md asks). The path is relative to the git dir.
+CONFIG_INCLUDE = "gitcache/gitconfig"
+CONFIG_TEXT = """\
+# Written by `gitcache hooks install`; removed by `gitcache hooks uninstall`.
+[log]
+\t# Records are refs under refs/gitcache/: keep them out of `git log --decorate`.
+\texcludeDecoration = refs/gitcache/
+"""
+
+
+def install_config(repo: GitRepo) -> None:
+    """Write gitcache's own git config file and include it from the repository's config."""
+    path = repo.common_dir / CONFIG_INCLUDE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != CONFIG_TEXT:
+        path.write_text(CONFIG_TEXT)
+    repo.add_config_include(CONFIG_INCLUDE)
+
+
+def uninstall_config(repo: GitRepo) -> None:
+    repo.remove_config_include(CONFIG_INCLUDE)
+    (repo.common_dir / CONFIG_INCLUDE).unlink(missing_ok=True)
+
+
 def install(repo: GitRepo, rewrite: str, python: str = sys.executable) -> list[HookStatus]:
     """Make the hooks match the policy (idempotent); a foreign hook is kept as <name>.legacy.
 
@@ -127,6 +153,7 @@ def install(repo: GitRepo, rewrite: str, python: str = sys.executable) -> list[H
                 hint="move one of them away, then install again",
             )
     uninstall(repo, [n for n in HOOK_NAMES if n not in names])
+    install_config(repo)
     todo = [h for h in before if h.state != "installed"]
     if not todo:
         return status(repo, python)
@@ -166,6 +193,8 @@ def _stage(directory: Path, text: str) -> Path:
 
 def uninstall(repo: GitRepo, names: Sequence[str] = HOOK_NAMES) -> list[HookStatus]:
     """Remove our hooks and put back any <name>.legacy; a foreign hook stays as it is."""
+    if set(names) == set(HOOK_NAMES):
+        uninstall_config(repo)
     removed = []
     for hook in status(repo):
         if hook.name not in names or hook.state not in ("installed", "outdated"):

@@ -188,3 +188,25 @@ def test_pre_rebase_root_covers_every_commit(make: Callable[..., Repo]) -> None:
     result = _hook(repo, "pre-rebase", "--root")
     assert result.exit_code == 1 and old[:12] in result.stderr
     assert _hook(repo, "pre-rebase", "HEAD~1").exit_code == 0  # only "later" is rewritten
+
+
+def test_install_hides_records_from_log_decorate_in_a_file_of_our_own(
+    make: Callable[..., Repo],
+) -> None:
+    repo = make({"gitcache.toml": TOML, ".gitignore": "out/\n", "src/code.txt": "0"})
+    repo.git("config", "user.note", "mine")
+    commit_and_record(repo, "v1\n")
+    head = repo.head()
+    # A gitcache ref at HEAD: shown where all refs decorate (--clear-decorations, old git).
+    repo.git("update-ref", "refs/gitcache/test/at-head", head)
+    assert "refs/gitcache/" in repo.git("log", "--clear-decorations", "-1", "--format=%D", head)
+    assert repo.run("hooks", "install").exit_code == 0
+    assert repo.git("config", "--get-all", "include.path").split() == [hooks.CONFIG_INCLUDE]
+    assert "refs/gitcache/" not in repo.git("log", "--clear-decorations", "-1", "--format=%D", head)
+    assert repo.run("hooks", "install").exit_code == 0  # idempotent: still one include line
+    assert repo.git("config", "--get-all", "include.path").split() == [hooks.CONFIG_INCLUDE]
+    assert repo.run("hooks", "uninstall").exit_code == 0
+    assert repo.git("config", "--get-all", "include.path", check=False) == ""
+    assert "refs/gitcache/" in repo.git("log", "--clear-decorations", "-1", "--format=%D", head)
+    assert repo.git("config", "user.note").strip() == "mine"  # the user's lines untouched
+    assert not (repo.root / ".git" / hooks.CONFIG_INCLUDE).exists()
