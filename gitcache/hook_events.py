@@ -21,7 +21,7 @@ from typing import Final
 from gitcache.errors import ConfigError
 from gitcache.gitrepo import GitRepo
 from gitcache.record import is_oid
-from gitcache.rewrites import Kind, RecordIndex, Rewrite, record_rewrites
+from gitcache.rewrites import CommitRecords, Kind, Rewrite, record_rewrites
 from gitcache.store import RecordStore
 from gitcache.workflow import WORKFLOW_FILE, HooksSpec, load_workflow
 
@@ -72,7 +72,7 @@ def _blocking(repo: GitRepo, env: Mapping[str, str], outcome: HookOutcome) -> bo
 
 def _refuse(repo: GitRepo, action: str, commits: Sequence[str], outcome: HookOutcome) -> None:
     """Refuse if any of the commits has records, naming the commits and the records."""
-    index = RecordIndex(repo)
+    index = CommitRecords(repo)
     store = RecordStore(repo)
     named = []
     for commit in commits:

@@ -90,7 +90,7 @@ def records_by_source(repo: GitRepo) -> dict[str, list[str]]:
     return found
 
 
-class RecordIndex:
+class CommitRecords:
     """Which records answer for a commit: made there, or carried over by rewrites."""
 
     def __init__(self, repo: GitRepo) -> None:
@@ -108,7 +108,7 @@ class RecordIndex:
 
 def record_rewrites(repo: GitRepo, pairs: Sequence[Rewrite], kind: Kind) -> list[Rewrite]:
     """Store the pairs whose old commit has records; return those newly stored."""
-    index = RecordIndex(repo)
+    index = CommitRecords(repo)
     wanted = [
         p
         for p in dict.fromkeys(pairs)

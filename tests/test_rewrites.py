@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from gitcache.gitrepo import GitRepo
-from gitcache.rewrites import RecordIndex, Rewrite, RewriteMap, record_rewrites, rewritten_ref
+from gitcache.rewrites import CommitRecords, Rewrite, RewriteMap, record_rewrites, rewritten_ref
 from tests.helpers import PACKAGE_ROOT, Repo
 from tests.hookutil import (
     FILES,
@@ -224,7 +224,7 @@ def test_record_rewrites_keeps_both_commits_reachable(make: Callable[..., Repo])
     target = repo.refs()[rewritten_ref(old, new)]
     assert repo.git("rev-list", "--parents", "-n1", target).split()[1:] == [old, new]
     assert '"kind": "amend"' in repo.git("show", f"{target}:rewrite.json")
-    index = RecordIndex(git)
+    index = CommitRecords(git)
     assert index.sources(new) == [old] and index.records(new) == [record_of(repo, old)]
 
 
