@@ -123,14 +123,29 @@ def test_hook_command_is_hidden() -> None:
     assert " hooks " in result.stdout and " hook " not in result.stdout
 
 
+def _flat_yaml_list(text: str) -> list[dict[str, str]]:
+    """The manifest is a flat list of `key: value` mappings; read it without PyYAML."""
+    items: list[dict[str, str]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line.startswith("- "):
+            items.append({})
+            line = line[2:]
+        key, _, value = line.strip().partition(":")
+        items[-1][key] = value.strip()
+    return items
+
+
 def test_pre_commit_manifest() -> None:
-    yaml = pytest.importorskip("yaml")
-    manifest = yaml.safe_load((PACKAGE_ROOT / ".pre-commit-hooks.yaml").read_text())
+    manifest = _flat_yaml_list((PACKAGE_ROOT / ".pre-commit-hooks.yaml").read_text())
     by_id = {hook["id"]: hook for hook in manifest}
+    assert set(by_id) == {"gitcache-post-rewrite", "gitcache-pre-rebase"}
     assert by_id["gitcache-post-rewrite"]["entry"] == "gitcache hook post-rewrite"
-    assert by_id["gitcache-post-rewrite"]["stages"] == ["post-rewrite"]
-    assert by_id["gitcache-pre-rebase"]["stages"] == ["pre-rebase"]
-    assert all(h["always_run"] and not h["pass_filenames"] for h in manifest)
+    assert by_id["gitcache-post-rewrite"]["stages"] == "[post-rewrite]"
+    assert by_id["gitcache-pre-rebase"]["stages"] == "[pre-rebase]"
+    assert all(h["always_run"] == "true" and h["pass_filenames"] == "false" for h in manifest)
+    assert all(h["language"] == "python" for h in manifest)
 
 
 # -- `gitcache hook NAME` in process, as the pre-commit framework calls it ------------------
