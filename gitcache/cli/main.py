@@ -42,7 +42,8 @@ def error(message: str, hint: str | None = None) -> None:
     click.echo(text, err=True)
 
 
-# Where each command lives (one module per command or group of related commands).
+# Where each command lives (one module per command or group of related commands),
+# in the order `gitcache --help` lists them.
 # A command's module is imported only when that command is invoked: a no-op
 # `gitcache run` should cost little more than Python's start-up and the dependencies'
 # imports, so it does not import every other command (docs/benchmarks.md).
@@ -80,7 +81,7 @@ class GitcacheGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMAND_MODULES)
+        return list(COMMAND_MODULES)  # in the order a user meets them
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
