@@ -5,7 +5,16 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
-from tests.helpers import Repo
+import pytest
+
+from tests.helpers import PACKAGE_ROOT, Repo
+
+
+@pytest.fixture
+def hooks_import_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """git runs the hooks; they find gitcache the way the test process does."""
+    monkeypatch.setenv("PYTHONPATH", str(PACKAGE_ROOT))
+
 
 TOML = """\
 [steps.build]

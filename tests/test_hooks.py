@@ -6,30 +6,27 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from gitcache import hooks
 from gitcache.gitrepo import GitRepo
-from tests.helpers import PACKAGE_ROOT, Repo
-from tests.hookutil import (
+from tests.helpers import Repo
+from tests.hookutil import (  # noqa: F401 (the fixture is used through pytestmark)
     TOML,
     assert_survives_gc,
     commit_and_record,
     git_status,
+    hooks_import_this_checkout,
     mappings,
     project,
     record_of,
     records_for,
 )
 
-
-@pytest.fixture(autouse=True)
-def _hooks_import_this_checkout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("PYTHONPATH", str(PACKAGE_ROOT))
-    yield
+pytestmark = pytest.mark.usefixtures("hooks_import_this_checkout")
 
 
 def _env(**changes: str | None) -> dict[str, str]:

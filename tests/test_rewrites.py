@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from gitcache.gitrepo import GitRepo
 from gitcache.rewrites import CommitRecords, Rewrite, RewriteMap, record_rewrites, rewritten_ref
-from tests.helpers import PACKAGE_ROOT, Repo
-from tests.hookutil import (
+from tests.helpers import Repo
+from tests.hookutil import (  # noqa: F401 (the fixture is used through pytestmark)
     FILES,
     assert_survives_gc,
     commit_and_record,
+    hooks_import_this_checkout,
     mappings,
     project,
     record_of,
     records_for,
 )
 
-
-@pytest.fixture(autouse=True)
-def _hooks_import_this_checkout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # git runs the hooks; they find gitcache the way the test process does.
-    monkeypatch.setenv("PYTHONPATH", str(PACKAGE_ROOT))
-    yield
+pytestmark = pytest.mark.usefixtures("hooks_import_this_checkout")
 
 
 AMENDS = {
