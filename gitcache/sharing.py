@@ -183,10 +183,12 @@ def _plan_ref(
 def _admit(store: RecordStore, rel: str, commit: str, signature: str, report: FetchReport) -> bool:
     """Validate a fetched record before any local ref points at it."""
     try:
-        check_signature(store.load(commit), signature)
+        stored = store.load(commit)
+        check_signature(stored, signature)
     except (UnsafeRecord, RepositoryError) as exc:
         report.refused.append((REF_ROOT + rel, exc.message))
         return False
+    store.remember(stored)  # validated anyway: `gitcache log` need not read it again
     return True
 
 

@@ -178,6 +178,10 @@ class RecordStore:
             self._index = RecordIndex(self.repo.state_dir)
         return self._index
 
+    def remember(self, stored: StoredRecord) -> None:
+        """Add a validated record to the listing index (e.g. one just fetched)."""
+        self._index_of().add(RecordSummary.of(stored.commit, stored.record))
+
     def flush_index(self) -> None:
         """Persist summaries of records this process wrote (bulk writers call this)."""
         if self._index is not None:

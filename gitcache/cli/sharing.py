@@ -98,6 +98,7 @@ def fetch(options: Options, name: str | None) -> None:
     store = _store(options)
     remote = choose_remote(store.repo, name, cwd=options.directory)
     report = sharing.fetch(store, remote, progress_sink())
+    store.flush_index()
     for ref, why in report.refused:
         warn(f"refused {ref} from {remote.name}: {why}")
     for signature in report.alternates:

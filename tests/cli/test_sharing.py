@@ -426,3 +426,19 @@ def test_only_gitcache_refs_travel_whatever_the_git_config(
     b.git("config", "fetch.prune", "true")
     assert b.run("fetch").exit_code == 0
     assert b.refs("refs/tags/") and b.refs("refs/remotes/origin/")
+
+
+def test_fetched_records_are_indexed_for_listing(
+    make: Callable[..., Repo], origin: Path, tmp_path: Path
+) -> None:
+    a = member(make, str(origin))
+    assert a.run("run").exit_code == 0
+    assert a.run("push").exit_code == 0
+    b = clone(str(origin), tmp_path / "b")
+    assert b.run("fetch").exit_code == 0
+    # fetch validated every record already: their summaries are in the record index, so
+    # `gitcache log` reads no record.json of them again.
+    index = json.loads((b.root / ".git/gitcache/record-index-v1.json").read_text())
+    assert set(index["records"]) == set(sig_refs(a).values())
+    listed = json.loads(b.run("log", "--json").stdout)
+    assert {r["record"] for r in listed} == set(sig_refs(a).values())
