@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from gitcache.graph import input_matches_output
@@ -45,8 +46,13 @@ class Evaluation:
 
     def mismatches(self) -> list[Mismatch]:
         """Outputs that differ from the record (empty when there is no record)."""
+        return list(self._mismatches)
+
+    @cached_property
+    def _mismatches(self) -> tuple[Mismatch, ...]:
+        # Asked several times per step (skip, restore, removed on purpose): computed once.
         if self.record is None:
-            return []
+            return ()
         found = []
         recorded = {o.path: o for o in self.record.record.outputs}
         for path, out in recorded.items():
@@ -56,7 +62,7 @@ class Evaluation:
         for path, state in self.outputs.items():
             if state is None and not any(p == path or p.startswith(path + "/") for p in recorded):
                 found.append(Mismatch(path, None, None))
-        return found
+        return tuple(found)
 
     @property
     def up_to_date(self) -> bool:
@@ -115,11 +121,11 @@ class Planner:
         Such a step is up to date with its outputs kept only in the store; later steps
         see them through the overlay (`will_restore`) until one really needs the files.
         """
-        if evaluation.record is None:
-            return False
         mismatches = evaluation.mismatches()
+        if not mismatches:  # the common case: no registry to read
+            return False
         removed = self.project.removed
-        return bool(mismatches) and all(
+        return all(
             m.worktree is None and m.recorded is not None and removed.blob(m.path) == m.recorded
             for m in mismatches
         )

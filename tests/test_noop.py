@@ -182,7 +182,9 @@ def test_run_imports_only_its_command_and_steps_see_the_users_environment(
     probe = json.loads(done.stdout.splitlines()[-1])
     assert probe["code"] == 0
     assert "gitcache.cli.run" in probe["modules"]
-    for other in ("gitcache.cli.demo", "gitcache.cli.status", "gitcache.cli.records"):
+    others = ("gitcache.cli.demo", "gitcache.cli.status", "gitcache.cli.records")
+    # A run that shares nothing loads no transport, and no hooks under the default policy.
+    for other in (*others, "gitcache.cli.sharing", "gitcache.sharing", "gitcache.hooks"):
         assert other not in probe["modules"]
     # The plugin scan is switched off only while gitcache's modules are imported.
     assert repo.read("env.txt") == "unset\n"

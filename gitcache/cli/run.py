@@ -6,10 +6,8 @@ from typing import cast
 
 import click
 
-from gitcache import hooks
 from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.cli.output import TerminalReporter, warn
-from gitcache.cli.sharing import lookup, push_new_records, run_remote
 from gitcache.engine import MODES, Engine, Mode, RunOptions
 from gitcache.workflow import parse_overrides
 
@@ -63,7 +61,10 @@ def run(
 ) -> None:
     """Run STEPS (default: all) and the steps they need; skip or restore what is recorded."""
     project = options.project()
-    if project.workflow.config.hooks.rewrite == "block":  # refusing needs its hooks
+    config = project.workflow.config
+    if config.hooks.rewrite == "block":  # refusing needs its hooks
+        from gitcache import hooks
+
         gone = hooks.missing(project.repo, "block")
         if gone:
             needed = ", ".join(gone)
@@ -71,9 +72,19 @@ def run(
     overrides = parse_overrides(project.workflow, list(params))
     total = len(project.workflow.select(list(steps)))
     reporter = TerminalReporter(quiet, prefix=jobs > 1, total=total)
-    shared = run_remote(project, remote, options.directory)
+    # The sharing modules (and git transport) are imported only by runs that share.
+    sharing = remote is not None or config.remote is not None or config.push_on_record
+    if sharing:
+        from gitcache.cli.sharing import lookup, push_new_records, run_remote
+
+        shared = run_remote(project, remote, options.directory)
     run_options = RunOptions(
-        cast(Mode, mode), overrides, dry_run, keep_going, jobs, on_miss=lookup(project, shared)
+        cast(Mode, mode),
+        overrides,
+        dry_run,
+        keep_going,
+        jobs,
+        on_miss=lookup(project, shared) if sharing else None,
     )
     engine = Engine(project, run_options, reporter)
     try:
@@ -81,7 +92,7 @@ def run(
     finally:
         project.save()
     reporter.summary(summary)
-    if not dry_run:
+    if sharing and not dry_run:
         push_new_records(project, shared, summary)
     for result in summary.results:
         if result.outcome == "failed":
