@@ -24,6 +24,7 @@ from gitcache.plan import Evaluation, Mismatch, Planner
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
 from gitcache.scheduler import schedule
+from gitcache.statcache import git_mode
 from gitcache.status import describe_changes
 from gitcache.store import NewRecord, StoredRecord
 from gitcache.trust import vet
@@ -364,14 +365,13 @@ class Engine:
             self._transfer(step.name, "storing", len(files), len(expanded))
             path = worktree.root / rel
             st = os.lstat(path)
-            state = worktree.state(rel)
-            assert state is not None
-            if state.mode == MODE_LINK:
+            mode = git_mode(st)  # from the stat: hashing first would read the file twice
+            if mode == MODE_LINK:
                 oid = self.project.repo.write_blob(os.fsencode(os.readlink(path)))
             else:
                 oid = self.project.repo.write_blob_file(path)
-                worktree.cache.remember(rel, st, oid)
-            files.append(OutputFile(path=rel, blob=oid, mode=state.mode, size=st.st_size))
+            worktree.cache.remember(rel, st, oid)
+            files.append(OutputFile(path=rel, blob=oid, mode=mode, size=st.st_size))
         return files
 
     def _record(

@@ -188,3 +188,13 @@ def test_run_imports_only_its_command_and_steps_see_the_users_environment(
         assert other not in probe["modules"]
     # The plugin scan is switched off only while gitcache's modules are imported.
     assert repo.read("env.txt") == "unset\n"
+
+
+def test_recording_reads_each_output_once(make: Callable[..., Repo]) -> None:
+    """Storing an output writes its blob; the blob id comes from that, not from hashing too."""
+    repo = make({"gitcache.toml": chain_toml(STEPS), "data/in.txt": "x\n"})
+    summary, hashed = run_once(repo.root)
+    assert outcomes(summary) == ["ran"] * STEPS
+    # Only the first step's committed input is hashed; each step's input is the output the
+    # step before just stored, whose blob id the stat cache already holds.
+    assert hashed == 1
