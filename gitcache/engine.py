@@ -89,9 +89,6 @@ class StepResult:
 class RunSummary:
     results: list[StepResult] = field(default_factory=list)
 
-    def count(self, outcome: Outcome) -> int:
-        return sum(1 for r in self.results if r.outcome == outcome)
-
     @property
     def exit_code(self) -> int:
         outcomes = {r.outcome for r in self.results}

@@ -120,9 +120,6 @@ class GitRepo:
     def commit_tree(self, oid: str) -> str:
         return str(self._commit(oid).tree_id)
 
-    def commit_time(self, oid: str) -> int:
-        return int(self._commit(oid).commit_time)
-
     def is_descendant(self, oid: str, ancestor: str) -> bool:
         return oid == ancestor or bool(
             self._repo.descendant_of(pygit2.Oid(hex=oid), pygit2.Oid(hex=ancestor))
@@ -254,9 +251,6 @@ class GitRepo:
         except (KeyError, pygit2.GitError):
             return pygit2.Signature("gitcache", "gitcache@localhost")
 
-    def commit_message(self, oid: str) -> str:
-        return str(self._commit(oid).message)
-
     # -- refs -----------------------------------------------------------------------
 
     def ref_target(self, name: str) -> str | None:
@@ -378,9 +372,6 @@ class GitRepo:
         if not str(entry.message).startswith("commit (amend)"):
             return None
         return str(entry.oid_old), str(entry.oid_new)
-
-    def is_ignored(self, path: str) -> bool:
-        return bool(self._repo.path_is_ignored(path))
 
     def add_config_include(self, path: str) -> None:
         """Add `include.path = path` to the repository's config, once."""

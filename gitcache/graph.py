@@ -115,6 +115,3 @@ class StepGraph:
                     state[done] = 2
                     result.append(done)
         return result
-
-    def downstream(self, step: str) -> list[str]:
-        return [name for name, deps in self.needs.items() if step in deps]

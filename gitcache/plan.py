@@ -64,10 +64,6 @@ class Evaluation:
                 found.append(Mismatch(path, None, None))
         return tuple(found)
 
-    @property
-    def up_to_date(self) -> bool:
-        return self.record is not None and not self.mismatches()
-
 
 @dataclass
 class Planner:

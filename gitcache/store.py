@@ -8,7 +8,7 @@ are written first and the refs last, in one reference transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
@@ -47,7 +47,6 @@ class StoredRecord:
 
     commit: str
     record: Record
-    alternate: bool = False  # held by an alt ref: another machine's record of the signature
 
     @property
     def short(self) -> str:
@@ -122,13 +121,6 @@ class RecordStore:
             self._warn(f"ignoring unreadable record: {exc.message}")
             return None
 
-    def records(self) -> Iterator[StoredRecord]:
-        """Every record reachable from a signature ref (unreadable ones skipped with a warning)."""
-        for _name, commit in self.repo.refs(SIG_PREFIX):
-            stored = self._load_or_warn(commit)
-            if stored is not None:
-                yield stored
-
     def summaries(self) -> list[RecordSummary]:
         """A summary of every record a signature ref names, through the record index.
 
@@ -186,13 +178,6 @@ class RecordStore:
         """Persist summaries of records this process wrote (bulk writers call this)."""
         if self._index is not None:
             self._index.save()
-
-    def alternates(self) -> Iterator[StoredRecord]:
-        """Records kept under alt refs (unreadable ones skipped with a warning)."""
-        for _name, commit in self.repo.refs(ALT_PREFIX):
-            stored = self._load_or_warn(commit)
-            if stored is not None:
-                yield StoredRecord(stored.commit, stored.record, alternate=True)
 
     def log(self, stored: StoredRecord, stream: str) -> bytes:
         entry = self.repo.tree_entry(self.repo.commit_tree(stored.commit), f"logs/{stream}")
