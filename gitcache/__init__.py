@@ -1,3 +1,43 @@
-"""gitcache: a git-native, content-addressed cache and record of workflow steps."""
+"""gitcache: a git-native, content-addressed cache and record of workflow steps.
+
+The Python API (`gitcache.step`, `gitcache.File`, `gitcache.records`, ...) is loaded
+on first use (module `__getattr__`), so `import gitcache` and the shell commands
+never import the Python-steps package.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "step": "gitcache.python.step",
+    "StepFunction": "gitcache.python.step",
+    "File": "gitcache.python.files",
+    "Task": "gitcache.python.tasks",
+    "records": "gitcache.python.records",
+    "trust": "gitcache.python.records",
+    "GitcacheWarning": "gitcache.python.session",
+}
+
+__all__ = ["File", "GitcacheWarning", "StepFunction", "Task", "records", "step", "trust"]
+
+if TYPE_CHECKING:
+    from gitcache.python.files import File
+    from gitcache.python.records import records, trust
+    from gitcache.python.session import GitcacheWarning
+    from gitcache.python.step import StepFunction, step
+    from gitcache.python.tasks import Task
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gitcache' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -8,9 +8,17 @@ relative path that stays inside the worktree.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from gitcache.errors import UnsafeRecord
 
@@ -48,8 +56,29 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Components(_Frozen):
+class _OmitsUnused(_Frozen):
+    """A model whose optional fields in `_OMITTED_IF_NONE` are left out when None.
+
+    So fields that only one kind of step has never show up as `null` in the other
+    kind's documents: a shell step's canonical document (and so its signature) is
+    the same as before Python steps existed.
+    """
+
+    _OMITTED_IF_NONE: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in self._OMITTED_IF_NONE:
+            if data.get(name, 0) is None:
+                del data[name]
+        return data
+
+
+class Components(_OmitsUnused):
     """Everything that went into a signature (docs/format.md, "The signature")."""
+
+    _OMITTED_IF_NONE = frozenset({"shell", "references", "versions"})
 
     format: int
     kind: Literal["shell", "python"]
@@ -59,6 +88,11 @@ class Components(_Frozen):
     inputs: dict[SafePath, Oid]
     outputs: list[SafePath]
     env: dict[str, str | None]
+    # Python steps only (docs/python.md): code key -> BLAKE3 of each function, class
+    # and constant of the repository the step's function uses; and the versions listed
+    # in `versions=[...]`.
+    references: dict[str, str] | None = None
+    versions: dict[str, str | None] | None = None
 
 
 class OutputFile(_Frozen):
@@ -68,7 +102,22 @@ class OutputFile(_Frozen):
     size: int = Field(ge=0)
 
 
-class Record(_Frozen):
+class PythonRun(_Frozen):
+    """What a Python step's record keeps beside its signature (provenance only)."""
+
+    function: str  # code key of the function: `<file>:<qualname>`
+    module: str  # its module's name when it ran (`__main__` for a script)
+    file: str | None  # its file, relative to the repository root (None: a notebook)
+    python: str  # the interpreter's version
+    packages: dict[str, str | None]  # version of each outside package the code uses
+    files: dict[str, str] = {}  # argument -> path of each gitcache.File argument
+    arguments: dict[str, JsonValue] = {}  # the call's arguments, as task files hold them
+    result: Literal["json", "pickle", "none"] = "json"
+
+
+class Record(_OmitsUnused):
+    _OMITTED_IF_NONE = frozenset({"python"})
+
     format: int = RECORD_FORMAT
     step: StepName
     signature: Signature
@@ -83,6 +132,7 @@ class Record(_Frozen):
     exit_status: int
     host: str
     gitcache_version: str
+    python: PythonRun | None = None  # Python steps only
 
     def to_json(self) -> bytes:
         return (self.model_dump_json(indent=2) + "\n").encode()

@@ -1,0 +1,414 @@
+"""The code of a Python step: its function and what it uses from the same repository.
+
+A step's code is its function's normalized syntax tree (`astnorm`), plus,
+transitively, every function, class and module-level constant *of the same
+repository* it references through its globals and closure cells (also from
+default values, annotations and decorators of the helpers). Editing a helper
+therefore changes the step's signature; reformatting, comments and docstrings do
+not. Code from outside the repository (the standard library, site-packages) is
+not followed: the top-level names of such modules are collected instead, so that
+their versions can be recorded.
+
+"Same repository" means defined in a file under the worktree root that is not in
+a `site-packages` or `dist-packages` directory, or defined interactively (a
+notebook cell, whose source `linecache` holds but which is no file on disk).
+
+Every item is keyed by where it lives, `<file relative to the root>:<qualname>`
+(`<interactive>:<qualname>` for notebook cells), never by module name, so a
+script's function (`__main__`) and the same function imported by a task worker
+have the same code.
+
+Standard library only (see astnorm): constants other than JSON-like literals are
+encoded by a function the caller passes in.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import linecache
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from gitcache.python.astnorm import constant, normalize
+
+INTERACTIVE: Final = "<interactive>"
+_OUTSIDE_DIRS: Final = frozenset({"site-packages", "dist-packages"})
+_MISSING: Final = object()
+# Top-level modules whose versions are not worth recording (gitcache records its own).
+_NOT_PACKAGES: Final = frozenset({"builtins", "__main__", "gitcache"})
+
+
+class CodeError(Exception):
+    """The code of a function cannot be read or described (message names what)."""
+
+
+@dataclass
+class CodeDocument:
+    """What a step's code component is computed from."""
+
+    main: str  # key of the step function
+    entries: dict[str, Any]  # key -> canonical JSON value, the step function included
+    packages: set[str] = field(default_factory=set)  # top-level modules from outside the repo
+    # (namespace, name, value) of every global binding read, and (cell, value) of every
+    # closure cell: while all still hold the same objects, the document is still true.
+    bindings: list[tuple[dict[str, Any], str, Any]] = field(default_factory=list)
+    cells: list[tuple[types.CellType, Any]] = field(default_factory=list)
+
+    def still_valid(self) -> bool:
+        """Whether every binding the document was built from still holds the same object."""
+        for namespace, name, value in self.bindings:
+            if namespace.get(name, _MISSING) is not value:
+                return False
+        for cell, value in self.cells:
+            try:
+                if cell.cell_contents is not value:
+                    return False
+            except ValueError:  # emptied
+                return False
+        return True
+
+
+def json_constant(value: Any) -> Any:
+    """A JSON-like constant's canonical value; raise TypeError for anything else."""
+    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+        return constant(value)
+    if isinstance(value, list | tuple):
+        return [type(value).__name__, [json_constant(v) for v in value]]
+    if isinstance(value, set | frozenset):
+        items = [json_constant(v) for v in value]
+        items.sort(key=repr)
+        return [type(value).__name__, items]
+    if isinstance(value, dict):
+        pairs = [[json_constant(k), json_constant(v)] for k, v in value.items()]
+        pairs.sort(key=repr)
+        return ["dict", pairs]
+    raise TypeError(f"not a literal constant: {type(value).__name__}")
+
+
+class CodeWalker:
+    """Builds the CodeDocument of one function (one use: call `document` once)."""
+
+    def __init__(self, root: Path, encode_constant: Callable[[Any], Any] | None = None) -> None:
+        self.root = root.resolve()
+        self._encode = encode_constant
+        self._trees: dict[str, ast.Module] = {}
+        self._doc: CodeDocument | None = None
+        self._seen: set[int] = set()
+
+    # -- entry point ------------------------------------------------------------------
+
+    def document(self, func: types.FunctionType) -> CodeDocument:
+        node = self.function_node(func)
+        main = self.key_of(func)
+        self._doc = CodeDocument(main, {})
+        self._seen.add(id(func))
+        self._doc.entries[main] = ["function", normalize(node, drop_decorators=True)]
+        self._follow_function(func, node, main, skip_decorators=True)
+        return self._doc
+
+    # -- where things live --------------------------------------------------------------
+
+    def location(self, filename: str) -> str | None:
+        """`path/relative/to/root.py`, `<interactive>`, or None for code outside the repo."""
+        if os.path.isfile(filename):
+            try:
+                rel = Path(os.path.realpath(filename)).relative_to(self.root)
+            except ValueError:
+                return None
+            if _OUTSIDE_DIRS & set(rel.parts):
+                return None
+            return rel.as_posix()
+        return INTERACTIVE if linecache.getlines(filename) else None
+
+    def key_of(self, obj: Any) -> str:
+        filename = _filename_of(obj)
+        where = None if filename is None else self.location(filename)
+        if where is None:
+            raise CodeError(f"{_describe(obj)} is not defined in this repository")
+        return f"{where}:{obj.__qualname__}"
+
+    def _module_tree(self, filename: str, namespace: dict[str, Any] | None) -> ast.Module:
+        tree = self._trees.get(filename)
+        if tree is None:
+            linecache.checkcache(filename)  # drops a stale copy of a file on disk
+            lines = linecache.getlines(filename, namespace)
+            if not lines:
+                raise CodeError(f"cannot read the source of {filename}")
+            try:
+                tree = ast.parse("".join(lines), filename)
+            except SyntaxError as exc:
+                raise CodeError(f"cannot parse {filename}: {exc}") from None
+            self._trees[filename] = tree
+        return tree
+
+    def function_node(self, func: types.FunctionType) -> ast.AST:
+        """The syntax tree of a function's definition, found by its first line."""
+        code = func.__code__
+        tree = self._module_tree(code.co_filename, func.__globals__)
+        first = code.co_firstlineno
+        if func.__name__ == "<lambda>":
+            lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda) and n.lineno == first]
+            if len(lambdas) == 1:
+                return lambdas[0]
+            # Several lambdas on one line: the whole line's lambdas stand for it.
+            if lambdas:
+                return ast.Tuple(elts=list(lambdas), ctx=ast.Load())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == (
+                func.__name__
+            ):
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                if start == first or node.lineno == first:
+                    return node
+        raise CodeError(f"cannot find the source of {_describe(func)} in {code.co_filename}")
+
+    def class_node(self, cls: type) -> ast.ClassDef:
+        filename = _filename_of(cls)
+        if filename is None:
+            raise CodeError(f"cannot find the source of class {cls.__qualname__}")
+        module = sys.modules.get(cls.__module__)
+        tree = self._module_tree(filename, getattr(module, "__dict__", None))
+        path = [p for p in cls.__qualname__.split(".") if p != "<locals>"]
+        found = [n for n in _class_defs(tree, path)]
+        if not found:
+            raise CodeError(f"cannot find the source of class {cls.__qualname__} in {filename}")
+        first = getattr(cls, "__firstlineno__", None)  # 3.13+
+        for node in found:
+            if node.lineno == first or any(d.lineno == first for d in node.decorator_list):
+                return node
+        return found[-1]  # a class defined twice in one file: the later one is alive
+
+    # -- following references ----------------------------------------------------------------
+
+    def _follow_function(
+        self, func: types.FunctionType, node: ast.AST, owner: str, skip_decorators: bool = False
+    ) -> None:
+        assert self._doc is not None
+        names = _global_names(func.__code__)
+        closure = dict(zip(func.__code__.co_freevars, func.__closure__ or (), strict=False))
+        outer, body = _outer_and_body(node, skip_decorators)
+        for name, attrs in _references(outer):
+            self._global(func.__globals__, name, attrs)
+        for name, attrs in _references(body):
+            if name in closure:
+                cell = closure[name]
+                try:
+                    value = cell.cell_contents
+                except ValueError:
+                    continue
+                self._doc.cells.append((cell, value))
+                self._visit(value, attrs, f"{owner}.<closure>.{name}")
+            elif name in names:
+                self._global(func.__globals__, name, attrs)
+
+    def _global(self, namespace: dict[str, Any], name: str, attrs: list[str]) -> None:
+        assert self._doc is not None
+        value = namespace.get(name, _MISSING)
+        if value is _MISSING:
+            return  # a builtin, or a name not bound yet
+        self._doc.bindings.append((namespace, name, value))
+        where = self.location(namespace.get("__file__") or "") or INTERACTIVE
+        self._visit(value, attrs, f"{where}:{name}")
+
+    def _visit(self, value: Any, attrs: list[str], key: str) -> None:
+        assert self._doc is not None
+        if isinstance(value, types.ModuleType):
+            self._module(value, attrs)
+            return
+        step_function = getattr(value, "__gitcache_function__", None)
+        if step_function is not None:  # another step: its function is code we use
+            value = step_function
+        elif not isinstance(value, types.FunctionType | type) and callable(value):
+            unwrapped = inspect.unwrap(value) if hasattr(value, "__wrapped__") else value
+            if isinstance(unwrapped, types.FunctionType):
+                value = unwrapped  # lru_cache and other wrappers: the wrapped code counts
+        if isinstance(value, types.FunctionType | type):
+            if id(value) in self._seen:
+                return
+            self._seen.add(id(value))
+            filename = _filename_of(value)
+            if filename is None or self.location(filename) is None:
+                self._outside(value)
+                return
+            if isinstance(value, types.FunctionType):
+                node = self.function_node(value)
+                # Closures of one function (`add2 = make_adder(2)`, `add3 = ...`) share a
+                # qualname: such a function is keyed by the name it is reached through.
+                own = key if "<locals>" in value.__qualname__ else self.key_of(value)
+                self._doc.entries[own] = ["function", normalize(node)]
+                self._follow_function(value, node, own)
+            else:
+                self._class(value)
+            return
+        if isinstance(value, types.BuiltinFunctionType | types.MethodType):
+            self._outside(value)
+            return
+        if key in self._doc.entries:
+            return
+        self._doc.entries[key] = ["constant", self._constant(value, key)]
+
+    def _module(self, module: types.ModuleType, attrs: list[str]) -> None:
+        assert self._doc is not None
+        filename = getattr(module, "__file__", None)
+        if filename is None or self.location(filename) is None:
+            top = module.__name__.split(".")[0]
+            if top not in sys.stdlib_module_names and top not in _NOT_PACKAGES:
+                self._doc.packages.add(top)
+            return
+        if attrs:  # `helpers.smooth(...)`: what is used from the repository's module
+            self._global(module.__dict__, attrs[0], attrs[1:])
+
+    def _class(self, cls: type) -> None:
+        assert self._doc is not None
+        node = self.class_node(cls)
+        self._doc.entries[self.key_of(cls)] = ["class", normalize(node)]
+        module = sys.modules.get(cls.__module__)
+        namespace = getattr(module, "__dict__", {})
+        for name, attrs in _references([node]):
+            if name in namespace:
+                self._global(namespace, name, attrs)
+        filename = _filename_of(cls)
+        for method in _class_functions(cls):
+            if method.__code__.co_filename != filename:
+                continue  # generated by a decorator (dataclass): its class's source says it
+            # Closure cells of methods (rare, but they count); __class__ is the class.
+            cells = zip(method.__code__.co_freevars, method.__closure__ or (), strict=False)
+            for name, cell in cells:
+                if name == "__class__":
+                    continue
+                try:
+                    value = cell.cell_contents
+                except ValueError:
+                    continue
+                self._doc.cells.append((cell, value))
+                self._visit(value, [], f"{self.key_of(method)}.<closure>.{name}")
+
+    def _outside(self, value: Any) -> None:
+        assert self._doc is not None
+        module = getattr(value, "__module__", None) or ""
+        top = module.split(".")[0]
+        if top and top not in sys.stdlib_module_names and top not in _NOT_PACKAGES:
+            self._doc.packages.add(top)
+
+    def _constant(self, value: Any, key: str) -> Any:
+        try:
+            return json_constant(value)
+        except TypeError:
+            pass
+        if isinstance(value, typing.TypeVar) or type(value).__module__ in ("typing", "types"):
+            return ["typing", repr(value)]
+        if self._encode is not None:
+            try:
+                return ["value", self._encode(value)]
+            except (TypeError, ValueError):
+                pass
+        # Neither a literal nor a value the codecs know (a logger, a lock, a client):
+        # its type counts, not its state.
+        kind = type(value)
+        self._outside(value)
+        return ["object", f"{kind.__module__}.{kind.__qualname__}"]
+
+
+def _filename_of(obj: Any) -> str | None:
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return str(code.co_filename)
+    if isinstance(obj, type):
+        module = sys.modules.get(obj.__module__)
+        filename = getattr(module, "__file__", None)
+        if filename is not None:
+            return str(filename)
+        # A class from a notebook cell: its module (__main__) has no file, its methods
+        # name the cell. Methods a decorator generated (dataclasses: "<string>") do not.
+        for value in _class_functions(obj):
+            inner = value.__code__.co_filename
+            if linecache.getlines(inner):
+                return str(inner)
+    return None
+
+
+def _class_functions(cls: type) -> Iterator[Any]:
+    for value in vars(cls).values():
+        if isinstance(value, staticmethod | classmethod):
+            value = value.__func__
+        elif isinstance(value, property):
+            value = value.fget
+        if isinstance(value, types.FunctionType) and value.__qualname__.startswith(
+            cls.__qualname__ + "."
+        ):
+            yield value
+
+
+def _class_defs(tree: ast.AST, path: list[str]) -> Iterator[ast.ClassDef]:
+    """ClassDef nodes whose nesting of class and function names ends in `path`."""
+
+    def walk(node: ast.AST, trail: list[str]) -> Iterator[ast.ClassDef]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                here = [*trail, child.name]
+                if isinstance(child, ast.ClassDef) and here == path:
+                    yield child
+                if len(here) < len(path) and path[: len(here)] == here:
+                    yield from walk(child, here)
+            else:
+                yield from walk(child, trail)
+
+    return walk(tree, [])
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    """Names a code object (and the code nested in it) loads from globals or attributes."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _outer_and_body(node: ast.AST, skip_decorators: bool) -> tuple[list[ast.AST], list[ast.AST]]:
+    """A definition's parts evaluated where it is defined (decorators, defaults,
+    annotations), and the parts that run when it is called."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        args = node.args
+        outer: list[ast.AST] = [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+        every = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+        every += [a for a in (args.vararg, args.kwarg) if a is not None]
+        outer += [a.annotation for a in every if a.annotation is not None]
+        if isinstance(node, ast.Lambda):
+            return outer, [node.body]
+        if not skip_decorators:
+            outer += node.decorator_list
+        if node.returns is not None:
+            outer.append(node.returns)
+        return outer, list(node.body)
+    return [], [node]
+
+
+def _references(roots: list[ast.AST]) -> list[tuple[str, list[str]]]:
+    """(name, attribute chain) of every name loaded in some trees, in a stable order."""
+    found: dict[tuple[str, tuple[str, ...]], None] = {}
+    for root in roots:
+        for sub in ast.walk(root):
+            if isinstance(sub, ast.Attribute):
+                chain: list[str] = []
+                current: ast.AST = sub
+                while isinstance(current, ast.Attribute):
+                    chain.append(current.attr)
+                    current = current.value
+                if isinstance(current, ast.Name):
+                    found[(current.id, tuple(reversed(chain)))] = None
+            elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                found.setdefault((sub.id, ()), None)
+    return [(name, list(attrs)) for name, attrs in found]
+
+
+def _describe(obj: Any) -> str:
+    kind = "class" if isinstance(obj, type) else "function"
+    return f"{kind} {getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', obj)!s}"

@@ -1,0 +1,201 @@
+"""A Python step's result as typed blobs in its record tree, and back (docs/format.md).
+
+- `result.json`: the value as JSON (pydantic's JSON of models, dataclasses, dates...),
+  with each numpy array replaced by `{"$npy": "<name>"}` and stored beside it as
+  `result/<name>.npy` (`np.save(..., allow_pickle=False)`); dict keys starting with
+  `$` get one more `$`.
+- `result.pickle`: only for a step declared with `allow_pickle=True` whose value has
+  no other form. A pickle is loaded only from a record this clone wrote itself, or
+  one the user trusted explicitly (`gitcache.trust(record)`), never from a fetched one.
+
+Reading a result validates it against the step's return type, so a record from
+another clone cannot hand the caller a value of another type.
+
+Every file of a record that is not record.json or a log goes into git through
+`store_blob` (results) or `store_file` (declared outputs): the one seam where the
+streaming, chunked store of large files plugs in.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from gitcache.gitrepo import MODE_FILE, GitRepo, TreeEntry
+from gitcache.python.errors import ResultError
+
+RESULT_JSON: Final = "result.json"
+RESULT_PICKLE: Final = "result.pickle"
+RESULT_DIR: Final = "result/"
+TRUSTED_FILE: Final = "trusted-pickles-v1.txt"
+_NAME: Final = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+
+
+# -- the seam ----------------------------------------------------------------------------
+
+
+def store_blob(repo: GitRepo, path: str, data: bytes) -> TreeEntry:
+    """Put one result file's bytes into git; the tree entry that names it in the record."""
+    return TreeEntry(path, repo.write_blob(data), MODE_FILE)
+
+
+def store_file(repo: GitRepo, source: Path) -> str:
+    """Put one worktree file into git (read once, by libgit2); its blob id."""
+    return repo.write_blob_file(source)
+
+
+# -- encoding ------------------------------------------------------------------------------
+
+
+@dataclass
+class Encoded:
+    kind: str  # "json" or "pickle"
+    data: bytes
+    arrays: dict[str, Any] = field(default_factory=dict)  # name -> numpy array
+
+
+def encode(value: Any, allow_pickle: bool) -> Encoded:
+    """The value's stored form (raises ResultError when it has none)."""
+    from pydantic_core import PydanticSerializationError
+
+    arrays: dict[str, Any] = {}
+    try:
+        document = _to_json(value, "", arrays)
+        return Encoded("json", json.dumps(document, ensure_ascii=False).encode(), arrays)
+    except (PydanticSerializationError, TypeError, ValueError) as exc:
+        if not allow_pickle:
+            raise ResultError(
+                f"the result ({type(value).__name__}) cannot be stored as JSON or .npy: {exc}",
+                hint="return JSON values, pydantic models, dataclasses or numpy arrays, "
+                "or declare the step with allow_pickle=True (or store=False)",
+            ) from None
+    import pickle
+
+    try:
+        return Encoded("pickle", pickle.dumps(value, protocol=5))
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise ResultError(f"the result cannot be pickled either: {exc}") from None
+
+
+def _to_json(value: Any, path: str, arrays: dict[str, Any]) -> Any:
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.ndarray):
+        if value.dtype.hasobject:
+            raise TypeError("a numpy array of Python objects needs pickle")
+        name = path or "value"
+        arrays[name] = value
+        return {"$npy": name}
+    if isinstance(value, dict):
+        return {
+            _escape(str(k)): _to_json(v, _join(path, k, i, value), arrays)
+            for i, (k, v) in enumerate(value.items())
+        }
+    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
+        return [_to_json(v, _join(path, i, i, None), arrays) for i, v in enumerate(value)]
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)
+
+
+def _escape(key: str) -> str:
+    return "$" + key if key.startswith("$") else key
+
+
+def _join(path: str, key: Any, index: int, mapping: dict[Any, Any] | None) -> str:
+    text = str(key)
+    part = text if _NAME.match(text) and text not in (".", "..") else f"_{index}"
+    return f"{path}/{part}" if path else part
+
+
+def write(repo: GitRepo, encoded: Encoded) -> list[TreeEntry]:
+    """The result's tree entries, every blob written through the seam."""
+    if encoded.kind == "pickle":
+        return [store_blob(repo, RESULT_PICKLE, encoded.data)]
+    entries = [store_blob(repo, RESULT_JSON, encoded.data)]
+    if encoded.arrays:
+        numpy = sys.modules["numpy"]
+        for name, array in encoded.arrays.items():
+            buffer = io.BytesIO()
+            numpy.save(buffer, array, allow_pickle=False)
+            entries.append(store_blob(repo, f"{RESULT_DIR}{name}.npy", buffer.getvalue()))
+    return entries
+
+
+# -- decoding --------------------------------------------------------------------------------
+
+
+def load(repo: GitRepo, commit: str, kind: str, trusted: bool, where: str) -> tuple[Any, bool]:
+    """The stored value (before validation) and whether it came from a pickle."""
+    if kind == "pickle":
+        if not trusted:
+            raise ResultError(
+                f"{where} holds a pickled result that this clone did not write",
+                hint="trust it with gitcache.trust(...) if you trust where it came from",
+            )
+        data = repo.read_commit_file(commit, RESULT_PICKLE)
+        if data is None:
+            raise ResultError(f"{where} has no {RESULT_PICKLE}")
+        import pickle
+
+        return pickle.loads(data), True  # written here, or trusted by the user
+    data = repo.read_commit_file(commit, RESULT_JSON)
+    if data is None:
+        raise ResultError(f"{where} has no {RESULT_JSON}")
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise ResultError(f"{where}: {RESULT_JSON} is not JSON: {exc}") from None
+    return _from_json(document, repo, commit, where), False
+
+
+def _from_json(value: Any, repo: GitRepo, commit: str, where: str) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$npy"} and isinstance(value["$npy"], str):
+            return _load_array(repo, commit, value["$npy"], where)
+        return {
+            (k[1:] if k.startswith("$") else k): _from_json(v, repo, commit, where)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_from_json(v, repo, commit, where) for v in value]
+    return value
+
+
+def _load_array(repo: GitRepo, commit: str, name: str, where: str) -> Any:
+    parts = name.split("/")
+    if not name or any(not _NAME.match(p) or p in (".", "..") for p in parts):
+        raise ResultError(f"{where}: bad array name {name!r} in {RESULT_JSON}")
+    data = repo.read_commit_file(commit, f"{RESULT_DIR}{name}.npy")
+    if data is None:
+        raise ResultError(f"{where}: {RESULT_DIR}{name}.npy is missing")
+    import numpy
+
+    try:
+        return numpy.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        raise ResultError(f"{where}: {RESULT_DIR}{name}.npy: {exc}") from None
+
+
+# -- which pickles this clone trusts ------------------------------------------------------
+
+
+def trusted_pickles(state_dir: Path) -> set[str]:
+    try:
+        return set((state_dir / TRUSTED_FILE).read_text().split())
+    except OSError:
+        return set()
+
+
+def trust_pickle(state_dir: Path, commit: str) -> None:
+    """Remember that this clone may unpickle the result of record `commit`."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / TRUSTED_FILE, "a") as handle:
+        handle.write(commit + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())

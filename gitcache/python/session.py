@@ -1,0 +1,94 @@
+"""The repository a Python step records into, opened once per process and root.
+
+A Python step has no `gitcache run` around it: the first call opens the git
+repository that holds the current directory (as the CLI does), its record store,
+its worktree with the stat cache, and the workflow settings that concern every
+run (`require_clean`, `dirty_ok`, `[restore]` limits) from `gitcache.toml` when
+there is one. What the process learned (stat cache, record index) is saved after
+each recorded call and at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitcache.gitrepo import GitRepo
+from gitcache.statcache import StatCache
+from gitcache.store import RecordStore
+from gitcache.workflow import WORKFLOW_FILE, WorkflowFile, load_workflow
+from gitcache.worktree import RestoreLimits, Worktree
+
+
+class GitcacheWarning(UserWarning):
+    """Something a user of Python steps should know (filter with the warnings module)."""
+
+
+def warn(message: str) -> None:
+    warnings.warn(message, GitcacheWarning, stacklevel=3)
+
+
+@dataclass
+class Session:
+    repo: GitRepo
+    store: RecordStore
+    worktree: Worktree
+    config: WorkflowFile
+    # Held while this process uses git, the stat cache or the store (pygit2 objects are
+    # not safe to share between threads); released while a step's function runs.
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def root(self) -> Path:
+        return self.repo.root
+
+    def save(self) -> None:
+        with self.lock:
+            self.worktree.cache.save()
+            self.store.flush_index()
+
+
+_SESSIONS: dict[Path, Session] = {}
+_OPENING = threading.Lock()
+
+
+def session_for(start: Path) -> Session:
+    """The session of the repository holding `start` (opened on first use)."""
+    with _OPENING:
+        for root, session in _SESSIONS.items():
+            if start == root or root in start.parents:
+                return session
+        repo = GitRepo.discover(start)
+        found = _SESSIONS.get(repo.root)
+        if found is not None:
+            return found
+        config = _settings(repo.root)
+        limits = RestoreLimits(config.restore.max_files, config.restore.max_bytes)
+        worktree = Worktree(repo, StatCache(repo.state_dir), limits)
+        session = Session(repo, RecordStore(repo, warn), worktree, config)
+        _SESSIONS[repo.root] = session
+        if len(_SESSIONS) == 1:
+            atexit.register(_save_all)
+        return session
+
+
+def forget_sessions() -> None:
+    """Drop every open session (tests that make many repositories in one process)."""
+    with _OPENING:
+        _save_all()
+        _SESSIONS.clear()
+
+
+def _settings(root: Path) -> WorkflowFile:
+    path = root / WORKFLOW_FILE
+    if not path.exists():
+        return WorkflowFile()
+    return load_workflow(path, root).config
+
+
+def _save_all() -> None:
+    for session in list(_SESSIONS.values()):
+        session.save()

@@ -1,0 +1,280 @@
+"""From a call of a Python step to its signature: validate, fingerprint, hash.
+
+`Signer` belongs to one step. It resolves the function's type hints (once), builds
+one pydantic validator per parameter and for the return value, and keeps the
+code document while the globals and closure cells it was built from still hold
+the same objects (a notebook that redefines a helper gets a new document).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import platform
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from gitcache.canonical import canonical_json
+from gitcache.python.code import CodeDocument, CodeError, CodeWalker
+from gitcache.python.codecs import Fingerprinter, class_path
+from gitcache.python.errors import ArgumentError, ResultError, StepDefinitionError
+from gitcache.record import Components, check_relative_path
+from gitcache.signature import SIGNATURE_FORMAT, signature_of
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    name: str
+    version: str | None = None
+    ignore: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    versions: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    store: bool = True
+    allow_pickle: bool = False
+
+
+@dataclass(frozen=True)
+class Code:
+    """A step's code component: its own hash and the hash of everything it uses."""
+
+    digest: str
+    references: dict[str, str]
+    # None with version="..." (nothing was read); not part of what the code *is*
+    document: CodeDocument | None = field(compare=False)
+
+
+@dataclass
+class Call:
+    """One call of a step, validated and signed."""
+
+    arguments: dict[str, Any]  # validated values by parameter name (tasks kept as tasks)
+    components: Components
+    signature: str
+    code: Code
+    files: dict[str, str] = field(default_factory=dict)  # argument -> path of each File
+
+
+class Validator:
+    """A pydantic validator for one type hint, or an isinstance check if pydantic has none."""
+
+    def __init__(self, hint: Any, where: str) -> None:
+        from pydantic import ConfigDict, PydanticSchemaGenerationError, TypeAdapter
+        from pydantic.errors import PydanticUserError
+
+        self.hint = hint
+        self._adapter: Any = None
+        try:
+            try:
+                self._adapter = TypeAdapter(hint, config=ConfigDict(arbitrary_types_allowed=True))
+            except PydanticUserError:  # models carry their own config
+                self._adapter = TypeAdapter(hint)
+        except (PydanticSchemaGenerationError, PydanticUserError, TypeError) as exc:
+            origin = typing.get_origin(hint) or hint
+            if not isinstance(origin, type):
+                raise StepDefinitionError(
+                    f"{where}: cannot validate type {hint!r}: {exc}"
+                ) from None
+            self._type = origin
+
+    def __call__(self, value: Any) -> Any:
+        if self._adapter is not None:
+            return self._adapter.validate_python(value)
+        if not isinstance(value, self._type):
+            raise ValueError(f"expected {self._type.__name__}, got {type(value).__name__}")
+        return value
+
+
+def hash_json(value: Any) -> str:
+    return blake3.blake3(canonical_json(value)).hexdigest()
+
+
+class Signer:
+    def __init__(self, func: types.FunctionType, options: StepOptions) -> None:
+        self.func = func
+        self.options = options
+        self.parameters = inspect.signature(func).parameters
+        self._validators: dict[str, Validator] | None = None
+        self._returns: Validator | None = None
+        self._code: Code | None = None
+
+    # -- type hints ------------------------------------------------------------------------
+
+    def _hints(self) -> None:
+        where = f"step {self.options.name}"
+        try:
+            hints = typing.get_type_hints(self.func, include_extras=True)
+        except (NameError, TypeError) as exc:
+            raise StepDefinitionError(f"{where}: cannot resolve its type hints: {exc}") from None
+        self._validators = {
+            name: Validator(hints[name], f"{where}: parameter {name}") for name in self.parameters
+        }
+        self._returns = Validator(hints["return"], f"{where}: return type")
+
+    @property
+    def returns(self) -> Validator:
+        if self._returns is None:
+            self._hints()
+        assert self._returns is not None
+        return self._returns
+
+    def validators(self) -> dict[str, Validator]:
+        if self._validators is None:
+            self._hints()
+        assert self._validators is not None
+        return self._validators
+
+    def check_result(self, value: Any) -> Any:
+        """The return value validated against the return hint (ResultError if it is not)."""
+        from pydantic import ValidationError
+
+        try:
+            return self.returns(value)
+        except (ValidationError, ValueError) as exc:
+            raise ResultError(
+                f"step {self.options.name} returned a {type(value).__name__}, which does not "
+                f"match its return type {_hint_name(self.returns.hint)}: {_first_error(exc)}"
+            ) from None
+
+    # -- arguments -------------------------------------------------------------------------
+
+    def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Arguments by parameter name, defaults applied, each validated by its hint."""
+        from pydantic import ValidationError
+
+        bound = inspect.signature(self.func).bind(*args, **kwargs)
+        bound.apply_defaults()
+        validators = self.validators()
+        arguments: dict[str, Any] = {}
+        for name, value in bound.arguments.items():
+            if getattr(value, "__gitcache_signature__", None) is not None:
+                arguments[name] = value  # a task: validated when it runs
+                continue
+            try:
+                arguments[name] = validators[name](value)
+            except (ValidationError, ValueError) as exc:
+                raise ArgumentError(
+                    f"step {self.options.name}: argument {name}: {_first_error(exc)}"
+                ) from None
+        return arguments
+
+    # -- the signature -----------------------------------------------------------------------
+
+    def code(self, root: Path) -> Code:
+        """The code component, rebuilt only when a binding it was built from changed."""
+        known = self._code
+        if known is not None and (known.document is None or known.document.still_valid()):
+            return known
+        if self.options.version is not None:
+            self._code = Code(hash_json(["version", self.options.version]), {}, None)
+            return self._code
+        constants = Fingerprinter(blob_of=_no_files, class_key=self.class_key(root))
+        try:
+            document = CodeWalker(root, lambda v: constants(v, "constant")).document(self.func)
+        except CodeError as exc:
+            raise StepDefinitionError(
+                f"step {self.options.name}: {exc}",
+                hint='give the step a version="..." to take responsibility for its code',
+            ) from None
+        refs = {k: hash_json(v) for k, v in document.entries.items() if k != document.main}
+        self._code = Code(hash_json(document.entries[document.main]), refs, document)
+        return self._code
+
+    def class_key(self, root: Path) -> Callable[[type], str]:
+        walker = CodeWalker(root)
+
+        def key(cls: type) -> str:
+            try:
+                return walker.key_of(cls)
+            except CodeError:
+                return class_path(cls)
+
+        return key
+
+    def sign(self, arguments: dict[str, Any], root: Path, blob_of: Callable[[Path], str]) -> Call:
+        options = self.options
+        code = self.code(root)
+        fingerprint = Fingerprinter(blob_of, self.class_key(root), options.allow_pickle)
+        params = {
+            name: fingerprint(value, name)
+            for name, value in arguments.items()
+            if name not in options.ignore
+        }
+        components = Components(
+            format=SIGNATURE_FORMAT,
+            kind="python",
+            code=code.digest,
+            params=params,
+            inputs={},
+            outputs=self.outputs(arguments, root),
+            env={name: os.environ.get(name) for name in sorted(options.env)},
+            references=code.references,
+            versions=({n: version_of(n) for n in sorted(options.versions)} or None),
+        )
+        signature = signature_of(components)
+        return Call(arguments, components, signature, code, dict(fingerprint.files))
+
+    def outputs(self, arguments: Mapping[str, Any], root: Path) -> list[str]:
+        """The declared outputs with `{argument}` filled in, relative to the root."""
+        found: list[str] = []
+        for template in self.options.outputs:
+            try:
+                path = template.format(**arguments)
+            except (KeyError, IndexError, ValueError, AttributeError) as exc:
+                raise ArgumentError(
+                    f"step {self.options.name}: output {template!r}: cannot fill it in: {exc!r}"
+                ) from None
+            full = os.path.normpath(os.path.join(root, path))
+            rel = Path(os.path.relpath(full, root)).as_posix()
+            try:
+                check_relative_path(rel)
+            except ValueError:
+                raise ArgumentError(
+                    f"step {self.options.name}: output {path!r} is outside the repository "
+                    "or inside .git"
+                ) from None
+            found.append(rel)
+        return found
+
+
+def _no_files(path: Path) -> str:
+    raise TypeError(f"a gitcache.File ({path}) cannot be a constant of the code")
+
+
+@cache
+def version_of(name: str) -> str | None:
+    """The installed version of a distribution or top-level module; `python`: Python's."""
+    if name == "python":
+        return platform.python_version()
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
+    for dist in metadata.packages_distributions().get(name, []):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _hint_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else repr(hint)
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{loc + ': ' if loc else ''}{first['msg']} (got {first.get('input')!r:.80})"
+    return str(exc)

@@ -1,0 +1,452 @@
+"""`@gitcache.step`: a Python function as a recorded, cached step (docs/python.md).
+
+Calling a step computes its signature (code, validated arguments, env, versions),
+then: a result this process already has is returned at once (the memo); a record
+of the signature is loaded (outputs restored if needed); otherwise the function
+runs under the signature's lock and its result is recorded as a git commit under
+`refs/gitcache/`, exactly like a shell step's record (SPEC §4, §8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+import reprlib
+import socket
+import threading
+import time
+import types
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from gitcache import __version__, provenance
+from gitcache.errors import UnsafeRecord
+from gitcache.gitrepo import MODE_LINK, TreeEntry
+from gitcache.locks import signature_lock
+from gitcache.python import results
+from gitcache.python.capture import captured
+from gitcache.python.errors import ResultError, StepDefinitionError
+from gitcache.python.session import Session, session_for, warn
+from gitcache.python.signing import Call, Signer, StepOptions, version_of
+from gitcache.record import STEP_NAME_PATTERN, OutputFile, PythonRun, Record
+from gitcache.statcache import git_mode
+from gitcache.store import NewRecord, StoredRecord
+from gitcache.trust import vet
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_FAST_TYPES = (int, float, str, bool, type(None))
+_NAME_CHARS = __import__("re").compile(STEP_NAME_PATTERN)
+
+
+class StepFunction(Generic[P, R]):
+    """A decorated function. Call it as the function; `.task(...)`, `.explain(...)`."""
+
+    def __init__(self, func: Callable[P, R], options: StepOptions) -> None:
+        _check_definition(func, options.name)
+        assert isinstance(func, types.FunctionType)
+        functools.update_wrapper(self, func)
+        self.__gitcache_function__ = func
+        self.options = options
+        self.signer = Signer(func, options)
+        for name in options.ignore:
+            if name not in self.signer.parameters:
+                raise StepDefinitionError(
+                    f"step {options.name}: ignore={list(options.ignore)!r} names {name!r}, "
+                    "which is not a parameter"
+                )
+        self._memo: dict[str, Any] = {}
+        # Plain arguments (numbers, strings) -> signature, while the code is unchanged:
+        # a repeated call skips validation and hashing.
+        self._fast: dict[tuple[Any, ...], str] = {}
+        self._fast_code: object = None
+
+    @property
+    def name(self) -> str:
+        return self.options.name
+
+    def __repr__(self) -> str:
+        return f"<gitcache step {self.name}>"
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self
+        return functools.partial(self, instance)
+
+    # -- calling -----------------------------------------------------------------------------
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        key = self._fast_key(args, kwargs)
+        if key is not None:
+            signature = self._fast.get(key)
+            if signature is not None and signature in self._memo:
+                return self._memo[signature]  # type: ignore[no-any-return]
+        session = session_for(Path.cwd())
+        call = self.sign(session, args, kwargs)
+        if key is not None:
+            self._fast[key] = call.signature
+        if call.signature in self._memo:
+            return self._memo[call.signature]  # type: ignore[no-any-return]
+        value = self._resolve(session, call)
+        self._memo[call.signature] = value
+        return value  # type: ignore[no-any-return]
+
+    def _fast_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
+        """A memo key for calls whose arguments are all plain scalars, else None."""
+        code = self.signer._code
+        if code is None or (code.document is not None and not code.document.still_valid()):
+            return None
+        if code is not self._fast_code:
+            self._fast.clear()
+            self._fast_code = code
+        parts: list[Any] = []
+        for value in args:
+            if type(value) not in _FAST_TYPES:
+                return None
+            parts.append((type(value), value))
+        for name, value in sorted(kwargs.items()):
+            if type(value) not in _FAST_TYPES:
+                return None
+            parts.append((name, type(value), value))
+        if self.options.env:
+            parts.append(tuple(os.environ.get(n) for n in self.options.env))
+        return tuple(parts)
+
+    def sign(self, session: Session, args: Sequence[Any], kwargs: dict[str, Any]) -> Call:
+        arguments = self.signer.bind(args, kwargs)
+        with session.lock:
+            return self.signer.sign(arguments, session.root, _blob_reader(session))
+
+    def _resolve(self, session: Session, call: Call) -> Any:
+        arguments = {
+            name: (value.run() if getattr(value, "__gitcache_signature__", None) else value)
+            for name, value in call.arguments.items()
+        }
+        if not self.options.store:
+            return self._run(arguments)
+        with session.lock:
+            stored = session.store.lookup(call.signature)
+            if stored is not None:
+                loaded = self._use(session, call, stored)
+                if loaded is not _MISS:
+                    return loaded
+        with signature_lock(session.repo.state_dir, call.signature, warn):
+            refused: str | None = None
+            with session.lock:
+                stored = session.store.lookup(call.signature)
+                if stored is not None:  # recorded by another process while we waited
+                    loaded = self._use(session, call, stored)
+                    if loaded is not _MISS:
+                        return loaded
+                    refused = stored.commit
+                source = provenance.capture(session.repo, session.config)
+            return self._run_and_record(session, call, arguments, source, refused)
+
+    def _run(self, arguments: dict[str, Any]) -> Any:
+        return self.signer.check_result(self.__gitcache_function__(**arguments))
+
+    # -- a hit -------------------------------------------------------------------------------
+
+    def _use(self, session: Session, call: Call, stored: StoredRecord) -> Any:
+        """The recorded result (outputs restored), or _MISS if the record cannot be used."""
+        record = stored.record
+        where = f"record {stored.commit[:12]} of step {self.name}"
+        try:
+            if record.python is None or record.components.kind != "python":
+                raise UnsafeRecord(f"{where} is not a Python step's record")
+            vet(stored, self.name, call.components.outputs, call.signature)
+            trusted = stored.commit in results.trusted_pickles(session.repo.state_dir)
+            raw, _ = results.load(session.repo, stored.commit, record.python.result, trusted, where)
+            value = self.signer.check_result(raw)
+            self._restore_outputs(session, stored)
+        except (UnsafeRecord, ResultError) as exc:
+            hint = f" ({exc.hint})" if exc.hint else ""
+            warn(f"step {self.name}: cannot use {where}: {exc.message}{hint}; running it instead")
+            return _MISS
+        session.store.set_latest(stored)
+        return value
+
+    def _restore_outputs(self, session: Session, stored: StoredRecord) -> None:
+        worktree = session.worktree
+        wanted = []
+        for out in stored.record.outputs:
+            state = worktree.state(out.path)
+            if state is None or state.oid != out.blob or state.mode != out.mode:
+                wanted.append(out)
+        if wanted:
+            worktree.restore(wanted)
+
+    # -- a miss ------------------------------------------------------------------------------
+
+    def _run_and_record(
+        self,
+        session: Session,
+        call: Call,
+        arguments: dict[str, Any],
+        source: provenance.Provenance,
+        refused: str | None,
+    ) -> Any:
+        root = session.root
+        for declared in call.components.outputs:
+            (root / declared).parent.mkdir(parents=True, exist_ok=True)
+        scratch = session.repo.state_dir / "tmp" / f"{os.getpid()}-{threading.get_ident()}-py"
+        started = datetime.now(UTC).isoformat(timespec="milliseconds")
+        t0 = time.monotonic()
+        try:
+            with captured(scratch) as logs:
+                value = self.__gitcache_function__(**arguments)
+            duration = time.monotonic() - t0
+            value = self.signer.check_result(value)
+            encoded = results.encode(value, self.options.allow_pickle)
+            with session.lock:
+                stored = self._record(
+                    session, call, encoded, logs, source, started, duration, refused
+                )
+                if encoded.kind == "pickle":
+                    results.trust_pickle(session.repo.state_dir, stored.commit)
+            session.save()
+        finally:
+            for name in ("stdout", "stderr"):
+                (scratch / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                scratch.rmdir()
+        return value
+
+    def _record(
+        self,
+        session: Session,
+        call: Call,
+        encoded: results.Encoded,
+        logs: dict[str, Path],
+        source: provenance.Provenance,
+        started: str,
+        duration: float,
+        refused: str | None,
+    ) -> StoredRecord:
+        outputs = self._collect_outputs(session, call.components.outputs)
+        entries = results.write(session.repo, encoded)
+        record = Record(
+            step=self.name,
+            signature=call.signature,
+            components=call.components,
+            command=self.describe_call(call),
+            outputs=outputs,
+            source_commit=source.source_commit,
+            dirty=source.dirty,
+            dirty_files=list(source.dirty_files),
+            started_at=started,
+            duration=round(duration, 6),
+            exit_status=0,
+            host=socket.gethostname(),
+            gitcache_version=__version__,
+            python=self.run_info(session, call, encoded.kind),
+        )
+        new = NewRecord(
+            record,
+            [TreeEntry(o.path, o.blob, o.mode) for o in outputs],
+            logs,
+            [*entries, *source.tree_entries()],
+        )
+        return session.store.write(new, source.source_commit, replace=refused is not None)
+
+    def _collect_outputs(self, session: Session, declared: list[str]) -> list[OutputFile]:
+        from gitcache.python.errors import ResultError
+
+        worktree = session.worktree
+        files: list[OutputFile] = []
+        for path in declared:
+            found = worktree.expand([path]).files
+            if not found:
+                raise ResultError(f"step {self.name}: declared output {path} was not produced")
+            for rel in found:
+                full = worktree.root / rel
+                st = os.lstat(full)
+                mode = git_mode(st)
+                if mode == MODE_LINK:
+                    oid = session.repo.write_blob(os.fsencode(os.readlink(full)))
+                else:
+                    oid = results.store_file(session.repo, full)
+                worktree.cache.remember(rel, st, oid)
+                files.append(OutputFile(path=rel, blob=oid, mode=mode, size=st.st_size))
+        return files
+
+    def run_info(self, session: Session, call: Call, kind: str) -> PythonRun:
+        func = self.__gitcache_function__
+        document = call.code.document
+        packages = sorted(document.packages) if document is not None else []
+        key = document.main if document is not None else f"?:{func.__qualname__}"
+        where = key.rsplit(":", 1)[0]
+        from gitcache.python import tasks
+
+        return PythonRun(
+            function=key,
+            module=func.__module__,
+            file=None if where.startswith("<") or where == "?" else where,
+            python=version_of("python") or "",
+            packages={name: version_of(name) for name in packages},
+            files=call.files,
+            arguments=tasks.dump_arguments(self, call.arguments, inline_arrays=False),
+            result="pickle" if kind == "pickle" else "json",
+        )
+
+    def describe_call(self, call: Call) -> str:
+        shown = reprlib.Repr()
+        shown.maxstring = shown.maxother = 40
+        args = ", ".join(f"{k}={shown.repr(v)}" for k, v in call.arguments.items())
+        return f"{self.__gitcache_function__.__qualname__}({args})"
+
+    # -- lazy forms ------------------------------------------------------------------------------
+
+    def task(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """The call, not made: `.run()`, `.save(DIR)`, `.signature`; an argument of other steps."""
+        from gitcache.python.tasks import Task
+
+        return Task(self, self.signer.bind(args, kwargs))
+
+    def explain(self, *args: P.args, **kwargs: P.kwargs) -> list[str]:
+        """What differs between this call and the step's latest record (also printed)."""
+        from gitcache.python.explain import explain
+
+        return explain(self, args, kwargs)
+
+
+class _Miss:
+    pass
+
+
+_MISS: Any = _Miss()
+
+
+def _blob_reader(session: Session) -> Callable[[Path], str]:
+    """A file's blob id: through the stat cache inside the worktree, hashed outside it."""
+    root = session.root
+
+    def blob_of(path: Path) -> str:
+        full = Path(os.path.abspath(path))
+        try:
+            rel = full.relative_to(root).as_posix()
+        except ValueError:
+            rel = None
+        if rel is not None and not rel.startswith(".git/"):
+            state = session.worktree.state(rel)
+            if state is not None:
+                return state.oid
+        return session.repo.hash_file(full)
+
+    return blob_of
+
+
+def _check_definition(func: Any, name: str) -> None:
+    """Refuse, at decoration, what can never be a step."""
+    what = getattr(func, "__qualname__", repr(func))
+    if not isinstance(func, types.FunctionType):
+        raise StepDefinitionError(f"@gitcache.step: {what} is not a function")
+    if func.__name__ == "<lambda>":
+        raise StepDefinitionError(
+            "@gitcache.step: a lambda cannot be a step", hint="define it with def"
+        )
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        raise StepDefinitionError(
+            f"@gitcache.step: {what} is a generator function; a step must return its result",
+            hint="return a list, or use store=False on a function that returns the iterator",
+        )
+    if inspect.iscoroutinefunction(func):
+        raise StepDefinitionError(
+            f"@gitcache.step: {what} is an async function; steps are plain functions"
+        )
+    if not _NAME_CHARS.match(name):
+        raise StepDefinitionError(
+            f"@gitcache.step: step name {name!r} may hold only letters, digits, '.', '_', '-'"
+        )
+    signature = inspect.signature(func)
+    for param in signature.parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise StepDefinitionError(
+                f"@gitcache.step: {what}: *{param.name} parameters are not supported"
+            )
+        if param.annotation is inspect.Parameter.empty:
+            raise StepDefinitionError(
+                f"@gitcache.step: {what}: parameter {param.name!r} has no type hint",
+                hint="every parameter and the return value need one",
+            )
+    if signature.return_annotation is inspect.Signature.empty:
+        raise StepDefinitionError(
+            f"@gitcache.step: {what}: the return value has no type hint (-> ...)",
+            hint="every parameter and the return value need one",
+        )
+
+
+def _default_name(func: Any) -> str:
+    qualname = str(getattr(func, "__qualname__", ""))
+    return qualname if _NAME_CHARS.match(qualname) else str(getattr(func, "__name__", "step"))
+
+
+@overload
+def step(func: Callable[P, R], /) -> StepFunction[P, R]: ...
+
+
+@overload
+def step(
+    *,
+    version: str | None = None,
+    ignore: Sequence[str] = (),
+    env: Sequence[str] = (),
+    versions: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    store: bool = True,
+    allow_pickle: bool = False,
+    name: str | None = None,
+) -> Callable[[Callable[P, R]], StepFunction[P, R]]: ...
+
+
+def step(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    version: str | None = None,
+    ignore: Sequence[str] = (),
+    env: Sequence[str] = (),
+    versions: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    store: bool = True,
+    allow_pickle: bool = False,
+    name: str | None = None,
+) -> StepFunction[P, R] | Callable[[Callable[P, R]], StepFunction[P, R]]:
+    """Make a function a step: `@gitcache.step` or `@gitcache.step(option=...)`.
+
+    - `version`: replaces the code component (you say when the code changed);
+    - `ignore`: parameters that do not enter the signature (verbosity, paths for logs);
+    - `env`: environment variables whose values do;
+    - `versions`: distributions (or `"python"`) whose versions do;
+    - `outputs`: files the function writes, `{argument}` filled in; stored and restored;
+    - `store=False`: results kept in this process only (no record);
+    - `allow_pickle`: arguments and results with no other form are pickled;
+    - `name`: the step's name in records (default: the function's qualified name).
+    """
+
+    def decorate(f: Callable[P, R]) -> StepFunction[P, R]:
+        for label, value in (("ignore", ignore), ("env", env), ("versions", versions)):
+            if isinstance(value, str):
+                raise StepDefinitionError(f"@gitcache.step: {label}= takes a list of names")
+        if isinstance(outputs, str):
+            raise StepDefinitionError("@gitcache.step: outputs= takes a list of paths")
+        options = StepOptions(
+            name=name or _default_name(f),
+            version=version,
+            ignore=tuple(ignore),
+            env=tuple(env),
+            versions=tuple(versions),
+            outputs=tuple(outputs),
+            store=store,
+            allow_pickle=allow_pickle,
+        )
+        return StepFunction(f, options)
+
+    if func is not None:
+        return decorate(func)
+    return decorate
