@@ -250,10 +250,10 @@ def array_fingerprint(array: Any, where: str, allow_pickle: bool) -> dict[str, A
 
 def _native(array: Any) -> Any:
     """The array, C-contiguous, in native byte order (copied only when needed)."""
-    np = sys.modules["numpy"]
     if array.dtype.byteorder not in ("=", "|") and array.dtype.fields is None:
         array = array.astype(array.dtype.newbyteorder("="))
-    return np.ascontiguousarray(array)
+    # Not np.ascontiguousarray: it turns a 0-d array into a 1-d one.
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 def _dtype_name(dtype: Any) -> str:

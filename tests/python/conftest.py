@@ -49,7 +49,9 @@ class PyRepo(Repo):
             raise AssertionError(f"script failed ({done.returncode}):\n{done.stderr}")
         return done
 
-    def run_file(self, path: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run_file(
+        self, path: str, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [sys.executable, path, *args],
             cwd=self.root,
@@ -65,9 +67,7 @@ class PyRepo(Repo):
 
 
 @pytest.fixture
-def pyrepo(
-    make: Callable[..., Repo], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[PyRepo]:
+def pyrepo(make: Callable[..., Repo], monkeypatch: pytest.MonkeyPatch) -> Iterator[PyRepo]:
     """A committed repository (empty gitcache.toml), the current directory of the test."""
     repo = make({"gitcache.toml": "", ".gitignore": "__pycache__/\n"})
     monkeypatch.chdir(repo.root)

@@ -155,9 +155,7 @@ def test_a_rebound_global_is_noticed_in_the_same_process(pyrepo: PyRepo) -> None
 
 def test_version_replaces_the_code_component(pyrepo: PyRepo) -> None:
     one = code_of(pyrepo, BASE.replace("@gitcache.step\n", '@gitcache.step(version="1")\n'))
-    edited = BASE.replace("@gitcache.step\n", '@gitcache.step(version="1")\n').replace(
-        "+ n", "- n"
-    )
+    edited = BASE.replace("@gitcache.step\n", '@gitcache.step(version="1")\n').replace("+ n", "- n")
     assert code_of(pyrepo, edited) == one
     assert one.references == {}
     two = code_of(pyrepo, BASE.replace("@gitcache.step\n", '@gitcache.step(version="2")\n'))
