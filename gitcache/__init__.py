@@ -18,15 +18,15 @@ _LAZY = {
     "File": "gitcache.python.files",
     "Task": "gitcache.python.tasks",
     "records": "gitcache.python.records",
-    "trust": "gitcache.python.records",
+    "trust_record": "gitcache.python.records",
     "GitcacheWarning": "gitcache.python.session",
 }
 
-__all__ = ["File", "GitcacheWarning", "StepFunction", "Task", "records", "step", "trust"]
+__all__ = ["File", "GitcacheWarning", "StepFunction", "Task", "records", "step", "trust_record"]
 
 if TYPE_CHECKING:
     from gitcache.python.files import File
-    from gitcache.python.records import records, trust
+    from gitcache.python.records import records, trust_record
     from gitcache.python.session import GitcacheWarning
     from gitcache.python.step import StepFunction, step
     from gitcache.python.tasks import Task

@@ -143,7 +143,7 @@ def _matches(summary: RecordSummary, params: Mapping[str, Any]) -> bool:
     return True
 
 
-def trust(record: Any) -> None:
+def trust_record(record: Any) -> None:
     """Let this clone unpickle the result of a record (a RecordView or a commit id)."""
     commit = getattr(record, "commit", record)
     session = session_for(Path.cwd())

@@ -6,7 +6,7 @@
   `$` get one more `$`.
 - `result.pickle`: only for a step declared with `allow_pickle=True` whose value has
   no other form. A pickle is loaded only from a record this clone wrote itself, or
-  one the user trusted explicitly (`gitcache.trust(record)`), never from a fetched one.
+  one the user trusted explicitly (`gitcache.trust_record(record)`), never from a fetched one.
 
 Reading a result validates it against the step's return type, so a record from
 another clone cannot hand the caller a value of another type.
@@ -136,7 +136,7 @@ def load(repo: GitRepo, commit: str, kind: str, trusted: bool, where: str) -> tu
         if not trusted:
             raise ResultError(
                 f"{where} holds a pickled result that this clone did not write",
-                hint="trust it with gitcache.trust(...) if you trust where it came from",
+                hint="trust it with gitcache.trust_record(...) if you trust where it came from",
             )
         data = repo.read_commit_file(commit, RESULT_PICKLE)
         if data is None:
