@@ -190,6 +190,11 @@ class RecordStore:
             if found is None:
                 raise RecordNotFound(f"step {ident!r} has no record yet")
             return found
+        # A step that no workflow file declares (a Python step) is known by its step ref.
+        if self.repo.ref_target(step_ref(ident)) is not None:
+            found = self.latest(ident)
+            if found is not None:
+                return found
         if len(ident) >= 4 and all(c in "0123456789abcdef" for c in ident):
             matches = [
                 (name, commit)

@@ -1,0 +1,80 @@
+"""Several processes calling steps at once: one run per signature, no record lost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import gitcache_env
+from tests.python.conftest import PyRepo
+
+SLOW = """
+import os
+import time
+
+import gitcache
+
+
+@gitcache.step
+def slow(x: int) -> int:
+    with open("runs.txt", "a") as handle:
+        handle.write(f"{os.getpid()}\\n")
+    time.sleep(0.5)
+    return x * 10
+
+
+@gitcache.step
+def quick(x: int) -> int:
+    return x + 1
+
+
+def call_quick(x: int) -> int:
+    return quick(x)
+"""
+
+
+@pytest.mark.slow
+def test_eight_processes_with_the_same_arguments_run_the_body_once(pyrepo: PyRepo) -> None:
+    pyrepo.write(".gitignore", "__pycache__/\nruns.txt\n")
+    pyrepo.write("par.py", SLOW)
+    pyrepo.commit("steps")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import par; print(par.slow(4))"],
+            cwd=pyrepo.root,
+            env=gitcache_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [err for _out, err in outputs]
+    assert [out for out, _err in outputs] == ["40\n"] * 8
+    assert len(pyrepo.read("runs.txt").split()) == 1
+    assert len([r for r in pyrepo.refs() if "/sig/" in r]) == 1
+
+
+@pytest.mark.slow
+def test_a_process_pool_over_100_arguments_writes_100_records(pyrepo: PyRepo) -> None:
+    pyrepo.write("par.py", SLOW)
+    pyrepo.commit("steps")
+    done = pyrepo.python(
+        """
+        from concurrent.futures import ProcessPoolExecutor
+        import par
+
+        if __name__ == "__main__":
+            with ProcessPoolExecutor(4) as pool:
+                print(sum(pool.map(par.call_quick, range(100))))
+        """,
+        timeout=300,
+    )
+    assert done.stdout == f"{sum(range(1, 101))}\n"
+    sig_refs = [r for r in pyrepo.refs() if "/sig/" in r]
+    assert len(sig_refs) == 100
+    assert pyrepo.process("log", "quick", "--json").returncode == 0
+    pyrepo.git("fsck", "--strict")
