@@ -29,7 +29,7 @@ def square(x: int) -> int:
 
 
 @pytest.fixture
-def recorded(pyrepo: PyRepo) -> PyRepo:
+def recorded(pyrepo: PyRepo) -> PyRepo:  # noqa: F811 - the imported fixture
     pyrepo.write(".gitignore", "__pycache__/\ncalls.txt\n")
     pyrepo.write("sq.py", STEPS)
     pyrepo.commit("steps")
