@@ -30,6 +30,7 @@ from gitcache.locks import signature_lock
 from gitcache.python import results
 from gitcache.python.capture import captured
 from gitcache.python.errors import ResultError, StepDefinitionError
+from gitcache.python.files import File
 from gitcache.python.session import Session, session_for, warn
 from gitcache.python.signing import Call, Signer, StepOptions, version_of
 from gitcache.record import STEP_NAME_PATTERN, OutputFile, PythonRun, Record
@@ -106,13 +107,15 @@ class StepFunction(Generic[P, R]):
             self._fast_code = code
         parts: list[Any] = []
         for value in args:
-            if type(value) not in _FAST_TYPES:
+            part = _fast_part(value)
+            if part is None:
                 return None
-            parts.append((type(value), value))
+            parts.append(part)
         for name, value in sorted(kwargs.items()):
-            if type(value) not in _FAST_TYPES:
+            part = _fast_part(value)
+            if part is None:
                 return None
-            parts.append((name, type(value), value))
+            parts.append((name, part))
         if self.options.env:
             parts.append(tuple(os.environ.get(n) for n in self.options.env))
         return tuple(parts)
@@ -313,6 +316,20 @@ class StepFunction(Generic[P, R]):
         from gitcache.python.explain import explain
 
         return explain(self, args, kwargs)
+
+
+def _fast_part(value: Any) -> Any:
+    """A plain value with its type (1, 1.0 and True differ), or a File with its stat."""
+    kind = type(value)
+    if kind in _FAST_TYPES:
+        return (kind, value)
+    if kind is File:
+        try:
+            st = os.stat(value.path)
+        except OSError:
+            return None
+        return (kind, value.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    return None
 
 
 class _Miss:

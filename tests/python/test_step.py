@@ -152,6 +152,20 @@ def test_a_repeated_call_is_answered_from_memory(pyrepo: PyRepo, steps) -> None:
     assert steps.arrays(3) is steps.arrays(3)
 
 
+def test_a_repeated_call_costs_microseconds(pyrepo: PyRepo, steps) -> None:
+    import time
+
+    data = gitcache.File("data.txt")
+    steps.analyze(data, dt=0.5)
+    steps.options(2)
+    for call in (lambda: steps.analyze(data, dt=0.5), lambda: steps.options(2)):
+        start = time.perf_counter()
+        for _ in range(1000):
+            call()
+        per_call = (time.perf_counter() - start) / 1000
+        assert per_call < 100e-6  # ~4 µs here; the bound leaves room for a busy machine
+
+
 def test_numpy_results_are_npy_blobs_read_back_without_pickle(pyrepo: PyRepo, steps) -> None:
     steps.arrays(4)
     commit = pyrepo.refs()["refs/gitcache/step/arrays"]
