@@ -126,12 +126,8 @@ class StepFunction(Generic[P, R]):
             return self.signer.sign(arguments, session.root, _blob_reader(session))
 
     def _resolve(self, session: Session, call: Call) -> Any:
-        arguments = {
-            name: (value.run() if getattr(value, "__gitcache_signature__", None) else value)
-            for name, value in call.arguments.items()
-        }
         if not self.options.store:
-            return self._run(arguments)
+            return self._run(_upstream_results(call.arguments))
         with session.lock:
             stored = session.store.lookup(call.signature)
             if stored is not None:
@@ -148,6 +144,8 @@ class StepFunction(Generic[P, R]):
                         return loaded
                     refused = stored.commit
                 source = provenance.capture(session.repo, session.config)
+            # Only now are upstream tasks run (or loaded): a recorded call never needs them.
+            arguments = _upstream_results(call.arguments)
             return self._run_and_record(session, call, arguments, source, refused)
 
     def _run(self, arguments: dict[str, Any]) -> Any:
@@ -316,6 +314,14 @@ class StepFunction(Generic[P, R]):
         from gitcache.python.explain import explain
 
         return explain(self, args, kwargs)
+
+
+def _upstream_results(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments with each task replaced by its result (run or loaded)."""
+    return {
+        name: (value.run() if getattr(value, "__gitcache_signature__", None) else value)
+        for name, value in arguments.items()
+    }
 
 
 def _fast_part(value: Any) -> Any:
