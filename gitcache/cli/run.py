@@ -59,7 +59,15 @@ def run(
     quiet: bool,
     remote: str | None,
 ) -> None:
-    """Run STEPS (default: all) and the steps they need; skip or restore what is recorded."""
+    """Run STEPS (default: all) and the steps they need; skip or restore what is recorded.
+
+    Given task files (`DIR/*.json`, saved with `task.save(DIR)`) instead, run those
+    Python tasks in up to N worker processes, skipping what is recorded.
+    """
+    if any(s.endswith(".json") for s in steps):
+        from gitcache.cli.tasks import run_tasks
+
+        click.get_current_context().exit(run_tasks(options.directory, steps, jobs, quiet))
     project = options.project()
     config = project.workflow.config
     if config.hooks.rewrite == "block":  # refusing needs its hooks

@@ -12,7 +12,7 @@ import gitcache
 from gitcache.errors import RecordNotFound
 from tests.python.conftest import PyRepo
 
-PIPELINE = '''
+PIPELINE = """
 import numpy as np
 
 import gitcache
@@ -45,7 +45,7 @@ def total(values: list[float], offset: float = 0.0) -> float:
 def weigh(data: gitcache.File, weights: np.ndarray) -> float:
     log("weigh")
     return float(len(data.read_text()) * weights.sum())
-'''
+"""
 
 
 def calls(pyrepo: PyRepo) -> list[str]:
@@ -114,7 +114,9 @@ def test_task_files_are_self_contained_and_recreate_the_call(pyrepo: PyRepo, ste
     assert again.run() == 2.0
 
 
-def test_explain_names_what_changed(pyrepo: PyRepo, steps, capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_names_what_changed(
+    pyrepo: PyRepo, steps, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert steps.total.explain([1.0]) == ["total: no record of this step yet: it would run"]
     steps.total([1.0, 2.0], offset=0.5)
     hit = steps.total.explain([1.0, 2.0], offset=0.5)

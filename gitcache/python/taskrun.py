@@ -1,0 +1,91 @@
+"""`gitcache run DIR/*.json -j N`: task files run in worker processes.
+
+Each task is loaded in a worker (its step imported by module name, or from its file
+for a script), skipped if its signature has a record, else run and recorded. A task
+whose step's code changed since the file was saved is still run (with the code
+there is now) and reported, so the user knows the result is not what the file's
+signature promised.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from gitcache.errors import GitcacheError
+
+Outcome = Literal["skipped", "ran", "failed"]
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    path: str
+    step: str
+    signature: str | None
+    outcome: Outcome
+    detail: str = ""
+    code_changed: bool = False
+
+
+def run_one(path: str, root: str) -> TaskOutcome:
+    """Run one task file (in a worker process, or in this one)."""
+    from gitcache.python.session import session_for
+    from gitcache.python.step import _blob_reader
+    from gitcache.python.tasks import code_digest, read_task_file
+
+    os.chdir(root)
+    step = "?"
+    try:
+        task, document = read_task_file(Path(path))
+        step = task.step.name
+        session = session_for(Path(root))
+        with session.lock:
+            call = task.step.signer.sign(task.arguments, session.root, _blob_reader(session))
+            recorded = session.store.lookup(call.signature) is not None
+        changed = code_digest(call) != document.get("code")
+        if recorded:
+            return TaskOutcome(path, step, call.signature, "skipped", "recorded", changed)
+        task.run()
+        return TaskOutcome(path, step, call.signature, "ran", "", changed)
+    except GitcacheError as exc:
+        return TaskOutcome(path, step, None, "failed", exc.message)
+    except Exception as exc:  # the step's own exception: reported, the other tasks go on
+        return TaskOutcome(path, step, None, "failed", f"{type(exc).__name__}: {exc}")
+    finally:
+        from gitcache.python.session import forget_sessions
+
+        forget_sessions()  # saves the stat cache and record index
+
+
+def run_task_files(
+    paths: Sequence[str], root: Path, jobs: int, report: Callable[[TaskOutcome], None]
+) -> list[TaskOutcome]:
+    """Run task files, up to `jobs` at a time in worker processes; outcomes in order."""
+    absolute = [str(Path(p).resolve()) for p in paths]
+    for path in absolute:
+        if not Path(path).is_file():
+            from gitcache.errors import ConfigError
+
+            raise ConfigError(f"task file {path} does not exist")
+    if jobs <= 1:
+        outcomes = []
+        for path in absolute:
+            outcome = run_one(path, str(root))
+            report(outcome)
+            outcomes.append(outcome)
+        return outcomes
+    # spawn: each worker imports gitcache and the steps afresh (no forked git state).
+    context = multiprocessing.get_context("spawn")
+    done: dict[str, TaskOutcome] = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(run_one, path, str(root)) for path in absolute]
+        for future in as_completed(futures):
+            outcome = future.result()
+            report(outcome)
+            done[outcome.path] = outcome
+    return [done[p] for p in absolute]
