@@ -99,6 +99,7 @@ class CodeWalker:
         self.root = root.resolve()
         self._encode = encode_constant
         self._trees: dict[str, ast.Module] = {}
+        self._locations: dict[str, str | None] = {}
         self._doc: CodeDocument | None = None
         self._seen: set[int] = set()
 
@@ -117,6 +118,11 @@ class CodeWalker:
 
     def location(self, filename: str) -> str | None:
         """`path/relative/to/root.py`, `<interactive>`, or None for code outside the repo."""
+        if filename not in self._locations:
+            self._locations[filename] = self._locate(filename)
+        return self._locations[filename]
+
+    def _locate(self, filename: str) -> str | None:
         if os.path.isfile(filename):
             try:
                 rel = Path(os.path.realpath(filename)).relative_to(self.root)
@@ -151,8 +157,8 @@ class CodeWalker:
     def function_node(self, func: types.FunctionType) -> ast.AST:
         """The syntax tree of a function's definition, found by its first line."""
         code = func.__code__
-        tree = self._module_tree(code.co_filename, func.__globals__)
         first = code.co_firstlineno
+        tree = self._module_tree(code.co_filename, func.__globals__)
         if func.__name__ == "<lambda>":
             lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda) and n.lineno == first]
             if len(lambdas) == 1:

@@ -161,7 +161,9 @@ class StepFunction(Generic[P, R]):
             if record.python is None or record.components.kind != "python":
                 raise UnsafeRecord(f"{where} is not a Python step's record")
             vet(stored, self.name, call.components.outputs, call.signature)
-            trusted = stored.commit in results.trusted_pickles(session.repo.state_dir)
+            trusted = record.python.result == "pickle" and stored.commit in results.trusted_pickles(
+                session.repo.state_dir
+            )
             raw, _ = results.load(session.repo, stored.commit, record.python.result, trusted, where)
             value = self.signer.check_result(raw)
             self._restore_outputs(session, stored)
