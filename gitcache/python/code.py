@@ -25,10 +25,15 @@ encoded by a function the caller passes in.
 from __future__ import annotations
 
 import ast
+import contextlib
+import hashlib
+import importlib.util
 import inspect
+import json
 import linecache
 import os
 import sys
+import tempfile
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -92,12 +97,78 @@ def json_constant(value: Any) -> Any:
     raise TypeError(f"not a literal constant: {type(value).__name__}")
 
 
+class FormCache:
+    """Normalized forms of definitions, by the BLAKE3 of their file's text, on disk.
+
+    A new process asking for a step's code would parse and normalize every file the
+    step's code lives in; the forms (and the names each definition loads) depend only
+    on the file's text, so they are kept under its hash (no stat involved: an edit
+    within one mtime tick still changes the key) in `.git/gitcache/python-code-v1.json`.
+    """
+
+    VERSION: Final = 1
+    LIMIT: Final = 5000  # entries kept when the file is rewritten
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._entries: dict[str, Any] = {}
+        self._used: set[str] = set()
+        self._added = False
+        if path is not None:
+            try:
+                data = json.loads(path.read_bytes())
+                if data.get("version") == self.VERSION:
+                    self._entries = dict(data["forms"])
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                self._entries = {}
+
+    def get(self, key: str) -> Any:
+        found = self._entries.get(key)
+        if found is not None:
+            self._used.add(key)
+        return found
+
+    def put(self, key: str, value: Any) -> None:
+        self._entries[key] = value
+        self._used.add(key)
+        self._added = True
+
+    def save(self) -> None:
+        if not self._added or self._path is None:
+            return
+        kept = {k: v for k, v in self._entries.items() if k in self._used}
+        for key, value in self._entries.items():
+            if len(kept) >= self.LIMIT:
+                break
+            kept.setdefault(key, value)
+        payload = json.dumps({"version": self.VERSION, "forms": kept}, separators=(",", ":"))
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".python-code-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(payload)
+            os.replace(tmp, self._path)
+        except OSError:  # only a cache
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return
+        self._added = False
+
+
 class CodeWalker:
     """Builds the CodeDocument of one function (one use: call `document` once)."""
 
-    def __init__(self, root: Path, encode_constant: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        encode_constant: Callable[[Any], Any] | None = None,
+        forms: FormCache | None = None,
+    ) -> None:
         self.root = root.resolve()
         self._encode = encode_constant
+        self._forms = forms or FormCache(None)
+        self._digests: dict[str, str] = {}
+        self._texts: dict[str, str] = {}
         self._trees: dict[str, ast.Module] = {}
         self._locations: dict[str, str | None] = {}
         self._doc: CodeDocument | None = None
@@ -106,13 +177,58 @@ class CodeWalker:
     # -- entry point ------------------------------------------------------------------
 
     def document(self, func: types.FunctionType) -> CodeDocument:
-        node = self.function_node(func)
         main = self.key_of(func)
         self._doc = CodeDocument(main, {})
         self._seen.add(id(func))
-        self._doc.entries[main] = ["function", normalize(node, drop_decorators=True)]
-        self._follow_function(func, node, main, skip_decorators=True)
+        form, outer, body = self._function_form(func, step=True)
+        self._doc.entries[main] = ["function", form]
+        self._follow_function(func, outer, body, main)
         return self._doc
+
+    def _file_digest(self, filename: str, namespace: dict[str, Any] | None) -> str | None:
+        digest = self._digests.get(filename)
+        if digest is None:
+            text = self._source(filename, namespace)
+            if text is None:
+                return None
+            digest = hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+            self._digests[filename] = digest
+        return digest
+
+    def _source(self, filename: str, namespace: dict[str, Any] | None) -> str | None:
+        """A file's text as it is on disk now; a notebook cell's from linecache."""
+        text = self._texts.get(filename)
+        if text is None:
+            if os.path.isfile(filename):
+                # Not linecache: it trusts a copy whose file kept its size and mtime.
+                try:
+                    with open(filename, "rb") as handle:
+                        text = importlib.util.decode_source(handle.read())
+                except (OSError, SyntaxError, UnicodeDecodeError):
+                    return None
+            else:
+                lines = linecache.getlines(filename, namespace)
+                text = "".join(lines) if lines else None
+            if text is not None:
+                self._texts[filename] = text
+        return text
+
+    def _function_form(
+        self, func: types.FunctionType, step: bool = False
+    ) -> tuple[Any, list[Any], list[Any]]:
+        """(normalized form, names its outer parts load, names its body loads)."""
+        code = func.__code__
+        digest = self._file_digest(code.co_filename, func.__globals__)
+        key = f"{digest}:f:{code.co_firstlineno}:{func.__name__}:{int(step)}"
+        cached = self._forms.get(key) if digest is not None else None
+        if cached is not None:
+            return cached[0], cached[1], cached[2]
+        node = self.function_node(func)
+        outer, body = _outer_and_body(node, skip_decorators=step)
+        found = [normalize(node, drop_decorators=step), _references(outer), _references(body)]
+        if digest is not None:
+            self._forms.put(key, found)
+        return found[0], found[1], found[2]
 
     # -- where things live --------------------------------------------------------------
 
@@ -143,12 +259,11 @@ class CodeWalker:
     def _module_tree(self, filename: str, namespace: dict[str, Any] | None) -> ast.Module:
         tree = self._trees.get(filename)
         if tree is None:
-            linecache.checkcache(filename)  # drops a stale copy of a file on disk
-            lines = linecache.getlines(filename, namespace)
-            if not lines:
+            text = self._source(filename, namespace)
+            if text is None:
                 raise CodeError(f"cannot read the source of {filename}")
             try:
-                tree = ast.parse("".join(lines), filename)
+                tree = ast.parse(text, filename)
             except SyntaxError as exc:
                 raise CodeError(f"cannot parse {filename}: {exc}") from None
             self._trees[filename] = tree
@@ -194,15 +309,14 @@ class CodeWalker:
     # -- following references ----------------------------------------------------------------
 
     def _follow_function(
-        self, func: types.FunctionType, node: ast.AST, owner: str, skip_decorators: bool = False
+        self, func: types.FunctionType, outer: list[Any], body: list[Any], owner: str
     ) -> None:
         assert self._doc is not None
         names = _global_names(func.__code__)
         closure = dict(zip(func.__code__.co_freevars, func.__closure__ or (), strict=False))
-        outer, body = _outer_and_body(node, skip_decorators)
-        for name, attrs in _references(outer):
+        for name, attrs in outer:
             self._global(func.__globals__, name, attrs)
-        for name, attrs in _references(body):
+        for name, attrs in body:
             if name in closure:
                 cell = closure[name]
                 try:
@@ -244,12 +358,12 @@ class CodeWalker:
                 self._outside(value)
                 return
             if isinstance(value, types.FunctionType):
-                node = self.function_node(value)
+                form, outer, body = self._function_form(value)
                 # Closures of one function (`add2 = make_adder(2)`, `add3 = ...`) share a
                 # qualname: such a function is keyed by the name it is reached through.
                 own = key if "<locals>" in value.__qualname__ else self.key_of(value)
-                self._doc.entries[own] = ["function", normalize(node)]
-                self._follow_function(value, node, own)
+                self._doc.entries[own] = ["function", form]
+                self._follow_function(value, outer, body, own)
             else:
                 self._class(value)
             return
@@ -271,13 +385,30 @@ class CodeWalker:
         if attrs:  # `helpers.smooth(...)`: what is used from the repository's module
             self._global(module.__dict__, attrs[0], attrs[1:])
 
+    def _class_form(self, cls: type) -> tuple[Any, list[Any]]:
+        filename = _filename_of(cls)
+        module = sys.modules.get(cls.__module__)
+        digest = None
+        if filename is not None:
+            digest = self._file_digest(filename, getattr(module, "__dict__", None))
+        first = getattr(cls, "__firstlineno__", "")
+        key = f"{digest}:c:{cls.__qualname__}:{first}"
+        cached = self._forms.get(key) if digest is not None else None
+        if cached is not None:
+            return cached[0], cached[1]
+        node = self.class_node(cls)
+        found = [normalize(node), _references([node])]
+        if digest is not None:
+            self._forms.put(key, found)
+        return found[0], found[1]
+
     def _class(self, cls: type) -> None:
         assert self._doc is not None
-        node = self.class_node(cls)
-        self._doc.entries[self.key_of(cls)] = ["class", normalize(node)]
+        form, references = self._class_form(cls)
+        self._doc.entries[self.key_of(cls)] = ["class", form]
         module = sys.modules.get(cls.__module__)
         namespace = getattr(module, "__dict__", {})
-        for name, attrs in _references([node]):
+        for name, attrs in references:
             if name in namespace:
                 self._global(namespace, name, attrs)
         filename = _filename_of(cls)
@@ -397,7 +528,7 @@ def _outer_and_body(node: ast.AST, skip_decorators: bool) -> tuple[list[ast.AST]
     return [], [node]
 
 
-def _references(roots: list[ast.AST]) -> list[tuple[str, list[str]]]:
+def _references(roots: list[ast.AST]) -> list[Any]:
     """(name, attribute chain) of every name loaded in some trees, in a stable order."""
     found: dict[tuple[str, tuple[str, ...]], None] = {}
     for root in roots:
@@ -412,7 +543,7 @@ def _references(roots: list[ast.AST]) -> list[tuple[str, list[str]]]:
                     found[(current.id, tuple(reversed(chain)))] = None
             elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
                 found.setdefault((sub.id, ()), None)
-    return [(name, list(attrs)) for name, attrs in found]
+    return [[name, list(attrs)] for name, attrs in found]
 
 
 def _describe(obj: Any) -> str:

@@ -1,11 +1,12 @@
 """The repository a Python step records into, opened once per process and root.
 
 A Python step has no `gitcache run` around it: the first call opens the git
-repository that holds the current directory (as the CLI does), its record store,
-its worktree with the stat cache, and the workflow settings that concern every
-run (`require_clean`, `dirty_ok`, `[restore]` limits) from `gitcache.toml` when
-there is one. What the process learned (stat cache, record index) is saved after
-each recorded call and at exit.
+repository that holds the current directory (as the CLI does) and its record
+store; its worktree with the stat cache, and the workflow settings that concern
+every run (`require_clean`, `dirty_ok`, `[restore]` limits) from `gitcache.toml`
+when there is one, are read when first needed. What the process learned (stat
+cache, record index, code forms) is saved at exit: all of it is cache, so a
+process that dies first only costs reading things again.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ import atexit
 import threading
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
+from gitcache.python.code import FormCache
 from gitcache.statcache import StatCache
 from gitcache.store import RecordStore
 from gitcache.workflow import WORKFLOW_FILE, WorkflowFile, load_workflow
 from gitcache.worktree import RestoreLimits, Worktree
+
+FORMS_FILE = "python-code-v1.json"
 
 
 class GitcacheWarning(UserWarning):
@@ -35,8 +40,6 @@ def warn(message: str) -> None:
 class Session:
     repo: GitRepo
     store: RecordStore
-    worktree: Worktree
-    config: WorkflowFile
     # Held while this process uses git, the stat cache or the store (pygit2 objects are
     # not safe to share between threads); released while a step's function runs.
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -45,9 +48,28 @@ class Session:
     def root(self) -> Path:
         return self.repo.root
 
+    # The workflow settings and the stat cache are read on first use: a hit on a call
+    # without File arguments or outputs needs neither.
+    @cached_property
+    def config(self) -> WorkflowFile:
+        return _settings(self.repo.root)
+
+    @cached_property
+    def worktree(self) -> Worktree:
+        limits = RestoreLimits(self.config.restore.max_files, self.config.restore.max_bytes)
+        return Worktree(self.repo, StatCache(self.repo.state_dir), limits)
+
+    @cached_property
+    def forms(self) -> FormCache:
+        """Normalized code forms, kept across processes (python-code-v1.json)."""
+        return FormCache(self.repo.state_dir / FORMS_FILE)
+
     def save(self) -> None:
         with self.lock:
-            self.worktree.cache.save()
+            if "worktree" in self.__dict__:
+                self.worktree.cache.save()
+            if "forms" in self.__dict__:
+                self.forms.save()
             self.store.flush_index()
 
 
@@ -65,10 +87,7 @@ def session_for(start: Path) -> Session:
         found = _SESSIONS.get(repo.root)
         if found is not None:
             return found
-        config = _settings(repo.root)
-        limits = RestoreLimits(config.restore.max_files, config.restore.max_bytes)
-        worktree = Worktree(repo, StatCache(repo.state_dir), limits)
-        session = Session(repo, RecordStore(repo, warn), worktree, config)
+        session = Session(repo, RecordStore(repo, warn))
         _SESSIONS[repo.root] = session
         if len(_SESSIONS) == 1:
             atexit.register(_save_all)

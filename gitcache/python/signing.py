@@ -22,7 +22,7 @@ from typing import Any
 import blake3
 
 from gitcache.canonical import canonical_json
-from gitcache.python.code import CodeDocument, CodeError, CodeWalker
+from gitcache.python.code import CodeDocument, CodeError, CodeWalker, FormCache
 from gitcache.python.codecs import Fingerprinter, class_path
 from gitcache.python.errors import ArgumentError, ResultError, StepDefinitionError
 from gitcache.record import Components, check_relative_path
@@ -198,7 +198,7 @@ class Signer:
 
     # -- the signature -----------------------------------------------------------------------
 
-    def code(self, root: Path) -> Code:
+    def code(self, root: Path, forms: FormCache | None = None) -> Code:
         """The code component, rebuilt only when a binding it was built from changed."""
         known = self._code
         if known is not None and (known.document is None or known.document.still_valid()):
@@ -208,7 +208,8 @@ class Signer:
             return self._code
         constants = Fingerprinter(blob_of=_no_files, class_key=self.class_key(root))
         try:
-            document = CodeWalker(root, lambda v: constants(v, "constant")).document(self.func)
+            walker = CodeWalker(root, lambda v: constants(v, "constant"), forms)
+            document = walker.document(self.func)
         except CodeError as exc:
             raise StepDefinitionError(
                 f"step {self.options.name}: {exc}",
@@ -229,9 +230,15 @@ class Signer:
 
         return key
 
-    def sign(self, arguments: dict[str, Any], root: Path, blob_of: Callable[[Path], str]) -> Call:
+    def sign(
+        self,
+        arguments: dict[str, Any],
+        root: Path,
+        blob_of: Callable[[Path], str],
+        forms: FormCache | None = None,
+    ) -> Call:
         options = self.options
-        code = self.code(root)
+        code = self.code(root, forms)
         fingerprint = Fingerprinter(blob_of, self.class_key(root), options.allow_pickle)
         params = {
             name: fingerprint(value, name)

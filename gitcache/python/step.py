@@ -121,9 +121,12 @@ class StepFunction(Generic[P, R]):
         return tuple(parts)
 
     def sign(self, session: Session, args: Sequence[Any], kwargs: dict[str, Any]) -> Call:
-        arguments = self.signer.bind(args, kwargs)
+        return self.sign_bound(session, self.signer.bind(args, kwargs))
+
+    def sign_bound(self, session: Session, arguments: dict[str, Any]) -> Call:
+        """The call's signature, from arguments already bound and validated."""
         with session.lock:
-            return self.signer.sign(arguments, session.root, _blob_reader(session))
+            return self.signer.sign(arguments, session.root, _blob_reader(session), session.forms)
 
     def _resolve(self, session: Session, call: Call) -> Any:
         if not self.options.store:
@@ -175,6 +178,8 @@ class StepFunction(Generic[P, R]):
         return value
 
     def _restore_outputs(self, session: Session, stored: StoredRecord) -> None:
+        if not stored.record.outputs:
+            return
         worktree = session.worktree
         wanted = []
         for out in stored.record.outputs:
@@ -212,7 +217,8 @@ class StepFunction(Generic[P, R]):
                 )
                 if encoded.kind == "pickle":
                     results.trust_pickle(session.repo.state_dir, stored.commit)
-            session.save()
+            # The stat cache, record index and code forms are saved at exit (they are
+            # caches: a process that dies first only costs reading things again).
         finally:
             for name in ("stdout", "stderr"):
                 (scratch / name).unlink(missing_ok=True)

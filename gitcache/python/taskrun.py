@@ -35,7 +35,6 @@ class TaskOutcome:
 def run_one(path: str, root: str) -> TaskOutcome:
     """Run one task file (in a worker process, or in this one)."""
     from gitcache.python.session import session_for
-    from gitcache.python.step import _blob_reader
     from gitcache.python.tasks import code_digest, read_task_file
 
     os.chdir(root)
@@ -45,7 +44,7 @@ def run_one(path: str, root: str) -> TaskOutcome:
         step = task.step.name
         session = session_for(Path(root))
         with session.lock:
-            call = task.step.signer.sign(task.arguments, session.root, _blob_reader(session))
+            call = task.step.sign_bound(session, task.arguments)
             recorded = session.store.lookup(call.signature) is not None
         changed = code_digest(call) != document.get("code")
         if recorded:

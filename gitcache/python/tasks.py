@@ -58,7 +58,7 @@ class Task:
         """The signature this call has now (files hashed, upstream tasks by theirs)."""
         session = session_for(Path.cwd())
         with session.lock:
-            call = self.step.signer.sign(self.arguments, session.root, _blob_reader(session))
+            call = self.step.sign_bound(session, self.arguments)
         return call.signature
 
     def __gitcache_signature__(self) -> str:
@@ -69,7 +69,7 @@ class Task:
         step = self.step
         session = session_for(Path.cwd())
         with session.lock:
-            call = step.signer.sign(self.arguments, session.root, _blob_reader(session))
+            call = step.sign_bound(session, self.arguments)
         if call.signature in step._memo:
             return step._memo[call.signature]
         value = step._resolve(session, call)
@@ -79,7 +79,7 @@ class Task:
     def is_recorded(self) -> bool:
         session = session_for(Path.cwd())
         with session.lock:
-            call = self.step.signer.sign(self.arguments, session.root, _blob_reader(session))
+            call = self.step.sign_bound(session, self.arguments)
             return session.store.lookup(call.signature) is not None
 
     def document(self) -> dict[str, Any]:
@@ -87,7 +87,7 @@ class Task:
         session = session_for(Path.cwd())
         step = self.step
         with session.lock:
-            call = step.signer.sign(self.arguments, session.root, _blob_reader(session))
+            call = step.sign_bound(session, self.arguments)
         func = step.__gitcache_function__
         key = call.code.document.main if call.code.document is not None else ""
         where = key.rsplit(":", 1)[0] if key else ""

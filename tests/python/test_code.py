@@ -279,3 +279,32 @@ def test_the_canonical_form_is_the_same_under_python_3_11_3_12_and_3_13(tmp_path
     assert {"samples.py:helper", "samples.py:Point", "samples.py:SCALE"} <= set(entries)
     for version, text in outputs.items():
         assert text == first, f"Python {version} normalizes differently"
+
+
+def test_cached_forms_give_the_same_code_and_an_edit_is_seen_whatever_its_mtime(
+    pyrepo: PyRepo, tmp_path: Path
+) -> None:
+    import os
+
+    from gitcache.python.code import FormCache
+
+    cache_file = tmp_path / "forms.json"
+    module = pyrepo.module("steps.py", BASE)
+    fresh = module.f.signer.code(pyrepo.root)
+    forms = FormCache(cache_file)
+    module.f.signer._code = None
+    assert module.f.signer.code(pyrepo.root, forms) == fresh
+    forms.save()
+    # A new process reads the forms back and gets the same code without parsing.
+    again = pyrepo.module("steps.py", BASE)
+    reread = FormCache(cache_file)
+    assert again.f.signer.code(pyrepo.root, reread) == fresh
+    assert reread._used and not reread._added
+    # An edit of the same size, with the old mtime put back: the text's hash changes.
+    path = pyrepo.root / "steps.py"
+    st = path.stat()
+    edited = BASE.replace("v * SCALE", "v + SCALE")
+    assert len(edited) == len(BASE)
+    changed = pyrepo.module("steps.py", edited)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert changed.f.signer.code(pyrepo.root, FormCache(cache_file)) != fresh
