@@ -98,61 +98,58 @@ def json_constant(value: Any) -> Any:
 
 
 class FormCache:
-    """Normalized forms of definitions, by the BLAKE3 of their file's text, on disk.
+    """Normalized forms of definitions, by the hash of their file's text, on disk.
 
     A new process asking for a step's code would parse and normalize every file the
     step's code lives in; the forms (and the names each definition loads) depend only
     on the file's text, so they are kept under its hash (no stat involved: an edit
-    within one mtime tick still changes the key) in `.git/gitcache/python-code-v1.json`.
+    within one mtime tick still changes the key), one small JSON file per version of
+    a source file: `.git/gitcache/python-code-v1/<2 hex>/<hash>.json`. A process reads
+    only the files of the sources it uses.
     """
 
-    VERSION: Final = 1
-    LIMIT: Final = 5000  # entries kept when the file is rewritten
+    def __init__(self, directory: Path | None) -> None:
+        self._dir = directory
+        self._files: dict[str, dict[str, Any]] = {}  # text hash -> forms of that text
+        self._changed: set[str] = set()
 
-    def __init__(self, path: Path | None) -> None:
-        self._path = path
-        self._entries: dict[str, Any] = {}
-        self._used: set[str] = set()
-        self._added = False
-        if path is not None:
-            try:
-                data = json.loads(path.read_bytes())
-                if data.get("version") == self.VERSION:
-                    self._entries = dict(data["forms"])
-            except (OSError, ValueError, TypeError, KeyError, AttributeError):
-                self._entries = {}
+    def _forms_of(self, digest: str) -> dict[str, Any]:
+        forms = self._files.get(digest)
+        if forms is None:
+            forms = {}
+            if self._dir is not None:
+                try:
+                    data = json.loads((self._dir / digest[:2] / f"{digest}.json").read_bytes())
+                    if isinstance(data, dict):
+                        forms = data
+                except (OSError, ValueError):
+                    forms = {}  # only a cache: parse again
+            self._files[digest] = forms
+        return forms
 
-    def get(self, key: str) -> Any:
-        found = self._entries.get(key)
-        if found is not None:
-            self._used.add(key)
-        return found
+    def get(self, digest: str, key: str) -> Any:
+        return self._forms_of(digest).get(key)
 
-    def put(self, key: str, value: Any) -> None:
-        self._entries[key] = value
-        self._used.add(key)
-        self._added = True
+    def put(self, digest: str, key: str, value: Any) -> None:
+        self._forms_of(digest)[key] = value
+        self._changed.add(digest)
 
     def save(self) -> None:
-        if not self._added or self._path is None:
+        if self._dir is None:
             return
-        kept = {k: v for k, v in self._entries.items() if k in self._used}
-        for key, value in self._entries.items():
-            if len(kept) >= self.LIMIT:
-                break
-            kept.setdefault(key, value)
-        payload = json.dumps({"version": self.VERSION, "forms": kept}, separators=(",", ":"))
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".python-code-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(payload)
-            os.replace(tmp, self._path)
-        except OSError:  # only a cache
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            return
-        self._added = False
+        for digest in sorted(self._changed):
+            target = self._dir / digest[:2] / f"{digest}.json"
+            payload = json.dumps(self._files[digest], separators=(",", ":"))
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".forms-")
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(payload)
+                os.replace(tmp, target)
+            except OSError:  # only a cache
+                with contextlib.suppress(OSError, UnboundLocalError):
+                    os.unlink(tmp)
+        self._changed.clear()
 
 
 class CodeWalker:
@@ -219,15 +216,15 @@ class CodeWalker:
         """(normalized form, names its outer parts load, names its body loads)."""
         code = func.__code__
         digest = self._file_digest(code.co_filename, func.__globals__)
-        key = f"{digest}:f:{code.co_firstlineno}:{func.__name__}:{int(step)}"
-        cached = self._forms.get(key) if digest is not None else None
+        key = f"f:{code.co_firstlineno}:{func.__name__}:{int(step)}"
+        cached = self._forms.get(digest, key) if digest is not None else None
         if cached is not None:
             return cached[0], cached[1], cached[2]
         node = self.function_node(func)
         outer, body = _outer_and_body(node, skip_decorators=step)
         found = [normalize(node, drop_decorators=step), _references(outer), _references(body)]
         if digest is not None:
-            self._forms.put(key, found)
+            self._forms.put(digest, key, found)
         return found[0], found[1], found[2]
 
     # -- where things live --------------------------------------------------------------
@@ -392,14 +389,14 @@ class CodeWalker:
         if filename is not None:
             digest = self._file_digest(filename, getattr(module, "__dict__", None))
         first = getattr(cls, "__firstlineno__", "")
-        key = f"{digest}:c:{cls.__qualname__}:{first}"
-        cached = self._forms.get(key) if digest is not None else None
+        key = f"c:{cls.__qualname__}:{first}"
+        cached = self._forms.get(digest, key) if digest is not None else None
         if cached is not None:
             return cached[0], cached[1]
         node = self.class_node(cls)
         found = [normalize(node), _references([node])]
         if digest is not None:
-            self._forms.put(key, found)
+            self._forms.put(digest, key, found)
         return found[0], found[1]
 
     def _class(self, cls: type) -> None:

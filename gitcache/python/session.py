@@ -25,7 +25,7 @@ from gitcache.store import RecordStore
 from gitcache.workflow import WORKFLOW_FILE, WorkflowFile, load_workflow
 from gitcache.worktree import RestoreLimits, Worktree
 
-FORMS_FILE = "python-code-v1.json"
+FORMS_DIR = "python-code-v1"
 
 
 class GitcacheWarning(UserWarning):
@@ -61,8 +61,8 @@ class Session:
 
     @cached_property
     def forms(self) -> FormCache:
-        """Normalized code forms, kept across processes (python-code-v1.json)."""
-        return FormCache(self.repo.state_dir / FORMS_FILE)
+        """Normalized code forms, kept across processes (python-code-v1/)."""
+        return FormCache(self.repo.state_dir / FORMS_DIR)
 
     def save(self) -> None:
         with self.lock:
