@@ -11,7 +11,8 @@ from gitcache.gitrepo import GitRepo
 from gitcache.removed import RemovedOutputs
 from gitcache.statcache import StatCache
 from gitcache.store import RecordStore
-from gitcache.workflow import WORKFLOW_FILE, Workflow, load_workflow
+from gitcache.graph import StepGraph
+from gitcache.workflow import WORKFLOW_FILE, Workflow, WorkflowFile, load_workflow
 from gitcache.worktree import RestoreLimits, Worktree
 
 
@@ -28,10 +29,20 @@ class Project:
         start: Path,
         workflow_file: Path | None = None,
         warn: Callable[[str], None] | None = None,
+        require_workflow: bool = True,
     ) -> Project:
+        """Open the repository holding `start` and its workflow file.
+
+        Without `require_workflow`, a missing default gitcache.toml is an empty
+        workflow: commands that only manage records (log, show, diff, remove, gc)
+        also work in a repository whose steps are all Python functions.
+        """
         repo = GitRepo.discover(start)
         path = workflow_file if workflow_file is not None else repo.root / WORKFLOW_FILE
-        workflow = load_workflow(path if path.is_absolute() else start / path, repo.root)
+        if not require_workflow and workflow_file is None and not path.exists():
+            workflow = Workflow(path, repo.root, WorkflowFile(), {}, {}, StepGraph.build("", {}))
+        else:
+            workflow = load_workflow(path if path.is_absolute() else start / path, repo.root)
         cache = StatCache(repo.state_dir)
         limits = RestoreLimits(workflow.config.restore.max_files, workflow.config.restore.max_bytes)
         return cls(repo, workflow, RecordStore(repo, warn), Worktree(repo, cache, limits))

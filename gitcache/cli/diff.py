@@ -22,7 +22,7 @@ def diff(options: Options, first: str, second: str, as_json: bool) -> None:
 
     A and B are record or signature ids, or step names (the step's latest record).
     """
-    project = options.project()
+    project = options.project(require_workflow=False)
     steps = list(project.workflow.steps)
     a = project.store.resolve(first, steps)
     b = project.store.resolve(second, steps)

@@ -47,7 +47,7 @@ def gc(
     """
     if older_than is None and keep is None:
         raise ConfigError("say which records to drop: --older-than AGE and/or --keep N")
-    project = options.project()
+    project = options.project(require_workflow=False)
     cutoff = None
     if older_than is not None:
         seconds = parse_age(older_than, "--older-than")

@@ -28,11 +28,11 @@ class Options:
     workflow_file: Path | None
     debug: bool
 
-    def project(self) -> Any:
+    def project(self, require_workflow: bool = True) -> Any:
         from gitcache.cli.output import warn
         from gitcache.project import Project
 
-        return Project.open(self.directory, self.workflow_file, warn)
+        return Project.open(self.directory, self.workflow_file, warn, require_workflow)
 
 
 def error(message: str, hint: str | None = None) -> None:

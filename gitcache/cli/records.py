@@ -67,7 +67,7 @@ def log(
     as_json: bool,
 ) -> None:
     """Records, newest first: step, short signature, commit, when, duration."""
-    project = options.project()
+    project = options.project(require_workflow=False)
     # A step no longer in the workflow may still have records; only a name with none
     # is an error, naming the known steps.
     if (
@@ -114,7 +114,7 @@ def log(
 @click.pass_obj
 def show(options: Options, ident: str, as_json: bool, stream: str | None) -> None:
     """One record in full."""
-    project = options.project()
+    project = options.project(require_workflow=False)
     stored = project.store.resolve(ident, list(project.workflow.steps))
     if stream is not None:
         sys.stdout.buffer.write(project.store.log(stored, stream))

@@ -51,7 +51,7 @@ def remove(
         raise ConfigError("name the steps or records to remove, or give --all")
     if idents and everything:
         raise ConfigError("give either steps/records or --all, not both")
-    project = options.project()
+    project = options.project(require_workflow=False)
     if outputs:
         _remove_outputs(project, [] if everything else list(idents), list(params), dry_run)
         return

@@ -87,3 +87,20 @@ def test_push_and_fetch_share_python_records(
     done = other.python("import sq; print(sq.square(3))")
     assert done.stdout == "9\n"
     assert not (other.root / "calls.txt").exists()  # loaded, not run
+
+
+def test_record_commands_need_no_workflow_file(recorded: PyRepo) -> None:
+    """A repository whose steps are all Python functions has no gitcache.toml."""
+    recorded.git("rm", "-q", "gitcache.toml")
+    recorded.commit("no workflow file")
+    rows = json.loads(recorded.run("log", "--json").stdout)
+    assert len(rows) == 2
+    assert recorded.run("show", "square").exit_code == 0
+    assert recorded.run("diff", rows[0]["record"], rows[1]["record"]).exit_code == 0
+    assert recorded.run("gc", "--keep", "1", "-n").exit_code == 0
+    assert recorded.run("remove", "square").exit_code == 0
+    assert json.loads(recorded.run("log", "--json").stdout) == []
+    # `run` of shell steps still needs the file, and says so.
+    ran = recorded.run("run")
+    assert ran.exit_code == 2
+    assert ran.stderr.startswith("gitcache: error: no gitcache.toml in")
