@@ -8,10 +8,10 @@ from functools import cached_property
 from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
+from gitcache.graph import StepGraph
 from gitcache.removed import RemovedOutputs
 from gitcache.statcache import StatCache
 from gitcache.store import RecordStore
-from gitcache.graph import StepGraph
 from gitcache.workflow import WORKFLOW_FILE, Workflow, WorkflowFile, load_workflow
 from gitcache.worktree import RestoreLimits, Worktree
 
