@@ -428,3 +428,39 @@ def test_import_gitcache_stays_cheap() -> None:
 def test_warnings_are_gitcache_warnings() -> None:
     assert issubclass(GitcacheWarning, UserWarning)
     assert gitcache.File("a") == gitcache.File(Path("a"))
+
+
+IPYTHON_SESSION = r"""
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance()
+cells = [
+    "import gitcache\n\ndef helper(x: int) -> int:\n    return x + OFFSET\n\nOFFSET = 1",
+    "@gitcache.step\ndef f(x: int) -> int:\n    print('running f', x)\n    return helper(x) * 2",
+    "print('result', f(3))",
+    "print('result', f(3))",
+    "OFFSET = 2",
+    "print('result', f(3))",
+]
+for cell in cells:
+    result = shell.run_cell(cell)
+    result.raise_error()
+"""
+
+
+def test_a_step_in_a_real_ipython_kernel(pyrepo: PyRepo) -> None:
+    """Cells run by IPython's shell: sources come from its linecache entries."""
+    pytest.importorskip("IPython")
+    done = pyrepo.python(IPYTHON_SESSION)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("running", "result"))]
+    assert lines == [
+        "running f 3",
+        "result 8",
+        "result 8",  # from memory
+        "running f 3",  # the constant the helper uses changed
+        "result 10",
+    ]
+    # A new kernel, the same cells: loaded from git, nothing runs.
+    again = pyrepo.python(IPYTHON_SESSION)
+    assert "running" not in again.stdout
+    assert len([r for r in pyrepo.refs() if "/sig/" in r]) == 2
