@@ -91,6 +91,12 @@ class Task:
         func = step.__gitcache_function__
         key = call.code.document.main if call.code.document is not None else ""
         where = key.rsplit(":", 1)[0] if key else ""
+        if func.__module__ == "__main__" and (not where or where.startswith("<")):
+            raise ArgumentError(
+                f"step {step.name} is defined in a notebook cell or an interactive session: "
+                "a task file could not import it",
+                hint="define the step in a .py file of the repository and import it",
+            )
         return {
             "gitcache_task": TASK_FORMAT,
             "step": step.name,
@@ -141,7 +147,10 @@ def dump_arguments(
 
 def _dump(value: Any, validator: Any, inline_arrays: bool) -> Any:
     if isinstance(value, Task):
-        return {"$task": value.document()}
+        if inline_arrays:  # a task file: the upstream task in full
+            return {"$task": value.document()}
+        # record.json: which upstream call, by step and signature
+        return {"$task": {"step": value.step.name, "signature": value.signature}}
     return _plain(value, validator, inline_arrays)
 
 
@@ -231,7 +240,12 @@ def load_task(document: Any, where: str) -> Task:
         file = function.get("file")
         arguments = document["arguments"]
     except (KeyError, TypeError) as exc:
-        raise ArgumentError(f"{where}: task file lacks {exc}") from None
+        raise ArgumentError(
+            f"{where}: no task to recreate (lacks {exc}): a record names an upstream task "
+            "only by step and signature"
+            if isinstance(document, dict) and "signature" in document and "function" not in document
+            else f"{where}: task file lacks {exc}"
+        ) from None
     step = import_step(module, qualname, file, where)
     values = load_arguments(arguments, where)
     return Task(step, step.signer.bind((), values))

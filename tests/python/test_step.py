@@ -325,6 +325,9 @@ def test_a_notebook_cell_step_reads_its_source_from_linecache(pyrepo: PyRepo) ->
     # A changed helper cell changes it.
     third = cell(3, helper.replace("+ 1", "+ 2") + body)
     assert sig(third["f"]) != sig(f)
+    # A task file could not import a cell's step: saving one says so.
+    with pytest.raises(ArgumentError, match="step f is defined in a notebook cell"):
+        f.task(3).save(pyrepo.root / "tasks")  # type: ignore[attr-defined]
 
 
 def test_a_pickled_result_is_loaded_only_from_this_clone_or_when_trusted(
