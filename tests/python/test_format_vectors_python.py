@@ -42,3 +42,46 @@ def test_python_vector(
     document = canonical_json(call.components.model_dump(mode="json"))
     assert document.decode() == vector["doc"]
     assert call.signature == vector["sig"]
+
+
+def test_python_only_fields_are_absent_from_shell_documents() -> None:
+    """Shell signatures and record.json do not change because Python steps exist."""
+    from gitcache.record import Components, Record
+
+    shell = Components(
+        format=1,
+        kind="shell",
+        code="true",
+        shell="sh",
+        params={},
+        inputs={},
+        outputs=[],
+        env={},
+    )
+    assert set(shell.model_dump(mode="json")) == {
+        "format",
+        "kind",
+        "code",
+        "shell",
+        "params",
+        "inputs",
+        "outputs",
+        "env",
+    }
+    record = Record(
+        step="s",
+        signature="0" * 64,
+        components=shell,
+        command="true",
+        outputs=[],
+        source_commit=None,
+        dirty=False,
+        started_at="2026-01-01T00:00:00+00:00",
+        duration=0.0,
+        exit_status=0,
+        host="h",
+        gitcache_version="0",
+    )
+    document = json.loads(record.to_json())
+    assert "python" not in document and "references" not in document["components"]
+    assert Record.model_validate_json(record.to_json()) == record
