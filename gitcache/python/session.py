@@ -12,6 +12,7 @@ process that dies first only costs reading things again.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -99,6 +100,18 @@ def forget_sessions() -> None:
     with _OPENING:
         _save_all()
         _SESSIONS.clear()
+
+
+def _after_fork() -> None:
+    """A forked child (a process pool's worker) opens its own repository and locks:
+    libgit2 objects and locks held by other threads of the parent are not its own."""
+    global _OPENING
+    _SESSIONS.clear()
+    _OPENING = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _settings(root: Path) -> WorkflowFile:

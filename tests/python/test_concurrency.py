@@ -78,3 +78,31 @@ def test_a_process_pool_over_100_arguments_writes_100_records(pyrepo: PyRepo) ->
     assert len(sig_refs) == 100
     assert pyrepo.process("log", "quick", "--json").returncode == 0
     pyrepo.git("fsck", "--strict")
+
+
+def test_a_forked_worker_opens_its_own_repository(pyrepo: PyRepo) -> None:
+    """The parent called steps (its session is open) before the pool forked."""
+    pyrepo.write("par.py", SLOW)
+    pyrepo.commit("steps")
+    done = pyrepo.python(
+        """
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        import par
+        from gitcache.python import session
+
+        def inherited(_):
+            return len(session._SESSIONS)
+
+        if __name__ == "__main__":
+            par.quick(1000)
+            assert len(session._SESSIONS) == 1
+            fork = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(1, mp_context=fork) as pool:
+                print(pool.submit(inherited, 0).result())
+            with ProcessPoolExecutor(2, mp_context=fork) as pool:
+                print(sum(pool.map(par.call_quick, range(10))))
+        """
+    )
+    assert done.stdout.splitlines() == ["0", str(sum(range(1, 11)))]
+    assert len([r for r in pyrepo.refs() if "/sig/" in r]) == 11
