@@ -426,6 +426,20 @@ def test_import_gitcache_stays_cheap() -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]"
+    # The Python API itself does not import numpy or pandas until a value needs them.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, gitcache\n@gitcache.step\ndef f(x: int) -> int:\n    return x\n"
+            "print('numpy' in sys.modules, 'pandas' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        env=gitcache_env(),
+        check=True,
+    )
+    assert done.stdout.strip() == "False False"
 
 
 def test_warnings_are_gitcache_warnings() -> None:
