@@ -135,6 +135,7 @@ class Signer:
         self._validators: dict[str, Validator] | None = None
         self._returns: Validator | None = None
         self._code: Code | None = None
+        self._plain: dict[str, tuple[type, ...]] | None = None
 
     # -- type hints ------------------------------------------------------------------------
 
@@ -173,6 +174,25 @@ class Signer:
                 f"step {self.options.name} returned a {type(value).__name__}, which does not "
                 f"match its return type {_hint_name(self.returns.hint)}: {_first_error(exc)}"
             ) from None
+
+    def plain_kinds(self) -> dict[str, tuple[type, ...]]:
+        """Per parameter, the kinds of value that the memo's fast key may take as they are:
+        int, float, str, bool (and None) for a parameter hinted as exactly such a type
+        (or an `X | None` of them), File for a File parameter."""
+        if self._plain is None:
+            from gitcache.python.files import File
+
+            plain: dict[str, tuple[type, ...]] = {}
+            for name, validator in self.validators().items():
+                hint = validator.hint
+                members = typing.get_args(hint) if _is_union(hint) else (hint,)
+                kinds = tuple(type(None) if m is None else m for m in members)
+                if all(k in (int, float, str, bool, type(None)) for k in kinds):
+                    plain[name] = kinds
+                elif hint is File:
+                    plain[name] = (File,)
+            self._plain = plain
+        return self._plain
 
     # -- arguments -------------------------------------------------------------------------
 
@@ -280,6 +300,10 @@ class Signer:
                 ) from None
             found.append(rel)
         return found
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
 
 
 def _no_files(path: Path) -> str:

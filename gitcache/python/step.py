@@ -105,15 +105,16 @@ class StepFunction(Generic[P, R]):
         if code is not self._fast_code:
             self._fast.clear()
             self._fast_code = code
+        # Only where the hint is the value's own kind: a str given for a File (or a
+        # Path, an enum...) is coerced into something whose content may change.
+        kinds = self.signer.plain_kinds()
+        names = list(self.signer.parameters)
+        if len(args) > len(names):
+            return None
         parts: list[Any] = []
-        for value in args:
+        for name, value in [*zip(names, args, strict=False), *sorted(kwargs.items())]:
             part = _fast_part(value)
-            if part is None:
-                return None
-            parts.append(part)
-        for name, value in sorted(kwargs.items()):
-            part = _fast_part(value)
-            if part is None:
+            if part is None or part[0] not in kinds.get(name, ()):
                 return None
             parts.append((name, part))
         if self.options.env:

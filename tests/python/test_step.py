@@ -152,6 +152,14 @@ def test_a_repeated_call_is_answered_from_memory(pyrepo: PyRepo, steps) -> None:
     assert steps.arrays(3) is steps.arrays(3)
 
 
+def test_the_memo_sees_a_changed_file_given_as_a_path(pyrepo: PyRepo, steps) -> None:
+    assert steps.analyze("data.txt", 1.0).mean == 2.0
+    assert steps.analyze("data.txt", 1.0).mean == 2.0
+    pyrepo.write("data.txt", "7 8 9\n")  # same size: only the content tells
+    assert steps.analyze("data.txt", 1.0).mean == 8.0
+    assert calls(pyrepo) == ["analyze", "analyze"]
+
+
 def test_a_repeated_call_costs_microseconds(pyrepo: PyRepo, steps) -> None:
     import time
 
