@@ -7,8 +7,6 @@ never import the Python-steps package.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
 # public name -> module that defines it
@@ -24,6 +22,9 @@ _LAZY = {
 
 __all__ = ["File", "GitcacheWarning", "StepFunction", "Task", "records", "step", "trust_record"]
 
+# Not typing.TYPE_CHECKING: importing typing alone would cost a shell no-op more than
+# the rest of this module (mypy treats a module-level TYPE_CHECKING = False as True).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from gitcache.python.files import File
     from gitcache.python.records import records, trust_record
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from gitcache.python.tasks import Task
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'gitcache' has no attribute {name!r}")
