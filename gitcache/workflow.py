@@ -15,11 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from gitcache import interpolate
 from gitcache.errors import ConfigError
-from gitcache.graph import StepGraph
+from gitcache.graph import StepGraph, is_glob
 
 WORKFLOW_FILE = "gitcache.toml"
 STEP_NAME = r"^[A-Za-z0-9._-]+$"
-GLOB_CHARS = frozenset("*?[")
 
 StepName = Annotated[str, StringConstraints(pattern=STEP_NAME)]
 
@@ -146,7 +145,7 @@ def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: Workf
     inputs = tuple(_inside(root, p, f"{where}.inputs") for p in spec.inputs)
     outputs = tuple(_inside(root, p, f"{where}.outputs") for p in spec.outputs)
     for out in outputs:
-        if GLOB_CHARS & set(out):
+        if is_glob(out):
             raise ConfigError(f"{where}.outputs: {out!r} is a glob; outputs must be paths")
     try:
         used = interpolate.fields(spec.run)
