@@ -9,6 +9,7 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
+from gitcache.params import encode
 from gitcache.recordindex import RecordSummary
 from gitcache.rewrites import answering_sources
 from gitcache.store import RecordStore
@@ -41,6 +42,7 @@ def param_matches(params: Mapping[str, Any], name: str, wanted: Any) -> bool:
     if name not in params:
         return False
     have = params[name]
+    wanted = encode(wanted)  # as records hold it: a TOML date is a tagged object
     if isinstance(wanted, str) and not isinstance(have, str):
         return str(have) == wanted
     return bool(have == wanted and isinstance(have, bool) == isinstance(wanted, bool))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 import string
 from collections.abc import Mapping, Sequence
+from datetime import date, time
 from typing import Any, Final
 
 RESERVED: Final = frozenset({"inputs", "outputs"})
@@ -45,11 +46,27 @@ class _QuotedPath(str):
         return shlex.quote(str(self))
 
 
+class _DateTime:
+    """A TOML date or time: its ISO text (`2024-01-01T12:00:00+02:00`); with a format
+    spec, strftime's (`{when:%Y}`); its attributes as Python's (`{when.year}`)."""
+
+    def __init__(self, value: date | time) -> None:
+        self._value = value
+
+    def __format__(self, spec: str) -> str:
+        return format(self._value, spec) if spec else self._value.isoformat()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._value, name)
+
+
 def _param_text(value: Any) -> Any:
     if isinstance(value, list):
-        return " ".join(str(v) for v in value)
+        return " ".join(v.isoformat() if isinstance(v, date | time) else str(v) for v in value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, date | time):
+        return _DateTime(value)
     return value
 
 

@@ -11,6 +11,7 @@ from typing import Any, Final
 import blake3
 
 from gitcache.canonical import canonical_json
+from gitcache.params import encode
 from gitcache.record import Components
 from gitcache.shellcode import normalize_command
 from gitcache.workflow import Step
@@ -27,7 +28,7 @@ def shell_components(
         kind="shell",
         code=normalize_command(step.run),
         shell=step.spec.shell,
-        params={name: params[name] for name in step.params_used},
+        params={name: encode(params[name]) for name in step.params_used},
         inputs=dict(sorted(inputs.items())),
         outputs=list(step.outputs),
         env={name: environ.get(name) for name in sorted(step.spec.env)},

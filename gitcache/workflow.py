@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from gitcache import interpolate
 from gitcache.errors import ConfigError
 from gitcache.graph import StepGraph, is_glob
+from gitcache.params import DateTime, check_params, problem, toml_type
 
 WORKFLOW_FILE = "gitcache.toml"
 STEP_NAME = r"^[A-Za-z0-9._-]+$"
@@ -112,6 +113,7 @@ def load_workflow(path: Path, root: Path) -> Workflow:
         config = WorkflowFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{label}: {_describe(exc)}") from None
+    check_params(config.params, label)
     steps = {
         name: _check_step(label, root, name, spec, config) for name, spec in config.steps.items()
     }
@@ -214,8 +216,18 @@ def convert_value(name: str, text: str, default: Any) -> Any:
     expected = type(default)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, expected) or (isinstance(value, bool) != isinstance(default, bool)):
+    if isinstance(default, DateTime) or isinstance(value, DateTime):
+        # The four TOML date/time types are distinct (a datetime is also a date in Python).
+        if toml_type(value) != toml_type(default):
+            raise ConfigError(
+                f"-p {name}={text}: expected {toml_type(default)} like the default "
+                f"{default.isoformat() if isinstance(default, DateTime) else repr(default)}"
+            )
+    elif not isinstance(value, expected) or (isinstance(value, bool) != isinstance(default, bool)):
         raise ConfigError(
             f"-p {name}={text}: expected {expected.__name__} like the default {default!r}"
         )
+    found = problem(value)
+    if found is not None:
+        raise ConfigError(f"-p {name}={text}: {name}{found[0]}: {found[1]}")
     return value

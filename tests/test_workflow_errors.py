@@ -46,6 +46,29 @@ GOOD_STEP = '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > {outputs}"\n'
             '[steps.b]\ninputs = ["a.txt"]\noutputs = ["b.txt"]\nrun = "y"\n',
             "gitcache.toml: steps form a cycle: a -> b -> a",
         ),
+        (
+            '[steps.a]\ninputs = ["out/x.txt"]\noutputs = ["out"]\nrun = "x"\n',
+            "gitcache.toml: steps form a cycle: a -> a",
+        ),
+        (
+            '[steps.a]\ninputs = ["*.txt"]\noutputs = ["a.txt"]\nrun = "x"\n',
+            "gitcache.toml: steps form a cycle: a -> a",
+        ),
+        ("[params]\nrate = nan\n" + GOOD_STEP, "gitcache.toml: params.rate: nan is not allowed"),
+        ("[params]\nrate = inf\n" + GOOD_STEP, "gitcache.toml: params.rate: inf is not allowed"),
+        ("[params]\nrate = -inf\n" + GOOD_STEP, "gitcache.toml: params.rate: -inf is not allowed"),
+        (
+            "[params]\ngrid = [0.1, [1.0, -nan]]\n" + GOOD_STEP,
+            "gitcache.toml: params.grid[1][1]: nan is not allowed",
+        ),
+        (
+            "[params.opts]\nlr = +inf\n" + GOOD_STEP,
+            "gitcache.toml: params.opts.lr: inf is not allowed",
+        ),
+        (
+            '[params]\nt = { "$local-date" = "2024-01-01" }\n' + GOOD_STEP,
+            "gitcache.toml: params.t: a table whose only key is '$local-date' is reserved",
+        ),
     ],
 )
 def test_bad_workflow_file(make: Callable[..., Repo], toml: str, expected: str) -> None:
@@ -108,6 +131,34 @@ def test_bad_param_override(make: Callable[..., Repo], param: str, expected: str
     result = repo.run("run", "-p", param)
     assert result.exit_code == 2
     assert expected in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("param", "expected"),
+    [
+        ("rate=nan", "-p rate=nan: rate: nan is not allowed (NaN and infinities"),
+        ("rate=inf", "-p rate=inf: rate: inf is not allowed"),
+        ("rate=-inf", "-p rate=-inf: rate: -inf is not allowed"),
+        ("grid=[1.0, nan]", "-p grid=[1.0, nan]: grid[1]: nan is not allowed"),
+        ("day=2024-01-31T10:00:00", "expected local date like the default 2024-01-01"),
+        ("day=10:00:00", "-p day=10:00:00: expected local date like the default 2024-01-01"),
+        ('day="2024-01-31"', "expected local date like the default 2024-01-01"),
+        ("at=2024-01-31T10:00:00", "expected offset date-time like the default 2024-01-01T"),
+        ("rate=2024-01-01", "-p rate=2024-01-01: expected float like the default 0.5"),
+    ],
+)
+def test_bad_float_and_date_overrides(make: Callable[..., Repo], param: str, expected: str) -> None:
+    toml = (
+        "[params]\nrate = 0.5\ngrid = [0.5]\nday = 2024-01-01\nat = 2024-01-01T00:00:00Z\n"
+        '[steps.a]\noutputs = ["a.txt"]\nrun = "echo {rate} {grid} {day} {at} > {outputs}"\n'
+    )
+    repo = make({"gitcache.toml": toml})
+    result = repo.run("run", "-p", param)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gitcache: error: ")
+    assert expected in lines[0]
+    assert repo.refs() == {} and not (repo.root / "a.txt").exists()
 
 
 def test_missing_input_is_named_and_nothing_runs(make: Callable[..., Repo]) -> None:
