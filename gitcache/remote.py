@@ -8,7 +8,6 @@ rewrites and every protocol work exactly as they do for `git fetch` and `git pus
 from __future__ import annotations
 
 import contextlib
-import re
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -21,11 +20,11 @@ import blake3
 from gitcache.errors import RemoteError
 from gitcache.gitrepo import GitRepo
 from gitcache.record import is_oid
+from gitcache.stepnames import ref_component_problem
 
 GIT: Final = "git"
 ProgressSink = Callable[[bytes], None]  # chunks of git's own progress display (stderr)
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 # Above this, explicit refspecs go to git in several invocations (ARG_MAX is ~2 MB).
 _ARGS_PER_CALL: Final = 2000
 
@@ -104,7 +103,7 @@ def _looks_like_location(name: str) -> bool:
 
 
 def _stage_name(name: str) -> str:
-    if _SAFE_NAME.match(name) and ".." not in name and not name.endswith((".lock", ".")):
+    if ref_component_problem(name) is None:
         return name
     return "url-" + blake3.blake3(name.encode()).hexdigest()[:16]
 

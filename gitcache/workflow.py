@@ -5,7 +5,9 @@ Every error names the file and the key path at fault (SPEC §2).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +19,10 @@ from gitcache import interpolate
 from gitcache.errors import ConfigError
 from gitcache.graph import StepGraph, is_glob
 from gitcache.params import DateTime, check_params, problem, toml_type
+from gitcache.stepnames import StepName
 
 WORKFLOW_FILE = "gitcache.toml"
-STEP_NAME = r"^[A-Za-z0-9._-]+$"
-
-StepName = Annotated[str, StringConstraints(pattern=STEP_NAME)]
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class _Model(BaseModel):
@@ -131,15 +132,24 @@ def _label(path: Path, root: Path) -> str:
 def _describe(exc: ValidationError) -> str:
     errors = exc.errors()
     first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    # A bad dict key (a step name) is located as steps.<name>.[key]: the name says it.
+    loc = ".".join(_key(p) for p in first["loc"] if p != "[key]") or "(top level)"
     if first["type"] == "extra_forbidden":
         text = f"{loc}: unknown key"
     elif first["type"] == "missing":
         text = f"{loc}: required key is missing"
+    elif first["type"] == "value_error":  # our own validators: the message names the value
+        text = f"{loc}: {first['ctx']['error']}"
     else:
         text = f"{loc}: {first['msg']} (got {first.get('input')!r})"
     more = len(errors) - 1
     return text + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
+def _key(part: str | int) -> str:
+    """A key path component as TOML writes it: quoted unless it is a bare key."""
+    text = str(part)
+    return text if _BARE_KEY.match(text) else json.dumps(text, ensure_ascii=False)
 
 
 def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: WorkflowFile) -> Step:
