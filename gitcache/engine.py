@@ -6,7 +6,9 @@ Signature modes follow SoS (SPEC §5).
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import socket
 import threading
 import time
@@ -299,12 +301,23 @@ class Engine:
         for declared in step.outputs:  # as make users expect: the command only writes files
             (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
         scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{step.name}"
-        with self._unlocked():
-            execution = execute(
-                shell_argv(step.spec.shell, command),
-                self.project.repo.root,
-                scratch,
-                lambda stream, data: self.reporter.output(step.name, stream, data),
+        try:
+            with self._unlocked():
+                execution = execute(
+                    shell_argv(step.spec.shell, command),
+                    self.project.repo.root,
+                    scratch,
+                    lambda stream, data: self.reporter.output(step.name, stream, data),
+                )
+        except OSError as exc:  # the shell could not be started: E2BIG for a huge command
+            shutil.rmtree(scratch, ignore_errors=True)
+            size = len(command.encode())
+            hint = "; pass large values through a file" if exc.errno == errno.E2BIG else ""
+            return StepResult(
+                step.name,
+                "failed",
+                evaluation.signature,
+                detail=f"cannot start its command ({size:,} bytes): {exc.strerror or exc}{hint}",
             )
         try:
             if self._interrupted.is_set():
