@@ -175,6 +175,11 @@ def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: Workf
                 hint="use {{ and }} for literal braces",
             )
         params.append(field)
+    # With the defaults, and any {inputs[N]} taken to exist (their number is known only
+    # once globs and directories are expanded: the run checks that before it starts).
+    why = interpolate.problem(spec.run, config.params, None, outputs)
+    if why is not None:
+        raise ConfigError(f"{where}.run: {why}")
     return Step(name, spec, inputs, outputs, tuple(sorted(set(params))))
 
 

@@ -70,6 +70,31 @@ GOOD_STEP = '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > {outputs}"\n'
             '[steps.a]\ninputs = ["*.txt"]\noutputs = ["a.txt"]\nrun = "x"\n',
             "gitcache.toml: steps form a cycle: a -> a",
         ),
+        (
+            '[steps.a]\noutputs = ["a.txt"]\nrun = "echo > {outputs[3]}"\n',
+            "gitcache.toml: steps.a.run: {outputs[3]}: no such output: the step has 1 output",
+        ),
+        (
+            '[params]\np = "abc"\n[steps.a]\nrun = "echo {p:d}"\n',
+            "gitcache.toml: steps.a.run: {p:d}: Unknown format code 'd' for object of type 'str'"
+            " (p is 'abc')",
+        ),
+        (
+            '[params]\np = 3\n[steps.a]\nrun = "echo {p[0]}"\n',
+            "gitcache.toml: steps.a.run: {p[0]}: 'int' object is not subscriptable (p is 3)",
+        ),
+        (
+            '[params]\np = 3\n[steps.a]\nrun = "echo {p.real.x}"\n',
+            "gitcache.toml: steps.a.run: {p.real.x}: 'int' object has no attribute 'x'",
+        ),
+        (
+            '[params]\np = [1, 2]\n[steps.a]\nrun = "echo {p[2]}"\n',
+            "gitcache.toml: steps.a.run: {p[2]}: list index out of range (p is [1, 2])",
+        ),
+        (
+            '[params]\nw = "x"\n[steps.a]\nrun = "echo {w:{w}}"\n',
+            "gitcache.toml: steps.a.run: {w:{w}}: Unknown format code 'x'",
+        ),
         ("[params]\nrate = nan\n" + GOOD_STEP, "gitcache.toml: params.rate: nan is not allowed"),
         ("[params]\nrate = inf\n" + GOOD_STEP, "gitcache.toml: params.rate: inf is not allowed"),
         ("[params]\nrate = -inf\n" + GOOD_STEP, "gitcache.toml: params.rate: -inf is not allowed"),

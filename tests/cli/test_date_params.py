@@ -49,12 +49,11 @@ def test_dates_run_and_are_recorded(make: Callable[..., Repo]) -> None:
 
 
 def test_a_date_and_the_same_text_have_different_signatures(make: Callable[..., Repo]) -> None:
-    string = DATES.replace('word = "2024-01-31"', 'word = "x"').replace(
-        'run = "echo {word} > {outputs}"', 'run = "echo {day} > {outputs}"'
-    )
-    a = make({"gitcache.toml": string}, name="date")
-    b = make({"gitcache.toml": string.replace("day = 2024-01-31", 'day = "2024-01-31"')})
-    assert a.run("run", "text").exit_code == 0 and b.run("run", "text").exit_code == 0
+    toml = '[params]\nday = 2024-01-31\n[steps.text]\noutputs = ["text.txt"]\n'
+    toml += 'run = "echo {day} > {outputs}"\n'
+    a = make({"gitcache.toml": toml}, name="date")
+    b = make({"gitcache.toml": toml.replace("day = 2024-01-31", 'day = "2024-01-31"')})
+    assert a.run("run").exit_code == 0 and b.run("run").exit_code == 0
     assert a.read("text.txt") == b.read("text.txt") == "2024-01-31\n"
     assert set(a.refs("refs/gitcache/sig/")) != set(b.refs("refs/gitcache/sig/"))
 

@@ -30,3 +30,42 @@ def test_a_command_too_long_to_start_fails_its_step(make: Callable[..., Repo]) -
     assert repo.read("small.txt") == "small\n"  # -k: the other step still ran
     assert not list((repo.root / ".git/gitcache/tmp").iterdir())
     assert [n for n in repo.refs("refs/gitcache/step/")] == ["refs/gitcache/step/small"]
+
+
+def test_input_indexes_are_checked_against_the_expansion_before_anything_runs(
+    make: Callable[..., Repo],
+) -> None:
+    toml = (
+        '[steps.first]\noutputs = ["first.txt"]\nrun = "echo 1 > {outputs}"\n'
+        '[steps.pick]\ninputs = ["data/*.csv"]\noutputs = ["pick.txt"]\n'
+        'run = "cat {inputs[0]} {inputs[2]} > {outputs}"\n'
+    )
+    repo = make({"gitcache.toml": toml, "data/a.csv": "a\n", "data/b.csv": "b\n"})
+    result = repo.run("run")
+    assert result.exit_code == 2
+    assert error_line(result.stderr) == (
+        "gitcache: error: gitcache.toml: steps.pick.run: {inputs[2]}: no such input: "
+        "the step has 2 inputs"
+    )
+    assert not (repo.root / "first.txt").exists() and repo.refs() == {}
+    repo.write("data/c.csv", "c\n")
+    assert repo.run("run").exit_code == 0
+    assert repo.read("pick.txt") == "a\nc\n"
+
+
+def test_overrides_are_checked_before_anything_runs(make: Callable[..., Repo]) -> None:
+    toml = (
+        "[params]\nsizes = [1, 2]\n"
+        '[steps.first]\noutputs = ["first.txt"]\nrun = "echo 1 > {outputs}"\n'
+        '[steps.second]\noutputs = ["second.txt"]\nrun = "echo {sizes[1]} > {outputs}"\n'
+    )
+    repo = make({"gitcache.toml": toml})
+    result = repo.run("run", "-p", "sizes=[7]")
+    assert result.exit_code == 2
+    assert error_line(result.stderr) == (
+        "gitcache: error: gitcache.toml: steps.second.run: {sizes[1]}: list index out of range"
+        " (sizes is [7])"
+    )
+    assert not (repo.root / "first.txt").exists()
+    assert repo.run("run", "-p", "sizes=[7, 8]").exit_code == 0
+    assert repo.read("second.txt") == "8\n"  # one item of the array, not a character
