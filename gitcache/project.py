@@ -30,6 +30,7 @@ class Project:
         warn: Callable[[str], None] | None = None,
     ) -> Project:
         repo = GitRepo.discover(start)
+        repo.on_wait = warn
         path = workflow_file if workflow_file is not None else repo.root / WORKFLOW_FILE
         workflow = load_workflow(path if path.is_absolute() else start / path, repo.root)
         cache = StatCache(repo.state_dir)

@@ -35,7 +35,9 @@ def progress_sink() -> ProgressSink | None:
 
 def _store(options: Options) -> RecordStore:
     """The record store alone: fetch and push work without a gitcache.toml."""
-    return RecordStore(GitRepo.discover(options.directory), warn)
+    repo = GitRepo.discover(options.directory)
+    repo.on_wait = warn
+    return RecordStore(repo, warn)
 
 
 def _split(options: Options, args: Sequence[str]) -> tuple[str | None, list[str]]:

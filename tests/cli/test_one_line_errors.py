@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+import pytest
+
+from gitcache import gitrepo
 from tests.helpers import Repo
 
 
@@ -69,3 +73,39 @@ def test_overrides_are_checked_before_anything_runs(make: Callable[..., Repo]) -
     assert not (repo.root / "first.txt").exists()
     assert repo.run("run", "-p", "sizes=[7, 8]").exit_code == 0
     assert repo.read("second.txt") == "8\n"  # one item of the array, not a character
+
+
+def test_a_stale_ref_lock_is_named_with_how_to_remove_it(
+    make: Callable[..., Repo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitrepo, "_LOCK_WAIT_SECONDS", 0.6)
+    monkeypatch.setattr(gitrepo, "_LOCK_NOTICE_SECONDS", 0.2)
+    repo = make({"gitcache.toml": '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > {outputs}"\n'})
+    lock = repo.root / ".git/refs/gitcache/step/a.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")  # left by a git process that was killed
+    result = repo.run("run")
+    assert result.exit_code == 2
+    assert f"gitcache: warning: waiting for lock {lock} (another git process?)" in result.stderr
+    assert error_line(result.stderr) == (
+        f"gitcache: error: could not update refs: {lock} exists: another git process is "
+        "updating that ref, or one was killed (waited 1 s) (if no git process is running, "
+        f"remove it: rm '{lock}')"
+    )
+    assert repo.refs() == {}  # objects first, refs last: no half record
+    lock.unlink()
+    assert repo.run("run").exit_code == 0
+
+
+def test_a_ref_in_the_way_fails_at_once_with_a_hint(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > {outputs}"\n'})
+    repo.git("update-ref", "refs/gitcache/step", "HEAD")  # as a plain `git fetch` could leave
+    started = time.monotonic()
+    result = repo.run("run")
+    assert time.monotonic() - started < 5  # not the 10 s wait for a lock
+    assert result.exit_code == 2
+    line = error_line(result.stderr)
+    assert line == (
+        "gitcache: error: cannot write ref refs/gitcache/step/a: the ref refs/gitcache/step "
+        "is in the way (remove it if it is not yours: git update-ref -d refs/gitcache/step)"
+    )
