@@ -109,3 +109,18 @@ def test_a_ref_in_the_way_fails_at_once_with_a_hint(make: Callable[..., Repo]) -
         "gitcache: error: cannot write ref refs/gitcache/step/a: the ref refs/gitcache/step "
         "is in the way (remove it if it is not yours: git update-ref -d refs/gitcache/step)"
     )
+
+
+def test_an_environment_value_that_is_not_utf8_is_named(
+    make: Callable[..., Repo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml = '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > {outputs}"\nenv = ["LC_X"]\n'
+    repo = make({"gitcache.toml": toml})
+    monkeypatch.setenv("LC_X", "\udcff")  # the byte 0xff, as os.environ keeps it
+    result = repo.run("run")
+    assert result.exit_code == 2
+    assert error_line(result.stderr) == (
+        "gitcache: error: step 'a': environment variable LC_X is not valid UTF-8, "
+        "so its value cannot enter the signature"
+    )
+    assert repo.refs() == {}
