@@ -19,6 +19,7 @@ from gitcache import interpolate
 from gitcache.errors import ConfigError
 from gitcache.graph import StepGraph, is_glob
 from gitcache.params import DateTime, check_params, problem, toml_type
+from gitcache.record import check_relative_path
 from gitcache.stepnames import StepName
 
 WORKFLOW_FILE = "gitcache.toml"
@@ -192,9 +193,14 @@ def _inside(root: Path, path: str, where: str) -> str:
     parts = Path(rel).parts
     if rel == "." or parts[0] == ".." or os.path.isabs(rel):
         raise ConfigError(f"{where}: {path!r} is outside the repository")
-    if parts[0] == ".git":
-        raise ConfigError(f"{where}: {path!r} is inside .git")
-    return Path(rel).as_posix()
+    posix = Path(rel).as_posix()
+    try:  # the rule record.json's paths follow: a step could not record this path
+        check_relative_path(posix)
+    except ValueError as exc:
+        if "inside .git" in str(exc):  # at any depth, in any case (.GIT, .git.)
+            raise ConfigError(f"{where}: {path!r} is inside .git") from None
+        raise ConfigError(f"{where}: {exc}") from None
+    return posix
 
 
 def parse_overrides(workflow: Workflow, assignments: list[str]) -> dict[str, Any]:

@@ -54,6 +54,18 @@ GOOD_STEP = '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > {outputs}"\n'
         ),
         ('[steps.a]\noutputs = ["o/*.txt"]\nrun = "x"\n', "steps.a.outputs: 'o/*.txt' is a glob"),
         (
+            '[steps.a]\noutputs = ["vendor/lib/.GIT/hooks/x"]\nrun = "x"\n',
+            "steps.a.outputs: 'vendor/lib/.GIT/hooks/x' is inside .git",
+        ),
+        (
+            '[steps.a]\ninputs = ["sub/.git./config"]\nrun = "x"\n',
+            "steps.a.inputs: 'sub/.git./config' is inside .git",
+        ),
+        (
+            '[steps.a]\noutputs = ["a\\\\b.txt"]\nrun = "x"\n',
+            "steps.a.outputs: unsafe path 'a\\\\b.txt'",
+        ),
+        (
             '[steps.a]\noutputs = ["x"]\nrun = "x"\n[steps.b]\noutputs = ["x"]\nrun = "y"\n',
             "gitcache.toml: steps 'a' and 'b' both declare output",
         ),
