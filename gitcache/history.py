@@ -73,7 +73,7 @@ def parse_param_filters(items: list[str], defaults: Mapping[str, Any]) -> dict[s
     for item in items:
         name, text = split_assignment(item, "--param")
         if name in defaults:
-            result[name] = convert_value(name, text, defaults[name])
+            result[name] = convert_value(name, text, defaults[name], "--param")
             continue
         try:
             result[name] = tomllib.loads(f"v = {text}")["v"]

@@ -226,8 +226,8 @@ def split_assignment(item: str, flag: str) -> tuple[str, str]:
     return name, text
 
 
-def convert_value(name: str, text: str, default: Any) -> Any:
-    """A command-line value converted to the type of the parameter's default."""
+def convert_value(name: str, text: str, default: Any, flag: str = "-p") -> Any:
+    """A command-line value (given with `flag`) converted to the type of the parameter's default."""
     if isinstance(default, str):
         return text
     try:
@@ -241,14 +241,14 @@ def convert_value(name: str, text: str, default: Any) -> Any:
         # The four TOML date/time types are distinct (a datetime is also a date in Python).
         if toml_type(value) != toml_type(default):
             raise ConfigError(
-                f"-p {name}={text}: expected {toml_type(default)} like the default "
+                f"{flag} {name}={text}: expected {toml_type(default)} like the default "
                 f"{default.isoformat() if isinstance(default, DateTime) else repr(default)}"
             )
     elif not isinstance(value, expected) or (isinstance(value, bool) != isinstance(default, bool)):
         raise ConfigError(
-            f"-p {name}={text}: expected {expected.__name__} like the default {default!r}"
+            f"{flag} {name}={text}: expected {expected.__name__} like the default {default!r}"
         )
     found = problem(value)
     if found is not None:
-        raise ConfigError(f"-p {name}={text}: {name}{found[0]}: {found[1]}")
+        raise ConfigError(f"{flag} {name}={text}: {name}{found[0]}: {found[1]}")
     return value

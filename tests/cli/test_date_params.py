@@ -83,3 +83,12 @@ def test_the_encoding_documented_in_format_md() -> None:
     for toml, encoded in rows:
         ((name, value),) = tomllib.loads(toml).items()
         assert canonical_json({name: encode(value)}).decode() == "{" + encoded + "}"
+
+
+def test_a_bad_log_filter_names_the_option_it_came_with(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": DATES})
+    result = repo.run("log", "--param", "day=soon")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "gitcache: error: --param day=soon: expected local date like the default 2024-01-31\n"
+    )
