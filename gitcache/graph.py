@@ -5,6 +5,8 @@ under one (or a directory above one)."""
 from __future__ import annotations
 
 import fnmatch
+import heapq
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
@@ -130,6 +132,52 @@ def _reached(
     return [(out, how) for out in matched if (how := reach(pattern, out)) != NO_MATCH]
 
 
+def _with_uncertain(
+    needs: Mapping[str, list[str]], wanted: Sequence[tuple[str, str]]
+) -> dict[str, tuple[str, ...]]:
+    """The needs plus the (step, producer) pairs that hold only if an output is a
+    directory: all of them when that makes no cycle (the usual case), else those that
+    agree with one run order: steps with fewer such pairs first, then as declared.
+    A match that depends on an output being a directory never makes a cycle."""
+    full = {name: list(found) for name, found in needs.items()}
+    for name, producer in wanted:
+        full[name].append(producer)
+    try:
+        StepGraph({n: tuple(f) for n, f in full.items()})._check_cycles("")
+        return {n: tuple(f) for n, f in full.items()}
+    except ConfigError:
+        pass
+    position = _run_order(needs, wanted)
+    kept = {name: list(found) for name, found in needs.items()}
+    for name, producer in wanted:
+        if position[producer] < position[name]:
+            kept[name].append(producer)
+    return {n: tuple(f) for n, f in kept.items()}
+
+
+def _run_order(needs: Mapping[str, list[str]], wanted: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """A position per step in one order that respects `needs` (Kahn's algorithm, taking
+    first the steps with the fewest uncertain needs, then in declaration order)."""
+    uncertain = Counter(name for name, _producer in wanted)
+    declared = {name: i for i, name in enumerate(needs)}
+    waiting = {name: len(found) for name, found in needs.items()}
+    users: dict[str, list[str]] = {}
+    for name, found in needs.items():
+        for dep in found:
+            users.setdefault(dep, []).append(name)
+    ready = [(uncertain[n], declared[n], n) for n, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    position: dict[str, int] = {}
+    while ready:
+        _count, _index, name = heapq.heappop(ready)
+        position[name] = len(position)
+        for user in users.get(name, []):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, (uncertain[user], declared[user], user))
+    return position
+
+
 def _raise_duplicate(label: str, name: str, out: str, owner: Mapping[str, str]) -> NoReturn:
     """Name the first earlier output that `out` overlaps (declaration order)."""
     for other_out, other in owner.items():
@@ -175,12 +223,9 @@ class StepGraph:
                         uncertain.append((name, owner[out]))
         graph = cls({name: tuple(found) for name, found in needs.items()})
         graph._check_cycles(label)
-        for name, producer in uncertain:
-            # Ordered after a possible producer, unless that needs this step already:
-            # a match that depends on an output being a directory never makes a cycle.
-            if producer not in needs[name] and name not in graph.order([producer]):
-                needs[name].append(producer)
-                graph = cls({name: tuple(found) for name, found in needs.items()})
+        wanted = [(n, p) for n, p in dict.fromkeys(uncertain) if p != n and p not in needs[n]]
+        if wanted:
+            graph = cls(_with_uncertain(needs, wanted))
         return graph
 
     def _check_cycles(self, label: str) -> None:

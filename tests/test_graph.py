@@ -103,3 +103,13 @@ def test_a_step_reading_its_own_output_is_a_cycle(inputs: tuple[str, ...]) -> No
     with pytest.raises(ConfigError) as caught:
         StepGraph.build("wf", {"a": (inputs, outputs)})
     assert caught.value.message == "wf: steps form a cycle: a -> a"
+
+
+def test_many_matches_that_would_form_cycles_keep_one_order() -> None:
+    # Each step could read every other's output if those were directories: no cycle,
+    # one run order (as declared), and building stays fast.
+    steps = {f"s{i}": (("*/x.txt",), (f"o{i}.txt",)) for i in range(100)}
+    graph = StepGraph.build("wf", steps)
+    assert graph.needs["s0"] == ()
+    assert graph.needs["s3"] == ("s0", "s1", "s2")
+    assert graph.order(["s99"]) == [f"s{i}" for i in range(100)]

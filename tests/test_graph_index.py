@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitcache.errors import ConfigError
-from gitcache.graph import IF_DIRECTORY, MATCH, StepGraph, _under, reach
+from gitcache.graph import IF_DIRECTORY, MATCH, StepGraph, _under, _with_uncertain, reach
 
 Steps = Mapping[str, tuple[Iterable[str], Iterable[str]]]
 
@@ -39,10 +39,9 @@ def reference_build(label: str, steps: Steps) -> dict[str, tuple[str, ...]]:
                     uncertain.append((name, producer))
     if any(_reaches(needs, step, step, set()) for step in needs):
         raise ConfigError("cycle")  # the build names it; the reference need not
-    for name, producer in uncertain:
-        if producer not in (name, *needs[name]) and not _reaches(needs, producer, name, set()):
-            needs[name].append(producer)
-    return {name: tuple(found) for name, found in needs.items()}
+    wanted = [(n, p) for n, p in dict.fromkeys(uncertain) if p != n and p not in needs[n]]
+    # What to do with matches that hold only for directories is not the index's business.
+    return _with_uncertain(needs, wanted) if wanted else {n: tuple(f) for n, f in needs.items()}
 
 
 def _reaches(needs: Mapping[str, list[str]], start: str, goal: str, seen: set[str]) -> bool:
