@@ -228,3 +228,21 @@ def test_a_pushed_name_that_shadows_a_local_namespace_is_refused(
         "refs/gitcache/step/more",
     }
     assert b.run("fetch").exit_code == 0
+
+
+def test_a_lookup_clears_a_staged_name_below_the_signature(
+    make: Callable[..., Repo], tmp_path: Path
+) -> None:
+    origin = bare(tmp_path / "origin.git")
+    a = make({"gitcache.toml": TOML, ".gitignore": IGNORE}, name="a")
+    a.git("remote", "add", "origin", str(origin))
+    a.git("push", "-q", "origin", "main")
+    assert a.run("run").exit_code == 0 and a.run("push").exit_code == 0
+    b = clone(str(origin), tmp_path / "b")
+    for name in a.refs("refs/gitcache/sig/"):
+        staged = name.replace("refs/gitcache/", "refs/gitcache/remotes/origin/")
+        b.git("update-ref", staged + "/below", b.head())  # as an older gitcache could stage
+    ran = b.run("run", "--remote", "origin")
+    assert ran.exit_code == 0, ran.stderr
+    assert "going on without the remote" not in ran.stderr
+    assert ran.stderr.count("restored from git [") == 2 and runs(b) == 0
