@@ -288,27 +288,34 @@ class GitRepo:
         compared, so the comparison and the write cannot be separated by another writer.
         """
         start = time.monotonic()
-        told = False
+        told = retried = False
         while True:
             try:
                 self._apply_refs(updates, message)
                 return
             except pygit2.GitError as exc:
+                # A ref in the way (libgit2 says "cannot lock ref" for that too) will not
+                # go away by waiting; looked for once, not on every retry.
+                blocked = None if retried else self._in_the_way(updates)
+                if blocked is not None:
+                    raise blocked from exc
+                if "lock" not in str(exc).lower():
+                    raise RepositoryError(f"could not update refs: {exc}") from exc
                 held = _LOCK_FILE.search(str(exc))
-                if held is None:  # not a lock another process holds: waiting will not help
-                    raise self._in_the_way(updates) or RepositoryError(
-                        f"could not update refs: {exc}"
-                    ) from exc
+                lock = held[1] if held else "a ref's .lock file"
                 waited = time.monotonic() - start
                 if waited > _LOCK_WAIT_SECONDS:
                     raise RepositoryError(
-                        f"could not update refs: {held[1]} exists: another git process is "
+                        f"could not update refs: {lock} exists: another git process is "
                         f"updating that ref, or one was killed (waited {waited:.0f} s)",
-                        hint=f"if no git process is running, remove it: rm '{held[1]}'",
+                        hint=f"if no git process is running, remove it: rm '{lock}'"
+                        if held
+                        else f"libgit2 said: {exc}",
                     ) from exc
                 if not told and waited > _LOCK_NOTICE_SECONDS and self.on_wait is not None:
-                    self.on_wait(f"waiting for lock {held[1]} (another git process?)")
+                    self.on_wait(f"waiting for lock {lock} (another git process?)")
                     told = True
+                retried = True
                 time.sleep(0.02)
 
     def _in_the_way(self, updates: Sequence[RefUpdate]) -> RepositoryError | None:
