@@ -1,3 +1,3 @@
 from gitcache.cli.main import main
 
-main()
+main(prog_name="gitcache")  # not "python -m gitcache": in messages and for completion

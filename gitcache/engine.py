@@ -6,7 +6,9 @@ Signature modes follow SoS (SPEC §5).
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import socket
 import threading
 import time
@@ -147,18 +149,25 @@ class Engine:
             self._lock.acquire()
 
     def _preflight(self, order: list[str]) -> None:
-        """Inputs that no step produces must exist before anything runs."""
+        """Before anything runs: inputs that no step produces exist, and every command
+        can be filled in with this run's parameters (and inputs, where they are known)."""
         workflow = self.project.workflow
         for name in order:
+            step = workflow.steps[name]
             produced = [o for u in workflow.graph.needs[name] for o in workflow.steps[u].outputs]
-            for pattern in workflow.steps[name].inputs:
-                if any(input_matches_output(pattern, o) for o in produced):
-                    continue
-                if not self.project.worktree.expand([pattern]).files:
+            made = [p for p in step.inputs if any(input_matches_output(p, o) for o in produced)]
+            for pattern in step.inputs:
+                if pattern not in made and not self.project.worktree.expand([pattern]).files:
                     raise ConfigError(
                         f"{workflow.path.name}: step {name!r}: input {pattern!r} does not exist "
                         "and no step produces it"
                     )
+            inputs = None  # {inputs[N]} unknown until the steps that make them have run
+            if not made and interpolate.uses_input_index(step.run):
+                inputs = self.project.worktree.expand(step.inputs).files
+            why = interpolate.problem(step.run, self.params, inputs, step.outputs)
+            if why is not None:
+                raise ConfigError(f"{workflow.path.name}: steps.{name}.run: {why}")
 
     # -- one step ------------------------------------------------------------------
 
@@ -283,8 +292,10 @@ class Engine:
         inputs = self.project.worktree.expand(step.inputs).files
         try:
             return interpolate.render(step.run, self.params, inputs, list(step.outputs))
-        except (KeyError, IndexError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"step {step.name!r}: cannot fill in its command: {exc!r}") from None
+        except interpolate.FIELD_ERRORS:
+            # Checked before the run, so only inputs that a step just made can get here.
+            why = interpolate.problem(step.run, self.params, inputs, step.outputs)
+            raise ConfigError(f"step {step.name!r}: cannot fill in its command: {why}") from None
 
     def _run_command(
         self, evaluation: Evaluation, command: str, record: bool, replace: bool = False
@@ -299,12 +310,23 @@ class Engine:
         for declared in step.outputs:  # as make users expect: the command only writes files
             (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
         scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{step.name}"
-        with self._unlocked():
-            execution = execute(
-                shell_argv(step.spec.shell, command),
-                self.project.repo.root,
-                scratch,
-                lambda stream, data: self.reporter.output(step.name, stream, data),
+        try:
+            with self._unlocked():
+                execution = execute(
+                    shell_argv(step.spec.shell, command),
+                    self.project.repo.root,
+                    scratch,
+                    lambda stream, data: self.reporter.output(step.name, stream, data),
+                )
+        except OSError as exc:  # the shell could not be started: E2BIG for a huge command
+            shutil.rmtree(scratch, ignore_errors=True)
+            size = len(command.encode())
+            hint = "; pass large values through a file" if exc.errno == errno.E2BIG else ""
+            return StepResult(
+                step.name,
+                "failed",
+                evaluation.signature,
+                detail=f"cannot start its command ({size:,} bytes): {exc.strerror or exc}{hint}",
             )
         try:
             if self._interrupted.is_set():

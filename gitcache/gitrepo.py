@@ -11,7 +11,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -27,7 +27,9 @@ MODE_TREE: Final = 0o040000
 
 # Sentinel for "whatever the ref holds now" in a RefUpdate.
 ANY: Final = "any"
-_LOCK_WAIT_SECONDS: Final = 10.0
+_LOCK_WAIT_SECONDS: Final = 10.0  # git's own core.filesRefLockTimeout is shorter (0.1 s)
+_LOCK_NOTICE_SECONDS: Final = 1.0  # then say what we are waiting for
+_LOCK_FILE = re.compile(r"failed to lock file '([^']+\.lock)'")
 
 
 class RefConflict(GitcacheError):
@@ -63,6 +65,8 @@ class GitRepo:
         if repo.is_bare or repo.workdir is None:
             raise RepositoryError(f"{repo.path} is a bare repository; gitcache needs a worktree")
         self._repo = repo
+        # Told once when a ref update has waited a while for another process's lock.
+        self.on_wait: Callable[[str], None] | None = None
         self.root = Path(repo.workdir).resolve()
         self.git_dir = Path(repo.path).resolve()
         common = self.git_dir / "commondir"
@@ -283,15 +287,55 @@ class GitRepo:
         Every ref is locked (git's own `.lock` files) before its current value is
         compared, so the comparison and the write cannot be separated by another writer.
         """
-        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        start = time.monotonic()
+        told = retried = False
         while True:
             try:
                 self._apply_refs(updates, message)
                 return
             except pygit2.GitError as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                # A ref in the way (libgit2 says "cannot lock ref" for that too) will not
+                # go away by waiting; looked for once, not on every retry.
+                blocked = None if retried else self._in_the_way(updates)
+                if blocked is not None:
+                    raise blocked from exc
+                if "lock" not in str(exc).lower():
                     raise RepositoryError(f"could not update refs: {exc}") from exc
+                held = _LOCK_FILE.search(str(exc))
+                lock = held[1] if held else "a ref's .lock file"
+                waited = time.monotonic() - start
+                if waited > _LOCK_WAIT_SECONDS:
+                    raise RepositoryError(
+                        f"could not update refs: {lock} exists: another git process is "
+                        f"updating that ref, or one was killed (waited {waited:.0f} s)",
+                        hint=f"if no git process is running, remove it: rm '{lock}'"
+                        if held
+                        else f"libgit2 said: {exc}",
+                    ) from exc
+                if not told and waited > _LOCK_NOTICE_SECONDS and self.on_wait is not None:
+                    self.on_wait(f"waiting for lock {lock} (another git process?)")
+                    told = True
+                retried = True
                 time.sleep(0.02)
+
+    def _in_the_way(self, updates: Sequence[RefUpdate]) -> RepositoryError | None:
+        """A ref that stands where an update needs a directory, or refs below an update."""
+        for update in updates:
+            parts = update.name.split("/")
+            for n in range(2, len(parts)):
+                above = "/".join(parts[:n])
+                if self.ref_target(above) is not None:
+                    return RepositoryError(
+                        f"cannot write ref {update.name}: the ref {above} is in the way",
+                        hint=f"remove it if it is not yours: git update-ref -d {above}",
+                    )
+            below = next(self.refs(update.name + "/"), None)
+            if update.new is not None and below is not None:
+                return RepositoryError(
+                    f"cannot write ref {update.name}: the ref {below[0]} is in the way",
+                    hint=f"remove it if it is not yours: git update-ref -d {below[0]}",
+                )
+        return None
 
     def _apply_refs(self, updates: Sequence[RefUpdate], message: str) -> None:
         with self._repo.transaction() as txn:

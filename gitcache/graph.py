@@ -1,25 +1,109 @@
 """The step graph: a step needs another when one of its inputs is, lies under, or
-contains one of the other's outputs (or a glob input matches one)."""
+contains one of the other's outputs, or is a glob that could match a path at or
+under one (or a directory above one)."""
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+import heapq
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
 from gitcache.errors import ConfigError
+
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(pattern: str) -> bool:
+    return not GLOB_CHARS.isdisjoint(pattern)
 
 
 def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent + "/")
 
 
+def _component_matches(pattern: str, name: str) -> bool:
+    """One path component against one pattern component, as `glob.glob` matches them."""
+    if not is_glob(pattern):
+        return pattern == name
+    # glob's wildcards never match a leading dot unless the pattern starts with one.
+    return not (name.startswith(".") and not pattern.startswith(".")) and (
+        fnmatch.fnmatchcase(name, pattern)
+    )
+
+
+NO_MATCH, IF_DIRECTORY, MATCH = 0, 1, 2  # how surely an input reaches an output
+
+
+def _reach(pattern: Sequence[str], path: Sequence[str], literal: bool = True) -> int:
+    """How surely a declared input (components) reads what the output `path` holds.
+
+    MATCH: the pattern matches the path or a directory above it, or some prefix of it
+    matches the whole path through a literal last component (`gen/*.txt` and `gen`:
+    the user named `gen` as a directory). IF_DIRECTORY: a wildcard matched the path's
+    last component and the pattern goes on below it (`*/result.txt` and `summary.txt`):
+    a match only if that output is a directory, which is known only once it exists.
+    `**` matches zero or more components; wildcards skip dot files, as in `glob.glob`.
+    """
+    if not path:
+        return MATCH if not pattern or literal else IF_DIRECTORY
+    if not pattern:
+        return MATCH
+    head = pattern[0]
+    if head == "**":
+        best = _reach(pattern[1:], path, literal)
+        if best != MATCH and not path[0].startswith("."):
+            best = max(best, _reach(pattern, path[1:], False))
+        return best
+    if not _component_matches(head, path[0]):
+        return NO_MATCH
+    return _reach(pattern[1:], path[1:], not is_glob(head))
+
+
+def _covers(pattern: Sequence[str], path: Sequence[str]) -> bool:
+    """All of `pattern` matches `path` or a directory above it: its expansion holds `path`."""
+    if not pattern:
+        return True
+    if not path:
+        return all(p == "**" for p in pattern)
+    head = pattern[0]
+    if head == "**":
+        if _covers(pattern[1:], path):
+            return True
+        return not path[0].startswith(".") and _covers(pattern, path[1:])
+    return _component_matches(head, path[0]) and _covers(pattern[1:], path[1:])
+
+
+def reach(pattern: str, output: str) -> int:
+    """MATCH, IF_DIRECTORY or NO_MATCH: can a declared input read what `output` holds."""
+    return _reach(pattern.split("/"), output.split("/"))
+
+
 def input_matches_output(pattern: str, output: str) -> bool:
-    if any(c in pattern for c in "*?["):
-        # fnmatch's `*` also crosses `/`, so a glob matches files under a matched directory.
-        return fnmatch.fnmatchcase(output, pattern) or fnmatch.fnmatchcase(output, pattern + "/*")
-    return _under(pattern, output) or _under(output, pattern)
+    """Whether a declared input (path, directory or glob) can read what `output` holds.
+
+    An output may be a directory whose files are known only after the step ran, so a
+    glob can read it when it could match a path at or under the output, or a
+    directory above it (component by component, as `glob.glob` expands it).
+    """
+    return reach(pattern, output) != NO_MATCH
+
+
+def input_covers(pattern: str, path: str) -> bool:
+    """Whether expanding the declared input gives the file `path` (when it exists)."""
+    return _covers(pattern.split("/"), path.split("/"))
+
+
+def literal_prefix(pattern: str) -> str:
+    """The components of a glob before its first wildcard (`gen` for `gen/*.txt`)."""
+    parts = []
+    for part in pattern.split("/"):
+        if is_glob(part):
+            break
+        parts.append(part)
+    return "/".join(parts)
 
 
 def _ancestors(path: str) -> list[str]:
@@ -29,6 +113,69 @@ def _ancestors(path: str) -> list[str]:
         path = path.rsplit("/", 1)[0]
         found.append(path)
     return found
+
+
+def _reached(
+    pattern: str, owner: Mapping[str, str], below: Mapping[str, list[str]], rank: Mapping[str, int]
+) -> list[tuple[str, int]]:
+    """The outputs an input can read, in declaration order, each with how surely."""
+    # Outputs are indexed by path and by every directory above them: a plain input, or
+    # a glob through its literal start, finds its outputs in O(depth) without a scan.
+    base = literal_prefix(pattern) if is_glob(pattern) else pattern
+    if base:
+        matched = [a for a in _ancestors(base) if a in owner]
+        matched = sorted(matched + below.get(base, []), key=rank.__getitem__)
+    else:
+        matched = list(owner)  # `*.txt`, `**/x`: any output
+    if base == pattern:
+        return [(out, MATCH) for out in matched]
+    return [(out, how) for out in matched if (how := reach(pattern, out)) != NO_MATCH]
+
+
+def _with_uncertain(
+    needs: Mapping[str, list[str]], wanted: Sequence[tuple[str, str]]
+) -> dict[str, tuple[str, ...]]:
+    """The needs plus the (step, producer) pairs that hold only if an output is a
+    directory: all of them when that makes no cycle (the usual case), else those that
+    agree with one run order: steps with fewer such pairs first, then as declared.
+    A match that depends on an output being a directory never makes a cycle."""
+    full = {name: list(found) for name, found in needs.items()}
+    for name, producer in wanted:
+        full[name].append(producer)
+    try:
+        StepGraph({n: tuple(f) for n, f in full.items()})._check_cycles("")
+        return {n: tuple(f) for n, f in full.items()}
+    except ConfigError:
+        pass
+    position = _run_order(needs, wanted)
+    kept = {name: list(found) for name, found in needs.items()}
+    for name, producer in wanted:
+        if position[producer] < position[name]:
+            kept[name].append(producer)
+    return {n: tuple(f) for n, f in kept.items()}
+
+
+def _run_order(needs: Mapping[str, list[str]], wanted: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """A position per step in one order that respects `needs` (Kahn's algorithm, taking
+    first the steps with the fewest uncertain needs, then in declaration order)."""
+    uncertain = Counter(name for name, _producer in wanted)
+    declared = {name: i for i, name in enumerate(needs)}
+    waiting = {name: len(found) for name, found in needs.items()}
+    users: dict[str, list[str]] = {}
+    for name, found in needs.items():
+        for dep in found:
+            users.setdefault(dep, []).append(name)
+    ready = [(uncertain[n], declared[n], n) for n, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    position: dict[str, int] = {}
+    while ready:
+        _count, _index, name = heapq.heappop(ready)
+        position[name] = len(position)
+        for user in users.get(name, []):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, (uncertain[user], declared[user], user))
+    return position
 
 
 def _raise_duplicate(label: str, name: str, out: str, owner: Mapping[str, str]) -> NoReturn:
@@ -50,8 +197,8 @@ class StepGraph:
     def build(
         cls, label: str, steps: Mapping[str, tuple[Iterable[str], Iterable[str]]]
     ) -> StepGraph:
-        # Outputs are indexed by path and by every directory above them, so a plain input
-        # finds its producers in O(depth) instead of scanning every output of every step:
+        # Outputs are indexed by path and by every directory above them, so an input finds
+        # its producers in O(depth) instead of scanning every output of every step:
         # building the graph stays linear in the number of steps (a no-op run pays for it).
         owner: dict[str, str] = {}
         below: dict[str, list[str]] = {}  # directory -> outputs under it, in declaration order
@@ -63,22 +210,22 @@ class StepGraph:
                 for parent in _ancestors(out)[1:]:
                     below.setdefault(parent, []).append(out)
         rank = {out: i for i, out in enumerate(owner)}
-        needs: dict[str, tuple[str, ...]] = {}
+        needs: dict[str, list[str]] = {}
+        uncertain: list[tuple[str, str]] = []  # (step, producer): only if an output is a dir
         for name, (inputs, _outputs) in steps.items():
-            found: list[str] = []
+            found = needs.setdefault(name, [])
             for pattern in inputs:
-                if any(c in pattern for c in "*?["):
-                    matched = [o for o in owner if input_matches_output(pattern, o)]
-                else:
-                    matched = [a for a in _ancestors(pattern) if a in owner]
-                    matched = sorted(matched + below.get(pattern, []), key=rank.__getitem__)
-                for out in matched:
-                    producer = owner[out]
-                    if producer != name and producer not in found:
-                        found.append(producer)
-            needs[name] = tuple(found)
-        graph = cls(needs)
+                for out, how in _reached(pattern, owner, below, rank):
+                    # A step reading its own output is a cycle (`a -> a`), found below.
+                    if how == MATCH and owner[out] not in found:
+                        found.append(owner[out])
+                    elif how == IF_DIRECTORY:
+                        uncertain.append((name, owner[out]))
+        graph = cls({name: tuple(found) for name, found in needs.items()})
         graph._check_cycles(label)
+        wanted = [(n, p) for n, p in dict.fromkeys(uncertain) if p != n and p not in needs[n]]
+        if wanted:
+            graph = cls(_with_uncertain(needs, wanted))
         return graph
 
     def _check_cycles(self, label: str) -> None:

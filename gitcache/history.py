@@ -9,6 +9,7 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
+from gitcache.params import encode
 from gitcache.recordindex import RecordSummary
 from gitcache.rewrites import answering_sources
 from gitcache.store import RecordStore
@@ -41,6 +42,7 @@ def param_matches(params: Mapping[str, Any], name: str, wanted: Any) -> bool:
     if name not in params:
         return False
     have = params[name]
+    wanted = encode(wanted)  # as records hold it: a TOML date is a tagged object
     if isinstance(wanted, str) and not isinstance(have, str):
         return str(have) == wanted
     return bool(have == wanted and isinstance(have, bool) == isinstance(wanted, bool))
@@ -71,7 +73,7 @@ def parse_param_filters(items: list[str], defaults: Mapping[str, Any]) -> dict[s
     for item in items:
         name, text = split_assignment(item, "--param")
         if name in defaults:
-            result[name] = convert_value(name, text, defaults[name])
+            result[name] = convert_value(name, text, defaults[name], "--param")
             continue
         try:
             result[name] = tomllib.loads(f"v = {text}")["v"]

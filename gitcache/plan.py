@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from gitcache.graph import input_matches_output
+from gitcache.graph import input_covers, input_matches_output
 from gitcache.project import Project
 from gitcache.record import Components
 from gitcache.signature import shell_components, signature_of
@@ -87,7 +87,7 @@ class Planner:
                 if state is not None:
                     inputs[path] = state.oid
             for path, state in self.overlay.items():
-                if path not in inputs and any(input_matches_output(p, path) for p in step.inputs):
+                if path not in inputs and any(input_covers(p, path) for p in step.inputs):
                     inputs[path] = state.oid
             for pattern in expansion.missing:
                 produced = any(
@@ -95,7 +95,7 @@ class Planner:
                     for u in upstream
                     for out in self.project.workflow.steps[u].outputs
                 )
-                if not produced or not any(input_matches_output(pattern, p) for p in inputs):
+                if not produced or not any(input_covers(pattern, p) for p in inputs):
                     missing.append(pattern)
         components = signature = record = None
         if not unknown and not missing:

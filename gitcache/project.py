@@ -38,6 +38,7 @@ class Project:
         also work in a repository whose steps are all Python functions.
         """
         repo = GitRepo.discover(start)
+        repo.on_wait = warn
         path = workflow_file if workflow_file is not None else repo.root / WORKFLOW_FILE
         if not require_workflow and workflow_file is None and not path.exists():
             workflow = Workflow(path, repo.root, WorkflowFile(), {}, {}, StepGraph.build("", {}))

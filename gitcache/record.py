@@ -21,11 +21,11 @@ from pydantic import (
 )
 
 from gitcache.errors import UnsafeRecord
+from gitcache.stepnames import StepName
 
 RECORD_FORMAT = 1
 OID_PATTERN = r"^[0-9a-f]{40}([0-9a-f]{24})?$"
 SIG_PATTERN = r"^[0-9a-f]{64}$"
-STEP_NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 _OID = re.compile(OID_PATTERN)
 
 
@@ -46,7 +46,6 @@ def check_relative_path(path: str) -> str:
 SafePath = Annotated[str, AfterValidator(check_relative_path)]
 Oid = Annotated[str, Field(pattern=OID_PATTERN)]
 Signature = Annotated[str, Field(pattern=SIG_PATTERN)]
-StepName = Annotated[str, Field(pattern=STEP_NAME_PATTERN)]
 
 JsonScalar = str | int | float | bool | None
 JsonValue = Any  # params may be nested TOML arrays/tables; canonical JSON holds them

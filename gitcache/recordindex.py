@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from gitcache.record import OID_PATTERN, SIG_PATTERN, STEP_NAME_PATTERN, Record
+from gitcache.record import OID_PATTERN, SIG_PATTERN, Record
+from gitcache.stepnames import ref_component_problem
 
 INDEX_FILE: Final = "record-index-v1.json"
-_STEP = re.compile(STEP_NAME_PATTERN)
 _SIG = re.compile(SIG_PATTERN)
 _OID = re.compile(OID_PATTERN)
 
@@ -87,7 +87,7 @@ class RecordSummary:
     def _plausible(self) -> bool:
         return (
             isinstance(self.step, str)
-            and bool(_STEP.match(self.step))
+            and ref_component_problem(self.step) is None
             and isinstance(self.signature, str)
             and bool(_SIG.match(self.signature))
             and (self.source_commit is None or bool(_OID.match(str(self.source_commit))))

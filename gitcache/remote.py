@@ -7,7 +7,7 @@ rewrites and every protocol work exactly as they do for `git fetch` and `git pus
 
 from __future__ import annotations
 
-import re
+import contextlib
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -19,11 +19,12 @@ import blake3
 
 from gitcache.errors import RemoteError
 from gitcache.gitrepo import GitRepo
+from gitcache.record import is_oid
+from gitcache.stepnames import ref_component_problem
 
 GIT: Final = "git"
 ProgressSink = Callable[[bytes], None]  # chunks of git's own progress display (stderr)
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 # Above this, explicit refspecs go to git in several invocations (ARG_MAX is ~2 MB).
 _ARGS_PER_CALL: Final = 2000
 
@@ -102,9 +103,24 @@ def _looks_like_location(name: str) -> bool:
 
 
 def _stage_name(name: str) -> str:
-    if _SAFE_NAME.match(name) and ".." not in name and not name.endswith((".lock", ".")):
+    if ref_component_problem(name) is None:
         return name
     return "url-" + blake3.blake3(name.encode()).hexdigest()[:16]
+
+
+def list_refs(repo: GitRepo, remote: Remote, prefix: str) -> list[tuple[str, str]]:
+    """(name, object id) of every ref the remote advertises under `prefix` (`git ls-remote`)."""
+    args = ["ls-remote", "--refs", "--", remote.name, prefix + "*"]
+    status, out, err = _run(repo.root, args, None)
+    if status != 0:
+        raise RemoteError(f"cannot fetch from {remote.name!r}: {_reason(err)}")
+    found = []
+    for line in out.decode("utf-8", "replace").splitlines():
+        oid, _tab, name = line.partition("\t")
+        # ls-remote's patterns also match the tail of a longer name: keep the prefix only.
+        if name.startswith(prefix) and is_oid(oid):
+            found.append((name, oid))
+    return found
 
 
 def fetch(
@@ -112,15 +128,15 @@ def fetch(
     remote: Remote,
     refspecs: Sequence[str],
     progress: ProgressSink | None,
-    prune: bool = False,
 ) -> None:
     """`git fetch` of exactly these refspecs: no tags, no FETCH_HEAD, no tracking refs."""
     # Exactly these refs: whatever the user's fetch config says about tags,
-    # FETCH_HEAD, remote-tracking branches or submodules.
+    # FETCH_HEAD, remote-tracking branches or submodules. The refspecs go on stdin:
+    # their number (negative refspecs included) is not bounded by the argument list.
     args = ["fetch", "--no-tags", "--no-write-fetch-head", "--refmap=", "--no-recurse-submodules"]
-    args += ["--prune"] if prune else []
     args += ["--progress"] if progress else ["--quiet"]
-    status, _out, err = _run(repo.root, [*args, "--", remote.name, *refspecs], progress)
+    spec = "".join(f"{line}\n" for line in refspecs).encode()
+    status, _out, err = _run(repo.root, [*args, "--stdin", "--", remote.name], progress, spec)
     if status != 0:
         raise RemoteError(f"cannot fetch from {remote.name!r}: {_reason(err)}")
 
@@ -163,13 +179,15 @@ def _reason(err: bytes) -> str:
     return lines[-1] if lines else "git failed without a message"
 
 
-def _run(root: Path, args: list[str], progress: ProgressSink | None) -> tuple[int, bytes, bytes]:
+def _run(
+    root: Path, args: list[str], progress: ProgressSink | None, stdin: bytes | None = None
+) -> tuple[int, bytes, bytes]:
     """Run git; its stderr goes to `progress` as it comes (and is kept for messages)."""
     try:
         proc = subprocess.Popen(
             [GIT, *args],
             cwd=root,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -180,6 +198,12 @@ def _run(root: Path, args: list[str], progress: ProgressSink | None) -> tuple[in
     pump = threading.Thread(target=_pump, args=(proc.stderr, err, progress), daemon=True)
     pump.start()
     try:
+        if stdin is not None and proc.stdin is not None:
+            # git fetch --stdin reads all of it before it starts: no deadlock with stdout.
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(stdin)
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
         out = proc.stdout.read()
         status = proc.wait()
     except BaseException:

@@ -37,6 +37,14 @@ class Rewrite:
     new: str
 
 
+def parse_rewritten_ref(name: str) -> Rewrite | None:
+    """The pair a ref name of the shape `rewritten_ref` gives (two full commit ids), else None."""
+    old, _, new = name.removeprefix(REWRITTEN_PREFIX).partition("/")
+    if not name.startswith(REWRITTEN_PREFIX) or not (is_oid(old) and is_oid(new)):
+        return None
+    return Rewrite(old, new)
+
+
 class RewriteMap:
     """Every stored old -> new pair, read from ref names alone."""
 
@@ -48,12 +56,8 @@ class RewriteMap:
 
     @classmethod
     def load(cls, repo: GitRepo) -> RewriteMap:
-        pairs = []
-        for name, _target in repo.refs(REWRITTEN_PREFIX):
-            old, _, new = name[len(REWRITTEN_PREFIX) :].partition("/")
-            if is_oid(old) and is_oid(new):  # anything else is not ours: ignore it
-                pairs.append(Rewrite(old, new))
-        return cls(pairs)
+        pairs = [parse_rewritten_ref(name) for name, _target in repo.refs(REWRITTEN_PREFIX)]
+        return cls(pair for pair in pairs if pair is not None)  # other names are not ours
 
     def successors(self, old: str) -> list[str]:
         """What `old` was rewritten into, directly."""

@@ -1,17 +1,20 @@
 """Sharing records through a git remote: fetch as a union, push, look-ups on a miss.
 
-Fetch never replaces or loses a local record. Refs are fetched into a staging
-namespace, `refs/gitcache/remotes/<remote>/` (like git's remote-tracking refs: what
-the remote held at the last fetch, pruned to match it), and then unioned into the
-local refs in one reference transaction with compare-and-swap:
+Fetch never replaces or loses a local record. The remote's refs are listed first,
+and only names of the shapes gitcache shares travel (`sig/<2>/<sig>`,
+`alt/<2>/<sig>/<commit>`, `rewritten/<old>/<new>`; anything else is reported as
+refused and never fetched, so a hostile name can neither become a local ref nor
+block one). They are fetched into a staging namespace, `refs/gitcache/remotes/<remote>/`
+(like git's remote-tracking refs: what the remote held at the last fetch), and then
+unioned into the local refs in one reference transaction with compare-and-swap:
 
 - `sig/<2>/<sig>` absent here: validated (record.json, tree, signature), then created
   with compare-and-swap (expected absent);
 - `sig/<2>/<sig>` here with another record: the local one stays; the remote's goes
   to `alt/<2>/<sig>/<commit>`, where `gitcache log` lists it;
 - `alt/...` refs (named by content) are created when absent;
-- any other ref under `refs/gitcache/` is created when absent, and a different
-  local value is kept (reported).
+- `rewritten/<old>/<new>` (a mapping commit whose parents are old and new) is created
+  when absent, and a different local value is kept (reported).
 
 `refs/gitcache/step/` (the record whose outputs are in this worktree) and the
 staging namespace are local and never travel. See docs/sharing.md.
@@ -19,7 +22,6 @@ staging namespace are local and never travel. See docs/sharing.md.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from gitcache import remote as transport
 from gitcache.errors import RemoteError, RepositoryError, UnsafeRecord
 from gitcache.gitrepo import GitRepo, RefConflict, RefUpdate
 from gitcache.remote import ProgressSink, Remote
+from gitcache.rewrites import REWRITTEN_PREFIX, Rewrite, parse_rewritten_ref
 from gitcache.store import (
     ALT_PREFIX,
     REF_ROOT,
@@ -39,16 +42,36 @@ from gitcache.store import (
     RecordStore,
     StoredRecord,
     alt_ref,
+    parse_alt_ref,
+    parse_sig_ref,
     sig_ref,
 )
 from gitcache.trust import check_signature
 
 STAGE_PREFIX: Final = REF_ROOT + "remotes/"
 LOCAL_ONLY: Final = (STEP_PREFIX, STAGE_PREFIX)
-EXCLUDE: Final = tuple(f"^{prefix}*" for prefix in LOCAL_ONLY)  # negative refspecs
-_SIG_REL = re.compile(r"^sig/([0-9a-f]{2})/([0-9a-f]{64})$")
-_ALT_REL = re.compile(r"^alt/([0-9a-f]{2})/([0-9a-f]{64})/([0-9a-f]{40}(?:[0-9a-f]{24})?)$")
+# The namespaces that travel, and the one shape of name each may hold.
+SHARED: Final = {
+    SIG_PREFIX: "refs/gitcache/sig/<2 hex>/<64 hex signature starting with them>",
+    ALT_PREFIX: "refs/gitcache/alt/<2 hex>/<signature>/<record commit>",
+    REWRITTEN_PREFIX: "refs/gitcache/rewritten/<old commit>/<new commit>",
+}
 _MERGE_ATTEMPTS: Final = 5
+
+
+def shape_problem(name: str) -> str | None:
+    """Why a ref under refs/gitcache/ is not one gitcache shares (None: it is).
+
+    Only fixed-depth names of three namespaces are shared, so no shared name is a
+    prefix directory of another: fetching them can never meet a directory/file
+    conflict, and none can shadow a local ref (`refs/gitcache/step`, `.../remotes`).
+    """
+    if parse_sig_ref(name) or parse_alt_ref(name) or parse_rewritten_ref(name):
+        return None
+    for prefix, shape in SHARED.items():
+        if name.startswith(prefix):
+            return f"not a valid gitcache ref name (expected {shape})"
+    return "not a valid gitcache ref name (only sig/, alt/ and rewritten/ refs are shared)"
 
 
 @dataclass
@@ -56,8 +79,8 @@ class FetchReport:
     remote: str
     added: list[str] = field(default_factory=list)  # signatures whose record is new here
     alternates: list[str] = field(default_factory=list)  # remote's other record kept as alt
-    others: list[str] = field(default_factory=list)  # other refs created here
-    kept_local: list[str] = field(default_factory=list)  # other refs that differ: ours stays
+    others: list[str] = field(default_factory=list)  # rewrite mappings created here
+    kept_local: list[str] = field(default_factory=list)  # mappings that differ: ours stays
     refused: list[tuple[str, str]] = field(default_factory=list)  # (remote ref, why)
     unchanged: int = 0
 
@@ -75,15 +98,38 @@ class PushReport:
 
 
 def fetch(store: RecordStore, remote: Remote, progress: ProgressSink | None = None) -> FetchReport:
-    """Bring every shareable ref of the remote, as a union with the local ones."""
+    """Bring every shareable ref of the remote, as a union with the local ones.
+
+    Names of another shape are reported as refused, never fetched.
+    """
     repo = store.repo
     stage = _stage(remote)
+    wanted: dict[str, str] = {}  # shared name -> object id, as the remote lists them
+    refused: list[tuple[str, str]] = []
+    for name, oid in transport.list_refs(repo, remote, REF_ROOT):
+        why = shape_problem(name)
+        if why is None:
+            wanted[name] = oid
+        elif not name.startswith(LOCAL_ONLY):  # another clone's step/ refs: not for us
+            refused.append((name, why))
     with _stage_lock(repo, remote):
-        refspecs = [f"+{REF_ROOT}*:{stage}*", *EXCLUDE]
-        transport.fetch(repo, remote, refspecs, progress, prune=True)
+        staged = dict(repo.refs(stage))
+        # The staging namespace holds only shared names the remote still lists: anything
+        # else (gone from the remote, or left by an older gitcache) goes before the fetch,
+        # so nothing staged can block what the fetch writes.
+        stale = [n for n in staged if REF_ROOT + n.removeprefix(stage) not in wanted]
+        if stale:
+            repo.update_refs([RefUpdate(n, None) for n in stale], "gitcache: prune")
+        if any(staged.get(stage + n.removeprefix(REF_ROOT)) != oid for n, oid in wanted.items()):
+            refspecs = [f"+{prefix}*:{stage}{prefix.removeprefix(REF_ROOT)}*" for prefix in SHARED]
+            # A refused name inside a shared namespace (`sig/ab`) would match a pattern.
+            refspecs += [f"^{name}" for name, _why in refused if name.startswith(tuple(SHARED))]
+            transport.fetch(repo, remote, refspecs, progress)
         # Every staged ref is planned, not only those this fetch changed: a fetch
         # interrupted before its merge is completed by the next one.
-        return _merge(store, remote, list(repo.refs(stage)))
+        report = _merge(store, remote, list(repo.refs(stage)))
+    report.refused[:0] = refused
+    return report
 
 
 def fetch_signature(store: RecordStore, remote: Remote, signature: str) -> FetchReport:
@@ -91,17 +137,34 @@ def fetch_signature(store: RecordStore, remote: Remote, signature: str) -> Fetch
 
     A glob refspec is used because a missing exact ref is an error for git, while a
     pattern that matches nothing is not; with protocol v2 the server advertises only
-    refs under the pattern's prefix.
+    refs under the pattern's prefix. Names below the signature's (`<sig>/x`, which
+    would block staging `<sig>`) are excluded; longer ones (`<sig>x`) are staged but
+    never used, and the next `fetch` drops them.
     """
     repo = store.repo
     rel = sig_ref(signature).removeprefix(REF_ROOT)
     staged = _stage(remote) + rel
+    refspecs = [f"+{REF_ROOT}{rel}*:{staged}*", f"^{REF_ROOT}{rel}/*"]
     with _stage_lock(repo, remote):
         if repo.ref_target(staged) is not None:  # stale: after the fetch it means "remote has it"
             repo.update_refs([RefUpdate(staged, None)], "gitcache: look-up")
-        transport.fetch(repo, remote, [f"+{REF_ROOT}{rel}*:{staged}*"], None)
+        try:
+            transport.fetch(repo, remote, refspecs, None)
+        except RemoteError:
+            # Perhaps a name left below ours by an older gitcache blocks it: clear, retry.
+            if not _clear_staged(repo, staged):
+                raise
+            transport.fetch(repo, remote, refspecs, None)
         target = repo.ref_target(staged)
         return _merge(store, remote, [] if target is None else [(staged, target)])
+
+
+def _clear_staged(repo: GitRepo, prefix: str) -> bool:
+    """Delete staged refs whose names start with `prefix`; whether there were any."""
+    found = [name for name, _target in repo.refs(prefix)]
+    if found:
+        repo.update_refs([RefUpdate(name, None) for name in found], "gitcache: look-up")
+    return bool(found)
 
 
 def _stage(remote: Remote) -> str:
@@ -151,10 +214,11 @@ def _plan_ref(
         planned[name] = target
         into.append(signature or name)
 
-    sig = _SIG_REL.match(rel)
-    alt = _ALT_REL.match(rel)
-    if sig is not None and sig[2].startswith(sig[1]):
-        signature = sig[2]
+    name = REF_ROOT + rel
+    signature = parse_sig_ref(name)
+    alt = parse_alt_ref(name)
+    rewrite = parse_rewritten_ref(name)
+    if signature is not None:
         mine = local(sig_ref(signature))
         if mine is None:
             create(sig_ref(signature), signature, report.added)
@@ -162,22 +226,38 @@ def _plan_ref(
             report.unchanged += 1
         else:
             create(alt_ref(signature, target), signature, report.alternates)
-    elif alt is not None and alt[2].startswith(alt[1]):
-        signature, commit = alt[2], alt[3]
+    elif alt is not None:
+        signature, commit = alt
         if commit != target:
-            report.refused.append((REF_ROOT + rel, f"points at {target[:12]}, not {commit[:12]}"))
+            report.refused.append((name, f"points at {target[:12]}, not {commit[:12]}"))
         elif target in (local(sig_ref(signature)), local(alt_ref(signature, commit))):
             report.unchanged += 1
         else:
             create(alt_ref(signature, commit), signature, report.alternates)
-    elif rel.startswith(("sig/", "alt/")) or (REF_ROOT + rel).startswith(LOCAL_ONLY):
-        report.refused.append((REF_ROOT + rel, "not a valid gitcache ref name"))
-    elif (mine := local(REF_ROOT + rel)) == target:
+    elif rewrite is None:
+        report.refused.append((name, shape_problem(name) or "not a valid gitcache ref name"))
+    elif not _is_mapping(store.repo, target, rewrite):
+        report.refused.append(
+            (
+                name,
+                f"{target[:12]} is not a mapping commit of {rewrite.old[:12]} -> "
+                f"{rewrite.new[:12]} (parents old, new)",
+            )
+        )
+    elif (mine := local(name)) == target:
         report.unchanged += 1
     elif mine is not None:
-        report.kept_local.append(REF_ROOT + rel)
+        report.kept_local.append(name)
     else:
-        create(REF_ROOT + rel, None, report.others)
+        create(name, None, report.others)
+
+
+def _is_mapping(repo: GitRepo, commit: str, rewrite: Rewrite) -> bool:
+    """The commit a rewritten/<old>/<new> ref names has exactly old and new as parents."""
+    try:
+        return repo.commit_parents(commit) == [rewrite.old, rewrite.new]
+    except RepositoryError:
+        return False
 
 
 def _admit(store: RecordStore, rel: str, commit: str, signature: str, report: FetchReport) -> bool:
@@ -201,6 +281,8 @@ def refs_of_steps(store: RecordStore, steps: Sequence[str]) -> list[str]:
     names = []
     for prefix in (SIG_PREFIX, ALT_PREFIX):
         for name, commit in store.repo.refs(prefix):
+            if shape_problem(name) is not None:
+                continue  # not shared (e.g. brought in by a plain `git fetch`)
             try:
                 step = store.load(commit).record.step
             except (UnsafeRecord, RepositoryError):
@@ -223,9 +305,17 @@ def push(
     """
     repo = store.repo
     if refs is None:
-        shareable = any(not name.startswith(LOCAL_ONLY) for name, _ in repo.refs(REF_ROOT))
-        # git fails on a pattern that matches no local ref: nothing to push is not an error.
-        refspecs = [f"{REF_ROOT}*:{REF_ROOT}*", *EXCLUDE] if shareable else []
+        shared = {prefix: False for prefix in SHARED}
+        refspecs = []
+        for name, _target in repo.refs(REF_ROOT):
+            prefix = next((p for p in SHARED if name.startswith(p)), None)
+            if prefix is not None and shape_problem(name) is None:
+                shared[prefix] = True
+            elif prefix is not None:  # e.g. from a plain `git fetch`: never spread it
+                refspecs.append(f"^{name}")
+        # One pattern per namespace that has something to send (none: nothing to push).
+        patterns = [f"{prefix}*:{prefix}*" for prefix, found in shared.items() if found]
+        refspecs = [*patterns, *refspecs] if patterns else []
     else:
         refspecs = [f"{name}:{name}" for name in refs]
     report = PushReport(remote.name)
@@ -233,11 +323,11 @@ def push(
         return report
     alternates = []
     for line in transport.push(repo, remote, refspecs, progress):
-        match = _SIG_REL.match(line.dst.removeprefix(REF_ROOT))
+        signature = parse_sig_ref(line.dst)
         commit = repo.ref_target(line.dst)
-        if line.diverged and match is not None and commit is not None:
-            report.diverged.append(match[2])
-            alternates.append(f"{commit}:{alt_ref(match[2], commit)}")
+        if line.diverged and signature is not None and commit is not None:
+            report.diverged.append(signature)
+            alternates.append(f"{commit}:{alt_ref(signature, commit)}")
         else:
             _note(report, line)
     if alternates:

@@ -11,6 +11,8 @@ from typing import Any, Final
 import blake3
 
 from gitcache.canonical import canonical_json
+from gitcache.errors import ConfigError
+from gitcache.params import encode
 from gitcache.record import Components
 from gitcache.shellcode import normalize_command
 from gitcache.workflow import Step
@@ -22,16 +24,32 @@ def shell_components(
     step: Step, params: Mapping[str, Any], inputs: Mapping[str, str], environ: Mapping[str, str]
 ) -> Components:
     """Components of a shell step: only the parameters its command references count."""
+    for name in step.spec.env:
+        value = environ.get(name)
+        if value is not None and not value.isascii() and not _is_utf8(value):
+            raise ConfigError(
+                f"step {step.name!r}: environment variable {name} is not valid UTF-8, "
+                "so its value cannot enter the signature"
+            )
     return Components(
         format=SIGNATURE_FORMAT,
         kind="shell",
         code=normalize_command(step.run),
         shell=step.spec.shell,
-        params={name: params[name] for name in step.params_used},
+        params={name: encode(params[name]) for name in step.params_used},
         inputs=dict(sorted(inputs.items())),
         outputs=list(step.outputs),
         env={name: environ.get(name) for name in sorted(step.spec.env)},
     )
+
+
+def _is_utf8(text: str) -> bool:
+    """False for bytes that were not UTF-8 (os.environ keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def signature_of(components: Components) -> str:

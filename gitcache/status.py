@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gitcache.canonical import canonical_json
+from gitcache.params import decoded_text
 from gitcache.plan import Planner
 from gitcache.project import Project
 from gitcache.record import Components
@@ -38,7 +39,7 @@ def short(oid: str | None) -> str:
 
 
 def _value(value: Any) -> str:
-    return canonical_json(value).decode()
+    return decoded_text(value) or canonical_json(value).decode()
 
 
 def describe_changes(old: Components, new: Components) -> list[str]:

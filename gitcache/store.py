@@ -8,6 +8,7 @@ are written first and the refs last, in one reference transaction.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,10 @@ ALT_PREFIX: Final = REF_ROOT + "alt/"
 RECORD_FILE: Final = "record.json"
 OUTPUTS_DIR: Final = "outputs/"
 LOG_STREAMS: Final = ("stdout", "stderr")
+_SIG_NAME = re.compile(r"^refs/gitcache/sig/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
+_ALT_NAME = re.compile(
+    r"^refs/gitcache/alt/([0-9a-f]{2})/(\1[0-9a-f]{62})/([0-9a-f]{40}(?:[0-9a-f]{24})?)$"
+)
 
 
 def sig_ref(signature: str) -> str:
@@ -39,6 +44,18 @@ def step_ref(step: str) -> str:
 
 def alt_ref(signature: str, commit: str) -> str:
     return f"{ALT_PREFIX}{signature[:2]}/{signature}/{commit}"
+
+
+def parse_sig_ref(name: str) -> str | None:
+    """The signature a ref name of the shape `sig_ref` gives, else None."""
+    match = _SIG_NAME.match(name)
+    return None if match is None else match[2]
+
+
+def parse_alt_ref(name: str) -> tuple[str, str] | None:
+    """(signature, commit) of a ref name of the shape `alt_ref` gives, else None."""
+    match = _ALT_NAME.match(name)
+    return None if match is None else (match[2], match[3])
 
 
 @dataclass(frozen=True)
@@ -136,7 +153,7 @@ class RecordStore:
                 if summary is None:
                     continue
                 index.add(summary)
-            if name.endswith("/" + summary.signature):
+            if parse_sig_ref(name) == summary.signature:
                 found.append(summary)
             else:
                 self._warn(f"ignoring record {commit[:12]}: it does not match its ref {name}")
@@ -147,9 +164,10 @@ class RecordStore:
         """Summaries of the records kept under alt refs, marked as alternates."""
         index = self._index_of()
         found: list[RecordSummary] = []
-        for _name, commit in self.repo.refs(ALT_PREFIX):
+        for name, commit in self.repo.refs(ALT_PREFIX):
             summary = index.get(commit) or self._summarize(commit)
-            if summary is not None:
+            # Only a well-formed name: alt/<2>/<the record's signature>/<the record commit>.
+            if summary is not None and parse_alt_ref(name) == (summary.signature, commit):
                 index.add(summary)
                 found.append(replace(summary, alternate=True))
         return found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from gitcache.errors import ConfigError
 
@@ -47,8 +47,16 @@ def parse_when(text: str, option: str, now: datetime | None = None) -> datetime:
                 f"{option} {text!r}: expected a date (2026-01-31, 2026-01-31T12:00) "
                 "or an age (30d, 12h, '2 weeks ago')"
             ) from None
-        return datetime.fromtimestamp(now.timestamp() - seconds, UTC)
+        return before(now, seconds)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def before(now: datetime, seconds: float) -> datetime:
+    """The moment an age before `now`; an age beyond the calendar gives its first moment."""
+    try:
+        return now - timedelta(seconds=seconds)
+    except OverflowError:  # `99999999999d`: earlier than year 1, the same for any record
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def record_time(started_at: str) -> datetime | None:

@@ -5,7 +5,9 @@ Every error names the file and the key path at fault (SPEC §2).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from gitcache import interpolate
 from gitcache.errors import ConfigError
-from gitcache.graph import StepGraph
+from gitcache.graph import StepGraph, is_glob
+from gitcache.params import DateTime, check_params, problem, toml_type
+from gitcache.record import check_relative_path
+from gitcache.stepnames import StepName
 
 WORKFLOW_FILE = "gitcache.toml"
-STEP_NAME = r"^[A-Za-z0-9._-]+$"
-GLOB_CHARS = frozenset("*?[")
-
-StepName = Annotated[str, StringConstraints(pattern=STEP_NAME)]
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class _Model(BaseModel):
@@ -113,6 +115,7 @@ def load_workflow(path: Path, root: Path) -> Workflow:
         config = WorkflowFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{label}: {_describe(exc)}") from None
+    check_params(config.params, label)
     steps = {
         name: _check_step(label, root, name, spec, config) for name, spec in config.steps.items()
     }
@@ -130,15 +133,24 @@ def _label(path: Path, root: Path) -> str:
 def _describe(exc: ValidationError) -> str:
     errors = exc.errors()
     first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    # A bad dict key (a step name) is located as steps.<name>.[key]: the name says it.
+    loc = ".".join(_key(p) for p in first["loc"] if p != "[key]") or "(top level)"
     if first["type"] == "extra_forbidden":
         text = f"{loc}: unknown key"
     elif first["type"] == "missing":
         text = f"{loc}: required key is missing"
+    elif first["type"] == "value_error":  # our own validators: the message names the value
+        text = f"{loc}: {first['ctx']['error']}"
     else:
         text = f"{loc}: {first['msg']} (got {first.get('input')!r})"
     more = len(errors) - 1
     return text + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
+def _key(part: str | int) -> str:
+    """A key path component as TOML writes it: quoted unless it is a bare key."""
+    text = str(part)
+    return text if _BARE_KEY.match(text) else json.dumps(text, ensure_ascii=False)
 
 
 def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: WorkflowFile) -> Step:
@@ -146,7 +158,7 @@ def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: Workf
     inputs = tuple(_inside(root, p, f"{where}.inputs") for p in spec.inputs)
     outputs = tuple(_inside(root, p, f"{where}.outputs") for p in spec.outputs)
     for out in outputs:
-        if GLOB_CHARS & set(out):
+        if is_glob(out):
             raise ConfigError(f"{where}.outputs: {out!r} is a glob; outputs must be paths")
     try:
         used = interpolate.fields(spec.run)
@@ -164,6 +176,11 @@ def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: Workf
                 hint="use {{ and }} for literal braces",
             )
         params.append(field)
+    # With the defaults, and any {inputs[N]} taken to exist (their number is known only
+    # once globs and directories are expanded: the run checks that before it starts).
+    why = interpolate.problem(spec.run, config.params, None, outputs)
+    if why is not None:
+        raise ConfigError(f"{where}.run: {why}")
     return Step(name, spec, inputs, outputs, tuple(sorted(set(params))))
 
 
@@ -176,9 +193,14 @@ def _inside(root: Path, path: str, where: str) -> str:
     parts = Path(rel).parts
     if rel == "." or parts[0] == ".." or os.path.isabs(rel):
         raise ConfigError(f"{where}: {path!r} is outside the repository")
-    if parts[0] == ".git":
-        raise ConfigError(f"{where}: {path!r} is inside .git")
-    return Path(rel).as_posix()
+    posix = Path(rel).as_posix()
+    try:  # the rule record.json's paths follow: a step could not record this path
+        check_relative_path(posix)
+    except ValueError as exc:
+        if "inside .git" in str(exc):  # at any depth, in any case (.GIT, .git.)
+            raise ConfigError(f"{where}: {path!r} is inside .git") from None
+        raise ConfigError(f"{where}: {exc}") from None
+    return posix
 
 
 def parse_overrides(workflow: Workflow, assignments: list[str]) -> dict[str, Any]:
@@ -204,8 +226,8 @@ def split_assignment(item: str, flag: str) -> tuple[str, str]:
     return name, text
 
 
-def convert_value(name: str, text: str, default: Any) -> Any:
-    """A command-line value converted to the type of the parameter's default."""
+def convert_value(name: str, text: str, default: Any, flag: str = "-p") -> Any:
+    """A command-line value (given with `flag`) converted to the type of the parameter's default."""
     if isinstance(default, str):
         return text
     try:
@@ -215,8 +237,18 @@ def convert_value(name: str, text: str, default: Any) -> Any:
     expected = type(default)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, expected) or (isinstance(value, bool) != isinstance(default, bool)):
+    if isinstance(default, DateTime) or isinstance(value, DateTime):
+        # The four TOML date/time types are distinct (a datetime is also a date in Python).
+        if toml_type(value) != toml_type(default):
+            raise ConfigError(
+                f"{flag} {name}={text}: expected {toml_type(default)} like the default "
+                f"{default.isoformat() if isinstance(default, DateTime) else repr(default)}"
+            )
+    elif not isinstance(value, expected) or (isinstance(value, bool) != isinstance(default, bool)):
         raise ConfigError(
-            f"-p {name}={text}: expected {expected.__name__} like the default {default!r}"
+            f"{flag} {name}={text}: expected {expected.__name__} like the default {default!r}"
         )
+    found = problem(value)
+    if found is not None:
+        raise ConfigError(f"{flag} {name}={text}: {name}{found[0]}: {found[1]}")
     return value

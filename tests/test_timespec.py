@@ -33,3 +33,8 @@ def test_when_dates_and_ages() -> None:
 def test_bad_ages(text: str) -> None:
     with pytest.raises(ConfigError, match="--older-than"):
         parse_age(text, "--older-than")
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "1000000000000d", "9" * 400 + " days ago"])
+def test_an_age_beyond_the_calendar_is_its_first_moment(text: str) -> None:
+    assert parse_when(text, "--since") == datetime.min.replace(tzinfo=UTC)

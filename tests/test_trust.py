@@ -95,6 +95,13 @@ def test_unsafe_paths_in_record_json_are_refused_on_fetch(
     assert_refused_and_ran(scene, forged, message)
 
 
+@pytest.mark.parametrize("step", ["fit..v2", "make.lock", "..", ".make", "make.", "-make"])
+def test_a_step_name_git_refuses_as_a_ref_is_refused_on_fetch(scene: Scene, step: str) -> None:
+    forged = scene.forge({"out/data.txt": (b"ok\n", MODE_FILE)}, record_changes={"step": step})
+    assert_refused_and_ran(scene, forged, f"step: Value error, invalid step name {step!r}")
+    assert set(scene.victim.refs("refs/gitcache/step/")) == {"refs/gitcache/step/make"}
+
+
 def test_blob_ids_that_do_not_match_the_tree_are_refused(scene: Scene) -> None:
     other = scene.attacker.git("hash-object", "-w", "--stdin", input="evil\n").strip()
     forged = scene.forge(

@@ -19,7 +19,23 @@ GOOD_STEP = '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > {outputs}"\n'
         ("[steps.a]\nrun = 3\n", "gitcache.toml: steps.a.run: Input should be a valid string"),
         ('[steps.a]\noutputs = "x"\nrun = "x"\n', "gitcache.toml: steps.a.outputs"),
         ("[steps.a]\noutputs = []\n", "gitcache.toml: steps.a.run: required key is missing"),
-        ('[steps."bad name"]\nrun = "x"\n', "gitcache.toml: steps.bad name"),
+        ('[steps."bad name"]\nrun = "x"\n', 'gitcache.toml: steps."bad name": invalid step name'),
+        (
+            '[steps."fit..v2"]\nrun = "x"\n',
+            "gitcache.toml: steps.\"fit..v2\": invalid step name 'fit..v2': it may not contain '..' "
+            "(it names the git ref refs/gitcache/step/fit..v2)",
+        ),
+        (
+            '[steps."a.lock"]\nrun = "x"\n',
+            "steps.\"a.lock\": invalid step name 'a.lock': it may not end with '.lock'",
+        ),
+        ('[steps.".."]\nrun = "x"\n', "steps.\"..\": invalid step name '..': it may not start"),
+        ('[steps."."]\nrun = "x"\n', "invalid step name '.': it may not start with '.' or '-'"),
+        ('[steps."fit."]\nrun = "x"\n', "invalid step name 'fit.': it may not end with '.'"),
+        ('[steps.".fit"]\nrun = "x"\n', "invalid step name '.fit': it may not start with"),
+        ('[steps.-fit]\nrun = "x"\n', "invalid step name '-fit': it may not start with"),
+        ('[steps."a@{b"]\nrun = "x"\n', "invalid step name 'a@{b': use only letters, digits"),
+        ('[steps.""]\nrun = "x"\n', "invalid step name '': use only letters, digits"),
         ('[steps.a]\nrun = "x"\nshell = "zsh"\n', "gitcache.toml: steps.a.shell"),
         ('[steps.a]\nrun = "echo {nope}"\n', "gitcache.toml: steps.a.run: {nope} is not defined"),
         ('[steps.a]\nrun = "echo {}"\n', "gitcache.toml: steps.a.run: bad format string"),
@@ -38,6 +54,18 @@ GOOD_STEP = '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > {outputs}"\n'
         ),
         ('[steps.a]\noutputs = ["o/*.txt"]\nrun = "x"\n', "steps.a.outputs: 'o/*.txt' is a glob"),
         (
+            '[steps.a]\noutputs = ["vendor/lib/.GIT/hooks/x"]\nrun = "x"\n',
+            "steps.a.outputs: 'vendor/lib/.GIT/hooks/x' is inside .git",
+        ),
+        (
+            '[steps.a]\ninputs = ["sub/.git./config"]\nrun = "x"\n',
+            "steps.a.inputs: 'sub/.git./config' is inside .git",
+        ),
+        (
+            '[steps.a]\noutputs = ["a\\\\b.txt"]\nrun = "x"\n',
+            "steps.a.outputs: unsafe path 'a\\\\b.txt'",
+        ),
+        (
             '[steps.a]\noutputs = ["x"]\nrun = "x"\n[steps.b]\noutputs = ["x"]\nrun = "y"\n',
             "gitcache.toml: steps 'a' and 'b' both declare output",
         ),
@@ -45,6 +73,54 @@ GOOD_STEP = '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > {outputs}"\n'
             '[steps.a]\ninputs = ["b.txt"]\noutputs = ["a.txt"]\nrun = "x"\n'
             '[steps.b]\ninputs = ["a.txt"]\noutputs = ["b.txt"]\nrun = "y"\n',
             "gitcache.toml: steps form a cycle: a -> b -> a",
+        ),
+        (
+            '[steps.a]\ninputs = ["out/x.txt"]\noutputs = ["out"]\nrun = "x"\n',
+            "gitcache.toml: steps form a cycle: a -> a",
+        ),
+        (
+            '[steps.a]\ninputs = ["*.txt"]\noutputs = ["a.txt"]\nrun = "x"\n',
+            "gitcache.toml: steps form a cycle: a -> a",
+        ),
+        (
+            '[steps.a]\noutputs = ["a.txt"]\nrun = "echo > {outputs[3]}"\n',
+            "gitcache.toml: steps.a.run: {outputs[3]}: no such output: the step has 1 output",
+        ),
+        (
+            '[params]\np = "abc"\n[steps.a]\nrun = "echo {p:d}"\n',
+            "gitcache.toml: steps.a.run: {p:d}: Unknown format code 'd' for object of type 'str'"
+            " (p is 'abc')",
+        ),
+        (
+            '[params]\np = 3\n[steps.a]\nrun = "echo {p[0]}"\n',
+            "gitcache.toml: steps.a.run: {p[0]}: 'int' object is not subscriptable (p is 3)",
+        ),
+        (
+            '[params]\np = 3\n[steps.a]\nrun = "echo {p.real.x}"\n',
+            "gitcache.toml: steps.a.run: {p.real.x}: 'int' object has no attribute 'x'",
+        ),
+        (
+            '[params]\np = [1, 2]\n[steps.a]\nrun = "echo {p[2]}"\n',
+            "gitcache.toml: steps.a.run: {p[2]}: list index out of range (p is [1, 2])",
+        ),
+        (
+            '[params]\nw = "x"\n[steps.a]\nrun = "echo {w:{w}}"\n',
+            "gitcache.toml: steps.a.run: {w:{w}}: Unknown format code 'x'",
+        ),
+        ("[params]\nrate = nan\n" + GOOD_STEP, "gitcache.toml: params.rate: nan is not allowed"),
+        ("[params]\nrate = inf\n" + GOOD_STEP, "gitcache.toml: params.rate: inf is not allowed"),
+        ("[params]\nrate = -inf\n" + GOOD_STEP, "gitcache.toml: params.rate: -inf is not allowed"),
+        (
+            "[params]\ngrid = [0.1, [1.0, -nan]]\n" + GOOD_STEP,
+            "gitcache.toml: params.grid[1][1]: nan is not allowed",
+        ),
+        (
+            "[params.opts]\nlr = +inf\n" + GOOD_STEP,
+            "gitcache.toml: params.opts.lr: inf is not allowed",
+        ),
+        (
+            '[params]\nt = { "$local-date" = "2024-01-01" }\n' + GOOD_STEP,
+            "gitcache.toml: params.t: a table whose only key is '$local-date' is reserved",
         ),
     ],
 )
@@ -108,6 +184,34 @@ def test_bad_param_override(make: Callable[..., Repo], param: str, expected: str
     result = repo.run("run", "-p", param)
     assert result.exit_code == 2
     assert expected in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("param", "expected"),
+    [
+        ("rate=nan", "-p rate=nan: rate: nan is not allowed (NaN and infinities"),
+        ("rate=inf", "-p rate=inf: rate: inf is not allowed"),
+        ("rate=-inf", "-p rate=-inf: rate: -inf is not allowed"),
+        ("grid=[1.0, nan]", "-p grid=[1.0, nan]: grid[1]: nan is not allowed"),
+        ("day=2024-01-31T10:00:00", "expected local date like the default 2024-01-01"),
+        ("day=10:00:00", "-p day=10:00:00: expected local date like the default 2024-01-01"),
+        ('day="2024-01-31"', "expected local date like the default 2024-01-01"),
+        ("at=2024-01-31T10:00:00", "expected offset date-time like the default 2024-01-01T"),
+        ("rate=2024-01-01", "-p rate=2024-01-01: expected float like the default 0.5"),
+    ],
+)
+def test_bad_float_and_date_overrides(make: Callable[..., Repo], param: str, expected: str) -> None:
+    toml = (
+        "[params]\nrate = 0.5\ngrid = [0.5]\nday = 2024-01-01\nat = 2024-01-01T00:00:00Z\n"
+        '[steps.a]\noutputs = ["a.txt"]\nrun = "echo {rate} {grid} {day} {at} > {outputs}"\n'
+    )
+    repo = make({"gitcache.toml": toml})
+    result = repo.run("run", "-p", param)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gitcache: error: ")
+    assert expected in lines[0]
+    assert repo.refs() == {} and not (repo.root / "a.txt").exists()
 
 
 def test_missing_input_is_named_and_nothing_runs(make: Callable[..., Repo]) -> None:

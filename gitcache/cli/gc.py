@@ -12,7 +12,7 @@ from gitcache.errors import ConfigError
 from gitcache.expiry import GcPolicy, plan_gc
 from gitcache.housekeeping import run_git_gc
 from gitcache.removal import remove_records
-from gitcache.timespec import parse_age
+from gitcache.timespec import before, parse_age
 
 
 @click.command()
@@ -50,8 +50,7 @@ def gc(
     project = options.project(require_workflow=False)
     cutoff = None
     if older_than is not None:
-        seconds = parse_age(older_than, "--older-than")
-        cutoff = datetime.fromtimestamp(datetime.now(UTC).timestamp() - seconds, UTC)
+        cutoff = before(datetime.now(UTC), parse_age(older_than, "--older-than"))
     try:
         plan = plan_gc(project, GcPolicy(cutoff, keep, everything))
     finally:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -83,10 +83,24 @@ class GitcacheGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMAND_MODULES)  # in the order a user meets them
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:  # the global options (`gitcache --bogus`) are parsed here
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            _click_error(exc, info_name or "gitcache")
+
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:  # a command's own options and arguments
+            _click_error(exc, ctx.command_path)
         except GitcacheError as exc:
             if debug:
                 traceback.print_exc()
@@ -95,13 +109,26 @@ class GitcacheGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("gitcache: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except (click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # a bug: say so plainly, traceback only on request
             if debug:
                 traceback.print_exc()
             error(f"internal error: {exc!r}", "run with --debug for the traceback")
             ctx.exit(EXIT_USAGE)
+
+
+def _click_error(exc: click.ClickException, command_path: str) -> NoReturn:
+    """click's own errors (an unknown option, a missing argument, a bad choice) in the
+    documented form: one line, `gitcache: error: ...`, the usage hint in parentheses."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        raise exc  # `gitcache` alone: the help text, as click shows it
+    text = " ".join(exc.format_message().split())
+    text = (text[:1].lower() + text[1:]).rstrip(".")
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        command_path = exc.ctx.command_path  # the subcommand's own, when it has one
+    error(text, f"see '{command_path} -h'")
+    raise click.exceptions.Exit(exc.exit_code)
 
 
 @click.group(cls=GitcacheGroup, context_settings={"help_option_names": ["-h", "--help"]})

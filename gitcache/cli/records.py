@@ -11,6 +11,7 @@ from gitcache.cli.main import Options, workflow_option
 from gitcache.cli.output import seconds, short, when
 from gitcache.gitrepo import GitRepo
 from gitcache.history import LogQuery, list_records, parse_param_filters
+from gitcache.params import decoded_text
 from gitcache.provenance import SNAPSHOT_DIR, checkout_commands
 from gitcache.recordindex import RecordSummary
 from gitcache.rewrites import RewriteMap
@@ -141,7 +142,7 @@ def show(options: Options, ident: str, as_json: bool, stream: str | None) -> Non
         lines.append(f"dirty      {', '.join(r.dirty_files)}")
     lines += _code_lines(project.repo, stored)
     lines.append("params")
-    lines += [f"  {k} = {json.dumps(v)}" for k, v in sorted(c.params.items())]
+    lines += [f"  {k} = {decoded_text(v) or json.dumps(v)}" for k, v in sorted(c.params.items())]
     lines.append("inputs")
     lines += [f"  {blob}  {path}" for path, blob in c.inputs.items()]
     lines.append("outputs")

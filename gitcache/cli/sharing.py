@@ -18,6 +18,8 @@ from gitcache.project import Project
 from gitcache.remote import ProgressSink, Remote, choose_remote
 from gitcache.store import RecordStore
 
+_LISTED = 10  # refused refs named one per line; a hostile remote may hold thousands
+
 
 def progress_sink() -> ProgressSink | None:
     """git's own progress display, passed through on a terminal only."""
@@ -33,7 +35,9 @@ def progress_sink() -> ProgressSink | None:
 
 def _store(options: Options) -> RecordStore:
     """The record store alone: fetch and push work without a gitcache.toml."""
-    return RecordStore(GitRepo.discover(options.directory), warn)
+    repo = GitRepo.discover(options.directory)
+    repo.on_wait = warn
+    return RecordStore(repo, warn)
 
 
 def _split(options: Options, args: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -99,8 +103,10 @@ def fetch(options: Options, name: str | None) -> None:
     remote = choose_remote(store.repo, name, cwd=options.directory)
     report = sharing.fetch(store, remote, progress_sink())
     store.flush_index()
-    for ref, why in report.refused:
+    for ref, why in report.refused[:_LISTED]:
         warn(f"refused {ref} from {remote.name}: {why}")
+    if len(report.refused) > _LISTED:
+        warn(f"refused {len(report.refused) - _LISTED} more refs from {remote.name}")
     for signature in report.alternates:
         click.echo(
             f"gitcache: {remote.name} has another record for signature {short(signature)}; "
@@ -111,7 +117,7 @@ def fetch(options: Options, name: str | None) -> None:
         click.echo(f"gitcache: {ref} differs on {remote.name}; kept the local one", err=True)
     click.echo(
         f"gitcache: fetched from {remote.name}: {len(report.added)} new records, "
-        f"{len(report.alternates)} alternates, {len(report.others)} other refs, "
+        f"{len(report.alternates)} alternates, {len(report.others)} rewrite mappings, "
         f"{report.unchanged} unchanged, {len(report.refused)} refused",
         err=True,
     )

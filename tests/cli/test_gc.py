@@ -85,3 +85,13 @@ def test_gc_bad_age(chain: Repo) -> None:
     result = chain.run("gc", "--older-than", "soon")
     assert result.exit_code == 2
     assert "gitcache: error: --older-than 'soon': expected an age" in result.stderr
+
+
+def test_an_age_beyond_the_calendar_drops_nothing_and_lists_everything(chain: Repo) -> None:
+    old = _old(chain, 2)
+    result = chain.run("gc", "--older-than", "1000000000000d")
+    assert result.exit_code == 0, result.stderr
+    assert "dropped 0 records" in result.stderr and "internal error" not in result.stderr
+    listed = chain.run("log", "--since", "99999999999d")
+    assert listed.exit_code == 0, listed.stderr
+    assert listed.stdout.count("make") == len(old)

@@ -199,27 +199,37 @@ def test_divergent_records_are_both_kept_on_every_side(
     assert b.run("run").exit_code == 0 and runs(b) == 1  # its own outputs are up to date
 
 
-def test_other_namespaces_travel_as_a_union(
+def mapping(repo: Repo, old: str, new: str, message: str = "gitcache: amend") -> str:
+    """A rewrite mapping commit (parents old, new), stored at rewritten/<old>/<new>."""
+    empty = repo.git("hash-object", "-t", "tree", "/dev/null").strip()
+    commit = repo.git("commit-tree", empty, "-p", old, "-p", new, "-m", message).strip()
+    repo.git("update-ref", f"refs/gitcache/rewritten/{old}/{new}", commit)
+    return commit
+
+
+def test_rewrite_mappings_travel_as_a_union(
     make: Callable[..., Repo], origin: Path, tmp_path: Path
 ) -> None:
     a = member(make, str(origin))
     a.run("run")
-    head = a.head()
-    a.git("update-ref", "refs/gitcache/rewritten/one", head)
-    a.git("update-ref", "refs/gitcache/rewritten/two", head)
+    first = a.head()
+    second = a.commit("second")
+    third = a.commit("third")
+    one = f"refs/gitcache/rewritten/{first}/{second}"
+    two = f"refs/gitcache/rewritten/{second}/{third}"
+    theirs = mapping(a, first, second)
+    mapping(a, second, third)
     a.run("push")
-    assert "refs/gitcache/rewritten/one" in remote_refs(origin)
+    assert {one, two} <= set(remote_refs(origin))
 
     b = clone(str(origin), tmp_path / "b")
-    b.commit("mine")
-    b.git("update-ref", "refs/gitcache/rewritten/one", b.head())
+    b.git("fetch", "-q", "origin", f"{first}", f"{second}")
+    mine = mapping(b, first, second, "mine")
+    assert mine != theirs
     fetched = b.run("fetch")
     assert fetched.exit_code == 0
-    assert "refs/gitcache/rewritten/one differs on origin; kept the local one" in fetched.stderr
-    assert b.refs("refs/gitcache/rewritten/") == {
-        "refs/gitcache/rewritten/one": b.head(),
-        "refs/gitcache/rewritten/two": head,
-    }
+    assert f"{one} differs on origin; kept the local one" in fetched.stderr
+    assert b.refs("refs/gitcache/rewritten/") == {one: mine, two: a.refs()[two]}
 
 
 def test_unreachable_remote_is_an_error_and_changes_nothing(
@@ -402,11 +412,14 @@ def test_a_ref_the_server_refuses_is_an_error_after_the_rest_went_through(
     hook.chmod(0o755)
     a = member(make, str(origin))
     a.run("run")
-    a.git("update-ref", "refs/gitcache/rewritten/x", a.head())
+    first = a.head()
+    second = a.commit("second")
+    mapping(a, first, second)
     pushed = a.run("push")
     assert pushed.exit_code == 2
-    assert "gitcache: error: 'origin' refused 1 ref(s), first refs/gitcache/rewritten/x" in (
-        pushed.stderr
+    assert (
+        f"gitcache: error: 'origin' refused 1 ref(s), first refs/gitcache/rewritten/{first}"
+        in pushed.stderr
     )
     assert set(remote_refs(origin)) == set(sig_refs(a))
 

@@ -1,0 +1,88 @@
+"""Parameter values: what TOML may give, checked once, and their canonical JSON form.
+
+TOML values are JSON values with two exceptions (docs/format.md, "Parameter values"):
+
+- the floats `nan`, `inf` and `-inf` have no canonical JSON form (they would all
+  become `null`, one signature for three values): refused, in `[params]` at any depth
+  and in `-p`;
+- the four date and time types are kept, and encoded in the signature as one-key
+  objects whose key names the TOML type, so `2024-01-01` never shares a signature
+  with the string `"2024-01-01"`, nor a local date-time with an offset one. A table
+  parameter of that exact shape would be ambiguous, so it is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, time
+from typing import Any, Final
+
+from gitcache.errors import ConfigError
+
+DateTime = date | time  # datetime is a date
+TAGS: Final = ("$offset-date-time", "$local-date-time", "$local-date", "$local-time")
+
+
+def toml_type(value: Any) -> str:
+    """The TOML type of a parameter value, as the TOML specification names it."""
+    if isinstance(value, datetime):
+        return "local date-time" if value.tzinfo is None else "offset date-time"
+    if isinstance(value, date):
+        return "local date"
+    if isinstance(value, time):
+        return "local time"
+    names = {bool: "boolean", int: "integer", float: "float", str: "string"}
+    names |= {list: "array", dict: "table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def problem(value: Any) -> tuple[str, str] | None:
+    """(key path below the value, what is wrong) for the first value gitcache refuses."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "", f"{value} is not allowed (NaN and infinities have no canonical JSON form)"
+    if isinstance(value, list):
+        items: list[tuple[str, Any]] = [(f"[{i}]", v) for i, v in enumerate(value)]
+    elif isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in TAGS:
+            key = next(iter(value))
+            return "", f"a table whose only key is {key!r} is reserved (it encodes TOML dates)"
+        items = [(f".{k}", v) for k, v in value.items()]
+    else:
+        return None
+    for where, item in items:
+        found = problem(item)
+        if found is not None:
+            return where + found[0], found[1]
+    return None
+
+
+def check_params(params: dict[str, Any], label: str) -> None:
+    """ConfigError naming the file and key path of the first refused value in [params]."""
+    for name, value in params.items():
+        found = problem(value)
+        if found is not None:
+            raise ConfigError(f"{label}: params.{name}{found[0]}: {found[1]}")
+
+
+def encode(value: Any) -> Any:
+    """The value as it enters the canonical JSON document (dates tagged, the rest as is)."""
+    if isinstance(value, date | time):
+        return {_tag(value): value.isoformat()}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    return value
+
+
+def _tag(value: DateTime) -> str:
+    return "$" + toml_type(value).replace(" ", "-")
+
+
+def decoded_text(value: Any) -> str | None:
+    """The ISO text of an encoded date or time (as `encode` gives it), else None."""
+    if isinstance(value, dict) and len(value) == 1:
+        key, text = next(iter(value.items()))
+        if key in TAGS and isinstance(text, str):
+            return text
+    return None
