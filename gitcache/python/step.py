@@ -33,8 +33,9 @@ from gitcache.python.errors import ResultError, StepDefinitionError
 from gitcache.python.files import File
 from gitcache.python.session import Session, session_for, warn
 from gitcache.python.signing import Call, Signer, StepOptions, version_of
-from gitcache.record import STEP_NAME_PATTERN, OutputFile, PythonRun, Record
+from gitcache.record import OutputFile, PythonRun, Record
 from gitcache.statcache import git_mode
+from gitcache.stepnames import ref_component_problem
 from gitcache.store import NewRecord, StoredRecord
 from gitcache.trust import vet
 
@@ -42,7 +43,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _FAST_TYPES = (int, float, str, bool, type(None))
-_NAME_CHARS = __import__("re").compile(STEP_NAME_PATTERN)
 
 
 class StepFunction(Generic[P, R]):
@@ -391,10 +391,9 @@ def _check_definition(func: Any, name: str) -> None:
         raise StepDefinitionError(
             f"@gitcache.step: {what} is an async function; steps are plain functions"
         )
-    if not _NAME_CHARS.match(name):
-        raise StepDefinitionError(
-            f"@gitcache.step: step name {name!r} may hold only letters, digits, '.', '_', '-'"
-        )
+    why = ref_component_problem(name)
+    if why is not None:
+        raise StepDefinitionError(f"@gitcache.step: invalid step name {name!r}: {why}")
     signature = inspect.signature(func)
     for param in signature.parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -415,7 +414,9 @@ def _check_definition(func: Any, name: str) -> None:
 
 def _default_name(func: Any) -> str:
     qualname = str(getattr(func, "__qualname__", ""))
-    return qualname if _NAME_CHARS.match(qualname) else str(getattr(func, "__name__", "step"))
+    if ref_component_problem(qualname) is None:
+        return qualname
+    return str(getattr(func, "__name__", "step"))
 
 
 @overload

@@ -271,7 +271,7 @@ def test_bad_arguments_are_errors_naming_the_argument(pyrepo: PyRepo, steps) -> 
         ),
         (
             "@gitcache.step(name='a b')\ndef f(x: int) -> int:\n    return x",
-            "step name 'a b' may hold only",
+            "invalid step name 'a b': use only letters",
         ),
     ],
 )
