@@ -77,12 +77,16 @@ class _OmitsUnused(_Frozen):
 class Components(_OmitsUnused):
     """Everything that went into a signature (docs/format.md, "The signature")."""
 
-    _OMITTED_IF_NONE = frozenset({"shell", "references", "versions"})
+    _OMITTED_IF_NONE = frozenset({"shell", "command", "references", "versions"})
 
     format: int
     kind: Literal["shell", "python"]
     code: str
     shell: str | None = None
+    # Shell steps, format 2 on: the command as the shell receives it (parameters and
+    # paths filled in), normalized. `code` alone is not enough: a value holding a
+    # quote, `#` or a trailing backslash changes how the rest of the line is read.
+    command: str | None = None
     params: dict[str, JsonValue]
     inputs: dict[SafePath, Oid]
     outputs: list[SafePath]

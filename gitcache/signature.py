@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import blake3
 
+from gitcache import interpolate
 from gitcache.canonical import canonical_json
 from gitcache.errors import ConfigError
 from gitcache.params import encode
@@ -17,7 +18,7 @@ from gitcache.record import Components
 from gitcache.shellcode import normalize_command
 from gitcache.workflow import Step
 
-SIGNATURE_FORMAT: Final = 1
+SIGNATURE_FORMAT: Final = 2
 
 
 def shell_components(
@@ -31,11 +32,17 @@ def shell_components(
                 f"step {step.name!r}: environment variable {name} is not valid UTF-8, "
                 "so its value cannot enter the signature"
             )
+    try:
+        rendered = interpolate.render(step.run, params, sorted(inputs), step.outputs)
+    except interpolate.FIELD_ERRORS:
+        why = interpolate.problem(step.run, params, sorted(inputs), step.outputs)
+        raise ConfigError(f"step {step.name!r}: cannot fill in its command: {why}") from None
     return Components(
         format=SIGNATURE_FORMAT,
         kind="shell",
         code=normalize_command(step.run),
         shell=step.spec.shell,
+        command=normalize_command(rendered),
         params={name: encode(params[name]) for name in step.params_used},
         inputs=dict(sorted(inputs.items())),
         outputs=list(step.outputs),

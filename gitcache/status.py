@@ -74,6 +74,8 @@ def describe_changes(old: Components, new: Components) -> list[str]:
         before, after = old.env.get(name), new.env.get(name)
         if before != after:
             reasons.append(f"env {name} changed ({before!r} -> {after!r})")
+    if not reasons and old.command != new.command:
+        reasons.append("command changed once parameters and paths are filled in")
     return reasons
 
 
