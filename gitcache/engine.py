@@ -22,6 +22,7 @@ from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import MODE_LINK, TreeEntry
 from gitcache.graph import input_matches_output
 from gitcache.locks import signature_lock
+from gitcache.params import encode
 from gitcache.plan import Evaluation, Mismatch, Planner
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
@@ -29,7 +30,9 @@ from gitcache.scheduler import schedule
 from gitcache.statcache import git_mode
 from gitcache.status import describe_changes
 from gitcache.store import NewRecord, StoredRecord
+from gitcache.sweeps import format_values, item_id
 from gitcache.trust import vet
+from gitcache.workflow import Step
 
 Mode = Literal["default", "ignore", "force", "build", "assert", "skip"]
 MODES: tuple[Mode, ...] = ("default", "ignore", "force", "build", "assert", "skip")
@@ -116,28 +119,61 @@ class Engine:
         self._deferred: dict[str, OutputFile] = {}  # removed outputs not yet restored
         self._interrupted = threading.Event()  # Ctrl-C during a parallel run
 
+    def plan(self, targets: list[str]) -> list[str]:
+        """The units a run of `targets` goes through, in order (a dynamic foreach step
+        counts as one until it is reached); ConfigError for an unknown target."""
+        return self.planner.units.select(targets)
+
     def run(self, targets: list[str]) -> RunSummary:
-        order = self.project.workflow.select(targets)
+        units = self.planner.units
+        order = units.select(targets)
         self._preflight(order)
-        self._explicit = set(targets)
+        self._explicit = set(units.resolve(targets)) if targets else set()
         jobs = 1 if self.options.dry_run else max(1, self.options.jobs)
         # assert runs nothing, so checking the independent steps too costs nothing.
         keep_going = self.options.keep_going or self.options.mode == "assert"
         results = schedule(
             order,
-            self.project.workflow.graph.needs,
+            units.needs,
             self._step_locked,
             self.reporter.step_finished,
             lambda name, why: StepResult(name, "pending", detail=why),
             jobs,
             keep_going,
             self._interrupted.set,
+            self._fan_out_locked if units.dynamic else None,
         )
         return RunSummary(results)
 
     def _step_locked(self, name: str) -> StepResult:
         with self._lock:
             return self._step(name)
+
+    def _fan_out_locked(self, name: str) -> list[str] | StepResult | None:
+        with self._lock:
+            return self._fan_out(name)
+
+    def _fan_out(self, name: str) -> list[str] | StepResult | None:
+        """A dynamic foreach step, reached: its items, from the files its producers left."""
+        units = self.planner.units
+        if name not in units.dynamic:
+            return None
+        waiting = [u for u in units.needs[name] if u in self.planner.changing]
+        if waiting:  # a dry run: the producer would run, so its files are not known yet
+            self.planner.will_change(name)
+            detail = f"items known once {', '.join(waiting)} ran"
+            return StepResult(name, "would-run", detail=detail)
+        found = units.foreach_files(name, self.project.worktree, self.planner.overlay)
+        if isinstance(found, str):
+            return StepResult(name, "failed", detail=found)
+        try:
+            keys = units.fan_out(name, found)
+            self._preflight(keys)
+        except ConfigError as exc:
+            return StepResult(name, "failed", detail=exc.message)
+        if self._explicit and name in self._explicit:
+            self._explicit.update(keys)
+        return keys
 
     @contextmanager
     def _unlocked(self) -> Iterator[None]:
@@ -151,23 +187,28 @@ class Engine:
     def _preflight(self, order: list[str]) -> None:
         """Before anything runs: inputs that no step produces exist, and every command
         can be filled in with this run's parameters (and inputs, where they are known)."""
-        workflow = self.project.workflow
+        units = self.planner.units
+        file = self.project.workflow.path.name
         for name in order:
-            step = workflow.steps[name]
-            produced = [o for u in workflow.graph.needs[name] for o in workflow.steps[u].outputs]
+            if name in units.dynamic:
+                continue  # its items are checked when it fans out
+            step = units.steps[name]
+            produced = [o for u in units.needs[name] for o in units.outputs_of(u)]
             made = [p for p in step.inputs if any(input_matches_output(p, o) for o in produced)]
             for pattern in step.inputs:
                 if pattern not in made and not self.project.worktree.expand([pattern]).files:
                     raise ConfigError(
-                        f"{workflow.path.name}: step {name!r}: input {pattern!r} does not exist "
+                        f"{file}: step {name!r}: input {pattern!r} does not exist "
                         "and no step produces it"
                     )
             inputs = None  # {inputs[N]} unknown until the steps that make them have run
             if not made and interpolate.uses_input_index(step.run):
                 inputs = self.project.worktree.expand(step.inputs).files
-            why = interpolate.problem(step.run, self.params, inputs, step.outputs)
+            values, item = format_values(step, self.params)
+            why = interpolate.problem(step.run, values, inputs, step.outputs, item)
             if why is not None:
-                raise ConfigError(f"{workflow.path.name}: steps.{name}.run: {why}")
+                of = f" (item {name})" if step.item is not None else ""
+                raise ConfigError(f"{file}: steps.{step.name}.run{of}: {why}")
 
     # -- one step ------------------------------------------------------------------
 
@@ -199,12 +240,12 @@ class Engine:
             return evaluation
         if evaluation.signature is None or not on_miss(evaluation.signature):
             return evaluation
-        return self.planner.evaluate(evaluation.step.name)
+        return self.planner.evaluate(evaluation.step.key)
 
     def _use_record(
         self, evaluation: Evaluation, stored: StoredRecord, locked: bool = False
     ) -> StepResult:
-        name = evaluation.step.name
+        name = evaluation.step.key
         mismatches = evaluation.mismatches()
         if name not in self._explicit and self.planner.removed_on_purpose(evaluation):
             return self._keep_in_store(evaluation, stored)
@@ -219,7 +260,7 @@ class Engine:
             try:
                 # The record may have been fetched: it is untrusted input (SPEC §7).
                 assert evaluation.signature is not None
-                vet(stored, name, evaluation.step.outputs, evaluation.signature)
+                vet(stored, evaluation.step.name, evaluation.step.outputs, evaluation.signature)
                 self._restore([o for o in stored.record.outputs if o.path in wanted], name)
             except UnsafeRecord as exc:
                 hint = f" ({exc.hint})" if exc.hint else ""
@@ -228,7 +269,7 @@ class Engine:
                     command = self._command(evaluation)
                     return self._run_command(evaluation, command, record=True, replace=True)
                 return self._execute(evaluation, record=True, refused=stored.commit)
-        self.project.store.set_latest(stored)
+        self.project.store.set_latest(stored, evaluation.step.item)
         detail = ", ".join(sorted(m.path for m in mismatches))
         return StepResult(
             name, "restored" if mismatches else "skipped", evaluation.signature, stored, detail
@@ -240,7 +281,7 @@ class Engine:
         removed = {m.path for m in evaluation.mismatches()}
         self._deferred.update({o.path: o for o in stored.record.outputs if o.path in removed})
         detail = "outputs removed from the worktree, kept in the store"
-        return StepResult(evaluation.step.name, "stored", evaluation.signature, stored, detail)
+        return StepResult(evaluation.step.key, "stored", evaluation.signature, stored, detail)
 
     def _restore(self, files: list[OutputFile], step: str) -> None:
         self.project.worktree.restore(
@@ -260,16 +301,16 @@ class Engine:
             if path in self._deferred and self.project.worktree.state(path) is None
         ]
         if wanted:
-            self.reporter.step_started(evaluation.step.name, "restoring its inputs")
-            self._restore(wanted, evaluation.step.name)
+            self.reporter.step_started(evaluation.step.key, "restoring its inputs")
+            self._restore(wanted, evaluation.step.key)
 
     def _execute(
         self, evaluation: Evaluation, record: bool, refused: str | None = None
     ) -> StepResult:
         step = evaluation.step
         if self.options.dry_run:
-            self.planner.will_change(step.name)
-            return StepResult(step.name, "would-run", evaluation.signature)
+            self.planner.will_change(step.key)
+            return StepResult(step.key, "would-run", evaluation.signature)
         self._restore_inputs(evaluation)
         command = self._command(evaluation)
         if not record or evaluation.signature is None:
@@ -281,7 +322,7 @@ class Engine:
                 # Another process may have recorded it while we waited for the lock.
                 again = self.project.store.lookup(evaluation.signature)
                 if again is not None and again.commit != refused:
-                    fresh = self.planner.evaluate(step.name)
+                    fresh = self.planner.evaluate(step.key)
                     return self._use_record(fresh, again, locked=True)
             # A record we refused to restore is replaced by the one this run makes.
             replace = self.options.mode == "force" or refused is not None
@@ -290,12 +331,13 @@ class Engine:
     def _command(self, evaluation: Evaluation) -> str:
         step = evaluation.step
         inputs = self.project.worktree.expand(step.inputs).files
+        values, item = format_values(step, self.params)
         try:
-            return interpolate.render(step.run, self.params, inputs, list(step.outputs))
+            return interpolate.render(step.run, values, inputs, list(step.outputs), item)
         except interpolate.FIELD_ERRORS:
             # Checked before the run, so only inputs that a step just made can get here.
-            why = interpolate.problem(step.run, self.params, inputs, step.outputs)
-            raise ConfigError(f"step {step.name!r}: cannot fill in its command: {why}") from None
+            why = interpolate.problem(step.run, values, inputs, step.outputs, item)
+            raise ConfigError(f"step {step.key!r}: cannot fill in its command: {why}") from None
 
     def _run_command(
         self, evaluation: Evaluation, command: str, record: bool, replace: bool = False
@@ -306,34 +348,34 @@ class Engine:
         step = evaluation.step
         # Taken before the command runs: the code that ran, and require_clean refuses early.
         source = self._provenance() if record else None
-        self.reporter.step_started(step.name, "running")
+        self.reporter.step_started(step.key, "running")
         for declared in step.outputs:  # as make users expect: the command only writes files
             (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
-        scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{step.name}"
+        scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{_scratch_name(step)}"
         try:
             with self._unlocked():
                 execution = execute(
                     shell_argv(step.spec.shell, command),
                     self.project.repo.root,
                     scratch,
-                    lambda stream, data: self.reporter.output(step.name, stream, data),
+                    lambda stream, data: self.reporter.output(step.key, stream, data),
                 )
         except OSError as exc:  # the shell could not be started: E2BIG for a huge command
             shutil.rmtree(scratch, ignore_errors=True)
             size = len(command.encode())
             hint = "; pass large values through a file" if exc.errno == errno.E2BIG else ""
             return StepResult(
-                step.name,
+                step.key,
                 "failed",
                 evaluation.signature,
                 detail=f"cannot start its command ({size:,} bytes): {exc.strerror or exc}{hint}",
             )
         try:
             if self._interrupted.is_set():
-                return StepResult(step.name, "failed", evaluation.signature, detail="interrupted")
+                return StepResult(step.key, "failed", evaluation.signature, detail="interrupted")
             if execution.exit_status != 0:
                 return StepResult(
-                    step.name,
+                    step.key,
                     "failed",
                     evaluation.signature,
                     detail=f"command exited with status {execution.exit_status}",
@@ -344,8 +386,8 @@ class Engine:
                 return outputs
             self.project.removed.discard(o.path for o in outputs)  # they are back on disk
             if not record:
-                self.planner.will_change(step.name)
-                return StepResult(step.name, "ran", evaluation.signature, exit_status=0)
+                self.planner.will_change(step.key)
+                return StepResult(step.key, "ran", evaluation.signature, exit_status=0)
             stored = self._record(
                 evaluation,
                 command,
@@ -356,7 +398,7 @@ class Engine:
                 source,
                 replace,
             )
-            return StepResult(step.name, "ran", evaluation.signature, stored, exit_status=0)
+            return StepResult(step.key, "ran", evaluation.signature, stored, exit_status=0)
         finally:
             for path in execution.logs.values():
                 path.unlink(missing_ok=True)
@@ -374,14 +416,14 @@ class Engine:
             found = worktree.expand([declared]).files
             if not found:
                 return StepResult(
-                    step.name,
+                    step.key,
                     "failed",
                     evaluation.signature,
                     detail=f"declared output {declared} {missing}",
                 )
             expanded += found
         for rel in expanded:
-            self._transfer(step.name, "storing", len(files), len(expanded))
+            self._transfer(step.key, "storing", len(files), len(expanded))
             path = worktree.root / rel
             st = os.lstat(path)
             mode = git_mode(st)  # from the stat: hashing first would read the file twice
@@ -420,6 +462,7 @@ class Engine:
             exit_status=0,
             host=socket.gethostname(),
             gitcache_version=__version__,
+            item=None if evaluation.step.item is None else encode(evaluation.step.item),
         )
         outs = [TreeEntry(o.path, o.blob, o.mode) for o in outputs]
         new = NewRecord(record, outs, logs, source.tree_entries())
@@ -434,7 +477,7 @@ class Engine:
     # -- the modes that never run ------------------------------------------------------
 
     def _assert(self, evaluation: Evaluation) -> StepResult:
-        name = evaluation.step.name
+        name = evaluation.step.key
         if evaluation.record is None:
             return StepResult(
                 name, "mismatch", evaluation.signature, detail=self._why_no_record(evaluation)
@@ -456,7 +499,7 @@ class Engine:
 
     def _why_no_record(self, evaluation: Evaluation) -> str:
         signature = (evaluation.signature or "")[:12]
-        latest = self.project.store.latest(evaluation.step.name)
+        latest = self.project.store.latest(evaluation.step.name, evaluation.step.item)
         if latest is None or evaluation.components is None:
             return f"no record for signature {signature}; the step has never been recorded"
         changes = describe_changes(latest.record.components, evaluation.components)
@@ -464,7 +507,7 @@ class Engine:
         return f"no record for signature {signature}; since record {latest.short}: {since}"
 
     def _build(self, evaluation: Evaluation) -> StepResult:
-        name = evaluation.step.name
+        name = evaluation.step.key
         if evaluation.record is not None and not evaluation.mismatches():
             return StepResult(name, "skipped", evaluation.signature, evaluation.record)
         if self.planner.removed_on_purpose(evaluation):
@@ -479,7 +522,9 @@ class Engine:
             return outputs
         self.project.removed.discard(o.path for o in outputs)
         command = self._command(evaluation)
-        scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{name}"
+        scratch = (
+            self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{_scratch_name(evaluation.step)}"
+        )
         scratch.mkdir(parents=True, exist_ok=True)
         logs = {s: scratch / s for s in ("stdout", "stderr")}
         for path in logs.values():
@@ -495,7 +540,7 @@ class Engine:
 
     def _newer_than_inputs(self, name: str) -> bool:
         """skip mode: every output exists and none is older than any input (stat only)."""
-        step = self.project.workflow.steps[name]
+        step = self.planner.units.steps[name]
         worktree = self.project.worktree
         outputs = [worktree.expand([declared]).files for declared in step.outputs]
         if not outputs or any(not files for files in outputs):
@@ -510,3 +555,8 @@ class Engine:
         except OSError:
             return False
         return not in_times or min(out_times) >= max(in_times)
+
+
+def _scratch_name(step: Step) -> str:
+    """A directory name for a unit's captured logs: items of one step run side by side."""
+    return step.name if step.item is None else f"{step.name}-{item_id(step.item)}"

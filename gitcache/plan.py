@@ -19,6 +19,7 @@ from gitcache.record import Components
 from gitcache.signature import shell_components, signature_of
 from gitcache.statcache import FileState
 from gitcache.store import StoredRecord
+from gitcache.sweeps import Units
 from gitcache.workflow import Step
 
 
@@ -67,15 +68,21 @@ class Evaluation:
 
 @dataclass
 class Planner:
+    """Evaluates units (plain steps and sweep items, keyed as `Units` keys them)."""
+
     project: Project
     params: Mapping[str, Any]
     environ: Mapping[str, str]
     overlay: dict[str, FileState] = field(default_factory=dict)
-    changing: set[str] = field(default_factory=set)  # steps that will (re)run
+    changing: set[str] = field(default_factory=set)  # units that will (re)run
+    units: Units = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.units = self.project.workflow.units(self.project.worktree, dict(self.params))
 
     def evaluate(self, name: str) -> Evaluation:
-        step = self.project.workflow.steps[name]
-        upstream = self.project.workflow.graph.needs[name]
+        step = self.units.steps[name]
+        upstream = self.units.needs[name]
         worktree = self.project.worktree
         unknown = [u for u in upstream if u in self.changing]
         inputs: dict[str, str] = {}
@@ -93,7 +100,7 @@ class Planner:
                 produced = any(
                     input_matches_output(pattern, out)
                     for u in upstream
-                    for out in self.project.workflow.steps[u].outputs
+                    for out in self.units.outputs_of(u)
                 )
                 if not produced or not any(input_covers(pattern, p) for p in inputs):
                     missing.append(pattern)
@@ -129,3 +136,6 @@ class Planner:
     def will_change(self, name: str) -> None:
         """Later steps that read this step's outputs cannot know their signature yet."""
         self.changing.add(name)
+        group = self.units.group.get(name)  # an item of a dynamic foreach: its step too
+        if group is not None:
+            self.changing.add(group)

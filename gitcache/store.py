@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from gitcache.errors import GitcacheError, RecordNotFound, UnsafeRecord
 from gitcache.gitrepo import MODE_FILE, MODE_TREE, GitRepo, RefConflict, RefUpdate, TreeEntry
 from gitcache.record import Record, is_oid, parse_record
 from gitcache.recordindex import RecordIndex, RecordSummary
+from gitcache.sweeps import item_id
 
 REF_ROOT: Final = "refs/gitcache/"
 SIG_PREFIX: Final = REF_ROOT + "sig/"
 STEP_PREFIX: Final = REF_ROOT + "step/"
+# Latest record of each sweep item: refs/gitcache/item/<step>/<16 hex of its values>.
+ITEM_PREFIX: Final = REF_ROOT + "item/"
 # A second record for a signature that already has one here (fetched from a remote
 # where the step ran too): refs/gitcache/alt/<2 hex>/<signature>/<record commit>.
 ALT_PREFIX: Final = REF_ROOT + "alt/"
@@ -40,6 +43,11 @@ def sig_ref(signature: str) -> str:
 
 def step_ref(step: str) -> str:
     return STEP_PREFIX + step
+
+
+def item_ref(step: str, values: Mapping[str, Any]) -> str:
+    """The latest-record ref of a sweep item (a valid ref name whatever its values)."""
+    return f"{ITEM_PREFIX}{step}/{item_id(values)}"
 
 
 def alt_ref(signature: str, commit: str) -> str:
@@ -127,8 +135,10 @@ class RecordStore:
             return None
         return stored
 
-    def latest(self, step: str) -> StoredRecord | None:
-        commit = self.repo.ref_target(step_ref(step))
+    def latest(self, step: str, item: Mapping[str, Any] | None = None) -> StoredRecord | None:
+        """The latest record of a step, or of one item of a sweep step."""
+        name = step_ref(step) if item is None else item_ref(step, item)
+        commit = self.repo.ref_target(name)
         return None if commit is None else self._load_or_warn(commit)
 
     def _load_or_warn(self, commit: str) -> StoredRecord | None:
@@ -263,6 +273,8 @@ class RecordStore:
         updates = [RefUpdate(name, commit, expected)]
         if set_latest:
             updates.append(RefUpdate(step_ref(record.step), commit))
+            if record.item is not None:
+                updates.append(RefUpdate(item_ref(record.step, record.item), commit))
         try:
             self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
         except RefConflict as exc:
@@ -278,14 +290,20 @@ class RecordStore:
         self._index_of().add(RecordSummary.of(commit, record))
         return StoredRecord(commit, record)
 
-    def set_latest(self, stored: StoredRecord) -> None:
-        name = step_ref(stored.record.step)
+    def set_latest(self, stored: StoredRecord, item: Mapping[str, Any] | None = None) -> None:
+        """The record is now what the worktree holds for its step (or for `item`, a
+        sweep item: its item ref only, so a no-op over many items moves no step ref)."""
+        name = step_ref(stored.record.step) if item is None else item_ref(stored.record.step, item)
         if self.repo.ref_target(name) != stored.commit:
             self.repo.update_refs([RefUpdate(name, stored.commit)], message="gitcache: latest")
 
     def remove(self, stored: StoredRecord) -> None:
         """Drop a record's signature ref (and the step ref if it points at it)."""
         updates = [RefUpdate(sig_ref(stored.record.signature), None, stored.commit)]
-        if self.repo.ref_target(step_ref(stored.record.step)) == stored.commit:
-            updates.append(RefUpdate(step_ref(stored.record.step), None, stored.commit))
+        latest = [step_ref(stored.record.step)]
+        if stored.record.item is not None:
+            latest.append(item_ref(stored.record.step, stored.record.item))
+        for name in latest:
+            if self.repo.ref_target(name) == stored.commit:
+                updates.append(RefUpdate(name, None, stored.commit))
         self.repo.update_refs(updates, message="gitcache: remove")

@@ -63,6 +63,11 @@ class TerminalReporter:
         self._partial: dict[tuple[str, str], bytes] = {}
         self._progress = Progress(total) if not quiet and _tty() else None
 
+    def expect(self, total: int) -> None:
+        """The number of steps (and items) the run goes through, for the progress line."""
+        if self._progress is not None:
+            self._progress.total = total
+
     def step_started(self, step: str, action: str) -> None:
         if self._progress is not None:
             self._progress.started(step)
