@@ -260,6 +260,7 @@ class Engine:
             try:
                 # The record may have been fetched: it is untrusted input (SPEC §7).
                 assert evaluation.signature is not None
+                stored = self.project.store.verified(stored)  # the tree holds its outputs
                 vet(stored, evaluation.step.name, evaluation.step.outputs, evaluation.signature)
                 self._restore([o for o in stored.record.outputs if o.path in wanted], name)
             except UnsafeRecord as exc:

@@ -108,7 +108,7 @@ class Planner:
         if not unknown and not missing:
             components = shell_components(step, self.params, inputs, self.environ)
             signature = signature_of(components)
-            record = self.project.store.lookup(signature)
+            record = self.project.store.lookup(signature, quick=True)
         outputs = worktree.output_states(step.outputs)
         return Evaluation(step, inputs, unknown, missing, components, signature, record, outputs)
 

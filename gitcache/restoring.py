@@ -98,6 +98,7 @@ def _at_commit(project: Project, step: str, rev: str, params: Mapping[str, Any])
 
 def restore_record(project: Project, stored: StoredRecord, force: bool) -> RestoreResult:
     """Write the record's outputs; refuse (before writing anything) to lose unrecorded work."""
+    stored = project.store.verified(stored)
     worktree = project.worktree
     known = _recorded_blobs(project, stored.record.step)
     to_write: list[OutputFile] = []

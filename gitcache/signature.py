@@ -5,6 +5,7 @@ Bump SIGNATURE_FORMAT whenever what goes into the document changes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -43,7 +44,7 @@ def shell_components(
     return Components(
         format=SIGNATURE_FORMAT,
         kind="shell",
-        code=normalize_command(step.run),
+        code=_normalized(step.run),
         shell=step.spec.shell,
         command=normalize_command(rendered),
         params={name: encode(values[name]) for name in step.params_used},
@@ -51,6 +52,12 @@ def shell_components(
         outputs=list(step.outputs),
         env={name: environ.get(name) for name in sorted(step.spec.env)},
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _normalized(template: str) -> str:
+    """The normalized template: the same for every item of a sweep, so computed once."""
+    return normalize_command(template)
 
 
 def _is_utf8(text: str) -> bool:

@@ -72,6 +72,9 @@ class StoredRecord:
 
     commit: str
     record: Record
+    # False when only record.json was read (`lookup(quick=True)`): the tree has not
+    # been checked against it yet; `RecordStore.verified` does that before a restore.
+    verified: bool = True
 
     @property
     def short(self) -> str:
@@ -119,13 +122,35 @@ class RecordStore:
                 )
         return StoredRecord(commit, record)
 
-    def lookup(self, signature: str) -> StoredRecord | None:
-        """The record of a signature; a corrupt one is a miss with a warning."""
-        commit = self.repo.ref_target(sig_ref(signature))
-        return None if commit is None else self._usable(commit, signature)
+    def lookup(self, signature: str, quick: bool = False) -> StoredRecord | None:
+        """The record of a signature; a corrupt one is a miss with a warning.
 
-    def _usable(self, commit: str, signature: str) -> StoredRecord | None:
-        stored = self._load_or_warn(commit)
+        `quick` reads and validates record.json only, leaving the check that the tree
+        holds the outputs it names for `verified` (a no-op compares blob ids and writes
+        nothing, so it need not walk the tree; anything that restores must verify).
+        """
+        commit = self.repo.ref_target(sig_ref(signature))
+        return None if commit is None else self._usable(commit, signature, quick)
+
+    def verified(self, stored: StoredRecord) -> StoredRecord:
+        """The record fully loaded and checked (raises UnsafeRecord)."""
+        return stored if stored.verified else self.load(stored.commit)
+
+    def _quick(self, commit: str) -> StoredRecord | None:
+        try:
+            data = self.repo.read_commit_file(commit, RECORD_FILE)
+        except GitcacheError:
+            data = None
+        if data is None:
+            return self._load_or_warn(commit)  # names what is wrong
+        try:
+            return StoredRecord(commit, parse_record(data, f"record {commit[:12]}"), False)
+        except UnsafeRecord as exc:
+            self._warn(f"ignoring unreadable record: {exc.message}")
+            return None
+
+    def _usable(self, commit: str, signature: str, quick: bool = False) -> StoredRecord | None:
+        stored = self._quick(commit) if quick else self._load_or_warn(commit)
         if stored is not None and stored.record.signature != signature:
             # A fetched ref may point at another signature's record: never a silent wrong hit.
             self._warn(
