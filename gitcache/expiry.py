@@ -17,7 +17,7 @@ from gitcache.plan import Planner
 from gitcache.project import Project
 from gitcache.recordindex import RecordSummary
 from gitcache.removal import sole_copies
-from gitcache.store import step_ref
+from gitcache.store import ITEM_PREFIX, step_ref
 from gitcache.timespec import record_time
 
 
@@ -35,11 +35,14 @@ class GcPlan:
 
 
 def current_records(project: Project) -> dict[str, str]:
-    """Commit of the record matching each step's current signature -> step name."""
+    """Commit of the record matching each step's (or item's) current signature -> its
+    name or label."""
     workflow = project.workflow
     planner = Planner(project, workflow.params, os.environ)
     found: dict[str, str] = {}
-    for name in workflow.select([]):
+    for name in planner.walk([]):
+        if name in planner.units.dynamic:
+            continue  # its items are not known: what they read is not up to date
         ev = planner.evaluate(name)
         if ev.record is not None:
             found[ev.record.commit] = name
@@ -59,6 +62,10 @@ def plan_gc(project: Project, policy: GcPolicy) -> GcPlan:
             latest = project.repo.ref_target(step_ref(step))
             if latest is not None:
                 plan.protected[latest] = f"latest record of step {step}"
+        for name, latest in project.repo.refs(ITEM_PREFIX):
+            plan.protected.setdefault(
+                latest, f"latest record of an item of step {name.split('/')[-2]}"
+            )
         for commit, step in current_records(project).items():
             plan.protected[commit] = f"matches the current worktree (step {step})"
     for records in by_step.values():

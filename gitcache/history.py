@@ -9,10 +9,12 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
+from gitcache.params import decode as decode_param
 from gitcache.params import encode
 from gitcache.recordindex import RecordSummary
 from gitcache.rewrites import answering_sources
 from gitcache.store import RecordStore
+from gitcache.sweeps import ITEM, value_matches
 from gitcache.timespec import record_time
 from gitcache.workflow import convert_value, split_assignment
 
@@ -24,17 +26,36 @@ class LogQuery:
     since: datetime | None = None  # records started at or after this moment
     params: Mapping[str, Any] = field(default_factory=dict)  # each must equal the record's
     commit: str | None = None  # a commit id: records made there or carried over to it
+    item: Mapping[str, str] = field(default_factory=dict)  # a sweep item's values (as text)
 
     def matches(self, summary: RecordSummary, sources: frozenset[str] | None = None) -> bool:
         if self.step is not None and summary.step != self.step:
             return False
         if sources is not None and summary.source_commit not in sources:
             return False
+        if self.item and (summary.item is None or not item_matches(summary.item, self.item)):
+            return False
         if self.since is not None:
             started = record_time(summary.started_at)
             if started is None or started < self.since:
                 return False
         return all(param_matches(summary.params, k, v) for k, v in self.params.items())
+
+
+def item_matches(item: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
+    """A record's item (values as record.json holds them) has every selected value."""
+    from fnmatch import fnmatchcase
+
+    for name, text in wanted.items():
+        if name not in item:
+            return False
+        have = item[name]
+        if name == ITEM and isinstance(have, str):
+            if have != text and not fnmatchcase(have, text):
+                return False
+        elif not value_matches(decode_param(have), text):
+            return False
+    return True
 
 
 def param_matches(params: Mapping[str, Any], name: str, wanted: Any) -> bool:

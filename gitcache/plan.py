@@ -8,11 +8,12 @@ produce are unknown, and so is the signature of every step that reads them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from gitcache.errors import ConfigError
 from gitcache.graph import input_covers, input_matches_output
 from gitcache.project import Project
 from gitcache.record import Components
@@ -79,6 +80,23 @@ class Planner:
 
     def __post_init__(self) -> None:
         self.units = self.project.workflow.units(self.project.worktree, dict(self.params))
+
+    def walk(self, targets: list[str]) -> Iterator[str]:
+        """Unit keys of `targets` and what they need, in run order; a dynamic foreach
+        step's items once what it reads is known (its producers up to date or
+        restorable), else its own key, still in `units.dynamic` (its items unknown)."""
+        for key in self.units.select(targets):
+            if key not in self.units.dynamic:
+                yield key
+                continue
+            if any(u in self.changing for u in self.units.needs[key]):
+                self.will_change(key)
+                yield key
+                continue
+            found = self.units.foreach_files(key, self.project.worktree, self.overlay)
+            if isinstance(found, str):
+                raise ConfigError(found)
+            yield from self.units.fan_out(key, found)
 
     def evaluate(self, name: str) -> Evaluation:
         step = self.units.steps[name]

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from gitcache.errors import NotInStore, RecordNotFound
 from gitcache.gitrepo import RefUpdate
+from gitcache.history import item_matches
 from gitcache.plan import Planner
 from gitcache.project import Project
 from gitcache.recordindex import RecordSummary
-from gitcache.store import sig_ref, step_ref
+from gitcache.store import item_ref, sig_ref, step_ref
+from gitcache.sweeps import parse_selector, split_target
 
 
 def select_records(
@@ -33,6 +35,16 @@ def select_records(
     chosen: dict[str, RecordSummary] = {}
     by_commit = {s.commit: s for s in summaries}
     for ident in idents:
+        name, selector = split_target(ident)
+        step = project.workflow.steps.get(name)
+        if selector is not None and step is not None and step.sweep is not None:
+            wanted = parse_selector(step, selector)  # records of those items
+            chosen.update(
+                (s.commit, s)
+                for s in summaries
+                if s.step == name and s.item is not None and item_matches(s.item, wanted)
+            )
+            continue
         of_step = [s for s in summaries if s.step == ident]
         if of_step or ident in project.workflow.steps:
             chosen.update((s.commit, s) for s in of_step)
@@ -91,6 +103,15 @@ def remove_records(project: Project, doomed: Iterable[RecordSummary]) -> None:
         updates.append(
             RefUpdate(step_ref(step), None if newest is None else newest.commit, current)
         )
+    # An item's latest ref likewise moves to the item's newest remaining record.
+    items = {item_ref(s.step, s.item): (s.step, s.label) for s in doomed if s.item is not None}
+    for name, (step, label) in sorted(items.items()):
+        current = repo.ref_target(name)
+        if current is None or current not in gone:
+            continue
+        left = [s for s in remaining if s.step == step and s.label == label]
+        newest = max(left, key=lambda s: (s.started_at, s.commit)) if left else None
+        updates.append(RefUpdate(name, None if newest is None else newest.commit, current))
     repo.update_refs(updates, message="gitcache: remove")
 
 
@@ -107,16 +128,25 @@ def plan_output_removal(
     """Check every named step (all, when none are named) before deleting anything."""
     workflow = project.workflow
     planner = Planner(project, {**workflow.params, **params}, os.environ)
-    wanted = set(targets) or set(workflow.steps)
+    units = planner.units
+    wanted = set(units.resolve(list(targets))) if targets else set(units.steps)
     plans: list[OutputRemoval] = []
-    for name in workflow.select(list(targets)):
+    for name in planner.walk(list(targets)):
+        chosen = name in wanted or units.group.get(name) in wanted
+        if name in units.dynamic:
+            if chosen:
+                raise NotInStore(
+                    f"step {name!r}: its items are known once the steps it reads are up to date",
+                    hint="run `gitcache run` first",
+                )
+            continue
         ev = planner.evaluate(name)
         already = planner.removed_on_purpose(ev)
         if ev.record is not None:
             planner.will_restore(ev)  # later steps see these outputs through the record
         else:
             planner.will_change(name)
-        if name not in wanted:
+        if not chosen:
             continue
         if ev.unknown:
             raise NotInStore(

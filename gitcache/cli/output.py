@@ -157,7 +157,13 @@ class TerminalReporter:
             line += f" [{short(result.record.record.signature)}]"
         if result.outcome == "ran" and result.record is not None:
             line += f" in {seconds(result.record.record.duration)}"
-        if result.detail and result.outcome in ("failed", "restored", "skipped", "pending"):
+        if result.detail and result.outcome in (
+            "failed",
+            "restored",
+            "skipped",
+            "pending",
+            "would-run",
+        ):
             line += f" ({result.detail})"
         click.echo(line, err=True)
 

@@ -6,7 +6,8 @@ import click
 
 from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.cli.output import short
-from gitcache.restoring import find_record, restore_record
+from gitcache.restoring import find_records, recorded_blobs, restore_record
+from gitcache.sweeps import encoded_label
 from gitcache.workflow import parse_overrides
 
 
@@ -26,22 +27,30 @@ def restore(
 
     STEP means the record of the step's current signature (with -p, as if run with
     those parameters; with --commit, the newest record made at that commit or an
-    ancestor). RECORD is a record or signature id, as `gitcache log` shows.
+    ancestor); for a sweep step, one record per item (`'train[lr=0.1]'`: those
+    items). RECORD is a record or signature id, as `gitcache log` shows.
     """
     project = options.project()
+    results = []
     try:
         overrides = parse_overrides(project.workflow, list(params))
-        stored = find_record(project, ident, rev, overrides)
-        result = restore_record(project, stored, force)
+        found = find_records(project, ident, rev, overrides)
+        known = recorded_blobs(project, found[0].record.step) if len(found) > 1 else None
+        for stored in found:
+            results.append(restore_record(project, stored, force, known))
     finally:
         project.save()
-    for path in result.written:
-        click.echo(f"restored {path}")
-    click.echo(
-        f"gitcache: record {short(stored.commit)} ({stored.record.step}): "
-        f"{len(result.written)} restored, {len(result.unchanged)} already in place",
-        err=True,
-    )
+    for result in results:
+        for path in result.written:
+            click.echo(f"restored {path}")
+    for result in results:
+        record = result.record.record
+        name = record.step if record.item is None else encoded_label(record.step, record.item)
+        click.echo(
+            f"gitcache: record {short(result.record.commit)} ({name}): "
+            f"{len(result.written)} restored, {len(result.unchanged)} already in place",
+            err=True,
+        )
 
 
 COMMANDS = [restore]
