@@ -13,8 +13,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate, provenance
@@ -29,7 +30,7 @@ from gitcache.record import OutputFile, Record
 from gitcache.scheduler import schedule
 from gitcache.statcache import git_mode
 from gitcache.status import describe_changes
-from gitcache.store import NewRecord, StoredRecord
+from gitcache.store import NewRecord, RefBatch, StoredRecord
 from gitcache.sweeps import format_values, item_id
 from gitcache.trust import vet
 from gitcache.workflow import Step
@@ -118,6 +119,7 @@ class Engine:
         self._explicit: set[str] = set()
         self._deferred: dict[str, OutputFile] = {}  # removed outputs not yet restored
         self._interrupted = threading.Event()  # Ctrl-C during a parallel run
+        self._batch = RefBatch(project.store)  # sweep items' refs, written together
 
     def plan(self, targets: list[str]) -> list[str]:
         """The units a run of `targets` goes through, in order (a dynamic foreach step
@@ -132,17 +134,21 @@ class Engine:
         jobs = 1 if self.options.dry_run else max(1, self.options.jobs)
         # assert runs nothing, so checking the independent steps too costs nothing.
         keep_going = self.options.keep_going or self.options.mode == "assert"
-        results = schedule(
-            order,
-            units.needs,
-            self._step_locked,
-            self.reporter.step_finished,
-            lambda name, why: StepResult(name, "pending", detail=why),
-            jobs,
-            keep_going,
-            self._interrupted.set,
-            self._fan_out_locked if units.dynamic else None,
-        )
+        try:
+            results = schedule(
+                order,
+                units.needs,
+                self._step_locked,
+                self.reporter.step_finished,
+                lambda name, why: StepResult(name, "pending", detail=why),
+                jobs,
+                keep_going,
+                self._interrupted.set,
+                self._fan_out_locked if units.dynamic else None,
+            )
+        finally:  # also after a failure or Ctrl-C: the items that finished keep their record
+            self._batch.flush()
+            self._remove_item_scratch()
         return RunSummary(results)
 
     def _step_locked(self, name: str) -> StepResult:
@@ -316,9 +322,12 @@ class Engine:
         command = self._command(evaluation)
         if not record or evaluation.signature is None:
             return self._run_command(evaluation, command, record=False)
-        with signature_lock(
-            self.project.repo.state_dir, evaluation.signature, self.reporter.warning
-        ):
+        with ExitStack() as locks:
+            locks.enter_context(
+                signature_lock(
+                    self.project.repo.state_dir, evaluation.signature, self.reporter.warning
+                )
+            )
             if self.options.mode != "force":
                 # Another process may have recorded it while we waited for the lock.
                 again = self.project.store.lookup(evaluation.signature)
@@ -327,7 +336,10 @@ class Engine:
                     return self._use_record(fresh, again, locked=True)
             # A record we refused to restore is replaced by the one this run makes.
             replace = self.options.mode == "force" or refused is not None
-            return self._run_command(evaluation, command, record=True, replace=replace)
+            result = self._run_command(evaluation, command, record=True, replace=replace)
+            if step.item is not None and result.record is not None:
+                self._batch.hold(locks.pop_all())  # released once its refs are written
+            return result
 
     def _command(self, evaluation: Evaluation) -> str:
         step = evaluation.step
@@ -352,7 +364,7 @@ class Engine:
         self.reporter.step_started(step.key, "running")
         for declared in step.outputs:  # as make users expect: the command only writes files
             (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
-        scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{_scratch_name(step)}"
+        scratch = self._scratch(step)
         try:
             with self._unlocked():
                 execution = execute(
@@ -403,7 +415,8 @@ class Engine:
         finally:
             for path in execution.logs.values():
                 path.unlink(missing_ok=True)
-            scratch.rmdir()
+            if step.item is None:  # an item's directory serves its thread's next item
+                scratch.rmdir()
 
     def _collect_outputs(
         self, evaluation: Evaluation, missing: str = "was not produced"
@@ -470,7 +483,21 @@ class Engine:
         # force replaces the signature's record; build records what the worktree holds now;
         # a record we refused to restore is replaced by the one this run made.
         replace = replace or self.options.mode in ("force", "build")
-        return self.project.store.write(new, source.source_commit, replace=replace)
+        # A sweep item's refs wait in the batch (one transaction per hundred items).
+        batch = self._batch if evaluation.step.item is not None else None
+        return self.project.store.write(new, source.source_commit, replace=replace, batch=batch)
+
+    def _scratch(self, step: Step) -> Path:
+        """Where a command's output is captured: for a sweep item, a directory its thread
+        keeps for the next item (creating and removing one per item costs a few ms)."""
+        tmp = self.project.repo.state_dir / "tmp"
+        if step.item is None:
+            return tmp / f"{os.getpid()}-{_scratch_name(step)}"
+        return tmp / f"{os.getpid()}-{_ITEMS_SCRATCH}-{threading.get_ident()}"
+
+    def _remove_item_scratch(self) -> None:
+        for path in (self.project.repo.state_dir / "tmp").glob(f"{os.getpid()}-{_ITEMS_SCRATCH}-*"):
+            shutil.rmtree(path, ignore_errors=True)
 
     def _provenance(self) -> provenance.Provenance:
         return provenance.capture(self.project.repo, self.project.workflow.config)
@@ -561,3 +588,6 @@ class Engine:
 def _scratch_name(step: Step) -> str:
     """A directory name for a unit's captured logs: items of one step run side by side."""
     return step.name if step.item is None else f"{step.name}-{item_id(step.item)}"
+
+
+_ITEMS_SCRATCH = "items"  # tmp/<pid>-items-<thread>: one per thread, for every item it runs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -275,13 +276,19 @@ class RecordStore:
     # -- writing ------------------------------------------------------------------
 
     def write(
-        self, new: NewRecord, parent: str | None, replace: bool = False, set_latest: bool = True
+        self,
+        new: NewRecord,
+        parent: str | None,
+        replace: bool = False,
+        set_latest: bool = True,
+        batch: RefBatch | None = None,
     ) -> StoredRecord:
         """Write the record's objects, then its refs in one transaction.
 
         Without `replace`, an existing record for the signature wins (another process
         got there first) and is returned instead; with it, the ref moves only if it
-        still holds what we read (compare-and-swap).
+        still holds what we read (compare-and-swap). With `batch`, the refs wait in it
+        (the objects are all written) until it is flushed.
         """
         record = new.record
         entries = [TreeEntry(RECORD_FILE, self.repo.write_blob(record.to_json()), MODE_FILE)]
@@ -300,6 +307,15 @@ class RecordStore:
             updates.append(RefUpdate(step_ref(record.step), commit))
             if record.item is not None:
                 updates.append(RefUpdate(item_ref(record.step, record.item), commit))
+        if batch is not None:
+            batch.add(commit, record, updates)
+            return StoredRecord(commit, record)
+        return self._apply(commit, record, updates)
+
+    def _apply(self, commit: str, record: Record, updates: list[RefUpdate]) -> StoredRecord:
+        """Point a written record's refs at it; an existing usable record of its
+        signature wins (returned instead)."""
+        name = updates[0].name
         try:
             self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
         except RefConflict as exc:
@@ -332,3 +348,53 @@ class RecordStore:
             if self.repo.ref_target(name) == stored.commit:
                 updates.append(RefUpdate(name, None, stored.commit))
         self.repo.update_refs(updates, message="gitcache: remove")
+
+
+class RefBatch:
+    """The ref updates of several written records, applied in one transaction.
+
+    Recording a thousand sweep items one transaction each costs a lock file, a
+    rename and a reflog line per ref per item; queued here they cost one
+    transaction per `limit` records. Every object of a queued record is written
+    already, so flushing (when full, and in the engine's `finally`, also after a
+    failure or Ctrl-C) is all that stands between it and being found. Signature
+    locks handed to `hold` stay taken until their refs are written, so another
+    process waiting on one still finds the record instead of running it again.
+    """
+
+    def __init__(self, store: RecordStore, limit: int = 100) -> None:
+        self._store = store
+        self._limit = limit
+        self._queued: list[tuple[str, Record, list[RefUpdate]]] = []
+        self._held = ExitStack()
+
+    def add(self, commit: str, record: Record, updates: list[RefUpdate]) -> None:
+        self._queued.append((commit, record, updates))
+        if len(self._queued) >= self._limit:
+            self.flush()
+
+    def hold(self, locks: ExitStack) -> None:
+        """Keep these (signature locks) until the queued refs are written."""
+        self._held.enter_context(locks)
+
+    def flush(self) -> None:
+        queued, self._queued = self._queued, []
+        try:
+            if not queued:
+                return
+            merged: dict[str, RefUpdate] = {}
+            for _commit, _record, updates in queued:
+                for update in updates:  # a step ref set by several items: the last wins
+                    merged.pop(update.name, None)
+                    merged[update.name] = update
+            try:
+                self._store.repo.update_refs(list(merged.values()), message="gitcache: record")
+                index = self._store._index_of()
+                for commit, record, _updates in queued:
+                    index.add(RecordSummary.of(commit, record))
+            except RefConflict:  # another process recorded one of them: one by one
+                for commit, record, updates in queued:
+                    self._store._apply(commit, record, updates)
+        finally:
+            self._held.close()
+            self._held = ExitStack()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -294,3 +296,24 @@ def test_items_travel_and_carry_over_with_no_special_case(
     lines = repo.run("log", "--commit", "HEAD").stdout.splitlines()
     assert len(lines) == 9 and all(line.endswith("carried over") for line in lines)
     assert all(old[:7] in line for line in lines)
+
+
+def test_items_recorded_before_ctrl_c_keep_their_records(make: Callable[..., Repo]) -> None:
+    toml = (
+        "[steps.s]\nmatrix = { a = [1, 2] }\noutputs = ['o/{a}.txt']\n"
+        "run = 'if [ {a} = 2 ]; then touch started; sleep 5; fi; echo {a} > {outputs}'\n"
+    )
+    repo = make({"gitcache.toml": toml, ".gitignore": "o/\nstarted\n"})
+    proc = repo.spawn("run")
+    deadline = time.monotonic() + 30
+    while not (repo.root / "started").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    # item a=1 finished before the interrupt: its refs were written on the way out
+    assert len(repo.refs("refs/gitcache/sig/")) == 1
+    assert len(repo.refs("refs/gitcache/item/s/")) == 1
+    assert repo.run("run").stderr.count(": ran") == 1
+    assert not list((repo.root / ".git" / "gitcache" / "tmp").glob("*-items-*"))
