@@ -317,3 +317,21 @@ def test_items_recorded_before_ctrl_c_keep_their_records(make: Callable[..., Rep
     assert len(repo.refs("refs/gitcache/item/s/")) == 1
     assert repo.run("run").stderr.count(": ran") == 1
     assert not list((repo.root / ".git" / "gitcache" / "tmp").glob("*-items-*"))
+
+
+def test_remove_outputs_of_items_keeps_them_in_the_store(make: Callable[..., Repo]) -> None:
+    repo = _sweep(make, MATRIX)
+    assert repo.run("run").exit_code == 0
+    result = repo.run("remove", "--outputs", "train[lr=0.1]")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in (repo.root / "models").iterdir()) == [
+        "0.01-1.txt",
+        "0.01-2.txt",
+        "0.01-3.txt",
+    ]
+    assert repo.run("status").stdout.startswith("train  6/6 up to date")
+    result = repo.run("run")
+    assert result.exit_code == 0 and _ran(result.stderr) == []
+    assert not (repo.root / "models/0.1-1.txt").exists()
+    assert repo.run("restore", "train[lr=0.1,seed=1]").exit_code == 0
+    assert repo.read("models/0.1-1.txt") == "lr=0.1 seed=1\n"
