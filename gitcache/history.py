@@ -9,14 +9,15 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
+from gitcache.errors import RecordNotFound
 from gitcache.params import decode as decode_param
 from gitcache.params import encode
 from gitcache.recordindex import RecordSummary
 from gitcache.rewrites import answering_sources
-from gitcache.store import RecordStore
-from gitcache.sweeps import ITEM, value_matches
+from gitcache.store import RecordStore, StoredRecord
+from gitcache.sweeps import ITEM, parse_selector, split_target, value_matches
 from gitcache.timespec import record_time
-from gitcache.workflow import convert_value, split_assignment
+from gitcache.workflow import Workflow, convert_value, split_assignment
 
 
 @dataclass(frozen=True)
@@ -101,3 +102,26 @@ def parse_param_filters(items: list[str], defaults: Mapping[str, Any]) -> dict[s
         except tomllib.TOMLDecodeError:
             result[name] = text
     return result
+
+
+def item_latest(store: RecordStore, workflow: Workflow, ident: str) -> StoredRecord | None:
+    """`'train[lr=0.1,seed=1]'`: the latest record of the one item it names (None when
+    `ident` is no item selector; RecordNotFound when it names none or several)."""
+    name, selector = split_target(ident)
+    template = workflow.steps.get(name)
+    if selector is None or template is None or template.sweep is None:
+        return None
+    wanted = parse_selector(template, selector)
+    found: dict[str, RecordSummary] = {}
+    for s in newest_first(store.summaries()):
+        if s.step == name and s.item is not None and item_matches(s.item, wanted):
+            found.setdefault(s.label, s)
+    if len(found) != 1:
+        some = ", ".join(list(found)[:5])
+        raise RecordNotFound(
+            f"{ident!r} names {len(found)} items with records{': ' + some if some else ''}",
+            hint="name one item (every axis), or a record id from `gitcache log`",
+        )
+    summary = next(iter(found.values()))
+    assert summary.item is not None
+    return store.latest(name, summary.item) or store.load(summary.commit)

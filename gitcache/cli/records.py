@@ -9,11 +9,10 @@ import click
 
 from gitcache.cli.main import Options, workflow_option
 from gitcache.cli.output import seconds, short, when
-from gitcache.errors import ConfigError, RecordNotFound
+from gitcache.errors import ConfigError
 from gitcache.gitrepo import GitRepo
-from gitcache.history import LogQuery, item_matches, list_records, newest_first, parse_param_filters
+from gitcache.history import LogQuery, item_latest, list_records, parse_param_filters
 from gitcache.params import decoded_text
-from gitcache.project import Project
 from gitcache.provenance import SNAPSHOT_DIR, checkout_commands
 from gitcache.recordindex import RecordSummary
 from gitcache.rewrites import RewriteMap
@@ -31,28 +30,6 @@ def _item_filter(workflow: Workflow, step: str | None, selector: str | None) -> 
     if template is None or template.sweep is None:
         raise ConfigError(f"{step}[{selector}]: step {step!r} is not a sweep; it has no items")
     return parse_selector(template, selector)
-
-
-def _show_item(project: Project, ident: str) -> StoredRecord | None:
-    """`show 'train[lr=0.1,seed=1]'`: the latest record of the one item named."""
-    name, selector = split_target(ident)
-    template = project.workflow.steps.get(name)
-    if selector is None or template is None or template.sweep is None:
-        return None
-    wanted = parse_selector(template, selector)
-    found: dict[str, RecordSummary] = {}
-    for s in newest_first(project.store.summaries()):
-        if s.step == name and s.item is not None and item_matches(s.item, wanted):
-            found.setdefault(s.label, s)
-    if len(found) != 1:
-        some = ", ".join(list(found)[:5])
-        raise RecordNotFound(
-            f"{ident!r} names {len(found)} items with records{': ' + some if some else ''}",
-            hint="name one item (every axis), or a record id from `gitcache log`",
-        )
-    summary = next(iter(found.values()))
-    assert summary.item is not None
-    return project.store.latest(name, summary.item) or project.store.load(summary.commit)
 
 
 def _summary(r: RecordSummary) -> dict[str, object]:
@@ -157,7 +134,7 @@ def log(
 def show(options: Options, ident: str, as_json: bool, stream: str | None) -> None:
     """One record in full."""
     project = options.project(require_workflow=False)
-    stored = _show_item(project, ident) or project.store.resolve(
+    stored = item_latest(project.store, project.workflow, ident) or project.store.resolve(
         ident, list(project.workflow.steps)
     )
     if stream is not None:

@@ -335,3 +335,16 @@ def test_remove_outputs_of_items_keeps_them_in_the_store(make: Callable[..., Rep
     assert not (repo.root / "models/0.1-1.txt").exists()
     assert repo.run("restore", "train[lr=0.1,seed=1]").exit_code == 0
     assert repo.read("models/0.1-1.txt") == "lr=0.1 seed=1\n"
+
+
+def test_diff_two_items(make: Callable[..., Repo]) -> None:
+    repo = _sweep(make, MATRIX)
+    assert repo.run("run").exit_code == 0
+    result = repo.run("diff", "train[lr=0.1,seed=1]", "train[seed=1,lr=0.01]")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "(train[lr=0.1,seed=1]) -> " in lines[0] and lines[0].endswith("(train[lr=0.01,seed=1])")
+    assert "  param lr changed (0.1 -> 0.01)" in lines
+    ambiguous = repo.run("diff", "train[lr=0.1]", "train[lr=0.01,seed=1]")
+    assert ambiguous.exit_code == 2
+    assert "'train[lr=0.1]' names 3 items with records" in ambiguous.stderr
