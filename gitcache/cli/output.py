@@ -213,6 +213,7 @@ class Progress:
 
     def finished(self, step: str) -> None:
         self.done += 1
+        self.total = max(self.total, self.done)  # a foreach fanned out into more items
         if step in self.running:
             self.running.remove(step)
 
