@@ -15,6 +15,8 @@ import pytest
 from gitcache.errors import UnreadableFile
 from gitcache.filehash import BLOCK, TRIES, hash_file, read_stable
 from gitcache.gitrepo import GitRepo
+from gitcache.statcache import StatCache
+from gitcache.worktree import Worktree
 from tests.helpers import Repo
 
 
@@ -168,6 +170,17 @@ def test_a_file_that_changes_once_gives_the_blob_of_its_final_state(tmp_path: Pa
 
     data, st = read_stable(path, "f", read_then_change)
     assert reads == 2 and data == b"b" * 10 and st.st_size == 10
+
+
+def test_an_output_is_stored_with_the_size_of_the_blob(
+    make: Callable[..., Repo],
+) -> None:
+    repo = GitRepo.discover(make({"README": "x\n"}).root)
+    tree = Worktree(repo, StatCache(repo.state_dir))
+    (repo.root / "out.bin").write_bytes(os.urandom(BLOCK + 5))
+    stored = tree.store_output("out.bin", repo.write_blob_file, repo.write_blob)
+    assert stored.size == repo.blob_size(stored.blob) == BLOCK + 5
+    assert stored.blob == git_blob(repo.root / "out.bin")
 
 
 def test_status_while_an_input_is_rewritten_never_crashes(make: Callable[..., Repo]) -> None:
