@@ -15,21 +15,23 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate, provenance
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
-from gitcache.gitrepo import MODE_LINK, TreeEntry
+from gitcache.gitrepo import TreeEntry
 from gitcache.graph import input_matches_output
 from gitcache.locks import signature_lock
 from gitcache.plan import Evaluation, Mismatch, Planner
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
 from gitcache.scheduler import schedule
-from gitcache.statcache import git_mode
 from gitcache.status import describe_changes
 from gitcache.store import NewRecord, StoredRecord
 from gitcache.trust import vet
+
+if TYPE_CHECKING:
+    from gitcache.restoring import RestoreResult
 
 Mode = Literal["default", "ignore", "force", "build", "assert", "skip"]
 MODES: tuple[Mode, ...] = ("default", "ignore", "force", "build", "assert", "skip")
@@ -85,6 +87,8 @@ class StepResult:
     detail: str = ""  # why it failed / what mismatched / what it restored
     mismatches: tuple[Mismatch, ...] = ()
     exit_status: int | None = None
+    restored: tuple[str, ...] = ()  # files written from the record
+    removed: tuple[str, ...] = ()  # files under its outputs that the record does not hold
 
 
 @dataclass
@@ -157,7 +161,16 @@ class Engine:
             produced = [o for u in workflow.graph.needs[name] for o in workflow.steps[u].outputs]
             made = [p for p in step.inputs if any(input_matches_output(p, o) for o in produced)]
             for pattern in step.inputs:
-                if pattern not in made and not self.project.worktree.expand([pattern]).files:
+                if pattern in made:
+                    continue
+                found = self.project.worktree.expand([pattern])
+                if found.dangling and not found.files:
+                    link = found.dangling[0]
+                    raise ConfigError(
+                        f"{workflow.path.name}: step {name!r}: input {link!r} is a symlink to "
+                        f"{os.readlink(self.project.repo.root / link)!r}, which does not exist"
+                    )
+                if not found.files:
                     raise ConfigError(
                         f"{workflow.path.name}: step {name!r}: input {pattern!r} does not exist "
                         "and no step produces it"
@@ -213,14 +226,15 @@ class Engine:
             return StepResult(
                 name, "would-restore" if mismatches else "skipped", evaluation.signature, stored
             )
+        restored: tuple[str, ...] = ()
+        removed: tuple[str, ...] = ()
         if mismatches:
             self.reporter.step_started(name, "restoring")
-            wanted = {m.path for m in mismatches}
             try:
                 # The record may have been fetched: it is untrusted input (SPEC §7).
                 assert evaluation.signature is not None
                 vet(stored, name, evaluation.step.outputs, evaluation.signature)
-                self._restore([o for o in stored.record.outputs if o.path in wanted], name)
+                done = self._restore_record(stored, name)
             except UnsafeRecord as exc:
                 hint = f" ({exc.hint})" if exc.hint else ""
                 self.reporter.warning(f"step {name}: {exc.message}{hint}; running the step instead")
@@ -228,10 +242,31 @@ class Engine:
                     command = self._command(evaluation)
                     return self._run_command(evaluation, command, record=True, replace=True)
                 return self._execute(evaluation, record=True, refused=stored.commit)
+            restored, removed = tuple(done.written + done.dirs), tuple(done.removed)
         self.project.store.set_latest(stored)
-        detail = ", ".join(sorted(m.path for m in mismatches))
         return StepResult(
-            name, "restored" if mismatches else "skipped", evaluation.signature, stored, detail
+            name,
+            "restored" if mismatches else "skipped",
+            evaluation.signature,
+            stored,
+            restored=restored,
+            removed=removed,
+        )
+
+    def _restore_record(self, stored: StoredRecord, step: str) -> RestoreResult:
+        """Make the step's outputs exactly the record, as `gitcache restore` does (one rule:
+        content that no record of the step holds is never dropped: WorktreeConflict)."""
+        from gitcache.restoring import restore_outputs
+
+        hint = (
+            f"`gitcache restore --force {step}` discards it, `gitcache run -s build {step}` "
+            f"records it, `gitcache run -s force {step}` runs the step again"
+        )
+        return restore_outputs(
+            self.project,
+            stored,
+            hint=hint,
+            progress=lambda done, total: self._transfer(step, "restoring", done, total),
         )
 
     def _keep_in_store(self, evaluation: Evaluation, stored: StoredRecord) -> StepResult:
@@ -307,6 +342,12 @@ class Engine:
         # Taken before the command runs: the code that ran, and require_clean refuses early.
         source = self._provenance() if record else None
         self.reporter.step_started(step.name, "running")
+        try:
+            # A record holds exactly what this run made, and the command never writes
+            # through a symlink that a record (perhaps a fetched one) put there.
+            self.project.worktree.clear_outputs(step.outputs)
+        except StepFailed as exc:
+            return StepResult(step.name, "failed", evaluation.signature, detail=exc.message)
         for declared in step.outputs:  # as make users expect: the command only writes files
             (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
         scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{step.name}"
@@ -339,6 +380,16 @@ class Engine:
                     detail=f"command exited with status {execution.exit_status}",
                     exit_status=execution.exit_status,
                 )
+            changed = self._changed_input(evaluation) if record else None
+            if changed is not None:
+                return StepResult(
+                    step.name,
+                    "failed",
+                    evaluation.signature,
+                    detail=f"input {changed} changed while the step ran; "
+                    "its outputs were not recorded",
+                    exit_status=0,
+                )
             outputs = self._collect_outputs(evaluation)
             if isinstance(outputs, StepResult):
                 return outputs
@@ -362,17 +413,33 @@ class Engine:
                 path.unlink(missing_ok=True)
             scratch.rmdir()
 
+    def _changed_input(self, evaluation: Evaluation) -> str | None:
+        """An input whose content is not what the signature was computed from, if any.
+
+        The record would otherwise be filed under the old inputs' signature while
+        holding what the new ones made. Stats only, unless a stat moved (then hashed).
+        """
+        worktree = self.project.worktree
+        now = worktree.expand(evaluation.step.inputs)
+        for path in sorted(set(now.files) | set(now.dangling) | set(evaluation.inputs)):
+            state = worktree.state(path, follow=True)
+            if (None if state is None else state.oid) != evaluation.inputs.get(path):
+                return path
+        return None
+
     def _collect_outputs(
         self, evaluation: Evaluation, missing: str = "was not produced"
     ) -> list[OutputFile] | StepResult:
-        """Store every output file as a blob; a declared output that is missing fails the step."""
+        """Store every output file as a blob; a declared output that is missing fails the step.
+
+        A declared output that is an empty directory is an output with no files.
+        """
         step = evaluation.step
         worktree = self.project.worktree
-        files: list[OutputFile] = []
         expanded: list[str] = []
         for declared in step.outputs:
-            found = worktree.expand([declared]).files
-            if not found:
+            found = worktree.output_files(declared)
+            if found is None:
                 return StepResult(
                     step.name,
                     "failed",
@@ -380,17 +447,14 @@ class Engine:
                     detail=f"declared output {declared} {missing}",
                 )
             expanded += found
+        repo = self.project.repo
+        files: list[OutputFile] = []
         for rel in expanded:
             self._transfer(step.name, "storing", len(files), len(expanded))
-            path = worktree.root / rel
-            st = os.lstat(path)
-            mode = git_mode(st)  # from the stat: hashing first would read the file twice
-            if mode == MODE_LINK:
-                oid = self.project.repo.write_blob(os.fsencode(os.readlink(path)))
-            else:
-                oid = self.project.repo.write_blob_file(path)
-            worktree.cache.remember(rel, st, oid)
-            files.append(OutputFile(path=rel, blob=oid, mode=mode, size=st.st_size))
+            try:
+                files.append(worktree.store_output(rel, repo.write_blob_file, repo.write_blob))
+            except StepFailed as exc:
+                return StepResult(step.name, "failed", evaluation.signature, detail=exc.message)
         return files
 
     def _record(
@@ -497,15 +561,20 @@ class Engine:
         """skip mode: every output exists and none is older than any input (stat only)."""
         step = self.project.workflow.steps[name]
         worktree = self.project.worktree
-        outputs = [worktree.expand([declared]).files for declared in step.outputs]
-        if not outputs or any(not files for files in outputs):
+        outputs: list[str] = []
+        for declared in step.outputs:
+            files = worktree.output_files(declared)
+            if not files:
+                return False
+            outputs += files
+        if not outputs:
             return False
         inputs = worktree.expand(step.inputs)
         if inputs.missing:
             return False
         root = self.project.repo.root
         try:
-            out_times = [os.stat(root / p).st_mtime_ns for files in outputs for p in files]
+            out_times = [os.stat(root / p).st_mtime_ns for p in outputs]
             in_times = [os.stat(root / p).st_mtime_ns for p in inputs.files]
         except OSError:
             return False

@@ -72,5 +72,10 @@ class WorktreeConflict(GitcacheError):
     """Writing would overwrite a worktree file whose content no record holds (exit 2)."""
 
 
+class UnreadableFile(GitcacheError):
+    """A worktree file cannot be read as one blob: it keeps changing while gitcache reads
+    it, or it is not a regular file (a fifo, a socket, a device) (exit 2)."""
+
+
 class NotInStore(GitcacheError):
     """Outputs asked to be removed from the worktree are not safely in the store (exit 2)."""

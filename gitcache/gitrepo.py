@@ -19,6 +19,7 @@ from typing import Final
 import pygit2
 
 from gitcache.errors import GitcacheError, RepositoryError
+from gitcache.filehash import hash_file, read_stable
 
 MODE_FILE: Final = 0o100644
 MODE_EXEC: Final = 0o100755
@@ -139,8 +140,12 @@ class GitRepo:
 
     @staticmethod
     def hash_file(path: Path) -> str:
-        """Blob id of a file's bytes, as `git hash-object --no-filters` gives it."""
-        return str(pygit2.hashfile(str(path)))
+        """Blob id of a file's bytes, as `git hash-object --no-filters` gives it.
+
+        Read again while the file changes (filehash.py); UnreadableFile if it keeps
+        changing or is not a regular file.
+        """
+        return hash_file(path, str(path))[0]
 
     @staticmethod
     def hash_bytes(data: bytes) -> str:
@@ -390,7 +395,8 @@ class GitRepo:
                 continue
             if stat.S_ISDIR(st.st_mode):  # a submodule: keep the recorded gitlink
                 continue
-            oid = self._repo.create_blob_fromworkdir(path)
+            # Read again if the file changes meanwhile (a step may be writing it).
+            oid, _ = read_stable(self.root / path, path, self._blob_from_workdir)
             if stat.S_ISLNK(st.st_mode):
                 mode = MODE_LINK
             elif not filemode:
@@ -399,6 +405,10 @@ class GitRepo:
                 mode = MODE_EXEC if st.st_mode & 0o111 else MODE_FILE
             snapshot.add(pygit2.IndexEntry(path, oid, pygit2.enums.FileMode(mode)))
         return str(snapshot.write_tree(self._repo))
+
+    def _blob_from_workdir(self, path: Path) -> pygit2.Oid:
+        """A worktree file as a blob, through git's clean filters (as `git add` does)."""
+        return self._repo.create_blob_fromworkdir(path.relative_to(self.root).as_posix())
 
     def commits_between(self, tip: str, hide: Sequence[str] = ()) -> list[str]:
         """Commits reachable from tip but from none of `hide` (`git rev-list tip ^hide...`)."""

@@ -133,8 +133,9 @@ def plan_output_removal(
         if not already:
             changed = ev.mismatches()
             if changed:
+                how = "is not in" if changed[0].extra else "differs from"
                 raise NotInStore(
-                    f"step {name!r}: output {changed[0].path} differs from its record "
+                    f"step {name!r}: output {changed[0].path} {how} its record "
                     f"{ev.record.short}; refusing to delete it",
                     hint=f"`gitcache run -s build {name}` records the worktree's outputs",
                 )

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from gitcache.canonical import canonical_json
 from gitcache.params import decoded_text
-from gitcache.plan import Planner
+from gitcache.plan import Mismatch, Planner
 from gitcache.project import Project
 from gitcache.record import Components
 
@@ -40,6 +40,14 @@ def short(oid: str | None) -> str:
 
 def _value(value: Any) -> str:
     return decoded_text(value) or canonical_json(value).decode()
+
+
+def _output_reason(m: Mismatch) -> str:
+    if m.extra:
+        return f"output {m.path} not in the record"
+    if m.worktree is None:
+        return f"output {m.path} missing"
+    return f"output {m.path} modified ({short(m.recorded)} -> {short(m.worktree)})"
 
 
 def describe_changes(old: Components, new: Components) -> list[str]:
@@ -118,12 +126,7 @@ def statuses(
                     StepStatus(name, "up-to-date", ev.signature, ev.record.commit, reasons)
                 )
                 continue
-            reasons = [
-                f"output {m.path} missing"
-                if m.worktree is None
-                else f"output {m.path} modified ({short(m.recorded)} -> {short(m.worktree)})"
-                for m in mismatches
-            ]
+            reasons = [_output_reason(m) for m in mismatches]
             result.append(StepStatus(name, "restorable", ev.signature, ev.record.commit, reasons))
         else:
             planner.will_change(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gitcache.cli.main import Options, params_option, workflow_option
-from gitcache.cli.output import short
+from gitcache.cli.output import short, some_paths
 from gitcache.restoring import find_record, restore_record
 from gitcache.workflow import parse_overrides
 
@@ -16,7 +16,9 @@ from gitcache.workflow import parse_overrides
     "--commit", "rev", metavar="REV", help="The step's newest record made at REV or before it."
 )
 @params_option("The step's record for these parameters.")
-@click.option("--force", is_flag=True, help="Overwrite worktree files that no record holds.")
+@click.option(
+    "--force", is_flag=True, help="Overwrite or remove worktree files that no record holds."
+)
 @workflow_option
 @click.pass_obj
 def restore(
@@ -35,11 +37,15 @@ def restore(
         result = restore_record(project, stored, force)
     finally:
         project.save()
-    for path in result.written:
-        click.echo(f"restored {path}")
+    # A summary, not a line per file: a directory output may hold thousands.
+    if result.written or result.dirs:
+        click.echo(f"restored {some_paths(sorted(result.written + result.dirs))}")
+    if result.removed:
+        click.echo(f"removed {some_paths(sorted(result.removed))}")
+    removed = f", {len(result.removed)} removed" if result.removed else ""
     click.echo(
         f"gitcache: record {short(stored.commit)} ({stored.record.step}): "
-        f"{len(result.written)} restored, {len(result.unchanged)} already in place",
+        f"{len(result.written)} restored, {len(result.unchanged)} already in place{removed}",
         err=True,
     )
 

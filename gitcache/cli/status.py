@@ -10,6 +10,9 @@ from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.status import statuses
 from gitcache.workflow import parse_overrides
 
+MAX_REASONS = 10  # reasons printed per step; beyond that, the first SHOWN and a count
+SHOWN = 8
+
 _WORDS = {
     "up-to-date": "up to date",
     "restorable": "restorable from cache",
@@ -40,8 +43,13 @@ def status(
     width = max((len(s.step) for s in found), default=0)
     for item in found:
         click.echo(f"{item.step:<{width}}  {_WORDS[item.state]}")
-        for reason in item.reasons:
+        # A step with thousands of outputs gets a few lines, not thousands.
+        shown = item.reasons if len(item.reasons) <= MAX_REASONS else item.reasons[:SHOWN]
+        for reason in shown:
             click.echo(f"{'':<{width}}    {reason}")
+        if len(shown) < len(item.reasons):
+            more = len(item.reasons) - len(shown)
+            click.echo(f"{'':<{width}}    … and {more} more (`gitcache status --json` lists all)")
 
 
 COMMANDS = [status]
