@@ -21,7 +21,7 @@ from gitcache import __version__, interpolate, provenance
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import MODE_LINK, TreeEntry
 from gitcache.graph import input_matches_output
-from gitcache.locks import signature_lock
+from gitcache.locks import signature_lock, writing_objects
 from gitcache.plan import Evaluation, Mismatch, Planner
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
@@ -136,7 +136,14 @@ class Engine:
         return RunSummary(results)
 
     def _step_locked(self, name: str) -> StepResult:
-        with self._lock:
+        if self.options.dry_run:
+            with self._lock:
+                return self._step(name)
+        # From the record look-up (a restore reads its blobs) and the provenance snapshot
+        # (objects written before the command) to the record's refs: no `gitcache gc
+        # --prune` may delete what this step has not yet referenced. Taken before the
+        # engine's lock, so a thread waiting for a gc never holds up the other steps.
+        with writing_objects(self.project.repo.state_dir, self.reporter.warning), self._lock:
             return self._step(name)
 
     @contextmanager

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import pygit2
 
@@ -30,6 +30,13 @@ ANY: Final = "any"
 _LOCK_WAIT_SECONDS: Final = 10.0  # git's own core.filesRefLockTimeout is shorter (0.1 s)
 _LOCK_NOTICE_SECONDS: Final = 1.0  # then say what we are waiting for
 _LOCK_FILE = re.compile(r"failed to lock file '([^']+\.lock)'")
+# libgit2 writes a loose object to a temporary file, makes its fan-out directory
+# (objects/ab/) and renames the file into it. Any `git prune` (the one `git gc --auto`
+# runs too, whatever its expiry) removes empty fan-out directories, so one can vanish
+# between the two; writing the object again is harmless (its id is its content).
+_OBJECT_WRITE_RACE = re.compile(r"failed to rename lockfile|failed to create locked file")
+_OBJECT_WRITE_ATTEMPTS: Final = 20
+T = TypeVar("T")
 
 
 class RefConflict(GitcacheError):
@@ -147,10 +154,10 @@ class GitRepo:
         return str(pygit2.hash(data))
 
     def write_blob_file(self, path: Path) -> str:
-        return str(self._repo.create_blob_fromdisk(str(path)))
+        return str(_write_object(lambda: self._repo.create_blob_fromdisk(str(path))))
 
     def write_blob(self, data: bytes) -> str:
-        return str(self._repo.create_blob(data))
+        return str(_write_object(lambda: self._repo.create_blob(data)))
 
     def read_blob(self, oid: str) -> bytes:
         obj = self._repo.get(oid)
@@ -191,7 +198,7 @@ class GitRepo:
             else:
                 assert isinstance(value, dict)
                 builder.insert(name, pygit2.Oid(hex=self._write_nested(value)), MODE_TREE)
-        return str(builder.write())
+        return str(_write_object(builder.write))
 
     def walk_tree(self, oid: str, prefix: str = "") -> Iterator[TreeEntry]:
         """Every non-tree entry under a tree, recursively, with full paths."""
@@ -228,13 +235,15 @@ class GitRepo:
     def write_commit(self, tree: str, parents: Sequence[str], message: str) -> str:
         """Create a commit object without moving any ref."""
         author = self._signature()
-        oid = self._repo.create_commit(
-            None,
-            author,
-            author,
-            message,
-            pygit2.Oid(hex=tree),
-            [pygit2.Oid(hex=p) for p in parents],
+        oid = _write_object(
+            lambda: self._repo.create_commit(
+                None,
+                author,
+                author,
+                message,
+                pygit2.Oid(hex=tree),
+                [pygit2.Oid(hex=p) for p in parents],
+            )
         )
         return str(oid)
 
@@ -390,7 +399,7 @@ class GitRepo:
                 continue
             if stat.S_ISDIR(st.st_mode):  # a submodule: keep the recorded gitlink
                 continue
-            oid = self._repo.create_blob_fromworkdir(path)
+            oid = _write_object(lambda: self._repo.create_blob_fromworkdir(path))  # noqa: B023
             if stat.S_ISLNK(st.st_mode):
                 mode = MODE_LINK
             elif not filemode:
@@ -432,6 +441,18 @@ class GitRepo:
             return str(self._repo.config[name])
         except KeyError:
             return None
+
+
+def _write_object(write: Callable[[], T]) -> T:
+    """Call a libgit2 object write, again when a `git prune` removed its directory."""
+    for attempt in range(_OBJECT_WRITE_ATTEMPTS):
+        try:
+            return write()
+        except OSError as exc:
+            if attempt + 1 == _OBJECT_WRITE_ATTEMPTS or not _OBJECT_WRITE_RACE.search(str(exc)):
+                raise
+            time.sleep(0.001 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def relative_posix(root: Path, path: Path) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from gitcache.cli.main import Options, workflow_option
-from gitcache.cli.output import short, when
+from gitcache.cli.output import short, warn, when
 from gitcache.errors import ConfigError
 from gitcache.expiry import GcPolicy, plan_gc
 from gitcache.housekeeping import run_git_gc
@@ -65,7 +65,7 @@ def gc(
     if dry_run or not plan.drop:
         return
     if prune:
-        run_git_gc(project.repo.root)
+        run_git_gc(project.repo.root, project.repo.state_dir, warn)
         click.echo("gitcache: git gc --prune=now done", err=True)
     else:
         click.echo(

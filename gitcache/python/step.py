@@ -26,7 +26,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from gitcache import __version__, provenance
 from gitcache.errors import UnsafeRecord
 from gitcache.gitrepo import MODE_LINK, TreeEntry
-from gitcache.locks import signature_lock
+from gitcache.locks import signature_lock, writing_objects
 from gitcache.python import results
 from gitcache.python.capture import captured
 from gitcache.python.errors import ResultError, StepDefinitionError
@@ -132,6 +132,12 @@ class StepFunction(Generic[P, R]):
     def _resolve(self, session: Session, call: Call) -> Any:
         if not self.options.store:
             return self._run(_upstream_results(call.arguments))
+        # No `gitcache gc --prune` between reading a record (or writing the provenance
+        # snapshot) and the refs of the record this call writes (locks.py).
+        with writing_objects(session.repo.state_dir, warn):
+            return self._lookup_or_run(session, call)
+
+    def _lookup_or_run(self, session: Session, call: Call) -> Any:
         with session.lock:
             stored = session.store.lookup(call.signature)
             if stored is not None:
