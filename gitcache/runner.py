@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -16,6 +14,13 @@ from pathlib import Path
 from typing import IO
 
 from gitcache.errors import ConfigError, Interrupted
+from gitcache.processes import (
+    Children,
+    Terminated,
+    leave_signals_to_main_thread,
+    stop_signal,
+    stopped_by,
+)
 
 OutputSink = Callable[[str, bytes], None]  # (stream name, chunk); called from pump threads
 
@@ -43,8 +48,14 @@ def execute(
     scratch: Path,
     sink: OutputSink,
     env: Mapping[str, str] | None = None,
+    children: Children | None = None,
 ) -> Execution:
-    """Run argv; on Ctrl-C stop the child and raise Interrupted (the caller records nothing)."""
+    """Run argv in a process group of its own; output to `sink` and to scratch/<stream>.
+
+    On Ctrl-C, SIGTERM or SIGHUP (in the thread that receives signals) every command
+    in `children` is stopped and Interrupted is raised: the caller records nothing.
+    """
+    children = children if children is not None else Children()
     scratch.mkdir(parents=True, exist_ok=True)
     logs = {name: scratch / name for name in ("stdout", "stderr")}
     started = datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -56,7 +67,9 @@ def execute(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=dict(env) if env is not None else None,
+        process_group=0,  # signals reach the command's whole tree, and only it (processes.py)
     )
+    children.add(proc)  # at once: a signal may come any time now (killed if stopping)
     assert proc.stdout is not None and proc.stderr is not None
     pumps = [
         threading.Thread(
@@ -72,29 +85,23 @@ def execute(
         status = proc.wait()
         for pump in pumps:
             pump.join()
-    except KeyboardInterrupt:
-        _stop(proc)
-        raise Interrupted("interrupted; the step's record was not written") from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        signum = stop_signal(exc)
+        children.stop_all(signum)
+        for pump in pumps:
+            pump.join(timeout=1.0)  # a process that left the group may hold the pipes
+        raise Interrupted(
+            f"{stopped_by(signum)}; the step's record was not written", signum=signum
+        ) from None
+    finally:
+        children.discard(proc)
     return Execution(status, started, time.monotonic() - t0, logs)
 
 
 def _pump(pipe: IO[bytes], path: Path, stream: str, sink: OutputSink) -> None:
+    leave_signals_to_main_thread()
     with open(path, "wb") as capture, pipe:
         fd = pipe.fileno()
         while chunk := os.read(fd, 65536):
             capture.write(chunk)
             sink(stream, chunk)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """The terminal sent SIGINT to the child too; make sure it is really gone."""
-    for sig, wait in ((signal.SIGINT, 2.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, None)):
-        if proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue

@@ -16,6 +16,7 @@ import click
 
 from gitcache import __version__
 from gitcache.errors import EXIT_INTERRUPTED, EXIT_USAGE, GitcacheError
+from gitcache.processes import Terminated, stopped_by
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,6 +110,9 @@ class GitcacheGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("gitcache: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except Terminated as exc:  # SIGTERM/SIGHUP outside a step's command (processes.py)
+            error(stopped_by(exc.signum))
+            ctx.exit(128 + exc.signum)
         except (click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # a bug: say so plainly, traceback only on request
