@@ -182,7 +182,7 @@ def test_existing_hook_is_kept_chained_with_its_stdin_and_restored(
     _user_hook(hook, f'echo "args: $*" >> {log}\ncat >> {log}\n')
     original = hook.read_text()
     assert repo.run("hooks", "install").exit_code == 0
-    assert (hook.parent / "post-rewrite.legacy").read_text() == original
+    assert (hook.parent / "post-rewrite.before-gitcache").read_text() == original
     old = commit_and_record(repo, "v1\n")
     repo.git("commit", "-q", "--amend", "-m", "amended")
     new = repo.head()
@@ -190,9 +190,34 @@ def test_existing_hook_is_kept_chained_with_its_stdin_and_restored(
     assert mappings(repo) == {(old, new)}
     assert_survives_gc(repo)
     status = repo.run("hooks", "status").stdout
-    assert "post-rewrite           installed; runs post-rewrite.legacy first" in status
+    assert "post-rewrite           installed; runs post-rewrite.before-gitcache first" in status
     assert repo.run("hooks", "uninstall").exit_code == 0
-    assert hook.read_text() == original and not (hook.parent / "post-rewrite.legacy").exists()
+    assert hook.read_text() == original
+    assert sorted(p.name for p in hook.parent.iterdir()) == ["post-rewrite"]
+
+
+def test_a_hook_kept_by_an_older_gitcache_moves_out_of_pre_commits_way(
+    make: Callable[..., Repo], tmp_path: Path
+) -> None:
+    # Older gitcache kept the previous hook as <name>.legacy, where `pre-commit install`
+    # would put gitcache's script, replacing it.
+    repo = make({"gitcache.toml": TOML, ".gitignore": "out/\n", "src/code.txt": "0"})
+    directory = repo.root / ".git" / "hooks"
+    log = tmp_path / "user-hook.log"
+    _user_hook(directory / "post-rewrite.legacy", f'echo "args: $*" >> {log}\n')
+    original = (directory / "post-rewrite.legacy").read_text()
+    (directory / "post-rewrite").write_text(
+        hooks.template().replace("@PYTHON@", sys.executable).replace("before-gitcache", "legacy")
+    )
+    assert "outdated" in repo.run("hooks", "status").stdout
+    assert repo.run("hooks", "install").exit_code == 0
+    assert (directory / "post-rewrite.before-gitcache").read_text() == original
+    assert not (directory / "post-rewrite.legacy").exists()
+    commit_and_record(repo, "v1\n")
+    repo.git("commit", "-q", "--amend", "-m", "amended")
+    assert log.read_text() == "args: amend\n"
+    assert repo.run("hooks", "uninstall").exit_code == 0
+    assert (directory / "post-rewrite").read_text() == original
 
 
 def test_existing_hook_refusal_stands(make: Callable[..., Repo]) -> None:
