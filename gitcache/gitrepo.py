@@ -99,8 +99,29 @@ class GitRepo:
 
     @property
     def state_dir(self) -> Path:
-        """gitcache's private directory (stat cache, locks, scratch) inside the common git dir."""
+        """gitcache's private directory shared by all worktrees (locks, scratch, record
+        index), inside the common git dir."""
         return self.common_dir / "gitcache"
+
+    @property
+    def worktree_state_dir(self) -> Path:
+        """gitcache's files about this worktree (stat cache, outputs removed on purpose,
+        latest records), in the worktree's own git dir: `state_dir` for the main one."""
+        return self.git_dir / "gitcache"
+
+    @property
+    def is_linked_worktree(self) -> bool:
+        """A worktree made by `git worktree add` (its git dir is not the common dir)."""
+        return self.git_dir != self.common_dir
+
+    def worktree_state_dirs(self) -> list[Path]:
+        """`worktree_state_dir` of every worktree of the repository, the main one first."""
+        linked = self.common_dir / "worktrees"
+        try:
+            others = sorted(p / "gitcache" for p in linked.iterdir() if p.is_dir())
+        except (FileNotFoundError, NotADirectoryError):
+            others = []
+        return [self.state_dir, *others]
 
     # -- commits and revisions -------------------------------------------------
 

@@ -44,14 +44,14 @@ class Project:
             workflow = Workflow(path, repo.root, WorkflowFile(), {}, {}, StepGraph.build("", {}))
         else:
             workflow = load_workflow(path if path.is_absolute() else start / path, repo.root)
-        cache = StatCache(repo.state_dir)
+        cache = StatCache(repo.worktree_state_dir)  # about this worktree's files
         limits = RestoreLimits(workflow.config.restore.max_files, workflow.config.restore.max_bytes)
         return cls(repo, workflow, RecordStore(repo, warn), Worktree(repo, cache, limits))
 
     @cached_property
     def removed(self) -> RemovedOutputs:
         """Outputs removed from the worktree on purpose (`gitcache remove --outputs`)."""
-        return RemovedOutputs(self.repo.state_dir)
+        return RemovedOutputs(self.repo.worktree_state_dir)
 
     def save(self) -> None:
         """Persist what this process learned (the stat cache, removed outputs)."""
