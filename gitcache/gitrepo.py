@@ -114,6 +114,19 @@ class GitRepo:
         """A worktree made by `git worktree add` (its git dir is not the common dir)."""
         return self.git_dir != self.common_dir
 
+    def worktree_roots(self) -> list[Path]:
+        """The root of every worktree of the repository (the main one first, if any)."""
+        main = pygit2.Repository(str(self.common_dir))
+        roots = [] if main.workdir is None else [Path(main.workdir)]
+        for name in main.list_worktrees():
+            try:
+                linked = main.lookup_worktree(name)
+            except (KeyError, pygit2.GitError):
+                continue
+            if not linked.is_prunable:  # its directory still exists
+                roots.append(Path(linked.path))
+        return roots
+
     def worktree_state_dirs(self) -> list[Path]:
         """`worktree_state_dir` of every worktree of the repository, the main one first."""
         linked = self.common_dir / "worktrees"

@@ -28,13 +28,14 @@ from typing import Final, Literal
 
 from gitcache.errors import HookError
 from gitcache.gitrepo import GitRepo
+from gitcache.hookpolicy import MARKER as MARKER
+from gitcache.hookpolicy import hooks_dir as hooks_dir
 
 HOOK_NAMES: Final = ("reference-transaction", "pre-rebase", "post-rewrite")
 # git runs reference-transaction twice for every ref update: even an empty hook there
 # makes an ordinary commit some 15% slower, so it is installed only for the policy
 # that needs it (rewrite = "block" refuses an amend there).
 BLOCK_ONLY: Final = frozenset({"reference-transaction"})
-MARKER: Final = "gitcache-hook-template"
 PYTHON_PLACEHOLDER: Final = "@PYTHON@"
 SAVED_SUFFIX: Final = ".before-gitcache"  # the hook that was there before gitcache's
 LEGACY_SUFFIX: Final = ".legacy"  # the hook behind pre-commit's (pre-commit's name)
@@ -68,19 +69,6 @@ def template() -> str:
 
 def render(python: str) -> str:
     return template().replace(PYTHON_PLACEHOLDER, shlex.quote(python), 1)
-
-
-def hooks_dir(repo: GitRepo) -> Path:
-    """Where git looks for hooks: core.hooksPath, else the common git dir's hooks/.
-
-    Linked worktrees share the common dir's hooks; a submodule has its own git dir.
-    A relative core.hooksPath is relative to the worktree root, where hooks run.
-    """
-    configured = repo.config_value("core.hooksPath")
-    if configured:
-        path = Path(os.path.expanduser(configured))
-        return path if path.is_absolute() else repo.root / path
-    return repo.common_dir / "hooks"
 
 
 def _ours(path: Path) -> bool:
@@ -254,6 +242,25 @@ def _stage(directory: Path, text: str) -> Path:
         f.write(text)
     os.chmod(name, 0o755)  # never group- or world-writable
     return Path(name)
+
+
+def block_in_another_worktree(repo: GitRepo) -> bool:
+    """Whether the gitcache.toml of another worktree says `rewrite = "block"` (they
+    share the hooks directory; an unreadable file counts as the default policy, as the
+    hooks themselves take it)."""
+    import tomllib
+
+    for root in repo.worktree_roots():
+        if root == repo.root:
+            continue
+        try:
+            data = tomllib.loads((root / "gitcache.toml").read_text())
+        except (OSError, ValueError):
+            continue
+        hooks = data.get("hooks")
+        if isinstance(hooks, dict) and hooks.get("rewrite") == "block":
+            return True
+    return False
 
 
 def uninstall(repo: GitRepo, names: Sequence[str] = HOOK_NAMES) -> list[HookStatus]:

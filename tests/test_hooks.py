@@ -151,17 +151,55 @@ def test_block_cherry_pick_passes(make: Callable[..., Repo]) -> None:
     assert records_for(repo, picked) == [(record_of(repo, picked), False)]
 
 
-def test_run_warns_when_block_lacks_its_hook(make: Callable[..., Repo]) -> None:
+def test_block_in_gitcache_toml_holds_without_installing_again(make: Callable[..., Repo]) -> None:
     repo = project(make)  # installed for "protect": no reference-transaction
-    repo.write("gitcache.toml", repo.read("gitcache.toml") + '\n[hooks]\nrewrite = "block"\n')
+    hook = repo.root / ".git" / "hooks" / "reference-transaction"
+    old = commit_and_record(repo, "v1\n")
+    repo.write("gitcache.toml", TOML + '\n[hooks]\nrewrite = "block"\n')
+    result = repo.run("status")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[0] == (
+        'gitcache: rewrite = "block" in gitcache.toml: installed the reference-transaction hook'
+    )
+    status, stderr = git_status(repo, "commit", "--amend", "-m", "reworded")
+    assert status != 0 and "refusing to amend" in stderr
+    assert repo.head() == old
+    assert "reference-transaction" not in repo.run("status").stderr  # once
+    # Back to the default: ordinary commits run no reference-transaction hook again.
+    repo.write("gitcache.toml", TOML)
+    result = repo.run("log")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[0] == (
+        'gitcache: rewrite is not "block" in gitcache.toml: removed the reference-transaction hook'
+    )
+    assert not hook.exists()
+    assert repo.run("run").stderr.count("reference-transaction") == 0
+
+
+def test_a_policy_installs_nothing_where_the_hooks_are_not_installed(
+    make: Callable[..., Repo],
+) -> None:
+    repo = make({"gitcache.toml": TOML + '\n[hooks]\nrewrite = "block"\n', "src/code.txt": "0"})
     result = repo.run("run")
     assert result.exit_code == 0
     assert (
-        'gitcache: warning: rewrite = "block" needs the reference-transaction hook: '
-        "run `gitcache hooks install`"
+        'gitcache: warning: rewrite = "block" needs the reference-transaction, pre-rebase, '
+        "post-rewrite hook: run `gitcache hooks install`"
     ) in result.stderr
-    assert repo.run("hooks", "install").exit_code == 0
-    assert "warning" not in repo.run("run").stderr
+    directory = repo.root / ".git" / "hooks"
+    assert not directory.exists() or not any(directory.iterdir())
+
+
+def test_another_worktree_under_block_keeps_its_hook(make: Callable[..., Repo]) -> None:
+    repo = project(make)
+    linked = Repo(repo.root.parent / "linked")
+    repo.git("worktree", "add", "-q", "--detach", str(linked.root))
+    repo.write("gitcache.toml", TOML + '\n[hooks]\nrewrite = "block"\n')
+    assert "installed the reference-transaction hook" in repo.run("status").stderr
+    result = linked.run("status")  # its own gitcache.toml says "protect"
+    assert result.exit_code == 0
+    assert "reference-transaction" not in result.stderr
+    assert (repo.root / ".git" / "hooks" / "reference-transaction").exists()
 
 
 # -- chaining a hook that was there before ------------------------------------------------

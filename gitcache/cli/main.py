@@ -30,10 +30,10 @@ class Options:
     debug: bool
 
     def project(self, require_workflow: bool = True) -> Any:
-        from gitcache.cli.output import warn
+        from gitcache.cli.output import note, warn
         from gitcache.project import Project
 
-        return Project.open(self.directory, self.workflow_file, warn, require_workflow)
+        return Project.open(self.directory, self.workflow_file, warn, require_workflow, note)
 
 
 def error(message: str, hint: str | None = None) -> None:

@@ -32,6 +32,10 @@ def warn(message: str) -> None:
     click.echo(f"gitcache: warning: {message}", err=True)
 
 
+def note(message: str) -> None:
+    click.echo(f"gitcache: {message}", err=True)
+
+
 def short(oid: str | None, n: int = 12) -> str:
     return "-" if oid is None else oid[:n]
 
