@@ -10,34 +10,26 @@ risk the user's data, so we hand the job to git itself.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 from gitcache.errors import RepositoryError
-from gitcache.locks import pruning_objects
 
 
-def run_git_gc(
-    root: Path,
-    state_dir: Path,
-    on_wait: Callable[[str], None] | None = None,
-    prune: str = "now",
-) -> None:
+def run_git_gc(root: Path, prune: str = "now") -> None:
     """`git gc --prune=<prune> --quiet` in the repository; raise RepositoryError on failure.
 
-    Runs under the objects lock held exclusive (locks.py): it waits for every gitcache
-    process that has written objects its refs do not hold yet, and none starts until
-    git is done; `--prune=now` would otherwise delete a running step's outputs.
+    Call it under `locks.dropping_records` (the objects lock held exclusive): then no
+    gitcache process has written objects its refs do not hold yet, and none starts
+    until git is done; `--prune=now` would otherwise delete a running step's outputs.
     """
     try:
-        with pruning_objects(state_dir, on_wait):
-            done = subprocess.run(
-                ["git", "gc", f"--prune={prune}", "--quiet"],
-                cwd=root,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+        done = subprocess.run(
+            ["git", "gc", f"--prune={prune}", "--quiet"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     except OSError as exc:
         raise RepositoryError(f"could not run git gc: {exc}") from None
     if done.returncode != 0:

@@ -2,10 +2,12 @@
 
 - Per-signature locks: two processes about to run one signature run it once.
 - The objects lock: a reader/writer lock between everything that writes git objects
-  before the refs that keep them (a run, a Python step, a fetch, a rewrite mapping;
-  shared) and `gitcache gc --prune` (exclusive): `git gc --prune=now` deletes every
-  unreachable object, so it must never run between a writer's first object and its
-  ref transaction.
+  before the refs that keep them, or relies on a record staying (a run, a Python
+  step, a fetch, a rewrite mapping, `restore`, `remove --outputs`; shared) and what
+  drops records (`gitcache gc`, `gitcache remove`; exclusive): `git gc --prune=now`
+  deletes every unreachable object, so it must never run between a writer's first
+  object and its ref transaction, and a record must not go while `remove --outputs`
+  deletes the files it holds.
 
 filelock and flock(2) are kernel locks: a crash or Ctrl-C never leaves a lock that
 blocks the next run (no pid files).
@@ -60,13 +62,14 @@ def writing_objects(state_dir: Path, on_wait: Callable[[str], None] | None) -> I
 
 
 @contextmanager
-def pruning_objects(state_dir: Path, on_wait: Callable[[str], None] | None) -> Iterator[None]:
-    """Hold the objects lock exclusive: no gitcache process is between objects and refs."""
+def dropping_records(state_dir: Path, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+    """Hold the objects lock exclusive: no gitcache process is between objects and refs,
+    or relying on a record; hold it from choosing records to drop to pruning them."""
     with _flock(
         state_dir,
         fcntl.LOCK_EX,
         on_wait,
-        "waiting for lock on {path} (a gitcache run or fetch is writing records)",
+        "waiting for lock on {path} (another gitcache is writing or using records)",
     ):
         yield
 

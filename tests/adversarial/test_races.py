@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gitcache.gitrepo import GitRepo
-from gitcache.locks import pruning_objects
+from gitcache.locks import dropping_records, writing_objects
 from tests.helpers import Repo
 from tests.records import write_record
 
@@ -65,7 +65,7 @@ def test_gc_prune_waits_for_a_run_between_objects_and_refs(make: Callable[..., R
     repo.write("gitcache.toml", toml.replace("made", "made again"))  # a new record to run
     run = repo.spawn("run")
     _wait_for(repo.root / "started")
-    gc = repo.process("gc", "--keep", "0", "--all", "--prune")
+    gc = repo.process("gc", "--keep", "1", "--prune")  # waits, then drops the first record
     _out, err = run.communicate(timeout=60)
     assert run.returncode == 0, err
     assert gc.returncode == 0, gc.stderr
@@ -78,7 +78,7 @@ def test_gc_prune_waits_for_a_run_between_objects_and_refs(make: Callable[..., R
 
 def test_a_run_waits_while_gc_prunes(chain: Repo) -> None:
     state = GitRepo.discover(chain.root).state_dir
-    with pruning_objects(state, None):
+    with dropping_records(state, None):
         run = chain.spawn("run")
         line = run.stderr.readline() if run.stderr else ""
         assert "waiting for lock on" in line and "gc --prune is running" in line, line
@@ -87,6 +87,25 @@ def test_a_run_waits_while_gc_prunes(chain: Repo) -> None:
     assert run.returncode == 0, err
     assert len([r for r in chain.refs() if "/sig/" in r]) == 2
     chain.git("fsck", "--strict")
+
+
+@pytest.mark.parametrize("command", [["gc", "--keep", "0", "--all"], ["remove", "--all"]])
+def test_records_are_dropped_only_while_nobody_relies_on_them(
+    chain: Repo, command: list[str]
+) -> None:
+    # `remove --outputs` holds the lock shared from checking that a record holds the
+    # files to deleting them: a record dropped in between would take the only copy.
+    assert chain.run("run").exit_code == 0
+    refs = chain.refs()
+    state = GitRepo.discover(chain.root).state_dir
+    with writing_objects(state, None):
+        dropper = chain.spawn(*command)
+        line = dropper.stderr.readline() if dropper.stderr else ""
+        assert "waiting for lock on" in line, line
+        assert chain.refs() == refs
+    _out, err = dropper.communicate(timeout=60)
+    assert dropper.returncode == 0, err
+    assert not [r for r in chain.refs() if "/sig/" in r]
 
 
 @pytest.mark.slow
