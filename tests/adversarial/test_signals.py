@@ -9,12 +9,13 @@ see that none is left running.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,37 @@ outputs = ["out/{name}.txt"]
 run = "echo $$ > {name}.sh.pid; sleep 60 & echo $! > {name}.bg.pid; sleep 60; echo done > {{outputs}}"
 """
 IGNORE = "out/\n*.pid\ngo\n"
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left(make: Callable[..., Repo]) -> Iterator[None]:
+    """Whatever a failing test leaves running goes: gitcache, then each command's group."""
+    yield
+    for proc in list(_SPAWNED):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _SPAWNED.clear()
+    for root in list(_ROOTS):
+        (root / "go").touch()
+        for pid_file in root.glob("*.sh.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                pid = int(pid_file.read_text())
+                # Only a shell of this test's (its pid may belong to another by now).
+                if Path(os.readlink(f"/proc/{pid}/cwd")) == root.resolve():
+                    os.killpg(pid, signal.SIGKILL)
+    _ROOTS.clear()
+
+
+_SPAWNED: list[subprocess.Popen[str]] = []
+_ROOTS: list[Path] = []
+
+
+def _spawn(repo: Repo, *args: str, **kwargs: object) -> subprocess.Popen[str]:
+    proc = repo.spawn(*args, **kwargs)
+    _SPAWNED.append(proc)
+    _ROOTS.append(repo.root)
+    return proc
 
 
 def _alive(pid: int) -> bool:
@@ -81,7 +113,7 @@ def test_a_signal_stops_the_command_and_records_nothing(
     make: Callable[..., Repo], signum: int, code: int, said: str
 ) -> None:
     repo = make({"gitcache.toml": SLOW.format(name="slow"), ".gitignore": IGNORE})
-    proc = repo.spawn("run")
+    proc = _spawn(repo, "run")
     pids = _pids(repo, "slow")
     t0 = time.monotonic()
     proc.send_signal(signum)
@@ -100,7 +132,7 @@ def test_a_signal_stops_the_command_and_records_nothing(
 def test_sigterm_stops_every_command_of_a_parallel_run(make: Callable[..., Repo]) -> None:
     toml = SLOW.format(name="a") + "\n" + SLOW.format(name="b")
     repo = make({"gitcache.toml": toml, ".gitignore": IGNORE})
-    proc = repo.spawn("run", "-j", "2")
+    proc = _spawn(repo, "run", "-j", "2")
     pids = _pids(repo, "a", "b")
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=30)
@@ -117,7 +149,7 @@ def test_ctrl_z_stops_the_command_and_fg_resumes_it(make: Callable[..., Repo]) -
         'run = "echo $$ > w.sh.pid; while [ ! -f go ]; do sleep 0.05; done; echo w > {outputs}"\n'
     )
     repo = make({"gitcache.toml": toml, ".gitignore": IGNORE})
-    proc = repo.spawn("run")
+    proc = _spawn(repo, "run")
     shell = _wait_for(repo.root / "w.sh.pid")
     proc.send_signal(signal.SIGTSTP)
     deadline = time.monotonic() + 10
@@ -137,7 +169,7 @@ def test_nohup_keeps_running_after_a_hangup(make: Callable[..., Repo]) -> None:
         'run = "echo $$ > w.sh.pid; while [ ! -f go ]; do sleep 0.05; done; echo w > {outputs}"\n'
     )
     repo = make({"gitcache.toml": toml, ".gitignore": IGNORE})
-    proc = repo.spawn("run", preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    proc = _spawn(repo, "run", preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     _wait_for(repo.root / "w.sh.pid")
     proc.send_signal(signal.SIGHUP)
     time.sleep(0.3)
@@ -149,7 +181,7 @@ def test_nohup_keeps_running_after_a_hangup(make: Callable[..., Repo]) -> None:
 
 def test_the_next_run_removes_scratch_left_by_kill_9(make: Callable[..., Repo]) -> None:
     repo = make({"gitcache.toml": SLOW.format(name="slow"), ".gitignore": IGNORE})
-    proc = repo.spawn("run")
+    proc = _spawn(repo, "run")
     pids = _pids(repo, "slow")
     proc.kill()  # nothing can be forwarded: the command's group lives on
     proc.communicate(timeout=30)
