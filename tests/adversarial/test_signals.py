@@ -151,8 +151,11 @@ def test_ctrl_z_stops_the_command_and_fg_resumes_it(make: Callable[..., Repo]) -
     repo = make({"gitcache.toml": toml, ".gitignore": IGNORE})
     proc = _spawn(repo, "run")
     shell = _wait_for(repo.root / "w.sh.pid")
+    # The shell can write its pid before gitcache, back from starting it, notes it
+    # (Ctrl-Z in that instant stops gitcache alone); give gitcache that instant.
+    time.sleep(0.3)
     proc.send_signal(signal.SIGTSTP)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while _state(shell) != "T" or _state(proc.pid) != "T":
         assert time.monotonic() < deadline, (_state(shell), _state(proc.pid))
         time.sleep(0.02)
