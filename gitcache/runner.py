@@ -23,6 +23,7 @@ from gitcache.processes import (
 )
 
 OutputSink = Callable[[str, bytes], None]  # (stream name, chunk); called from pump threads
+_PUMP_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,10 @@ def execute(
         signum = stop_signal(exc)
         children.stop_all(signum)
         for pump in pumps:
-            pump.join(timeout=1.0)  # a process that left the group may hold the pipes
+            # Once the group is gone the pipes end at once; a loaded machine may still
+            # take a moment to run the pump. Bounded: a process that left the group
+            # (setsid) may hold the pipes for ever.
+            pump.join(timeout=_PUMP_GRACE_SECONDS)
         raise Interrupted(
             f"{stopped_by(signum)}; the step's record was not written", signum=signum
         ) from None
@@ -100,8 +104,15 @@ def execute(
 
 def _pump(pipe: IO[bytes], path: Path, stream: str, sink: OutputSink) -> None:
     leave_signals_to_main_thread()
+    showing = True
     with open(path, "wb") as capture, pipe:
         fd = pipe.fileno()
         while chunk := os.read(fd, 65536):
             capture.write(chunk)
-            sink(stream, chunk)
+            if showing:
+                try:
+                    sink(stream, chunk)
+                except (OSError, ValueError):
+                    # The terminal or pipe gitcache writes to is gone (`| head`, or
+                    # gitcache exiting after a signal): keep capturing, stop showing.
+                    showing = False
