@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import socket
 import threading
 import time
@@ -21,17 +20,20 @@ from gitcache import __version__, interpolate, provenance
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import TreeEntry
 from gitcache.graph import input_matches_output
-from gitcache.locks import signature_lock
+from gitcache.locks import signature_lock, writing_objects
 from gitcache.plan import Evaluation, Mismatch, Planner
+from gitcache.processes import Children, forwarding_signals
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
 from gitcache.scheduler import schedule
+from gitcache.scratch import clean_stale, scratch_dir
 from gitcache.status import describe_changes
 from gitcache.store import NewRecord, StoredRecord
 from gitcache.trust import vet
 
 if TYPE_CHECKING:
     from gitcache.restoring import RestoreResult
+    from gitcache.runner import Execution
 
 Mode = Literal["default", "ignore", "force", "build", "assert", "skip"]
 MODES: tuple[Mode, ...] = ("default", "ignore", "force", "build", "assert", "skip")
@@ -118,7 +120,8 @@ class Engine:
         self._lock = threading.Lock()
         self._explicit: set[str] = set()
         self._deferred: dict[str, OutputFile] = {}  # removed outputs not yet restored
-        self._interrupted = threading.Event()  # Ctrl-C during a parallel run
+        self._interrupted = threading.Event()  # a signal stopped a parallel run
+        self._children = Children()  # the commands running now
 
     def run(self, targets: list[str]) -> RunSummary:
         order = self.project.workflow.select(targets)
@@ -127,20 +130,35 @@ class Engine:
         jobs = 1 if self.options.dry_run else max(1, self.options.jobs)
         # assert runs nothing, so checking the independent steps too costs nothing.
         keep_going = self.options.keep_going or self.options.mode == "assert"
-        results = schedule(
-            order,
-            self.project.workflow.graph.needs,
-            self._step_locked,
-            self.reporter.step_finished,
-            lambda name, why: StepResult(name, "pending", detail=why),
-            jobs,
-            keep_going,
-            self._interrupted.set,
-        )
+        if not self.options.dry_run:
+            clean_stale(self.project.repo.state_dir)  # scratch of killed processes
+        with forwarding_signals(self._children):
+            results = schedule(
+                order,
+                self.project.workflow.graph.needs,
+                self._step_locked,
+                self.reporter.step_finished,
+                lambda name, why: StepResult(name, "pending", detail=why),
+                jobs,
+                keep_going,
+                self._interrupt,
+            )
         return RunSummary(results)
 
+    def _interrupt(self, signum: int) -> None:
+        """A signal arrived: no step that has not finished records; stop the commands."""
+        self._interrupted.set()
+        self._children.stop_all(signum)
+
     def _step_locked(self, name: str) -> StepResult:
-        with self._lock:
+        if self.options.dry_run:
+            with self._lock:
+                return self._step(name)
+        # From the record look-up (a restore reads its blobs) and the provenance snapshot
+        # (objects written before the command) to the record's refs: no `gitcache gc
+        # --prune` may delete what this step has not yet referenced. Taken before the
+        # engine's lock, so a thread waiting for a gc never holds up the other steps.
+        with writing_objects(self.project.repo.state_dir, self.reporter.warning), self._lock:
             return self._step(name)
 
     @contextmanager
@@ -350,68 +368,79 @@ class Engine:
             return StepResult(step.name, "failed", evaluation.signature, detail=exc.message)
         for declared in step.outputs:  # as make users expect: the command only writes files
             (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
-        scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{step.name}"
-        try:
-            with self._unlocked():
-                execution = execute(
-                    shell_argv(step.spec.shell, command),
-                    self.project.repo.root,
-                    scratch,
-                    lambda stream, data: self.reporter.output(step.name, stream, data),
-                )
-        except OSError as exc:  # the shell could not be started: E2BIG for a huge command
-            shutil.rmtree(scratch, ignore_errors=True)
-            size = len(command.encode())
-            hint = "; pass large values through a file" if exc.errno == errno.E2BIG else ""
+        # The scratch directory goes whatever happens (a signal included); one left by a
+        # process killed with -9 goes at the start of a later run (scratch.py).
+        with scratch_dir(self.project.repo.state_dir, step.name) as scratch:
+            try:
+                with self._unlocked():
+                    execution = execute(
+                        shell_argv(step.spec.shell, command),
+                        self.project.repo.root,
+                        scratch,
+                        lambda stream, data: self.reporter.output(step.name, stream, data),
+                        children=self._children,
+                    )
+            except OSError as exc:  # the shell could not be started: E2BIG for a huge command
+                return self._cannot_start(evaluation, command, exc)
+            return self._after_command(evaluation, command, execution, record, replace, source)
+
+    def _cannot_start(self, evaluation: Evaluation, command: str, exc: OSError) -> StepResult:
+        size = len(command.encode())
+        hint = "; pass large values through a file" if exc.errno == errno.E2BIG else ""
+        return StepResult(
+            evaluation.step.name,
+            "failed",
+            evaluation.signature,
+            detail=f"cannot start its command ({size:,} bytes): {exc.strerror or exc}{hint}",
+        )
+
+    def _after_command(
+        self,
+        evaluation: Evaluation,
+        command: str,
+        execution: Execution,
+        record: bool,
+        replace: bool,
+        source: provenance.Provenance | None,
+    ) -> StepResult:
+        step = evaluation.step
+        if self._interrupted.is_set():
+            return StepResult(step.name, "failed", evaluation.signature, detail="interrupted")
+        if execution.exit_status != 0:
             return StepResult(
                 step.name,
                 "failed",
                 evaluation.signature,
-                detail=f"cannot start its command ({size:,} bytes): {exc.strerror or exc}{hint}",
+                detail=f"command exited with status {execution.exit_status}",
+                exit_status=execution.exit_status,
             )
-        try:
-            if self._interrupted.is_set():
-                return StepResult(step.name, "failed", evaluation.signature, detail="interrupted")
-            if execution.exit_status != 0:
-                return StepResult(
-                    step.name,
-                    "failed",
-                    evaluation.signature,
-                    detail=f"command exited with status {execution.exit_status}",
-                    exit_status=execution.exit_status,
-                )
-            changed = self._changed_input(evaluation) if record else None
-            if changed is not None:
-                return StepResult(
-                    step.name,
-                    "failed",
-                    evaluation.signature,
-                    detail=f"input {changed} changed while the step ran; "
-                    "its outputs were not recorded",
-                    exit_status=0,
-                )
-            outputs = self._collect_outputs(evaluation)
-            if isinstance(outputs, StepResult):
-                return outputs
-            self.project.removed.discard(o.path for o in outputs)  # they are back on disk
-            if not record:
-                self.planner.will_change(step.name)
-                return StepResult(step.name, "ran", evaluation.signature, exit_status=0)
-            stored = self._record(
-                evaluation,
-                command,
-                outputs,
-                execution.logs,
-                execution.started_at,
-                execution.duration,
-                source,
-                replace,
+        changed = self._changed_input(evaluation) if record else None
+        if changed is not None:
+            return StepResult(
+                step.name,
+                "failed",
+                evaluation.signature,
+                detail=f"input {changed} changed while the step ran; its outputs were not recorded",
+                exit_status=0,
             )
-            return StepResult(step.name, "ran", evaluation.signature, stored, exit_status=0)
-        finally:
-            for path in execution.logs.values():
-                path.unlink(missing_ok=True)
-            scratch.rmdir()
+        outputs = self._collect_outputs(evaluation)
+        if isinstance(outputs, StepResult):
+            return outputs
+        self.project.removed.discard(o.path for o in outputs)  # they are back on disk
+        if not record:
+            self.planner.will_change(step.name)
+            return StepResult(step.name, "ran", evaluation.signature, exit_status=0)
+        stored = self._record(
+            evaluation,
+            command,
+            outputs,
+            execution.logs,
+            execution.started_at,
+            execution.duration,
+            source,
+            replace,
+        )
+        return StepResult(step.name, "ran", evaluation.signature, stored, exit_status=0)
 
     def _changed_input(self, evaluation: Evaluation) -> str | None:
         """An input whose content is not what the signature was computed from, if any.
@@ -543,18 +572,12 @@ class Engine:
             return outputs
         self.project.removed.discard(o.path for o in outputs)
         command = self._command(evaluation)
-        scratch = self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{name}"
-        scratch.mkdir(parents=True, exist_ok=True)
-        logs = {s: scratch / s for s in ("stdout", "stderr")}
-        for path in logs.values():
-            path.write_bytes(b"")
-        try:
+        with scratch_dir(self.project.repo.state_dir, name) as scratch:
+            logs = {s: scratch / s for s in ("stdout", "stderr")}
+            for path in logs.values():
+                path.write_bytes(b"")
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
             stored = self._record(evaluation, command, outputs, logs, stamp, 0.0)
-        finally:
-            for path in logs.values():
-                path.unlink(missing_ok=True)
-            scratch.rmdir()
         return StepResult(name, "recorded", evaluation.signature, stored)
 
     def _newer_than_inputs(self, name: str) -> bool:

@@ -16,12 +16,15 @@ from typing import Final
 
 from gitcache.errors import GitcacheError, RecordNotFound, UnsafeRecord
 from gitcache.gitrepo import MODE_FILE, MODE_TREE, GitRepo, RefConflict, RefUpdate, TreeEntry
+from gitcache.latest import STEP_PREFIX as STEP_PREFIX  # re-exported: refs/gitcache/step/
+from gitcache.latest import LatestRecords
+from gitcache.latest import step_ref as step_ref
 from gitcache.record import Record, is_oid, parse_record
 from gitcache.recordindex import RecordIndex, RecordSummary
 
 REF_ROOT: Final = "refs/gitcache/"
 SIG_PREFIX: Final = REF_ROOT + "sig/"
-STEP_PREFIX: Final = REF_ROOT + "step/"
+# STEP_PREFIX, step_ref (latest.py): the main worktree's latest record of each step.
 # A second record for a signature that already has one here (fetched from a remote
 # where the step ran too): refs/gitcache/alt/<2 hex>/<signature>/<record commit>.
 ALT_PREFIX: Final = REF_ROOT + "alt/"
@@ -36,10 +39,6 @@ _ALT_NAME = re.compile(
 
 def sig_ref(signature: str) -> str:
     return f"{SIG_PREFIX}{signature[:2]}/{signature}"
-
-
-def step_ref(step: str) -> str:
-    return STEP_PREFIX + step
 
 
 def alt_ref(signature: str, commit: str) -> str:
@@ -85,6 +84,7 @@ class RecordStore:
         self.repo = repo
         self._warn = warn or (lambda _msg: None)
         self._index: RecordIndex | None = None
+        self._latest = LatestRecords(repo)  # this worktree's
 
     # -- reading ------------------------------------------------------------------
 
@@ -128,7 +128,8 @@ class RecordStore:
         return stored
 
     def latest(self, step: str) -> StoredRecord | None:
-        commit = self.repo.ref_target(step_ref(step))
+        """The step's latest record in this worktree (latest.py)."""
+        commit = self._latest.get(step)
         return None if commit is None else self._load_or_warn(commit)
 
     def _load_or_warn(self, commit: str) -> StoredRecord | None:
@@ -208,9 +209,11 @@ class RecordStore:
             if found is None:
                 raise RecordNotFound(f"step {ident!r} has no record yet")
             return found
-        # A step that no workflow file declares (a Python step) is known by its step ref.
-        if self.repo.ref_target(step_ref(ident)) is not None:
-            found = self.latest(ident)
+        # A step that no workflow file declares (a Python step) is known by its latest
+        # record: this worktree's, else the main worktree's.
+        latest = self._latest.get(ident) or self.repo.ref_target(step_ref(ident))
+        if latest is not None:
+            found = self._load_or_warn(latest)
             if found is not None:
                 return found
         if len(ident) >= 4 and all(c in "0123456789abcdef" for c in ident):
@@ -261,8 +264,9 @@ class RecordStore:
         name = sig_ref(record.signature)
         expected = self.repo.ref_target(name) if replace else None
         updates = [RefUpdate(name, commit, expected)]
-        if set_latest:
-            updates.append(RefUpdate(step_ref(record.step), commit))
+        latest = self._latest.ref_update(record.step, commit) if set_latest else None
+        if latest is not None:
+            updates.append(latest)
         try:
             self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
         except RefConflict as exc:
@@ -275,13 +279,14 @@ class RecordStore:
             # a plain `git fetch`): a miss, so ours replaces it, still compare-and-swap.
             updates[0] = RefUpdate(name, commit, exc.found)
             self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
+        if set_latest and latest is None:  # a linked worktree's: after the record's refs
+            self._latest.set(record.step, commit)
         self._index_of().add(RecordSummary.of(commit, record))
         return StoredRecord(commit, record)
 
     def set_latest(self, stored: StoredRecord) -> None:
-        name = step_ref(stored.record.step)
-        if self.repo.ref_target(name) != stored.commit:
-            self.repo.update_refs([RefUpdate(name, stored.commit)], message="gitcache: latest")
+        """Make the record the step's latest in this worktree."""
+        self._latest.set(stored.record.step, stored.commit)
 
     def remove(self, stored: StoredRecord) -> None:
         """Drop a record's signature ref (and the step ref if it points at it)."""

@@ -40,6 +40,10 @@ def some_paths(paths: Sequence[str], shown: int = 3) -> str:
     return f"{len(paths)} files: {', '.join(paths[:shown])}, …"
 
 
+def note(message: str) -> None:
+    click.echo(f"gitcache: {message}", err=True)
+
+
 def short(oid: str | None, n: int = 12) -> str:
     return "-" if oid is None else oid[:n]
 

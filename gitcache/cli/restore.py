@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from gitcache.cli.main import Options, params_option, workflow_option
-from gitcache.cli.output import short, some_paths
+from gitcache.cli.output import short, some_paths, warn
+from gitcache.locks import writing_objects
 from gitcache.restoring import find_record, restore_record
 from gitcache.workflow import parse_overrides
 
@@ -33,8 +34,10 @@ def restore(
     project = options.project()
     try:
         overrides = parse_overrides(project.workflow, list(params))
-        stored = find_record(project, ident, rev, overrides)
-        result = restore_record(project, stored, force)
+        # No `gitcache gc --prune` between finding the record and reading its blobs.
+        with writing_objects(project.repo.state_dir, warn):
+            stored = find_record(project, ident, rev, overrides)
+            result = restore_record(project, stored, force)
     finally:
         project.save()
     # A summary, not a line per file: a directory output may hold thousands.

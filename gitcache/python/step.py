@@ -9,9 +9,9 @@ runs under the signature's lock and its result is recorded as a git commit under
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
+import itertools
 import os
 import reprlib
 import socket
@@ -26,7 +26,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from gitcache import __version__, provenance
 from gitcache.errors import UnsafeRecord
 from gitcache.gitrepo import TreeEntry
-from gitcache.locks import signature_lock
+from gitcache.locks import signature_lock, writing_objects
 from gitcache.python import results
 from gitcache.python.capture import captured
 from gitcache.python.errors import ResultError, StepDefinitionError
@@ -34,6 +34,7 @@ from gitcache.python.files import File
 from gitcache.python.session import Session, session_for, warn
 from gitcache.python.signing import Call, Signer, StepOptions, version_of
 from gitcache.record import OutputFile, PythonRun, Record
+from gitcache.scratch import scratch_dir
 from gitcache.stepnames import ref_component_problem
 from gitcache.store import NewRecord, StoredRecord
 from gitcache.trust import vet
@@ -42,6 +43,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _FAST_TYPES = (int, float, str, bool, type(None))
+_SCRATCH_NUMBERS = itertools.count()
 
 
 class StepFunction(Generic[P, R]):
@@ -131,6 +133,12 @@ class StepFunction(Generic[P, R]):
     def _resolve(self, session: Session, call: Call) -> Any:
         if not self.options.store:
             return self._run(_upstream_results(call.arguments))
+        # No `gitcache gc --prune` between reading a record (or writing the provenance
+        # snapshot) and the refs of the record this call writes (locks.py).
+        with writing_objects(session.repo.state_dir, warn):
+            return self._lookup_or_run(session, call)
+
+    def _lookup_or_run(self, session: Session, call: Call) -> Any:
         with session.lock:
             stored = session.store.lookup(call.signature)
             if stored is not None:
@@ -210,10 +218,11 @@ class StepFunction(Generic[P, R]):
         session.worktree.clear_outputs(call.components.outputs)
         for declared in call.components.outputs:
             (root / declared).parent.mkdir(parents=True, exist_ok=True)
-        scratch = session.repo.state_dir / "tmp" / f"{os.getpid()}-{threading.get_ident()}-py"
+        # Unique per call: a step may call another step inside its function.
+        name = f"{threading.get_ident()}-{next(_SCRATCH_NUMBERS)}-py"
         started = datetime.now(UTC).isoformat(timespec="milliseconds")
         t0 = time.monotonic()
-        try:
+        with scratch_dir(session.repo.state_dir, name) as scratch:
             with captured(scratch) as logs:
                 value = self.__gitcache_function__(**arguments)
             duration = time.monotonic() - t0
@@ -227,11 +236,6 @@ class StepFunction(Generic[P, R]):
                     results.trust_pickle(session.repo.state_dir, stored.commit)
             # The stat cache, record index and code forms are saved at exit (they are
             # caches: a process that dies first only costs reading things again).
-        finally:
-            for name in ("stdout", "stderr"):
-                (scratch / name).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                scratch.rmdir()
         return value
 
     def _record(
