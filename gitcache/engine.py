@@ -8,32 +8,36 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate, provenance
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
-from gitcache.gitrepo import MODE_LINK, TreeEntry
+from gitcache.gitrepo import TreeEntry
 from gitcache.graph import input_matches_output
-from gitcache.locks import signature_lock
+from gitcache.locks import signature_lock, writing_objects
 from gitcache.params import encode
 from gitcache.plan import Evaluation, Mismatch, Planner
+from gitcache.processes import Children, forwarding_signals
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
 from gitcache.scheduler import schedule
-from gitcache.statcache import git_mode
+from gitcache.scratch import clean_stale, scratch_dir
 from gitcache.status import describe_changes
 from gitcache.store import NewRecord, RefBatch, StoredRecord
 from gitcache.sweeps import format_values, item_id
 from gitcache.trust import vet
 from gitcache.workflow import Step
+
+if TYPE_CHECKING:
+    from gitcache.restoring import RestoreResult
+    from gitcache.runner import Execution
 
 Mode = Literal["default", "ignore", "force", "build", "assert", "skip"]
 MODES: tuple[Mode, ...] = ("default", "ignore", "force", "build", "assert", "skip")
@@ -89,6 +93,8 @@ class StepResult:
     detail: str = ""  # why it failed / what mismatched / what it restored
     mismatches: tuple[Mismatch, ...] = ()
     exit_status: int | None = None
+    restored: tuple[str, ...] = ()  # files written from the record
+    removed: tuple[str, ...] = ()  # files under its outputs that the record does not hold
 
 
 @dataclass
@@ -118,8 +124,13 @@ class Engine:
         self._lock = threading.Lock()
         self._explicit: set[str] = set()
         self._deferred: dict[str, OutputFile] = {}  # removed outputs not yet restored
-        self._interrupted = threading.Event()  # Ctrl-C during a parallel run
+        self._interrupted = threading.Event()  # a signal stopped a parallel run
+        self._children = Children()  # the commands running now
         self._batch = RefBatch(project.store)  # sweep items' refs, written together
+        # One scratch directory per thread for the sweep items it runs (creating and
+        # removing one per item costs a few ms), removed at the end of the run.
+        self._item_scratch: dict[int, Path] = {}
+        self._scratches = ExitStack()
 
     def plan(self, targets: list[str]) -> list[str]:
         """The units a run of `targets` goes through, in order (a dynamic foreach step
@@ -134,25 +145,40 @@ class Engine:
         jobs = 1 if self.options.dry_run else max(1, self.options.jobs)
         # assert runs nothing, so checking the independent steps too costs nothing.
         keep_going = self.options.keep_going or self.options.mode == "assert"
-        try:
-            results = schedule(
-                order,
-                units.needs,
-                self._step_locked,
-                self.reporter.step_finished,
-                lambda name, why: StepResult(name, "pending", detail=why),
-                jobs,
-                keep_going,
-                self._interrupted.set,
-                self._fan_out_locked if units.dynamic else None,
-            )
-        finally:  # also after a failure or Ctrl-C: the items that finished keep their record
-            self._batch.flush()
-            self._remove_item_scratch()
+        if not self.options.dry_run:
+            clean_stale(self.project.repo.state_dir)  # scratch of killed processes
+        with forwarding_signals(self._children):
+            try:
+                results = schedule(
+                    order,
+                    units.needs,
+                    self._step_locked,
+                    self.reporter.step_finished,
+                    lambda name, why: StepResult(name, "pending", detail=why),
+                    jobs,
+                    keep_going,
+                    self._interrupt,
+                    self._fan_out_locked if units.dynamic else None,
+                )
+            finally:  # also after a failure or a signal: finished items keep their record
+                self._batch.flush()
+                self._scratches.close()
         return RunSummary(results)
 
+    def _interrupt(self, signum: int) -> None:
+        """A signal arrived: no step that has not finished records; stop the commands."""
+        self._interrupted.set()
+        self._children.stop_all(signum)
+
     def _step_locked(self, name: str) -> StepResult:
-        with self._lock:
+        if self.options.dry_run:
+            with self._lock:
+                return self._step(name)
+        # From the record look-up (a restore reads its blobs) and the provenance snapshot
+        # (objects written before the command) to the record's refs: no `gitcache gc
+        # --prune` may delete what this step has not yet referenced. Taken before the
+        # engine's lock, so a thread waiting for a gc never holds up the other steps.
+        with writing_objects(self.project.repo.state_dir, self.reporter.warning), self._lock:
             return self._step(name)
 
     def _fan_out_locked(self, name: str) -> list[str] | StepResult | None:
@@ -202,7 +228,16 @@ class Engine:
             produced = [o for u in units.needs[name] for o in units.outputs_of(u)]
             made = [p for p in step.inputs if any(input_matches_output(p, o) for o in produced)]
             for pattern in step.inputs:
-                if pattern not in made and not self.project.worktree.expand([pattern]).files:
+                if pattern in made:
+                    continue
+                found = self.project.worktree.expand([pattern])
+                if found.dangling and not found.files:
+                    link = found.dangling[0]
+                    raise ConfigError(
+                        f"{file}: step {name!r}: input {link!r} is a symlink to "
+                        f"{os.readlink(self.project.repo.root / link)!r}, which does not exist"
+                    )
+                if not found.files:
                     raise ConfigError(
                         f"{file}: step {name!r}: input {pattern!r} does not exist "
                         "and no step produces it"
@@ -260,15 +295,15 @@ class Engine:
             return StepResult(
                 name, "would-restore" if mismatches else "skipped", evaluation.signature, stored
             )
+        restored: tuple[str, ...] = ()
+        removed: tuple[str, ...] = ()
         if mismatches:
             self.reporter.step_started(name, "restoring")
-            wanted = {m.path for m in mismatches}
             try:
                 # The record may have been fetched: it is untrusted input (SPEC §7).
                 assert evaluation.signature is not None
-                stored = self.project.store.verified(stored)  # the tree holds its outputs
                 vet(stored, evaluation.step.name, evaluation.step.outputs, evaluation.signature)
-                self._restore([o for o in stored.record.outputs if o.path in wanted], name)
+                done = self._restore_record(stored, name)  # checks the tree (store.verified)
             except UnsafeRecord as exc:
                 hint = f" ({exc.hint})" if exc.hint else ""
                 self.reporter.warning(f"step {name}: {exc.message}{hint}; running the step instead")
@@ -276,13 +311,34 @@ class Engine:
                     command = self._command(evaluation)
                     return self._run_command(evaluation, command, record=True, replace=True)
                 return self._execute(evaluation, record=True, refused=stored.commit)
+            restored, removed = tuple(done.written + done.dirs), tuple(done.removed)
         if mismatches or evaluation.step.item is None:
-            # A sweep item's ref moves when its record is written or restored: a no-op
+            # A sweep item's latest moves when its record is written or restored: a no-op
             # over a thousand items reads one ref per item (its signature's), not two.
             self.project.store.set_latest(stored, evaluation.step.item)
-        detail = ", ".join(sorted(m.path for m in mismatches))
         return StepResult(
-            name, "restored" if mismatches else "skipped", evaluation.signature, stored, detail
+            name,
+            "restored" if mismatches else "skipped",
+            evaluation.signature,
+            stored,
+            restored=restored,
+            removed=removed,
+        )
+
+    def _restore_record(self, stored: StoredRecord, step: str) -> RestoreResult:
+        """Make the step's outputs exactly the record, as `gitcache restore` does (one rule:
+        content that no record of the step holds is never dropped: WorktreeConflict)."""
+        from gitcache.restoring import restore_outputs
+
+        hint = (
+            f"`gitcache restore --force {step}` discards it, `gitcache run -s build {step}` "
+            f"records it, `gitcache run -s force {step}` runs the step again"
+        )
+        return restore_outputs(
+            self.project,
+            stored,
+            hint=hint,
+            progress=lambda done, total: self._transfer(step, "restoring", done, total),
         )
 
     def _keep_in_store(self, evaluation: Evaluation, stored: StoredRecord) -> StepResult:
@@ -341,7 +397,10 @@ class Engine:
             replace = self.options.mode == "force" or refused is not None
             result = self._run_command(evaluation, command, record=True, replace=replace)
             if step.item is not None and result.record is not None:
-                self._batch.hold(locks.pop_all())  # released once its refs are written
+                # Its refs wait in the batch: its signature's lock, and no `gc --prune`
+                # on its objects, until they are written.
+                locks.enter_context(writing_objects(self.project.repo.state_dir, None))
+                self._batch.hold(locks.pop_all())
             return result
 
     def _command(self, evaluation: Evaluation) -> str:
@@ -365,73 +424,119 @@ class Engine:
         # Taken before the command runs: the code that ran, and require_clean refuses early.
         source = self._provenance() if record else None
         self.reporter.step_started(step.key, "running")
+        try:
+            # A record holds exactly what this run made, and the command never writes
+            # through a symlink that a record (perhaps a fetched one) put there.
+            self.project.worktree.clear_outputs(step.outputs)
+        except StepFailed as exc:
+            return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
         for declared in step.outputs:  # as make users expect: the command only writes files
             (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
-        scratch = self._scratch(step)
-        try:
-            with self._unlocked():
-                execution = execute(
-                    shell_argv(step.spec.shell, command),
-                    self.project.repo.root,
-                    scratch,
-                    lambda stream, data: self.reporter.output(step.key, stream, data),
-                )
-        except OSError as exc:  # the shell could not be started: E2BIG for a huge command
-            shutil.rmtree(scratch, ignore_errors=True)
-            size = len(command.encode())
-            hint = "; pass large values through a file" if exc.errno == errno.E2BIG else ""
+        # The scratch directory goes whatever happens (a signal included); one left by a
+        # process killed with -9 goes at the start of a later run (scratch.py).
+        with self._scratch(step) as scratch:
+            try:
+                with self._unlocked():
+                    execution = execute(
+                        shell_argv(step.spec.shell, command),
+                        self.project.repo.root,
+                        scratch,
+                        lambda stream, data: self.reporter.output(step.key, stream, data),
+                        children=self._children,
+                    )
+            except OSError as exc:  # the shell could not be started: E2BIG for a huge command
+                return self._cannot_start(evaluation, command, exc)
+            try:
+                return self._after_command(evaluation, command, execution, record, replace, source)
+            finally:  # an item's directory serves its thread's next item
+                for path in execution.logs.values():
+                    path.unlink(missing_ok=True)
+
+    def _cannot_start(self, evaluation: Evaluation, command: str, exc: OSError) -> StepResult:
+        size = len(command.encode())
+        hint = "; pass large values through a file" if exc.errno == errno.E2BIG else ""
+        return StepResult(
+            evaluation.step.key,
+            "failed",
+            evaluation.signature,
+            detail=f"cannot start its command ({size:,} bytes): {exc.strerror or exc}{hint}",
+        )
+
+    def _after_command(
+        self,
+        evaluation: Evaluation,
+        command: str,
+        execution: Execution,
+        record: bool,
+        replace: bool,
+        source: provenance.Provenance | None,
+    ) -> StepResult:
+        step = evaluation.step
+        if self._interrupted.is_set():
+            return StepResult(step.key, "failed", evaluation.signature, detail="interrupted")
+        if execution.exit_status != 0:
             return StepResult(
                 step.key,
                 "failed",
                 evaluation.signature,
-                detail=f"cannot start its command ({size:,} bytes): {exc.strerror or exc}{hint}",
+                detail=f"command exited with status {execution.exit_status}",
+                exit_status=execution.exit_status,
             )
-        try:
-            if self._interrupted.is_set():
-                return StepResult(step.key, "failed", evaluation.signature, detail="interrupted")
-            if execution.exit_status != 0:
-                return StepResult(
-                    step.key,
-                    "failed",
-                    evaluation.signature,
-                    detail=f"command exited with status {execution.exit_status}",
-                    exit_status=execution.exit_status,
-                )
-            outputs = self._collect_outputs(evaluation)
-            if isinstance(outputs, StepResult):
-                return outputs
-            self.project.removed.discard(o.path for o in outputs)  # they are back on disk
-            if not record:
-                self.planner.will_change(step.key)
-                return StepResult(step.key, "ran", evaluation.signature, exit_status=0)
-            stored = self._record(
-                evaluation,
-                command,
-                outputs,
-                execution.logs,
-                execution.started_at,
-                execution.duration,
-                source,
-                replace,
+        changed = self._changed_input(evaluation) if record else None
+        if changed is not None:
+            return StepResult(
+                step.key,
+                "failed",
+                evaluation.signature,
+                detail=f"input {changed} changed while the step ran; its outputs were not recorded",
+                exit_status=0,
             )
-            return StepResult(step.key, "ran", evaluation.signature, stored, exit_status=0)
-        finally:
-            for path in execution.logs.values():
-                path.unlink(missing_ok=True)
-            if step.item is None:  # an item's directory serves its thread's next item
-                scratch.rmdir()
+        outputs = self._collect_outputs(evaluation)
+        if isinstance(outputs, StepResult):
+            return outputs
+        self.project.removed.discard(o.path for o in outputs)  # they are back on disk
+        if not record:
+            self.planner.will_change(step.key)
+            return StepResult(step.key, "ran", evaluation.signature, exit_status=0)
+        stored = self._record(
+            evaluation,
+            command,
+            outputs,
+            execution.logs,
+            execution.started_at,
+            execution.duration,
+            source,
+            replace,
+        )
+        return StepResult(step.key, "ran", evaluation.signature, stored, exit_status=0)
+
+    def _changed_input(self, evaluation: Evaluation) -> str | None:
+        """An input whose content is not what the signature was computed from, if any.
+
+        The record would otherwise be filed under the old inputs' signature while
+        holding what the new ones made. Stats only, unless a stat moved (then hashed).
+        """
+        worktree = self.project.worktree
+        now = worktree.expand(evaluation.step.inputs)
+        for path in sorted(set(now.files) | set(now.dangling) | set(evaluation.inputs)):
+            state = worktree.state(path, follow=True)
+            if (None if state is None else state.oid) != evaluation.inputs.get(path):
+                return path
+        return None
 
     def _collect_outputs(
         self, evaluation: Evaluation, missing: str = "was not produced"
     ) -> list[OutputFile] | StepResult:
-        """Store every output file as a blob; a declared output that is missing fails the step."""
+        """Store every output file as a blob; a declared output that is missing fails the step.
+
+        A declared output that is an empty directory is an output with no files.
+        """
         step = evaluation.step
         worktree = self.project.worktree
-        files: list[OutputFile] = []
         expanded: list[str] = []
         for declared in step.outputs:
-            found = worktree.expand([declared]).files
-            if not found:
+            found = worktree.output_files(declared)
+            if found is None:
                 return StepResult(
                     step.key,
                     "failed",
@@ -439,17 +544,14 @@ class Engine:
                     detail=f"declared output {declared} {missing}",
                 )
             expanded += found
+        repo = self.project.repo
+        files: list[OutputFile] = []
         for rel in expanded:
             self._transfer(step.key, "storing", len(files), len(expanded))
-            path = worktree.root / rel
-            st = os.lstat(path)
-            mode = git_mode(st)  # from the stat: hashing first would read the file twice
-            if mode == MODE_LINK:
-                oid = self.project.repo.write_blob(os.fsencode(os.readlink(path)))
-            else:
-                oid = self.project.repo.write_blob_file(path)
-            worktree.cache.remember(rel, st, oid)
-            files.append(OutputFile(path=rel, blob=oid, mode=mode, size=st.st_size))
+            try:
+                files.append(worktree.store_output(rel, repo.write_blob_file, repo.write_blob))
+            except StepFailed as exc:
+                return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
         return files
 
     def _record(
@@ -490,17 +592,20 @@ class Engine:
         batch = self._batch if evaluation.step.item is not None else None
         return self.project.store.write(new, source.source_commit, replace=replace, batch=batch)
 
-    def _scratch(self, step: Step) -> Path:
-        """Where a command's output is captured: for a sweep item, a directory its thread
-        keeps for the next item (creating and removing one per item costs a few ms)."""
-        tmp = self.project.repo.state_dir / "tmp"
+    def _scratch(self, step: Step) -> AbstractContextManager[Path]:
+        """Where a command's output is captured (scratch.py): for a sweep item, a
+        directory its thread keeps for its next item, removed at the end of the run."""
+        state_dir = self.project.repo.state_dir
         if step.item is None:
-            return tmp / f"{os.getpid()}-{_scratch_name(step)}"
-        return tmp / f"{os.getpid()}-{_ITEMS_SCRATCH}-{threading.get_ident()}"
-
-    def _remove_item_scratch(self) -> None:
-        for path in (self.project.repo.state_dir / "tmp").glob(f"{os.getpid()}-{_ITEMS_SCRATCH}-*"):
-            shutil.rmtree(path, ignore_errors=True)
+            return scratch_dir(state_dir, _scratch_name(step))
+        thread = threading.get_ident()
+        path = self._item_scratch.get(thread)
+        if path is None:
+            path = self._scratches.enter_context(
+                scratch_dir(state_dir, f"{_ITEMS_SCRATCH}-{thread}")
+            )
+            self._item_scratch[thread] = path
+        return nullcontext(path)
 
     def _provenance(self) -> provenance.Provenance:
         return provenance.capture(self.project.repo, self.project.workflow.config)
@@ -553,35 +658,32 @@ class Engine:
             return outputs
         self.project.removed.discard(o.path for o in outputs)
         command = self._command(evaluation)
-        scratch = (
-            self.project.repo.state_dir / "tmp" / f"{os.getpid()}-{_scratch_name(evaluation.step)}"
-        )
-        scratch.mkdir(parents=True, exist_ok=True)
-        logs = {s: scratch / s for s in ("stdout", "stderr")}
-        for path in logs.values():
-            path.write_bytes(b"")
-        try:
+        with scratch_dir(self.project.repo.state_dir, _scratch_name(evaluation.step)) as scratch:
+            logs = {s: scratch / s for s in ("stdout", "stderr")}
+            for path in logs.values():
+                path.write_bytes(b"")
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
             stored = self._record(evaluation, command, outputs, logs, stamp, 0.0)
-        finally:
-            for path in logs.values():
-                path.unlink(missing_ok=True)
-            scratch.rmdir()
         return StepResult(name, "recorded", evaluation.signature, stored)
 
     def _newer_than_inputs(self, name: str) -> bool:
         """skip mode: every output exists and none is older than any input (stat only)."""
         step = self.planner.units.steps[name]
         worktree = self.project.worktree
-        outputs = [worktree.expand([declared]).files for declared in step.outputs]
-        if not outputs or any(not files for files in outputs):
+        outputs: list[str] = []
+        for declared in step.outputs:
+            files = worktree.output_files(declared)
+            if not files:
+                return False
+            outputs += files
+        if not outputs:
             return False
         inputs = worktree.expand(step.inputs)
         if inputs.missing:
             return False
         root = self.project.repo.root
         try:
-            out_times = [os.stat(root / p).st_mtime_ns for files in outputs for p in files]
+            out_times = [os.stat(root / p).st_mtime_ns for p in outputs]
             in_times = [os.stat(root / p).st_mtime_ns for p in inputs.files]
         except OSError:
             return False

@@ -55,9 +55,13 @@ class UnsafeRecord(GitcacheError):
 
 
 class Interrupted(GitcacheError):
-    """The user pressed Ctrl-C; nothing was recorded (exit 130)."""
+    """Ctrl-C (exit 130), SIGTERM (143) or SIGHUP (129) stopped the run; nothing was recorded."""
 
     exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str, hint: str | None = None, signum: int = 2) -> None:
+        super().__init__(message, hint)
+        self.exit_code = 128 + signum  # as a shell reports a process a signal ended
 
 
 class DirtyWorktree(ConfigError):
@@ -70,6 +74,11 @@ class HookError(GitcacheError):
 
 class WorktreeConflict(GitcacheError):
     """Writing would overwrite a worktree file whose content no record holds (exit 2)."""
+
+
+class UnreadableFile(GitcacheError):
+    """A worktree file cannot be read as one blob: it keeps changing while gitcache reads
+    it, or it is not a regular file (a fifo, a socket, a device) (exit 2)."""
 
 
 class NotInStore(GitcacheError):

@@ -1,7 +1,7 @@
 """`gitcache gc`: choose old records to drop (by age, or beyond the newest N per step).
 
-Protected unless `everything` is set: each step's latest record (its step ref) and
-every record that matches the current worktree (the record of a step's current
+Protected unless `everything` is set: each step's latest record (in every worktree)
+and every record that matches the current worktree (the record of a step's current
 signature), so gc never makes an up-to-date step stale. Dropping a record removes
 its refs only; git frees the objects in its own gc (see `housekeeping.py`).
 """
@@ -12,12 +12,12 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from gitcache import latest
 from gitcache.history import newest_first
 from gitcache.plan import Planner
 from gitcache.project import Project
 from gitcache.recordindex import RecordSummary
 from gitcache.removal import sole_copies
-from gitcache.store import ITEM_PREFIX, step_ref
 from gitcache.timespec import record_time
 
 
@@ -58,14 +58,10 @@ def plan_gc(project: Project, policy: GcPolicy) -> GcPlan:
     for summary in newest_first(project.store.summaries()):
         by_step.setdefault(summary.step, []).append(summary)
     if not policy.everything:
-        for step in by_step:
-            latest = project.repo.ref_target(step_ref(step))
-            if latest is not None:
-                plan.protected[latest] = f"latest record of step {step}"
-        for name, latest in project.repo.refs(ITEM_PREFIX):
-            plan.protected.setdefault(
-                latest, f"latest record of an item of step {name.split('/')[-2]}"
-            )
+        # Every worktree's latest records (latest.py), not only this one's, and every
+        # sweep item's.
+        for commit, step in latest.everywhere(project.repo).items():
+            plan.protected.setdefault(commit, f"latest record of step {step}")
         for commit, step in current_records(project).items():
             plan.protected[commit] = f"matches the current worktree (step {step})"
     for records in by_step.values():

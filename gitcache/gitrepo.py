@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import pygit2
 
 from gitcache.errors import GitcacheError, RepositoryError
+from gitcache.filehash import hash_file, read_stable
 
 MODE_FILE: Final = 0o100644
 MODE_EXEC: Final = 0o100755
@@ -31,6 +32,13 @@ _LOCK_WAIT_SECONDS: Final = 10.0  # git's own core.filesRefLockTimeout is shorte
 _LOCK_NOTICE_SECONDS: Final = 1.0  # then say what we are waiting for
 _SMALL_BLOB: Final = 1 << 20  # bytes: read into memory to store (write_blob_file)
 _LOCK_FILE = re.compile(r"failed to lock file '([^']+\.lock)'")
+# libgit2 writes a loose object to a temporary file, makes its fan-out directory
+# (objects/ab/) and renames the file into it. Any `git prune` (the one `git gc --auto`
+# runs too, whatever its expiry) removes empty fan-out directories, so one can vanish
+# between the two; writing the object again is harmless (its id is its content).
+_OBJECT_WRITE_RACE = re.compile(r"failed to rename lockfile|failed to create locked file")
+_OBJECT_WRITE_ATTEMPTS: Final = 20
+T = TypeVar("T")
 
 # libgit2 looks up every object a new tree entry or commit names ("strict object
 # creation"); every such object gitcache names it has just written or read, and the
@@ -99,8 +107,42 @@ class GitRepo:
 
     @property
     def state_dir(self) -> Path:
-        """gitcache's private directory (stat cache, locks, scratch) inside the common git dir."""
+        """gitcache's private directory shared by all worktrees (locks, scratch, record
+        index), inside the common git dir."""
         return self.common_dir / "gitcache"
+
+    @property
+    def worktree_state_dir(self) -> Path:
+        """gitcache's files about this worktree (stat cache, outputs removed on purpose,
+        latest records), in the worktree's own git dir: `state_dir` for the main one."""
+        return self.git_dir / "gitcache"
+
+    @property
+    def is_linked_worktree(self) -> bool:
+        """A worktree made by `git worktree add` (its git dir is not the common dir)."""
+        return self.git_dir != self.common_dir
+
+    def worktree_roots(self) -> list[Path]:
+        """The root of every worktree of the repository (the main one first, if any)."""
+        main = pygit2.Repository(str(self.common_dir))
+        roots = [] if main.workdir is None else [Path(main.workdir)]
+        for name in main.list_worktrees():
+            try:
+                linked = main.lookup_worktree(name)
+            except (KeyError, pygit2.GitError):
+                continue
+            if not linked.is_prunable:  # its directory still exists
+                roots.append(Path(linked.path))
+        return roots
+
+    def worktree_state_dirs(self) -> list[Path]:
+        """`worktree_state_dir` of every worktree of the repository, the main one first."""
+        linked = self.common_dir / "worktrees"
+        try:
+            others = sorted(p / "gitcache" for p in linked.iterdir() if p.is_dir())
+        except (FileNotFoundError, NotADirectoryError):
+            others = []
+        return [self.state_dir, *others]
 
     # -- commits and revisions -------------------------------------------------
 
@@ -146,8 +188,12 @@ class GitRepo:
 
     @staticmethod
     def hash_file(path: Path) -> str:
-        """Blob id of a file's bytes, as `git hash-object --no-filters` gives it."""
-        return str(pygit2.hashfile(str(path)))
+        """Blob id of a file's bytes, as `git hash-object --no-filters` gives it.
+
+        Read again while the file changes (filehash.py); UnreadableFile if it keeps
+        changing or is not a regular file.
+        """
+        return hash_file(path, str(path))[0]
 
     @staticmethod
     def hash_bytes(data: bytes) -> str:
@@ -161,11 +207,11 @@ class GitRepo:
         with open(path, "rb") as handle:
             data = handle.read(_SMALL_BLOB + 1)
         if len(data) <= _SMALL_BLOB:
-            return str(self._repo.create_blob(data))
-        return str(self._repo.create_blob_fromdisk(str(path)))
+            return str(_write_object(lambda: self._repo.create_blob(data)))
+        return str(_write_object(lambda: self._repo.create_blob_fromdisk(str(path))))
 
     def write_blob(self, data: bytes) -> str:
-        return str(self._repo.create_blob(data))
+        return str(_write_object(lambda: self._repo.create_blob(data)))
 
     def read_blob(self, oid: str) -> bytes:
         obj = self._repo.get(oid)
@@ -206,7 +252,7 @@ class GitRepo:
             else:
                 assert isinstance(value, dict)
                 builder.insert(name, pygit2.Oid(hex=self._write_nested(value)), MODE_TREE)
-        return str(builder.write())
+        return str(_write_object(builder.write))
 
     def walk_tree(self, oid: str, prefix: str = "") -> Iterator[TreeEntry]:
         """Every non-tree entry under a tree, recursively, with full paths."""
@@ -243,13 +289,15 @@ class GitRepo:
     def write_commit(self, tree: str, parents: Sequence[str], message: str) -> str:
         """Create a commit object without moving any ref."""
         author = self._signature()
-        oid = self._repo.create_commit(
-            None,
-            author,
-            author,
-            message,
-            pygit2.Oid(hex=tree),
-            [pygit2.Oid(hex=p) for p in parents],
+        oid = _write_object(
+            lambda: self._repo.create_commit(
+                None,
+                author,
+                author,
+                message,
+                pygit2.Oid(hex=tree),
+                [pygit2.Oid(hex=p) for p in parents],
+            )
         )
         return str(oid)
 
@@ -405,7 +453,8 @@ class GitRepo:
                 continue
             if stat.S_ISDIR(st.st_mode):  # a submodule: keep the recorded gitlink
                 continue
-            oid = self._repo.create_blob_fromworkdir(path)
+            # Read again if the file changes meanwhile (a step may be writing it).
+            oid, _ = read_stable(self.root / path, path, self._blob_from_workdir)
             if stat.S_ISLNK(st.st_mode):
                 mode = MODE_LINK
             elif not filemode:
@@ -414,6 +463,11 @@ class GitRepo:
                 mode = MODE_EXEC if st.st_mode & 0o111 else MODE_FILE
             snapshot.add(pygit2.IndexEntry(path, oid, pygit2.enums.FileMode(mode)))
         return str(snapshot.write_tree(self._repo))
+
+    def _blob_from_workdir(self, path: Path) -> pygit2.Oid:
+        """A worktree file as a blob, through git's clean filters (as `git add` does)."""
+        rel = path.relative_to(self.root).as_posix()
+        return _write_object(lambda: self._repo.create_blob_fromworkdir(rel))
 
     def commits_between(self, tip: str, hide: Sequence[str] = ()) -> list[str]:
         """Commits reachable from tip but from none of `hide` (`git rev-list tip ^hide...`)."""
@@ -447,6 +501,18 @@ class GitRepo:
             return str(self._repo.config[name])
         except KeyError:
             return None
+
+
+def _write_object(write: Callable[[], T]) -> T:
+    """Call a libgit2 object write, again when a `git prune` removed its directory."""
+    for attempt in range(_OBJECT_WRITE_ATTEMPTS):
+        try:
+            return write()
+        except OSError as exc:
+            if attempt + 1 == _OBJECT_WRITE_ATTEMPTS or not _OBJECT_WRITE_RACE.search(str(exc)):
+                raise
+            time.sleep(0.001 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def relative_posix(root: Path, path: Path) -> str:

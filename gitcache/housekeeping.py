@@ -16,7 +16,12 @@ from gitcache.errors import RepositoryError
 
 
 def run_git_gc(root: Path, prune: str = "now") -> None:
-    """`git gc --prune=<prune> --quiet` in the repository; raise RepositoryError on failure."""
+    """`git gc --prune=<prune> --quiet` in the repository; raise RepositoryError on failure.
+
+    Call it under `locks.dropping_records` (the objects lock held exclusive): then no
+    gitcache process has written objects its refs do not hold yet, and none starts
+    until git is done; `--prune=now` would otherwise delete a running step's outputs.
+    """
     try:
         done = subprocess.run(
             ["git", "gc", f"--prune={prune}", "--quiet"],

@@ -8,12 +8,16 @@ produce are unknown, and so is the signature of every step that reads them.
 
 from __future__ import annotations
 
+import os
+import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from gitcache.errors import ConfigError
+from gitcache.gitrepo import MODE_LINK
 from gitcache.graph import input_covers, input_matches_output
 from gitcache.project import Project
 from gitcache.record import Components
@@ -23,12 +27,26 @@ from gitcache.store import StoredRecord
 from gitcache.sweeps import Units
 from gitcache.workflow import Step
 
+_MAX_HOPS = 40  # symlinks followed in a row, as the kernel's limit (ELOOP)
+
+
+def _link_text(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
 
 @dataclass(frozen=True)
 class Mismatch:
     path: str
     recorded: str | None  # blob id in the record (None: the worktree has a file the record lacks)
     worktree: str | None  # blob id in the worktree (None: missing)
+
+    @property
+    def extra(self) -> bool:
+        """A worktree file under a directory output that the record does not hold."""
+        return self.recorded is None and self.worktree is not None
 
 
 @dataclass(frozen=True)
@@ -62,8 +80,12 @@ class Evaluation:
             if state is None or state.oid != out.blob or state.mode != out.mode:
                 found.append(Mismatch(path, out.blob, None if state is None else state.oid))
         for path, state in self.outputs.items():
-            if state is None and not any(p == path or p.startswith(path + "/") for p in recorded):
-                found.append(Mismatch(path, None, None))
+            if path in recorded:
+                continue
+            if state is not None:  # a directory output is exactly its record: no extra file
+                found.append(Mismatch(path, None, state.oid))
+            elif not any(p == path or p.startswith(path + "/") for p in recorded):
+                found.append(Mismatch(path, None, None))  # an empty directory, now missing
         return tuple(found)
 
 
@@ -75,6 +97,9 @@ class Planner:
     params: Mapping[str, Any]
     environ: Mapping[str, str]
     overlay: dict[str, FileState] = field(default_factory=dict)
+    # Declared outputs of steps that will be restored: restoring removes the files the
+    # record does not hold, so later steps do not see them.
+    exact: list[str] = field(default_factory=list)
     changing: set[str] = field(default_factory=set)  # units that will (re)run
     units: Units = field(init=False)
 
@@ -108,12 +133,16 @@ class Planner:
         if not unknown:
             expansion = worktree.expand(step.inputs)
             for path in expansion.files:
-                state = self.overlay.get(path) or worktree.state(path)
+                if self.exact and path not in self.overlay and self._removed_by_restore(path):
+                    continue
+                state = self._input_state(path)
                 if state is not None:
                     inputs[path] = state.oid
-            for path, state in self.overlay.items():
+            for path in self.overlay:
                 if path not in inputs and any(input_covers(p, path) for p in step.inputs):
-                    inputs[path] = state.oid
+                    followed = self._input_state(path)
+                    if followed is not None:
+                        inputs[path] = followed.oid
             for pattern in expansion.missing:
                 produced = any(
                     input_matches_output(pattern, out)
@@ -122,6 +151,8 @@ class Planner:
                 )
                 if not produced or not any(input_covers(pattern, p) for p in inputs):
                     missing.append(pattern)
+            for path in expansion.dangling:  # inputs follow symlinks: this one leads nowhere
+                missing.append(f"{path} -> {_link_text(worktree.root / path)}")
         components = signature = record = None
         if not unknown and not missing:
             components = shell_components(step, self.params, inputs, self.environ)
@@ -130,11 +161,32 @@ class Planner:
         outputs = worktree.output_states(step.outputs)
         return Evaluation(step, inputs, unknown, missing, components, signature, record, outputs)
 
+    def _removed_by_restore(self, path: str) -> bool:
+        return any(path == d or path.startswith(d + "/") for d in self.exact)
+
+    def _input_state(self, path: str, hops: int = 0) -> FileState | None:
+        """An input's state: the overlay's, or the worktree's with symlinks followed.
+
+        A symlink in the overlay (a recorded output) counts by what it points to.
+        """
+        state = self.overlay.get(path)
+        worktree = self.project.worktree
+        if state is None:
+            return worktree.state(path, follow=True)
+        if state.mode != MODE_LINK:
+            return state
+        link = os.fsdecode(self.project.repo.read_blob(state.oid))
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
+        if hops > _MAX_HOPS or posixpath.isabs(link) or target.split("/")[0] == "..":
+            return worktree.state(path, follow=True)  # as the worktree has it now
+        return self._input_state(target, hops + 1)
+
     def will_restore(self, evaluation: Evaluation) -> None:
-        """Later steps see this step's outputs as its record holds them."""
+        """Later steps see this step's outputs as its record holds them, and nothing else."""
         assert evaluation.record is not None
         for out in evaluation.record.record.outputs:
             self.overlay[out.path] = FileState(out.blob, out.mode, out.size)
+        self.exact.extend(evaluation.step.outputs)
 
     def removed_on_purpose(self, evaluation: Evaluation) -> bool:
         """The record matches, and every output it lacks was removed by `remove --outputs`.

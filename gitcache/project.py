@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
 from gitcache.graph import StepGraph
+from gitcache.hookpolicy import follow_policy
 from gitcache.removed import RemovedOutputs
 from gitcache.statcache import StatCache
 from gitcache.store import RecordStore
@@ -30,12 +31,16 @@ class Project:
         workflow_file: Path | None = None,
         warn: Callable[[str], None] | None = None,
         require_workflow: bool = True,
+        note: Callable[[str], None] | None = None,
     ) -> Project:
         """Open the repository holding `start` and its workflow file.
 
         Without `require_workflow`, a missing default gitcache.toml is an empty
         workflow: commands that only manage records (log, show, diff, remove, gc)
         also work in a repository whose steps are all Python functions.
+
+        Where gitcache's hooks are installed, the hook set is made to follow the
+        root gitcache.toml's rewrite policy (hookpolicy.py); `note` hears what changed.
         """
         repo = GitRepo.discover(start)
         repo.on_wait = warn
@@ -44,14 +49,21 @@ class Project:
             workflow = Workflow(path, repo.root, WorkflowFile(), {}, {}, StepGraph.build("", {}))
         else:
             workflow = load_workflow(path if path.is_absolute() else start / path, repo.root)
-        cache = StatCache(repo.state_dir)
+            if workflow_file is None:  # the file the hooks read (never a -f one)
+                change = follow_policy(repo, workflow.config.hooks.rewrite)
+                if change is not None:
+                    kind, message = change
+                    tell = note if kind == "note" else warn
+                    if tell is not None:
+                        tell(message)
+        cache = StatCache(repo.worktree_state_dir)  # about this worktree's files
         limits = RestoreLimits(workflow.config.restore.max_files, workflow.config.restore.max_bytes)
         return cls(repo, workflow, RecordStore(repo, warn), Worktree(repo, cache, limits))
 
     @cached_property
     def removed(self) -> RemovedOutputs:
         """Outputs removed from the worktree on purpose (`gitcache remove --outputs`)."""
-        return RemovedOutputs(self.repo.state_dir)
+        return RemovedOutputs(self.repo.worktree_state_dir)
 
     def save(self) -> None:
         """Persist what this process learned (the stat cache, removed outputs)."""

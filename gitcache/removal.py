@@ -18,10 +18,12 @@ from pathlib import Path
 from gitcache.errors import NotInStore, RecordNotFound
 from gitcache.gitrepo import RefUpdate
 from gitcache.history import item_matches
+from gitcache.latest import item_ref, latest_key, move_in_files, step_ref
 from gitcache.plan import Planner
 from gitcache.project import Project
 from gitcache.recordindex import RecordSummary
-from gitcache.store import item_ref, sig_ref, step_ref
+from gitcache.removed import removed_everywhere
+from gitcache.store import sig_ref
 from gitcache.sweeps import parse_selector, split_target
 
 
@@ -63,7 +65,9 @@ def sole_copies(project: Project, doomed: Sequence[RecordSummary]) -> dict[str, 
     Returns path -> commit of a doomed record holding it. Dropping such a record
     would lose the file for good once git prunes it.
     """
-    removed = project.removed.paths()
+    # Every worktree's: a record may hold the only copy of a file another one removed.
+    removed = removed_everywhere(project.repo.worktree_state_dirs())
+    removed |= set(project.removed.paths().items())  # with what this process has not saved
     if not removed:
         return {}
     gone = {s.commit for s in doomed}
@@ -76,7 +80,7 @@ def sole_copies(project: Project, doomed: Sequence[RecordSummary]) -> dict[str, 
     found: dict[str, str] = {}
     for s in doomed:
         for path, blob in s.outputs.items():
-            if removed.get(path) == blob and (path, blob) not in kept:
+            if (path, blob) in removed and (path, blob) not in kept:
                 found.setdefault(path, s.commit)
     return found
 
@@ -84,8 +88,8 @@ def sole_copies(project: Project, doomed: Sequence[RecordSummary]) -> dict[str, 
 def remove_records(project: Project, doomed: Iterable[RecordSummary]) -> None:
     """Delete the records' signature refs in one transaction (compare-and-swap).
 
-    A step ref pointing at a removed record moves to the step's newest remaining
-    record, or goes when none remains.
+    A step's latest record (in any worktree: latest.py) that is removed becomes the
+    step's newest remaining record, or none when none remains.
     """
     doomed = list(doomed)
     if not doomed:
@@ -94,25 +98,26 @@ def remove_records(project: Project, doomed: Iterable[RecordSummary]) -> None:
     remaining = [s for s in project.store.summaries() if s.commit not in gone]
     repo = project.repo
     updates = [RefUpdate(sig_ref(s.signature), None, s.commit) for s in doomed]
+    moves: dict[str, tuple[set[str], str | None]] = {}
     for step in sorted({s.step for s in doomed}):
-        current = repo.ref_target(step_ref(step))
-        if current is None or current not in gone:
-            continue
         left = [s for s in remaining if s.step == step]
-        newest = max(left, key=lambda s: (s.started_at, s.commit)) if left else None
-        updates.append(
-            RefUpdate(step_ref(step), None if newest is None else newest.commit, current)
-        )
-    # An item's latest ref likewise moves to the item's newest remaining record.
-    items = {item_ref(s.step, s.item): (s.step, s.label) for s in doomed if s.item is not None}
-    for name, (step, label) in sorted(items.items()):
-        current = repo.ref_target(name)
-        if current is None or current not in gone:
-            continue
+        newest = max(left, key=lambda s: (s.started_at, s.commit)).commit if left else None
+        moves[step] = (gone, newest)
+        current = repo.ref_target(step_ref(step))
+        if current is not None and current in gone:
+            updates.append(RefUpdate(step_ref(step), newest, current))
+    # An item's latest record likewise moves to the item's newest remaining record.
+    items = {(s.step, s.label): s.item for s in doomed if s.item is not None}
+    for (step, label), item in sorted(items.items(), key=lambda kv: kv[0]):
         left = [s for s in remaining if s.step == step and s.label == label]
-        newest = max(left, key=lambda s: (s.started_at, s.commit)) if left else None
-        updates.append(RefUpdate(name, None if newest is None else newest.commit, current))
+        newest = max(left, key=lambda s: (s.started_at, s.commit)).commit if left else None
+        moves[latest_key(step, item)] = (gone, newest)
+        name = item_ref(step, item)
+        current = repo.ref_target(name)
+        if current is not None and current in gone:
+            updates.append(RefUpdate(name, newest, current))
     repo.update_refs(updates, message="gitcache: remove")
+    move_in_files(repo, moves)
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,9 @@ def plan_output_removal(
         if not already:
             changed = ev.mismatches()
             if changed:
+                how = "is not in" if changed[0].extra else "differs from"
                 raise NotInStore(
-                    f"step {name!r}: output {changed[0].path} differs from its record "
+                    f"step {name!r}: output {changed[0].path} {how} its record "
                     f"{ev.record.short}; refusing to delete it",
                     hint=f"`gitcache run -s build {name}` records the worktree's outputs",
                 )

@@ -1,7 +1,8 @@
 """Outputs deleted from the worktree by `gitcache remove --outputs`, still held by a record.
 
 Like SoS's `remove -z` (zap), the files are gone from disk but their content stays in
-the store. This registry (`.git/gitcache/removed-outputs-v1.json`: path -> blob id)
+the store. This registry (`removed-outputs-v1.json` in the worktree's own git dir:
+`.git/gitcache/` for the main worktree; path -> blob id)
 remembers that they were removed on purpose, so that `gitcache run` treats their step
 as up to date and restores them only when a step that reads them has to run; an output
 that is missing without an entry here is restored as usual.
@@ -18,6 +19,11 @@ from pathlib import Path
 from typing import Final
 
 REGISTRY_FILE: Final = "removed-outputs-v1.json"
+
+
+def removed_everywhere(state_dirs: Iterable[Path]) -> set[tuple[str, str]]:
+    """(path, blob id) of every output removed on purpose in any of these worktrees."""
+    return {pair for d in state_dirs for pair in RemovedOutputs(d).paths().items()}
 
 
 class RemovedOutputs:

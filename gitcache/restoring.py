@@ -1,26 +1,29 @@
-"""`gitcache restore`: put a record's outputs into the worktree.
+"""`gitcache restore`, and the one rule every restore follows (`restore_outputs`).
 
 The record is named by id, or by step: the record of the step's current signature
 (with `-p` overrides), or with `--commit REV` the newest record made at REV or at
-one of its ancestors. A worktree file is overwritten only if its content is held by
-some record of the step (so nothing is lost) or with `force`.
+one of its ancestors. The step's outputs then hold exactly the record: files it names
+are written, other files under its directory outputs are removed. A worktree file is
+overwritten or removed only if its content is held by some record of the step (so
+nothing is lost) or with `force`. `gitcache run` restores through the same function.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gitcache.errors import ConfigError, RecordNotFound, WorktreeConflict
+from gitcache.errors import ConfigError, RecordNotFound
 from gitcache.history import item_matches, newest_first, param_matches
+from gitcache.params import decode
 from gitcache.plan import Planner
 from gitcache.project import Project
-from gitcache.record import OutputFile
 from gitcache.recordindex import RecordSummary
-from gitcache.store import StoredRecord
-from gitcache.sweeps import parse_selector, split_target
+from gitcache.store import RecordStore, StoredRecord
+from gitcache.sweeps import make_item, parse_selector, split_target
+from gitcache.trust import check_outputs
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class RestoreResult:
     record: StoredRecord
     written: list[str]  # paths written
     unchanged: list[str]  # paths that already held the record's content
+    removed: list[str]  # files under the record's outputs that it does not hold
+    dirs: list[str]  # outputs recorded as empty directories
 
 
 def find_records(
@@ -148,44 +153,79 @@ def _at_commit(project: Project, step: str, rev: str, params: Mapping[str, Any])
     return project.store.load((exact or candidates)[0].commit)
 
 
-def restore_record(
+def restore_record(project: Project, stored: StoredRecord, force: bool) -> RestoreResult:
+    """Write the record's outputs; refuse (before writing anything) to lose unrecorded work."""
+    return restore_outputs(project, stored, force)
+
+
+def restore_outputs(
     project: Project,
     stored: StoredRecord,
-    force: bool,
-    known: dict[str, set[str]] | None = None,
+    force: bool = False,
+    hint: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RestoreResult:
-    """Write the record's outputs; refuse (before writing anything) to lose unrecorded work.
+    """Make the step's outputs hold exactly what the record holds (Worktree.plan_restore).
 
-    `known`: path -> blob ids some record of the step holds (`recorded_blobs`), when
-    the caller restores several records of one step.
+    Only the outputs the step declares in gitcache.toml are touched (the record's own
+    list when the step is no longer there): a record that would write elsewhere is an
+    UnsafeRecord. Content that no record of the step holds is a WorktreeConflict
+    (with `hint`), unless `force`; nothing is written then.
     """
+    # A no-op reads record.json only (store.lookup quick): check the tree before writing.
     stored = project.store.verified(stored)
+    record = stored.record
+    declared = declared_outputs(project, stored)
+    check_outputs(stored, record.step, declared)
+    scopes = [
+        d
+        for d in record.components.outputs
+        if any(d == own or d.startswith(own + "/") for own in declared)
+    ]
     worktree = project.worktree
-    if known is None:
-        known = recorded_blobs(project, stored.record.step)
-    to_write: list[OutputFile] = []
-    unchanged: list[str] = []
-    for out in stored.record.outputs:
-        state = worktree.state(out.path)
-        if state is not None and state.oid == out.blob and state.mode == out.mode:
-            unchanged.append(out.path)
-            continue
-        if state is not None and not force and state.oid not in known.get(out.path, set()):
-            raise WorktreeConflict(
-                f"restore would overwrite {out.path}, which was modified and is in no record "
-                f"of step {stored.record.step!r}",
-                hint="use --force to overwrite it, or move it away",
-            )
-        to_write.append(out)
-    worktree.restore(to_write)
-    project.removed.discard(o.path for o in stored.record.outputs)
-    return RestoreResult(stored, [o.path for o in to_write], unchanged)
+    plan = worktree.plan_restore(
+        record.outputs,
+        scopes,
+        lambda: recorded_blobs(project.store, record.step),
+        force,
+        record.step,
+        hint,
+    )
+    worktree.apply(plan, progress)
+    project.removed.discard(o.path for o in record.outputs)
+    return RestoreResult(
+        stored, [o.path for o in plan.write], plan.unchanged, plan.remove, plan.dirs
+    )
 
 
-def recorded_blobs(project: Project, step: str) -> dict[str, set[str]]:
-    """path -> blob ids of that path in any record of the step."""
+def declared_outputs(project: Project, stored: StoredRecord) -> Sequence[str]:
+    """The outputs gitcache.toml lets the record write: its step's, for a sweep item its
+    templates filled in with the item's values (the record's own list when the step
+    is no longer declared). A record whose item cannot be filled in may write nothing."""
+    record = stored.record
+    step = project.workflow.steps.get(record.step)
+    if step is None:
+        return record.components.outputs
+    if step.sweep is None:
+        return step.outputs
+    if record.item is None:
+        return ()
+    values = {k: decode(v) for k, v in record.item.items()}
+    params = {
+        **project.workflow.params,
+        **{k: decode(v) for k, v in record.components.params.items()},
+    }
+    try:
+        item = make_item(step, values, params, project.repo.root, f"step {record.step!r}")
+    except ConfigError:
+        return ()
+    return item.outputs
+
+
+def recorded_blobs(store: RecordStore, step: str) -> dict[str, set[str]]:
+    """Path -> the blob ids that the step's records hold there (content that is safe)."""
     known: dict[str, set[str]] = {}
-    for summary in project.store.summaries():
+    for summary in store.summaries():
         if summary.step == step:
             for path, blob in summary.outputs.items():
                 known.setdefault(path, set()).add(blob)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from gitcache.gitrepo import MODE_FILE, GitRepo, RefConflict, RefUpdate, TreeEntry
+from gitcache.locks import writing_objects
 from gitcache.record import is_oid
 from gitcache.store import REF_ROOT, SIG_PREFIX
 
@@ -118,10 +119,17 @@ def record_rewrites(repo: GitRepo, pairs: Sequence[Rewrite], kind: Kind) -> list
         for p in dict.fromkeys(pairs)
         if p.old != p.new and index.sources(p.old) and repo.ref_target(_ref(p)) is None
     ]
+    if not wanted:
+        return []
+    # The mapping commits are objects no ref holds until the transaction: no
+    # `gitcache gc --prune` in between (locks.py).
+    with writing_objects(repo.state_dir, repo.on_wait):
+        return _store_mappings(repo, wanted, kind)
+
+
+def _store_mappings(repo: GitRepo, wanted: list[Rewrite], kind: Kind) -> list[Rewrite]:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     updates = [RefUpdate(_ref(p), _mapping_commit(repo, p, kind, stamp), None) for p in wanted]
-    if not updates:
-        return []
     try:
         repo.update_refs(updates, message=f"gitcache: {kind}")
     except RefConflict:

@@ -3,7 +3,8 @@
 Like `make -j`: a step starts once every step it needs has succeeded; after a
 failure no new step starts (unless keep-going) while running ones finish; steps
 that need a failed one are left pending. With one job everything happens on the
-calling thread, so Ctrl-C reaches the running command exactly as without `-j`.
+calling thread. A signal (Ctrl-C, SIGTERM, SIGHUP) stops the commands still running
+(processes.py) and no step that did not finish writes a record.
 
 A unit may fan out when it is reached (a `foreach` over another step's outputs,
 docs/sweeps.md): its items then run in its place, needing what it needed, and the
@@ -19,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from gitcache.errors import Interrupted
+from gitcache.processes import Terminated, stop_signal, stopped_by
 
 if TYPE_CHECKING:
     from gitcache.engine import StepResult
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 BAD_OUTCOMES = frozenset({"failed", "mismatch", "pending"})
 BLOCKED = "a step it needs did not succeed"
 STOPPED = "stopped after a failure"
+_SIGNAL_LATENCY = 0.1  # seconds
 
 # Asked when a unit is about to start: None (an ordinary unit), the keys of the
 # items that run in its place, or its result when it cannot be expanded.
@@ -40,7 +43,7 @@ def schedule(
     pending: Callable[[str, str], StepResult],
     jobs: int,
     keep_going: bool,
-    on_interrupt: Callable[[], None] = lambda: None,
+    on_interrupt: Callable[[int], None] = lambda _signum: None,
     fan_out: FanOut | None = None,
 ) -> list[StepResult]:
     """Run every unit of `order` (a topological order); return results in that order,
@@ -132,15 +135,20 @@ def schedule(
                 ready.clear()
             if not running:
                 continue
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            # With a timeout: a signal the kernel gave to a worker thread (blocked in
+            # waitpid) does not wake this one, whose Python handler must act on it.
+            finished, _ = wait(running, timeout=_SIGNAL_LATENCY, return_when=FIRST_COMPLETED)
             for future in finished:
                 del running[future]
                 finish(future.result())
-    except KeyboardInterrupt:
-        # The terminal sent SIGINT to the running commands too; on_interrupt makes sure
-        # that none of them writes a record even if its command still succeeds.
-        on_interrupt()
-        raise Interrupted("interrupted; steps that did not finish wrote no record") from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        # on_interrupt stops the running commands and makes sure that none of them
+        # writes a record even if its command still succeeds.
+        signum = stop_signal(exc)
+        on_interrupt(signum)
+        raise Interrupted(
+            f"{stopped_by(signum)}; steps that did not finish wrote no record", signum=signum
+        ) from None
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

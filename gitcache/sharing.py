@@ -32,6 +32,7 @@ from filelock import FileLock
 from gitcache import remote as transport
 from gitcache.errors import RemoteError, RepositoryError, UnsafeRecord
 from gitcache.gitrepo import GitRepo, RefConflict, RefUpdate
+from gitcache.locks import writing_objects
 from gitcache.remote import ProgressSink, Remote
 from gitcache.rewrites import REWRITTEN_PREFIX, Rewrite, parse_rewritten_ref
 from gitcache.store import (
@@ -176,7 +177,9 @@ def _stage_lock(repo: GitRepo, remote: Remote) -> Iterator[None]:
     # One process at a time uses a remote's staging namespace (flock: released on crash).
     path = repo.state_dir / "locks" / f"remote-{remote.stage}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path), thread_local=False):
+    # And no `gitcache gc --prune` while git fetch has written a pack whose refs are
+    # not there yet, or while staged records are merged (locks.py).
+    with FileLock(str(path), thread_local=False), writing_objects(repo.state_dir, repo.on_wait):
         yield
 
 

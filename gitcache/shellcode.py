@@ -27,6 +27,9 @@ BLANKS: Final = frozenset(" \t")
 # Characters that end a word and start an operator: a `#` right after one starts a comment.
 OPERATORS: Final = frozenset(";&|()<>")
 _WORD_END: Final = BLANKS | OPERATORS | {"\n"}
+# Words after which the rest is kept as written: an alias may expand to anything (even
+# a here-document); after bash's `=~`, blanks inside the regex's parentheses are data.
+_DOUBT_WORDS: Final = frozenset({"alias", "=~"})
 _SPECIAL: Final = _WORD_END | frozenset("\\'\"`$")
 
 
@@ -104,6 +107,8 @@ class _Normalizer:
             # bash's process substitution `<(..)` is part of a word: kept as written.
             self.take(self.skip_parens(i + 2, depth=1, arithmetic=False))
         elif ch in OPERATORS:
+            if ch == "(" and self.parts and not self.space and self.parts[-1][-1] in "@!+*?":
+                raise _Verbatim  # bash's extended glob `@(a  b)`: its blanks are data
             if ch == "(" and self.word_start and text.startswith("((", i):
                 self.take(self.skip_parens(i + 2, depth=2, arithmetic=True))
             else:
@@ -111,7 +116,10 @@ class _Normalizer:
                 self.pos = i + 1
                 self.word_start = True
         else:
-            self.take(self.skip_word_part(i))
+            end = self.skip_word_part(i)
+            if self.word_start and text[i:end] in _DOUBT_WORDS:
+                raise _Verbatim
+            self.take(end)
 
     def take(self, end: int) -> None:
         """Emit text[pos:end] verbatim as (part of) a word."""
@@ -157,12 +165,13 @@ class _Normalizer:
         return end + 1
 
     def skip_ansi(self, i: int) -> int:
-        """`$'..'`: backslash escapes a quote. Taken as at least as long as any shell takes it."""
+        """`$'..'`. With a backslash inside, dash (no `$'..'`: `$` then a quote ending at
+        the first `'`) and bash disagree on where it ends: kept verbatim to the end."""
         text = self.text
         while i < len(text):
             if text[i] == "\\":
-                i += 2
-            elif text[i] == "'":
+                raise _Verbatim
+            if text[i] == "'":
                 return i + 1
             else:
                 i += 1
@@ -306,22 +315,32 @@ class _Normalizer:
         """After a newline: the bodies of pending here-documents, kept line by line.
 
         In the body of a here-document whose delimiter is unquoted, a line ending in
-        an odd number of backslashes continues on the next line, which therefore
-        cannot be the delimiter line. (bash also ends the body on a delimiter spelled
-        across such lines, dash does not: ending later keeps more text verbatim.)
+        an odd number of backslashes continues on the next line, which is then not
+        taken as the delimiter line (nor is a delimiter spelled across such lines:
+        ending later keeps more text verbatim). An expansion that may span lines
+        (`$(`, `${`, a backquote: dash reads past delimiter lines inside one) in an
+        unquoted body makes the rest of the command verbatim, body included.
         """
         text = self.text
         for delimiter, strip, quoted in self.heredocs:
             continued = False
+            start = self.pos
             while self.pos < len(text):
                 end = text.find("\n", self.pos)
                 stop = len(text) if end < 0 else end
                 line = text[self.pos : stop]
+                if not quoted and ("$(" in line or "${" in line or "`" in line):
+                    self.pos = start
+                    raise _Verbatim
                 self.lines.append(line)
                 self.pos = stop + 1
                 if not continued and (line.lstrip("\t") if strip else line) == delimiter:
                     break
                 continued = not quoted and (len(line) - len(line.rstrip("\\"))) % 2 == 1
+            else:
+                # No delimiter: the body runs to the end, its last newline included.
+                if text.endswith("\n") and self.pos > start:
+                    self.lines.append("")
         self.heredocs = []
 
 

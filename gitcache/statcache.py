@@ -17,9 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from gitcache.filehash import hash_file
 from gitcache.gitrepo import MODE_EXEC, MODE_FILE, MODE_LINK, GitRepo
 
 CACHE_FILE: Final = "statcache-v1.json"
+# Key prefix of a followed symlink's entry (inputs count a link by its target); NUL
+# cannot occur in a file name.
+_FOLLOWED: Final = "\0"
 
 StatKey = tuple[int, int, int, int, int]
 
@@ -66,28 +70,44 @@ class StatCache:
             # A missing or damaged cache only costs re-hashing.
             self._entries.clear()
 
-    def state(self, root: Path, rel: str) -> FileState | None:
-        """The blob id, mode and size of a worktree file, or None if it does not exist."""
+    def state(self, root: Path, rel: str, follow: bool = False) -> FileState | None:
+        """The blob id, mode and size of a worktree file, or None if it does not exist.
+
+        A symlink is its link text, unless `follow` (inputs): then it counts as the file
+        it points to, and None when it points to nothing or to a directory. Raises
+        UnreadableFile when the file keeps changing while it is read, or is not a
+        regular file.
+        """
         path = root / rel
         try:
             st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        name = rel
+        if follow and stat.S_ISLNK(st.st_mode):
+            try:
+                st = os.stat(path)
+            except OSError:  # dangling, or a loop of links
+                return None
+            name = _FOLLOWED + rel  # the link's own entry stays beside its target's
         if stat.S_ISDIR(st.st_mode):
             return None
         key = _key(st)
-        fresh = self._fresh.get(rel)
+        fresh = self._fresh.get(name)
         if fresh is not None and fresh[0] == key:
             return FileState(fresh[1], key[4], key[0])
-        cached = self._entries.get(rel)
+        cached = self._entries.get(name)
         if cached is not None and cached[0] == key and key[1] < self._reference_ns:
             return FileState(cached[1], key[4], key[0])
         if key[4] == MODE_LINK:
             oid = GitRepo.hash_bytes(os.fsencode(os.readlink(path)))
         else:
-            oid = GitRepo.hash_file(path)
+            # The stat the bytes belong to: the file may have changed since lstat.
+            oid, st = hash_file(path, rel, follow=follow)
+            key = _key(st)
         self.hashed += 1
-        self.remember(rel, st, oid)
+        self._fresh[name] = (key, oid)
+        self._dirty = True
         return FileState(oid, key[4], key[0])
 
     def remember(self, rel: str, st: os.stat_result, oid: str) -> None:

@@ -10,10 +10,9 @@ from typing import Any, Literal
 
 from gitcache.canonical import canonical_json
 from gitcache.params import decoded_text, encode
-from gitcache.plan import Planner
+from gitcache.plan import Mismatch, Planner
 from gitcache.project import Project
 from gitcache.record import Components
-from gitcache.store import step_ref
 from gitcache.sweeps import Units
 
 State = Literal["up-to-date", "restorable", "stale", "never-run", "missing-input"]
@@ -48,6 +47,14 @@ def short(oid: str | None) -> str:
 
 def _value(value: Any) -> str:
     return decoded_text(value) or canonical_json(value).decode()
+
+
+def _output_reason(m: Mismatch) -> str:
+    if m.extra:
+        return f"output {m.path} not in the record"
+    if m.worktree is None:
+        return f"output {m.path} missing"
+    return f"output {m.path} modified ({short(m.recorded)} -> {short(m.worktree)})"
 
 
 def describe_changes(old: Components, new: Components) -> list[str]:
@@ -136,12 +143,7 @@ def statuses(
                 ]
                 result.append(item(name, "up-to-date", ev.signature, ev.record.commit, reasons))
                 continue
-            reasons = [
-                f"output {m.path} missing"
-                if m.worktree is None
-                else f"output {m.path} modified ({short(m.recorded)} -> {short(m.worktree)})"
-                for m in mismatches
-            ]
+            reasons = [_output_reason(m) for m in mismatches]
             result.append(item(name, "restorable", ev.signature, ev.record.commit, reasons))
         else:
             planner.will_change(name)
@@ -150,7 +152,7 @@ def statuses(
             if (
                 latest is None
                 and step.item is not None
-                and project.repo.ref_target(step_ref(step.name))
+                and project.store.latest(step.name) is not None
             ):
                 # The sweep has records, not this item: a new value (or file).
                 result.append(item(name, "stale", ev.signature, None, ["new item"]))

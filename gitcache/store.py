@@ -17,15 +17,18 @@ from typing import Any, Final
 
 from gitcache.errors import GitcacheError, RecordNotFound, UnsafeRecord
 from gitcache.gitrepo import MODE_FILE, MODE_TREE, GitRepo, RefConflict, RefUpdate, TreeEntry
+from gitcache.latest import ITEM_PREFIX as ITEM_PREFIX  # re-exported: refs/gitcache/item/
+from gitcache.latest import STEP_PREFIX as STEP_PREFIX  # re-exported: refs/gitcache/step/
+from gitcache.latest import LatestRecords, latest_key
+from gitcache.latest import item_ref as item_ref
+from gitcache.latest import step_ref as step_ref
 from gitcache.record import Record, is_oid, parse_record
 from gitcache.recordindex import RecordIndex, RecordSummary
-from gitcache.sweeps import item_id
 
 REF_ROOT: Final = "refs/gitcache/"
 SIG_PREFIX: Final = REF_ROOT + "sig/"
-STEP_PREFIX: Final = REF_ROOT + "step/"
-# Latest record of each sweep item: refs/gitcache/item/<step>/<16 hex of its values>.
-ITEM_PREFIX: Final = REF_ROOT + "item/"
+# STEP_PREFIX, step_ref, ITEM_PREFIX, item_ref (latest.py): the main worktree's latest
+# record of each step and of each sweep item.
 # A second record for a signature that already has one here (fetched from a remote
 # where the step ran too): refs/gitcache/alt/<2 hex>/<signature>/<record commit>.
 ALT_PREFIX: Final = REF_ROOT + "alt/"
@@ -40,15 +43,6 @@ _ALT_NAME = re.compile(
 
 def sig_ref(signature: str) -> str:
     return f"{SIG_PREFIX}{signature[:2]}/{signature}"
-
-
-def step_ref(step: str) -> str:
-    return STEP_PREFIX + step
-
-
-def item_ref(step: str, values: Mapping[str, Any]) -> str:
-    """The latest-record ref of a sweep item (a valid ref name whatever its values)."""
-    return f"{ITEM_PREFIX}{step}/{item_id(values)}"
 
 
 def alt_ref(signature: str, commit: str) -> str:
@@ -97,6 +91,7 @@ class RecordStore:
         self.repo = repo
         self._warn = warn or (lambda _msg: None)
         self._index: RecordIndex | None = None
+        self._latest = LatestRecords(repo)  # this worktree's
 
     # -- reading ------------------------------------------------------------------
 
@@ -162,9 +157,9 @@ class RecordStore:
         return stored
 
     def latest(self, step: str, item: Mapping[str, Any] | None = None) -> StoredRecord | None:
-        """The latest record of a step, or of one item of a sweep step."""
-        name = step_ref(step) if item is None else item_ref(step, item)
-        commit = self.repo.ref_target(name)
+        """The latest record of a step, or of one item of a sweep step, in this worktree
+        (latest.py)."""
+        commit = self._latest.get(latest_key(step, item))
         return None if commit is None else self._load_or_warn(commit)
 
     def _load_or_warn(self, commit: str) -> StoredRecord | None:
@@ -244,9 +239,11 @@ class RecordStore:
             if found is None:
                 raise RecordNotFound(f"step {ident!r} has no record yet")
             return found
-        # A step that no workflow file declares (a Python step) is known by its step ref.
-        if self.repo.ref_target(step_ref(ident)) is not None:
-            found = self.latest(ident)
+        # A step that no workflow file declares (a Python step) is known by its latest
+        # record: this worktree's, else the main worktree's.
+        latest = self._latest.get(ident) or self.repo.ref_target(step_ref(ident))
+        if latest is not None:
+            found = self._load_or_warn(latest)
             if found is not None:
                 return found
         if len(ident) >= 4 and all(c in "0123456789abcdef" for c in ident):
@@ -303,16 +300,25 @@ class RecordStore:
         name = sig_ref(record.signature)
         expected = self.repo.ref_target(name) if replace else None
         updates = [RefUpdate(name, commit, expected)]
+        in_files: list[str] = []
         if set_latest:
-            updates.append(RefUpdate(step_ref(record.step), commit))
+            keys = [latest_key(record.step)]
             if record.item is not None:
-                updates.append(RefUpdate(item_ref(record.step, record.item), commit))
+                keys.append(latest_key(record.step, record.item))
+            for key in keys:
+                update = self._latest.ref_update(key, commit)
+                if update is None:  # a linked worktree's: its file, after the record's refs
+                    in_files.append(key)
+                else:
+                    updates.append(update)
         if batch is not None:
-            batch.add(commit, record, updates)
+            batch.add(commit, record, updates, in_files)
             return StoredRecord(commit, record)
-        return self._apply(commit, record, updates)
+        return self._apply(commit, record, updates, in_files)
 
-    def _apply(self, commit: str, record: Record, updates: list[RefUpdate]) -> StoredRecord:
+    def _apply(
+        self, commit: str, record: Record, updates: list[RefUpdate], in_files: Sequence[str] = ()
+    ) -> StoredRecord:
         """Point a written record's refs at it; an existing usable record of its
         signature wins (returned instead)."""
         name = updates[0].name
@@ -328,15 +334,15 @@ class RecordStore:
             # a plain `git fetch`): a miss, so ours replaces it, still compare-and-swap.
             updates[0] = RefUpdate(name, commit, exc.found)
             self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
+        for key in in_files:
+            self._latest.set(key, commit)
         self._index_of().add(RecordSummary.of(commit, record))
         return StoredRecord(commit, record)
 
     def set_latest(self, stored: StoredRecord, item: Mapping[str, Any] | None = None) -> None:
         """The record is now what the worktree holds for its step (or for `item`, a
-        sweep item: its item ref only, so a no-op over many items moves no step ref)."""
-        name = step_ref(stored.record.step) if item is None else item_ref(stored.record.step, item)
-        if self.repo.ref_target(name) != stored.commit:
-            self.repo.update_refs([RefUpdate(name, stored.commit)], message="gitcache: latest")
+        sweep item: its item pointer only, so a no-op over many items moves no step ref)."""
+        self._latest.set(latest_key(stored.record.step, item), stored.commit)
 
     def remove(self, stored: StoredRecord) -> None:
         """Drop a record's signature ref (and the step ref if it points at it)."""
@@ -365,11 +371,13 @@ class RefBatch:
     def __init__(self, store: RecordStore, limit: int = 100) -> None:
         self._store = store
         self._limit = limit
-        self._queued: list[tuple[str, Record, list[RefUpdate]]] = []
+        self._queued: list[tuple[str, Record, list[RefUpdate], list[str]]] = []
         self._held = ExitStack()
 
-    def add(self, commit: str, record: Record, updates: list[RefUpdate]) -> None:
-        self._queued.append((commit, record, updates))
+    def add(
+        self, commit: str, record: Record, updates: list[RefUpdate], in_files: list[str]
+    ) -> None:
+        self._queued.append((commit, record, updates, in_files))
         if len(self._queued) >= self._limit:
             self.flush()
 
@@ -383,18 +391,20 @@ class RefBatch:
             if not queued:
                 return
             merged: dict[str, RefUpdate] = {}
-            for _commit, _record, updates in queued:
+            for _commit, _record, updates, _in_files in queued:
                 for update in updates:  # a step ref set by several items: the last wins
                     merged.pop(update.name, None)
                     merged[update.name] = update
             try:
                 self._store.repo.update_refs(list(merged.values()), message="gitcache: record")
                 index = self._store._index_of()
-                for commit, record, _updates in queued:
+                for commit, record, _updates, in_files in queued:
+                    for key in in_files:
+                        self._store._latest.set(key, commit)
                     index.add(RecordSummary.of(commit, record))
             except RefConflict:  # another process recorded one of them: one by one
-                for commit, record, updates in queued:
-                    self._store._apply(commit, record, updates)
+                for commit, record, updates, in_files in queued:
+                    self._store._apply(commit, record, updates, in_files)
         finally:
             self._held.close()
             self._held = ExitStack()

@@ -1,11 +1,20 @@
 """The worktree: expanding inputs, blob ids through the stat cache, restoring outputs.
 
-Restoring writes only files that a record names after every path has been checked:
+Inputs follow symlinks (as make and DVC do): a symlinked file counts by the content
+it points to, a symlinked directory is walked (a link back to a directory being
+walked is not entered again), and a link to nothing is reported. Outputs are taken
+as they are: a symlink is stored as a symlink, never followed.
+
+Restoring makes each declared output hold exactly what a record holds: files the
+record names are written, files under a recorded directory that the record does not
+name are removed, and an output recorded as an empty directory is created. Content
+that no record of the step holds is never dropped silently (`plan_restore` refuses).
+Only files that a record names are written, after every path has been checked:
 relative, no `..`, nothing in `.git`, no existing symlinked directory on the way, no
-output used as a directory by another, no symlink pointing out of the worktree (also
-through symlinks already there), every blob present with the size the record says,
-and the total within the limits. Checks come first, writes after, so a hostile
-record writes nothing at all.
+output used as a directory by another, no symlink that is absolute, leaves the
+worktree (also through symlinks already there) or points into any `.git`, every blob
+present with the size the record says, and the total within the limits. Checks come
+first, writes after, so a hostile record writes nothing at all.
 """
 
 from __future__ import annotations
@@ -13,16 +22,18 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitcache.errors import UnsafeRecord
+from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
+from gitcache.filehash import read_stable
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo
 from gitcache.record import OutputFile, check_relative_path
-from gitcache.statcache import FileState, StatCache
+from gitcache.statcache import FileState, StatCache, git_mode
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -39,6 +50,21 @@ class RestoreLimits:
 class Expansion:
     files: list[str]  # sorted, unique, posix, relative to the root
     missing: list[str]  # declared patterns that matched nothing
+    dangling: list[str] = field(default_factory=list)  # symlinks (followed) to nothing
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What restoring a record changes in the worktree (Worktree.plan_restore)."""
+
+    write: list[OutputFile] = field(default_factory=list)  # missing, or held otherwise
+    remove: list[str] = field(default_factory=list)  # under a recorded output, not recorded
+    dirs: list[str] = field(default_factory=list)  # outputs recorded as empty directories
+    unchanged: list[str] = field(default_factory=list)  # already hold the record's content
+    scopes: list[str] = field(default_factory=list)  # the declared outputs made exact
+    # Worktree files whose content differed from the record and is dropped (overwritten
+    # or removed): content some record of the step holds, or anything with `force`.
+    discarded: list[str] = field(default_factory=list)
 
 
 class Worktree:
@@ -50,65 +76,258 @@ class Worktree:
         self.cache = cache
         self.limits = limits or RestoreLimits()
 
-    def state(self, rel: str) -> FileState | None:
-        return self.cache.state(self.root, rel)
+    def state(self, rel: str, follow: bool = False) -> FileState | None:
+        """A file's blob id, mode and size (None if missing); `follow` for inputs."""
+        return self.cache.state(self.root, rel, follow)
 
-    def expand(self, patterns: Iterable[str]) -> Expansion:
-        """Files named by paths, directories (recursively) and globs."""
+    # -- expanding -------------------------------------------------------------------
+
+    def expand(self, patterns: Iterable[str], follow: bool = True) -> Expansion:
+        """Files named by paths, directories (recursively) and globs.
+
+        With `follow` (inputs), symlinks to directories are walked and symlinks to
+        nothing are listed in `dangling`; without, a symlink is a file like any other.
+        """
         files: set[str] = set()
         missing: list[str] = []
+        dangling: list[str] = []
         for pattern in patterns:
-            found = self._expand_one(pattern)
-            if found:
-                files.update(found)
-            else:
+            found, broken = self._expand_one(pattern, follow)
+            files.update(found)
+            dangling.extend(broken)
+            if not found and not broken:
                 missing.append(pattern)
-        return Expansion(sorted(files), missing)
+        return Expansion(sorted(files), missing, sorted(set(dangling)))
 
-    def _expand_one(self, pattern: str) -> list[str]:
+    def _expand_one(self, pattern: str, follow: bool) -> tuple[list[str], list[str]]:
+        files: list[str] = []
+        dangling: list[str] = []
         if GLOB_CHARS & set(pattern):
-            matches = glob.glob(pattern, root_dir=self.root, recursive=True)
-            return [f for m in matches for f in self._expand_one(Path(m).as_posix())]
+            for match in glob.glob(pattern, root_dir=self.root, recursive=True):
+                found, broken = self._expand_one(Path(match).as_posix(), follow)
+                files += found
+                dangling += broken
+            return files, dangling
         path = self.root / pattern
         try:
             st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
-            return []
+            return [], []
+        if follow and stat.S_ISLNK(st.st_mode):
+            try:
+                st = os.stat(path)
+            except OSError:  # dangling, or a loop of links
+                return [], [pattern]
         if not stat.S_ISDIR(st.st_mode):
-            return [pattern]
-        found: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames[:] = [d for d in dirnames if d != ".git"]
-            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
-            found.extend(f"{rel_dir}/{name}" for name in filenames)
-        return found
+            return [pattern], []
+        self._walk(pattern, follow, frozenset({(st.st_dev, st.st_ino)}), files, dangling)
+        return files, dangling
+
+    def _walk(
+        self,
+        rel_dir: str,
+        follow: bool,
+        ancestors: frozenset[tuple[int, int]],
+        files: list[str],
+        dangling: list[str],
+    ) -> None:
+        """Files under a directory, `.git` left out; `ancestors` stops link cycles."""
+        try:
+            entries = list(os.scandir(self.root / rel_dir))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise UnreadableFile(f"cannot read directory {rel_dir}: {exc.strerror}") from None
+        for entry in entries:
+            if _is_dot_git(entry.name):  # nested repositories and submodules
+                continue
+            rel = f"{rel_dir}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                if (st.st_dev, st.st_ino) not in ancestors:  # reached again through a link
+                    self._walk(rel, follow, ancestors | {(st.st_dev, st.st_ino)}, files, dangling)
+            elif follow and entry.is_symlink():
+                try:
+                    st = os.stat(entry.path)
+                except OSError:
+                    dangling.append(rel)
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    files.append(rel)
+                elif (st.st_dev, st.st_ino) not in ancestors:  # a link back up: skipped
+                    self._walk(rel, follow, ancestors | {(st.st_dev, st.st_ino)}, files, dangling)
+            else:
+                files.append(rel)
+
+    def output_files(self, declared: str) -> list[str] | None:
+        """The files of a declared output, symlinks as files (never followed), sorted.
+
+        [] for an empty directory, None when nothing is there.
+        """
+        path = self.root / declared
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISDIR(st.st_mode):
+            return [declared]
+        files: list[str] = []
+        self._walk(declared, False, frozenset(), files, [])
+        return sorted(files)
 
     def output_states(self, outputs: Sequence[str]) -> dict[str, FileState | None]:
-        """Each file of each declared output (a directory gives its files); None if missing."""
+        """Each file of each declared output (a directory gives its files); None if missing.
+
+        An empty directory gives no entry: it is there, and holds no file.
+        """
         states: dict[str, FileState | None] = {}
         for declared in outputs:
-            files = self._expand_one(declared)
-            if not files:
+            files = self.output_files(declared)
+            if files is None:
                 states[declared] = None
-            for rel in files:
+            for rel in files or ():
                 states[rel] = self.state(rel)
         return states
 
+    # -- before a step runs, after it ran ----------------------------------------------
+
+    def clear_outputs(self, declared: Iterable[str]) -> None:
+        """Remove every declared output that exists: a file, a symlink, a whole directory.
+
+        So the command never writes through a symlink that a record put there, and a
+        directory output holds only what this run makes. A symlink is unlinked, never
+        followed (shutil.rmtree does not follow links inside a directory either).
+        Raises StepFailed when one cannot be removed.
+        """
+        for rel in declared:
+            path = self.root / rel
+            try:
+                st = os.lstat(path)
+                if stat.S_ISDIR(st.st_mode):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise StepFailed(
+                    f"cannot remove output {rel} before the step runs: {exc.strerror or exc}"
+                ) from None
+
+    def store_output(
+        self, rel: str, write_file: Callable[[Path], str], write_bytes: Callable[[bytes], str]
+    ) -> OutputFile:
+        """Store one output file as a blob (a symlink as its link text): its OutputFile.
+
+        Mode and size come from the stat taken after the blob was written, and the file
+        is stored again if it changed meanwhile (UnreadableFile if it keeps changing).
+        A file whose path no record may hold (a backslash in its name, say) is a
+        StepFailed naming it.
+        """
+        try:
+            check_relative_path(rel)
+        except ValueError:
+            raise StepFailed(
+                f"cannot record output {rel!r}: a record may not hold this path "
+                "(no backslash, NUL, empty, '.', '..' or '.git' component)"
+            ) from None
+
+        def store(path: Path) -> str:
+            if os.path.islink(path):
+                return write_bytes(os.fsencode(os.readlink(path)))
+            return write_file(path)
+
+        oid, st = read_stable(self.root / rel, rel, store)
+        self.cache.remember(rel, st, oid)
+        return OutputFile(path=rel, blob=oid, mode=git_mode(st), size=st.st_size)
+
     # -- restoring -------------------------------------------------------------------
+
+    def plan_restore(
+        self,
+        outputs: Sequence[OutputFile],
+        scopes: Sequence[str],
+        known: Callable[[], Mapping[str, set[str]]],
+        force: bool = False,
+        step: str = "",
+        hint: str | None = None,
+    ) -> RestorePlan:
+        """What making the worktree hold exactly `outputs` takes, or WorktreeConflict.
+
+        `scopes` are the declared outputs the record stands for: under each, a file the
+        record does not name is removed, and a scope with no recorded file is an empty
+        directory. A worktree file that would be overwritten or removed while its content
+        is in no record of the step (`known()`: path -> blob ids the step's records hold,
+        asked only when some file would be dropped) makes the plan fail, unless `force`.
+        """
+        recorded = {o.path: o for o in outputs}
+        plan = RestorePlan(scopes=list(scopes))
+        at_risk: list[tuple[str, str]] = []  # (path, blob id in the worktree)
+        for out in outputs:
+            state = self.state(out.path)
+            if state is not None and state.oid == out.blob and state.mode == out.mode:
+                plan.unchanged.append(out.path)
+                continue
+            plan.write.append(out)
+            if state is not None:
+                at_risk.append((out.path, state.oid))
+        for scope in scopes:
+            if not any(p == scope or p.startswith(scope + "/") for p in recorded):
+                plan.dirs.append(scope)
+            for rel in self.output_files(scope) or ():
+                if rel not in recorded:
+                    plan.remove.append(rel)
+                    state = self.state(rel)
+                    if state is not None:
+                        at_risk.append((rel, state.oid))
+        if at_risk and not force:
+            held = known()
+            lost = [p for p, oid in at_risk if oid not in held.get(p, ())]
+            if lost:
+                raise _conflict(lost, recorded, step, hint)
+        plan.discarded.extend(p for p, _ in at_risk)
+        return plan
 
     def restore(
         self, files: Sequence[OutputFile], progress: Callable[[int, int], None] | None = None
     ) -> None:
         """Write files from git into the worktree, all checks before any write."""
+        self.apply(RestorePlan(write=list(files)), progress)
+
+    def apply(self, plan: RestorePlan, progress: Callable[[int, int], None] | None = None) -> None:
+        """Carry out a restore plan: every check first, then removals, directories, files."""
+        files = plan.write
         self._check_set(files)
-        plans = [(f, self._target(f)) for f in files]
+        removing = set(plan.remove)
+        for rel in plan.remove:
+            self._check_parents(rel, removing, "remove")
+        targets = [(f, self._target(f, removing)) for f in files]
+        for rel in plan.dirs:
+            self._check_dir(rel, removing)
         for out in files:
             if out.mode == MODE_LINK:
                 self._check_link(out)
-        for done, (out, target) in enumerate(plans):
+        for rel in plan.remove:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.root / rel)  # a symlink is unlinked, never followed
+        for rel in plan.remove:
+            self._prune(rel, plan.scopes)
+        for rel in plan.dirs:
+            (self.root / rel).mkdir(parents=True, exist_ok=True)
+        for done, (out, target) in enumerate(targets):
             if progress is not None:
-                progress(done, len(plans))
+                progress(done, len(targets))
             self._write(out, target)
+
+    def _prune(self, removed: str, scopes: Sequence[str]) -> None:
+        """Remove directories that removing `removed` left empty, strictly below its scope."""
+        parent = Path(removed).parent.as_posix()
+        while any(parent.startswith(scope + "/") for scope in scopes):
+            try:
+                os.rmdir(self.root / parent)
+            except OSError:
+                return
+            parent = Path(parent).parent.as_posix()
 
     def _check_set(self, files: Sequence[OutputFile]) -> None:
         """Limits, blobs as the record describes them, and no path under another."""
@@ -149,48 +368,67 @@ class Worktree:
                         f"refusing to restore {path}: {'/'.join(parts[:n])} is also an output"
                     )
 
-    def _target(self, out: OutputFile) -> Path:
+    def _check_parents(self, rel: str, removing: set[str], verb: str = "restore") -> None:
+        """A safe relative path, reached through real directories only.
+
+        A component that the plan removes first does not count: it will be gone.
+        """
         try:
-            check_relative_path(out.path)
+            check_relative_path(rel)
         except ValueError as exc:
-            raise UnsafeRecord(f"refusing to restore {out.path!r}: {exc}") from None
-        current = self.root
-        for part in out.path.split("/")[:-1]:
-            current = current / part
+            raise UnsafeRecord(f"refusing to {verb} {rel!r}: {exc}") from None
+        parts = rel.split("/")
+        for n in range(1, len(parts)):
+            prefix = "/".join(parts[:n])
+            if prefix in removing:
+                return
             try:
-                st = os.lstat(current)
-            except FileNotFoundError:
-                break
+                st = os.lstat(self.root / prefix)
+            except (FileNotFoundError, NotADirectoryError):
+                return
             if stat.S_ISLNK(st.st_mode):
                 raise UnsafeRecord(
-                    f"refusing to restore {out.path}: {current.relative_to(self.root)} "
-                    "is a symlink, and writing through it could leave the worktree"
+                    f"refusing to {verb} {rel}: {prefix} is a symlink, and going through it "
+                    "could leave the worktree"
                 )
             if not stat.S_ISDIR(st.st_mode):
-                raise UnsafeRecord(
-                    f"refusing to restore {out.path}: {current.relative_to(self.root)} is a file"
-                )
+                raise UnsafeRecord(f"refusing to {verb} {rel}: {prefix} is a file")
+
+    def _target(self, out: OutputFile, removing: set[str]) -> Path:
+        self._check_parents(out.path, removing)
         target = self.root / out.path
         if target.is_dir() and not target.is_symlink():
             raise UnsafeRecord(f"refusing to restore {out.path}: a directory is in the way")
         return target
 
+    def _check_dir(self, rel: str, removing: set[str]) -> None:
+        self._check_parents(rel, removing)
+        path = self.root / rel
+        if rel not in removing and path.is_symlink():
+            raise UnsafeRecord(f"refusing to restore {rel}: a symlink is in the way")
+
     def _check_link(self, out: OutputFile) -> None:
+        """A symlink output may point anywhere inside the worktree except into a `.git`."""
         link = os.fsdecode(self.repo.read_blob(out.blob))
+        where = f"refusing to restore {out.path}"
+        if not link or "\0" in link:
+            raise UnsafeRecord(f"{where}: symlink text {link!r} is not a path")
+        if os.path.isabs(link):
+            raise UnsafeRecord(f"{where}: symlink to {link!r} is an absolute path")
         resolved = os.path.normpath(os.path.join(os.path.dirname(out.path), link))
-        if os.path.isabs(link) or resolved == ".." or resolved.startswith("../"):
-            raise UnsafeRecord(
-                f"refusing to restore {out.path}: symlink to {link!r} leaves the worktree"
-            )
+        if resolved == ".." or resolved.startswith("../"):
+            raise UnsafeRecord(f"{where}: symlink to {link!r} leaves the worktree")
+        if any(_is_dot_git(part) for part in resolved.split("/")):
+            raise UnsafeRecord(f"{where}: symlink into .git ({link!r})")
         # Lexically inside, but symlinks already in the worktree may lead elsewhere.
+        root = Path(os.path.realpath(self.root))
         real = Path(os.path.realpath(self.root / os.path.dirname(out.path) / link))
-        if real != self.root and self.root not in real.parents:
-            raise UnsafeRecord(
-                f"refusing to restore {out.path}: symlink to {link!r} leads out of the worktree"
-            )
-        inside = real.relative_to(self.root).parts
-        if (inside and _is_dot_git(inside[0])) or resolved.split("/")[0] == ".git":
-            raise UnsafeRecord(f"refusing to restore {out.path}: symlink into .git")
+        if real != root and root not in real.parents:
+            raise UnsafeRecord(f"{where}: symlink to {link!r} leads out of the worktree")
+        git_dir = Path(os.path.realpath(self.repo.git_dir))
+        inside = real.relative_to(root).parts
+        if any(_is_dot_git(part) for part in inside) or real == git_dir or git_dir in real.parents:
+            raise UnsafeRecord(f"{where}: symlink into .git ({link!r})")
 
     def _write(self, out: OutputFile, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +454,23 @@ class Worktree:
 
 def _is_dot_git(name: str) -> bool:
     return name.casefold().rstrip(". ") == ".git"
+
+
+def _conflict(
+    lost: Sequence[str], recorded: Mapping[str, OutputFile], step: str, hint: str | None
+) -> WorktreeConflict:
+    first = lost[0]
+    more = (
+        f" (and {len(lost) - 1} more file{'s' if len(lost) > 2 else ''})" if len(lost) > 1 else ""
+    )
+    if first in recorded:
+        what = f"overwrite {first}{more}, which was modified and is"
+    else:
+        what = f"remove {first}{more}, which is"
+    return WorktreeConflict(
+        f"restore would {what} in no record of step {step!r}",
+        hint=hint or "use --force to overwrite it, or move it away",
+    )
 
 
 def _umask() -> int:

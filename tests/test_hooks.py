@@ -151,17 +151,55 @@ def test_block_cherry_pick_passes(make: Callable[..., Repo]) -> None:
     assert records_for(repo, picked) == [(record_of(repo, picked), False)]
 
 
-def test_run_warns_when_block_lacks_its_hook(make: Callable[..., Repo]) -> None:
+def test_block_in_gitcache_toml_holds_without_installing_again(make: Callable[..., Repo]) -> None:
     repo = project(make)  # installed for "protect": no reference-transaction
-    repo.write("gitcache.toml", repo.read("gitcache.toml") + '\n[hooks]\nrewrite = "block"\n')
+    hook = repo.root / ".git" / "hooks" / "reference-transaction"
+    old = commit_and_record(repo, "v1\n")
+    repo.write("gitcache.toml", TOML + '\n[hooks]\nrewrite = "block"\n')
+    result = repo.run("status")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[0] == (
+        'gitcache: rewrite = "block" in gitcache.toml: installed the reference-transaction hook'
+    )
+    status, stderr = git_status(repo, "commit", "--amend", "-m", "reworded")
+    assert status != 0 and "refusing to amend" in stderr
+    assert repo.head() == old
+    assert "reference-transaction" not in repo.run("status").stderr  # once
+    # Back to the default: ordinary commits run no reference-transaction hook again.
+    repo.write("gitcache.toml", TOML)
+    result = repo.run("log")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[0] == (
+        'gitcache: rewrite is not "block" in gitcache.toml: removed the reference-transaction hook'
+    )
+    assert not hook.exists()
+    assert repo.run("run").stderr.count("reference-transaction") == 0
+
+
+def test_a_policy_installs_nothing_where_the_hooks_are_not_installed(
+    make: Callable[..., Repo],
+) -> None:
+    repo = make({"gitcache.toml": TOML + '\n[hooks]\nrewrite = "block"\n', "src/code.txt": "0"})
     result = repo.run("run")
     assert result.exit_code == 0
     assert (
-        'gitcache: warning: rewrite = "block" needs the reference-transaction hook: '
-        "run `gitcache hooks install`"
+        'gitcache: warning: rewrite = "block" needs the reference-transaction, pre-rebase, '
+        "post-rewrite hook: run `gitcache hooks install`"
     ) in result.stderr
-    assert repo.run("hooks", "install").exit_code == 0
-    assert "warning" not in repo.run("run").stderr
+    directory = repo.root / ".git" / "hooks"
+    assert not directory.exists() or not any(directory.iterdir())
+
+
+def test_another_worktree_under_block_keeps_its_hook(make: Callable[..., Repo]) -> None:
+    repo = project(make)
+    linked = Repo(repo.root.parent / "linked")
+    repo.git("worktree", "add", "-q", "--detach", str(linked.root))
+    repo.write("gitcache.toml", TOML + '\n[hooks]\nrewrite = "block"\n')
+    assert "installed the reference-transaction hook" in repo.run("status").stderr
+    result = linked.run("status")  # its own gitcache.toml says "protect"
+    assert result.exit_code == 0
+    assert "reference-transaction" not in result.stderr
+    assert (repo.root / ".git" / "hooks" / "reference-transaction").exists()
 
 
 # -- chaining a hook that was there before ------------------------------------------------
@@ -182,7 +220,7 @@ def test_existing_hook_is_kept_chained_with_its_stdin_and_restored(
     _user_hook(hook, f'echo "args: $*" >> {log}\ncat >> {log}\n')
     original = hook.read_text()
     assert repo.run("hooks", "install").exit_code == 0
-    assert (hook.parent / "post-rewrite.legacy").read_text() == original
+    assert (hook.parent / "post-rewrite.before-gitcache").read_text() == original
     old = commit_and_record(repo, "v1\n")
     repo.git("commit", "-q", "--amend", "-m", "amended")
     new = repo.head()
@@ -190,9 +228,34 @@ def test_existing_hook_is_kept_chained_with_its_stdin_and_restored(
     assert mappings(repo) == {(old, new)}
     assert_survives_gc(repo)
     status = repo.run("hooks", "status").stdout
-    assert "post-rewrite           installed; runs post-rewrite.legacy first" in status
+    assert "post-rewrite           installed; runs post-rewrite.before-gitcache first" in status
     assert repo.run("hooks", "uninstall").exit_code == 0
-    assert hook.read_text() == original and not (hook.parent / "post-rewrite.legacy").exists()
+    assert hook.read_text() == original
+    assert sorted(p.name for p in hook.parent.iterdir()) == ["post-rewrite"]
+
+
+def test_a_hook_kept_by_an_older_gitcache_moves_out_of_pre_commits_way(
+    make: Callable[..., Repo], tmp_path: Path
+) -> None:
+    # Older gitcache kept the previous hook as <name>.legacy, where `pre-commit install`
+    # would put gitcache's script, replacing it.
+    repo = make({"gitcache.toml": TOML, ".gitignore": "out/\n", "src/code.txt": "0"})
+    directory = repo.root / ".git" / "hooks"
+    log = tmp_path / "user-hook.log"
+    _user_hook(directory / "post-rewrite.legacy", f'echo "args: $*" >> {log}\n')
+    original = (directory / "post-rewrite.legacy").read_text()
+    (directory / "post-rewrite").write_text(
+        hooks.template().replace("@PYTHON@", sys.executable).replace("before-gitcache", "legacy")
+    )
+    assert "outdated" in repo.run("hooks", "status").stdout
+    assert repo.run("hooks", "install").exit_code == 0
+    assert (directory / "post-rewrite.before-gitcache").read_text() == original
+    assert not (directory / "post-rewrite.legacy").exists()
+    commit_and_record(repo, "v1\n")
+    repo.git("commit", "-q", "--amend", "-m", "amended")
+    assert log.read_text() == "args: amend\n"
+    assert repo.run("hooks", "uninstall").exit_code == 0
+    assert (directory / "post-rewrite").read_text() == original
 
 
 def test_existing_hook_refusal_stands(make: Callable[..., Repo]) -> None:

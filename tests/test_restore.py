@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from gitcache.errors import UnsafeRecord
+from gitcache.errors import UnsafeRecord, WorktreeConflict
 from gitcache.gitrepo import MODE_FILE, MODE_LINK, GitRepo
 from gitcache.record import OutputFile
 from gitcache.statcache import StatCache
-from gitcache.worktree import RestoreLimits, Worktree
+from gitcache.worktree import RestoreLimits, RestorePlan, Worktree
 from tests.helpers import Repo
 
 
@@ -66,7 +67,7 @@ def test_the_same_path_twice(tree: Worktree) -> None:
 def test_symlink_chains_that_leave_the_worktree(tree: Worktree, tmp_path: Path) -> None:
     (tree.root / "escape").symlink_to(tmp_path)
     refused(tree, [out(tree, "out/link", b"../escape", MODE_LINK)], "leads out of the worktree")
-    refused(tree, [out(tree, "link", b"/etc/passwd", MODE_LINK)], "leaves the worktree")
+    refused(tree, [out(tree, "link", b"/etc/passwd", MODE_LINK)], "is an absolute path")
     refused(tree, [out(tree, "link", b"sub/../.git/hooks", MODE_LINK)], "symlink into .git")
 
 
@@ -82,3 +83,94 @@ def test_limits(tree: Worktree) -> None:
     refused(tree, [out(tree, f"f{n}", b"x") for n in range(3)], "restore.max_files = 2")
     refused(tree, [out(tree, "big", b"x" * 11)], "11 bytes: more than restore.max_bytes = 10")
     tree.restore([out(tree, "ok", b"x" * 10)])
+
+
+# -- a declared output made exactly its record (plan_restore, apply) ---------------------
+
+
+def nothing_known() -> dict[str, set[str]]:
+    return {}
+
+
+def test_a_directory_output_loses_its_extra_files_and_keeps_what_links_point_to(
+    tree: Worktree, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep\n")
+    (tree.root / "out" / "sub").mkdir(parents=True)
+    (tree.root / "out" / "sub" / "extra").write_text("extra\n")
+    (tree.root / "out" / "linked").symlink_to(outside)  # a link among the extras
+    files = [out(tree, "out/a", b"a\n")]
+    plan = tree.plan_restore(files, ["out"], nothing_known, force=True)
+    assert sorted(plan.remove) == ["out/linked", "out/sub/extra"]
+    tree.apply(plan)
+    assert sorted(os.listdir(tree.root / "out")) == ["a"]  # out/sub went with its file
+    assert (outside / "keep").read_text() == "keep\n"
+
+
+def test_content_no_record_holds_is_a_conflict_and_nothing_changes(tree: Worktree) -> None:
+    (tree.root / "out").mkdir()
+    (tree.root / "out" / "mine").write_text("mine\n")
+    (tree.root / "out" / "a").write_text("edited\n")
+    files = [out(tree, "out/a", b"a\n")]
+    with pytest.raises(WorktreeConflict) as caught:
+        tree.plan_restore(files, ["out"], nothing_known, step="s")
+    assert caught.value.message == (
+        "restore would overwrite out/a (and 1 more file), which was modified and is in no "
+        "record of step 's'"
+    )
+    assert (tree.root / "out" / "mine").read_text() == "mine\n"
+    held = {"out/a": {tree.repo.hash_bytes(b"edited\n")}, "out/mine": {"x"}}
+    with pytest.raises(WorktreeConflict, match="would remove out/mine, which is in no record"):
+        tree.plan_restore(files, ["out"], lambda: held, step="s")
+
+
+def test_an_output_recorded_as_an_empty_directory_is_created(tree: Worktree) -> None:
+    (tree.root / "out").symlink_to("elsewhere")  # the worktree's: a link, removed first
+    plan = tree.plan_restore([], ["out"], nothing_known, force=True)
+    assert plan.dirs == ["out"] and plan.remove == ["out"]
+    tree.apply(plan)
+    assert (tree.root / "out").is_dir() and not (tree.root / "out").is_symlink()
+
+
+def test_nothing_is_removed_through_a_symlinked_parent(tree: Worktree, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "out").mkdir(parents=True)
+    (outside / "out" / "x").write_text("x\n")
+    (tree.root / "build").symlink_to(outside)
+    plan = RestorePlan(remove=["build/out/x"], scopes=["build/out"])
+    with pytest.raises(UnsafeRecord, match="refusing to remove build/out/x: build is a symlink"):
+        tree.apply(plan)
+    assert (outside / "out" / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [
+        ("sub/.git/hooks/post-checkout", "symlink into .git"),
+        ("../x/.GIT/config", "symlink into .git"),
+        ("", "is not a path"),
+        ("/abs", "is an absolute path"),
+    ],
+)
+def test_link_targets_refused(tree: Worktree, link: str, message: str) -> None:
+    refused(tree, [out(tree, "out/link", link.encode(), MODE_LINK)], message)
+
+
+def test_a_link_anywhere_else_inside_the_worktree_is_fine(tree: Worktree) -> None:
+    tree.restore([out(tree, "out/link", b"../README", MODE_LINK)])
+    assert (tree.root / "out/link").read_text() == "x\n"
+
+
+def test_clearing_outputs_never_follows_a_link(tree: Worktree, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep\n")
+    (tree.root / "out").symlink_to(outside)
+    (tree.root / "dir").mkdir()
+    (tree.root / "dir" / "inner").symlink_to(outside)
+    tree.clear_outputs(["out", "dir", "missing/x"])
+    assert not (tree.root / "out").exists() and not (tree.root / "out").is_symlink()
+    assert not (tree.root / "dir").exists()
+    assert (outside / "keep").read_text() == "keep\n"

@@ -91,18 +91,16 @@ def test_multiline_quotes_keep_newlines() -> None:
 # numbers, which blank and comment lines shift, as `$LINENO` does), and two commands
 # that behave differently must not normalize alike.
 
-import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
+from tests.shellrun import run  # noqa: E402
 
-def shell(command: str, cwd: Path, sh: str = "/bin/sh") -> tuple[bytes, int]:
-    done = subprocess.run(
-        [sh, "-c", command], cwd=cwd, capture_output=True, timeout=10, check=False
-    )
-    return done.stdout, done.returncode
+
+def shell(command: str, _cwd: Path, sh: str = "sh") -> tuple[bytes, int]:
+    return run("bash" if sh.endswith("bash") else "sh", command)
 
 
 # Pairs of commands that behave differently: they must normalize differently.

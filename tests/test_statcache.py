@@ -83,3 +83,21 @@ def test_executable_and_symlink_modes(tmp_path: Path) -> None:
     assert link is not None and link.mode == 0o120000
     assert link.oid == GitRepo.hash_bytes(b"x")
     assert cache.state(tmp_path, "missing") is None
+
+
+def test_a_followed_link_has_its_own_entry_beside_the_links(tmp_path: Path) -> None:
+    (tmp_path / "target").write_text("one\n")
+    (tmp_path / "link").symlink_to("target")
+    cache = StatCache(tmp_path / "state")
+    as_link = cache.state(tmp_path, "link")
+    followed = cache.state(tmp_path, "link", follow=True)
+    assert as_link is not None and as_link.oid == GitRepo.hash_bytes(b"target")
+    assert followed is not None and followed.oid == GitRepo.hash_file(tmp_path / "target")
+    assert cache.state(tmp_path, "link") == as_link  # both remembered, neither evicted
+    assert cache.hashed == 2
+    (tmp_path / "target").write_text("two\n")
+    again = cache.state(tmp_path, "link", follow=True)
+    assert again is not None and again.oid == GitRepo.hash_file(tmp_path / "target")
+    (tmp_path / "target").unlink()
+    assert cache.state(tmp_path, "link", follow=True) is None  # dangling
+    assert cache.state(tmp_path, "link") == as_link

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 import click
 
 from gitcache.cli.main import Options, workflow_option
-from gitcache.cli.output import short, when
+from gitcache.cli.output import short, warn, when
 from gitcache.errors import ConfigError
 from gitcache.expiry import GcPolicy, plan_gc
 from gitcache.housekeeping import run_git_gc
+from gitcache.locks import dropping_records
 from gitcache.removal import remove_records
 from gitcache.timespec import before, parse_age
 
@@ -51,28 +53,32 @@ def gc(
     cutoff = None
     if older_than is not None:
         cutoff = before(datetime.now(UTC), parse_age(older_than, "--older-than"))
-    try:
-        plan = plan_gc(project, GcPolicy(cutoff, keep, everything))
-    finally:
-        project.save()
-    verb = "would drop" if dry_run else "dropped"
-    for s in plan.drop:
-        click.echo(f"{verb} record {short(s.commit)}  {s.step:<16} {when(s.started_at)}")
-    if not dry_run:
-        remove_records(project, plan.drop)
-    n = len(plan.drop)
-    click.echo(f"gitcache: {verb} {n} record{'s' if n != 1 else ''}", err=True)
-    if dry_run or not plan.drop:
-        return
-    if prune:
-        run_git_gc(project.repo.root)
-        click.echo("gitcache: git gc --prune=now done", err=True)
-    else:
-        click.echo(
-            "gitcache: the space is freed by git's own gc: run `git gc --prune=now` "
-            "(or `gitcache gc --prune` next time)",
-            err=True,
-        )
+    # From choosing to pruning, no other gitcache writes records or relies on one
+    # (a run storing outputs, `remove --outputs` deleting the files a record holds).
+    locked = nullcontext() if dry_run else dropping_records(project.repo.state_dir, warn)
+    with locked:
+        try:
+            plan = plan_gc(project, GcPolicy(cutoff, keep, everything))
+        finally:
+            project.save()
+        verb = "would drop" if dry_run else "dropped"
+        for s in plan.drop:
+            click.echo(f"{verb} record {short(s.commit)}  {s.step:<16} {when(s.started_at)}")
+        if not dry_run:
+            remove_records(project, plan.drop)
+        n = len(plan.drop)
+        click.echo(f"gitcache: {verb} {n} record{'s' if n != 1 else ''}", err=True)
+        if dry_run or not plan.drop:
+            return
+        if prune:
+            run_git_gc(project.repo.root)
+            click.echo("gitcache: git gc --prune=now done", err=True)
+            return
+    click.echo(
+        "gitcache: the space is freed by git's own gc: run `git gc --prune=now` "
+        "(or `gitcache gc --prune` next time)",
+        err=True,
+    )
 
 
 COMMANDS = [gc]

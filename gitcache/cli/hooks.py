@@ -22,8 +22,10 @@ _STATES = {
 
 def describe(hook: hooks.HookStatus) -> str:
     line = f"{hook.name:<22} {_STATES[hook.state]}"
+    if hook.behind_pre_commit:
+        line += f" as {hook.path.name}, behind pre-commit's hook"
     if hook.legacy:
-        line += f"; runs {hook.name}{hooks.LEGACY_SUFFIX} first"
+        line += f"; runs {hook.name}{hooks.SAVED_SUFFIX} first"
     if hook.python is not None and not os.access(hook.python, os.X_OK):
         line += f"; its python {hook.python} is gone (run `gitcache hooks install`)"
     return line
@@ -48,8 +50,8 @@ def install_and_report(repo: GitRepo) -> None:
             continue
         changed = True
         if hook.state == "installed":
-            kept = f" (kept the previous hook as {name}{hooks.LEGACY_SUFFIX})"
-            click.echo(f"installed {hook.path}{kept if old.state == 'foreign' else ''}")
+            kept = f" (kept the previous hook as {name}{hooks.SAVED_SUFFIX})"
+            click.echo(f"installed {hook.path}{kept if hook.legacy and not old.legacy else ''}")
         else:
             click.echo(f'removed {hook.path} (needed only with rewrite = "block")')
     if not changed:
@@ -77,7 +79,7 @@ def uninstall(options: Options) -> None:
     if not removed:
         click.echo(f"no gitcache hooks in {hooks.hooks_dir(repo)}")
     for hook in removed:
-        restored = f" (restored {hook.name} from {hook.name}{hooks.LEGACY_SUFFIX})"
+        restored = f" (put back the hook it kept, {hook.name}{hooks.SAVED_SUFFIX})"
         click.echo(f"removed {hook.path}{restored if hook.legacy else ''}")
 
 

@@ -16,6 +16,7 @@ import click
 
 from gitcache import __version__
 from gitcache.errors import EXIT_INTERRUPTED, EXIT_USAGE, GitcacheError
+from gitcache.processes import Terminated, stopped_by
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,10 +30,10 @@ class Options:
     debug: bool
 
     def project(self, require_workflow: bool = True) -> Any:
-        from gitcache.cli.output import warn
+        from gitcache.cli.output import note, warn
         from gitcache.project import Project
 
-        return Project.open(self.directory, self.workflow_file, warn, require_workflow)
+        return Project.open(self.directory, self.workflow_file, warn, require_workflow, note)
 
 
 def error(message: str, hint: str | None = None) -> None:
@@ -109,6 +110,9 @@ class GitcacheGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("gitcache: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except Terminated as exc:  # SIGTERM/SIGHUP outside a step's command (processes.py)
+            error(stopped_by(exc.signum))
+            ctx.exit(128 + exc.signum)
         except (click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # a bug: say so plainly, traceback only on request

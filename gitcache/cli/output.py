@@ -6,6 +6,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 import click
@@ -30,6 +31,17 @@ _LABELS = {
 
 def warn(message: str) -> None:
     click.echo(f"gitcache: warning: {message}", err=True)
+
+
+def some_paths(paths: Sequence[str], shown: int = 3) -> str:
+    """Paths for one short line: all of a few, else how many and the first `shown`."""
+    if len(paths) <= shown:
+        return ", ".join(paths)
+    return f"{len(paths)} files: {', '.join(paths[:shown])}, …"
+
+
+def note(message: str) -> None:
+    click.echo(f"gitcache: {message}", err=True)
 
 
 def short(oid: str | None, n: int = 12) -> str:
@@ -142,9 +154,10 @@ class TerminalReporter:
     def _finished(self, result: StepResult) -> None:
         self._clear()
         for m in result.mismatches:  # printed even with --quiet: they are the error
+            recorded = m.recorded or ("missing" if m.worktree else "an empty directory")
             click.echo(
                 f"Signature mismatch: step {result.step}: {m.path}: recorded "
-                f"{m.recorded or 'nothing'}, worktree {m.worktree or 'missing'}",
+                f"{recorded}, worktree {m.worktree or 'missing'}",
                 err=True,
             )
         if result.outcome == "mismatch" and not result.mismatches:
@@ -165,6 +178,11 @@ class TerminalReporter:
             "would-run",
         ):
             line += f" ({result.detail})"
+        elif result.outcome == "restored":
+            changes = [some_paths(sorted(result.restored))] if result.restored else []
+            if result.removed:
+                changes.append(f"removed {some_paths(sorted(result.removed))}")
+            line += f" ({'; '.join(changes)})" if changes else ""
         click.echo(line, err=True)
 
     def summary(self, summary: RunSummary) -> None:

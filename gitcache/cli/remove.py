@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import click
 
 from gitcache.cli.main import Options, params_option, workflow_option
-from gitcache.cli.output import short
+from gitcache.cli.output import short, warn
 from gitcache.errors import ConfigError, NotInStore
 from gitcache.history import newest_first
+from gitcache.locks import dropping_records, writing_objects
 from gitcache.project import Project
 from gitcache.removal import (
     plan_output_removal,
@@ -58,20 +61,23 @@ def remove(
         return
     if params:
         raise ConfigError("-p applies only with --outputs")
-    doomed = newest_first(select_records(project, list(idents), everything))
-    lost = sole_copies(project, doomed)
-    if lost:
-        path, commit = next(iter(lost.items()))
-        raise NotInStore(
-            f"record {commit[:12]} holds the only copy of {path}, which "
-            "`remove --outputs` deleted from the worktree; refusing to remove it",
-            hint="bring the file back first with `gitcache restore`",
-        )
-    verb = "would remove" if dry_run else "removed"
-    for s in doomed:
-        click.echo(f"{verb} record {short(s.commit)}  {s.label:<16} {short(s.signature)}")
-    if not dry_run:
-        remove_records(project, doomed)
+    # No `remove --outputs` between the sole-copy check and dropping the refs.
+    locked = nullcontext() if dry_run else dropping_records(project.repo.state_dir, warn)
+    with locked:
+        doomed = newest_first(select_records(project, list(idents), everything))
+        lost = sole_copies(project, doomed)
+        if lost:
+            path, commit = next(iter(lost.items()))
+            raise NotInStore(
+                f"record {commit[:12]} holds the only copy of {path}, which "
+                "`remove --outputs` deleted from the worktree; refusing to remove it",
+                hint="bring the file back first with `gitcache restore`",
+            )
+        verb = "would remove" if dry_run else "removed"
+        for s in doomed:
+            click.echo(f"{verb} record {short(s.commit)}  {s.label:<16} {short(s.signature)}")
+        if not dry_run:
+            remove_records(project, doomed)
     click.echo(f"gitcache: {verb} {len(doomed)} record{'s' if len(doomed) != 1 else ''}", err=True)
 
 
@@ -79,13 +85,17 @@ def _remove_outputs(project: Project, steps: list[str], params: list[str], dry_r
     for step in steps:
         project.workflow.select([split_target(step)[0]])  # unknown: an error naming the known
     try:
-        plans = plan_output_removal(project, steps, parse_overrides(project.workflow, params))
-        verb = "would delete" if dry_run else "deleted"
-        for plan in plans:
-            for path in plan.files:
-                click.echo(f"{verb} {path}  (step {plan.step}, record {short(plan.record)})")
-        if not dry_run:
-            remove_outputs(project, plans)
+        # No `gitcache gc` or `remove` may drop the records between the check that they
+        # hold the files and the files' deletion (locks.py).
+        with writing_objects(project.repo.state_dir, warn):
+            overrides = parse_overrides(project.workflow, params)
+            plans = plan_output_removal(project, steps, overrides)
+            verb = "would delete" if dry_run else "deleted"
+            for plan in plans:
+                for path in plan.files:
+                    click.echo(f"{verb} {path}  (step {plan.step}, record {short(plan.record)})")
+            if not dry_run:
+                remove_outputs(project, plans)
     finally:
         project.save()
     count = sum(len(p.files) for p in plans)

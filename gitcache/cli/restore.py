@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from gitcache.cli.main import Options, params_option, workflow_option
-from gitcache.cli.output import short
-from gitcache.restoring import find_records, recorded_blobs, restore_record
+from gitcache.cli.output import short, some_paths, warn
+from gitcache.locks import writing_objects
+from gitcache.restoring import find_records, restore_record
 from gitcache.sweeps import encoded_label
 from gitcache.workflow import parse_overrides
 
@@ -17,7 +18,9 @@ from gitcache.workflow import parse_overrides
     "--commit", "rev", metavar="REV", help="The step's newest record made at REV or before it."
 )
 @params_option("The step's record for these parameters.")
-@click.option("--force", is_flag=True, help="Overwrite worktree files that no record holds.")
+@click.option(
+    "--force", is_flag=True, help="Overwrite or remove worktree files that no record holds."
+)
 @workflow_option
 @click.pass_obj
 def restore(
@@ -34,21 +37,26 @@ def restore(
     results = []
     try:
         overrides = parse_overrides(project.workflow, list(params))
-        found = find_records(project, ident, rev, overrides)
-        known = recorded_blobs(project, found[0].record.step) if len(found) > 1 else None
-        for stored in found:
-            results.append(restore_record(project, stored, force, known))
+        # No `gitcache gc --prune` between finding the records and reading their blobs.
+        with writing_objects(project.repo.state_dir, warn):
+            for stored in find_records(project, ident, rev, overrides):
+                results.append(restore_record(project, stored, force))
     finally:
         project.save()
-    for result in results:
-        for path in result.written:
-            click.echo(f"restored {path}")
+    # A summary, not a line per file: a directory output may hold thousands.
+    written = sorted(p for r in results for p in r.written + r.dirs)
+    if written:
+        click.echo(f"restored {some_paths(written)}")
+    removed_paths = sorted(p for r in results for p in r.removed)
+    if removed_paths:
+        click.echo(f"removed {some_paths(removed_paths)}")
     for result in results:
         record = result.record.record
         name = record.step if record.item is None else encoded_label(record.step, record.item)
+        removed = f", {len(result.removed)} removed" if result.removed else ""
         click.echo(
             f"gitcache: record {short(result.record.commit)} ({name}): "
-            f"{len(result.written)} restored, {len(result.unchanged)} already in place",
+            f"{len(result.written)} restored, {len(result.unchanged)} already in place{removed}",
             err=True,
         )
 

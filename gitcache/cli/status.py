@@ -11,6 +11,9 @@ from gitcache.status import StepStatus, statuses
 from gitcache.sweeps import ITEM, value_text
 from gitcache.workflow import parse_overrides
 
+MAX_REASONS = 10  # reasons printed per step; beyond that, the first SHOWN and a count
+SHOWN = 8
+
 _WORDS = {
     "up-to-date": "up to date",
     "restorable": "restorable from cache",
@@ -56,8 +59,13 @@ def status(
     width = max((len(r[0]) for r in rows), default=0)
     for label, text, reasons in rows:
         click.echo(f"{label:<{width}}  {text}")
-        for reason in reasons:
+        # A step with thousands of outputs gets a few lines, not thousands.
+        shown = reasons if len(reasons) <= MAX_REASONS else reasons[:SHOWN]
+        for reason in shown:
             click.echo(f"{'':<{width}}    {reason}")
+        if len(shown) < len(reasons):
+            more = len(reasons) - len(shown)
+            click.echo(f"{'':<{width}}    … and {more} more (`gitcache status --json` lists all)")
 
 
 def _by_step(found: list[StepStatus]) -> list[tuple[str, list[StepStatus]]]:

@@ -58,7 +58,7 @@ class Session:
     @cached_property
     def worktree(self) -> Worktree:
         limits = RestoreLimits(self.config.restore.max_files, self.config.restore.max_bytes)
-        return Worktree(self.repo, StatCache(self.repo.state_dir), limits)
+        return Worktree(self.repo, StatCache(self.repo.worktree_state_dir), limits)
 
     @cached_property
     def forms(self) -> FormCache:

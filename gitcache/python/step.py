@@ -9,9 +9,9 @@ runs under the signature's lock and its result is recorded as a git commit under
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
+import itertools
 import os
 import reprlib
 import socket
@@ -25,8 +25,8 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from gitcache import __version__, provenance
 from gitcache.errors import UnsafeRecord
-from gitcache.gitrepo import MODE_LINK, TreeEntry
-from gitcache.locks import signature_lock
+from gitcache.gitrepo import TreeEntry
+from gitcache.locks import signature_lock, writing_objects
 from gitcache.python import results
 from gitcache.python.capture import captured
 from gitcache.python.errors import ResultError, StepDefinitionError
@@ -34,7 +34,7 @@ from gitcache.python.files import File
 from gitcache.python.session import Session, session_for, warn
 from gitcache.python.signing import Call, Signer, StepOptions, version_of
 from gitcache.record import OutputFile, PythonRun, Record
-from gitcache.statcache import git_mode
+from gitcache.scratch import scratch_dir
 from gitcache.stepnames import ref_component_problem
 from gitcache.store import NewRecord, StoredRecord
 from gitcache.trust import vet
@@ -43,6 +43,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _FAST_TYPES = (int, float, str, bool, type(None))
+_SCRATCH_NUMBERS = itertools.count()
 
 
 class StepFunction(Generic[P, R]):
@@ -132,6 +133,12 @@ class StepFunction(Generic[P, R]):
     def _resolve(self, session: Session, call: Call) -> Any:
         if not self.options.store:
             return self._run(_upstream_results(call.arguments))
+        # No `gitcache gc --prune` between reading a record (or writing the provenance
+        # snapshot) and the refs of the record this call writes (locks.py).
+        with writing_objects(session.repo.state_dir, warn):
+            return self._lookup_or_run(session, call)
+
+    def _lookup_or_run(self, session: Session, call: Call) -> Any:
         with session.lock:
             stored = session.store.lookup(call.signature)
             if stored is not None:
@@ -179,16 +186,21 @@ class StepFunction(Generic[P, R]):
         return value
 
     def _restore_outputs(self, session: Session, stored: StoredRecord) -> None:
-        if not stored.record.outputs:
+        """The declared outputs hold exactly the record's files (the rule shell steps and
+        `gitcache restore` follow): WorktreeConflict rather than drop unrecorded content."""
+        record = stored.record
+        if not record.components.outputs:
             return
-        worktree = session.worktree
-        wanted = []
-        for out in stored.record.outputs:
-            state = worktree.state(out.path)
-            if state is None or state.oid != out.blob or state.mode != out.mode:
-                wanted.append(out)
-        if wanted:
-            worktree.restore(wanted)
+        from gitcache.restoring import recorded_blobs
+
+        plan = session.worktree.plan_restore(
+            record.outputs,
+            record.components.outputs,
+            lambda: recorded_blobs(session.store, self.name),
+            step=self.name,
+            hint=f"`gitcache restore --force {stored.commit[:12]}` discards it; or move it away",
+        )
+        session.worktree.apply(plan)
 
     # -- a miss ------------------------------------------------------------------------------
 
@@ -201,12 +213,16 @@ class StepFunction(Generic[P, R]):
         refused: str | None,
     ) -> Any:
         root = session.root
+        # As for shell steps: never write through a symlink a record made, and record
+        # only what this call writes.
+        session.worktree.clear_outputs(call.components.outputs)
         for declared in call.components.outputs:
             (root / declared).parent.mkdir(parents=True, exist_ok=True)
-        scratch = session.repo.state_dir / "tmp" / f"{os.getpid()}-{threading.get_ident()}-py"
+        # Unique per call: a step may call another step inside its function.
+        name = f"{threading.get_ident()}-{next(_SCRATCH_NUMBERS)}-py"
         started = datetime.now(UTC).isoformat(timespec="milliseconds")
         t0 = time.monotonic()
-        try:
+        with scratch_dir(session.repo.state_dir, name) as scratch:
             with captured(scratch) as logs:
                 value = self.__gitcache_function__(**arguments)
             duration = time.monotonic() - t0
@@ -220,11 +236,6 @@ class StepFunction(Generic[P, R]):
                     results.trust_pickle(session.repo.state_dir, stored.commit)
             # The stat cache, record index and code forms are saved at exit (they are
             # caches: a process that dies first only costs reading things again).
-        finally:
-            for name in ("stdout", "stderr"):
-                (scratch / name).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                scratch.rmdir()
         return value
 
     def _record(
@@ -268,21 +279,17 @@ class StepFunction(Generic[P, R]):
         from gitcache.python.errors import ResultError
 
         worktree = session.worktree
+        repo = session.repo
         files: list[OutputFile] = []
         for path in declared:
-            found = worktree.expand([path]).files
-            if not found:
+            found = worktree.output_files(path)
+            if found is None:
                 raise ResultError(f"step {self.name}: declared output {path} was not produced")
             for rel in found:
-                full = worktree.root / rel
-                st = os.lstat(full)
-                mode = git_mode(st)
-                if mode == MODE_LINK:
-                    oid = session.repo.write_blob(os.fsencode(os.readlink(full)))
-                else:
-                    oid = results.store_file(session.repo, full)
-                worktree.cache.remember(rel, st, oid)
-                files.append(OutputFile(path=rel, blob=oid, mode=mode, size=st.st_size))
+                stored = worktree.store_output(
+                    rel, lambda p: results.store_file(repo, p), repo.write_blob
+                )
+                files.append(stored)
         return files
 
     def run_info(self, session: Session, call: Call, kind: str) -> PythonRun:
@@ -365,7 +372,7 @@ def _blob_reader(session: Session) -> Callable[[Path], str]:
         except ValueError:
             rel = None
         if rel is not None and not rel.startswith(".git/"):
-            state = session.worktree.state(rel)
+            state = session.worktree.state(rel, follow=True)  # a File counts by its content
             if state is not None:
                 return state.oid
         return session.repo.hash_file(full)

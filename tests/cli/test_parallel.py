@@ -98,9 +98,12 @@ def test_parallel_run_as_a_process_records_everything(make: Callable[..., Repo])
 
 
 def test_ctrl_c_during_parallel_run_records_nothing(make: Callable[..., Repo]) -> None:
-    repo = make({"gitcache.toml": _steps(a="sleep 1; echo a > a.txt", b="sleep 1; echo b > b.txt")})
-    # SIGINT to gitcache alone (not its children): the commands finish, yet nothing is
-    # recorded, because the run was interrupted.
+    repo = make(
+        {"gitcache.toml": _steps(a="sleep 30; echo a > a.txt", b="sleep 30; echo b > b.txt")}
+    )
+    # SIGINT to gitcache alone (as the terminal sends it: each command runs in a process
+    # group of its own): gitcache stops both commands and records nothing.
+    t0 = time.monotonic()
     proc = repo.spawn("run", "-j", "2")
     deadline = time.monotonic() + 10
     while not list((repo.root / ".git" / "gitcache" / "tmp").glob("*-b")):
@@ -110,4 +113,5 @@ def test_ctrl_c_during_parallel_run_records_nothing(make: Callable[..., Repo]) -
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "interrupted" in err
+    assert time.monotonic() - t0 < 20
     assert repo.refs() == {}

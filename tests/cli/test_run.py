@@ -77,11 +77,9 @@ def test_missing_output_is_restored_without_running(make: Callable[..., Repo]) -
     repo = make({"gitcache.toml": COUNTED, ".gitignore": "out/\nruns.log\n"})
     assert repo.run("run").exit_code == 0
     (repo.root / "out/b.txt").unlink()
-    (repo.root / "out/a.txt").write_text("tampered\n")
     result = repo.run("run")
     assert result.exit_code == 0
     assert runs(repo) == 2
-    assert repo.read("out/a.txt") == "1\n"
     assert repo.read("out/b.txt") == "1\n1\n"
 
 
@@ -234,7 +232,8 @@ def test_env_values_enter_the_signature(make: Callable[..., Repo], monkeypatch: 
         assert repo.read("a") == "one\n"
         os.environ["GC_TEST_VAR"] = "two"
         assert repo.run("run").exit_code == 0
-        assert repo.read("a") == "one\ntwo\n"
+        # Outputs are removed before a step runs: the record holds only this run's.
+        assert repo.read("a") == "two\n"
     finally:
         del os.environ["GC_TEST_VAR"]
 
@@ -288,3 +287,64 @@ def test_corrupt_record_is_a_miss_with_a_warning(make: Callable[..., Repo]) -> N
     assert "gitcache: warning: ignoring unreadable record" in result.stderr
     assert runs(repo) == 2
     assert sig_refs(repo)[name] != bogus
+
+
+def test_a_hand_edited_output_makes_run_refuse_as_restore_does(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": COUNTED, ".gitignore": "out/\nruns.log\n"})
+    assert repo.run("run").exit_code == 0
+    (repo.root / "out/a.txt").write_text("edited by hand\n")
+    (repo.root / "out/b.txt").unlink()
+    result = repo.run("run")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "gitcache: error: restore would overwrite out/a.txt, which was modified and is in no "
+        "record of step 'a' (`gitcache restore --force a` discards it, `gitcache run -s build a` "
+        "records it, `gitcache run -s force a` runs the step again)"
+    )
+    assert repo.read("out/a.txt") == "edited by hand\n"  # nothing written
+    assert repo.run("restore", "a").exit_code == 2  # the same rule
+    assert repo.run("restore", "a", "--force").exit_code == 0
+    assert repo.run("run").exit_code == 0 and runs(repo) == 2
+    assert repo.read("out/a.txt") == "1\n" and repo.read("out/b.txt") == "1\n1\n"
+
+
+def test_an_output_another_record_holds_is_replaced_without_asking(
+    make: Callable[..., Repo],
+) -> None:
+    repo = make({"gitcache.toml": COUNTED, ".gitignore": "out/\nruns.log\n"})
+    assert repo.run("run").exit_code == 0
+    assert repo.run("run", "-p", "n=2").exit_code == 0
+    back = repo.run("run")  # out/a.txt holds n=2's content, which a record keeps
+    assert back.exit_code == 0 and runs(repo) == 4
+    assert repo.read("out/a.txt") == "1\n"
+
+
+def test_an_input_changed_while_the_step_runs_is_not_recorded(make: Callable[..., Repo]) -> None:
+    toml = (
+        '[steps.s]\ninputs = ["in.txt"]\noutputs = ["out.txt"]\n'
+        'run = "cat in.txt > out.txt && echo more >> in.txt"\n'
+    )
+    repo = make({"gitcache.toml": toml, "in.txt": "one\n"})
+    result = repo.run("run")
+    assert result.exit_code == 1
+    assert (
+        "gitcache: error: step 's' failed: input in.txt changed while the step ran; "
+        "its outputs were not recorded"
+    ) in result.stderr
+    assert not sig_refs(repo)
+    # Back to the content the signature was taken from: nothing recorded to restore.
+    repo.write("in.txt", "one\n")
+    assert repo.run("status").stdout.split()[1:3] == ["never", "run"]
+
+
+def test_an_input_added_to_a_directory_while_the_step_runs_is_not_recorded(
+    make: Callable[..., Repo],
+) -> None:
+    toml = (
+        '[steps.s]\ninputs = ["data"]\noutputs = ["out.txt"]\n'
+        'run = "cat data/* > out.txt && echo b > data/b"\n'
+    )
+    repo = make({"gitcache.toml": toml, "data/a": "a\n"})
+    result = repo.run("run")
+    assert result.exit_code == 1 and "input data/b changed while the step ran" in result.stderr
+    assert not sig_refs(repo)

@@ -202,6 +202,18 @@ def test_outputs_are_stored_and_restored_like_shell_outputs(pyrepo: PyRepo, step
     assert calls(pyrepo) == ["plot"]
 
 
+def test_a_hand_edited_output_is_not_overwritten_by_a_recorded_call(pyrepo: PyRepo, steps) -> None:
+    assert steps.plot("a", 2) == 4
+    pyrepo.write("figs/a.txt", "edited by hand\n")
+    done = pyrepo.python("import steps; print(steps.plot('a', 2))", check=False)
+    assert done.returncode != 0
+    assert "WorktreeConflict: restore would overwrite figs/a.txt, which was modified" in (
+        done.stderr
+    )
+    assert pyrepo.read("figs/a.txt") == "edited by hand\n"
+    assert calls(pyrepo) == ["plot"]
+
+
 def test_store_false_keeps_results_in_memory_only(pyrepo: PyRepo, steps) -> None:
     assert steps.memory_only(3) == [0, 1, 2]
     assert steps.memory_only(3) == [0, 1, 2]

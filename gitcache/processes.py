@@ -1,0 +1,193 @@
+"""The step commands running now, and stopping them when gitcache is told to stop.
+
+Each command runs in a process group of its own (runner.py), so a signal reaches
+the command's whole tree (`a && b | c` under `sh -c`) and nothing else: not gitcache,
+not a `tee` gitcache's output is piped into. The terminal sends its signals to
+gitcache's group only, so gitcache passes them on:
+
+- SIGINT (Ctrl-C): Python's KeyboardInterrupt; SIGTERM and SIGHUP: `Terminated`.
+  Either unwinds the run (no record is written) after `Children.stop_all` has sent
+  the same signal to every command's group, then SIGTERM, then SIGKILL to what is
+  left; gitcache exits 128 + the signal's number (130, 143, 129).
+- SIGTSTP (Ctrl-Z) stops the commands, then gitcache; SIGCONT (`fg`) resumes both.
+
+A SIGHUP that gitcache was started ignoring (`nohup`) stays ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+STOP_GRACE_SECONDS = 2.0  # after each signal, before the next, stronger one
+
+SIGNAL_NAMES: dict[int, str] = {
+    signal.SIGINT: "SIGINT",
+    signal.SIGTERM: "SIGTERM",
+    signal.SIGHUP: "SIGHUP",
+}
+
+
+class Terminated(BaseException):  # a signal, like KeyboardInterrupt: not an Exception
+    """SIGTERM or SIGHUP arrived; unwinds like KeyboardInterrupt (finally blocks run)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_signal(exc: BaseException) -> int:
+    """The signal a KeyboardInterrupt or Terminated stands for."""
+    return exc.signum if isinstance(exc, Terminated) else int(signal.SIGINT)
+
+
+def stopped_by(signum: int) -> str:
+    """How the run ended, for the one line gitcache prints."""
+    return "interrupted" if signum == signal.SIGINT else f"stopped by {SIGNAL_NAMES[signum]}"
+
+
+class Children:
+    """The commands running now; each is the leader of its own process group."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._stopping = False
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        """Track a command just started; if a stop has begun, kill it at once."""
+        with self._lock:
+            if not self._stopping:
+                self._running.add(proc)
+                return
+        _stop_groups([proc], signal.SIGKILL)
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._running.discard(proc)
+
+    def signal_all(self, signum: int) -> None:
+        with self._lock:
+            running = list(self._running)
+        for proc in running:
+            _killpg(proc, signum)
+
+    def stop_all(self, signum: int) -> None:
+        """Stop every command's group: `signum`, then SIGTERM, then SIGKILL.
+
+        Returns when no process of those groups is left (or SIGKILL was sent).
+        Commands started after this call are killed at once (see `add`).
+        """
+        with self._lock:
+            self._stopping = True
+            running = list(self._running)
+        _stop_groups(running, signum)
+
+
+def _stop_groups(procs: list[subprocess.Popen[bytes]], signum: int) -> None:
+    steps: list[tuple[int, float | None]] = [(signum, STOP_GRACE_SECONDS)]
+    if signum != signal.SIGTERM:
+        steps.append((signal.SIGTERM, STOP_GRACE_SECONDS))
+    steps.append((signal.SIGKILL, STOP_GRACE_SECONDS))
+    try:
+        for sig, grace in steps:
+            alive = [p for p in procs if _group_alive(p)]
+            if not alive:
+                return
+            for proc in alive:
+                _killpg(proc, sig)
+                if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    _killpg(proc, signal.SIGCONT)  # a stopped group cannot act on it
+            _wait_groups(alive, grace)
+    except KeyboardInterrupt:
+        # Ctrl-C again while stopping: no more waiting.
+        for proc in procs:
+            _killpg(proc, signal.SIGKILL)
+        raise
+
+
+def _wait_groups(procs: list[subprocess.Popen[bytes]], grace: float | None) -> None:
+    deadline = None if grace is None else time.monotonic() + grace
+    while any(_group_alive(p) for p in procs):
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        time.sleep(0.02)
+
+
+def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
+    proc.poll()  # reap the leader: an unreaped zombie still counts as a group member
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _killpg(proc: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
+
+
+FORWARDED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP})
+
+
+def leave_signals_to_main_thread() -> None:
+    """Block the forwarded signals in the calling helper thread (one that never starts
+    a process: a child inherits its thread's signal mask).
+
+    The kernel gives a signal sent to the process to any thread that does not block
+    it; Python runs its handler in the main thread only once that thread wakes up, so
+    one delivered to an output pump could wait until the command finished.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+
+
+@contextmanager
+def forwarding_signals(children: Children) -> Iterator[None]:
+    """While the block runs, SIGTERM/SIGHUP raise Terminated and Ctrl-Z stops the commands.
+
+    Signal handlers belong to the main thread: elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def terminate(signum: int, _frame: FrameType | None) -> None:
+        nonlocal fired
+        if fired:  # already stopping: the first one is being acted on
+            return
+        fired = True
+        raise Terminated(signum)
+
+    def suspend(_signum: int, _frame: FrameType | None) -> None:
+        children.signal_all(signal.SIGTSTP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT
+        signal.signal(signal.SIGTSTP, suspend)
+        children.signal_all(signal.SIGCONT)
+
+    previous: dict[signal.Signals, signal._HANDLER] = {}
+    handlers: list[tuple[signal.Signals, Callable[[int, FrameType | None], None]]] = [
+        (signal.SIGTERM, terminate),
+        (signal.SIGHUP, terminate),
+        (signal.SIGTSTP, suspend),
+    ]
+    for signum, handler in handlers:
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            continue  # nohup, or a shell without job control: keep ignoring it
+        previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)

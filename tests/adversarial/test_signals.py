@@ -1,0 +1,211 @@
+"""Signals to gitcache while a step's command runs, and processes killed outright.
+
+SIGINT, SIGTERM and SIGHUP stop the command's whole process tree, write no record and
+exit 130 / 143 / 129 with one error line; Ctrl-Z stops the command with gitcache.
+kill -9 cannot be forwarded, but the scratch directory it leaves is removed by the
+next run. Every command here writes the pids of its processes, so that the tests can
+see that none is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Repo
+
+# The shell and a background sleep (which ignores SIGINT: sh starts `&` jobs so, and
+# only the escalation to SIGTERM stops it), then a foreground one.
+SLOW = """\
+[steps.{name}]
+outputs = ["out/{name}.txt"]
+run = "echo $$ > {name}.sh.pid; sleep 60 & echo $! > {name}.bg.pid; sleep 60; echo done > {{outputs}}"
+"""
+IGNORE = "out/\n*.pid\ngo\n"
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left(make: Callable[..., Repo]) -> Iterator[None]:
+    """Whatever a failing test leaves running goes: gitcache, then each command's group."""
+    yield
+    for proc in list(_SPAWNED):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _SPAWNED.clear()
+    for root in list(_ROOTS):
+        (root / "go").touch()
+        for pid_file in root.glob("*.sh.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                pid = int(pid_file.read_text())
+                # Only a shell of this test's (its pid may belong to another by now).
+                if Path(os.readlink(f"/proc/{pid}/cwd")) == root.resolve():
+                    os.killpg(pid, signal.SIGKILL)
+    _ROOTS.clear()
+
+
+_SPAWNED: list[subprocess.Popen[str]] = []
+_ROOTS: list[Path] = []
+
+
+def _spawn(repo: Repo, *args: str, **kwargs: object) -> subprocess.Popen[str]:
+    proc = repo.spawn(*args, **kwargs)
+    _SPAWNED.append(proc)
+    _ROOTS.append(repo.root)
+    return proc
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has stopped; its parent (init) just has not reaped it
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _wait_for(path: Path, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text().strip()):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+    return int(path.read_text())
+
+
+def _pids(repo: Repo, *names: str) -> list[int]:
+    return [_wait_for(repo.root / f"{n}.{kind}.pid") for n in names for kind in ("sh", "bg")]
+
+
+def _gone(pids: list[int], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _scratch(repo: Repo) -> list[str]:
+    tmp = repo.root / ".git" / "gitcache" / "tmp"
+    return sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [
+        (signal.SIGTERM, 143, "stopped by SIGTERM"),
+        (signal.SIGHUP, 129, "stopped by SIGHUP"),
+        (signal.SIGINT, 130, "interrupted"),
+    ],
+)
+def test_a_signal_stops_the_command_and_records_nothing(
+    make: Callable[..., Repo], signum: int, code: int, said: str
+) -> None:
+    repo = make({"gitcache.toml": SLOW.format(name="slow"), ".gitignore": IGNORE})
+    proc = _spawn(repo, "run")
+    pids = _pids(repo, "slow")
+    t0 = time.monotonic()
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    errors = [line for line in err.splitlines() if line.startswith("gitcache: error:")]
+    assert len(errors) == 1 and said in errors[0], err
+    assert "Traceback" not in err
+    assert _gone(pids), "the step's command outlived gitcache"
+    assert time.monotonic() - t0 < 15
+    assert repo.refs() == {}
+    assert not (repo.root / "out" / "slow.txt").exists()
+    assert _scratch(repo) == []
+
+
+def test_sigterm_stops_every_command_of_a_parallel_run(make: Callable[..., Repo]) -> None:
+    toml = SLOW.format(name="a") + "\n" + SLOW.format(name="b")
+    repo = make({"gitcache.toml": toml, ".gitignore": IGNORE})
+    proc = _spawn(repo, "run", "-j", "2")
+    pids = _pids(repo, "a", "b")
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err
+    assert _gone(pids)
+    assert repo.refs() == {}
+    assert _scratch(repo) == []
+
+
+def test_ctrl_z_stops_the_command_and_fg_resumes_it(make: Callable[..., Repo]) -> None:
+    toml = (
+        '[steps.wait]\noutputs = ["out/w.txt"]\n'
+        'run = "echo $$ > w.sh.pid; while [ ! -f go ]; do sleep 0.05; done; echo w > {outputs}"\n'
+    )
+    repo = make({"gitcache.toml": toml, ".gitignore": IGNORE})
+    proc = _spawn(repo, "run")
+    shell = _wait_for(repo.root / "w.sh.pid")
+    # The shell can write its pid before gitcache, back from starting it, notes it
+    # (Ctrl-Z in that instant stops gitcache alone); give gitcache that instant.
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTSTP)
+    deadline = time.monotonic() + 30
+    while _state(shell) != "T" or _state(proc.pid) != "T":
+        assert time.monotonic() < deadline, (_state(shell), _state(proc.pid))
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGCONT)
+    (repo.root / "go").touch()
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert repo.read("out/w.txt") == "w\n"
+
+
+def test_nohup_keeps_running_after_a_hangup(make: Callable[..., Repo]) -> None:
+    toml = (
+        '[steps.wait]\noutputs = ["out/w.txt"]\n'
+        'run = "echo $$ > w.sh.pid; while [ ! -f go ]; do sleep 0.05; done; echo w > {outputs}"\n'
+    )
+    repo = make({"gitcache.toml": toml, ".gitignore": IGNORE})
+    proc = _spawn(repo, "run", preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    _wait_for(repo.root / "w.sh.pid")
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    (repo.root / "go").touch()
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert len([r for r in repo.refs() if "/sig/" in r]) == 1
+
+
+def test_the_next_run_removes_scratch_left_by_kill_9(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": SLOW.format(name="slow"), ".gitignore": IGNORE})
+    proc = _spawn(repo, "run")
+    pids = _pids(repo, "slow")
+    proc.kill()  # nothing can be forwarded: the command's group lives on
+    proc.communicate(timeout=30)
+    os.killpg(pids[0], signal.SIGKILL)  # the shell leads its own process group
+    assert _gone(pids)
+    assert _scratch(repo) == [f"{proc.pid}-slow"]
+    state = repo.root / ".git" / "gitcache" / "tmp"
+    # Kept: a live process's directory, and one whose lock a process holds (an owner
+    # in another pid namespace, whose pid means nothing here).
+    (state / f"{os.getpid()}-live").mkdir()
+    held = state / f"{_dead_pid()}-held"
+    held.mkdir()
+    with open(held / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        repo.write("gitcache.toml", SLOW.format(name="slow").replace("sleep 60", "true"))
+        done = repo.process("run")
+        assert done.returncode == 0, done.stderr
+        assert _scratch(repo) == sorted([held.name, f"{os.getpid()}-live"])
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid

@@ -1,0 +1,198 @@
+"""Reading a file as a blob while something writes it: the blob of one state, or one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from gitcache.errors import UnreadableFile
+from gitcache.filehash import BLOCK, TRIES, hash_file, read_stable
+from gitcache.gitrepo import GitRepo
+from gitcache.statcache import StatCache
+from gitcache.worktree import Worktree
+from tests.helpers import Repo
+
+
+def git_blob(path: Path) -> str:
+    done = subprocess.run(
+        ["git", "hash-object", "--no-filters", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("size", [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 7])
+def test_blob_ids_are_gits(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(os.urandom(size))
+    oid, st = hash_file(path, "f")
+    assert oid == git_blob(path) and st.st_size == size
+
+
+def test_a_followed_link_counts_by_its_target(tmp_path: Path) -> None:
+    (tmp_path / "target").write_bytes(b"content\n")
+    (tmp_path / "link").symlink_to("target")
+    assert hash_file(tmp_path / "link", "link")[0] == git_blob(tmp_path / "target")
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(UnreadableFile, match="pipe is a fifo; gitcache reads only regular"):
+        hash_file(tmp_path / "pipe", "pipe")
+
+
+def test_a_file_that_vanishes_is_named(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableFile, match="gone disappeared while gitcache read it"):
+        hash_file(tmp_path / "gone", "gone")
+
+
+WRITER = """
+import sys
+path, base = sys.argv[1], int(sys.argv[2])
+n = 0
+while True:
+    n += 1
+    with open(path, "wb") as handle:  # truncated, then written: a size never seen before
+        handle.write(bytes([n % 256]) * (base + n))
+"""
+
+
+@contextmanager
+def rewriting(path: Path, base: int) -> Iterator[None]:
+    """Another process truncates the file and writes it again, over and over: write n
+    holds `base + n` bytes of value n % 256."""
+    path.write_bytes(b"")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(base)])
+    try:
+        while path.stat().st_size == 0:
+            time.sleep(0.001)
+        yield
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def git_hash_bytes(data: bytes) -> str:
+    return GitRepo.hash_bytes(data)
+
+
+def test_a_file_that_keeps_changing_is_one_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "busy"
+    path.write_bytes(b"x")
+
+    def read_and_change(p: Path) -> bytes:
+        data = p.read_bytes()
+        with open(p, "ab") as handle:  # whatever reads it, it has changed by then
+            handle.write(b"x")
+        return data
+
+    with pytest.raises(UnreadableFile) as caught:
+        read_stable(path, "data/busy", read_and_change)
+    assert caught.value.message == "data/busy keeps changing while gitcache reads it"
+    assert path.stat().st_size == 1 + TRIES
+
+
+SHORTER = Path("/sys/devices/system/cpu/online")  # sysfs: says 4096 bytes, holds a few
+
+
+@pytest.mark.skipif(not SHORTER.exists(), reason="needs Linux sysfs")
+def test_a_file_shorter_than_its_stat_is_one_typed_error_not_an_os_error() -> None:
+    # What libgit2 met when a file shrank while it read it: `OSError('error reading file
+    # for hashing: ')` became an internal error. Here the file never matches its size.
+    with pytest.raises(UnreadableFile, match="online keeps changing while gitcache reads it"):
+        GitRepo.hash_file(SHORTER)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_a_file_whose_bytes_never_match_its_size_is_one_typed_error() -> None:
+    # /proc files say size 0 and give more: never a consistent read.
+    with pytest.raises(UnreadableFile, match="keeps changing while gitcache reads it"):
+        hash_file(Path("/proc/self/status"), "/proc/self/status")
+
+
+def test_a_fifo_among_the_inputs_is_one_line_not_a_hang(make: Callable[..., Repo]) -> None:
+    toml = '[steps.s]\ninputs = ["data"]\noutputs = ["out"]\nrun = "ls data > out"\n'
+    repo = make({"gitcache.toml": toml, "data/a": "a\n"})
+    os.mkfifo(repo.root / "data" / "pipe")
+    done = repo.process("run", timeout=30)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "gitcache: error: data/pipe is a fifo; gitcache reads only regular files and symlinks "
+        "(move it out of the step's inputs and outputs)\n"
+    )
+
+
+def test_hashing_while_another_process_rewrites_gives_a_real_state_or_one_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "busy"
+    outcomes = {"hashed": 0, "refused": 0}
+    with rewriting(path, 64 * 1024):
+        for _ in range(20):
+            try:
+                oid, st = hash_file(path, "busy")
+            except UnreadableFile as exc:
+                assert exc.message in (
+                    "busy keeps changing while gitcache reads it",
+                    "busy disappeared while gitcache read it",
+                )
+                outcomes["refused"] += 1
+                continue
+            # Never a torn read: the file as it was at one moment (one byte value, the
+            # size of its stat; a write in progress has a size of its own).
+            states = {git_hash_bytes(bytes([v]) * st.st_size) for v in range(256)}
+            assert oid in states
+            outcomes["hashed"] += 1
+    assert sum(outcomes.values()) == 20
+
+
+def test_a_file_that_changes_once_gives_the_blob_of_its_final_state(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * (8 * BLOCK))
+    reads = 0
+
+    def read_then_change(p: Path) -> bytes:
+        nonlocal reads
+        reads += 1
+        data = p.read_bytes()
+        if reads == 1:
+            p.write_bytes(b"b" * 10)  # changed while "reading"
+        return data
+
+    data, st = read_stable(path, "f", read_then_change)
+    assert reads == 2 and data == b"b" * 10 and st.st_size == 10
+
+
+def test_an_output_is_stored_with_the_size_of_the_blob(
+    make: Callable[..., Repo],
+) -> None:
+    repo = GitRepo.discover(make({"README": "x\n"}).root)
+    tree = Worktree(repo, StatCache(repo.state_dir))
+    (repo.root / "out.bin").write_bytes(os.urandom(BLOCK + 5))
+    stored = tree.store_output("out.bin", repo.write_blob_file, repo.write_blob)
+    assert stored.size == repo.blob_size(stored.blob) == BLOCK + 5
+    assert stored.blob == git_blob(repo.root / "out.bin")
+
+
+def test_status_while_an_input_is_rewritten_never_crashes(make: Callable[..., Repo]) -> None:
+    toml = '[steps.s]\ninputs = ["big.bin"]\noutputs = ["out"]\nrun = "cp big.bin out"\n'
+    repo = make({"gitcache.toml": toml, ".gitignore": "big.bin\nout\n"})
+    path = repo.root / "big.bin"
+    with rewriting(path, 4 * BLOCK):
+        for _ in range(3):
+            done = repo.process("status")
+            assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+            if done.returncode != 0:
+                assert done.returncode == 2
+                assert done.stderr.startswith(
+                    "gitcache: error: big.bin keeps changing while gitcache reads it ("
+                ), done.stderr
