@@ -348,3 +348,27 @@ def test_diff_two_items(make: Callable[..., Repo]) -> None:
     ambiguous = repo.run("diff", "train[lr=0.1]", "train[lr=0.01,seed=1]")
     assert ambiguous.exit_code == 2
     assert "'train[lr=0.1]' names 3 items with records" in ambiguous.stderr
+
+
+def test_items_in_a_linked_worktree_keep_their_latest_records_there(
+    make: Callable[..., Repo],
+) -> None:
+    repo = _sweep(make, MATRIX)
+    path = repo.root.parent / "linked"
+    repo.git("worktree", "add", "-q", "--detach", str(path))
+    linked = Repo(path)
+    result = linked.run("run", "-p", "seed=9")
+    assert result.exit_code == 0, result.stderr
+    assert len(_ran(result.stderr)) == 2
+    # The main worktree's item refs are untouched; the linked worktree's file has them.
+    assert not [r for r in repo.refs() if r.startswith("refs/gitcache/item/")]
+    git_dir = Path(linked.git("rev-parse", "--absolute-git-dir").strip())
+    steps = json.loads((git_dir / "gitcache" / "latest-records-v1.json").read_text())["steps"]
+    assert len([k for k in steps if k.startswith("train/")]) == 2
+    status = linked.run("status", "-p", "seed=9")
+    assert status.exit_code == 0, status.stderr
+    assert "2/2 up to date" in status.stdout
+    # gc in the main worktree keeps the items' records the linked worktree holds.
+    assert repo.run("gc", "--keep", "0").exit_code == 0
+    again = linked.run("run", "-p", "seed=9")
+    assert again.exit_code == 0 and _ran(again.stderr) == []
