@@ -12,8 +12,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate, provenance
@@ -21,6 +22,7 @@ from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import TreeEntry
 from gitcache.graph import input_matches_output
 from gitcache.locks import signature_lock, writing_objects
+from gitcache.params import encode
 from gitcache.plan import Evaluation, Mismatch, Planner
 from gitcache.processes import Children, forwarding_signals
 from gitcache.project import Project
@@ -28,8 +30,10 @@ from gitcache.record import OutputFile, Record
 from gitcache.scheduler import schedule
 from gitcache.scratch import clean_stale, scratch_dir
 from gitcache.status import describe_changes
-from gitcache.store import NewRecord, StoredRecord
+from gitcache.store import NewRecord, RefBatch, StoredRecord
+from gitcache.sweeps import format_values, item_id
 from gitcache.trust import vet
+from gitcache.workflow import Step
 
 if TYPE_CHECKING:
     from gitcache.restoring import RestoreResult
@@ -122,27 +126,43 @@ class Engine:
         self._deferred: dict[str, OutputFile] = {}  # removed outputs not yet restored
         self._interrupted = threading.Event()  # a signal stopped a parallel run
         self._children = Children()  # the commands running now
+        self._batch = RefBatch(project.store)  # sweep items' refs, written together
+        # One scratch directory per thread for the sweep items it runs (creating and
+        # removing one per item costs a few ms), removed at the end of the run.
+        self._item_scratch: dict[int, Path] = {}
+        self._scratches = ExitStack()
+
+    def plan(self, targets: list[str]) -> list[str]:
+        """The units a run of `targets` goes through, in order (a dynamic foreach step
+        counts as one until it is reached); ConfigError for an unknown target."""
+        return self.planner.units.select(targets)
 
     def run(self, targets: list[str]) -> RunSummary:
-        order = self.project.workflow.select(targets)
+        units = self.planner.units
+        order = units.select(targets)
         self._preflight(order)
-        self._explicit = set(targets)
+        self._explicit = set(units.resolve(targets)) if targets else set()
         jobs = 1 if self.options.dry_run else max(1, self.options.jobs)
         # assert runs nothing, so checking the independent steps too costs nothing.
         keep_going = self.options.keep_going or self.options.mode == "assert"
         if not self.options.dry_run:
             clean_stale(self.project.repo.state_dir)  # scratch of killed processes
         with forwarding_signals(self._children):
-            results = schedule(
-                order,
-                self.project.workflow.graph.needs,
-                self._step_locked,
-                self.reporter.step_finished,
-                lambda name, why: StepResult(name, "pending", detail=why),
-                jobs,
-                keep_going,
-                self._interrupt,
-            )
+            try:
+                results = schedule(
+                    order,
+                    units.needs,
+                    self._step_locked,
+                    self.reporter.step_finished,
+                    lambda name, why: StepResult(name, "pending", detail=why),
+                    jobs,
+                    keep_going,
+                    self._interrupt,
+                    self._fan_out_locked if units.dynamic else None,
+                )
+            finally:  # also after a failure or a signal: finished items keep their record
+                self._batch.flush()
+                self._scratches.close()
         return RunSummary(results)
 
     def _interrupt(self, signum: int) -> None:
@@ -161,6 +181,32 @@ class Engine:
         with writing_objects(self.project.repo.state_dir, self.reporter.warning), self._lock:
             return self._step(name)
 
+    def _fan_out_locked(self, name: str) -> list[str] | StepResult | None:
+        with self._lock:
+            return self._fan_out(name)
+
+    def _fan_out(self, name: str) -> list[str] | StepResult | None:
+        """A dynamic foreach step, reached: its items, from the files its producers left."""
+        units = self.planner.units
+        if name not in units.dynamic:
+            return None
+        waiting = [u for u in units.needs[name] if u in self.planner.changing]
+        if waiting:  # a dry run: the producer would run, so its files are not known yet
+            self.planner.will_change(name)
+            detail = f"items known once {', '.join(waiting)} ran"
+            return StepResult(name, "would-run", detail=detail)
+        found = units.foreach_files(name, self.project.worktree, self.planner.overlay)
+        if isinstance(found, str):
+            return StepResult(name, "failed", detail=found)
+        try:
+            keys = units.fan_out(name, found)
+            self._preflight(keys)
+        except ConfigError as exc:
+            return StepResult(name, "failed", detail=exc.message)
+        if self._explicit and name in self._explicit:
+            self._explicit.update(keys)
+        return keys
+
     @contextmanager
     def _unlocked(self) -> Iterator[None]:
         """Let other steps use git while this thread waits for its command."""
@@ -173,10 +219,13 @@ class Engine:
     def _preflight(self, order: list[str]) -> None:
         """Before anything runs: inputs that no step produces exist, and every command
         can be filled in with this run's parameters (and inputs, where they are known)."""
-        workflow = self.project.workflow
+        units = self.planner.units
+        file = self.project.workflow.path.name
         for name in order:
-            step = workflow.steps[name]
-            produced = [o for u in workflow.graph.needs[name] for o in workflow.steps[u].outputs]
+            if name in units.dynamic:
+                continue  # its items are checked when it fans out
+            step = units.steps[name]
+            produced = [o for u in units.needs[name] for o in units.outputs_of(u)]
             made = [p for p in step.inputs if any(input_matches_output(p, o) for o in produced)]
             for pattern in step.inputs:
                 if pattern in made:
@@ -185,20 +234,22 @@ class Engine:
                 if found.dangling and not found.files:
                     link = found.dangling[0]
                     raise ConfigError(
-                        f"{workflow.path.name}: step {name!r}: input {link!r} is a symlink to "
+                        f"{file}: step {name!r}: input {link!r} is a symlink to "
                         f"{os.readlink(self.project.repo.root / link)!r}, which does not exist"
                     )
                 if not found.files:
                     raise ConfigError(
-                        f"{workflow.path.name}: step {name!r}: input {pattern!r} does not exist "
+                        f"{file}: step {name!r}: input {pattern!r} does not exist "
                         "and no step produces it"
                     )
             inputs = None  # {inputs[N]} unknown until the steps that make them have run
             if not made and interpolate.uses_input_index(step.run):
                 inputs = self.project.worktree.expand(step.inputs).files
-            why = interpolate.problem(step.run, self.params, inputs, step.outputs)
+            values, item = format_values(step, self.params)
+            why = interpolate.problem(step.run, values, inputs, step.outputs, item)
             if why is not None:
-                raise ConfigError(f"{workflow.path.name}: steps.{name}.run: {why}")
+                of = f" (item {name})" if step.item is not None else ""
+                raise ConfigError(f"{file}: steps.{step.name}.run{of}: {why}")
 
     # -- one step ------------------------------------------------------------------
 
@@ -230,12 +281,12 @@ class Engine:
             return evaluation
         if evaluation.signature is None or not on_miss(evaluation.signature):
             return evaluation
-        return self.planner.evaluate(evaluation.step.name)
+        return self.planner.evaluate(evaluation.step.key)
 
     def _use_record(
         self, evaluation: Evaluation, stored: StoredRecord, locked: bool = False
     ) -> StepResult:
-        name = evaluation.step.name
+        name = evaluation.step.key
         mismatches = evaluation.mismatches()
         if name not in self._explicit and self.planner.removed_on_purpose(evaluation):
             return self._keep_in_store(evaluation, stored)
@@ -251,8 +302,8 @@ class Engine:
             try:
                 # The record may have been fetched: it is untrusted input (SPEC §7).
                 assert evaluation.signature is not None
-                vet(stored, name, evaluation.step.outputs, evaluation.signature)
-                done = self._restore_record(stored, name)
+                vet(stored, evaluation.step.name, evaluation.step.outputs, evaluation.signature)
+                done = self._restore_record(stored, name)  # checks the tree (store.verified)
             except UnsafeRecord as exc:
                 hint = f" ({exc.hint})" if exc.hint else ""
                 self.reporter.warning(f"step {name}: {exc.message}{hint}; running the step instead")
@@ -261,7 +312,10 @@ class Engine:
                     return self._run_command(evaluation, command, record=True, replace=True)
                 return self._execute(evaluation, record=True, refused=stored.commit)
             restored, removed = tuple(done.written + done.dirs), tuple(done.removed)
-        self.project.store.set_latest(stored)
+        if mismatches or evaluation.step.item is None:
+            # A sweep item's latest moves when its record is written or restored: a no-op
+            # over a thousand items reads one ref per item (its signature's), not two.
+            self.project.store.set_latest(stored, evaluation.step.item)
         return StepResult(
             name,
             "restored" if mismatches else "skipped",
@@ -293,7 +347,7 @@ class Engine:
         removed = {m.path for m in evaluation.mismatches()}
         self._deferred.update({o.path: o for o in stored.record.outputs if o.path in removed})
         detail = "outputs removed from the worktree, kept in the store"
-        return StepResult(evaluation.step.name, "stored", evaluation.signature, stored, detail)
+        return StepResult(evaluation.step.key, "stored", evaluation.signature, stored, detail)
 
     def _restore(self, files: list[OutputFile], step: str) -> None:
         self.project.worktree.restore(
@@ -313,42 +367,52 @@ class Engine:
             if path in self._deferred and self.project.worktree.state(path) is None
         ]
         if wanted:
-            self.reporter.step_started(evaluation.step.name, "restoring its inputs")
-            self._restore(wanted, evaluation.step.name)
+            self.reporter.step_started(evaluation.step.key, "restoring its inputs")
+            self._restore(wanted, evaluation.step.key)
 
     def _execute(
         self, evaluation: Evaluation, record: bool, refused: str | None = None
     ) -> StepResult:
         step = evaluation.step
         if self.options.dry_run:
-            self.planner.will_change(step.name)
-            return StepResult(step.name, "would-run", evaluation.signature)
+            self.planner.will_change(step.key)
+            return StepResult(step.key, "would-run", evaluation.signature)
         self._restore_inputs(evaluation)
         command = self._command(evaluation)
         if not record or evaluation.signature is None:
             return self._run_command(evaluation, command, record=False)
-        with signature_lock(
-            self.project.repo.state_dir, evaluation.signature, self.reporter.warning
-        ):
+        with ExitStack() as locks:
+            locks.enter_context(
+                signature_lock(
+                    self.project.repo.state_dir, evaluation.signature, self.reporter.warning
+                )
+            )
             if self.options.mode != "force":
                 # Another process may have recorded it while we waited for the lock.
                 again = self.project.store.lookup(evaluation.signature)
                 if again is not None and again.commit != refused:
-                    fresh = self.planner.evaluate(step.name)
+                    fresh = self.planner.evaluate(step.key)
                     return self._use_record(fresh, again, locked=True)
             # A record we refused to restore is replaced by the one this run makes.
             replace = self.options.mode == "force" or refused is not None
-            return self._run_command(evaluation, command, record=True, replace=replace)
+            result = self._run_command(evaluation, command, record=True, replace=replace)
+            if step.item is not None and result.record is not None:
+                # Its refs wait in the batch: its signature's lock, and no `gc --prune`
+                # on its objects, until they are written.
+                locks.enter_context(writing_objects(self.project.repo.state_dir, None))
+                self._batch.hold(locks.pop_all())
+            return result
 
     def _command(self, evaluation: Evaluation) -> str:
         step = evaluation.step
         inputs = self.project.worktree.expand(step.inputs).files
+        values, item = format_values(step, self.params)
         try:
-            return interpolate.render(step.run, self.params, inputs, list(step.outputs))
+            return interpolate.render(step.run, values, inputs, list(step.outputs), item)
         except interpolate.FIELD_ERRORS:
             # Checked before the run, so only inputs that a step just made can get here.
-            why = interpolate.problem(step.run, self.params, inputs, step.outputs)
-            raise ConfigError(f"step {step.name!r}: cannot fill in its command: {why}") from None
+            why = interpolate.problem(step.run, values, inputs, step.outputs, item)
+            raise ConfigError(f"step {step.key!r}: cannot fill in its command: {why}") from None
 
     def _run_command(
         self, evaluation: Evaluation, command: str, record: bool, replace: bool = False
@@ -359,36 +423,40 @@ class Engine:
         step = evaluation.step
         # Taken before the command runs: the code that ran, and require_clean refuses early.
         source = self._provenance() if record else None
-        self.reporter.step_started(step.name, "running")
+        self.reporter.step_started(step.key, "running")
         try:
             # A record holds exactly what this run made, and the command never writes
             # through a symlink that a record (perhaps a fetched one) put there.
             self.project.worktree.clear_outputs(step.outputs)
         except StepFailed as exc:
-            return StepResult(step.name, "failed", evaluation.signature, detail=exc.message)
+            return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
         for declared in step.outputs:  # as make users expect: the command only writes files
             (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
         # The scratch directory goes whatever happens (a signal included); one left by a
         # process killed with -9 goes at the start of a later run (scratch.py).
-        with scratch_dir(self.project.repo.state_dir, step.name) as scratch:
+        with self._scratch(step) as scratch:
             try:
                 with self._unlocked():
                     execution = execute(
                         shell_argv(step.spec.shell, command),
                         self.project.repo.root,
                         scratch,
-                        lambda stream, data: self.reporter.output(step.name, stream, data),
+                        lambda stream, data: self.reporter.output(step.key, stream, data),
                         children=self._children,
                     )
             except OSError as exc:  # the shell could not be started: E2BIG for a huge command
                 return self._cannot_start(evaluation, command, exc)
-            return self._after_command(evaluation, command, execution, record, replace, source)
+            try:
+                return self._after_command(evaluation, command, execution, record, replace, source)
+            finally:  # an item's directory serves its thread's next item
+                for path in execution.logs.values():
+                    path.unlink(missing_ok=True)
 
     def _cannot_start(self, evaluation: Evaluation, command: str, exc: OSError) -> StepResult:
         size = len(command.encode())
         hint = "; pass large values through a file" if exc.errno == errno.E2BIG else ""
         return StepResult(
-            evaluation.step.name,
+            evaluation.step.key,
             "failed",
             evaluation.signature,
             detail=f"cannot start its command ({size:,} bytes): {exc.strerror or exc}{hint}",
@@ -405,10 +473,10 @@ class Engine:
     ) -> StepResult:
         step = evaluation.step
         if self._interrupted.is_set():
-            return StepResult(step.name, "failed", evaluation.signature, detail="interrupted")
+            return StepResult(step.key, "failed", evaluation.signature, detail="interrupted")
         if execution.exit_status != 0:
             return StepResult(
-                step.name,
+                step.key,
                 "failed",
                 evaluation.signature,
                 detail=f"command exited with status {execution.exit_status}",
@@ -417,7 +485,7 @@ class Engine:
         changed = self._changed_input(evaluation) if record else None
         if changed is not None:
             return StepResult(
-                step.name,
+                step.key,
                 "failed",
                 evaluation.signature,
                 detail=f"input {changed} changed while the step ran; its outputs were not recorded",
@@ -428,8 +496,8 @@ class Engine:
             return outputs
         self.project.removed.discard(o.path for o in outputs)  # they are back on disk
         if not record:
-            self.planner.will_change(step.name)
-            return StepResult(step.name, "ran", evaluation.signature, exit_status=0)
+            self.planner.will_change(step.key)
+            return StepResult(step.key, "ran", evaluation.signature, exit_status=0)
         stored = self._record(
             evaluation,
             command,
@@ -440,7 +508,7 @@ class Engine:
             source,
             replace,
         )
-        return StepResult(step.name, "ran", evaluation.signature, stored, exit_status=0)
+        return StepResult(step.key, "ran", evaluation.signature, stored, exit_status=0)
 
     def _changed_input(self, evaluation: Evaluation) -> str | None:
         """An input whose content is not what the signature was computed from, if any.
@@ -470,7 +538,7 @@ class Engine:
             found = worktree.output_files(declared)
             if found is None:
                 return StepResult(
-                    step.name,
+                    step.key,
                     "failed",
                     evaluation.signature,
                     detail=f"declared output {declared} {missing}",
@@ -479,11 +547,11 @@ class Engine:
         repo = self.project.repo
         files: list[OutputFile] = []
         for rel in expanded:
-            self._transfer(step.name, "storing", len(files), len(expanded))
+            self._transfer(step.key, "storing", len(files), len(expanded))
             try:
                 files.append(worktree.store_output(rel, repo.write_blob_file, repo.write_blob))
             except StepFailed as exc:
-                return StepResult(step.name, "failed", evaluation.signature, detail=exc.message)
+                return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
         return files
 
     def _record(
@@ -513,13 +581,31 @@ class Engine:
             exit_status=0,
             host=socket.gethostname(),
             gitcache_version=__version__,
+            item=None if evaluation.step.item is None else encode(evaluation.step.item),
         )
         outs = [TreeEntry(o.path, o.blob, o.mode) for o in outputs]
         new = NewRecord(record, outs, logs, source.tree_entries())
         # force replaces the signature's record; build records what the worktree holds now;
         # a record we refused to restore is replaced by the one this run made.
         replace = replace or self.options.mode in ("force", "build")
-        return self.project.store.write(new, source.source_commit, replace=replace)
+        # A sweep item's refs wait in the batch (one transaction per hundred items).
+        batch = self._batch if evaluation.step.item is not None else None
+        return self.project.store.write(new, source.source_commit, replace=replace, batch=batch)
+
+    def _scratch(self, step: Step) -> AbstractContextManager[Path]:
+        """Where a command's output is captured (scratch.py): for a sweep item, a
+        directory its thread keeps for its next item, removed at the end of the run."""
+        state_dir = self.project.repo.state_dir
+        if step.item is None:
+            return scratch_dir(state_dir, _scratch_name(step))
+        thread = threading.get_ident()
+        path = self._item_scratch.get(thread)
+        if path is None:
+            path = self._scratches.enter_context(
+                scratch_dir(state_dir, f"{_ITEMS_SCRATCH}-{thread}")
+            )
+            self._item_scratch[thread] = path
+        return nullcontext(path)
 
     def _provenance(self) -> provenance.Provenance:
         return provenance.capture(self.project.repo, self.project.workflow.config)
@@ -527,7 +613,7 @@ class Engine:
     # -- the modes that never run ------------------------------------------------------
 
     def _assert(self, evaluation: Evaluation) -> StepResult:
-        name = evaluation.step.name
+        name = evaluation.step.key
         if evaluation.record is None:
             return StepResult(
                 name, "mismatch", evaluation.signature, detail=self._why_no_record(evaluation)
@@ -549,7 +635,7 @@ class Engine:
 
     def _why_no_record(self, evaluation: Evaluation) -> str:
         signature = (evaluation.signature or "")[:12]
-        latest = self.project.store.latest(evaluation.step.name)
+        latest = self.project.store.latest(evaluation.step.name, evaluation.step.item)
         if latest is None or evaluation.components is None:
             return f"no record for signature {signature}; the step has never been recorded"
         changes = describe_changes(latest.record.components, evaluation.components)
@@ -557,7 +643,7 @@ class Engine:
         return f"no record for signature {signature}; since record {latest.short}: {since}"
 
     def _build(self, evaluation: Evaluation) -> StepResult:
-        name = evaluation.step.name
+        name = evaluation.step.key
         if evaluation.record is not None and not evaluation.mismatches():
             return StepResult(name, "skipped", evaluation.signature, evaluation.record)
         if self.planner.removed_on_purpose(evaluation):
@@ -572,7 +658,7 @@ class Engine:
             return outputs
         self.project.removed.discard(o.path for o in outputs)
         command = self._command(evaluation)
-        with scratch_dir(self.project.repo.state_dir, name) as scratch:
+        with scratch_dir(self.project.repo.state_dir, _scratch_name(evaluation.step)) as scratch:
             logs = {s: scratch / s for s in ("stdout", "stderr")}
             for path in logs.values():
                 path.write_bytes(b"")
@@ -582,7 +668,7 @@ class Engine:
 
     def _newer_than_inputs(self, name: str) -> bool:
         """skip mode: every output exists and none is older than any input (stat only)."""
-        step = self.project.workflow.steps[name]
+        step = self.planner.units.steps[name]
         worktree = self.project.worktree
         outputs: list[str] = []
         for declared in step.outputs:
@@ -602,3 +688,11 @@ class Engine:
         except OSError:
             return False
         return not in_times or min(out_times) >= max(in_times)
+
+
+def _scratch_name(step: Step) -> str:
+    """A directory name for a unit's captured logs: items of one step run side by side."""
+    return step.name if step.item is None else f"{step.name}-{item_id(step.item)}"
+
+
+_ITEMS_SCRATCH = "items"  # tmp/<pid>-items-<thread>: one per thread, for every item it runs

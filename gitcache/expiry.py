@@ -35,11 +35,14 @@ class GcPlan:
 
 
 def current_records(project: Project) -> dict[str, str]:
-    """Commit of the record matching each step's current signature -> step name."""
+    """Commit of the record matching each step's (or item's) current signature -> its
+    name or label."""
     workflow = project.workflow
     planner = Planner(project, workflow.params, os.environ)
     found: dict[str, str] = {}
-    for name in workflow.select([]):
+    for name in planner.walk([]):
+        if name in planner.units.dynamic:
+            continue  # its items are not known: what they read is not up to date
         ev = planner.evaluate(name)
         if ev.record is not None:
             found[ev.record.commit] = name
@@ -55,9 +58,10 @@ def plan_gc(project: Project, policy: GcPolicy) -> GcPlan:
     for summary in newest_first(project.store.summaries()):
         by_step.setdefault(summary.step, []).append(summary)
     if not policy.everything:
-        # Every worktree's latest records (latest.py), not only this one's.
+        # Every worktree's latest records (latest.py), not only this one's, and every
+        # sweep item's.
         for commit, step in latest.everywhere(project.repo).items():
-            plan.protected[commit] = f"latest record of step {step}"
+            plan.protected.setdefault(commit, f"latest record of step {step}")
         for commit, step in current_records(project).items():
             plan.protected[commit] = f"matches the current worktree (step {step})"
     for records in by_step.values():

@@ -214,10 +214,12 @@ class StepGraph:
         uncertain: list[tuple[str, str]] = []  # (step, producer): only if an output is a dir
         for name, (inputs, _outputs) in steps.items():
             found = needs.setdefault(name, [])
+            seen: set[str] = set()  # a step reading 1,000 sweep items' outputs: no list scans
             for pattern in inputs:
                 for out, how in _reached(pattern, owner, below, rank):
                     # A step reading its own output is a cycle (`a -> a`), found below.
-                    if how == MATCH and owner[out] not in found:
+                    if how == MATCH and owner[out] not in seen:
+                        seen.add(owner[out])
                         found.append(owner[out])
                     elif how == IF_DIRECTORY:
                         uncertain.append((name, owner[out]))

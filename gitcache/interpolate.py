@@ -1,7 +1,10 @@
 """`run` templates: which fields they use, and rendering them into a shell command.
 
 Fields follow `str.format`: `{size}` is a parameter, `{inputs}` / `{outputs}` are
-the shell-quoted, space-joined paths, `{inputs[0]}` one of them.
+the shell-quoted, space-joined paths, `{inputs[0]}` one of them. In a `foreach`
+step, `{item}` is the item's path and `{item.stem}`, `{item.name}`, `{item.suffix}`,
+`{item.parent}` parts of it: shell-quoted in `run`, as they are in `inputs` and
+`outputs` (docs/sweeps.md).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import shlex
 import string
 from collections.abc import Mapping, Sequence
 from datetime import date, time
+from pathlib import PurePosixPath
 from typing import Any, Final
 
 RESERVED: Final = frozenset({"inputs", "outputs"})
@@ -44,6 +48,36 @@ class _PathList(list[str]):
 class _QuotedPath(str):
     def __format__(self, spec: str) -> str:
         return shlex.quote(str(self))
+
+
+class ItemPath:
+    """A foreach item's path and its parts, each shell-quoted when `quote` is set."""
+
+    def __init__(self, path: str, quote: bool) -> None:
+        self._path = path
+        self._quote = quote
+
+    def _text(self, text: str) -> Any:
+        return _QuotedPath(text) if self._quote else text
+
+    def __format__(self, spec: str) -> str:
+        return format(self._text(self._path), spec)
+
+    @property
+    def name(self) -> Any:
+        return self._text(PurePosixPath(self._path).name)
+
+    @property
+    def stem(self) -> Any:
+        return self._text(PurePosixPath(self._path).stem)
+
+    @property
+    def suffix(self) -> Any:
+        return self._text(PurePosixPath(self._path).suffix)
+
+    @property
+    def parent(self) -> Any:
+        return self._text(PurePosixPath(self._path).parent.as_posix())
 
 
 class _DateTime:
@@ -94,19 +128,37 @@ FIELD_ERRORS: Final = (KeyError, IndexError, ValueError, AttributeError, TypeErr
 
 
 def _values(
-    params: Mapping[str, Any], inputs: Sequence[str] | None, outputs: Sequence[str]
+    params: Mapping[str, Any],
+    inputs: Sequence[str] | None,
+    outputs: Sequence[str],
+    item: str | None = None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {k: _param_text(v) for k, v in params.items()}
     values["inputs"] = _AnyPaths() if inputs is None else _PathList(inputs)
     values["outputs"] = _PathList(outputs)
+    if item is not None:
+        values["item"] = ItemPath(item, quote=True)
     return values
 
 
 def render(
-    template: str, params: Mapping[str, Any], inputs: Sequence[str], outputs: Sequence[str]
+    template: str,
+    params: Mapping[str, Any],
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    item: str | None = None,
 ) -> str:
     """The command to execute (raises one of FIELD_ERRORS on a bad field; `problem` says which)."""
-    return template.format_map(_values(params, inputs, outputs))
+    return template.format_map(_values(params, inputs, outputs, item))
+
+
+def render_path(template: str, values: Mapping[str, Any], item: str | None = None) -> str:
+    """A declared path of a sweep step with its fields filled in, unquoted (raises one
+    of FIELD_ERRORS on a bad field)."""
+    filled: dict[str, Any] = {k: _param_text(v) for k, v in values.items()}
+    if item is not None:
+        filled["item"] = ItemPath(item, quote=False)
+    return template.format_map(filled)
 
 
 def uses_input_index(template: str) -> bool:
@@ -118,13 +170,17 @@ def uses_input_index(template: str) -> bool:
 
 
 def problem(
-    template: str, params: Mapping[str, Any], inputs: Sequence[str] | None, outputs: Sequence[str]
+    template: str,
+    params: Mapping[str, Any],
+    inputs: Sequence[str] | None,
+    outputs: Sequence[str],
+    item: str | None = None,
 ) -> str | None:
     """The first field that cannot be filled in, and why (None: the template renders).
 
     `inputs=None` means not known yet: any `{inputs[N]}` is taken to exist.
     """
-    values = _values(params, inputs, outputs)
+    values = _values(params, inputs, outputs, item)
     for _text, name, spec, conversion in string.Formatter().parse(template):
         if name is None:
             continue

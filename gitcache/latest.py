@@ -24,16 +24,39 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from gitcache.gitrepo import GitRepo, RefUpdate
+from gitcache.sweeps import item_id
 
 STEP_PREFIX: Final = "refs/gitcache/step/"
+# Latest record of each sweep item: refs/gitcache/item/<step>/<16 hex of its values>.
+ITEM_PREFIX: Final = "refs/gitcache/item/"
 LATEST_FILE: Final = "latest-records-v1.json"
 
 
 def step_ref(step: str) -> str:
     return STEP_PREFIX + step
+
+
+def item_ref(step: str, values: Mapping[str, Any]) -> str:
+    """The latest-record ref of a sweep item (a valid ref name whatever its values)."""
+    return f"{ITEM_PREFIX}{step}/{item_id(values)}"
+
+
+def latest_key(step: str, item: Mapping[str, Any] | None = None) -> str:
+    """What names a step's (or a sweep item's) latest record: the ref name minus its
+    prefix, also the key in a linked worktree's file (step names hold no `/`)."""
+    return step if item is None else f"{step}/{item_id(item)}"
+
+
+def _ref(key: str) -> str:
+    return (ITEM_PREFIX if "/" in key else STEP_PREFIX) + key
+
+
+def key_step(key: str) -> str:
+    """The step a latest key belongs to."""
+    return key.split("/", 1)[0]
 
 
 class LatestRecords:
@@ -44,23 +67,24 @@ class LatestRecords:
         self.in_refs = not repo.is_linked_worktree  # else in a file
         self._file = repo.worktree_state_dir / LATEST_FILE
 
-    def get(self, step: str) -> str | None:
+    def get(self, key: str) -> str | None:
+        """The latest record of a `latest_key` (a step, or one item of a sweep)."""
         if self.in_refs:
-            return self.repo.ref_target(step_ref(step))
-        commit = read_file(self._file).get(step)
+            return self.repo.ref_target(_ref(key))
+        commit = read_file(self._file).get(key)
         return commit if commit is not None and self.repo.has_object(commit) else None
 
-    def ref_update(self, step: str, commit: str) -> RefUpdate | None:
+    def ref_update(self, key: str, commit: str) -> RefUpdate | None:
         """The ref update setting it, to join a record's transaction (None: not a ref)."""
-        return RefUpdate(step_ref(step), commit) if self.in_refs else None
+        return RefUpdate(_ref(key), commit) if self.in_refs else None
 
-    def set(self, step: str, commit: str) -> None:
+    def set(self, key: str, commit: str) -> None:
         if self.in_refs:
-            if self.repo.ref_target(step_ref(step)) != commit:
-                self.repo.update_refs([RefUpdate(step_ref(step), commit)], "gitcache: latest")
+            if self.repo.ref_target(_ref(key)) != commit:
+                self.repo.update_refs([RefUpdate(_ref(key), commit)], "gitcache: latest")
             return
         with _updating(self._file) as steps:
-            steps[step] = commit
+            steps[key] = commit
 
 
 def read_file(path: Path) -> dict[str, str]:
@@ -81,17 +105,20 @@ def linked_files(repo: GitRepo) -> list[Path]:
 
 
 def everywhere(repo: GitRepo) -> dict[str, str]:
-    """Record commit -> step, for the latest record of every step in every worktree."""
+    """Record commit -> step, for the latest record of every step and sweep item in
+    every worktree."""
     found = {commit: name.removeprefix(STEP_PREFIX) for name, commit in repo.refs(STEP_PREFIX)}
+    for name, commit in repo.refs(ITEM_PREFIX):
+        found.setdefault(commit, key_step(name.removeprefix(ITEM_PREFIX)))
     for path in linked_files(repo):
-        for step, commit in read_file(path).items():
-            found.setdefault(commit, step)
+        for key, commit in read_file(path).items():
+            found.setdefault(commit, key_step(key))
     return found
 
 
 def move_in_files(repo: GitRepo, moves: Mapping[str, tuple[set[str], str | None]]) -> None:
-    """In every linked worktree, a step whose latest is among `moves[step][0]` gets
-    `moves[step][1]` instead (or none)."""
+    """In every linked worktree, a latest key (step or item) whose latest is among
+    `moves[key][0]` gets `moves[key][1]` instead (or none)."""
     for path in linked_files(repo):
         if not any(c in moves.get(s, (set(), None))[0] for s, c in read_file(path).items()):
             continue

@@ -86,3 +86,16 @@ def decoded_text(value: Any) -> str | None:
         if key in TAGS and isinstance(text, str):
             return text
     return None
+
+
+def decode(value: Any) -> Any:
+    """The inverse of `encode` for a scalar: a tagged date or time back to its value."""
+    text = decoded_text(value)
+    if text is None:
+        return value
+    tag = next(iter(value))
+    if tag == "$local-time":
+        return time.fromisoformat(text)
+    if tag == "$local-date":
+        return date.fromisoformat(text)
+    return datetime.fromisoformat(text)

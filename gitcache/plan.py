@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from gitcache.errors import ConfigError
 from gitcache.gitrepo import MODE_LINK
 from gitcache.graph import input_covers, input_matches_output
 from gitcache.project import Project
@@ -23,6 +24,7 @@ from gitcache.record import Components
 from gitcache.signature import shell_components, signature_of
 from gitcache.statcache import FileState
 from gitcache.store import StoredRecord
+from gitcache.sweeps import Units
 from gitcache.workflow import Step
 
 _MAX_HOPS = 40  # symlinks followed in a row, as the kernel's limit (ELOOP)
@@ -89,6 +91,8 @@ class Evaluation:
 
 @dataclass
 class Planner:
+    """Evaluates units (plain steps and sweep items, keyed as `Units` keys them)."""
+
     project: Project
     params: Mapping[str, Any]
     environ: Mapping[str, str]
@@ -96,11 +100,32 @@ class Planner:
     # Declared outputs of steps that will be restored: restoring removes the files the
     # record does not hold, so later steps do not see them.
     exact: list[str] = field(default_factory=list)
-    changing: set[str] = field(default_factory=set)  # steps that will (re)run
+    changing: set[str] = field(default_factory=set)  # units that will (re)run
+    units: Units = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.units = self.project.workflow.units(self.project.worktree, dict(self.params))
+
+    def walk(self, targets: list[str]) -> Iterator[str]:
+        """Unit keys of `targets` and what they need, in run order; a dynamic foreach
+        step's items once what it reads is known (its producers up to date or
+        restorable), else its own key, still in `units.dynamic` (its items unknown)."""
+        for key in self.units.select(targets):
+            if key not in self.units.dynamic:
+                yield key
+                continue
+            if any(u in self.changing for u in self.units.needs[key]):
+                self.will_change(key)
+                yield key
+                continue
+            found = self.units.foreach_files(key, self.project.worktree, self.overlay)
+            if isinstance(found, str):
+                raise ConfigError(found)
+            yield from self.units.fan_out(key, found)
 
     def evaluate(self, name: str) -> Evaluation:
-        step = self.project.workflow.steps[name]
-        upstream = self.project.workflow.graph.needs[name]
+        step = self.units.steps[name]
+        upstream = self.units.needs[name]
         worktree = self.project.worktree
         unknown = [u for u in upstream if u in self.changing]
         inputs: dict[str, str] = {}
@@ -122,7 +147,7 @@ class Planner:
                 produced = any(
                     input_matches_output(pattern, out)
                     for u in upstream
-                    for out in self.project.workflow.steps[u].outputs
+                    for out in self.units.outputs_of(u)
                 )
                 if not produced or not any(input_covers(pattern, p) for p in inputs):
                     missing.append(pattern)
@@ -132,7 +157,7 @@ class Planner:
         if not unknown and not missing:
             components = shell_components(step, self.params, inputs, self.environ)
             signature = signature_of(components)
-            record = self.project.store.lookup(signature)
+            record = self.project.store.lookup(signature, quick=True)
         outputs = worktree.output_states(step.outputs)
         return Evaluation(step, inputs, unknown, missing, components, signature, record, outputs)
 
@@ -181,3 +206,6 @@ class Planner:
     def will_change(self, name: str) -> None:
         """Later steps that read this step's outputs cannot know their signature yet."""
         self.changing.add(name)
+        group = self.units.group.get(name)  # an item of a dynamic foreach: its step too
+        if group is not None:
+            self.changing.add(group)

@@ -18,6 +18,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     ValidationError,
     model_serializer,
+    model_validator,
 )
 
 from gitcache.errors import UnsafeRecord
@@ -119,7 +120,7 @@ class PythonRun(_Frozen):
 
 
 class Record(_OmitsUnused):
-    _OMITTED_IF_NONE = frozenset({"python"})
+    _OMITTED_IF_NONE = frozenset({"python", "item"})
 
     format: int = RECORD_FORMAT
     step: StepName
@@ -136,6 +137,18 @@ class Record(_OmitsUnused):
     host: str
     gitcache_version: str
     python: PythonRun | None = None  # Python steps only
+    # An item of a sweep (docs/sweeps.md): axis -> value, or {"item": path} for a
+    # foreach; each is also in components.params. Absent for other steps.
+    item: dict[str, JsonValue] | None = None
+
+    @model_validator(mode="after")
+    def _item_in_params(self) -> Record:
+        if self.item is not None:
+            params = self.components.params
+            for name, value in self.item.items():
+                if name not in params or params[name] != value:
+                    raise ValueError(f"item.{name} is not the value in components.params")
+        return self
 
     def to_json(self) -> bytes:
         return (self.model_dump_json(indent=2) + "\n").encode()

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from gitcache.record import OID_PATTERN, SIG_PATTERN, Record
 from gitcache.stepnames import ref_component_problem
+from gitcache.sweeps import encoded_label as item_label
 
 INDEX_FILE: Final = "record-index-v1.json"
 _SIG = re.compile(SIG_PATTERN)
@@ -43,11 +44,17 @@ class RecordSummary:
     exit_status: int
     params: dict[str, Any]
     outputs: dict[str, str]  # path -> blob id
+    item: dict[str, Any] | None = None  # a sweep item's values (docs/sweeps.md)
     alternate: bool = False  # listed through an alt ref (not stored in the index)
 
     @property
     def short(self) -> str:
         return self.signature[:12]
+
+    @property
+    def label(self) -> str:
+        """The step's name, or a sweep item's label (`train[lr=0.1,seed=1]`)."""
+        return self.step if self.item is None else item_label(self.step, self.item)
 
     @classmethod
     def of(cls, commit: str, record: Record) -> RecordSummary:
@@ -62,6 +69,7 @@ class RecordSummary:
             record.exit_status,
             dict(record.components.params),
             {o.path: o.blob for o in record.outputs},
+            None if record.item is None else dict(record.item),
         )
 
     @classmethod
@@ -79,6 +87,7 @@ class RecordSummary:
                 data["exit_status"],
                 dict(data["components"]["params"]),
                 {o["path"]: o["blob"] for o in data["outputs"]},
+                None if data.get("item") is None else dict(data["item"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
@@ -95,6 +104,7 @@ class RecordSummary:
             and isinstance(self.started_at, str)
             and isinstance(self.exit_status, int)
             and all(isinstance(p, str) and isinstance(b, str) for p, b in self.outputs.items())
+            and (self.item is None or isinstance(self.item, dict))
         )
 
     def as_list(self) -> list[Any]:
@@ -108,6 +118,7 @@ class RecordSummary:
             self.exit_status,
             self.params,
             self.outputs,
+            *([] if self.item is None else [self.item]),
         ]
 
 
@@ -120,7 +131,8 @@ class RecordIndex:
             data = json.loads(self._path.read_bytes())
             if data.get("version") == 1:
                 for commit, row in data["records"].items():
-                    self._entries[commit] = RecordSummary(commit, *row)
+                    # A tenth column holds a sweep item's values (absent otherwise).
+                    self._entries[commit] = RecordSummary(commit, *row[:10])
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             self._entries = {}
 

@@ -17,12 +17,14 @@ from pathlib import Path
 
 from gitcache.errors import NotInStore, RecordNotFound
 from gitcache.gitrepo import RefUpdate
-from gitcache.latest import move_in_files, step_ref
+from gitcache.history import item_matches
+from gitcache.latest import item_ref, latest_key, move_in_files, step_ref
 from gitcache.plan import Planner
 from gitcache.project import Project
 from gitcache.recordindex import RecordSummary
 from gitcache.removed import removed_everywhere
 from gitcache.store import sig_ref
+from gitcache.sweeps import parse_selector, split_target
 
 
 def select_records(
@@ -35,6 +37,16 @@ def select_records(
     chosen: dict[str, RecordSummary] = {}
     by_commit = {s.commit: s for s in summaries}
     for ident in idents:
+        name, selector = split_target(ident)
+        step = project.workflow.steps.get(name)
+        if selector is not None and step is not None and step.sweep is not None:
+            wanted = parse_selector(step, selector)  # records of those items
+            chosen.update(
+                (s.commit, s)
+                for s in summaries
+                if s.step == name and s.item is not None and item_matches(s.item, wanted)
+            )
+            continue
         of_step = [s for s in summaries if s.step == ident]
         if of_step or ident in project.workflow.steps:
             chosen.update((s.commit, s) for s in of_step)
@@ -94,6 +106,16 @@ def remove_records(project: Project, doomed: Iterable[RecordSummary]) -> None:
         current = repo.ref_target(step_ref(step))
         if current is not None and current in gone:
             updates.append(RefUpdate(step_ref(step), newest, current))
+    # An item's latest record likewise moves to the item's newest remaining record.
+    items = {(s.step, s.label): s.item for s in doomed if s.item is not None}
+    for (step, label), item in sorted(items.items(), key=lambda kv: kv[0]):
+        left = [s for s in remaining if s.step == step and s.label == label]
+        newest = max(left, key=lambda s: (s.started_at, s.commit)).commit if left else None
+        moves[latest_key(step, item)] = (gone, newest)
+        name = item_ref(step, item)
+        current = repo.ref_target(name)
+        if current is not None and current in gone:
+            updates.append(RefUpdate(name, newest, current))
     repo.update_refs(updates, message="gitcache: remove")
     move_in_files(repo, moves)
 
@@ -111,16 +133,25 @@ def plan_output_removal(
     """Check every named step (all, when none are named) before deleting anything."""
     workflow = project.workflow
     planner = Planner(project, {**workflow.params, **params}, os.environ)
-    wanted = set(targets) or set(workflow.steps)
+    units = planner.units
+    wanted = set(units.resolve(list(targets))) if targets else set(units.steps)
     plans: list[OutputRemoval] = []
-    for name in workflow.select(list(targets)):
+    for name in planner.walk(list(targets)):
+        chosen = name in wanted or units.group.get(name) in wanted
+        if name in units.dynamic:
+            if chosen:
+                raise NotInStore(
+                    f"step {name!r}: its items are known once the steps it reads are up to date",
+                    hint="run `gitcache run` first",
+                )
+            continue
         ev = planner.evaluate(name)
         already = planner.removed_on_purpose(ev)
         if ev.record is not None:
             planner.will_restore(ev)  # later steps see these outputs through the record
         else:
             planner.will_change(name)
-        if name not in wanted:
+        if not chosen:
             continue
         if ev.unknown:
             raise NotInStore(

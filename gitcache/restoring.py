@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitcache.errors import ConfigError, RecordNotFound
-from gitcache.history import newest_first, param_matches
+from gitcache.history import item_matches, newest_first, param_matches
+from gitcache.params import decode
 from gitcache.plan import Planner
 from gitcache.project import Project
+from gitcache.recordindex import RecordSummary
 from gitcache.store import RecordStore, StoredRecord
+from gitcache.sweeps import make_item, parse_selector, split_target
 from gitcache.trust import check_outputs
 
 
@@ -32,28 +35,44 @@ class RestoreResult:
     dirs: list[str]  # outputs recorded as empty directories
 
 
-def find_record(
+def find_records(
     project: Project, ident: str, commit: str | None, params: Mapping[str, Any]
-) -> StoredRecord:
+) -> list[StoredRecord]:
+    """The record named by an id, a step, or sweep items (`train`, `'train[lr=0.1]'`:
+    one record per item)."""
     steps = project.workflow.steps
-    if ident not in steps:
+    name, selector = split_target(ident)
+    if name not in steps:
         if commit is not None or params:
             raise ConfigError(
                 f"--commit and -p choose among a step's records; {ident!r} is not a step",
                 hint=f"steps: {', '.join(steps) or 'none'}",
             )
-        return project.store.resolve(ident, list(steps))
+        return [project.store.resolve(ident, list(steps))]
     if commit is not None:
-        return _at_commit(project, ident, commit, params)
+        if steps[name].sweep is not None:
+            return _items_at_commit(project, name, selector, commit, params)
+        return [_at_commit(project, ident, commit, params)]
     return _current(project, ident, params)
 
 
-def _current(project: Project, step: str, params: Mapping[str, Any]) -> StoredRecord:
+def _current(project: Project, target: str, params: Mapping[str, Any]) -> list[StoredRecord]:
     workflow = project.workflow
     planner = Planner(project, {**workflow.params, **params}, os.environ)
-    for name in workflow.select([step]):
+    units = planner.units
+    wanted = set(units.resolve([target]))
+    found: list[StoredRecord] = []
+    for name in planner.walk([target]):
+        if name in units.dynamic:
+            if name in wanted:
+                raise RecordNotFound(
+                    f"step {name!r}: its items are known once the steps it reads are up to date",
+                    hint="run `gitcache run` first, or give a record id",
+                )
+            continue
         ev = planner.evaluate(name)
-        if name != step:
+        step = name
+        if name not in wanted and units.group.get(name) not in wanted:
             if ev.record is not None:
                 planner.will_restore(ev)
             else:
@@ -71,13 +90,47 @@ def _current(project: Project, step: str, params: Mapping[str, Any]) -> StoredRe
             given = " with " + ", ".join(f"{k}={v}" for k, v in params.items()) if params else ""
             raise RecordNotFound(
                 f"step {step!r} has no record for its current signature{given}",
-                hint=f"`gitcache log {step}` lists its records; restore one by id",
+                hint=f"`gitcache log {ev.step.name}` lists its records; restore one by id",
             )
-        return ev.record
-    raise AssertionError("unreachable: select() returns the step itself")
+        planner.will_restore(ev)
+        found.append(ev.record)
+    return found
+
+
+def _items_at_commit(
+    project: Project, step: str, selector: str | None, rev: str, params: Mapping[str, Any]
+) -> list[StoredRecord]:
+    """Per item of a sweep step, its newest record made at `rev` or before it."""
+    repo = project.repo
+    target = repo.resolve_commit(rev)
+    template = project.workflow.steps[step]
+    wanted = None if selector is None else parse_selector(template, selector)
+    newest: dict[str, tuple[bool, RecordSummary]] = {}
+    for s in newest_first(project.store.summaries()):
+        if (
+            s.step != step
+            or s.item is None
+            or s.source_commit is None
+            or not repo.has_object(s.source_commit)
+            or not all(param_matches(s.params, k, v) for k, v in params.items())
+            or (wanted is not None and not item_matches(s.item, wanted))
+            or not repo.is_descendant(target, s.source_commit)
+        ):
+            continue
+        exact = s.source_commit == target
+        kept = newest.get(s.label)
+        if kept is None or (exact and not kept[0]):
+            newest[s.label] = (exact, s)
+    if not newest:
+        raise RecordNotFound(
+            f"step {step!r} has no item record made at {rev} or before it",
+            hint=f"`gitcache log {step}` lists its records",
+        )
+    return [project.store.load(s.commit) for _exact, s in newest.values()]
 
 
 def _at_commit(project: Project, step: str, rev: str, params: Mapping[str, Any]) -> StoredRecord:
+    """The newest record of a plain step made at `rev` or before it."""
     repo = project.repo
     target = repo.resolve_commit(rev)
     candidates = [
@@ -119,9 +172,10 @@ def restore_outputs(
     UnsafeRecord. Content that no record of the step holds is a WorktreeConflict
     (with `hint`), unless `force`; nothing is written then.
     """
+    # A no-op reads record.json only (store.lookup quick): check the tree before writing.
+    stored = project.store.verified(stored)
     record = stored.record
-    step = project.workflow.steps.get(record.step)
-    declared: Sequence[str] = record.components.outputs if step is None else step.outputs
+    declared = declared_outputs(project, stored)
     check_outputs(stored, record.step, declared)
     scopes = [
         d
@@ -142,6 +196,30 @@ def restore_outputs(
     return RestoreResult(
         stored, [o.path for o in plan.write], plan.unchanged, plan.remove, plan.dirs
     )
+
+
+def declared_outputs(project: Project, stored: StoredRecord) -> Sequence[str]:
+    """The outputs gitcache.toml lets the record write: its step's, for a sweep item its
+    templates filled in with the item's values (the record's own list when the step
+    is no longer declared). A record whose item cannot be filled in may write nothing."""
+    record = stored.record
+    step = project.workflow.steps.get(record.step)
+    if step is None:
+        return record.components.outputs
+    if step.sweep is None:
+        return step.outputs
+    if record.item is None:
+        return ()
+    values = {k: decode(v) for k, v in record.item.items()}
+    params = {
+        **project.workflow.params,
+        **{k: decode(v) for k, v in record.components.params.items()},
+    }
+    try:
+        item = make_item(step, values, params, project.repo.root, f"step {record.step!r}")
+    except ConfigError:
+        return ()
+    return item.outputs
 
 
 def recorded_blobs(store: RecordStore, step: str) -> dict[str, set[str]]:

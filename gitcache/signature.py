@@ -5,6 +5,7 @@ Bump SIGNATURE_FORMAT whenever what goes into the document changes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -16,6 +17,7 @@ from gitcache.errors import ConfigError
 from gitcache.params import encode
 from gitcache.record import Components
 from gitcache.shellcode import normalize_command
+from gitcache.sweeps import format_values
 from gitcache.workflow import Step
 
 SIGNATURE_FORMAT: Final = 2
@@ -32,22 +34,30 @@ def shell_components(
                 f"step {step.name!r}: environment variable {name} is not valid UTF-8, "
                 "so its value cannot enter the signature"
             )
+    # An item of a sweep: its axis values (or foreach path) are parameters it uses.
+    values, item = format_values(step, params)
     try:
-        rendered = interpolate.render(step.run, params, sorted(inputs), step.outputs)
+        rendered = interpolate.render(step.run, values, sorted(inputs), step.outputs, item)
     except interpolate.FIELD_ERRORS:
-        why = interpolate.problem(step.run, params, sorted(inputs), step.outputs)
-        raise ConfigError(f"step {step.name!r}: cannot fill in its command: {why}") from None
+        why = interpolate.problem(step.run, values, sorted(inputs), step.outputs, item)
+        raise ConfigError(f"step {step.key!r}: cannot fill in its command: {why}") from None
     return Components(
         format=SIGNATURE_FORMAT,
         kind="shell",
-        code=normalize_command(step.run),
+        code=_normalized(step.run),
         shell=step.spec.shell,
         command=normalize_command(rendered),
-        params={name: encode(params[name]) for name in step.params_used},
+        params={name: encode(values[name]) for name in step.params_used},
         inputs=dict(sorted(inputs.items())),
         outputs=list(step.outputs),
         env={name: environ.get(name) for name in sorted(step.spec.env)},
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _normalized(template: str) -> str:
+    """The normalized template: the same for every item of a sweep, so computed once."""
+    return normalize_command(template)
 
 
 def _is_utf8(text: str) -> bool:

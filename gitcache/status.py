@@ -5,33 +5,40 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from gitcache.canonical import canonical_json
-from gitcache.params import decoded_text
+from gitcache.params import decoded_text, encode
 from gitcache.plan import Mismatch, Planner
 from gitcache.project import Project
 from gitcache.record import Components
+from gitcache.sweeps import Units
 
 State = Literal["up-to-date", "restorable", "stale", "never-run", "missing-input"]
 
 
 @dataclass(frozen=True)
 class StepStatus:
-    step: str
+    step: str  # the unit: a step's name, or an item's label (`train[lr=0.1]`)
     state: State
     signature: str | None
     record: str | None  # commit of the record that matches (or the last one, when stale)
     reasons: list[str] = field(default_factory=list)
+    name: str = ""  # the step's name (for an item, its sweep step's)
+    item: dict[str, Any] | None = None  # an item's values
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
+        found = {
+            "step": self.name or self.step,
             "state": self.state,
             "signature": self.signature,
             "record": self.record,
             "reasons": self.reasons,
         }
+        if self.item is not None:  # plain steps' rows are as they were
+            found |= {"label": self.step, "item": encode(self.item)}
+        return found
 
 
 def short(oid: str | None) -> str:
@@ -92,17 +99,29 @@ def statuses(
 ) -> list[StepStatus]:
     workflow = project.workflow
     planner = Planner(project, {**workflow.params, **(params or {})}, os.environ)
+    units = planner.units
     result: list[StepStatus] = []
-    for name in workflow.select(targets):
+    for name in planner.walk(targets):
+        step = units.steps[name]
+        item = partial(StepStatus, name=step.name, item=step.item)
+        if name in units.dynamic:  # a foreach over files a step not up to date will make
+            waiting = [u for u in units.needs[name] if u in planner.changing]
+            reasons = [
+                f"waiting on step {n} ({count or 'not'} up to date): its items are known "
+                "once it ran"
+                for n, count in _counted(units, waiting)
+            ]
+            result.append(item(name, "stale", None, None, reasons))
+            continue
         ev = planner.evaluate(name)
         if ev.unknown:
             planner.will_change(name)
-            reasons = [f"upstream step {u} is not up to date" for u in ev.unknown]
-            result.append(StepStatus(name, "stale", None, None, reasons))
+            reasons = _upstream(units, ev.unknown)
+            result.append(item(name, "stale", None, None, reasons))
         elif ev.missing:
             planner.will_change(name)
             result.append(
-                StepStatus(
+                item(
                     name,
                     "missing-input",
                     None,
@@ -113,7 +132,7 @@ def statuses(
         elif ev.record is not None:
             mismatches = ev.mismatches()
             if not mismatches:
-                result.append(StepStatus(name, "up-to-date", ev.signature, ev.record.commit))
+                result.append(item(name, "up-to-date", ev.signature, ev.record.commit))
                 continue
             planner.will_restore(ev)
             if planner.removed_on_purpose(ev):
@@ -122,21 +141,45 @@ def statuses(
                     "(restored when a step needs it, or by `gitcache restore`)"
                     for m in mismatches
                 ]
-                result.append(
-                    StepStatus(name, "up-to-date", ev.signature, ev.record.commit, reasons)
-                )
+                result.append(item(name, "up-to-date", ev.signature, ev.record.commit, reasons))
                 continue
             reasons = [_output_reason(m) for m in mismatches]
-            result.append(StepStatus(name, "restorable", ev.signature, ev.record.commit, reasons))
+            result.append(item(name, "restorable", ev.signature, ev.record.commit, reasons))
         else:
             planner.will_change(name)
-            latest = project.store.latest(name)
+            latest = project.store.latest(step.name, step.item)
             assert ev.components is not None
-            if latest is None:
-                result.append(StepStatus(name, "never-run", ev.signature, None, ["no record yet"]))
+            if (
+                latest is None
+                and step.item is not None
+                and project.store.latest(step.name) is not None
+            ):
+                # The sweep has records, not this item: a new value (or file).
+                result.append(item(name, "stale", ev.signature, None, ["new item"]))
+            elif latest is None:
+                result.append(item(name, "never-run", ev.signature, None, ["no record yet"]))
             else:
                 reasons = describe_changes(latest.record.components, ev.components) or [
                     "no record for the current signature"
                 ]
-                result.append(StepStatus(name, "stale", ev.signature, latest.commit, reasons))
+                result.append(item(name, "stale", ev.signature, latest.commit, reasons))
     return result
+
+
+def _counted(units: Units, keys: list[str]) -> list[tuple[str, str]]:
+    """Step names of units, each with how many of its items are among them ('' for a
+    plain step): `[("train", "3 items not"), ("a", "")]`."""
+    counts: dict[str, int] = {}
+    for key in keys:
+        step = units.steps[key]
+        counts[step.name] = counts.get(step.name, 0) + (step.item is not None)
+    return [(n, f"{c} item{'s' if c != 1 else ''} not" if c else "") for n, c in counts.items()]
+
+
+def _upstream(units: Units, keys: list[str]) -> list[str]:
+    """`upstream step a is not up to date`; items counted per step, not listed."""
+    return [
+        f"upstream step {name} is not up to date"
+        + (f" ({count.removesuffix(' not')})" if count else "")
+        for name, count in _counted(units, keys)
+    ]

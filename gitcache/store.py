@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from gitcache.errors import GitcacheError, RecordNotFound, UnsafeRecord
 from gitcache.gitrepo import MODE_FILE, MODE_TREE, GitRepo, RefConflict, RefUpdate, TreeEntry
+from gitcache.latest import ITEM_PREFIX as ITEM_PREFIX  # re-exported: refs/gitcache/item/
 from gitcache.latest import STEP_PREFIX as STEP_PREFIX  # re-exported: refs/gitcache/step/
-from gitcache.latest import LatestRecords
+from gitcache.latest import LatestRecords, latest_key
+from gitcache.latest import item_ref as item_ref
 from gitcache.latest import step_ref as step_ref
 from gitcache.record import Record, is_oid, parse_record
 from gitcache.recordindex import RecordIndex, RecordSummary
 
 REF_ROOT: Final = "refs/gitcache/"
 SIG_PREFIX: Final = REF_ROOT + "sig/"
-# STEP_PREFIX, step_ref (latest.py): the main worktree's latest record of each step.
+# STEP_PREFIX, step_ref, ITEM_PREFIX, item_ref (latest.py): the main worktree's latest
+# record of each step and of each sweep item.
 # A second record for a signature that already has one here (fetched from a remote
 # where the step ran too): refs/gitcache/alt/<2 hex>/<signature>/<record commit>.
 ALT_PREFIX: Final = REF_ROOT + "alt/"
@@ -63,6 +67,9 @@ class StoredRecord:
 
     commit: str
     record: Record
+    # False when only record.json was read (`lookup(quick=True)`): the tree has not
+    # been checked against it yet; `RecordStore.verified` does that before a restore.
+    verified: bool = True
 
     @property
     def short(self) -> str:
@@ -111,13 +118,35 @@ class RecordStore:
                 )
         return StoredRecord(commit, record)
 
-    def lookup(self, signature: str) -> StoredRecord | None:
-        """The record of a signature; a corrupt one is a miss with a warning."""
-        commit = self.repo.ref_target(sig_ref(signature))
-        return None if commit is None else self._usable(commit, signature)
+    def lookup(self, signature: str, quick: bool = False) -> StoredRecord | None:
+        """The record of a signature; a corrupt one is a miss with a warning.
 
-    def _usable(self, commit: str, signature: str) -> StoredRecord | None:
-        stored = self._load_or_warn(commit)
+        `quick` reads and validates record.json only, leaving the check that the tree
+        holds the outputs it names for `verified` (a no-op compares blob ids and writes
+        nothing, so it need not walk the tree; anything that restores must verify).
+        """
+        commit = self.repo.ref_target(sig_ref(signature))
+        return None if commit is None else self._usable(commit, signature, quick)
+
+    def verified(self, stored: StoredRecord) -> StoredRecord:
+        """The record fully loaded and checked (raises UnsafeRecord)."""
+        return stored if stored.verified else self.load(stored.commit)
+
+    def _quick(self, commit: str) -> StoredRecord | None:
+        try:
+            data = self.repo.read_commit_file(commit, RECORD_FILE)
+        except GitcacheError:
+            data = None
+        if data is None:
+            return self._load_or_warn(commit)  # names what is wrong
+        try:
+            return StoredRecord(commit, parse_record(data, f"record {commit[:12]}"), False)
+        except UnsafeRecord as exc:
+            self._warn(f"ignoring unreadable record: {exc.message}")
+            return None
+
+    def _usable(self, commit: str, signature: str, quick: bool = False) -> StoredRecord | None:
+        stored = self._quick(commit) if quick else self._load_or_warn(commit)
         if stored is not None and stored.record.signature != signature:
             # A fetched ref may point at another signature's record: never a silent wrong hit.
             self._warn(
@@ -127,9 +156,10 @@ class RecordStore:
             return None
         return stored
 
-    def latest(self, step: str) -> StoredRecord | None:
-        """The step's latest record in this worktree (latest.py)."""
-        commit = self._latest.get(step)
+    def latest(self, step: str, item: Mapping[str, Any] | None = None) -> StoredRecord | None:
+        """The latest record of a step, or of one item of a sweep step, in this worktree
+        (latest.py)."""
+        commit = self._latest.get(latest_key(step, item))
         return None if commit is None else self._load_or_warn(commit)
 
     def _load_or_warn(self, commit: str) -> StoredRecord | None:
@@ -243,13 +273,19 @@ class RecordStore:
     # -- writing ------------------------------------------------------------------
 
     def write(
-        self, new: NewRecord, parent: str | None, replace: bool = False, set_latest: bool = True
+        self,
+        new: NewRecord,
+        parent: str | None,
+        replace: bool = False,
+        set_latest: bool = True,
+        batch: RefBatch | None = None,
     ) -> StoredRecord:
         """Write the record's objects, then its refs in one transaction.
 
         Without `replace`, an existing record for the signature wins (another process
         got there first) and is returned instead; with it, the ref moves only if it
-        still holds what we read (compare-and-swap).
+        still holds what we read (compare-and-swap). With `batch`, the refs wait in it
+        (the objects are all written) until it is flushed.
         """
         record = new.record
         entries = [TreeEntry(RECORD_FILE, self.repo.write_blob(record.to_json()), MODE_FILE)]
@@ -264,9 +300,28 @@ class RecordStore:
         name = sig_ref(record.signature)
         expected = self.repo.ref_target(name) if replace else None
         updates = [RefUpdate(name, commit, expected)]
-        latest = self._latest.ref_update(record.step, commit) if set_latest else None
-        if latest is not None:
-            updates.append(latest)
+        in_files: list[str] = []
+        if set_latest:
+            keys = [latest_key(record.step)]
+            if record.item is not None:
+                keys.append(latest_key(record.step, record.item))
+            for key in keys:
+                update = self._latest.ref_update(key, commit)
+                if update is None:  # a linked worktree's: its file, after the record's refs
+                    in_files.append(key)
+                else:
+                    updates.append(update)
+        if batch is not None:
+            batch.add(commit, record, updates, in_files)
+            return StoredRecord(commit, record)
+        return self._apply(commit, record, updates, in_files)
+
+    def _apply(
+        self, commit: str, record: Record, updates: list[RefUpdate], in_files: Sequence[str] = ()
+    ) -> StoredRecord:
+        """Point a written record's refs at it; an existing usable record of its
+        signature wins (returned instead)."""
+        name = updates[0].name
         try:
             self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
         except RefConflict as exc:
@@ -279,18 +334,77 @@ class RecordStore:
             # a plain `git fetch`): a miss, so ours replaces it, still compare-and-swap.
             updates[0] = RefUpdate(name, commit, exc.found)
             self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
-        if set_latest and latest is None:  # a linked worktree's: after the record's refs
-            self._latest.set(record.step, commit)
+        for key in in_files:
+            self._latest.set(key, commit)
         self._index_of().add(RecordSummary.of(commit, record))
         return StoredRecord(commit, record)
 
-    def set_latest(self, stored: StoredRecord) -> None:
-        """Make the record the step's latest in this worktree."""
-        self._latest.set(stored.record.step, stored.commit)
+    def set_latest(self, stored: StoredRecord, item: Mapping[str, Any] | None = None) -> None:
+        """The record is now what the worktree holds for its step (or for `item`, a
+        sweep item: its item pointer only, so a no-op over many items moves no step ref)."""
+        self._latest.set(latest_key(stored.record.step, item), stored.commit)
 
     def remove(self, stored: StoredRecord) -> None:
         """Drop a record's signature ref (and the step ref if it points at it)."""
         updates = [RefUpdate(sig_ref(stored.record.signature), None, stored.commit)]
-        if self.repo.ref_target(step_ref(stored.record.step)) == stored.commit:
-            updates.append(RefUpdate(step_ref(stored.record.step), None, stored.commit))
+        latest = [step_ref(stored.record.step)]
+        if stored.record.item is not None:
+            latest.append(item_ref(stored.record.step, stored.record.item))
+        for name in latest:
+            if self.repo.ref_target(name) == stored.commit:
+                updates.append(RefUpdate(name, None, stored.commit))
         self.repo.update_refs(updates, message="gitcache: remove")
+
+
+class RefBatch:
+    """The ref updates of several written records, applied in one transaction.
+
+    Recording a thousand sweep items one transaction each costs a lock file, a
+    rename and a reflog line per ref per item; queued here they cost one
+    transaction per `limit` records. Every object of a queued record is written
+    already, so flushing (when full, and in the engine's `finally`, also after a
+    failure or Ctrl-C) is all that stands between it and being found. Signature
+    locks handed to `hold` stay taken until their refs are written, so another
+    process waiting on one still finds the record instead of running it again.
+    """
+
+    def __init__(self, store: RecordStore, limit: int = 100) -> None:
+        self._store = store
+        self._limit = limit
+        self._queued: list[tuple[str, Record, list[RefUpdate], list[str]]] = []
+        self._held = ExitStack()
+
+    def add(
+        self, commit: str, record: Record, updates: list[RefUpdate], in_files: list[str]
+    ) -> None:
+        self._queued.append((commit, record, updates, in_files))
+        if len(self._queued) >= self._limit:
+            self.flush()
+
+    def hold(self, locks: ExitStack) -> None:
+        """Keep these (signature locks) until the queued refs are written."""
+        self._held.enter_context(locks)
+
+    def flush(self) -> None:
+        queued, self._queued = self._queued, []
+        try:
+            if not queued:
+                return
+            merged: dict[str, RefUpdate] = {}
+            for _commit, _record, updates, _in_files in queued:
+                for update in updates:  # a step ref set by several items: the last wins
+                    merged.pop(update.name, None)
+                    merged[update.name] = update
+            try:
+                self._store.repo.update_refs(list(merged.values()), message="gitcache: record")
+                index = self._store._index_of()
+                for commit, record, _updates, in_files in queued:
+                    for key in in_files:
+                        self._store._latest.set(key, commit)
+                    index.add(RecordSummary.of(commit, record))
+            except RefConflict:  # another process recorded one of them: one by one
+                for commit, record, updates, in_files in queued:
+                    self._store._apply(commit, record, updates, in_files)
+        finally:
+            self._held.close()
+            self._held = ExitStack()

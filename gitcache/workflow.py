@@ -11,7 +11,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -21,6 +21,11 @@ from gitcache.graph import StepGraph, is_glob
 from gitcache.params import DateTime, check_params, problem, toml_type
 from gitcache.record import check_relative_path
 from gitcache.stepnames import StepName
+from gitcache.sweeps import ITEM, Sweep, check_sweep, check_templates
+
+if TYPE_CHECKING:
+    from gitcache.sweeps import Units
+    from gitcache.worktree import Worktree
 
 WORKFLOW_FILE = "gitcache.toml"
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -36,6 +41,9 @@ class StepSpec(_Model):
     outputs: list[str] = []
     env: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = []
     shell: Literal["sh", "bash"] = "sh"
+    # A sweep (docs/sweeps.md): axis -> values, or paths / directories / globs.
+    matrix: dict[str, Any] | None = None
+    foreach: str | list[str] | None = None
 
 
 class HooksSpec(_Model):
@@ -62,17 +70,29 @@ class WorkflowFile(_Model):
 
 @dataclass(frozen=True)
 class Step:
-    """A validated step: paths are posix, relative to the repository root."""
+    """A validated step: paths are posix, relative to the repository root.
+
+    A sweep step (`sweep` set) holds its path templates; each of its items is a Step
+    with the paths filled in, its values in `item` and its label (`train[lr=0.1]`).
+    """
 
     name: str
     spec: StepSpec
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    params_used: tuple[str, ...]
+    params_used: tuple[str, ...]  # params and axes whose values enter the signature
+    sweep: Sweep | None = None
+    item: dict[str, Any] | None = None  # an item's axis -> value, or {"item": path}
+    label: str = ""
 
     @property
     def run(self) -> str:
         return self.spec.run
+
+    @property
+    def key(self) -> str:
+        """What names this unit in a run: the item's label, or the step's name."""
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -90,12 +110,29 @@ class Workflow:
         )
 
     def select(self, names: list[str]) -> list[str]:
-        """Names plus everything they need, in run order; all steps if names is empty."""
+        """Names plus everything they need, in run order; all steps if names is empty.
+
+        Step names only, and with sweeps the order leaves out dependencies through
+        sweep steps: `units(...).select` is the run order of steps and items.
+        """
         for name in names:
             if name not in self.steps:
                 known = ", ".join(sorted(self.steps)) or "none"
                 raise ConfigError(f"{self.path.name}: unknown step {name!r} (steps: {known})")
         return self.graph.order(names or list(self.steps))
+
+    def units(self, worktree: Worktree, params: dict[str, Any] | None = None) -> Units:
+        """Every plain step and sweep item, with `-p` values (`params`) applied to axes."""
+        from gitcache.sweeps import expand
+
+        return expand(self, worktree, params if params is not None else self.params)
+
+    def axis_values(self, name: str) -> tuple[Any, ...] | None:
+        """The values of a matrix axis (the first step that declares it), else None."""
+        for step in self.steps.values():
+            if step.sweep is not None and name in step.sweep.axes:
+                return step.sweep.axes[name]
+        return None
 
 
 def load_workflow(path: Path, root: Path) -> Workflow:
@@ -119,7 +156,12 @@ def load_workflow(path: Path, root: Path) -> Workflow:
     steps = {
         name: _check_step(label, root, name, spec, config) for name, spec in config.steps.items()
     }
-    graph = StepGraph.build(label, {n: (s.inputs, s.outputs) for n, s in steps.items()})
+    # Sweep steps are ordered item by item once expanded (sweeps.expand); here only the
+    # plain steps' graph is checked.
+    graph = StepGraph.build(
+        label,
+        {n: ((), ()) if s.sweep else (s.inputs, s.outputs) for n, s in steps.items()},
+    )
     return Workflow(path, root, config, dict(config.params), steps, graph)
 
 
@@ -155,8 +197,17 @@ def _key(part: str | int) -> str:
 
 def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: WorkflowFile) -> Step:
     where = f"{label}: steps.{name}"
-    inputs = tuple(_inside(root, p, f"{where}.inputs") for p in spec.inputs)
-    outputs = tuple(_inside(root, p, f"{where}.outputs") for p in spec.outputs)
+    sweep = check_sweep(where, spec, config.params)
+    params = check_templates(f"{where}.inputs", spec.inputs, sweep, config.params)
+    params += check_templates(f"{where}.outputs", spec.outputs, sweep, config.params)
+    if sweep is None:
+        inputs = tuple(_inside(root, p, f"{where}.inputs") for p in spec.inputs)
+        outputs = tuple(_inside(root, p, f"{where}.outputs") for p in spec.outputs)
+    else:  # templates: filled in and checked item by item (sweeps.make_item)
+        inputs, outputs = tuple(spec.inputs), tuple(spec.outputs)
+        for path in (*inputs, *outputs):
+            if not path.strip():
+                raise ConfigError(f"{where}: empty path")
     for out in outputs:
         if is_glob(out):
             raise ConfigError(f"{where}.outputs: {out!r} is a glob; outputs must be paths")
@@ -164,24 +215,33 @@ def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: Workf
         used = interpolate.fields(spec.run)
     except ValueError as exc:
         raise ConfigError(f"{where}.run: bad format string: {exc}") from None
-    params = []
+    names = sweep.names if sweep is not None else ()
     for field in used:
-        if field in interpolate.RESERVED:
+        if field in interpolate.RESERVED or field in names:
             continue
         if field not in config.params:
-            known = ", ".join(sorted(config.params)) or "none"
+            if field == ITEM:
+                raise ConfigError(f"{where}.run: {{{ITEM}}} is only defined in a foreach step")
+            known = ", ".join([*names, *sorted(config.params)]) or "none"
             raise ConfigError(
                 f"{where}.run: {{{field}}} is not defined (params: {known}; "
                 "also {inputs} and {outputs})",
                 hint="use {{ and }} for literal braces",
             )
         params.append(field)
-    # With the defaults, and any {inputs[N]} taken to exist (their number is known only
-    # once globs and directories are expanded: the run checks that before it starts).
-    why = interpolate.problem(spec.run, config.params, None, outputs)
-    if why is not None:
-        raise ConfigError(f"{where}.run: {why}")
-    return Step(name, spec, inputs, outputs, tuple(sorted(set(params))))
+    if sweep is None:
+        # With the defaults, and any {inputs[N]} taken to exist (their number is known
+        # only once globs and directories are expanded: the run checks that before it
+        # starts). A sweep's command is checked item by item, before anything runs.
+        why = interpolate.problem(spec.run, config.params, None, outputs)
+        if why is not None:
+            raise ConfigError(f"{where}.run: {why}")
+    return Step(name, spec, inputs, outputs, tuple(sorted({*params, *names})), sweep)
+
+
+def inside(root: Path, path: str, where: str) -> str:
+    """A declared path normalized to posix relative to root (ConfigError if outside)."""
+    return _inside(root, path, where)
 
 
 def _inside(root: Path, path: str, where: str) -> str:
@@ -209,12 +269,36 @@ def parse_overrides(workflow: Workflow, assignments: list[str]) -> dict[str, Any
     for item in assignments:
         name, text = split_assignment(item, "-p")
         if name not in workflow.params:
+            axis = workflow.axis_values(name)
+            if axis is not None:  # narrows or replaces the axis (docs/sweeps.md)
+                result[name] = _axis_value(name, text, axis)
+                continue
             known = ", ".join(sorted(workflow.params)) or "none"
             raise ConfigError(
                 f"-p {name}: no such parameter in {workflow.path.name} (params: {known})"
             )
         result[name] = convert_value(name, text, workflow.params[name])
     return result
+
+
+def _axis_value(name: str, text: str, values: tuple[Any, ...]) -> Any:
+    """`-p AXIS=VALUE`: typed like the axis's values when they share one type (int and
+    float count as float), else read as a TOML value, or a string."""
+    kinds = {toml_type(v) for v in values}
+    if kinds == {"integer", "float"}:
+        kinds = {"float"}
+        values = (float(values[0]),)
+    if len(kinds) == 1:
+        return convert_value(name, text, values[0])
+    from gitcache.sweeps import parse_value
+
+    value = parse_value(text)
+    value = text if value is None else value
+    found = problem(value)
+    if found is not None or isinstance(value, list | dict):
+        why = found[1] if found is not None else "an axis value is a scalar"
+        raise ConfigError(f"-p {name}={text}: {why}")
+    return value
 
 
 def split_assignment(item: str, flag: str) -> tuple[str, str]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from gitcache.canonical import canonical_json
+from gitcache.project import Project
 from gitcache.signature import shell_components, signature_of
 from gitcache.workflow import load_workflow
 
@@ -31,8 +33,14 @@ def vectors() -> list[dict[str, str]]:
 def test_vector(vector: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "gitcache.toml").write_text(vector["toml"])
     workflow = load_workflow(tmp_path / "gitcache.toml", tmp_path)
+    if vector["step"] in workflow.steps:
+        step = workflow.steps[vector["step"]]
+    else:  # an item of a sweep (`train[lr=0.1,seed=2]`)
+        subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+        project = Project.open(tmp_path)
+        step = project.workflow.units(project.worktree).steps[vector["step"]]
     components = shell_components(
-        workflow.steps[vector["step"]],
+        step,
         workflow.params,
         json.loads(vector["inputs"]),
         json.loads(vector["env"]),

@@ -68,3 +68,45 @@ def test_keep_going_skips_only_dependants() -> None:
     results, started, _ = _run(needs, 2, {"a"}, keep_going=True)
     assert sorted(started) == ["a", "d"]
     assert [r.outcome for r in results] == ["failed", "pending", "pending", "ran"]
+
+
+def test_a_unit_fans_out_into_items_that_its_users_wait_for() -> None:
+    needs: dict[str, tuple[str, ...]] = {"a": (), "f": ("a",), "r": ("f",)}
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def run_one(name: str) -> StepResult:
+        with lock:
+            started.append(name)
+        time.sleep(0.01)
+        return StepResult(name, "failed" if name == "f[2]" else "ran")
+
+    def fan_out(name: str) -> list[str] | None:
+        return ["f[1]", "f[2]", "f[3]"] if name == "f" else None
+
+    results = schedule(
+        list(needs),
+        needs,
+        run_one,
+        lambda _r: None,
+        lambda name, why: StepResult(name, "pending", detail=why),
+        2,
+        True,
+        fan_out=fan_out,
+    )
+    assert started[0] == "a" and sorted(started[1:]) == ["f[1]", "f[2]", "f[3]"]
+    assert [(r.step, r.outcome) for r in results] == [
+        ("a", "ran"),
+        ("f[1]", "ran"),
+        ("f[2]", "failed"),
+        ("f[3]", "ran"),
+        ("r", "pending"),
+    ]
+    assert results[-1].detail == "a step it needs did not succeed"
+
+
+def test_a_long_chain_after_a_failure_is_pending_without_recursion() -> None:
+    needs = {f"s{i}": ((f"s{i - 1}",) if i else ()) for i in range(5000)}
+    results, started, _ = _run(needs, 1, {"s0"})
+    assert started == ["s0"]
+    assert {r.outcome for r in results[1:]} == {"pending"}

@@ -75,6 +75,11 @@ class TerminalReporter:
         self._partial: dict[tuple[str, str], bytes] = {}
         self._progress = Progress(total) if not quiet and _tty() else None
 
+    def expect(self, total: int) -> None:
+        """The number of steps (and items) the run goes through, for the progress line."""
+        if self._progress is not None:
+            self._progress.total = total
+
     def step_started(self, step: str, action: str) -> None:
         if self._progress is not None:
             self._progress.started(step)
@@ -165,7 +170,13 @@ class TerminalReporter:
             line += f" [{short(result.record.record.signature)}]"
         if result.outcome == "ran" and result.record is not None:
             line += f" in {seconds(result.record.record.duration)}"
-        if result.detail and result.outcome in ("failed", "restored", "skipped", "pending"):
+        if result.detail and result.outcome in (
+            "failed",
+            "restored",
+            "skipped",
+            "pending",
+            "would-run",
+        ):
             line += f" ({result.detail})"
         elif result.outcome == "restored":
             changes = [some_paths(sorted(result.restored))] if result.restored else []
@@ -220,6 +231,7 @@ class Progress:
 
     def finished(self, step: str) -> None:
         self.done += 1
+        self.total = max(self.total, self.done)  # a foreach fanned out into more items
         if step in self.running:
             self.running.remove(step)
 

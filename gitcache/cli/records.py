@@ -9,14 +9,27 @@ import click
 
 from gitcache.cli.main import Options, workflow_option
 from gitcache.cli.output import seconds, short, when
+from gitcache.errors import ConfigError
 from gitcache.gitrepo import GitRepo
-from gitcache.history import LogQuery, list_records, parse_param_filters
+from gitcache.history import LogQuery, item_latest, list_records, parse_param_filters
 from gitcache.params import decoded_text
 from gitcache.provenance import SNAPSHOT_DIR, checkout_commands
 from gitcache.recordindex import RecordSummary
 from gitcache.rewrites import RewriteMap
 from gitcache.store import StoredRecord
+from gitcache.sweeps import encoded_label, parse_selector, split_target
 from gitcache.timespec import parse_when
+from gitcache.workflow import Workflow
+
+
+def _item_filter(workflow: Workflow, step: str | None, selector: str | None) -> dict[str, str]:
+    """`log 'train[lr=0.1]'`: the values a record's item must have."""
+    if step is None or selector is None:
+        return {}
+    template = workflow.steps.get(step)
+    if template is None or template.sweep is None:
+        raise ConfigError(f"{step}[{selector}]: step {step!r} is not a sweep; it has no items")
+    return parse_selector(template, selector)
 
 
 def _summary(r: RecordSummary) -> dict[str, object]:
@@ -31,6 +44,7 @@ def _summary(r: RecordSummary) -> dict[str, object]:
         "exit_status": r.exit_status,
         "params": r.params,
         "alternate": r.alternate,
+        **({} if r.item is None else {"label": r.label, "item": r.item}),
     }
 
 
@@ -69,6 +83,9 @@ def log(
 ) -> None:
     """Records, newest first: step, short signature, commit, when, duration."""
     project = options.project(require_workflow=False)
+    selector = None
+    if step is not None:
+        step, selector = split_target(step)
     # A step no longer in the workflow may still have records; only a name with none
     # is an error, naming the known steps.
     if (
@@ -79,6 +96,7 @@ def log(
         project.workflow.select([step])
     query = LogQuery(
         step=step,
+        item=_item_filter(project.workflow, step, selector),
         limit=limit,
         since=None if since is None else parse_when(since, "--since"),
         params=parse_param_filters(list(param_filters), project.workflow.params),
@@ -98,7 +116,7 @@ def log(
         dirty = "+dirty" if r.dirty else ""
         alt = "  (alt: another record of this signature)" if r.alternate else ""
         lines.append(
-            f"{r.step:<16} {short(r.signature)}  {short(r.source_commit, 7)}{dirty:<6}  "
+            f"{r.label:<16} {short(r.signature)}  {short(r.source_commit, 7)}{dirty:<6}  "
             f"{when(r.started_at)}  {seconds(r.duration):>8}{alt}"
             + ("  carried over" if r.commit in carried else "")
         )
@@ -116,7 +134,9 @@ def log(
 def show(options: Options, ident: str, as_json: bool, stream: str | None) -> None:
     """One record in full."""
     project = options.project(require_workflow=False)
-    stored = project.store.resolve(ident, list(project.workflow.steps))
+    stored = item_latest(project.store, project.workflow, ident) or project.store.resolve(
+        ident, list(project.workflow.steps)
+    )
     if stream is not None:
         sys.stdout.buffer.write(project.store.log(stored, stream))
         sys.stdout.flush()
@@ -128,7 +148,7 @@ def show(options: Options, ident: str, as_json: bool, stream: str | None) -> Non
     c = r.components
     lines = [
         f"record     {stored.commit}",
-        f"step       {r.step}",
+        f"step       {r.step if r.item is None else encoded_label(r.step, r.item)}",
         f"signature  {r.signature}",
         f"commit     {r.source_commit or '(none: unborn HEAD)'}{'  (dirty)' if r.dirty else ''}",
         f"started    {when(r.started_at)}",

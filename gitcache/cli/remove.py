@@ -19,6 +19,7 @@ from gitcache.removal import (
     select_records,
     sole_copies,
 )
+from gitcache.sweeps import split_target
 from gitcache.workflow import parse_overrides
 
 
@@ -74,7 +75,7 @@ def remove(
             )
         verb = "would remove" if dry_run else "removed"
         for s in doomed:
-            click.echo(f"{verb} record {short(s.commit)}  {s.step:<16} {short(s.signature)}")
+            click.echo(f"{verb} record {short(s.commit)}  {s.label:<16} {short(s.signature)}")
         if not dry_run:
             remove_records(project, doomed)
     click.echo(f"gitcache: {verb} {len(doomed)} record{'s' if len(doomed) != 1 else ''}", err=True)
@@ -82,7 +83,7 @@ def remove(
 
 def _remove_outputs(project: Project, steps: list[str], params: list[str], dry_run: bool) -> None:
     for step in steps:
-        project.workflow.select([step])  # unknown step: an error naming the known ones
+        project.workflow.select([split_target(step)[0]])  # unknown: an error naming the known
     try:
         # No `gitcache gc` or `remove` may drop the records between the check that they
         # hold the files and the files' deletion (locks.py).

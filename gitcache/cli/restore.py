@@ -7,7 +7,8 @@ import click
 from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.cli.output import short, some_paths, warn
 from gitcache.locks import writing_objects
-from gitcache.restoring import find_record, restore_record
+from gitcache.restoring import find_records, restore_record
+from gitcache.sweeps import encoded_label
 from gitcache.workflow import parse_overrides
 
 
@@ -29,28 +30,35 @@ def restore(
 
     STEP means the record of the step's current signature (with -p, as if run with
     those parameters; with --commit, the newest record made at that commit or an
-    ancestor). RECORD is a record or signature id, as `gitcache log` shows.
+    ancestor); for a sweep step, one record per item (`'train[lr=0.1]'`: those
+    items). RECORD is a record or signature id, as `gitcache log` shows.
     """
     project = options.project()
+    results = []
     try:
         overrides = parse_overrides(project.workflow, list(params))
-        # No `gitcache gc --prune` between finding the record and reading its blobs.
+        # No `gitcache gc --prune` between finding the records and reading their blobs.
         with writing_objects(project.repo.state_dir, warn):
-            stored = find_record(project, ident, rev, overrides)
-            result = restore_record(project, stored, force)
+            for stored in find_records(project, ident, rev, overrides):
+                results.append(restore_record(project, stored, force))
     finally:
         project.save()
     # A summary, not a line per file: a directory output may hold thousands.
-    if result.written or result.dirs:
-        click.echo(f"restored {some_paths(sorted(result.written + result.dirs))}")
-    if result.removed:
-        click.echo(f"removed {some_paths(sorted(result.removed))}")
-    removed = f", {len(result.removed)} removed" if result.removed else ""
-    click.echo(
-        f"gitcache: record {short(stored.commit)} ({stored.record.step}): "
-        f"{len(result.written)} restored, {len(result.unchanged)} already in place{removed}",
-        err=True,
-    )
+    written = sorted(p for r in results for p in r.written + r.dirs)
+    if written:
+        click.echo(f"restored {some_paths(written)}")
+    removed_paths = sorted(p for r in results for p in r.removed)
+    if removed_paths:
+        click.echo(f"removed {some_paths(removed_paths)}")
+    for result in results:
+        record = result.record.record
+        name = record.step if record.item is None else encoded_label(record.step, record.item)
+        removed = f", {len(result.removed)} removed" if result.removed else ""
+        click.echo(
+            f"gitcache: record {short(result.record.commit)} ({name}): "
+            f"{len(result.written)} restored, {len(result.unchanged)} already in place{removed}",
+            err=True,
+        )
 
 
 COMMANDS = [restore]

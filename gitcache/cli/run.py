@@ -9,6 +9,7 @@ import click
 from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.cli.output import TerminalReporter, warn
 from gitcache.engine import MODES, Engine, Mode, RunOptions
+from gitcache.sweeps import split_target
 from gitcache.workflow import parse_overrides
 
 
@@ -78,8 +79,8 @@ def run(
             needed = ", ".join(gone)
             warn(f'rewrite = "block" needs the {needed} hook: run `gitcache hooks install`')
     overrides = parse_overrides(project.workflow, list(params))
-    total = len(project.workflow.select(list(steps)))
-    reporter = TerminalReporter(quiet, prefix=jobs > 1, total=total)
+    project.workflow.select([split_target(s)[0] for s in steps])  # unknown: error, early
+    reporter = TerminalReporter(quiet, prefix=jobs > 1)
     # The sharing modules (and git transport) are imported only by runs that share.
     sharing = remote is not None or config.remote is not None or config.push_on_record
     if sharing:
@@ -95,6 +96,7 @@ def run(
         on_miss=lookup(project, shared) if sharing else None,
     )
     engine = Engine(project, run_options, reporter)
+    reporter.expect(len(engine.plan(list(steps))))
     try:
         summary = engine.run(list(steps))
     finally:
