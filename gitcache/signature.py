@@ -10,13 +10,16 @@ from typing import Any, Final
 
 import blake3
 
-from gitcache import interpolate
 from gitcache.canonical import canonical_json
 from gitcache.errors import ConfigError
-from gitcache.params import encode
 from gitcache.record import Components
-from gitcache.shellcode import normalize_command
-from gitcache.workflow import Step
+
+# Not typing.TYPE_CHECKING (see gitcache/__init__.py). The shell's modules are imported
+# by shell_components itself: a Python step, which needs only signature_of, never
+# loads the workflow file's parser, interpolation and shell normalization.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from gitcache.workflow import Step
 
 SIGNATURE_FORMAT: Final = 2
 
@@ -25,6 +28,10 @@ def shell_components(
     step: Step, params: Mapping[str, Any], inputs: Mapping[str, str], environ: Mapping[str, str]
 ) -> Components:
     """Components of a shell step: only the parameters its command references count."""
+    from gitcache import interpolate
+    from gitcache.params import encode
+    from gitcache.shellcode import normalize_command
+
     for name in step.spec.env:
         value = environ.get(name)
         if value is not None and not value.isascii() and not _is_utf8(value):

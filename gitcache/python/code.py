@@ -161,7 +161,7 @@ class CodeWalker:
         encode_constant: Callable[[Any], Any] | None = None,
         forms: FormCache | None = None,
     ) -> None:
-        self.root = root.resolve()
+        self.root = Path(os.path.realpath(root))  # not Path.resolve: several times cheaper
         self._encode = encode_constant
         self._forms = forms or FormCache(None)
         self._digests: dict[str, str] = {}

@@ -21,10 +21,15 @@ from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
 from gitcache.python.code import FormCache
-from gitcache.statcache import StatCache
 from gitcache.store import RecordStore
-from gitcache.workflow import WORKFLOW_FILE, WorkflowFile, load_workflow
-from gitcache.worktree import RestoreLimits, Worktree
+
+# Not typing.TYPE_CHECKING (see gitcache/__init__.py). The workflow file's parser and the
+# worktree (stat cache, restoring) are imported when first needed: a hit on a call
+# without File arguments or outputs needs neither.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from gitcache.workflow import WorkflowFile
+    from gitcache.worktree import Worktree
 
 FORMS_DIR = "python-code-v1"
 
@@ -57,6 +62,9 @@ class Session:
 
     @cached_property
     def worktree(self) -> Worktree:
+        from gitcache.statcache import StatCache
+        from gitcache.worktree import RestoreLimits, Worktree
+
         limits = RestoreLimits(self.config.restore.max_files, self.config.restore.max_bytes)
         return Worktree(self.repo, StatCache(self.repo.worktree_state_dir), limits)
 
@@ -115,6 +123,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def _settings(root: Path) -> WorkflowFile:
+    from gitcache.workflow import WORKFLOW_FILE, WorkflowFile, load_workflow
+
     path = root / WORKFLOW_FILE
     if not path.exists():
         return WorkflowFile()

@@ -131,11 +131,13 @@ class Signer:
     def __init__(self, func: types.FunctionType, options: StepOptions) -> None:
         self.func = func
         self.options = options
-        self.parameters = inspect.signature(func).parameters
+        self._signature = inspect.signature(func)
+        self.parameters = self._signature.parameters
         self._validators: dict[str, Validator] | None = None
         self._returns: Validator | None = None
         self._code: Code | None = None
         self._plain: dict[str, tuple[type, ...]] | None = None
+        self._class_keys: dict[Path, Callable[[type], str]] = {}
 
     # -- type hints ------------------------------------------------------------------------
 
@@ -200,7 +202,7 @@ class Signer:
         """Arguments by parameter name, defaults applied, each validated by its hint."""
         from pydantic_core import ValidationError
 
-        bound = inspect.signature(self.func).bind(*args, **kwargs)
+        bound = self._signature.bind(*args, **kwargs)
         bound.apply_defaults()
         validators = self.validators()
         arguments: dict[str, Any] = {}
@@ -240,6 +242,10 @@ class Signer:
         return self._code
 
     def class_key(self, root: Path) -> Callable[[type], str]:
+        """Where a class lives (as code keys say), or its import path if not in the repo."""
+        known = self._class_keys.get(root)
+        if known is not None:
+            return known
         walker = CodeWalker(root)
 
         def key(cls: type) -> str:
@@ -248,6 +254,7 @@ class Signer:
             except CodeError:
                 return class_path(cls)
 
+        self._class_keys[root] = key
         return key
 
     def sign(
