@@ -152,6 +152,17 @@ class FormCache:
         self._changed.clear()
 
 
+_REAL_ROOTS: dict[Path, Path] = {}
+
+
+def _real_root(root: Path) -> Path:
+    """`root` with symlinks resolved, once per process (walkers are made per call)."""
+    real = _REAL_ROOTS.get(root)
+    if real is None:
+        real = _REAL_ROOTS[root] = Path(os.path.realpath(root))
+    return real
+
+
 class CodeWalker:
     """Builds the CodeDocument of one function (one use: call `document` once)."""
 
@@ -161,7 +172,8 @@ class CodeWalker:
         encode_constant: Callable[[Any], Any] | None = None,
         forms: FormCache | None = None,
     ) -> None:
-        self.root = Path(os.path.realpath(root))  # not Path.resolve: several times cheaper
+        self.root = _real_root(root)
+        self._root_prefix = str(self.root).rstrip(os.sep) + os.sep
         self._encode = encode_constant
         self._forms = forms or FormCache(None)
         self._digests: dict[str, str] = {}
@@ -237,13 +249,14 @@ class CodeWalker:
 
     def _locate(self, filename: str) -> str | None:
         if os.path.isfile(filename):
-            try:
-                rel = Path(os.path.realpath(filename)).relative_to(self.root)
-            except ValueError:
+            # String operations, not pathlib: this runs on a step's first call.
+            real = os.path.realpath(filename)
+            if not real.startswith(self._root_prefix):
                 return None
-            if _OUTSIDE_DIRS & set(rel.parts):
+            parts = real[len(self._root_prefix) :].split(os.sep)
+            if _OUTSIDE_DIRS.intersection(parts):
                 return None
-            return rel.as_posix()
+            return "/".join(parts)
         return INTERACTIVE if linecache.getlines(filename) else None
 
     def key_of(self, obj: Any) -> str:
