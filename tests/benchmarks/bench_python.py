@@ -7,7 +7,9 @@ in a fresh git repository. One module defines each function twice: decorated wit
 
 - cross-process hit, small arguments: the first call in a fresh process, timed
   inside that process (so the interpreter's start-up and the imports, the same for
-  both, are left out), median of --runs processes;
+  both, are left out), median of --runs processes; and the same with the import of
+  the tool (gitcache, or joblib) and the decoration inside the timed part, each
+  tool alone in its module (numpy imported before the timer starts);
 - in-process repeated call (gitcache's memo; joblib hashes and reads its cache);
 - hit with a 1e6-float64 array argument, in-process (gitcache's memo cleared before
   each call, so the array is hashed and the record read each time, as joblib does);
@@ -73,6 +75,40 @@ def g_big(n: int) -> np.ndarray:
 j_small = memory.cache(_small)
 j_array_sum = memory.cache(_array_sum)
 j_big = memory.cache(_big)
+"""
+
+# One tool per module, for the fresh-process figure that includes importing the tool.
+G_ONLY = """
+import gitcache
+
+
+@gitcache.step
+def g_small(x: int, y: float) -> float:
+    return x * y
+"""
+
+J_ONLY = """
+import joblib
+
+memory = joblib.Memory("joblib-cache", verbose=0)
+
+
+def _small(x: int, y: float) -> float:
+    return x * y
+
+
+j_small = memory.cache(_small)
+"""
+
+# The tool's import, the decoration and the first call, timed inside a fresh process
+# (the interpreter's start-up and numpy, the same for both, are left out).
+IMPORT_AND_CALL = """
+import sys, time, json, importlib
+import numpy
+t0 = time.perf_counter()
+module = importlib.import_module(sys.argv[1])
+value = getattr(module, sys.argv[2])(3, 0.5)
+print(json.dumps(time.perf_counter() - t0))
 """
 
 FIRST_CALL = """
@@ -145,6 +181,8 @@ def main() -> None:
         git = ["git", "-C", str(repo)]
         subprocess.run([*git, "init", "-q"], check=True)
         (repo / "bench_steps.py").write_text(STEPS)
+        (repo / "g_only.py").write_text(G_ONLY)
+        (repo / "j_only.py").write_text(J_ONLY)
         (repo / ".gitignore").write_text("__pycache__/\njoblib-cache/\n")
         subprocess.run([*git, "add", "-A"], check=True)
         subprocess.run(
@@ -152,6 +190,10 @@ def main() -> None:
             check=True,
         )
         cold = {name: first_calls(python, repo, name, args.runs) for name in ("g_small", "j_small")}
+        for module, name in (("g_only", "g_small"), ("j_only", "j_small")):
+            cold[f"import_{name}"] = first_calls(
+                python, repo, name, args.runs, [IMPORT_AND_CALL, module]
+            )
         done = subprocess.run(
             [str(python), "-c", IN_PROCESS], cwd=repo, capture_output=True, text=True, check=False
         )
@@ -161,12 +203,14 @@ def main() -> None:
     report(cold, warm, args.runs)
 
 
-def first_calls(python: Path, repo: Path, function: str, runs: int) -> float:
+def first_calls(
+    python: Path, repo: Path, function: str, runs: int, script: list[str] | None = None
+) -> float:
     """Median of the first call's time in fresh processes (after one untimed miss)."""
     times = []
     for i in range(runs + 1):
         done = subprocess.run(
-            [str(python), "-c", FIRST_CALL, function],
+            [str(python), "-c", *(script or [FIRST_CALL]), function],
             cwd=repo,
             capture_output=True,
             text=True,
@@ -192,6 +236,14 @@ def report(cold: dict[str, float], warm: dict[str, float], runs: int) -> None:
     print("| measure | gitcache | joblib.Memory | ratio | goal |")
     print("| --- | --- | --- | --- | --- |")
     print(row("cross-process hit, small arguments", cold["g_small"], cold["j_small"], "≤ 0.5"))
+    print(
+        row(
+            "the same, with importing the tool and decorating",
+            cold["import_g_small"],
+            cold["import_j_small"],
+            "",
+        )
+    )
     print(
         row("in-process repeated call", warm["repeat_gitcache"], warm["repeat_joblib"], "≤ 20 µs")
     )
