@@ -111,6 +111,20 @@ value = getattr(module, sys.argv[2])(3, 0.5)
 print(json.dumps(time.perf_counter() - t0))
 """
 
+# What any tool on gitcache's dependencies pays (pydantic's model machinery included).
+IMPORT_FLOOR = """
+import json, time
+import numpy
+t0 = time.perf_counter()
+import blake3, pygit2
+from pydantic import BaseModel
+
+class M(BaseModel):
+    x: int
+
+print(json.dumps(time.perf_counter() - t0))
+"""
+
 FIRST_CALL = """
 import sys, time, json
 import bench_steps as s
@@ -189,11 +203,20 @@ def main() -> None:
             [*git, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "steps"],
             check=True,
         )
-        cold = {name: first_calls(python, repo, name, args.runs) for name in ("g_small", "j_small")}
-        for module, name in (("g_only", "g_small"), ("j_only", "j_small")):
-            cold[f"import_{name}"] = first_calls(
-                python, repo, name, args.runs, [IMPORT_AND_CALL, module]
-            )
+        # Interleaved (one process of each per round), so load from other processes
+        # falls on both tools alike.
+        cold = first_calls(
+            python,
+            repo,
+            args.runs,
+            {
+                "g_small": [FIRST_CALL, "g_small"],
+                "j_small": [FIRST_CALL, "j_small"],
+                "import_g_small": [IMPORT_AND_CALL, "g_only", "g_small"],
+                "import_j_small": [IMPORT_AND_CALL, "j_only", "j_small"],
+                "floor": [IMPORT_FLOOR],
+            },
+        )
         done = subprocess.run(
             [str(python), "-c", IN_PROCESS], cwd=repo, capture_output=True, text=True, check=False
         )
@@ -204,23 +227,25 @@ def main() -> None:
 
 
 def first_calls(
-    python: Path, repo: Path, function: str, runs: int, script: list[str] | None = None
-) -> float:
-    """Median of the first call's time in fresh processes (after one untimed miss)."""
-    times = []
+    python: Path, repo: Path, runs: int, scripts: dict[str, list[str]]
+) -> dict[str, float]:
+    """Per script (`-c` text and arguments), the median of the time it prints over
+    fresh processes, one of each script per round (after one untimed round)."""
+    times: dict[str, list[float]] = {name: [] for name in scripts}
     for i in range(runs + 1):
-        done = subprocess.run(
-            [str(python), "-c", *(script or [FIRST_CALL]), function],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            sys.exit(f"bench: {function} failed:\n{done.stderr}")
-        if i:  # the first process records / caches it
-            times.append(float(done.stdout))
-    return statistics.median(times)
+        for name, script in scripts.items():
+            done = subprocess.run(
+                [str(python), "-c", *script],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                sys.exit(f"bench: {name} failed:\n{done.stderr}")
+            if i:  # the first round records / caches it
+                times[name].append(float(done.stdout))
+    return {name: statistics.median(found) for name, found in times.items()}
 
 
 def report(cold: dict[str, float], warm: dict[str, float], runs: int) -> None:
@@ -242,6 +267,15 @@ def report(cold: dict[str, float], warm: dict[str, float], runs: int) -> None:
             cold["import_g_small"],
             cold["import_j_small"],
             "",
+        )
+    )
+    floor = cold["floor"]
+    print(
+        row(
+            "the same, gitcache's import floor subtracted from it",
+            cold["import_g_small"] - floor,
+            cold["import_j_small"],
+            f"floor {floor * ms:.1f} ms",
         )
     )
     print(
