@@ -5,8 +5,10 @@ repository that holds the current directory (as the CLI does) and its record
 store; its worktree with the stat cache, and the workflow settings that concern
 every run (`require_clean`, `dirty_ok`, `[restore]` limits) from `gitcache.toml`
 when there is one, are read when first needed. What the process learned (stat
-cache, record index, code forms) is saved at exit: all of it is cache, so a
-process that dies first only costs reading things again.
+cache, record index) is saved at exit: all of it is cache, so a process that dies
+first only costs reading things again. The normalized code forms are written as soon
+as a step's code is computed (`Signer.code`): a process pool's workers end without
+running atexit handlers.
 """
 
 from __future__ import annotations

@@ -233,10 +233,16 @@ class Signer:
             walker = CodeWalker(root, lambda v: constants(v, "constant"), forms)
             document = walker.document(self.func)
         except CodeError as exc:
+            if forms is not None:
+                forms.save()
             raise StepDefinitionError(
                 f"step {self.options.name}: {exc}",
                 hint='give the step a version="..." to take responsibility for its code',
             ) from None
+        if forms is not None:
+            # Written now, not at exit: a process pool's worker ends without running
+            # atexit handlers (os._exit), and would leave every form to parse again.
+            forms.save()
         refs = {k: hash_json(v) for k, v in document.entries.items() if k != document.main}
         self._code = Code(hash_json(document.entries[document.main]), refs, document)
         return self._code

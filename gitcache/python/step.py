@@ -242,8 +242,8 @@ class StepFunction(Generic[P, R]):
                 )
                 if encoded.kind == "pickle":
                     results.trust_pickle(session.repo.state_dir, stored.commit)
-            # The stat cache, record index and code forms are saved at exit (they are
-            # caches: a process that dies first only costs reading things again).
+            # The stat cache and record index are saved at exit (they are caches: a
+            # process that dies first only costs reading things again).
         return value
 
     def _record(
