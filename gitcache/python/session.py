@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
-from gitcache.python.code import FormCache
+from gitcache.python.code import FORMS_DIR, FormCache
 from gitcache.store import RecordStore
 
 # Not typing.TYPE_CHECKING (see gitcache/__init__.py). The workflow file's parser and the
@@ -32,8 +32,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from gitcache.workflow import WorkflowFile
     from gitcache.worktree import Worktree
-
-FORMS_DIR = "python-code-v1"
 
 
 class GitcacheWarning(UserWarning):
