@@ -7,7 +7,7 @@ import json
 import click
 
 from gitcache.cli.main import Options, params_option, workflow_option
-from gitcache.status import statuses
+from gitcache.status import python_statuses, statuses
 from gitcache.workflow import parse_overrides
 
 MAX_REASONS = 10  # reasons printed per step; beyond that, the first SHOWN and a count
@@ -19,6 +19,7 @@ _WORDS = {
     "stale": "stale",
     "never-run": "never run",
     "missing-input": "missing input",
+    "python": "Python step",
 }
 
 
@@ -31,10 +32,26 @@ _WORDS = {
 def status(
     options: Options, steps: tuple[str, ...], params: tuple[str, ...], as_json: bool
 ) -> None:
-    """Per step: up to date, restorable from cache, or stale, and why."""
-    project = options.project()
+    """Per step: up to date, restorable from cache, or stale, and why.
+
+    Python steps (which the workflow file does not declare) are listed by name with
+    their latest record: whether a call is recorded depends on its arguments, which
+    `f.explain(...)` answers.
+    """
+    # A repository whose steps are all Python functions has no gitcache.toml.
+    project = options.project(require_workflow=False)
+    workflow = project.workflow
     try:
-        found = statuses(project, list(steps), parse_overrides(project.workflow, list(params)))
+        others = [s for s in steps if s not in workflow.steps]
+        python = python_statuses(project, others) if others or not steps else []
+        named = {p.step for p in python}
+        shell = [s for s in steps if s not in named]
+        if not workflow.path.exists() and options.workflow_file is None and not python:
+            project = options.project()  # says that gitcache.toml is missing
+        found = []
+        if shell or not steps:
+            found = statuses(project, shell, parse_overrides(workflow, list(params)))
+        found += python
     finally:
         project.save()
     if as_json:

@@ -30,6 +30,8 @@ from gitcache.store import RecordStore
 # without File arguments or outputs needs neither.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gitcache.workflow import WorkflowFile
     from gitcache.worktree import Worktree
 
@@ -49,6 +51,9 @@ class Session:
     # Held while this process uses git, the stat cache or the store (pygit2 objects are
     # not safe to share between threads); released while a step's function runs.
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # The remote asked on a local miss: `gitcache run TASKS --remote NAME` sets it; else
+    # `remote = "..."` of gitcache.toml, as for shell steps.
+    remote_name: str | None = None
 
     @property
     def root(self) -> Path:
@@ -72,6 +77,24 @@ class Session:
     def forms(self) -> FormCache:
         """Normalized code forms, kept across processes (python-code-v1/)."""
         return FormCache(self.repo.state_dir / FORMS_DIR)
+
+    @cached_property
+    def remote_lookup(self) -> Callable[[str], bool] | None:
+        """Fetches a signature's record from the remote on a local miss (True: one came),
+        or None when no remote is set. A remote that does not exist is said once."""
+        name = self.remote_name or self.config.remote
+        if name is None:
+            return None
+        from gitcache.errors import RemoteError
+        from gitcache.remote import choose_remote
+        from gitcache.sharing import RemoteLookup
+
+        try:
+            remote = choose_remote(self.repo, name, cwd=self.root)
+        except RemoteError as exc:
+            warn(f"{exc.message}; Python steps go on without the remote")
+            return None
+        return RemoteLookup(self.store, remote, warn)
 
     def save(self) -> None:
         with self.lock:

@@ -155,6 +155,15 @@ class StepFunction(Generic[P, R]):
                     if loaded is not _MISS:
                         return loaded
                     refused = stored.commit
+                elif session.remote_lookup is not None and session.remote_lookup(call.signature):
+                    # Fetched from the remote (as `gitcache run --remote` does for shell
+                    # steps): vetted and validated like any record.
+                    stored = session.store.lookup(call.signature)
+                    if stored is not None:
+                        loaded = self._use(session, call, stored)
+                        if loaded is not _MISS:
+                            return loaded
+                        refused = stored.commit
                 from gitcache import provenance
 
                 source = provenance.capture(session.repo, session.config)
