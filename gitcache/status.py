@@ -143,12 +143,13 @@ def statuses(
 
 
 def python_statuses(project: Project, names: list[str]) -> list[StepStatus]:
-    """Python steps (docs/python.md) by name: their newest record and how many there are.
+    """Python steps (docs/python.md) by name: their latest record and how many there are.
 
     A Python step's signature depends on the arguments of a call, which only the
     caller knows, so there is no up to date or stale here: `f.explain(...)` answers
-    that for a call. `names`: those steps (a name that is no Python step with a record
-    is left out); empty: every Python step with a record that the workflow does not
+    that for a call, against the same latest record (the step's ref, else the
+    newest). `names`: those steps (a name that is no Python step with a record is
+    left out); empty: every Python step with a record that the workflow does not
     declare. Read through the record index; one record.json per step is loaded.
     """
     wanted = set(names)
@@ -163,17 +164,16 @@ def python_statuses(project: Project, names: list[str]) -> list[StepStatus]:
             newest[step] = summary
     result: list[StepStatus] = []
     for step in sorted(newest):
-        summary = newest[step]
-        stored = project.store.load_or_none(summary.commit)
+        stored = project.store.latest(step) or project.store.load_or_none(newest[step].commit)
         if stored is None or stored.record.components.kind != "python":
             continue
         record = stored.record
         n = counts[step]
         reasons = [
-            f"newest record {summary.commit[:12]}: {record.command}",
+            f"latest record {stored.commit[:12]}: {record.command}",
             f"{n} record{'s' if n != 1 else ''} (`gitcache log {step}`); whether a call "
             f"is recorded: {record.python.function.rsplit(':', 1)[-1] if record.python else step}"
             ".explain(...) in Python",
         ]
-        result.append(StepStatus(step, "python", summary.signature, summary.commit, reasons))
+        result.append(StepStatus(step, "python", record.signature, stored.commit, reasons))
     return result

@@ -123,14 +123,14 @@ def plot(name: str, x: int) -> int:
 """
 
 
-def test_status_lists_python_steps_by_name_with_their_newest_record(recorded: PyRepo) -> None:
+def test_status_lists_python_steps_by_name_with_their_latest_record(recorded: PyRepo) -> None:
     rows = json.loads(recorded.run("log", "--json").stdout)
-    newest = max(rows, key=lambda r: r["started_at"])
+    newest = max(rows, key=lambda r: r["started_at"])  # square(3): the last call
     done = recorded.run("status")
     assert done.exit_code == 0, done.stderr
     assert done.stdout.splitlines() == [
         "square  Python step",
-        f"          newest record {newest['record'][:12]}: square(x=3)",
+        f"          latest record {newest['record'][:12]}: square(x=3)",
         "          2 records (`gitcache log square`); whether a call is recorded: "
         "square.explain(...) in Python",
     ]
