@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import Repo
 from tests.hookutil import PACKAGE_ROOT
 from tests.python.conftest import PyRepo, pyrepo  # noqa: F401 - the fixture
-from tests.remotes import bare, clone, git_daemon
+from tests.remotes import bare, clone, closed_url, git_daemon
 
 STEPS = """
 import gitcache
@@ -243,3 +243,14 @@ def test_amend_carries_python_records_over(
     assert recorded.read("calls.txt").split() == ["2", "3"]
     shown = recorded.run("show", sorted(records)[0][:12])
     assert f"rewritten  as {new[:12]}" in shown.stdout
+
+
+def test_an_unreachable_remote_is_said_once_and_the_call_runs(recorded: PyRepo) -> None:
+    recorded.write("gitcache.toml", f'remote = "{closed_url()}"\n')
+    recorded.commit("a remote nobody serves")
+    done = recorded.python(
+        "import warnings, sq; warnings.simplefilter('always'); print(sq.square(4), sq.square(5))"
+    )
+    assert done.stdout.splitlines()[-1] == "16 25"
+    assert done.stderr.count("going on without the remote") == 1
+    assert recorded.read("calls.txt").split() == ["2", "3", "4", "5"]
