@@ -82,24 +82,30 @@ class GitRepo:
         self._repo = repo
         # Told once when a ref update has waited a while for another process's lock.
         self.on_wait: Callable[[str], None] | None = None
-        self.root = Path(repo.workdir).resolve()
-        self.git_dir = Path(repo.path).resolve()
-        common = self.git_dir / "commondir"
-        self.common_dir = (
-            (self.git_dir / common.read_text().strip()).resolve()
-            if common.exists()
-            else self.git_dir
-        )
+        # os.path.realpath, not Path.resolve: the same answer at a fraction of the cost
+        # (a Python step's first call in a new process opens the repository).
+        self.root = Path(os.path.realpath(repo.workdir))
+        self.git_dir = Path(os.path.realpath(repo.path))
+        try:
+            common = (self.git_dir / "commondir").read_text().strip()
+        except FileNotFoundError:
+            self.common_dir = self.git_dir
+        else:
+            self.common_dir = Path(os.path.realpath(self.git_dir / common))
 
     @classmethod
     def discover(cls, start: Path) -> GitRepo:
-        found = pygit2.discover_repository(str(start))
-        if found is None:
+        # Opening `start` searches its parents as discover_repository does, in one step.
+        try:
+            repo = pygit2.Repository(str(start))
+        except pygit2.GitError as exc:
+            if "not found" not in str(exc):
+                raise RepositoryError(f"cannot open the git repository of {start}: {exc}") from None
             raise RepositoryError(
                 f"not a git repository: {start}",
                 hint="run `git init` first, or cd into a repository",
-            )
-        return cls(pygit2.Repository(found))
+            ) from None
+        return cls(repo)
 
     @classmethod
     def init(cls, path: Path) -> GitRepo:

@@ -21,8 +21,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 OBJECTS_LOCK = "objects.lock"  # under <state dir>/locks/
 
 
@@ -30,6 +28,10 @@ OBJECTS_LOCK = "objects.lock"  # under <state dir>/locks/
 def signature_lock(
     state_dir: Path, signature: str, on_wait: Callable[[str], None]
 ) -> Iterator[None]:
+    # Imported here: filelock costs ~10 ms to import, and a Python step's hit, which
+    # takes no signature lock, should not pay it.
+    from filelock import FileLock, Timeout
+
     path = state_dir / "locks" / f"{signature}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path), thread_local=False)
@@ -79,10 +81,14 @@ def _flock(
     state_dir: Path, kind: int, on_wait: Callable[[str], None] | None, notice: str
 ) -> Iterator[None]:
     path = state_dir / "locks" / OBJECTS_LOCK
-    path.parent.mkdir(parents=True, exist_ok=True)
     # One open file description per holder: flock(2) locks belong to it, so threads
     # and nested holders each get their own and never release another's lock.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:  # the first lock in this repository
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
     try:
         try:
             fcntl.flock(fd, kind | fcntl.LOCK_NB)

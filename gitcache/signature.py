@@ -11,14 +11,16 @@ from typing import Any, Final
 
 import blake3
 
-from gitcache import interpolate
 from gitcache.canonical import canonical_json
 from gitcache.errors import ConfigError
-from gitcache.params import encode
 from gitcache.record import Components
-from gitcache.shellcode import normalize_command
-from gitcache.sweeps import format_values
-from gitcache.workflow import Step
+
+# Not typing.TYPE_CHECKING (see gitcache/__init__.py). The shell's modules are imported
+# by shell_components itself: a Python step, which needs only signature_of, never
+# loads the workflow file's parser, interpolation and shell normalization.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from gitcache.workflow import Step
 
 SIGNATURE_FORMAT: Final = 2
 
@@ -27,6 +29,11 @@ def shell_components(
     step: Step, params: Mapping[str, Any], inputs: Mapping[str, str], environ: Mapping[str, str]
 ) -> Components:
     """Components of a shell step: only the parameters its command references count."""
+    from gitcache import interpolate
+    from gitcache.params import encode
+    from gitcache.shellcode import normalize_command
+    from gitcache.sweeps import format_values
+
     for name in step.spec.env:
         value = environ.get(name)
         if value is not None and not value.isascii() and not _is_utf8(value):
@@ -57,6 +64,8 @@ def shell_components(
 @functools.lru_cache(maxsize=256)
 def _normalized(template: str) -> str:
     """The normalized template: the same for every item of a sweep, so computed once."""
+    from gitcache.shellcode import normalize_command
+
     return normalize_command(template)
 
 

@@ -15,7 +15,7 @@ from gitcache.project import Project
 from gitcache.record import Components
 from gitcache.sweeps import Units
 
-State = Literal["up-to-date", "restorable", "stale", "never-run", "missing-input"]
+State = Literal["up-to-date", "restorable", "stale", "never-run", "missing-input", "python"]
 
 
 @dataclass(frozen=True)
@@ -183,3 +183,40 @@ def _upstream(units: Units, keys: list[str]) -> list[str]:
         + (f" ({count.removesuffix(' not')})" if count else "")
         for name, count in _counted(units, keys)
     ]
+
+
+def python_statuses(project: Project, names: list[str]) -> list[StepStatus]:
+    """Python steps (docs/python.md) by name: their latest record and how many there are.
+
+    A Python step's signature depends on the arguments of a call, which only the
+    caller knows, so there is no up to date or stale here: `f.explain(...)` answers
+    that for a call, against the same latest record (the step's ref, else the
+    newest). `names`: those steps (a name that is no Python step with a record is
+    left out); empty: every Python step with a record that the workflow does not
+    declare. Read through the record index; one record.json per step is loaded.
+    """
+    wanted = set(names)
+    newest: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    for summary in project.store.summaries():
+        step = summary.step
+        if (wanted and step not in wanted) or (not wanted and step in project.workflow.steps):
+            continue
+        counts[step] = counts.get(step, 0) + 1
+        if step not in newest or summary.started_at > newest[step].started_at:
+            newest[step] = summary
+    result: list[StepStatus] = []
+    for step in sorted(newest):
+        stored = project.store.latest(step) or project.store.load_or_none(newest[step].commit)
+        if stored is None or stored.record.components.kind != "python":
+            continue
+        record = stored.record
+        n = counts[step]
+        reasons = [
+            f"latest record {stored.commit[:12]}: {record.command}",
+            f"{n} record{'s' if n != 1 else ''} (`gitcache log {step}`); whether a call "
+            f"is recorded: {record.python.function.rsplit(':', 1)[-1] if record.python else step}"
+            ".explain(...) in Python",
+        ]
+        result.append(StepStatus(step, "python", record.signature, stored.commit, reasons))
+    return result

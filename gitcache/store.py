@@ -162,6 +162,10 @@ class RecordStore:
         commit = self._latest.get(latest_key(step, item))
         return None if commit is None else self._load_or_warn(commit)
 
+    def load_or_none(self, commit: str) -> StoredRecord | None:
+        """The record of a commit, or None with a warning when it cannot be read."""
+        return self._load_or_warn(commit)
+
     def _load_or_warn(self, commit: str) -> StoredRecord | None:
         try:
             return self.load(commit)

@@ -126,3 +126,47 @@ def test_a_corrupt_record_is_replaced_by_a_good_one(
     assert stored.commit != commit
     assert s.repo.ref_target(sig_ref(SIG)) == stored.commit
     assert s.lookup(SIG) is not None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("signature", "a" * 64 + "\n", "signature: Value error, not a signature"),
+        ("signature", "A" * 64, "signature: Value error, not a signature"),
+        ("signature", "a" * 63, "signature: Value error, not a signature"),
+        ("source_commit", "b" * 40 + "\n", "source_commit: Value error, not a git object id"),
+        ("source_commit", "b" * 41, "source_commit: Value error, not a git object id"),
+        ("source_commit", "B" * 40, "source_commit: Value error, not a git object id"),
+    ],
+)
+def test_record_ids_must_be_exact_lowercase_hex(field: str, value: str, message: str) -> None:
+    import json
+
+    from gitcache.errors import UnsafeRecord
+    from gitcache.record import parse_record
+
+    good = {
+        "step": "make",
+        "signature": "a" * 64,
+        "components": {
+            "format": 2,
+            "kind": "shell",
+            "code": "true",
+            "params": {},
+            "inputs": {"in.txt": "c" * 64},
+            "outputs": [],
+            "env": {},
+        },
+        "command": "true",
+        "outputs": [],
+        "source_commit": "b" * 40,
+        "dirty": False,
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "duration": 0.0,
+        "exit_status": 0,
+        "host": "h",
+        "gitcache_version": "0",
+    }
+    assert parse_record(json.dumps(good).encode(), "r").signature == "a" * 64  # sha256 ids too
+    with pytest.raises(UnsafeRecord, match=message.replace("(", r"\(")):
+        parse_record(json.dumps({**good, field: value}).encode(), "r")

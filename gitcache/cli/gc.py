@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
@@ -68,6 +70,8 @@ def gc(
             remove_records(project, plan.drop)
         n = len(plan.drop)
         click.echo(f"gitcache: {verb} {n} record{'s' if n != 1 else ''}", err=True)
+        if not dry_run:
+            _prune_code_forms(project.repo.state_dir)
         if dry_run or not plan.drop:
             return
         if prune:
@@ -79,6 +83,19 @@ def gc(
         "(or `gitcache gc --prune` next time)",
         err=True,
     )
+
+
+def _prune_code_forms(state_dir: Path) -> None:
+    """Python steps' cache of normalized code (docs/python.md): unused files go."""
+    from gitcache.python.code import FORMS_UNUSED_DAYS, prune_forms
+
+    n = prune_forms(state_dir, time.time())
+    if n:
+        click.echo(
+            f"gitcache: dropped {n} cached code form file{'s' if n != 1 else ''} "
+            f"(unused for {FORMS_UNUSED_DAYS} days, or beyond the size limit)",
+            err=True,
+        )
 
 
 COMMANDS = [gc]

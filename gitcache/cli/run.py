@@ -68,7 +68,7 @@ def run(
     if any(s.endswith(".json") for s in steps):
         from gitcache.cli.tasks import run_tasks
 
-        click.get_current_context().exit(run_tasks(options.directory, steps, jobs, quiet))
+        click.get_current_context().exit(run_tasks(options.directory, steps, jobs, quiet, remote))
     project = options.project()
     config = project.workflow.config
     if config.hooks.rewrite == "block":  # refusing needs its hooks

@@ -7,7 +7,7 @@ import json
 import click
 
 from gitcache.cli.main import Options, params_option, workflow_option
-from gitcache.status import StepStatus, statuses
+from gitcache.status import StepStatus, python_statuses, statuses
 from gitcache.sweeps import ITEM, value_text
 from gitcache.workflow import parse_overrides
 
@@ -20,6 +20,7 @@ _WORDS = {
     "stale": "stale",
     "never-run": "never run",
     "missing-input": "missing input",
+    "python": "Python step",
 }
 
 
@@ -40,11 +41,24 @@ def status(
     """Per step: up to date, restorable from cache, or stale, and why.
 
     STEPS may name sweep items (`'train[lr=0.1]'`); a sweep's items are summed up
-    on one line unless -v is given.
+    on one line unless -v is given. Python steps (which the workflow file does not
+    declare) are listed by name with their latest record: whether a call is recorded
+    depends on its arguments, which `f.explain(...)` answers.
     """
-    project = options.project()
+    # A repository whose steps are all Python functions has no gitcache.toml.
+    project = options.project(require_workflow=False)
+    workflow = project.workflow
     try:
-        found = statuses(project, list(steps), parse_overrides(project.workflow, list(params)))
+        others = [s for s in steps if s not in workflow.steps]
+        python = python_statuses(project, others) if others or not steps else []
+        named = {p.step for p in python}
+        shell = [s for s in steps if s not in named]
+        if not workflow.path.exists() and options.workflow_file is None and not python:
+            project = options.project()  # says that gitcache.toml is missing
+        found = []
+        if shell or not steps:
+            found = statuses(project, shell, parse_overrides(workflow, list(params)))
+        found += python
     finally:
         project.save()
     if as_json:

@@ -44,6 +44,11 @@ from typing import Any, Final
 from gitcache.python.astnorm import constant, normalize
 
 INTERACTIVE: Final = "<interactive>"
+FORMS_DIR: Final = "python-code-v1"  # under the state dir (.git/gitcache/)
+# `gitcache gc` drops form files no process has read for this long, then the least
+# recently used ones while they hold more than FORMS_MAX_BYTES.
+FORMS_UNUSED_DAYS: Final = 30
+FORMS_MAX_BYTES: Final = 64 << 20
 _OUTSIDE_DIRS: Final = frozenset({"site-packages", "dist-packages"})
 _MISSING: Final = object()
 # Top-level modules whose versions are not worth recording (gitcache records its own).
@@ -105,7 +110,8 @@ class FormCache:
     on the file's text, so they are kept under its hash (no stat involved: an edit
     within one mtime tick still changes the key), one small JSON file per version of
     a source file: `.git/gitcache/python-code-v1/<2 hex>/<hash>.json`. A process reads
-    only the files of the sources it uses.
+    only the files of the sources it uses, and sets the modification time of each it
+    reads: `prune_forms` (run by `gitcache gc`) drops those unused for a while.
     """
 
     def __init__(self, directory: Path | None) -> None:
@@ -118,8 +124,12 @@ class FormCache:
         if forms is None:
             forms = {}
             if self._dir is not None:
+                path = os.path.join(self._dir, digest[:2], f"{digest}.json")
                 try:
-                    data = json.loads((self._dir / digest[:2] / f"{digest}.json").read_bytes())
+                    with open(path, "rb") as handle:
+                        data = json.loads(handle.read())
+                        with contextlib.suppress(OSError):  # used now (gc drops the unused)
+                            os.utime(handle.fileno())
                     if isinstance(data, dict):
                         forms = data
                 except (OSError, ValueError):
@@ -152,6 +162,60 @@ class FormCache:
         self._changed.clear()
 
 
+_REAL_ROOTS: dict[Path, Path] = {}
+
+
+def _real_root(root: Path) -> Path:
+    """`root` with symlinks resolved, once per process (walkers are made per call)."""
+    real = _REAL_ROOTS.get(root)
+    if real is None:
+        real = _REAL_ROOTS[root] = Path(os.path.realpath(root))
+    return real
+
+
+def prune_forms(state_dir: Path, now: float) -> int:
+    """Drop the form files (FormCache) unused for FORMS_UNUSED_DAYS, then the least
+    recently used while the rest exceed FORMS_MAX_BYTES; how many went. Only cache:
+    a process that needs one again parses its source file again."""
+    directory = state_dir / FORMS_DIR
+    found: list[tuple[float, int, Path]] = []
+    try:
+        buckets = list(directory.iterdir())
+    except OSError:
+        return 0
+    for bucket in buckets:
+        try:
+            entries = list(bucket.iterdir()) if bucket.is_dir() else []
+        except OSError:
+            continue
+        for path in entries:
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            found.append((st.st_mtime, st.st_size, path))
+    found.sort(key=lambda item: item[0], reverse=True)  # most recently used first
+    cutoff = now - FORMS_UNUSED_DAYS * 86400
+    kept = 0
+    dropped = 0
+    for used, size, path in found:
+        if used >= cutoff:
+            # ".forms-" files are another process's writes in progress (a crash's
+            # leftovers go once unused for long enough).
+            if path.name.startswith("."):
+                continue
+            if kept + size <= FORMS_MAX_BYTES:
+                kept += size
+                continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            dropped += 1
+    for bucket in buckets:
+        with contextlib.suppress(OSError):
+            bucket.rmdir()  # only when empty
+    return dropped
+
+
 class CodeWalker:
     """Builds the CodeDocument of one function (one use: call `document` once)."""
 
@@ -161,7 +225,8 @@ class CodeWalker:
         encode_constant: Callable[[Any], Any] | None = None,
         forms: FormCache | None = None,
     ) -> None:
-        self.root = root.resolve()
+        self.root = _real_root(root)
+        self._root_prefix = str(self.root).rstrip(os.sep) + os.sep
         self._encode = encode_constant
         self._forms = forms or FormCache(None)
         self._digests: dict[str, str] = {}
@@ -237,13 +302,14 @@ class CodeWalker:
 
     def _locate(self, filename: str) -> str | None:
         if os.path.isfile(filename):
-            try:
-                rel = Path(os.path.realpath(filename)).relative_to(self.root)
-            except ValueError:
+            # String operations, not pathlib: this runs on a step's first call.
+            real = os.path.realpath(filename)
+            if not real.startswith(self._root_prefix):
                 return None
-            if _OUTSIDE_DIRS & set(rel.parts):
+            parts = real[len(self._root_prefix) :].split(os.sep)
+            if _OUTSIDE_DIRS.intersection(parts):
                 return None
-            return rel.as_posix()
+            return "/".join(parts)
         return INTERACTIVE if linecache.getlines(filename) else None
 
     def key_of(self, obj: Any) -> str:

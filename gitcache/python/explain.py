@@ -30,13 +30,14 @@ def explain(
     with session.lock:
         found = session.store.lookup(call.signature)
         latest = session.store.latest(step.name)
+    # Records are named by their commit ids, as `gitcache status` and `log` name them.
     if found is not None:
-        lines = [f"{step.name}: recorded in {found.short} (record {found.commit[:12]}): a hit"]
+        lines = [f"{step.name}: recorded (record {found.commit[:12]}): a hit"]
     elif latest is None:
         lines = [f"{step.name}: no record of this step yet: it would run"]
     else:
         reasons = python_changes(latest.record.components, call.components, step_function(step))
-        lines = [f"{step.name}: would run; since record {latest.short}:"]
+        lines = [f"{step.name}: would run; since its latest record {latest.commit[:12]}:"]
         lines += [f"  {r}" for r in reasons or ["the signature differs"]]
     print("\n".join(lines), file=sys.stdout)
     return lines

@@ -2,8 +2,9 @@
 
 - `result.json`: the value as JSON (pydantic's JSON of models, dataclasses, dates...),
   with each numpy array replaced by `{"$npy": "<name>"}` and stored beside it as
-  `result/<name>.npy` (`np.save(..., allow_pickle=False)`); dict keys starting with
-  `$` get one more `$`.
+  `result/<name>.npy` (`np.save(..., allow_pickle=False)`), each pandas DataFrame,
+  Series or Index by a `{"$pandas": ...}` description whose columns are such arrays
+  or lists of strings (frames.py); dict keys starting with `$` get one more `$`.
 - `result.pickle`: only for a step declared with `allow_pickle=True` whose value has
   no other form. A pickle is loaded only from a record this clone wrote itself, or
   one the user trusted explicitly (`gitcache.trust_record(record)`), never from a fetched one.
@@ -91,6 +92,11 @@ def _to_json(value: Any, path: str, arrays: dict[str, Any]) -> Any:
         name = path or "value"
         arrays[name] = value
         return {"$npy": name}
+    if "pandas" in sys.modules:
+        from gitcache.python import frames
+
+        if frames.is_pandas(value):
+            return frames.encode(value, path or "value", arrays)
     if isinstance(value, dict):
         return {
             _escape(str(k)): _to_json(v, _join(path, k, i, value), arrays)
@@ -158,6 +164,12 @@ def _from_json(value: Any, repo: GitRepo, commit: str, where: str) -> Any:
     if isinstance(value, dict):
         if set(value) == {"$npy"} and isinstance(value["$npy"], str):
             return _load_array(repo, commit, value["$npy"], where)
+        if set(value) == {"$pandas"}:
+            from gitcache.python import frames
+
+            return frames.decode(
+                value["$pandas"], lambda name: _load_array(repo, commit, name, where), where
+            )
         return {
             (k[1:] if k.startswith("$") else k): _from_json(v, repo, commit, where)
             for k, v in value.items()

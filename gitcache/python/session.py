@@ -5,8 +5,10 @@ repository that holds the current directory (as the CLI does) and its record
 store; its worktree with the stat cache, and the workflow settings that concern
 every run (`require_clean`, `dirty_ok`, `[restore]` limits) from `gitcache.toml`
 when there is one, are read when first needed. What the process learned (stat
-cache, record index, code forms) is saved at exit: all of it is cache, so a
-process that dies first only costs reading things again.
+cache, record index) is saved at exit: all of it is cache, so a process that dies
+first only costs reading things again. The normalized code forms are written as soon
+as a step's code is computed (`Signer.code`): a process pool's workers end without
+running atexit handlers.
 """
 
 from __future__ import annotations
@@ -20,13 +22,18 @@ from functools import cached_property
 from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
-from gitcache.python.code import FormCache
-from gitcache.statcache import StatCache
+from gitcache.python.code import FORMS_DIR, FormCache
 from gitcache.store import RecordStore
-from gitcache.workflow import WORKFLOW_FILE, WorkflowFile, load_workflow
-from gitcache.worktree import RestoreLimits, Worktree
 
-FORMS_DIR = "python-code-v1"
+# Not typing.TYPE_CHECKING (see gitcache/__init__.py). The workflow file's parser and the
+# worktree (stat cache, restoring) are imported when first needed: a hit on a call
+# without File arguments or outputs needs neither.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gitcache.workflow import WorkflowFile
+    from gitcache.worktree import Worktree
 
 
 class GitcacheWarning(UserWarning):
@@ -44,6 +51,9 @@ class Session:
     # Held while this process uses git, the stat cache or the store (pygit2 objects are
     # not safe to share between threads); released while a step's function runs.
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # The remote asked on a local miss: `gitcache run TASKS --remote NAME` sets it; else
+    # `remote = "..."` of gitcache.toml, as for shell steps.
+    remote_name: str | None = None
 
     @property
     def root(self) -> Path:
@@ -57,6 +67,9 @@ class Session:
 
     @cached_property
     def worktree(self) -> Worktree:
+        from gitcache.statcache import StatCache
+        from gitcache.worktree import RestoreLimits, Worktree
+
         limits = RestoreLimits(self.config.restore.max_files, self.config.restore.max_bytes)
         return Worktree(self.repo, StatCache(self.repo.worktree_state_dir), limits)
 
@@ -64,6 +77,24 @@ class Session:
     def forms(self) -> FormCache:
         """Normalized code forms, kept across processes (python-code-v1/)."""
         return FormCache(self.repo.state_dir / FORMS_DIR)
+
+    @cached_property
+    def remote_lookup(self) -> Callable[[str], bool] | None:
+        """Fetches a signature's record from the remote on a local miss (True: one came),
+        or None when no remote is set. A remote that does not exist is said once."""
+        name = self.remote_name or self.config.remote
+        if name is None:
+            return None
+        from gitcache.errors import RemoteError
+        from gitcache.remote import choose_remote
+        from gitcache.sharing import RemoteLookup
+
+        try:
+            remote = choose_remote(self.repo, name, cwd=self.root)
+        except RemoteError as exc:
+            warn(f"{exc.message}; Python steps go on without the remote")
+            return None
+        return RemoteLookup(self.store, remote, warn)
 
     def save(self) -> None:
         with self.lock:
@@ -115,6 +146,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def _settings(root: Path) -> WorkflowFile:
+    from gitcache.workflow import WORKFLOW_FILE, WorkflowFile, load_workflow
+
     path = root / WORKFLOW_FILE
     if not path.exists():
         return WorkflowFile()

@@ -131,11 +131,13 @@ class Signer:
     def __init__(self, func: types.FunctionType, options: StepOptions) -> None:
         self.func = func
         self.options = options
-        self.parameters = inspect.signature(func).parameters
+        self._signature = inspect.signature(func)
+        self.parameters = self._signature.parameters
         self._validators: dict[str, Validator] | None = None
         self._returns: Validator | None = None
         self._code: Code | None = None
         self._plain: dict[str, tuple[type, ...]] | None = None
+        self._class_keys: dict[Path, Callable[[type], str]] = {}
 
     # -- type hints ------------------------------------------------------------------------
 
@@ -200,7 +202,7 @@ class Signer:
         """Arguments by parameter name, defaults applied, each validated by its hint."""
         from pydantic_core import ValidationError
 
-        bound = inspect.signature(self.func).bind(*args, **kwargs)
+        bound = self._signature.bind(*args, **kwargs)
         bound.apply_defaults()
         validators = self.validators()
         arguments: dict[str, Any] = {}
@@ -231,15 +233,25 @@ class Signer:
             walker = CodeWalker(root, lambda v: constants(v, "constant"), forms)
             document = walker.document(self.func)
         except CodeError as exc:
+            if forms is not None:
+                forms.save()
             raise StepDefinitionError(
                 f"step {self.options.name}: {exc}",
                 hint='give the step a version="..." to take responsibility for its code',
             ) from None
+        if forms is not None:
+            # Written now, not at exit: a process pool's worker ends without running
+            # atexit handlers (os._exit), and would leave every form to parse again.
+            forms.save()
         refs = {k: hash_json(v) for k, v in document.entries.items() if k != document.main}
         self._code = Code(hash_json(document.entries[document.main]), refs, document)
         return self._code
 
     def class_key(self, root: Path) -> Callable[[type], str]:
+        """Where a class lives (as code keys say), or its import path if not in the repo."""
+        known = self._class_keys.get(root)
+        if known is not None:
+            return known
         walker = CodeWalker(root)
 
         def key(cls: type) -> str:
@@ -248,6 +260,7 @@ class Signer:
             except CodeError:
                 return class_path(cls)
 
+        self._class_keys[root] = key
         return key
 
     def sign(

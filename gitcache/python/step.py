@@ -13,31 +13,32 @@ import functools
 import inspect
 import itertools
 import os
-import reprlib
-import socket
 import threading
 import time
 import types
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from gitcache import __version__, provenance
+from gitcache import __version__
 from gitcache.errors import UnsafeRecord
-from gitcache.gitrepo import TreeEntry
 from gitcache.locks import signature_lock, writing_objects
 from gitcache.python import results
-from gitcache.python.capture import captured
 from gitcache.python.errors import ResultError, StepDefinitionError
 from gitcache.python.files import File
 from gitcache.python.session import Session, session_for, warn
 from gitcache.python.signing import Call, Signer, StepOptions, version_of
 from gitcache.record import OutputFile, PythonRun, Record
-from gitcache.scratch import scratch_dir
 from gitcache.stepnames import ref_component_problem
-from gitcache.store import NewRecord, StoredRecord
+from gitcache.store import StoredRecord
 from gitcache.trust import vet
+
+# Not typing.TYPE_CHECKING (see gitcache/__init__.py). What only a miss needs (the
+# provenance snapshot, which loads the workflow file's parser; output capture; the
+# scratch directory) is imported by the miss: a hit in a new process does not pay it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from gitcache import provenance
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -154,6 +155,17 @@ class StepFunction(Generic[P, R]):
                     if loaded is not _MISS:
                         return loaded
                     refused = stored.commit
+                elif session.remote_lookup is not None and session.remote_lookup(call.signature):
+                    # Fetched from the remote (as `gitcache run --remote` does for shell
+                    # steps): vetted and validated like any record.
+                    stored = session.store.lookup(call.signature)
+                    if stored is not None:
+                        loaded = self._use(session, call, stored)
+                        if loaded is not _MISS:
+                            return loaded
+                        refused = stored.commit
+                from gitcache import provenance
+
                 source = provenance.capture(session.repo, session.config)
             # Only now are upstream tasks run (or loaded): a recorded call never needs them.
             arguments = _upstream_results(call.arguments)
@@ -212,6 +224,11 @@ class StepFunction(Generic[P, R]):
         source: provenance.Provenance,
         refused: str | None,
     ) -> Any:
+        from datetime import UTC, datetime
+
+        from gitcache.python.capture import captured
+        from gitcache.scratch import scratch_dir
+
         root = session.root
         # As for shell steps: never write through a symlink a record made, and record
         # only what this call writes.
@@ -234,8 +251,8 @@ class StepFunction(Generic[P, R]):
                 )
                 if encoded.kind == "pickle":
                     results.trust_pickle(session.repo.state_dir, stored.commit)
-            # The stat cache, record index and code forms are saved at exit (they are
-            # caches: a process that dies first only costs reading things again).
+            # The stat cache and record index are saved at exit (they are caches: a
+            # process that dies first only costs reading things again).
         return value
 
     def _record(
@@ -249,6 +266,11 @@ class StepFunction(Generic[P, R]):
         duration: float,
         refused: str | None,
     ) -> StoredRecord:
+        import socket
+
+        from gitcache.gitrepo import TreeEntry
+        from gitcache.store import NewRecord
+
         outputs = self._collect_outputs(session, call.components.outputs)
         entries = results.write(session.repo, encoded)
         record = Record(
@@ -312,6 +334,8 @@ class StepFunction(Generic[P, R]):
         )
 
     def describe_call(self, call: Call) -> str:
+        import reprlib
+
         shown = reprlib.Repr()
         shown.maxstring = shown.maxother = 40
         args = ", ".join(f"{k}={shown.repr(v)}" for k, v in call.arguments.items())

@@ -32,8 +32,9 @@ class TaskOutcome:
     code_changed: bool = False
 
 
-def run_one(path: str, root: str) -> TaskOutcome:
-    """Run one task file (in a worker process, or in this one)."""
+def run_one(path: str, root: str, remote: str | None = None) -> TaskOutcome:
+    """Run one task file (in a worker process, or in this one); `remote`: asked for
+    the task's record on a local miss."""
     from gitcache.python.session import session_for
     from gitcache.python.tasks import code_digest, read_task_file
 
@@ -43,12 +44,21 @@ def run_one(path: str, root: str) -> TaskOutcome:
         task, document = read_task_file(Path(path))
         step = task.step.name
         session = session_for(Path(root))
+        if remote is not None:
+            session.remote_name = remote
         with session.lock:
             call = task.step.sign_bound(session, task.arguments)
             recorded = session.store.lookup(call.signature) is not None
+            fetched = (
+                not recorded
+                and session.remote_lookup is not None
+                and session.remote_lookup(call.signature)
+                and session.store.lookup(call.signature) is not None
+            )
         changed = code_digest(call) != document.get("code")
-        if recorded:
-            return TaskOutcome(path, step, call.signature, "skipped", "recorded", changed)
+        if recorded or fetched:
+            detail = "fetched" if fetched else "recorded"
+            return TaskOutcome(path, step, call.signature, "skipped", detail, changed)
         task.run()
         return TaskOutcome(path, step, call.signature, "ran", "", changed)
     except GitcacheError as exc:
@@ -62,7 +72,11 @@ def run_one(path: str, root: str) -> TaskOutcome:
 
 
 def run_task_files(
-    paths: Sequence[str], root: Path, jobs: int, report: Callable[[TaskOutcome], None]
+    paths: Sequence[str],
+    root: Path,
+    jobs: int,
+    report: Callable[[TaskOutcome], None],
+    remote: str | None = None,
 ) -> list[TaskOutcome]:
     """Run task files, up to `jobs` at a time in worker processes; outcomes in order."""
     absolute = [str(Path(p).resolve()) for p in paths]
@@ -74,7 +88,7 @@ def run_task_files(
     if jobs <= 1:
         outcomes = []
         for path in absolute:
-            outcome = run_one(path, str(root))
+            outcome = run_one(path, str(root), remote)
             report(outcome)
             outcomes.append(outcome)
         return outcomes
@@ -82,7 +96,7 @@ def run_task_files(
     context = multiprocessing.get_context("spawn")
     done: dict[str, TaskOutcome] = {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = [pool.submit(run_one, path, str(root)) for path in absolute]
+        futures = [pool.submit(run_one, path, str(root), remote) for path in absolute]
         for future in as_completed(futures):
             outcome = future.result()
             report(outcome)

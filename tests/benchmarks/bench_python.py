@@ -7,7 +7,9 @@ in a fresh git repository. One module defines each function twice: decorated wit
 
 - cross-process hit, small arguments: the first call in a fresh process, timed
   inside that process (so the interpreter's start-up and the imports, the same for
-  both, are left out), median of --runs processes;
+  both, are left out), median of --runs processes; and the same with the import of
+  the tool (gitcache, or joblib) and the decoration inside the timed part, each
+  tool alone in its module (numpy imported before the timer starts);
 - in-process repeated call (gitcache's memo; joblib hashes and reads its cache);
 - hit with a 1e6-float64 array argument, in-process (gitcache's memo cleared before
   each call, so the array is hashed and the record read each time, as joblib does);
@@ -73,6 +75,54 @@ def g_big(n: int) -> np.ndarray:
 j_small = memory.cache(_small)
 j_array_sum = memory.cache(_array_sum)
 j_big = memory.cache(_big)
+"""
+
+# One tool per module, for the fresh-process figure that includes importing the tool.
+G_ONLY = """
+import gitcache
+
+
+@gitcache.step
+def g_small(x: int, y: float) -> float:
+    return x * y
+"""
+
+J_ONLY = """
+import joblib
+
+memory = joblib.Memory("joblib-cache", verbose=0)
+
+
+def _small(x: int, y: float) -> float:
+    return x * y
+
+
+j_small = memory.cache(_small)
+"""
+
+# The tool's import, the decoration and the first call, timed inside a fresh process
+# (the interpreter's start-up and numpy, the same for both, are left out).
+IMPORT_AND_CALL = """
+import sys, time, json, importlib
+import numpy
+t0 = time.perf_counter()
+module = importlib.import_module(sys.argv[1])
+value = getattr(module, sys.argv[2])(3, 0.5)
+print(json.dumps(time.perf_counter() - t0))
+"""
+
+# What any tool on gitcache's dependencies pays (pydantic's model machinery included).
+IMPORT_FLOOR = """
+import json, time
+import numpy
+t0 = time.perf_counter()
+import blake3, pygit2
+from pydantic import BaseModel
+
+class M(BaseModel):
+    x: int
+
+print(json.dumps(time.perf_counter() - t0))
 """
 
 FIRST_CALL = """
@@ -145,13 +195,28 @@ def main() -> None:
         git = ["git", "-C", str(repo)]
         subprocess.run([*git, "init", "-q"], check=True)
         (repo / "bench_steps.py").write_text(STEPS)
+        (repo / "g_only.py").write_text(G_ONLY)
+        (repo / "j_only.py").write_text(J_ONLY)
         (repo / ".gitignore").write_text("__pycache__/\njoblib-cache/\n")
         subprocess.run([*git, "add", "-A"], check=True)
         subprocess.run(
             [*git, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "steps"],
             check=True,
         )
-        cold = {name: first_calls(python, repo, name, args.runs) for name in ("g_small", "j_small")}
+        # Interleaved (one process of each per round), so load from other processes
+        # falls on both tools alike.
+        cold = first_calls(
+            python,
+            repo,
+            args.runs,
+            {
+                "g_small": [FIRST_CALL, "g_small"],
+                "j_small": [FIRST_CALL, "j_small"],
+                "import_g_small": [IMPORT_AND_CALL, "g_only", "g_small"],
+                "import_j_small": [IMPORT_AND_CALL, "j_only", "j_small"],
+                "floor": [IMPORT_FLOOR],
+            },
+        )
         done = subprocess.run(
             [str(python), "-c", IN_PROCESS], cwd=repo, capture_output=True, text=True, check=False
         )
@@ -161,22 +226,26 @@ def main() -> None:
     report(cold, warm, args.runs)
 
 
-def first_calls(python: Path, repo: Path, function: str, runs: int) -> float:
-    """Median of the first call's time in fresh processes (after one untimed miss)."""
-    times = []
+def first_calls(
+    python: Path, repo: Path, runs: int, scripts: dict[str, list[str]]
+) -> dict[str, float]:
+    """Per script (`-c` text and arguments), the median of the time it prints over
+    fresh processes, one of each script per round (after one untimed round)."""
+    times: dict[str, list[float]] = {name: [] for name in scripts}
     for i in range(runs + 1):
-        done = subprocess.run(
-            [str(python), "-c", FIRST_CALL, function],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            sys.exit(f"bench: {function} failed:\n{done.stderr}")
-        if i:  # the first process records / caches it
-            times.append(float(done.stdout))
-    return statistics.median(times)
+        for name, script in scripts.items():
+            done = subprocess.run(
+                [str(python), "-c", *script],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                sys.exit(f"bench: {name} failed:\n{done.stderr}")
+            if i:  # the first round records / caches it
+                times[name].append(float(done.stdout))
+    return {name: statistics.median(found) for name, found in times.items()}
 
 
 def report(cold: dict[str, float], warm: dict[str, float], runs: int) -> None:
@@ -192,6 +261,23 @@ def report(cold: dict[str, float], warm: dict[str, float], runs: int) -> None:
     print("| measure | gitcache | joblib.Memory | ratio | goal |")
     print("| --- | --- | --- | --- | --- |")
     print(row("cross-process hit, small arguments", cold["g_small"], cold["j_small"], "≤ 0.5"))
+    print(
+        row(
+            "the same, with importing the tool and decorating",
+            cold["import_g_small"],
+            cold["import_j_small"],
+            "",
+        )
+    )
+    floor = cold["floor"]
+    # Not a row: a difference of two medians of ~100 ms each is within their noise.
+    above = (cold["import_g_small"] - floor) * ms
+    print()
+    print(
+        f"import floor (blake3, pygit2, a pydantic model): {floor * ms:.1f} ms; "
+        f"gitcache's import, decoration and first call above it: {above:.1f} ms"
+    )
+    print()
     print(
         row("in-process repeated call", warm["repeat_gitcache"], warm["repeat_joblib"], "≤ 20 µs")
     )

@@ -1,4 +1,5 @@
-"""Python steps' records through the CLI: log, show, diff, remove, gc, push, fetch.
+"""Python steps' records through the CLI: log, show, diff, status, restore, remove, gc,
+push, fetch, a remote look-up on a miss, and amend carry-over.
 
 Nothing in those commands knows about Python steps: these tests prove that the
 records are ordinary records.
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import Repo
+from tests.hookutil import PACKAGE_ROOT
 from tests.python.conftest import PyRepo, pyrepo  # noqa: F401 - the fixture
-from tests.remotes import bare, clone
+from tests.remotes import bare, clone, closed_url, git_daemon
 
 STEPS = """
 import gitcache
@@ -104,3 +106,151 @@ def test_record_commands_need_no_workflow_file(recorded: PyRepo) -> None:
     ran = recorded.run("run")
     assert ran.exit_code == 2
     assert ran.stderr.startswith("gitcache: error: no gitcache.toml in")
+
+
+PLOT = """
+import os
+import gitcache
+
+@gitcache.step(outputs=["figs/{name}.txt"])
+def plot(name: str, x: int) -> int:
+    with open("calls.txt", "a") as handle:
+        handle.write(f"plot {name}\\n")
+    os.makedirs("figs", exist_ok=True)
+    with open(f"figs/{name}.txt", "w") as handle:
+        handle.write(f"{name}={x}\\n")
+    return 2 * x
+"""
+
+
+def test_status_lists_python_steps_by_name_with_their_latest_record(recorded: PyRepo) -> None:
+    rows = json.loads(recorded.run("log", "--json").stdout)
+    newest = max(rows, key=lambda r: r["started_at"])  # square(3): the last call
+    done = recorded.run("status")
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "square  Python step",
+        f"          latest record {newest['record'][:12]}: square(x=3)",
+        "          2 records (`gitcache log square`); whether a call is recorded: "
+        "square.explain(...) in Python",
+    ]
+    named = json.loads(recorded.run("status", "square", "--json").stdout)
+    assert [(s["step"], s["state"], s["record"]) for s in named] == [
+        ("square", "python", newest["record"])
+    ]
+    # A name that is neither a workflow step nor a Python step with records: as before.
+    unknown = recorded.run("status", "cube")
+    assert unknown.exit_code == 2
+    assert unknown.stderr == "gitcache: error: gitcache.toml: unknown step 'cube' (steps: none)\n"
+
+
+def test_status_beside_shell_steps_and_without_a_workflow_file(recorded: PyRepo) -> None:
+    recorded.write(
+        "gitcache.toml", '[steps.hello]\noutputs = ["hello.txt"]\nrun = "echo hi > {outputs}"\n'
+    )
+    recorded.write(".gitignore", "__pycache__/\ncalls.txt\nhello.txt\n")
+    recorded.commit("a shell step too")
+    lines = recorded.run("status").stdout.splitlines()
+    assert lines[0].split() == ["hello", "never", "run"]
+    assert lines[2] == "square  Python step"
+    assert recorded.run("status", "hello").stdout.splitlines()[0].split()[0] == "hello"
+    recorded.git("rm", "-q", "gitcache.toml")
+    recorded.commit("Python steps only")
+    assert recorded.run("status").stdout.splitlines()[0] == "square  Python step"
+
+
+def test_restore_writes_the_outputs_of_a_python_record(pyrepo: PyRepo) -> None:  # noqa: F811
+    pyrepo.write(".gitignore", "__pycache__/\ncalls.txt\nfigs/\n")
+    pyrepo.write("pl.py", PLOT)
+    pyrepo.commit("steps")
+    pyrepo.python("import pl; pl.plot('a', 2)")
+    record = pyrepo.refs()["refs/gitcache/step/plot"]
+    (pyrepo.root / "figs" / "a.txt").unlink()
+    done = pyrepo.run("restore", record[:12])
+    assert done.exit_code == 0, done.stderr
+    assert pyrepo.read("figs/a.txt") == "a=2\n"
+    # A hand-edited output is not overwritten without --force.
+    pyrepo.write("figs/a.txt", "mine\n")
+    refused = pyrepo.run("restore", "plot")
+    assert refused.exit_code == 2
+    assert "restore would overwrite figs/a.txt" in refused.stderr
+    assert pyrepo.read("figs/a.txt") == "mine\n"
+    assert pyrepo.run("restore", "plot", "--force").exit_code == 0
+    assert pyrepo.read("figs/a.txt") == "a=2\n"
+    assert pyrepo.read("calls.txt").split() == ["plot", "a"]
+
+
+def test_remote_lookup_fetches_a_python_record_from_another_clone(
+    recorded: PyRepo, tmp_path: Path
+) -> None:
+    with git_daemon(tmp_path / "served") as daemon:
+        _path, url = daemon.repo("origin.git")
+        recorded.git("remote", "add", "origin", url)
+        recorded.git("push", "-q", "origin", "main")
+        assert recorded.run("push").exit_code == 0
+        other = PyRepo(clone(url, tmp_path / "b").root)
+        # Without a remote setting: a miss runs the function.
+        assert other.python("import sq; print(sq.square(2))").stdout == "squaring 2\n4\n"
+        assert other.read("calls.txt").split() == ["2"]
+        # remote = "origin": a local miss asks the remote for that signature only.
+        other.write("gitcache.toml", 'remote = "origin"\n')
+        other.commit("share through origin")
+        done = other.python("import sq; print(sq.square(3))")
+        assert done.stdout == "9\n"
+        assert other.read("calls.txt").split() == ["2"]  # 3 was fetched, not run
+        sigs = [r for r in other.refs() if r.startswith("refs/gitcache/sig/")]
+        assert len(sigs) == 2
+        # A call nobody recorded still runs (and the remote is asked once).
+        assert other.python("import sq; print(sq.square(4))").stdout == "squaring 4\n16\n"
+        assert other.read("calls.txt").split() == ["2", "4"]
+
+
+def test_task_files_with_remote_fetch_instead_of_running(recorded: PyRepo, tmp_path: Path) -> None:
+    recorded.python("import sq; sq.square.task(2).save('tasks'); sq.square.task(5).save('tasks')")
+    with git_daemon(tmp_path / "served") as daemon:
+        _path, url = daemon.repo("origin.git")
+        recorded.git("remote", "add", "origin", url)
+        recorded.git("push", "-q", "origin", "main")
+        assert recorded.run("push").exit_code == 0
+        other = PyRepo(clone(url, tmp_path / "b").root)
+        tasks = tmp_path / "tasks"
+        (recorded.root / "tasks").rename(tasks)
+        files = sorted(str(p) for p in tasks.glob("*.json"))
+        done = other.process("run", *files, "--remote", "origin")
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.count("fetched, skipped") == 1 and done.stderr.count(": ran") == 1
+        assert other.read("calls.txt").split() == ["5"]
+
+
+def test_amend_carries_python_records_over(
+    recorded: PyRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(PACKAGE_ROOT))  # git runs the hooks
+    assert recorded.run("hooks", "install").exit_code == 0
+    old = recorded.head()
+    records = {r["record"] for r in json.loads(recorded.run("log", "--json").stdout)}
+    recorded.git("commit", "-q", "--amend", "-m", "steps, reworded")
+    new = recorded.head()
+    assert new != old
+    carried = json.loads(recorded.run("log", "--commit", "HEAD", "--json").stdout)
+    assert {r["record"] for r in carried} == records
+    assert all(r["carried_over"] for r in carried)
+    recorded.git("reflog", "expire", "--expire=now", "--all")
+    recorded.git("gc", "-q", "--prune=now")
+    recorded.git("fsck", "--strict", "--no-dangling")
+    # The amended commit's calls are still hits: the signature holds no commit.
+    assert recorded.python("import sq; print(sq.square(3))").stdout == "9\n"
+    assert recorded.read("calls.txt").split() == ["2", "3"]
+    shown = recorded.run("show", sorted(records)[0][:12])
+    assert f"rewritten  as {new[:12]}" in shown.stdout
+
+
+def test_an_unreachable_remote_is_said_once_and_the_call_runs(recorded: PyRepo) -> None:
+    recorded.write("gitcache.toml", f'remote = "{closed_url()}"\n')
+    recorded.commit("a remote nobody serves")
+    done = recorded.python(
+        "import warnings, sq; warnings.simplefilter('always'); print(sq.square(4), sq.square(5))"
+    )
+    assert done.stdout.splitlines()[-1] == "16 25"
+    assert done.stderr.count("going on without the remote") == 1
+    assert recorded.read("calls.txt").split() == ["2", "3", "4", "5"]

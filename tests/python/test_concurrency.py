@@ -106,3 +106,40 @@ def test_a_forked_worker_opens_its_own_repository(pyrepo: PyRepo) -> None:
     )
     assert done.stdout.splitlines() == ["0", str(sum(range(1, 11)))]
     assert len([r for r in pyrepo.refs() if "/sig/" in r]) == 11
+
+
+def test_process_pool_workers_leave_the_code_form_cache_filled(pyrepo: PyRepo) -> None:
+    """A forked worker ends with os._exit, so atexit never saves what it learned: the
+    normalized forms of the step's file are written as soon as its code is computed."""
+    pyrepo.write("par.py", SLOW)
+    pyrepo.commit("steps")
+    forms = pyrepo.root / ".git" / "gitcache" / "python-code-v1"
+    done = pyrepo.python(
+        """
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        import par
+
+        if __name__ == "__main__":
+            fork = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(2, mp_context=fork) as pool:
+                print(sum(pool.map(par.call_quick, range(6))))
+        """
+    )
+    assert done.stdout == f"{sum(range(1, 7))}\n"
+    saved = list(forms.glob("*/*.json"))
+    assert len(saved) == 1  # par.py's text, once
+    assert '"f:' in saved[0].read_text()  # the forms of its functions
+    # A new process finds the forms there: it parses nothing.
+    check = pyrepo.python(
+        """
+        import ast
+        import par
+        calls = []
+        real = ast.parse
+        ast.parse = lambda *a, **k: calls.append(1) or real(*a, **k)
+        par.quick(1)
+        print(len(calls))
+        """
+    )
+    assert check.stdout == "0\n"

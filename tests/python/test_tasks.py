@@ -162,3 +162,21 @@ def test_records_reads_no_record_object_when_the_index_knows_them(pyrepo: PyRepo
     store._summarize = lambda commit: read.append(commit) or original(commit)  # type: ignore[method-assign]
     assert len(gitcache.records(steps.load)) == 5
     assert read == []
+
+
+def test_explain_and_status_name_the_same_latest_record(pyrepo: PyRepo, steps) -> None:
+    steps.total([1.0], offset=0.5)
+    steps.total([2.0], offset=0.5)
+    latest = pyrepo.refs()["refs/gitcache/step/total"]
+    hit = steps.total.explain([2.0], offset=0.5)
+    assert hit == [f"total: recorded (record {latest[:12]}): a hit"]
+    lines = steps.total.explain([3.0], offset=0.5)
+    assert lines[0] == f"total: would run; since its latest record {latest[:12]}:"
+    status = pyrepo.run("status", "total").stdout.splitlines()
+    assert status[1].split()[:3] == ["latest", "record", latest[:12] + ":"]
+    # A hit (in a new process: this one answers from memory) makes its record the latest.
+    pyrepo.python("import pipeline; pipeline.total([1.0], offset=0.5)")
+    first = pyrepo.refs()["refs/gitcache/step/total"]
+    assert first != latest
+    assert steps.total.explain([3.0], offset=0.5)[0].endswith(f"record {first[:12]}:")
+    assert pyrepo.run("status", "total").stdout.splitlines()[1].split()[2] == first[:12] + ":"
