@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,13 +17,11 @@ from gitcache.errors import ConfigError, Interrupted
 from gitcache.processes import (
     Children,
     Terminated,
-    leave_signals_to_main_thread,
     stop_signal,
     stopped_by,
 )
 
 OutputSink = Callable[[str, bytes], None]  # (stream name, chunk); called from pump threads
-_PUMP_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -72,47 +70,48 @@ def execute(
     )
     children.add(proc)  # at once: a signal may come any time now (killed if stopping)
     assert proc.stdout is not None and proc.stderr is not None
-    pumps = [
-        threading.Thread(
-            target=_pump, args=(proc.stdout, logs["stdout"], "stdout", sink), daemon=True
-        ),
-        threading.Thread(
-            target=_pump, args=(proc.stderr, logs["stderr"], "stderr", sink), daemon=True
-        ),
-    ]
-    for pump in pumps:
-        pump.start()
     try:
+        # Both pipes read by this thread (poll): two pump threads per command cost more
+        # than a trivial command itself (thread start-up under the GIL).
+        _pump(proc.stdout, proc.stderr, logs, sink)
         status = proc.wait()
-        for pump in pumps:
-            pump.join()
     except (KeyboardInterrupt, Terminated) as exc:
         signum = stop_signal(exc)
         children.stop_all(signum)
-        for pump in pumps:
-            # Once the group is gone the pipes end at once; a loaded machine may still
-            # take a moment to run the pump. Bounded: a process that left the group
-            # (setsid) may hold the pipes for ever.
-            pump.join(timeout=_PUMP_GRACE_SECONDS)
         raise Interrupted(
             f"{stopped_by(signum)}; the step's record was not written", signum=signum
         ) from None
     finally:
         children.discard(proc)
+        proc.stdout.close()
+        proc.stderr.close()
     return Execution(status, started, time.monotonic() - t0, logs)
 
 
-def _pump(pipe: IO[bytes], path: Path, stream: str, sink: OutputSink) -> None:
-    leave_signals_to_main_thread()
-    showing = True
-    with open(path, "wb") as capture, pipe:
-        fd = pipe.fileno()
-        while chunk := os.read(fd, 65536):
-            capture.write(chunk)
-            if showing:
-                try:
-                    sink(stream, chunk)
-                except (OSError, ValueError):
-                    # The terminal or pipe gitcache writes to is gone (`| head`, or
-                    # gitcache exiting after a signal): keep capturing, stop showing.
-                    showing = False
+def _pump(stdout: IO[bytes], stderr: IO[bytes], logs: dict[str, Path], sink: OutputSink) -> None:
+    """Copy both pipes to their capture files and to `sink` until both end."""
+    poller = select.poll()
+    streams: dict[int, tuple[str, IO[bytes]]] = {}
+    showing: set[int] = set()
+    with open(logs["stdout"], "wb") as out, open(logs["stderr"], "wb") as err:
+        for pipe, name, file in ((stdout, "stdout", out), (stderr, "stderr", err)):
+            fd = pipe.fileno()
+            streams[fd] = (name, file)
+            showing.add(fd)
+            poller.register(fd, select.POLLIN)
+        while streams:
+            for fd, _event in poller.poll():
+                chunk = os.read(fd, 65536)
+                name, capture = streams[fd]
+                if not chunk:
+                    poller.unregister(fd)
+                    del streams[fd]
+                    continue
+                capture.write(chunk)
+                if fd in showing:
+                    try:
+                        sink(name, chunk)
+                    except (OSError, ValueError):
+                        # The terminal or pipe gitcache writes to is gone (`| head`, or
+                        # gitcache exiting after a signal): keep capturing, stop showing.
+                        showing.discard(fd)
