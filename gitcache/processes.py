@@ -140,17 +140,6 @@ def _killpg(proc: subprocess.Popen[bytes], signum: int) -> None:
 FORWARDED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP})
 
 
-def leave_signals_to_main_thread() -> None:
-    """Block the forwarded signals in the calling helper thread (one that never starts
-    a process: a child inherits its thread's signal mask).
-
-    The kernel gives a signal sent to the process to any thread that does not block
-    it; Python runs its handler in the main thread only once that thread wakes up, so
-    one delivered to an output pump could wait until the command finished.
-    """
-    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
-
-
 @contextmanager
 def forwarding_signals(children: Children) -> Iterator[None]:
     """While the block runs, SIGTERM/SIGHUP raise Terminated and Ctrl-Z stops the commands.
