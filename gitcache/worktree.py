@@ -20,12 +20,12 @@ first, writes after, so a hostile record writes nothing at all.
 from __future__ import annotations
 
 import contextlib
-import glob
+import fnmatch
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,14 +100,21 @@ class Worktree:
         return Expansion(sorted(files), missing, sorted(set(dangling)))
 
     def _expand_one(self, pattern: str, follow: bool) -> tuple[list[str], list[str]]:
+        if not GLOB_CHARS & set(pattern):
+            return self._expand_path(pattern, follow)
         files: list[str] = []
         dangling: list[str] = []
-        if GLOB_CHARS & set(pattern):
-            for match in glob.glob(pattern, root_dir=self.root, recursive=True):
-                found, broken = self._expand_one(Path(match).as_posix(), follow)
-                files += found
-                dangling += broken
-            return files, dangling
+        # A match is a path, never a pattern again: `x[1].csv` is that file.
+        for match in self._glob(pattern):
+            found, broken = self._expand_path(match, follow)
+            files += found
+            dangling += broken
+        return files, dangling
+
+    def _expand_path(self, pattern: str, follow: bool) -> tuple[list[str], list[str]]:
+        """The files of one path taken literally: itself, or a directory's files."""
+        files: list[str] = []
+        dangling: list[str] = []
         path = self.root / pattern
         try:
             st = os.lstat(path)
@@ -158,6 +165,88 @@ class Worktree:
                     self._walk(rel, follow, ancestors | {(st.st_dev, st.st_ino)}, files, dangling)
             else:
                 files.append(rel)
+
+    def _glob(self, pattern: str) -> list[str]:
+        """The paths a glob matches, as `glob.glob(pattern, recursive=True)` matches them.
+
+        Wildcards skip names starting with a dot unless the pattern's component starts
+        with one, and never match a `.git`. `**` matches zero or more directories,
+        following symlinked directories except one that leads back to a directory
+        already on the way (so a link cycle ends, where the standard glob never does);
+        `**` at the end matches the directory before it (all its files, once expanded).
+        """
+        found: list[str] = []
+        self._glob_in("", [p for p in pattern.split("/")], frozenset(), found)
+        return found
+
+    def _glob_in(
+        self, rel: str, parts: list[str], ancestors: frozenset[tuple[int, int]], found: list[str]
+    ) -> None:
+        """Match `parts` under the directory `rel` ("" for the root), adding to `found`."""
+        if not parts:
+            found.append(rel)
+            return
+        head, rest = parts[0], parts[1:]
+        if head == "":  # `a//b`, or a trailing `/`: only a directory matches
+            if not rest:
+                if os.path.isdir(self.root / rel):
+                    found.append(rel)
+                return
+            self._glob_in(rel, rest, ancestors, found)
+            return
+        if head == "**":
+            if not rest:
+                if rel:
+                    found.append(rel)
+                else:
+                    found += [n for n in self._names("") if not n.startswith(".")]
+                return
+            for below, seen in self._dirs_below(rel, ancestors):
+                self._glob_in(below, rest, seen, found)
+            return
+        if GLOB_CHARS & set(head):
+            names = [
+                n
+                for n in self._names(rel)
+                if (head.startswith(".") or not n.startswith("."))
+                and not _is_dot_git(n)
+                and fnmatch.fnmatchcase(n, head)
+            ]
+        else:
+            names = [head]
+        for name in names:
+            child = f"{rel}/{name}" if rel else name
+            if rest:
+                if os.path.isdir(self.root / child):
+                    self._glob_in(child, rest, ancestors, found)
+            elif os.path.lexists(self.root / child):
+                found.append(child)
+
+    def _names(self, rel: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.root / rel))
+        except OSError:  # not a directory, unreadable, gone
+            return []
+
+    def _dirs_below(
+        self, rel: str, ancestors: frozenset[tuple[int, int]]
+    ) -> Iterator[tuple[str, frozenset[tuple[int, int]]]]:
+        """`rel` and each directory under it that `**` matches (no dot names), symlinked
+        ones followed unless they lead to a directory already on the way; each with the
+        real directories on its way."""
+        try:
+            st = os.stat(self.root / rel)
+        except OSError:
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            return
+        seen = ancestors | {key}
+        yield rel, seen
+        for name in self._names(rel):
+            child = f"{rel}/{name}" if rel else name
+            if not name.startswith(".") and os.path.isdir(self.root / child):
+                yield from self._dirs_below(child, seen)
 
     def output_files(self, declared: str) -> list[str] | None:
         """The files of a declared output, symlinks as files (never followed), sorted.
