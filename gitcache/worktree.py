@@ -36,6 +36,7 @@ from gitcache.record import OutputFile, check_relative_path
 from gitcache.statcache import FileState, StatCache, git_mode
 
 GLOB_CHARS = frozenset("*?[")
+_MAX_LINK_HOPS = 40  # as Linux's ELOOP limit
 
 
 @dataclass(frozen=True)
@@ -286,13 +287,15 @@ class Worktree:
         So the command never writes through a symlink that a record put there, and a
         directory output holds only what this run makes. A symlink is unlinked, never
         followed (shutil.rmtree does not follow links inside a directory either).
-        Raises StepFailed when one cannot be removed.
+        Raises StepFailed when one cannot be removed, or would take the repository with
+        it (reached through a symlinked parent: `up/repo` with `up -> ..`).
         """
         for rel in declared:
             path = self.root / rel
             try:
                 st = os.lstat(path)
                 if stat.S_ISDIR(st.st_mode):
+                    self._check_clearable(rel, path)
                     shutil.rmtree(path)
                 else:
                     os.unlink(path)
@@ -302,6 +305,20 @@ class Worktree:
                 raise StepFailed(
                     f"cannot remove output {rel} before the step runs: {exc.strerror or exc}"
                 ) from None
+
+    def _check_clearable(self, rel: str, path: Path) -> None:
+        """Never remove a directory that is, or holds, the worktree or its git directory."""
+        real = Path(os.path.realpath(path))
+        for precious in (
+            Path(os.path.realpath(self.root)),
+            self.repo.git_dir,
+            self.repo.common_dir,
+        ):
+            if real == precious or real in precious.parents:
+                raise StepFailed(
+                    f"refusing to remove output {rel} before the step runs: it is {real}, "
+                    f"which holds {precious}"
+                )
 
     def store_output(
         self, rel: str, write_file: Callable[[Path], str], write_bytes: Callable[[bytes], str]
@@ -393,9 +410,13 @@ class Worktree:
         targets = [(f, self._target(f, removing)) for f in files]
         for rel in plan.dirs:
             self._check_dir(rel, removing)
+        links = {
+            o.path: os.fsdecode(self.repo.read_blob(o.blob)) for o in files if o.mode == MODE_LINK
+        }
+        planned = {o.path for o in files if o.mode != MODE_LINK} | removing
         for out in files:
             if out.mode == MODE_LINK:
-                self._check_link(out)
+                self._check_link(out, links, planned)
         for rel in plan.remove:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.root / rel)  # a symlink is unlinked, never followed
@@ -484,11 +505,30 @@ class Worktree:
                 raise UnsafeRecord(f"refusing to {verb} {rel}: {prefix} is a file")
 
     def _target(self, out: OutputFile, removing: set[str]) -> Path:
+        """Where `out` goes. A directory there is allowed only when the plan's removals
+        leave it empty (its files were checked, and `_write` then removes only empty
+        directories); a directory holding anything else is a WorktreeConflict naming it."""
         self._check_parents(out.path, removing)
         target = self.root / out.path
         if target.is_dir() and not target.is_symlink():
-            raise UnsafeRecord(f"refusing to restore {out.path}: a directory is in the way")
+            kept = self._left_in(out.path, removing)
+            if kept is not None:
+                raise WorktreeConflict(
+                    f"cannot restore file {out.path}: a directory is there, holding {kept}",
+                    hint="move the directory away, or remove it if you do not need it",
+                )
         return target
+
+    def _left_in(self, rel_dir: str, removing: set[str]) -> str | None:
+        """Something under the directory `rel_dir` that the plan does not remove, if any."""
+        for dirpath, dirs, names in os.walk(self.root / rel_dir):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            for name in names + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+                if f"{rel}/{name}" not in removing:
+                    return f"{rel}/{name}"
+            if any(_is_dot_git(d) for d in dirs):
+                return f"{rel}/.git"
+        return None
 
     def _check_dir(self, rel: str, removing: set[str]) -> None:
         self._check_parents(rel, removing)
@@ -496,9 +536,15 @@ class Worktree:
         if rel not in removing and path.is_symlink():
             raise UnsafeRecord(f"refusing to restore {rel}: a symlink is in the way")
 
-    def _check_link(self, out: OutputFile) -> None:
-        """A symlink output may point anywhere inside the worktree except into a `.git`."""
-        link = os.fsdecode(self.repo.read_blob(out.blob))
+    def _check_link(self, out: OutputFile, links: Mapping[str, str], planned: set[str]) -> None:
+        """A symlink output may point anywhere inside the worktree except into a `.git`.
+
+        Judged on its text, then resolved as the kernel will once the batch is written:
+        through symlinks already in the worktree and the batch's own (`links`: path ->
+        text), with the paths the batch writes as files or removes (`planned`) taken as
+        plain files whatever is there now. A loop of links is refused.
+        """
+        link = links[out.path]
         where = f"refusing to restore {out.path}"
         if not link or "\0" in link:
             raise UnsafeRecord(f"{where}: symlink text {link!r} is not a path")
@@ -507,20 +553,70 @@ class Worktree:
         resolved = os.path.normpath(os.path.join(os.path.dirname(out.path), link))
         if resolved == ".." or resolved.startswith("../"):
             raise UnsafeRecord(f"{where}: symlink to {link!r} leaves the worktree")
-        if any(_is_dot_git(part) for part in resolved.split("/")):
+        if any(_is_dot_git(part) for part in [*resolved.split("/"), *link.split("/")]):
             raise UnsafeRecord(f"{where}: symlink into .git ({link!r})")
-        # Lexically inside, but symlinks already in the worktree may lead elsewhere.
-        root = Path(os.path.realpath(self.root))
-        real = Path(os.path.realpath(self.root / os.path.dirname(out.path) / link))
-        if real != root and root not in real.parents:
+        if not self._resolves_inside(out.path, links, planned):
             raise UnsafeRecord(f"{where}: symlink to {link!r} leads out of the worktree")
+
+    def _resolves_inside(self, path: str, links: Mapping[str, str], planned: set[str]) -> bool:
+        """Whether the link at `path` leads under the root; UnsafeRecord if into a `.git`.
+
+        One component at a time, as the kernel resolves it, so `up/../x` where `up` is a
+        link goes to the parent of `up`'s target. A `.git` anywhere on the way counts,
+        even if `..` leaves it again, and so does the repository's git directory.
+        """
+        where = f"refusing to restore {path}"
+        root = Path(os.path.realpath(self.root))
         git_dir = Path(os.path.realpath(self.repo.git_dir))
-        inside = real.relative_to(root).parts
-        if any(_is_dot_git(part) for part in inside) or real == git_dir or git_dir in real.parents:
-            raise UnsafeRecord(f"{where}: symlink into .git ({link!r})")
+        parts = path.split("/")[:-1]
+        pending = links[path].split("/")
+        hops = 0
+        while pending:
+            name = pending.pop(0)
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if not parts:
+                    return False
+                parts.pop()
+                continue
+            if _is_dot_git(name):
+                raise UnsafeRecord(f"{where}: symlink into .git (through {'/'.join(parts)})")
+            parts.append(name)
+            rel = "/".join(parts)
+            text = links.get(rel)
+            if text is None and rel not in planned:
+                text = self._existing_link(rel)
+            if text is None:
+                continue
+            hops += 1
+            if hops > _MAX_LINK_HOPS:
+                raise UnsafeRecord(f"{where}: symlink loop at {rel}")
+            parts.pop()
+            if os.path.isabs(text):  # only a link already in the worktree can be absolute
+                real = Path(os.path.realpath(text))
+                if real == git_dir or git_dir in real.parents:
+                    raise UnsafeRecord(f"{where}: symlink into .git (through {rel})")
+                if real != root and root not in real.parents:
+                    return False
+                parts, text = [], real.relative_to(root).as_posix()
+            pending = text.split("/") + pending
+        return True
+
+    def _existing_link(self, rel: str) -> str | None:
+        """The text of a symlink at `rel` in the worktree now, or None."""
+        try:
+            if stat.S_ISLNK(os.lstat(self.root / rel).st_mode):
+                return os.readlink(self.root / rel)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        return None
 
     def _write(self, out: OutputFile, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir() and not target.is_symlink():  # emptied by the removals (checked)
+            for dirpath, _dirs, _names in os.walk(target, topdown=False):
+                os.rmdir(dirpath)  # empty directories only: never rmtree what was not checked
         data = self.repo.read_blob(out.blob)
         if out.mode == MODE_LINK:
             tmp = str(target.parent / f".gitcache-tmp-{os.getpid()}-{target.name}")
