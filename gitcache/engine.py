@@ -446,12 +446,15 @@ class Engine:
         """An input whose content is not what the signature was computed from, if any.
 
         The record would otherwise be filed under the old inputs' signature while
-        holding what the new ones made. Stats only, unless a stat moved (then hashed).
+        holding what the new ones made. Stats only, unless a stat moved or the file was
+        written in or after the tick this process started hashing in (then hashed: a
+        rewrite within one timestamp tick keeps the stat, as in git's racy-clean rule).
         """
         worktree = self.project.worktree
+        clock = worktree.cache.clock_ns  # None: nothing hashed here, stats are trusted
         now = worktree.expand(evaluation.step.inputs)
         for path in sorted(set(now.files) | set(now.dangling) | set(evaluation.inputs)):
-            state = worktree.state(path, follow=True)
+            state = worktree.state(path, follow=True, racy_from=clock)
             if (None if state is None else state.oid) != evaluation.inputs.get(path):
                 return path
         return None

@@ -4,6 +4,12 @@ The rule is git's index rule for racily-clean entries: an entry is trusted only 
 the file's (size, mtime_ns, ctime_ns, inode, mode) still match and its mtime is
 older than the cache file itself. A file written in the same timestamp tick as the
 cache could change again without its mtime moving, so it is hashed once more.
+
+The same rule holds for what this process itself hashed: before its first entry, the
+cache reads the file system's clock (`clock_ns`, the mtime a file written then gets);
+a caller that must see a change made meanwhile (the input recheck after a command)
+passes it as `racy_from`, and a file whose mtime is not older is hashed again, since
+it may have been rewritten within the tick its stat was taken in.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class StatCache:
         self._entries: dict[str, tuple[StatKey, str]] = {}
         self._fresh: dict[str, tuple[StatKey, str]] = {}
         self._reference_ns = 0
+        self.clock_ns: int | None = None  # the file system's clock before the first entry
         self._dirty = False
         self.hashed = 0  # files actually read in this process (benchmarks and tests look)
         self._load()
@@ -70,8 +77,13 @@ class StatCache:
             # A missing or damaged cache only costs re-hashing.
             self._entries.clear()
 
-    def state(self, root: Path, rel: str, follow: bool = False) -> FileState | None:
+    def state(
+        self, root: Path, rel: str, follow: bool = False, racy_from: int | None = None
+    ) -> FileState | None:
         """The blob id, mode and size of a worktree file, or None if it does not exist.
+
+        `racy_from` (a file system time such as `clock_ns`): a file whose mtime is at or
+        after it is hashed again even though its stat still matches.
 
         A symlink is its link text, unless `follow` (inputs): then it counts as the file
         it points to, and None when it points to nothing or to a directory. Raises
@@ -93,12 +105,14 @@ class StatCache:
         if stat.S_ISDIR(st.st_mode):
             return None
         key = _key(st)
+        trusted = racy_from is None or key[1] < racy_from
         fresh = self._fresh.get(name)
-        if fresh is not None and fresh[0] == key:
+        if fresh is not None and fresh[0] == key and trusted:
             return FileState(fresh[1], key[4], key[0])
         cached = self._entries.get(name)
-        if cached is not None and cached[0] == key and key[1] < self._reference_ns:
+        if cached is not None and cached[0] == key and key[1] < self._reference_ns and trusted:
             return FileState(cached[1], key[4], key[0])
+        self._read_clock()
         if key[4] == MODE_LINK:
             oid = GitRepo.hash_bytes(os.fsencode(os.readlink(path)))
         else:
@@ -112,8 +126,14 @@ class StatCache:
 
     def remember(self, rel: str, st: os.stat_result, oid: str) -> None:
         """Record a blob id we know for a file with this stat (e.g. one we just restored)."""
+        self._read_clock()
         self._fresh[rel] = (_key(st), oid)
         self._dirty = True
+
+    def _read_clock(self) -> None:
+        """Read the file system's clock once, before this process makes its first entry."""
+        if self.clock_ns is None:
+            self.clock_ns = filesystem_now(self._path.parent)
 
     def save(self) -> None:
         if not self._dirty:
@@ -134,3 +154,21 @@ class StatCache:
                 os.unlink(tmp)
             return
         self._dirty = False
+
+
+CLOCK_PREFIX: Final = ".clock-"
+
+
+def filesystem_now(directory: Path) -> int:
+    """The file system's clock now: the mtime (ns) a file written now gets.
+
+    A file written later gets this mtime or a later one, whatever the file system's
+    timestamp granularity (git's racily-clean reasoning, with a fresh reference).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=directory, prefix=CLOCK_PREFIX)
+    try:
+        return os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
+        os.unlink(name)

@@ -77,9 +77,12 @@ class Worktree:
         self.cache = cache
         self.limits = limits or RestoreLimits()
 
-    def state(self, rel: str, follow: bool = False) -> FileState | None:
-        """A file's blob id, mode and size (None if missing); `follow` for inputs."""
-        return self.cache.state(self.root, rel, follow)
+    def state(
+        self, rel: str, follow: bool = False, racy_from: int | None = None
+    ) -> FileState | None:
+        """A file's blob id, mode and size (None if missing); `follow` for inputs;
+        `racy_from`: hash again a file whose mtime is not older (StatCache.state)."""
+        return self.cache.state(self.root, rel, follow, racy_from)
 
     # -- expanding -------------------------------------------------------------------
 

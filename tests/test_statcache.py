@@ -101,3 +101,18 @@ def test_a_followed_link_has_its_own_entry_beside_the_links(tmp_path: Path) -> N
     (tmp_path / "target").unlink()
     assert cache.state(tmp_path, "link", follow=True) is None  # dangling
     assert cache.state(tmp_path, "link") == as_link
+
+
+def test_racy_from_hashes_a_file_not_older_than_it_again(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x\n")
+    cache = StatCache(tmp_path / "state")
+    first = cache.state(tmp_path, "f")
+    clock = cache.clock_ns  # read before that first hash
+    assert clock is not None and cache.hashed == 1
+    assert cache.state(tmp_path, "f") == first and cache.hashed == 1  # stat trusted
+    mtime = os.stat(tmp_path / "f").st_mtime_ns
+    assert cache.state(tmp_path, "f", racy_from=mtime) == first and cache.hashed == 2
+    old = 1_600_000_000_000_000_000
+    os.utime(tmp_path / "f", ns=(old, old))
+    cache.state(tmp_path, "f")
+    assert cache.state(tmp_path, "f", racy_from=clock) == first and cache.hashed == 3  # older
