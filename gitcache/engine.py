@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from gitcache import __version__, interpolate, provenance
+from gitcache import __version__, interpolate, provenance, statcache
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import TreeEntry
 from gitcache.graph import input_matches_output
@@ -371,6 +371,9 @@ class Engine:
         # The scratch directory goes whatever happens (a signal included); one left by a
         # process killed with -9 goes at the start of a later run (scratch.py).
         with scratch_dir(self.project.repo.state_dir, step.name) as scratch:
+            # After the inputs were hashed, before the command starts: an input whose
+            # mtime is not older may have been rewritten since within one tick.
+            started = statcache.filesystem_now(scratch)
             try:
                 with self._unlocked():
                     execution = execute(
@@ -382,7 +385,9 @@ class Engine:
                     )
             except OSError as exc:  # the shell could not be started: E2BIG for a huge command
                 return self._cannot_start(evaluation, command, exc)
-            return self._after_command(evaluation, command, execution, record, replace, source)
+            return self._after_command(
+                evaluation, command, execution, record, replace, source, started
+            )
 
     def _cannot_start(self, evaluation: Evaluation, command: str, exc: OSError) -> StepResult:
         size = len(command.encode())
@@ -402,6 +407,7 @@ class Engine:
         record: bool,
         replace: bool,
         source: provenance.Provenance | None,
+        started: int,
     ) -> StepResult:
         step = evaluation.step
         if self._interrupted.is_set():
@@ -414,7 +420,7 @@ class Engine:
                 detail=f"command exited with status {execution.exit_status}",
                 exit_status=execution.exit_status,
             )
-        changed = self._changed_input(evaluation) if record else None
+        changed = self._changed_input(evaluation, started) if record else None
         if changed is not None:
             return StepResult(
                 step.name,
@@ -442,19 +448,19 @@ class Engine:
         )
         return StepResult(step.name, "ran", evaluation.signature, stored, exit_status=0)
 
-    def _changed_input(self, evaluation: Evaluation) -> str | None:
+    def _changed_input(self, evaluation: Evaluation, started: int) -> str | None:
         """An input whose content is not what the signature was computed from, if any.
 
         The record would otherwise be filed under the old inputs' signature while
-        holding what the new ones made. Stats only, unless a stat moved or the file was
-        written in or after the tick this process started hashing in (then hashed: a
-        rewrite within one timestamp tick keeps the stat, as in git's racy-clean rule).
+        holding what the new ones made. Stats only, unless a stat moved or the file's
+        mtime is not older than `started` (the file system's clock read after the inputs
+        were hashed, before the command started): then hashed, since a rewrite within
+        one timestamp tick keeps the stat (git's racily-clean rule).
         """
         worktree = self.project.worktree
-        clock = worktree.cache.clock_ns  # None: nothing hashed here, stats are trusted
         now = worktree.expand(evaluation.step.inputs)
         for path in sorted(set(now.files) | set(now.dangling) | set(evaluation.inputs)):
-            state = worktree.state(path, follow=True, racy_from=clock)
+            state = worktree.state(path, follow=True, racy_from=started)
             if (None if state is None else state.oid) != evaluation.inputs.get(path):
                 return path
         return None

@@ -5,11 +5,10 @@ the file's (size, mtime_ns, ctime_ns, inode, mode) still match and its mtime is
 older than the cache file itself. A file written in the same timestamp tick as the
 cache could change again without its mtime moving, so it is hashed once more.
 
-The same rule holds for what this process itself hashed: before its first entry, the
-cache reads the file system's clock (`clock_ns`, the mtime a file written then gets);
-a caller that must see a change made meanwhile (the input recheck after a command)
-passes it as `racy_from`, and a file whose mtime is not older is hashed again, since
-it may have been rewritten within the tick its stat was taken in.
+The same rule holds for entries this process made: a caller that must see a change
+made since a moment (the input recheck after a command) reads the file system's clock
+then (`filesystem_now`) and passes it as `racy_from`; a file whose mtime is not older
+is hashed again, since it may have been rewritten within the tick its stat was taken in.
 """
 
 from __future__ import annotations
@@ -59,7 +58,6 @@ class StatCache:
         self._entries: dict[str, tuple[StatKey, str]] = {}
         self._fresh: dict[str, tuple[StatKey, str]] = {}
         self._reference_ns = 0
-        self.clock_ns: int | None = None  # the file system's clock before the first entry
         self._dirty = False
         self.hashed = 0  # files actually read in this process (benchmarks and tests look)
         self._load()
@@ -112,7 +110,6 @@ class StatCache:
         cached = self._entries.get(name)
         if cached is not None and cached[0] == key and key[1] < self._reference_ns and trusted:
             return FileState(cached[1], key[4], key[0])
-        self._read_clock()
         if key[4] == MODE_LINK:
             oid = GitRepo.hash_bytes(os.fsencode(os.readlink(path)))
         else:
@@ -126,14 +123,8 @@ class StatCache:
 
     def remember(self, rel: str, st: os.stat_result, oid: str) -> None:
         """Record a blob id we know for a file with this stat (e.g. one we just restored)."""
-        self._read_clock()
         self._fresh[rel] = (_key(st), oid)
         self._dirty = True
-
-    def _read_clock(self) -> None:
-        """Read the file system's clock once, before this process makes its first entry."""
-        if self.clock_ns is None:
-            self.clock_ns = filesystem_now(self._path.parent)
 
     def save(self) -> None:
         if not self._dirty:
