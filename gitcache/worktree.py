@@ -32,7 +32,7 @@ from pathlib import Path
 from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
 from gitcache.filehash import read_stable
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo
-from gitcache.record import OutputFile, check_relative_path
+from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
 
 GLOB_CHARS = frozenset("*?[")
@@ -97,6 +97,9 @@ class Worktree:
         dangling: list[str] = []
         for pattern in patterns:
             found, broken = self._expand_one(pattern, follow)
+            for rel in sorted((*found, *broken)):
+                if not is_utf8(rel):  # two such names would be one key (U+FFFD) in a record
+                    raise UnreadableFile(_not_utf8(rel, "input"))
             files.update(found)
             dangling.extend(broken)
             if not found and not broken:
@@ -333,6 +336,8 @@ class Worktree:
         A file whose path no record may hold (a backslash in its name, say) is a
         StepFailed naming it.
         """
+        if not is_utf8(rel):
+            raise StepFailed(_not_utf8(rel, "output"))
         try:
             check_relative_path(rel)
         except ValueError:
@@ -638,6 +643,13 @@ class Worktree:
                 raise
         os.replace(tmp, target)
         self.cache.remember(out.path, os.lstat(target), out.blob)
+
+
+def _not_utf8(rel: str, what: str) -> str:
+    return (
+        f"{shown_path(rel)}: path is not valid UTF-8; a record holds {what} paths as UTF-8 "
+        "text, so rename it"
+    )
 
 
 def _is_dot_git(name: str) -> bool:
