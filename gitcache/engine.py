@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from gitcache import __version__, interpolate, provenance, statcache
+from gitcache import __version__, interpolate, locks, provenance, statcache
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import TreeEntry
 from gitcache.graph import input_matches_output
@@ -381,6 +381,7 @@ class Engine:
                         self.project.repo.root,
                         scratch,
                         lambda stream, data: self.reporter.output(step.name, stream, data),
+                        env=self._command_env(evaluation, record),
                         children=self._children,
                     )
             except OSError as exc:  # the shell could not be started: E2BIG for a huge command
@@ -388,6 +389,16 @@ class Engine:
             return self._after_command(
                 evaluation, command, execution, record, replace, source, started
             )
+
+    def _command_env(self, evaluation: Evaluation, record: bool) -> dict[str, str]:
+        """The command's environment: ours, naming the locks we hold while it runs (the
+        objects lock; the signature's when recording), so a gitcache it starts that
+        would wait for one fails at once (locks.py)."""
+        state_dir = self.project.repo.state_dir
+        held = [locks.objects_lock_path(state_dir)]
+        if record and evaluation.signature is not None:
+            held.append(locks.signature_lock_path(state_dir, evaluation.signature))
+        return {**os.environ, **locks.held_env(held)}
 
     def _cannot_start(self, evaluation: Evaluation, command: str, exc: OSError) -> StepResult:
         size = len(command.encode())

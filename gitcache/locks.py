@@ -11,31 +11,71 @@
 
 filelock and flock(2) are kernel locks: a crash or Ctrl-C never leaves a lock that
 blocks the next run (no pid files).
+
+A step's command runs while its gitcache holds the objects lock (shared) and the
+step's signature lock. The command's environment names them (`held_env`), so a
+gitcache it starts (`gitcache gc --prune`, `gitcache remove`, `gitcache run` of the
+same step) that would wait for one of them fails at once (LockHeld) instead of
+waiting forever for a process that waits for it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from gitcache.errors import LockHeld
+
 OBJECTS_LOCK = "objects.lock"  # under <state dir>/locks/
+HELD_ENV = "GITCACHE_HELD_LOCKS"  # lock files the gitcache that started a command holds
+HELD_BY_ENV = "GITCACHE_HELD_BY"  # that gitcache's pid
+
+
+def objects_lock_path(state_dir: Path) -> Path:
+    return state_dir / "locks" / OBJECTS_LOCK
+
+
+def signature_lock_path(state_dir: Path, signature: str) -> Path:
+    return state_dir / "locks" / f"{signature}.lock"
+
+
+def held_env(paths: Iterable[Path]) -> dict[str, str]:
+    """The environment entries telling a step's command which locks its gitcache holds."""
+    return {
+        HELD_ENV: os.pathsep.join(str(p.absolute()) for p in paths),
+        HELD_BY_ENV: str(os.getpid()),
+    }
+
+
+def _check_not_held_above(path: Path, what: str) -> None:
+    """LockHeld if the gitcache that started this process holds `path` (we would wait
+    for it while it waits for us)."""
+    held = os.environ.get(HELD_ENV, "").split(os.pathsep)
+    if str(path.absolute()) in held:
+        pid = os.environ.get(HELD_BY_ENV, "?")
+        raise LockHeld(
+            f"{what}: {path} is held by the gitcache (pid {pid}) that started this command, "
+            "until the command ends",
+            hint="run it after that gitcache has finished, not from a step's command",
+        )
 
 
 @contextmanager
 def signature_lock(
     state_dir: Path, signature: str, on_wait: Callable[[str], None]
 ) -> Iterator[None]:
-    path = state_dir / "locks" / f"{signature}.lock"
+    path = signature_lock_path(state_dir, signature)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path), thread_local=False)
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        _check_not_held_above(path, "cannot run a step from its own command")
         on_wait(f"waiting for lock on {path} (another gitcache is running this step)")
         lock.acquire()
     try:
@@ -57,6 +97,7 @@ def writing_objects(state_dir: Path, on_wait: Callable[[str], None] | None) -> I
         fcntl.LOCK_SH,
         on_wait,
         "waiting for lock on {path} (gitcache gc --prune is running)",
+        "",
     ):
         yield
 
@@ -70,15 +111,18 @@ def dropping_records(state_dir: Path, on_wait: Callable[[str], None] | None) -> 
         fcntl.LOCK_EX,
         on_wait,
         "waiting for lock on {path} (another gitcache is writing or using records)",
+        "cannot drop records while a step runs",
     ):
         yield
 
 
 @contextmanager
 def _flock(
-    state_dir: Path, kind: int, on_wait: Callable[[str], None] | None, notice: str
+    state_dir: Path, kind: int, on_wait: Callable[[str], None] | None, notice: str, nested: str
 ) -> Iterator[None]:
-    path = state_dir / "locks" / OBJECTS_LOCK
+    """flock(2) the objects lock; `nested`: what fails when the caller's gitcache holds it
+    ("" for a shared lock, which another shared holder never blocks)."""
+    path = objects_lock_path(state_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     # One open file description per holder: flock(2) locks belong to it, so threads
     # and nested holders each get their own and never release another's lock.
@@ -87,6 +131,8 @@ def _flock(
         try:
             fcntl.flock(fd, kind | fcntl.LOCK_NB)
         except BlockingIOError:
+            if nested:
+                _check_not_held_above(path, nested)
             if on_wait is not None:
                 on_wait(notice.format(path=path))
             fcntl.flock(fd, kind)
