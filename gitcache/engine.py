@@ -26,7 +26,7 @@ from gitcache.processes import Children, forwarding_signals
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
 from gitcache.scheduler import schedule
-from gitcache.scratch import clean_stale, scratch_dir
+from gitcache.scratch import clean_stale, clean_stale_files, scratch_dir
 from gitcache.status import describe_changes
 from gitcache.store import NewRecord, StoredRecord
 from gitcache.trust import vet
@@ -132,6 +132,8 @@ class Engine:
         keep_going = self.options.keep_going or self.options.mode == "assert"
         if not self.options.dry_run:
             clean_stale(self.project.repo.state_dir)  # scratch of killed processes
+            for directory in (self.project.repo.state_dir, self.project.repo.worktree_state_dir):
+                clean_stale_files(directory)  # their half-written state files
         with forwarding_signals(self._children):
             results = schedule(
                 order,

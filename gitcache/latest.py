@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from gitcache.gitrepo import GitRepo, RefUpdate
+from gitcache.scratch import temp_prefix
 
 STEP_PREFIX: Final = "refs/gitcache/step/"
 LATEST_FILE: Final = "latest-records-v1.json"
@@ -114,7 +115,7 @@ def _updating(path: Path) -> Iterator[dict[str, str]]:
         steps = read_file(path)
         yield steps
         payload = json.dumps({"version": 1, "steps": steps}, sort_keys=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".latest-")
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix("latest"))
         try:
             with os.fdopen(handle, "w") as out:
                 out.write(payload)

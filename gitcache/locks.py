@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,6 +83,49 @@ def signature_lock(
         yield
     finally:
         lock.release()
+
+
+_SIGNATURE_LOCK = re.compile(r"[0-9a-f]{64}\.lock")
+
+
+def remove_unheld_signature_locks(state_dir: Path) -> int:
+    """Remove the signature lock files that no process holds; how many went.
+
+    One lock file per signature ever run would pile up. A file is unlinked only while
+    this process holds its flock and the path still names it, so no holder loses its
+    lock; a process that opened it earlier and waits for it finds it unlinked once it
+    gets it (filelock checks st_nlink) and opens the path again.
+    """
+    directory = state_dir / "locks"
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    removed = 0
+    for name in names:
+        if not _SIGNATURE_LOCK.fullmatch(name):
+            continue
+        path = directory / name
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # held: a run of that signature is under way
+            held = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                continue
+            if held.st_nlink and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                os.unlink(path)
+                removed += 1
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextmanager

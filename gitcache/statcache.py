@@ -24,6 +24,7 @@ from typing import Final
 
 from gitcache.filehash import hash_file
 from gitcache.gitrepo import MODE_EXEC, MODE_FILE, MODE_LINK, GitRepo
+from gitcache.scratch import temp_prefix
 
 CACHE_FILE: Final = "statcache-v1.json"
 # Key prefix of a followed symlink's entry (inputs count a link by its target); NUL
@@ -135,7 +136,7 @@ class StatCache:
             "entries": {rel: [*key, oid] for rel, (key, oid) in merged.items()},
         }
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".statcache-")
+        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=temp_prefix("statcache"))
         try:
             with os.fdopen(fd, "w") as handle:
                 json.dump(payload, handle, separators=(",", ":"))
