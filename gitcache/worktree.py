@@ -206,32 +206,37 @@ class Worktree:
                 if rel:
                     found.append(rel)
                 else:
-                    found += [n for n in self._names("") if not n.startswith(".")]
+                    found += [n for n, _ in self._entries("") if not n.startswith(".")]
                 return
             for below, seen in self._dirs_below(rel, ancestors):
                 self._glob_in(below, rest, seen, found)
             return
-        if GLOB_CHARS & set(head):
-            names = [
-                n
-                for n in self._names(rel)
-                if (head.startswith(".") or not n.startswith("."))
-                and not _is_dot_git(n)
-                and fnmatch.fnmatchcase(n, head)
-            ]
-        else:
-            names = [head]
-        for name in names:
-            child = f"{rel}/{name}" if rel else name
+        if not GLOB_CHARS & set(head):
+            child = f"{rel}/{head}" if rel else head
             if rest:
                 if os.path.isdir(self.root / child):
                     self._glob_in(child, rest, ancestors, found)
             elif os.path.lexists(self.root / child):
                 found.append(child)
+            return
+        for name, is_dir in self._entries(rel):
+            if (
+                (head.startswith(".") or not name.startswith("."))
+                and not _is_dot_git(name)
+                and fnmatch.fnmatchcase(name, head)
+            ):
+                child = f"{rel}/{name}" if rel else name
+                if not rest:
+                    found.append(child)
+                elif is_dir:
+                    self._glob_in(child, rest, ancestors, found)
 
-    def _names(self, rel: str) -> list[str]:
+    def _entries(self, rel: str) -> list[tuple[str, bool]]:
+        """The names in directory `rel`, sorted, each with whether it is a directory (or
+        a symlink to one); [] if `rel` cannot be listed. One stat only per symlink."""
         try:
-            return sorted(os.listdir(self.root / rel))
+            with os.scandir(self.root / rel) as listing:
+                return sorted((e.name, _is_dir(e)) for e in listing)
         except OSError:  # not a directory, unreadable, gone
             return []
 
@@ -250,10 +255,9 @@ class Worktree:
             return
         seen = ancestors | {key}
         yield rel, seen
-        for name in self._names(rel):
-            child = f"{rel}/{name}" if rel else name
-            if not name.startswith(".") and os.path.isdir(self.root / child):
-                yield from self._dirs_below(child, seen)
+        for name, is_dir in self._entries(rel):
+            if is_dir and not name.startswith("."):
+                yield from self._dirs_below(f"{rel}/{name}" if rel else name, seen)
 
     def output_files(self, declared: str) -> list[str] | None:
         """The files of a declared output, symlinks as files (never followed), sorted.
@@ -650,6 +654,14 @@ def _not_utf8(rel: str, what: str) -> str:
         f"{shown_path(rel)}: path is not valid UTF-8; a record holds {what} paths as UTF-8 "
         "text, so rename it"
     )
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """A directory, or a symlink to one (False for a dangling link or a loop of links)."""
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:
+        return False
 
 
 def _is_dot_git(name: str) -> bool:
