@@ -1,6 +1,6 @@
 """Locks between gitcache processes, all released by the kernel when a process dies.
 
-- Per-signature locks: two processes about to run one signature run it once.
+- Per-signature locks (flock): two processes about to run one signature run it once.
 - The objects lock: a reader/writer lock between everything that writes git objects
   before the refs that keep them, or relies on a record staying (a run, a Python
   step, a fetch, a rewrite mapping, `restore`, `remove --outputs`; shared) and what
@@ -9,7 +9,7 @@
   object and its ref transaction, and a record must not go while `remove --outputs`
   deletes the files it holds.
 
-filelock and flock(2) are kernel locks: a crash or Ctrl-C never leaves a lock that
+flock(2) locks are kernel locks: a crash or Ctrl-C never leaves a lock that
 blocks the next run (no pid files).
 
 A step's command runs while its gitcache holds the objects lock (shared) and the
@@ -27,8 +27,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from filelock import FileLock, Timeout
 
 from gitcache.errors import LockHeld
 
@@ -70,19 +68,46 @@ def _check_not_held_above(path: Path, what: str) -> None:
 def signature_lock(
     state_dir: Path, signature: str, on_wait: Callable[[str], None]
 ) -> Iterator[None]:
+    """Hold the signature's lock (flock on `locks/<signature>.lock`) while the block runs.
+
+    `gitcache gc` removes lock files no process holds (`remove_unheld_signature_locks`):
+    a lock taken on a file that was removed meanwhile guards nothing, so it is taken
+    again on the file the path names now.
+    """
     path = signature_lock_path(state_dir, signature)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        _check_not_held_above(path, "cannot run a step from its own command")
-        on_wait(f"waiting for lock on {path} (another gitcache is running this step)")
-        lock.acquire()
+    waited = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                _check_not_held_above(path, "cannot run a step from its own command")
+                if not waited:
+                    on_wait(f"waiting for lock on {path} (another gitcache is running this step)")
+                    waited = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _still_named(fd, path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
     try:
         yield
     finally:
-        lock.release()
+        os.close(fd)  # releases the flock
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the file at `path` (not removed meanwhile)."""
+    held = os.fstat(fd)
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return held.st_nlink > 0 and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
 
 
 _SIGNATURE_LOCK = re.compile(r"[0-9a-f]{64}\.lock")
@@ -94,7 +119,7 @@ def remove_unheld_signature_locks(state_dir: Path) -> int:
     One lock file per signature ever run would pile up. A file is unlinked only while
     this process holds its flock and the path still names it, so no holder loses its
     lock; a process that opened it earlier and waits for it finds it unlinked once it
-    gets it (filelock checks st_nlink) and opens the path again.
+    gets it and takes the lock again on the path's new file (`signature_lock`).
     """
     directory = state_dir / "locks"
     try:
@@ -115,12 +140,7 @@ def remove_unheld_signature_locks(state_dir: Path) -> int:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # held: a run of that signature is under way
-            held = os.fstat(fd)
-            try:
-                now = os.stat(path)
-            except FileNotFoundError:
-                continue
-            if held.st_nlink and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            if _still_named(fd, path):
                 os.unlink(path)
                 removed += 1
         finally:

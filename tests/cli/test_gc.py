@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+import time
 from pathlib import Path
 
 from filelock import FileLock
@@ -130,3 +134,29 @@ def test_only_unheld_signature_lock_files_go(tmp_path: Path) -> None:
     assert sorted(p.name for p in (state / "locks").iterdir()) == ["objects.lock", "other.lock"]
     with signature_lock(state, sig, lambda _: None):  # made again when needed
         assert signature_lock_path(state, sig).exists()
+
+
+def test_a_waiter_on_a_removed_lock_file_takes_the_lock_on_the_new_one(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    sig = "cd" * 32
+    path = signature_lock_path(state, sig)
+    path.parent.mkdir(parents=True)
+    old = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(old, fcntl.LOCK_EX)  # a run holds it
+    entered = threading.Event()
+
+    def waiter() -> None:
+        with signature_lock(state, sig, lambda _: None):
+            entered.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.2)  # the waiter has opened the old file and waits for it
+    os.unlink(path)  # as gc does once it holds the lock (here: the run, as it ends)
+    new = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(new, fcntl.LOCK_EX)  # a later run takes the path's new file
+    os.close(old)
+    assert not entered.wait(0.5)  # the old file's lock guards nothing: it waits on
+    os.close(new)
+    assert entered.wait(5)
+    thread.join()
