@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from gitcache import __version__, interpolate, provenance
+from gitcache import __version__, interpolate, locks, provenance, statcache
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import TreeEntry
 from gitcache.graph import input_matches_output
@@ -28,7 +28,7 @@ from gitcache.processes import Children, forwarding_signals
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
 from gitcache.scheduler import schedule
-from gitcache.scratch import clean_stale, scratch_dir
+from gitcache.scratch import clean_stale, clean_stale_files, scratch_dir
 from gitcache.status import describe_changes
 from gitcache.store import NewRecord, RefBatch, StoredRecord
 from gitcache.sweeps import format_values, item_id
@@ -147,6 +147,8 @@ class Engine:
         keep_going = self.options.keep_going or self.options.mode == "assert"
         if not self.options.dry_run:
             clean_stale(self.project.repo.state_dir)  # scratch of killed processes
+            for directory in (self.project.repo.state_dir, self.project.repo.worktree_state_dir):
+                clean_stale_files(directory)  # their half-written state files
         with forwarding_signals(self._children):
             try:
                 results = schedule(
@@ -435,6 +437,9 @@ class Engine:
         # The scratch directory goes whatever happens (a signal included); one left by a
         # process killed with -9 goes at the start of a later run (scratch.py).
         with self._scratch(step) as scratch:
+            # After the inputs were hashed, before the command starts: an input whose
+            # mtime is not older may have been rewritten since within one tick.
+            started = statcache.filesystem_now(scratch)
             try:
                 with self._unlocked():
                     execution = execute(
@@ -442,15 +447,28 @@ class Engine:
                         self.project.repo.root,
                         scratch,
                         lambda stream, data: self.reporter.output(step.key, stream, data),
+                        env=self._command_env(evaluation, record),
                         children=self._children,
                     )
             except OSError as exc:  # the shell could not be started: E2BIG for a huge command
                 return self._cannot_start(evaluation, command, exc)
             try:
-                return self._after_command(evaluation, command, execution, record, replace, source)
+                return self._after_command(
+                    evaluation, command, execution, record, replace, source, started
+                )
             finally:  # an item's directory serves its thread's next item
                 for path in execution.logs.values():
                     path.unlink(missing_ok=True)
+
+    def _command_env(self, evaluation: Evaluation, record: bool) -> dict[str, str]:
+        """The command's environment: ours, naming the locks we hold while it runs (the
+        objects lock; the signature's when recording), so a gitcache it starts that
+        would wait for one fails at once (locks.py)."""
+        state_dir = self.project.repo.state_dir
+        held = [locks.objects_lock_path(state_dir)]
+        if record and evaluation.signature is not None:
+            held.append(locks.signature_lock_path(state_dir, evaluation.signature))
+        return {**os.environ, **locks.held_env(held)}
 
     def _cannot_start(self, evaluation: Evaluation, command: str, exc: OSError) -> StepResult:
         size = len(command.encode())
@@ -470,6 +488,7 @@ class Engine:
         record: bool,
         replace: bool,
         source: provenance.Provenance | None,
+        started: int,
     ) -> StepResult:
         step = evaluation.step
         if self._interrupted.is_set():
@@ -482,7 +501,7 @@ class Engine:
                 detail=f"command exited with status {execution.exit_status}",
                 exit_status=execution.exit_status,
             )
-        changed = self._changed_input(evaluation) if record else None
+        changed = self._changed_input(evaluation, started) if record else None
         if changed is not None:
             return StepResult(
                 step.key,
@@ -510,16 +529,19 @@ class Engine:
         )
         return StepResult(step.key, "ran", evaluation.signature, stored, exit_status=0)
 
-    def _changed_input(self, evaluation: Evaluation) -> str | None:
+    def _changed_input(self, evaluation: Evaluation, started: int) -> str | None:
         """An input whose content is not what the signature was computed from, if any.
 
         The record would otherwise be filed under the old inputs' signature while
-        holding what the new ones made. Stats only, unless a stat moved (then hashed).
+        holding what the new ones made. Stats only, unless a stat moved or the file's
+        mtime is not older than `started` (the file system's clock read after the inputs
+        were hashed, before the command started): then hashed, since a rewrite within
+        one timestamp tick keeps the stat (git's racily-clean rule).
         """
         worktree = self.project.worktree
         now = worktree.expand(evaluation.step.inputs)
         for path in sorted(set(now.files) | set(now.dangling) | set(evaluation.inputs)):
-            state = worktree.state(path, follow=True)
+            state = worktree.state(path, follow=True, racy_from=started)
             if (None if state is None else state.oid) != evaluation.inputs.get(path):
                 return path
         return None

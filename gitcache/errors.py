@@ -76,6 +76,13 @@ class WorktreeConflict(GitcacheError):
     """Writing would overwrite a worktree file whose content no record holds (exit 2)."""
 
 
+class LockHeld(GitcacheError):
+    """A lock is held by the gitcache that started this process (a step's command runs
+    gitcache): waiting would never end (exit 1)."""
+
+    exit_code = EXIT_STEP_FAILED
+
+
 class UnreadableFile(GitcacheError):
     """A worktree file cannot be read as one blob: it keeps changing while gitcache reads
     it, or it is not a regular file (a fifo, a socket, a device) (exit 2)."""

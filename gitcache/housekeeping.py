@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from gitcache.errors import RepositoryError
+from gitcache.processes import stopping_children
 
 
 def run_git_gc(root: Path, prune: str = "now") -> None:
@@ -21,16 +22,21 @@ def run_git_gc(root: Path, prune: str = "now") -> None:
     Call it under `locks.dropping_records` (the objects lock held exclusive): then no
     gitcache process has written objects its refs do not hold yet, and none starts
     until git is done; `--prune=now` would otherwise delete a running step's outputs.
+    So git must not outlive the lock: a signal that stops gitcache stops git too.
     """
-    try:
-        done = subprocess.run(
-            ["git", "gc", f"--prune={prune}", "--quiet"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError as exc:
-        raise RepositoryError(f"could not run git gc: {exc}") from None
-    if done.returncode != 0:
-        raise RepositoryError(f"git gc failed: {done.stderr.strip() or done.returncode}")
+    with stopping_children() as children:
+        try:
+            proc = subprocess.Popen(
+                ["git", "gc", f"--prune={prune}", "--quiet"],
+                cwd=root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise RepositoryError(f"could not run git gc: {exc}") from None
+        children.add(proc)
+        _out, err = proc.communicate()
+    if proc.returncode != 0:
+        message = err.decode(errors="replace").strip() or proc.returncode
+        raise RepositoryError(f"git gc failed: {message}")

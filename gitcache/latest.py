@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from gitcache.gitrepo import GitRepo, RefUpdate
+from gitcache.scratch import temp_prefix
 from gitcache.sweeps import item_id
 
 STEP_PREFIX: Final = "refs/gitcache/step/"
@@ -141,7 +142,7 @@ def _updating(path: Path) -> Iterator[dict[str, str]]:
         steps = read_file(path)
         yield steps
         payload = json.dumps({"version": 1, "steps": steps}, sort_keys=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".latest-")
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix("latest"))
         try:
             with os.fdopen(handle, "w") as out:
                 out.write(payload)

@@ -1,6 +1,6 @@
 """Locks between gitcache processes, all released by the kernel when a process dies.
 
-- Per-signature locks: two processes about to run one signature run it once.
+- Per-signature locks (flock): two processes about to run one signature run it once.
 - The objects lock: a reader/writer lock between everything that writes git objects
   before the refs that keep them, or relies on a record staying (a run, a Python
   step, a fetch, a rewrite mapping, `restore`, `remove --outputs`; shared) and what
@@ -9,41 +9,143 @@
   object and its ref transaction, and a record must not go while `remove --outputs`
   deletes the files it holds.
 
-filelock and flock(2) are kernel locks: a crash or Ctrl-C never leaves a lock that
+flock(2) locks are kernel locks: a crash or Ctrl-C never leaves a lock that
 blocks the next run (no pid files).
+
+A step's command runs while its gitcache holds the objects lock (shared) and the
+step's signature lock. The command's environment names them (`held_env`), so a
+gitcache it starts (`gitcache gc --prune`, `gitcache remove`, `gitcache run` of the
+same step) that would wait for one of them fails at once (LockHeld) instead of
+waiting forever for a process that waits for it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gitcache.errors import LockHeld
+
 OBJECTS_LOCK = "objects.lock"  # under <state dir>/locks/
+HELD_ENV = "GITCACHE_HELD_LOCKS"  # lock files the gitcache that started a command holds
+HELD_BY_ENV = "GITCACHE_HELD_BY"  # that gitcache's pid
+
+
+def objects_lock_path(state_dir: Path) -> Path:
+    return state_dir / "locks" / OBJECTS_LOCK
+
+
+def signature_lock_path(state_dir: Path, signature: str) -> Path:
+    return state_dir / "locks" / f"{signature}.lock"
+
+
+def held_env(paths: Iterable[Path]) -> dict[str, str]:
+    """The environment entries telling a step's command which locks its gitcache holds."""
+    return {
+        HELD_ENV: os.pathsep.join(str(p.absolute()) for p in paths),
+        HELD_BY_ENV: str(os.getpid()),
+    }
+
+
+def _check_not_held_above(path: Path, what: str) -> None:
+    """LockHeld if the gitcache that started this process holds `path` (we would wait
+    for it while it waits for us)."""
+    held = os.environ.get(HELD_ENV, "").split(os.pathsep)
+    if str(path.absolute()) in held:
+        pid = os.environ.get(HELD_BY_ENV, "?")
+        raise LockHeld(
+            f"{what}: {path} is held by the gitcache (pid {pid}) that started this command, "
+            "until the command ends",
+            hint="run it after that gitcache has finished, not from a step's command",
+        )
 
 
 @contextmanager
 def signature_lock(
     state_dir: Path, signature: str, on_wait: Callable[[str], None]
 ) -> Iterator[None]:
-    # Imported here: filelock costs ~10 ms to import, and a Python step's hit, which
-    # takes no signature lock, should not pay it.
-    from filelock import FileLock, Timeout
+    """Hold the signature's lock (flock on `locks/<signature>.lock`) while the block runs.
 
-    path = state_dir / "locks" / f"{signature}.lock"
+    `gitcache gc` removes lock files no process holds (`remove_unheld_signature_locks`):
+    a lock taken on a file that was removed meanwhile guards nothing, so it is taken
+    again on the file the path names now.
+    """
+    path = signature_lock_path(state_dir, signature)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        on_wait(f"waiting for lock on {path} (another gitcache is running this step)")
-        lock.acquire()
+    waited = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                _check_not_held_above(path, "cannot run a step from its own command")
+                if not waited:
+                    on_wait(f"waiting for lock on {path} (another gitcache is running this step)")
+                    waited = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _still_named(fd, path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
     try:
         yield
     finally:
-        lock.release()
+        os.close(fd)  # releases the flock
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the file at `path` (not removed meanwhile)."""
+    held = os.fstat(fd)
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return held.st_nlink > 0 and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+
+_SIGNATURE_LOCK = re.compile(r"[0-9a-f]{64}\.lock")
+
+
+def remove_unheld_signature_locks(state_dir: Path) -> int:
+    """Remove the signature lock files that no process holds; how many went.
+
+    One lock file per signature ever run would pile up. A file is unlinked only while
+    this process holds its flock and the path still names it, so no holder loses its
+    lock; a process that opened it earlier and waits for it finds it unlinked once it
+    gets it and takes the lock again on the path's new file (`signature_lock`).
+    """
+    directory = state_dir / "locks"
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    removed = 0
+    for name in names:
+        if not _SIGNATURE_LOCK.fullmatch(name):
+            continue
+        path = directory / name
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # held: a run of that signature is under way
+            if _still_named(fd, path):
+                os.unlink(path)
+                removed += 1
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextmanager
@@ -59,6 +161,7 @@ def writing_objects(state_dir: Path, on_wait: Callable[[str], None] | None) -> I
         fcntl.LOCK_SH,
         on_wait,
         "waiting for lock on {path} (gitcache gc --prune is running)",
+        "",
     ):
         yield
 
@@ -72,15 +175,18 @@ def dropping_records(state_dir: Path, on_wait: Callable[[str], None] | None) -> 
         fcntl.LOCK_EX,
         on_wait,
         "waiting for lock on {path} (another gitcache is writing or using records)",
+        "cannot drop records while a step runs",
     ):
         yield
 
 
 @contextmanager
 def _flock(
-    state_dir: Path, kind: int, on_wait: Callable[[str], None] | None, notice: str
+    state_dir: Path, kind: int, on_wait: Callable[[str], None] | None, notice: str, nested: str
 ) -> Iterator[None]:
-    path = state_dir / "locks" / OBJECTS_LOCK
+    """flock(2) the objects lock; `nested`: what fails when the caller's gitcache holds it
+    ("" for a shared lock, which another shared holder never blocks)."""
+    path = objects_lock_path(state_dir)
     # One open file description per holder: flock(2) locks belong to it, so threads
     # and nested holders each get their own and never release another's lock.
     flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
@@ -93,6 +199,8 @@ def _flock(
         try:
             fcntl.flock(fd, kind | fcntl.LOCK_NB)
         except BlockingIOError:
+            if nested:
+                _check_not_held_above(path, nested)
             if on_wait is not None:
                 on_wait(notice.format(path=path))
             fcntl.flock(fd, kind)

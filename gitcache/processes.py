@@ -12,6 +12,11 @@ gitcache's group only, so gitcache passes them on:
 - SIGTSTP (Ctrl-Z) stops the commands, then gitcache; SIGCONT (`fg`) resumes both.
 
 A SIGHUP that gitcache was started ignoring (`nohup`) stays ignored.
+
+The other processes gitcache starts and waits for (the `git` of push, fetch and
+`gc --prune`, the workers of `gitcache run DIR/*.json -j N`) stay in gitcache's group,
+so Ctrl-C reaches them and ssh can still prompt on the terminal; SIGTERM and SIGHUP,
+which reach gitcache alone, are passed on to each of them (`stopping_children`).
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Protocol
 
 STOP_GRACE_SECONDS = 2.0  # after each signal, before the next, stronger one
 
@@ -53,15 +58,26 @@ def stopped_by(signum: int) -> str:
     return "interrupted" if signum == signal.SIGINT else f"stopped by {SIGNAL_NAMES[signum]}"
 
 
+class Group(Protocol):
+    """A child process: `poll` says whether it still runs (reaping it if not). A step's
+    command leads a process group of its own, and signals go to that group; a child
+    in gitcache's group (git, a task worker) gets them itself."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+
 class Children:
     """The commands running now; each is the leader of its own process group."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running: set[Group] = set()
         self._stopping = False
 
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
+    def add(self, proc: Group) -> None:
         """Track a command just started; if a stop has begun, kill it at once."""
         with self._lock:
             if not self._stopping:
@@ -69,7 +85,7 @@ class Children:
                 return
         _stop_groups([proc], signal.SIGKILL)
 
-    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+    def discard(self, proc: Group) -> None:
         with self._lock:
             self._running.discard(proc)
 
@@ -91,7 +107,7 @@ class Children:
         _stop_groups(running, signum)
 
 
-def _stop_groups(procs: list[subprocess.Popen[bytes]], signum: int) -> None:
+def _stop_groups(procs: list[Group], signum: int) -> None:
     steps: list[tuple[int, float | None]] = [(signum, STOP_GRACE_SECONDS)]
     if signum != signal.SIGTERM:
         steps.append((signal.SIGTERM, STOP_GRACE_SECONDS))
@@ -113,7 +129,7 @@ def _stop_groups(procs: list[subprocess.Popen[bytes]], signum: int) -> None:
         raise
 
 
-def _wait_groups(procs: list[subprocess.Popen[bytes]], grace: float | None) -> None:
+def _wait_groups(procs: list[Group], grace: float | None) -> None:
     deadline = None if grace is None else time.monotonic() + grace
     while any(_group_alive(p) for p in procs):
         if deadline is not None and time.monotonic() > deadline:
@@ -121,20 +137,28 @@ def _wait_groups(procs: list[subprocess.Popen[bytes]], grace: float | None) -> N
         time.sleep(0.02)
 
 
-def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
-    proc.poll()  # reap the leader: an unreaped zombie still counts as a group member
+def _group_alive(proc: Group) -> bool:
+    running = proc.poll() is None  # reap the leader: a zombie still counts as a member
     try:
         os.killpg(proc.pid, 0)
     except ProcessLookupError:
-        return False
+        return running  # no such group: a child in gitcache's own group
     except PermissionError:
         return True
     return True
 
 
-def _killpg(proc: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+def _killpg(proc: Group, signum: int) -> None:
+    try:
         os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        # No such group (a child in gitcache's own group): the process itself, while it
+        # is unreaped (so its pid cannot be another process's).
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signum)
+    except PermissionError:
+        pass
 
 
 FORWARDED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP})
@@ -180,3 +204,19 @@ def forwarding_signals(children: Children) -> Iterator[None]:
     finally:
         for signum, before in previous.items():
             signal.signal(signum, before)
+
+
+@contextmanager
+def stopping_children() -> Iterator[Children]:
+    """For a block that starts processes (added to the Children it yields) and waits for
+    them: Ctrl-C, SIGTERM and SIGHUP stop them as they stop a step's command
+    (`Children.stop_all`: the signal, SIGTERM, SIGKILL), and so does any error leaving
+    the block; the signal then goes on as KeyboardInterrupt or Terminated."""
+    children = Children()
+    with forwarding_signals(children):
+        try:
+            yield children
+        except BaseException as exc:
+            stopping = isinstance(exc, KeyboardInterrupt | Terminated)
+            children.stop_all(stop_signal(exc) if stopping else signal.SIGTERM)
+            raise

@@ -7,6 +7,7 @@ relative path that stays inside the worktree.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -30,8 +31,25 @@ SIG_PATTERN = r"^[0-9a-f]{64}$"
 _OID = re.compile(OID_PATTERN)
 
 
+def shown_path(path: str) -> str:
+    """A path for a message: a byte that is not UTF-8 (a lone surrogate) as `\\xff`."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def is_utf8(path: str) -> bool:
+    """Whether a path (as os functions give it: bytes that are not UTF-8 become lone
+    surrogates) is UTF-8 text, which is what records and signatures hold."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_relative_path(path: str) -> str:
-    """A worktree path a record may name: relative, normalized, outside `.git`."""
+    """A worktree path a record may name: UTF-8, relative, normalized, outside `.git`."""
+    if not is_utf8(path):
+        raise ValueError(f"{shown_path(path)}: path is not valid UTF-8")
     if not path or "\\" in path or "\0" in path:
         raise ValueError(f"unsafe path {path!r}")
     parts = path.split("/")

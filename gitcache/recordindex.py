@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from gitcache.record import OID_PATTERN, SIG_PATTERN, Record
+from gitcache.scratch import temp_prefix
 from gitcache.stepnames import ref_component_problem
 from gitcache.sweeps import encoded_label as item_label
 
@@ -150,7 +151,7 @@ class RecordIndex:
         entries = {c: s for c, s in self._entries.items() if live is None or c in live}
         payload = {"version": 1, "records": {c: s.as_list() for c, s in entries.items()}}
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".record-index-")
+        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=temp_prefix("record-index"))
         try:
             with os.fdopen(fd, "w") as handle:
                 # dumps, not dump: only dumps uses the C encoder (4x faster here).

@@ -19,6 +19,7 @@ import blake3
 
 from gitcache.errors import RemoteError
 from gitcache.gitrepo import GitRepo
+from gitcache.processes import stopping_children
 from gitcache.record import is_oid
 from gitcache.stepnames import ref_component_problem
 
@@ -182,36 +183,45 @@ def _reason(err: bytes) -> str:
 def _run(
     root: Path, args: list[str], progress: ProgressSink | None, stdin: bytes | None = None
 ) -> tuple[int, bytes, bytes]:
-    """Run git; its stderr goes to `progress` as it comes (and is kept for messages)."""
-    try:
-        proc = subprocess.Popen(
-            [GIT, *args],
-            cwd=root,
-            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-    except OSError as exc:
-        raise RemoteError(f"cannot start {GIT}: {exc}", hint="is git installed?") from None
+    """Run git; its stderr goes to `progress` as it comes (and is kept for messages).
+
+    git stays in gitcache's process group (Ctrl-C reaches it from the terminal, and
+    ssh or a credential helper can still ask on the terminal); SIGTERM and SIGHUP,
+    which reach gitcache alone, are passed on to it (then SIGKILL), and so is an error
+    leaving this function meanwhile (processes.stopping_children).
+    """
+    with stopping_children() as children:
+        try:
+            proc = subprocess.Popen(
+                [GIT, *args],
+                cwd=root,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise RemoteError(f"cannot start {GIT}: {exc}", hint="is git installed?") from None
+        children.add(proc)
+        return _talk(proc, progress, stdin)
+
+
+def _talk(
+    proc: subprocess.Popen[bytes], progress: ProgressSink | None, stdin: bytes | None
+) -> tuple[int, bytes, bytes]:
     assert proc.stdout is not None and proc.stderr is not None
     err: list[bytes] = []
     pump = threading.Thread(target=_pump, args=(proc.stderr, err, progress), daemon=True)
     pump.start()
-    try:
-        if stdin is not None and proc.stdin is not None:
-            # git fetch --stdin reads all of it before it starts: no deadlock with stdout.
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.write(stdin)
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.close()
-        out = proc.stdout.read()
-        status = proc.wait()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    finally:
-        pump.join()
+    # On an exception (a signal), stopping_children stops git; the pump then ends.
+    if stdin is not None and proc.stdin is not None:
+        # git fetch --stdin reads all of it before it starts: no deadlock with stdout.
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(stdin)
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+    out = proc.stdout.read()
+    status = proc.wait()
+    pump.join()
     return status, out, b"".join(err)
 
 

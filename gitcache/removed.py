@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
+from gitcache.scratch import temp_prefix
+
 REGISTRY_FILE: Final = "removed-outputs-v1.json"
 
 
@@ -61,7 +63,7 @@ class RemovedOutputs:
             return
         self._path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"version": 1, "paths": self._entries}, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".removed-")
+        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=temp_prefix("removed"))
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(payload)

@@ -7,6 +7,10 @@ are gone before it starts: the owner's pid is not alive and the directory's lock
 not held. The lock (flock, held by the owner for the directory's lifetime) protects
 an owner whose pid this process cannot see, e.g. in another container sharing the
 repository.
+
+Files written whole and renamed into place (the stat cache, the record index, ...)
+are written first under a name that holds the writer's pid (`temp_prefix`); one left
+by a killed process goes the same way (`clean_stale_files`, at the start of a run).
 """
 
 from __future__ import annotations
@@ -15,12 +19,52 @@ import contextlib
 import fcntl
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 SCRATCH_DIR = "tmp"
 _LOCK = ".lock"
+# The temporary files of state written whole and renamed into place (`temp_prefix`).
+TEMP_KINDS = ("statcache", "record-index", "removed", "latest")
+_LEGACY_AGE_S = 3600  # such a file without a pid (older gitcache): stale after this
+
+
+def temp_prefix(kind: str) -> str:
+    """The prefix of a temporary file of `kind` (in TEMP_KINDS) this process writes:
+    `.<kind>-<pid>-`, so that one a killed process left can be told from a live one's."""
+    return f".{kind}-{os.getpid()}-"
+
+
+def clean_stale_files(directory: Path) -> list[str]:
+    """Remove the temporary files (`temp_prefix`) of processes that are gone; their names.
+
+    A name without a pid (written by an older gitcache) goes once it is an hour old:
+    it is renamed into place milliseconds after it is made.
+    """
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    now = time.time()
+    for entry in entries:
+        kind = next((k for k in TEMP_KINDS if entry.name.startswith(f".{k}-")), None)
+        if kind is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid_text, _, rest = entry.name[len(kind) + 2 :].partition("-")
+        stale = False
+        if pid_text.isdigit() and rest:
+            stale = int(pid_text) != os.getpid() and not _alive(int(pid_text))
+        else:
+            with contextlib.suppress(OSError):
+                stale = now - entry.stat(follow_symlinks=False).st_mtime > _LEGACY_AGE_S
+        if stale:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
 
 
 @contextmanager

@@ -4,6 +4,11 @@ The rule is git's index rule for racily-clean entries: an entry is trusted only 
 the file's (size, mtime_ns, ctime_ns, inode, mode) still match and its mtime is
 older than the cache file itself. A file written in the same timestamp tick as the
 cache could change again without its mtime moving, so it is hashed once more.
+
+The same rule holds for entries this process made: a caller that must see a change
+made since a moment (the input recheck after a command) reads the file system's clock
+then (`filesystem_now`) and passes it as `racy_from`; a file whose mtime is not older
+is hashed again, since it may have been rewritten within the tick its stat was taken in.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Final
 
 from gitcache.filehash import hash_file
 from gitcache.gitrepo import MODE_EXEC, MODE_FILE, MODE_LINK, GitRepo
+from gitcache.scratch import temp_prefix
 
 CACHE_FILE: Final = "statcache-v1.json"
 # Key prefix of a followed symlink's entry (inputs count a link by its target); NUL
@@ -70,8 +76,13 @@ class StatCache:
             # A missing or damaged cache only costs re-hashing.
             self._entries.clear()
 
-    def state(self, root: Path, rel: str, follow: bool = False) -> FileState | None:
+    def state(
+        self, root: Path, rel: str, follow: bool = False, racy_from: int | None = None
+    ) -> FileState | None:
         """The blob id, mode and size of a worktree file, or None if it does not exist.
+
+        `racy_from` (a file system time such as `clock_ns`): a file whose mtime is at or
+        after it is hashed again even though its stat still matches.
 
         A symlink is its link text, unless `follow` (inputs): then it counts as the file
         it points to, and None when it points to nothing or to a directory. Raises
@@ -93,11 +104,12 @@ class StatCache:
         if stat.S_ISDIR(st.st_mode):
             return None
         key = _key(st)
+        trusted = racy_from is None or key[1] < racy_from
         fresh = self._fresh.get(name)
-        if fresh is not None and fresh[0] == key:
+        if fresh is not None and fresh[0] == key and trusted:
             return FileState(fresh[1], key[4], key[0])
         cached = self._entries.get(name)
-        if cached is not None and cached[0] == key and key[1] < self._reference_ns:
+        if cached is not None and cached[0] == key and key[1] < self._reference_ns and trusted:
             return FileState(cached[1], key[4], key[0])
         if key[4] == MODE_LINK:
             oid = GitRepo.hash_bytes(os.fsencode(os.readlink(path)))
@@ -124,7 +136,7 @@ class StatCache:
             "entries": {rel: [*key, oid] for rel, (key, oid) in merged.items()},
         }
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".statcache-")
+        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=temp_prefix("statcache"))
         try:
             with os.fdopen(fd, "w") as handle:
                 json.dump(payload, handle, separators=(",", ":"))
@@ -134,3 +146,21 @@ class StatCache:
                 os.unlink(tmp)
             return
         self._dirty = False
+
+
+CLOCK_PREFIX: Final = ".clock-"
+
+
+def filesystem_now(directory: Path) -> int:
+    """The file system's clock now: the mtime (ns) a file written now gets.
+
+    A file written later gets this mtime or a later one, whatever the file system's
+    timestamp granularity (git's racily-clean reasoning, with a fresh reference).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=directory, prefix=CLOCK_PREFIX)
+    try:
+        return os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
+        os.unlink(name)

@@ -20,22 +20,23 @@ first, writes after, so a hostile record writes nothing at all.
 from __future__ import annotations
 
 import contextlib
-import glob
+import fnmatch
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
 from gitcache.filehash import read_stable
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo
-from gitcache.record import OutputFile, check_relative_path
+from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
 
 GLOB_CHARS = frozenset("*?[")
+_MAX_LINK_HOPS = 40  # as Linux's ELOOP limit
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,12 @@ class Worktree:
         self.cache = cache
         self.limits = limits or RestoreLimits()
 
-    def state(self, rel: str, follow: bool = False) -> FileState | None:
-        """A file's blob id, mode and size (None if missing); `follow` for inputs."""
-        return self.cache.state(self.root, rel, follow)
+    def state(
+        self, rel: str, follow: bool = False, racy_from: int | None = None
+    ) -> FileState | None:
+        """A file's blob id, mode and size (None if missing); `follow` for inputs;
+        `racy_from`: hash again a file whose mtime is not older (StatCache.state)."""
+        return self.cache.state(self.root, rel, follow, racy_from)
 
     # -- expanding -------------------------------------------------------------------
 
@@ -93,6 +97,9 @@ class Worktree:
         dangling: list[str] = []
         for pattern in patterns:
             found, broken = self._expand_one(pattern, follow)
+            for rel in sorted((*found, *broken)):
+                if not is_utf8(rel):  # two such names would be one key (U+FFFD) in a record
+                    raise UnreadableFile(_not_utf8(rel, "input"))
             files.update(found)
             dangling.extend(broken)
             if not found and not broken:
@@ -100,14 +107,21 @@ class Worktree:
         return Expansion(sorted(files), missing, sorted(set(dangling)))
 
     def _expand_one(self, pattern: str, follow: bool) -> tuple[list[str], list[str]]:
+        if not GLOB_CHARS & set(pattern):
+            return self._expand_path(pattern, follow)
         files: list[str] = []
         dangling: list[str] = []
-        if GLOB_CHARS & set(pattern):
-            for match in glob.glob(pattern, root_dir=self.root, recursive=True):
-                found, broken = self._expand_one(Path(match).as_posix(), follow)
-                files += found
-                dangling += broken
-            return files, dangling
+        # A match is a path, never a pattern again: `x[1].csv` is that file.
+        for match in self._glob(pattern):
+            found, broken = self._expand_path(match, follow)
+            files += found
+            dangling += broken
+        return files, dangling
+
+    def _expand_path(self, pattern: str, follow: bool) -> tuple[list[str], list[str]]:
+        """The files of one path taken literally: itself, or a directory's files."""
+        files: list[str] = []
+        dangling: list[str] = []
         path = self.root / pattern
         try:
             st = os.lstat(path)
@@ -159,6 +173,92 @@ class Worktree:
             else:
                 files.append(rel)
 
+    def _glob(self, pattern: str) -> list[str]:
+        """The paths a glob matches, as `glob.glob(pattern, recursive=True)` matches them.
+
+        Wildcards skip names starting with a dot unless the pattern's component starts
+        with one, and never match a `.git`. `**` matches zero or more directories,
+        following symlinked directories except one that leads back to a directory
+        already on the way (so a link cycle ends, where the standard glob never does);
+        `**` at the end matches the directory before it (all its files, once expanded).
+        """
+        found: list[str] = []
+        self._glob_in("", [p for p in pattern.split("/")], frozenset(), found)
+        return found
+
+    def _glob_in(
+        self, rel: str, parts: list[str], ancestors: frozenset[tuple[int, int]], found: list[str]
+    ) -> None:
+        """Match `parts` under the directory `rel` ("" for the root), adding to `found`."""
+        if not parts:
+            found.append(rel)
+            return
+        head, rest = parts[0], parts[1:]
+        if head == "":  # `a//b`, or a trailing `/`: only a directory matches
+            if not rest:
+                if os.path.isdir(self.root / rel):
+                    found.append(rel)
+                return
+            self._glob_in(rel, rest, ancestors, found)
+            return
+        if head == "**":
+            if not rest:
+                if rel:
+                    found.append(rel)
+                else:
+                    found += [n for n, _ in self._entries("") if not n.startswith(".")]
+                return
+            for below, seen in self._dirs_below(rel, ancestors):
+                self._glob_in(below, rest, seen, found)
+            return
+        if not GLOB_CHARS & set(head):
+            child = f"{rel}/{head}" if rel else head
+            if rest:
+                if os.path.isdir(self.root / child):
+                    self._glob_in(child, rest, ancestors, found)
+            elif os.path.lexists(self.root / child):
+                found.append(child)
+            return
+        for name, is_dir in self._entries(rel):
+            if (
+                (head.startswith(".") or not name.startswith("."))
+                and not _is_dot_git(name)
+                and fnmatch.fnmatchcase(name, head)
+            ):
+                child = f"{rel}/{name}" if rel else name
+                if not rest:
+                    found.append(child)
+                elif is_dir:
+                    self._glob_in(child, rest, ancestors, found)
+
+    def _entries(self, rel: str) -> list[tuple[str, bool]]:
+        """The names in directory `rel`, sorted, each with whether it is a directory (or
+        a symlink to one); [] if `rel` cannot be listed. One stat only per symlink."""
+        try:
+            with os.scandir(self.root / rel) as listing:
+                return sorted((e.name, _is_dir(e)) for e in listing)
+        except OSError:  # not a directory, unreadable, gone
+            return []
+
+    def _dirs_below(
+        self, rel: str, ancestors: frozenset[tuple[int, int]]
+    ) -> Iterator[tuple[str, frozenset[tuple[int, int]]]]:
+        """`rel` and each directory under it that `**` matches (no dot names), symlinked
+        ones followed unless they lead to a directory already on the way; each with the
+        real directories on its way."""
+        try:
+            st = os.stat(self.root / rel)
+        except OSError:
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            return
+        seen = ancestors | {key}
+        yield rel, seen
+        for name, is_dir in self._entries(rel):
+            if is_dir and not name.startswith("."):
+                yield from self._dirs_below(f"{rel}/{name}" if rel else name, seen)
+
     def output_files(self, declared: str) -> list[str] | None:
         """The files of a declared output, symlinks as files (never followed), sorted.
 
@@ -197,13 +297,15 @@ class Worktree:
         So the command never writes through a symlink that a record put there, and a
         directory output holds only what this run makes. A symlink is unlinked, never
         followed (shutil.rmtree does not follow links inside a directory either).
-        Raises StepFailed when one cannot be removed.
+        Raises StepFailed when one cannot be removed, or would take the repository with
+        it (reached through a symlinked parent: `up/repo` with `up -> ..`).
         """
         for rel in declared:
             path = self.root / rel
             try:
                 st = os.lstat(path)
                 if stat.S_ISDIR(st.st_mode):
+                    self._check_clearable(rel, path)
                     shutil.rmtree(path)
                 else:
                     os.unlink(path)
@@ -213,6 +315,20 @@ class Worktree:
                 raise StepFailed(
                     f"cannot remove output {rel} before the step runs: {exc.strerror or exc}"
                 ) from None
+
+    def _check_clearable(self, rel: str, path: Path) -> None:
+        """Never remove a directory that is, or holds, the worktree or its git directory."""
+        real = Path(os.path.realpath(path))
+        for precious in (
+            Path(os.path.realpath(self.root)),
+            self.repo.git_dir,
+            self.repo.common_dir,
+        ):
+            if real == precious or real in precious.parents:
+                raise StepFailed(
+                    f"refusing to remove output {rel} before the step runs: it is {real}, "
+                    f"which holds {precious}"
+                )
 
     def store_output(
         self, rel: str, write_file: Callable[[Path], str], write_bytes: Callable[[bytes], str]
@@ -224,6 +340,8 @@ class Worktree:
         A file whose path no record may hold (a backslash in its name, say) is a
         StepFailed naming it.
         """
+        if not is_utf8(rel):
+            raise StepFailed(_not_utf8(rel, "output"))
         try:
             check_relative_path(rel)
         except ValueError:
@@ -304,9 +422,13 @@ class Worktree:
         targets = [(f, self._target(f, removing)) for f in files]
         for rel in plan.dirs:
             self._check_dir(rel, removing)
+        links = {
+            o.path: os.fsdecode(self.repo.read_blob(o.blob)) for o in files if o.mode == MODE_LINK
+        }
+        planned = {o.path for o in files if o.mode != MODE_LINK} | removing
         for out in files:
             if out.mode == MODE_LINK:
-                self._check_link(out)
+                self._check_link(out, links, planned)
         for rel in plan.remove:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.root / rel)  # a symlink is unlinked, never followed
@@ -395,11 +517,30 @@ class Worktree:
                 raise UnsafeRecord(f"refusing to {verb} {rel}: {prefix} is a file")
 
     def _target(self, out: OutputFile, removing: set[str]) -> Path:
+        """Where `out` goes. A directory there is allowed only when the plan's removals
+        leave it empty (its files were checked, and `_write` then removes only empty
+        directories); a directory holding anything else is a WorktreeConflict naming it."""
         self._check_parents(out.path, removing)
         target = self.root / out.path
         if target.is_dir() and not target.is_symlink():
-            raise UnsafeRecord(f"refusing to restore {out.path}: a directory is in the way")
+            kept = self._left_in(out.path, removing)
+            if kept is not None:
+                raise WorktreeConflict(
+                    f"cannot restore file {out.path}: a directory is there, holding {kept}",
+                    hint="move the directory away, or remove it if you do not need it",
+                )
         return target
+
+    def _left_in(self, rel_dir: str, removing: set[str]) -> str | None:
+        """Something under the directory `rel_dir` that the plan does not remove, if any."""
+        for dirpath, dirs, names in os.walk(self.root / rel_dir):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            for name in names + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+                if f"{rel}/{name}" not in removing:
+                    return f"{rel}/{name}"
+            if any(_is_dot_git(d) for d in dirs):
+                return f"{rel}/.git"
+        return None
 
     def _check_dir(self, rel: str, removing: set[str]) -> None:
         self._check_parents(rel, removing)
@@ -407,9 +548,15 @@ class Worktree:
         if rel not in removing and path.is_symlink():
             raise UnsafeRecord(f"refusing to restore {rel}: a symlink is in the way")
 
-    def _check_link(self, out: OutputFile) -> None:
-        """A symlink output may point anywhere inside the worktree except into a `.git`."""
-        link = os.fsdecode(self.repo.read_blob(out.blob))
+    def _check_link(self, out: OutputFile, links: Mapping[str, str], planned: set[str]) -> None:
+        """A symlink output may point anywhere inside the worktree except into a `.git`.
+
+        Judged on its text, then resolved as the kernel will once the batch is written:
+        through symlinks already in the worktree and the batch's own (`links`: path ->
+        text), with the paths the batch writes as files or removes (`planned`) taken as
+        plain files whatever is there now. A loop of links is refused.
+        """
+        link = links[out.path]
         where = f"refusing to restore {out.path}"
         if not link or "\0" in link:
             raise UnsafeRecord(f"{where}: symlink text {link!r} is not a path")
@@ -418,20 +565,70 @@ class Worktree:
         resolved = os.path.normpath(os.path.join(os.path.dirname(out.path), link))
         if resolved == ".." or resolved.startswith("../"):
             raise UnsafeRecord(f"{where}: symlink to {link!r} leaves the worktree")
-        if any(_is_dot_git(part) for part in resolved.split("/")):
+        if any(_is_dot_git(part) for part in [*resolved.split("/"), *link.split("/")]):
             raise UnsafeRecord(f"{where}: symlink into .git ({link!r})")
-        # Lexically inside, but symlinks already in the worktree may lead elsewhere.
-        root = Path(os.path.realpath(self.root))
-        real = Path(os.path.realpath(self.root / os.path.dirname(out.path) / link))
-        if real != root and root not in real.parents:
+        if not self._resolves_inside(out.path, links, planned):
             raise UnsafeRecord(f"{where}: symlink to {link!r} leads out of the worktree")
+
+    def _resolves_inside(self, path: str, links: Mapping[str, str], planned: set[str]) -> bool:
+        """Whether the link at `path` leads under the root; UnsafeRecord if into a `.git`.
+
+        One component at a time, as the kernel resolves it, so `up/../x` where `up` is a
+        link goes to the parent of `up`'s target. A `.git` anywhere on the way counts,
+        even if `..` leaves it again, and so does the repository's git directory.
+        """
+        where = f"refusing to restore {path}"
+        root = Path(os.path.realpath(self.root))
         git_dir = Path(os.path.realpath(self.repo.git_dir))
-        inside = real.relative_to(root).parts
-        if any(_is_dot_git(part) for part in inside) or real == git_dir or git_dir in real.parents:
-            raise UnsafeRecord(f"{where}: symlink into .git ({link!r})")
+        parts = path.split("/")[:-1]
+        pending = links[path].split("/")
+        hops = 0
+        while pending:
+            name = pending.pop(0)
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if not parts:
+                    return False
+                parts.pop()
+                continue
+            if _is_dot_git(name):
+                raise UnsafeRecord(f"{where}: symlink into .git (through {'/'.join(parts)})")
+            parts.append(name)
+            rel = "/".join(parts)
+            text = links.get(rel)
+            if text is None and rel not in planned:
+                text = self._existing_link(rel)
+            if text is None:
+                continue
+            hops += 1
+            if hops > _MAX_LINK_HOPS:
+                raise UnsafeRecord(f"{where}: symlink loop at {rel}")
+            parts.pop()
+            if os.path.isabs(text):  # only a link already in the worktree can be absolute
+                real = Path(os.path.realpath(text))
+                if real == git_dir or git_dir in real.parents:
+                    raise UnsafeRecord(f"{where}: symlink into .git (through {rel})")
+                if real != root and root not in real.parents:
+                    return False
+                parts, text = [], real.relative_to(root).as_posix()
+            pending = text.split("/") + pending
+        return True
+
+    def _existing_link(self, rel: str) -> str | None:
+        """The text of a symlink at `rel` in the worktree now, or None."""
+        try:
+            if stat.S_ISLNK(os.lstat(self.root / rel).st_mode):
+                return os.readlink(self.root / rel)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        return None
 
     def _write(self, out: OutputFile, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir() and not target.is_symlink():  # emptied by the removals (checked)
+            for dirpath, _dirs, _names in os.walk(target, topdown=False):
+                os.rmdir(dirpath)  # empty directories only: never rmtree what was not checked
         data = self.repo.read_blob(out.blob)
         if out.mode == MODE_LINK:
             tmp = str(target.parent / f".gitcache-tmp-{os.getpid()}-{target.name}")
@@ -450,6 +647,21 @@ class Worktree:
                 raise
         os.replace(tmp, target)
         self.cache.remember(out.path, os.lstat(target), out.blob)
+
+
+def _not_utf8(rel: str, what: str) -> str:
+    return (
+        f"{shown_path(rel)}: path is not valid UTF-8; a record holds {what} paths as UTF-8 "
+        "text, so rename it"
+    )
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """A directory, or a symlink to one (False for a dangling link or a loop of links)."""
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:
+        return False
 
 
 def _is_dot_git(name: str) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gitcache.errors import UnsafeRecord, WorktreeConflict
+from gitcache.errors import StepFailed, UnsafeRecord, WorktreeConflict
 from gitcache.gitrepo import MODE_FILE, MODE_LINK, GitRepo
 from gitcache.record import OutputFile
 from gitcache.statcache import StatCache
@@ -174,3 +174,67 @@ def test_clearing_outputs_never_follows_a_link(tree: Worktree, tmp_path: Path) -
     assert not (tree.root / "out").exists() and not (tree.root / "out").is_symlink()
     assert not (tree.root / "dir").exists()
     assert (outside / "keep").read_text() == "keep\n"
+
+
+# -- links through links of the same batch, loops, directories in the way ----------------
+
+
+def test_a_link_through_another_link_of_the_batch_is_resolved_as_the_kernel_will(
+    tree: Worktree,
+) -> None:
+    # out/up -> .. (the root) is fine alone; out/x -> up/../evil then is <root>/../evil.
+    up = out(tree, "out/up", b"..", MODE_LINK)
+    refused(tree, [up, out(tree, "out/x", b"up/../evil", MODE_LINK)], "leads out of the worktree")
+    nested = tree.root / "vendor" / "lib" / ".git"
+    nested.mkdir(parents=True)
+    lib = out(tree, "out/lib", b"../vendor/lib", MODE_LINK)
+    refused(tree, [lib, out(tree, "out/h", b"lib/.git/hooks", MODE_LINK)], "into .git")
+    tree.restore([up, out(tree, "out/x", b"up/README", MODE_LINK)])
+    assert (tree.root / "out/x").read_text() == "x\n"
+
+
+def test_a_link_chain_through_links_already_in_the_worktree(tree: Worktree) -> None:
+    (tree.root / "out").mkdir()
+    (tree.root / "out" / "up").symlink_to("..")  # a worktree link the batch keeps
+    refused(tree, [out(tree, "out/x", b"up/../evil", MODE_LINK)], "leads out of the worktree")
+    # A worktree link the batch replaces by a file is not gone through.
+    (tree.root / "out" / "far").symlink_to("/")
+    tree.restore([out(tree, "out/far", b"plain"), out(tree, "out/y", b"far", MODE_LINK)])
+    assert (tree.root / "out/y").read_text() == "plain"
+
+
+def test_a_link_loop_is_refused(tree: Worktree) -> None:
+    a, b = out(tree, "out/a", b"b/x", MODE_LINK), out(tree, "out/b", b"a/x", MODE_LINK)
+    refused(tree, [a, b], "symlink loop")
+    refused(tree, [out(tree, "out/self", b"self/x", MODE_LINK)], "symlink loop")
+
+
+def test_a_file_over_a_directory_the_plan_empties(tree: Worktree) -> None:
+    # Recorded as a file, a directory (of known content) in the worktree: it goes.
+    (tree.root / "out" / "x" / "deep").mkdir(parents=True)
+    (tree.root / "out" / "x" / "deep" / "a").write_text("a\n")
+    plan = tree.plan_restore([out(tree, "out/x", b"file\n")], ["out"], nothing_known, force=True)
+    assert plan.remove == ["out/x/deep/a"]
+    tree.apply(plan)
+    assert (tree.root / "out" / "x").read_text() == "file\n"
+
+
+@pytest.mark.parametrize("extra", ["nested/.git", "link"])
+def test_a_file_over_a_directory_holding_more_is_a_conflict(tree: Worktree, extra: str) -> None:
+    (tree.root / "out" / "x").mkdir(parents=True)
+    (tree.root / "out" / "x" / "a").write_text("a\n")
+    if extra == "link":  # a link to a directory, which no walk of the output lists
+        (tree.root / "out" / "x" / "link").symlink_to("..")
+    else:
+        (tree.root / "out" / "x" / extra).mkdir(parents=True)
+    plan = RestorePlan(write=[out(tree, "out/x", b"file\n")], remove=["out/x/a"], scopes=["out"])
+    with pytest.raises(WorktreeConflict, match="cannot restore file out/x: a directory is there"):
+        tree.apply(plan)
+    assert (tree.root / "out" / "x" / "a").read_text() == "a\n"  # nothing removed
+
+
+def test_clearing_never_removes_the_repository(tree: Worktree, tmp_path: Path) -> None:
+    (tree.root / "up").symlink_to("..")  # up/<name of the root> is the root itself
+    with pytest.raises(StepFailed, match=f"refusing to remove output up/{tree.root.name}"):
+        tree.clear_outputs([f"up/{tree.root.name}"])
+    assert (tree.root / "README").exists() and tree.repo.git_dir.is_dir()

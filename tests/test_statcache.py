@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
-from gitcache.statcache import CACHE_FILE, StatCache
+from gitcache.statcache import CACHE_FILE, StatCache, filesystem_now
 
 
 def test_unchanged_files_are_not_read_again(tmp_path: Path) -> None:
@@ -101,3 +101,15 @@ def test_a_followed_link_has_its_own_entry_beside_the_links(tmp_path: Path) -> N
     (tmp_path / "target").unlink()
     assert cache.state(tmp_path, "link", follow=True) is None  # dangling
     assert cache.state(tmp_path, "link") == as_link
+
+
+def test_racy_from_hashes_a_file_not_older_than_it_again(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x\n")
+    cache = StatCache(tmp_path / "state")
+    first = cache.state(tmp_path, "f")
+    assert cache.state(tmp_path, "f") == first and cache.hashed == 1  # stat trusted
+    mtime = os.stat(tmp_path / "f").st_mtime_ns
+    assert cache.state(tmp_path, "f", racy_from=mtime) == first and cache.hashed == 2
+    clock = filesystem_now(tmp_path / "state")
+    assert clock >= mtime and not list((tmp_path / "state").iterdir())  # no file left
+    assert cache.state(tmp_path, "f", racy_from=mtime + 1) == first and cache.hashed == 2

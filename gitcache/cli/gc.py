@@ -14,7 +14,7 @@ from gitcache.cli.output import short, warn, when
 from gitcache.errors import ConfigError
 from gitcache.expiry import GcPolicy, plan_gc
 from gitcache.housekeeping import run_git_gc
-from gitcache.locks import dropping_records
+from gitcache.locks import dropping_records, remove_unheld_signature_locks
 from gitcache.removal import remove_records
 from gitcache.timespec import before, parse_age
 
@@ -68,6 +68,8 @@ def gc(
             click.echo(f"{verb} record {short(s.commit)}  {s.step:<16} {when(s.started_at)}")
         if not dry_run:
             remove_records(project, plan.drop)
+            # One lock file per signature ever run: those no run holds go too.
+            remove_unheld_signature_locks(project.repo.state_dir)
         n = len(plan.drop)
         click.echo(f"gitcache: {verb} {n} record{'s' if n != 1 else ''}", err=True)
         if not dry_run:

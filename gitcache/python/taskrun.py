@@ -14,10 +14,12 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Literal
 
 from gitcache.errors import GitcacheError
+from gitcache.processes import Children, forwarding_signals, stopping_children
 
 Outcome = Literal["skipped", "ran", "failed"]
 
@@ -87,18 +89,41 @@ def run_task_files(
             raise ConfigError(f"task file {path} does not exist")
     if jobs <= 1:
         outcomes = []
-        for path in absolute:
-            outcome = run_one(path, str(root), remote)
-            report(outcome)
-            outcomes.append(outcome)
+        with forwarding_signals(Children()):  # SIGTERM, SIGHUP: unwind (no record)
+            for path in absolute:
+                outcome = run_one(path, str(root), remote)
+                report(outcome)
+                outcomes.append(outcome)
         return outcomes
     # spawn: each worker imports gitcache and the steps afresh (no forked git state).
     context = multiprocessing.get_context("spawn")
     done: dict[str, TaskOutcome] = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = [pool.submit(run_one, path, str(root), remote) for path in absolute]
-        for future in as_completed(futures):
-            outcome = future.result()
-            report(outcome)
-            done[outcome.path] = outcome
+    # Workers stay in gitcache's process group (Ctrl-C reaches them); SIGTERM and SIGHUP
+    # reach gitcache alone and are passed on to each (processes.stopping_children).
+    with stopping_children() as children:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+        try:
+            futures = [pool.submit(run_one, path, str(root), remote) for path in absolute]
+            for process in multiprocessing.active_children():  # the workers, started now
+                if process.pid is not None:
+                    children.add(_Worker(process, process.pid))
+            for future in as_completed(futures):
+                outcome = future.result()
+                report(outcome)
+                done[outcome.path] = outcome
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # the workers are stopped next
+            raise
+        pool.shutdown()
     return [done[p] for p in absolute]
+
+
+class _Worker:
+    """A worker process as processes.Children tracks one: its pid, and `poll`."""
+
+    def __init__(self, process: BaseProcess, pid: int) -> None:
+        self._process = process
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        return None if self._process.is_alive() else self._process.exitcode

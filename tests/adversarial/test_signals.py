@@ -209,3 +209,32 @@ def _dead_pid() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
     return child.pid
+
+
+def test_the_next_run_removes_state_files_half_written_by_a_killed_process(
+    make: Callable[..., Repo],
+) -> None:
+    repo = make(
+        {"gitcache.toml": SLOW.format(name="s").replace("sleep 60", "true"), ".gitignore": IGNORE}
+    )
+    state = repo.root / ".git" / "gitcache"
+    state.mkdir(parents=True, exist_ok=True)
+    dead, live = _dead_pid(), os.getpid()
+    names = {
+        f".statcache-{dead}-x1": False,  # kill -9 between writing and renaming: goes
+        f".record-index-{dead}-x2": False,
+        f".latest-{dead}-x3": False,
+        f".removed-{dead}-x4": False,
+        f".statcache-{live}-x5": True,  # a live process is writing it: stays
+        ".statcache-legacy": True,  # no pid (an older gitcache), and new: stays
+        ".statcache-ancient": False,  # no pid, and hours old: goes
+        "statcache-v1.json.keep": True,  # not a temporary file at all
+    }
+    for name in names:
+        (state / name).write_text("{")
+    old = time.time() - 7200
+    os.utime(state / ".statcache-ancient", (old, old))
+    result = repo.process("run")
+    assert result.returncode == 0, result.stderr
+    for name, kept in names.items():
+        assert (state / name).exists() == kept, name

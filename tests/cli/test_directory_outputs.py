@@ -189,3 +189,38 @@ def test_an_output_file_a_record_cannot_hold_fails_the_step_in_one_line(
         "hold this path (no backslash, NUL, empty, '.', '..' or '.git' component)"
     )
     assert not [r for r in repo.refs() if r.startswith("refs/gitcache/sig/")]
+
+
+SHAPES = """\
+[params]
+shape = "file"
+
+[steps.s]
+outputs = ["out"]
+run = "mkdir -p out && if [ {shape} = file ]; then echo f > out/x; else mkdir out/x && echo d > out/x/a; fi"
+"""
+
+
+def test_a_file_restored_where_a_directory_of_its_step_is(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": SHAPES, ".gitignore": "out/\n"})
+    assert repo.run("run").exit_code == 0
+    assert repo.run("run", "-p", "shape=dir").exit_code == 0
+    assert (repo.root / "out" / "x" / "a").is_file()
+    result = repo.run("run")  # out/x is a directory its record holds: it goes
+    assert result.exit_code == 0, result.stderr
+    assert "restored" in result.stderr
+    assert repo.read("out/x") == "f\n"
+
+
+def test_a_file_never_replaces_a_directory_holding_more(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": SHAPES, ".gitignore": "out/\n"})
+    assert repo.run("run").exit_code == 0
+    assert repo.run("run", "-p", "shape=dir").exit_code == 0
+    repo.git("init", "-q", "out/x/nested")  # a repository no walk of the output lists
+    result = repo.run("run")
+    assert result.exit_code == 2
+    assert (
+        "gitcache: error: cannot restore file out/x: a directory is there, holding "
+        "out/x/nested/.git (move the directory away" in result.stderr
+    )
+    assert (repo.root / "out" / "x" / "a").is_file() and (repo.root / "out/x/nested/.git").is_dir()

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+import time
+from pathlib import Path
+
+from filelock import FileLock
+
+from gitcache.locks import remove_unheld_signature_locks, signature_lock, signature_lock_path
 from tests.helpers import Repo
 from tests.records import write_record
 
@@ -95,3 +104,59 @@ def test_an_age_beyond_the_calendar_drops_nothing_and_lists_everything(chain: Re
     listed = chain.run("log", "--since", "99999999999d")
     assert listed.exit_code == 0, listed.stderr
     assert listed.stdout.count("make") == len(old)
+
+
+def test_gc_removes_the_signature_lock_files_no_run_holds(chain: Repo) -> None:
+    assert chain.run("run").exit_code == 0
+    assert chain.run("run", "-p", "size=2").exit_code == 0
+    locks = chain.root / ".git" / "gitcache" / "locks"
+    sig_locks = sorted(p.name for p in locks.glob("*.lock") if p.name != "objects.lock")
+    assert len(sig_locks) >= 3  # one per signature ever run
+    held = FileLock(str(locks / sig_locks[0]), thread_local=False)
+    with held:  # a run of that signature under way (another process's, as far as gc knows)
+        result = chain.run("gc", "--older-than", "0d")
+        assert result.exit_code == 0, result.stderr
+        assert (locks / sig_locks[0]).exists()
+    left = sorted(p.name for p in locks.glob("*.lock") if p.name != "objects.lock")
+    assert left == sig_locks[:1]
+    assert chain.run("run", "-s", "force").exit_code == 0  # locks work as before
+
+
+def test_only_unheld_signature_lock_files_go(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    sig = "ab" * 32
+    with signature_lock(state, sig, lambda _: None):
+        assert remove_unheld_signature_locks(state) == 0  # held: it stays
+        assert signature_lock_path(state, sig).exists()
+    (state / "locks" / "objects.lock").touch()
+    (state / "locks" / "other.lock").touch()
+    assert remove_unheld_signature_locks(state) == 1
+    assert sorted(p.name for p in (state / "locks").iterdir()) == ["objects.lock", "other.lock"]
+    with signature_lock(state, sig, lambda _: None):  # made again when needed
+        assert signature_lock_path(state, sig).exists()
+
+
+def test_a_waiter_on_a_removed_lock_file_takes_the_lock_on_the_new_one(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    sig = "cd" * 32
+    path = signature_lock_path(state, sig)
+    path.parent.mkdir(parents=True)
+    old = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(old, fcntl.LOCK_EX)  # a run holds it
+    entered = threading.Event()
+
+    def waiter() -> None:
+        with signature_lock(state, sig, lambda _: None):
+            entered.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.2)  # the waiter has opened the old file and waits for it
+    os.unlink(path)  # as gc does once it holds the lock (here: the run, as it ends)
+    new = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(new, fcntl.LOCK_EX)  # a later run takes the path's new file
+    os.close(old)
+    assert not entered.wait(0.5)  # the old file's lock guards nothing: it waits on
+    os.close(new)
+    assert entered.wait(5)
+    thread.join()

@@ -143,3 +143,33 @@ run = "echo ran >> runs.log && cat out/link.txt > use.txt"
 def inputs_of(repo: Repo, name: str) -> dict[str, str]:
     shown = json.loads(repo.run("show", name, "--json").stdout)
     return dict(shown["components"]["inputs"])
+
+
+def test_a_link_cycle_under_a_recursive_glob_ends(make: Callable[..., Repo]) -> None:
+    repo = step(make, "data/**/*.txt", "data/a.txt")
+    repo.write("data/a.txt", "a\n")
+    repo.write("data/sub/b.txt", "b\n")
+    (repo.root / "data" / "sub" / "loop").symlink_to("..")  # the standard glob never ends
+    result = repo.process("run", timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert list(inputs(repo)) == ["data/a.txt", "data/sub/b.txt"]
+
+
+def test_a_matched_name_with_glob_characters_is_that_file(make: Callable[..., Repo]) -> None:
+    toml = """\
+[steps.s]
+inputs = ["data/*.csv"]
+outputs = ["out.txt"]
+run = "cat {inputs} > out.txt"
+"""
+    repo = make({"gitcache.toml": toml, "data/x[1].csv": "bracket\n", "data/x1.csv": "one\n"})
+    result = repo.run("run")
+    assert result.exit_code == 0, result.stderr
+    assert list(inputs(repo)) == ["data/x1.csv", "data/x[1].csv"]
+    assert (repo.root / "out.txt").read_text() == "one\nbracket\n"
+    repo.write("data/x[1].csv", "changed\n")  # only the file with brackets in its name
+    status = json.loads(repo.run("status", "--json").stdout)[0]
+    assert status["state"] == "stale"
+    assert status["reasons"][0].startswith("input data/x[1].csv changed")
+    assert repo.run("run").exit_code == 0
+    assert (repo.root / "out.txt").read_text() == "one\nchanged\n"
