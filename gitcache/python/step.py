@@ -64,6 +64,9 @@ class StepFunction(Generic[P, R]):
                     "which is not a parameter"
                 )
         self._memo: dict[str, Any] = {}
+        # Signatures whose call saw an input file change: their value is not the
+        # signature's, so it is neither recorded nor remembered.
+        self._unsettled: set[str] = set()
         # Plain arguments (numbers, strings) -> signature, while the code is unchanged:
         # a repeated call skips validation and hashing.
         self._fast: dict[tuple[Any, ...], str] = {}
@@ -96,8 +99,15 @@ class StepFunction(Generic[P, R]):
         if call.signature in self._memo:
             return self._memo[call.signature]  # type: ignore[no-any-return]
         value = self._resolve(session, call)
-        self._memo[call.signature] = value
+        self.remember(call.signature, value)
         return value  # type: ignore[no-any-return]
+
+    def remember(self, signature: str, value: Any) -> None:
+        """Keep a call's value in memory, unless its inputs changed while it ran."""
+        if signature in self._unsettled:
+            self._unsettled.discard(signature)
+        else:
+            self._memo[signature] = value
 
     def _fast_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
         """A memo key for calls whose arguments are all plain scalars, else None."""
@@ -244,6 +254,16 @@ class StepFunction(Generic[P, R]):
                 value = self.__gitcache_function__(**arguments)
             duration = time.monotonic() - t0
             value = self.signer.check_result(value)
+            if call.files and self.sign_bound(session, call.arguments).signature != call.signature:
+                # A file argument changed while the function ran: a record filed under the
+                # old contents' signature would hold what the new ones made (issue 8).
+                names = ", ".join(sorted(call.files.values()))
+                warn(
+                    f"step {self.name}: an input file ({names}) changed while it ran; "
+                    "its result was not recorded"
+                )
+                self._unsettled.add(call.signature)
+                return value
             encoded = results.encode(value, self.options.allow_pickle)
             with session.lock:
                 stored = self._record(

@@ -73,7 +73,7 @@ class Task:
         if call.signature in step._memo:
             return step._memo[call.signature]
         value = step._resolve(session, call)
-        step._memo[call.signature] = value
+        step.remember(call.signature, value)
         return value
 
     def is_recorded(self) -> bool:

@@ -81,6 +81,15 @@ def unstorable(n: int) -> object:
     return object()
 
 
+@gitcache.step
+def rewrites_its_input(data: gitcache.File) -> str:
+    count("rewrites_its_input")
+    text = data.read_text()
+    with open(data, "w") as out:  # as another process could while the step runs
+        out.write(text + "more\\n")
+    return text
+
+
 @gitcache.step(ignore=["verbose"], env=["GITCACHE_TEST_VAR"])
 def options(n: int, verbose: bool = False) -> int:
     count("options")
@@ -247,6 +256,17 @@ def test_a_result_that_does_not_match_the_hint_is_an_error_and_no_record(
     with pytest.raises(ResultError, match=r"cannot be stored as JSON or \.npy"):
         steps.unstorable(1)
     assert pyrepo.refs() == {}
+
+
+def test_an_input_file_changed_while_the_call_runs_writes_no_record(pyrepo: PyRepo, steps) -> None:
+    with pytest.warns(gitcache.GitcacheWarning, match=r"input file \(data.txt\) changed while"):
+        assert steps.rewrites_its_input(gitcache.File("data.txt")) == "1 2 3\n"
+    # No record under the old contents' signature: reverting the file runs it again.
+    assert not [r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")]
+    pyrepo.write("data.txt", "1 2 3\n")
+    with pytest.warns(gitcache.GitcacheWarning):
+        steps.rewrites_its_input(gitcache.File("data.txt"))
+    assert calls(pyrepo) == ["rewrites_its_input", "rewrites_its_input"]
 
 
 def test_ignored_parameters_do_not_count_and_declared_env_does(
