@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,9 +52,51 @@ def held_env(paths: Iterable[Path]) -> dict[str, str]:
     }
 
 
+_announced: dict[str, int] = {}  # lock path -> holders in this process that announce it
+_announcing = threading.Lock()
+# What the gitcache that started this process holds: kept whatever we announce.
+_INHERITED = (os.environ.get(HELD_ENV), os.environ.get(HELD_BY_ENV))
+
+
+@contextmanager
+def announcing(paths: Iterable[Path]) -> Iterator[None]:
+    """Name these held locks in this process's own environment while the block runs, so
+    a gitcache that code in it starts (a Python step's function running `gitcache gc`)
+    fails at once instead of waiting for us (as `held_env` does for a step's command)."""
+    names = [str(p.absolute()) for p in paths]
+    with _announcing:
+        for name in names:
+            _announced[name] = _announced.get(name, 0) + 1
+        _publish()
+    try:
+        yield
+    finally:
+        with _announcing:
+            for name in names:
+                _announced[name] -= 1
+                if not _announced[name]:
+                    del _announced[name]
+            _publish()
+
+
+def _publish() -> None:
+    inherited = [n for n in (_INHERITED[0] or "").split(os.pathsep) if n]
+    if _announced:
+        os.environ.update(held_env(Path(n) for n in [*inherited, *_announced]))
+        return
+    for name, value in zip((HELD_ENV, HELD_BY_ENV), _INHERITED, strict=True):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def _check_not_held_above(path: Path, what: str) -> None:
     """LockHeld if the gitcache that started this process holds `path` (we would wait
-    for it while it waits for us)."""
+    for it while it waits for us). Locks this process announced itself (`announcing`)
+    are another thread's: waiting for them is fine."""
+    if os.environ.get(HELD_BY_ENV) == str(os.getpid()):
+        return
     held = os.environ.get(HELD_ENV, "").split(os.pathsep)
     if str(path.absolute()) in held:
         pid = os.environ.get(HELD_BY_ENV, "?")

@@ -22,7 +22,13 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from gitcache import __version__
 from gitcache.errors import UnsafeRecord
-from gitcache.locks import signature_lock, writing_objects
+from gitcache.locks import (
+    announcing,
+    objects_lock_path,
+    signature_lock,
+    signature_lock_path,
+    writing_objects,
+)
 from gitcache.python import results
 from gitcache.python.errors import ResultError, StepDefinitionError
 from gitcache.python.files import File
@@ -250,7 +256,9 @@ class StepFunction(Generic[P, R]):
         started = datetime.now(UTC).isoformat(timespec="milliseconds")
         t0 = time.monotonic()
         with scratch_dir(session.repo.state_dir, name) as scratch:
-            with captured(scratch) as logs:
+            state_dir = session.repo.state_dir
+            held = [objects_lock_path(state_dir), signature_lock_path(state_dir, call.signature)]
+            with captured(scratch) as logs, announcing(held):
                 value = self.__gitcache_function__(**arguments)
             duration = time.monotonic() - t0
             value = self.signer.check_result(value)

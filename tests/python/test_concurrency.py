@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -143,3 +144,36 @@ def test_process_pool_workers_leave_the_code_form_cache_filled(pyrepo: PyRepo) -
         """
     )
     assert check.stdout == "0\n"
+
+
+def test_a_step_function_running_gitcache_gc_fails_it_at_once_instead_of_hanging(
+    pyrepo: PyRepo,
+) -> None:
+    """The call holds the objects lock (shared) while its function runs: a `gitcache gc
+    --prune` the function starts would wait for it for ever; it fails at once instead."""
+    pyrepo.write(
+        "nested.py",
+        textwrap.dedent(
+            f"""
+            import subprocess, sys
+            import gitcache
+
+            @gitcache.step
+            def prunes(n: int) -> str:
+                done = subprocess.run(
+                    [{sys.executable!r}, "-m", "gitcache", "gc", "--prune", "--keep", "1"],
+                    capture_output=True, text=True, timeout=60,
+                )
+                return f"{{done.returncode}} {{done.stderr.strip()}}"
+
+            print(prunes(1))
+            """
+        ),
+    )
+    pyrepo.commit("nested")
+    try:
+        done = pyrepo.run_file("nested.py")
+    except subprocess.TimeoutExpired:
+        pytest.fail("gitcache gc inside a Python step hung")
+    assert done.stdout.startswith("1 gitcache: error: cannot drop records while a step runs: ")
+    assert "objects.lock is held by the gitcache (pid " in done.stdout
