@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
 from gitcache.filehash import read_stable
@@ -264,16 +265,55 @@ class Worktree:
 
         [] for an empty directory, None when nothing is there.
         """
-        path = self.root / declared
+        found = self._output_walk(declared, False)
+        return None if found is None else [rel for rel, _ in found]
+
+    def output_stats(self, declared: str) -> list[tuple[str, os.stat_result]] | None:
+        """`output_files`, each file with its lstat (one system call per file: the
+        directory listing's entry is stat'ed, the path is not looked up again)."""
+        found = self._output_walk(declared, True)
+        return None if found is None else cast(list[tuple[str, os.stat_result]], found)
+
+    def _output_walk(
+        self, declared: str, stats: bool
+    ) -> list[tuple[str, os.stat_result | None]] | None:
+        root = str(self.root)
         try:
-            st = os.lstat(path)
+            st = os.lstat(f"{root}/{declared}")
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not stat.S_ISDIR(st.st_mode):
-            return [declared]
-        files: list[str] = []
-        self._walk(declared, False, frozenset(), files, [])
-        return sorted(files)
+            return [(declared, st)]
+        found: list[tuple[str, os.stat_result | None]] = []
+        # (directory, the real directories on its way): a bind mount can loop.
+        pending = [(declared, frozenset({(st.st_dev, st.st_ino)}))]
+        while pending:
+            rel_dir, ancestors = pending.pop()
+            try:
+                with os.scandir(f"{root}/{rel_dir}") as listing:
+                    entries = list(listing)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise UnreadableFile(f"cannot read directory {rel_dir}: {exc.strerror}") from None
+            for entry in entries:
+                name = entry.name
+                if name[0] == "." and _is_dot_git(name):  # nested repositories, submodules
+                    continue
+                rel = f"{rel_dir}/{name}"
+                if entry.is_dir(follow_symlinks=False):
+                    sub = entry.stat(follow_symlinks=False)
+                    if (sub.st_dev, sub.st_ino) not in ancestors:
+                        pending.append((rel, ancestors | {(sub.st_dev, sub.st_ino)}))
+                elif not stats:
+                    found.append((rel, None))
+                else:
+                    try:
+                        found.append((rel, entry.stat(follow_symlinks=False)))
+                    except FileNotFoundError:  # removed meanwhile: as if listed a moment later
+                        continue
+        found.sort(key=_first)
+        return found
 
     def output_states(self, outputs: Sequence[str]) -> dict[str, FileState | None]:
         """Each file of each declared output (a directory gives its files); None if missing.
@@ -282,11 +322,12 @@ class Worktree:
         """
         states: dict[str, FileState | None] = {}
         for declared in outputs:
-            files = self.output_files(declared)
-            if files is None:
+            found = self.output_stats(declared)
+            if found is None:
                 states[declared] = None
-            for rel in files or ():
-                states[rel] = self.state(rel)
+                continue
+            paths = [rel for rel, _ in found]
+            states.update(zip(paths, self.cache.states_of(self.root, found), strict=True))
         return states
 
     # -- before a step runs, after it ran ----------------------------------------------
@@ -654,6 +695,10 @@ def _not_utf8(rel: str, what: str) -> str:
         f"{shown_path(rel)}: path is not valid UTF-8; a record holds {what} paths as UTF-8 "
         "text, so rename it"
     )
+
+
+def _first(pair: tuple[str, object]) -> str:
+    return pair[0]
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

@@ -39,10 +39,14 @@ def test_racily_clean_entry_is_hashed_again(tmp_path: Path) -> None:
     st = os.lstat(path)
     fresh = StatCache(state)
     # Forge the entry to match the new stat exactly, as if the change slipped in unseen.
-    fresh._entries["f"] = (
-        (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, 0o100644),
+    fresh._entries["f"] = [
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        0o100644,
         "0" * 40,
-    )
+    ]
     found = fresh.state(tmp_path, "f")
     assert found is not None and found.oid == GitRepo.hash_file(path)
     assert fresh.hashed == 1
