@@ -11,7 +11,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -314,10 +314,11 @@ class Engine:
                     return self._run_command(evaluation, command, record=True, replace=True)
                 return self._execute(evaluation, record=True, refused=stored.commit)
             restored, removed = tuple(done.written + done.dirs), tuple(done.removed)
+            self._seal(evaluation, stored.commit, done.record.record.outputs)
         if mismatches or evaluation.step.item is None:
             # A sweep item's latest moves when its record is written or restored: a no-op
             # over a thousand items reads one ref per item (its signature's), not two.
-            self.project.store.set_latest(stored, evaluation.step.item)
+            self.project.store.set_latest(stored, evaluation.step.item, evaluation.step.name)
         return StepResult(
             name,
             "restored" if mismatches else "skipped",
@@ -342,6 +343,24 @@ class Engine:
             hint=hint,
             progress=lambda done, total: self._transfer(step, "restoring", done, total),
         )
+
+    def _seal(self, evaluation: Evaluation, commit: str, outputs: Sequence[OutputFile]) -> None:
+        """The step's declared outputs hold exactly `outputs`, record `commit`'s (just
+        restored or recorded): a seal lets the next no-op trust them without reading
+        the record (statcache.py)."""
+        step, signature = evaluation.step, evaluation.signature
+        if signature is None:
+            return
+        declared = {d: i for i, d in enumerate(step.outputs)}
+        groups: list[list[str] | None] = [[] for _ in step.outputs]
+        for out in outputs:
+            group = _declared_index(out.path, declared)
+            if group is None:  # not under a declared output: nothing to vouch for
+                return
+            found = groups[group]
+            assert found is not None
+            found.append(out.path)
+        self.project.worktree.cache.seal(step.key, signature, commit, groups)
 
     def _keep_in_store(self, evaluation: Evaluation, stored: StoredRecord) -> StepResult:
         """Outputs removed on purpose stay out of the worktree until a step that reads them runs."""
@@ -612,7 +631,10 @@ class Engine:
         replace = replace or self.options.mode in ("force", "build")
         # A sweep item's refs wait in the batch (one transaction per hundred items).
         batch = self._batch if evaluation.step.item is not None else None
-        return self.project.store.write(new, source.source_commit, replace=replace, batch=batch)
+        stored = self.project.store.write(new, source.source_commit, replace=replace, batch=batch)
+        if stored.record is record:  # ours, not a record another process wrote first
+            self._seal(evaluation, stored.commit, outputs)
+        return stored
 
     def _scratch(self, step: Step) -> AbstractContextManager[Path]:
         """Where a command's output is captured (scratch.py): for a sweep item, a
@@ -710,6 +732,18 @@ class Engine:
         except OSError:
             return False
         return not in_times or min(out_times) >= max(in_times)
+
+
+def _declared_index(path: str, declared: Mapping[str, int]) -> int | None:
+    """The index of the declared output that is `path` or holds it."""
+    while True:
+        found = declared.get(path)
+        if found is not None:
+            return found
+        cut = path.rfind("/")
+        if cut < 0:
+            return None
+        path = path[:cut]
 
 
 def _scratch_name(step: Step) -> str:

@@ -58,7 +58,10 @@ class Evaluation:
     components: Components | None
     signature: str | None
     record: StoredRecord | None  # the record of this signature, if the store has one
-    outputs: dict[str, FileState | None]  # worktree state of the declared outputs
+    outputs: Mapping[str, FileState | None]  # worktree state of the declared outputs
+    # A seal (statcache.py) vouched that the outputs are exactly the record's: nothing
+    # was compared file by file, and `outputs` is the record's, read when first used.
+    sealed: bool = False
 
     @property
     def known(self) -> bool:
@@ -71,7 +74,7 @@ class Evaluation:
     @cached_property
     def _mismatches(self) -> tuple[Mismatch, ...]:
         # Asked several times per step (skip, restore, removed on purpose): computed once.
-        if self.record is None:
+        if self.record is None or self.sealed:
             return ()
         found = []
         recorded = {o.path: o for o in self.record.record.outputs}
@@ -87,6 +90,27 @@ class Evaluation:
             elif not any(p == path or p.startswith(path + "/") for p in recorded):
                 found.append(Mismatch(path, None, None))  # an empty directory, now missing
         return tuple(found)
+
+
+class _RecordedOutputs(Mapping[str, FileState | None]):
+    """A sealed evaluation's outputs: the record's files, which the worktree holds (the
+    seal says so), read from the record only if someone asks."""
+
+    def __init__(self, stored: StoredRecord) -> None:
+        self._stored = stored
+
+    @cached_property
+    def _states(self) -> dict[str, FileState | None]:
+        return {o.path: FileState(o.blob, o.mode, o.size) for o in self._stored.record.outputs}
+
+    def __getitem__(self, path: str) -> FileState | None:
+        return self._states[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._states)
+
+    def __len__(self) -> int:
+        return len(self._states)
 
 
 @dataclass
@@ -153,13 +177,41 @@ class Planner:
                     missing.append(pattern)
             for path in expansion.dangling:  # inputs follow symlinks: this one leads nowhere
                 missing.append(f"{path} -> {_link_text(worktree.root / path)}")
-        components = signature = record = None
+        components = signature = commit = None
+        store = self.project.store
         if not unknown and not missing:
             components = shell_components(step, self.params, inputs, self.environ)
             signature = signature_of(components)
-            record = self.project.store.lookup(signature, quick=True)
-        outputs = worktree.output_states(step.outputs)
-        return Evaluation(step, inputs, unknown, missing, components, signature, record, outputs)
+            commit = store.sig_commit(signature)
+        walked = worktree.output_walk(step.outputs)
+        if commit is not None:
+            assert signature is not None
+            if worktree.cache.sealed(step.key, signature, commit, walked):
+                sealed = store.sealed(commit, signature)
+                return Evaluation(
+                    step,
+                    inputs,
+                    unknown,
+                    missing,
+                    components,
+                    signature,
+                    sealed,
+                    _RecordedOutputs(sealed),
+                    sealed=True,
+                )
+        record = None if commit is None or signature is None else store.usable(commit, signature)
+        outputs = worktree.output_states(step.outputs, walked)
+        evaluation = Evaluation(
+            step, inputs, unknown, missing, components, signature, record, outputs
+        )
+        if record is not None and signature is not None and not evaluation.mismatches():
+            worktree.cache.seal(
+                step.key,
+                signature,
+                record.commit,
+                [None if found is None else [rel for rel, _ in found] for found in walked],
+            )
+        return evaluation
 
     def _removed_by_restore(self, path: str) -> bool:
         return any(path == d or path.startswith(d + "/") for d in self.exact)

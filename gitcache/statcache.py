@@ -9,15 +9,26 @@ The same rule holds for entries this process made: a caller that must see a chan
 made since a moment (the input recheck after a command) reads the file system's clock
 then (`filesystem_now`) and passes it as `racy_from`; a file whose mtime is not older
 is hashed again, since it may have been rewritten within the tick its stat was taken in.
+
+The file keeps each directory's rows as one JSON text, read when a file of that
+directory is first asked for (and written back as read when none was): a run that
+looks at a few inputs does not parse the rows of a 50,000-file output.
+
+Seals vouch for a unit's declared outputs all at once: the record they match and a
+digest of every file's path and stat. A no-op whose outputs are sealed compares that
+digest with the one of the stats it just took, and neither reads the record nor looks
+up a row per file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import stat
 import tempfile
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK
@@ -27,10 +38,13 @@ from gitcache.filehash import hash_file
 from gitcache.gitrepo import MODE_EXEC, MODE_FILE, MODE_LINK, GitRepo
 from gitcache.scratch import temp_prefix
 
-CACHE_FILE: Final = "statcache-v1.json"
+CACHE_FILE: Final = "statcache-v2.json"
+_OLD_FILES: Final = ("statcache-v1.json",)  # removed when the cache is saved
 # Key prefix of a followed symlink's entry (inputs count a link by its target); NUL
 # cannot occur in a file name.
 _FOLLOWED: Final = "\0"
+
+Row = list[Any]  # [size, mtime_ns, ctime_ns, ino, mode, oid]; checked when used
 
 
 class FileState(NamedTuple):
@@ -54,10 +68,9 @@ def _key(st: os.stat_result) -> list[int]:
 class StatCache:
     def __init__(self, state_dir: Path) -> None:
         self._path = state_dir / CACHE_FILE
-        # path -> [size, mtime_ns, ctime_ns, ino, mode, oid], rows as the file holds
-        # them (checked when used: a damaged row is a miss), and those this process made.
-        self._entries: dict[str, list[Any]] = {}
-        self._fresh: dict[str, list[Any]] = {}
+        self._unread: dict[str, str] = {}  # directory -> its rows as JSON text
+        self._dirs: dict[str, dict[str, Row]] = {}  # directory -> file name -> row
+        self._fresh: dict[str, Row] = {}  # path -> row, made by this process
         self._seals: dict[str, list[str]] = {}  # unit key -> [signature, commit, digest]
         self._reference_ns = 0
         self._dirty = False
@@ -69,11 +82,11 @@ class StatCache:
             with open(self._path, "rb") as handle:
                 self._reference_ns = os.fstat(handle.fileno()).st_mtime_ns
                 data = json.load(handle)
-            if data.get("version") != 1:
+            if data.get("version") != 2:
                 return
-            entries, seals = data["entries"], data.get("seals", {})
-            if isinstance(entries, dict) and isinstance(seals, dict):
-                self._entries = entries
+            dirs, seals = data["dirs"], data["seals"]
+            if isinstance(dirs, dict) and isinstance(seals, dict):
+                self._unread = {d: text for d, text in dirs.items() if type(text) is str}
                 self._seals = {
                     key: seal
                     for key, seal in seals.items()
@@ -81,6 +94,24 @@ class StatCache:
                 }
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             pass  # a missing or damaged cache only costs re-hashing
+
+    def _rows(self, directory: str) -> dict[str, Row]:
+        """The saved rows of a directory's files, read when first asked for."""
+        rows = self._dirs.get(directory)
+        if rows is None:
+            rows = {}
+            text = self._unread.pop(directory, None)
+            if text is not None:
+                with contextlib.suppress(ValueError):
+                    loaded = json.loads(text)
+                    if isinstance(loaded, dict):
+                        rows = loaded
+            self._dirs[directory] = rows
+        return rows
+
+    def _saved(self, name: str) -> Row | None:
+        directory, _, base = name.rpartition("/")
+        return self._rows(directory).get(base)
 
     def state(
         self, root: Path, rel: str, follow: bool = False, racy_from: int | None = None
@@ -117,7 +148,7 @@ class StatCache:
         """The states of worktree files from the lstat just taken of each (a directory:
         None): cached blob ids where the stat vouches for them, else the file hashed.
         One loop for a whole output: 50,000 files cost a few dict look-ups each."""
-        fresh, entries, reference = self._fresh, self._entries, self._reference_ns
+        fresh, dirs, reference = self._fresh, self._dirs, self._reference_ns
         states: list[FileState | None] = []
         for rel, st in found:
             mode = st.st_mode
@@ -128,7 +159,9 @@ class StatCache:
             key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode]
             row = fresh.get(rel)
             if row is None or row[:5] != key:
-                row = entries.get(rel)
+                directory, _, base = rel.rpartition("/")
+                rows = dirs.get(directory)
+                row = (self._rows(directory) if rows is None else rows).get(base)
                 if not (
                     type(row) is list
                     and row[:5] == key
@@ -157,7 +190,7 @@ class StatCache:
             fresh = self._fresh.get(name)
             if fresh is not None and fresh[:5] == key:
                 return FileState(fresh[5], mode, key[0])
-            row = self._entries.get(name)
+            row = self._saved(name)
             if (
                 type(row) is list
                 and row[:5] == key
@@ -177,6 +210,78 @@ class StatCache:
         self._dirty = True
         return FileState(oid, key[4], key[0])
 
+    # -- seals: a unit's outputs vouched for at once ----------------------------------
+
+    def sealed(
+        self,
+        key: str,
+        signature: str,
+        commit: str,
+        walked: Sequence[Sequence[tuple[str, os.stat_result]] | None],
+    ) -> bool:
+        """Whether unit `key`'s declared outputs, as just walked (per declared output its
+        files with their lstat, sorted; None: missing), are exactly what a seal made for
+        record `commit` of `signature` vouched for: the same files with the same stats,
+        each older than this cache file (the racily-clean rule, for all at once).
+        """
+        seal = self._seals.get(key)
+        if seal is None or seal[0] != signature or seal[1] != commit:
+            return False
+        shape: list[int] = []
+        paths: list[str] = []
+        numbers: list[int] = []
+        add = numbers.extend
+        for group in walked:
+            if group is None:
+                shape.append(-1)
+                continue
+            shape.append(len(group))
+            for rel, st in group:
+                mode = st.st_mode
+                mode = MODE_LINK if S_ISLNK(mode) else MODE_EXEC if mode & 0o100 else MODE_FILE
+                paths.append(rel)
+                add((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode))
+        if max(numbers[1::5], default=0) >= self._reference_ns:
+            return False
+        try:
+            return _digest(shape, paths, numbers) == seal[2]
+        except OverflowError:  # a number beyond 64 bits: no seal was made for it either
+            return False
+
+    def seal(
+        self, key: str, signature: str, commit: str, files: Sequence[Sequence[str] | None]
+    ) -> None:
+        """Vouch that unit `key`'s declared outputs hold `files` (per declared output;
+        None: missing) and that they are what record `commit` of `signature` holds.
+
+        The caller knows the second (it compared or wrote them); the seal stands for the
+        stat rows this cache has for those files now, the rows that gave or took their
+        blob ids. A file without a usable row: no seal.
+        """
+        shape: list[int] = []
+        paths: list[str] = []
+        numbers: list[int] = []
+        for group in files:
+            if group is None:
+                shape.append(-1)
+                continue
+            shape.append(len(group))
+            for rel in sorted(group):
+                row = self._fresh.get(rel)
+                if row is None:
+                    row = self._saved(rel)
+                    if not (type(row) is list and len(row) == 6 and row[1] < self._reference_ns):
+                        return
+                paths.append(rel)
+                numbers.extend(row[:5])
+        try:
+            seal = [signature, commit, _digest(shape, paths, numbers)]
+        except (TypeError, OverflowError):  # a damaged row
+            return
+        if self._seals.get(key) != seal:
+            self._seals[key] = seal
+            self._dirty = True
+
     def remember(self, rel: str, st: os.stat_result, oid: str) -> None:
         """Record a blob id we know for a file with this stat (e.g. one we just restored)."""
         self._fresh[rel] = [*_key(st), oid]
@@ -185,8 +290,17 @@ class StatCache:
     def save(self) -> None:
         if not self._dirty:
             return
-        entries = {**self._entries, **self._fresh}
-        payload = {"version": 1, "entries": entries, "seals": self._seals}
+        texts = dict(self._unread)  # directories nobody asked about: as they were read
+        touched: dict[str, dict[str, Row]] = {d: dict(rows) for d, rows in self._dirs.items()}
+        for rel, row in self._fresh.items():
+            directory, _, base = rel.rpartition("/")
+            if directory not in touched:
+                texts.pop(directory, None)
+                touched[directory] = dict(self._rows(directory))
+            touched[directory][base] = row
+        for directory, rows in touched.items():
+            texts[directory] = json.dumps(rows, separators=(",", ":"))
+        payload = {"version": 2, "dirs": texts, "seals": self._seals}
         self._path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=temp_prefix("statcache"))
         try:
@@ -197,7 +311,23 @@ class StatCache:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             return
+        for old in _OLD_FILES:
+            with contextlib.suppress(OSError):
+                os.unlink(self._path.parent / old)
         self._dirty = False
+
+
+def _digest(shape: list[int], paths: list[str], numbers: list[int]) -> str:
+    """BLAKE2b of the files' count per declared output, their stats and their paths.
+
+    Paths hold no NUL, so joined with NUL they are unambiguous; surrogateescape: a name
+    that is not UTF-8 is its bytes again.
+    """
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(array("q", shape).tobytes())
+    digest.update(array("q", numbers).tobytes())
+    digest.update("\0".join(paths).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 CLOCK_PREFIX: Final = ".clock-"

@@ -61,19 +61,59 @@ def parse_alt_ref(name: str) -> tuple[str, str] | None:
     return None if match is None else (match[2], match[3])
 
 
-@dataclass(frozen=True)
 class StoredRecord:
-    """A record and the id of the commit that holds it."""
+    """A record and the id of the commit that holds it.
 
-    commit: str
-    record: Record
-    # False when only record.json was read (`lookup(quick=True)`): the tree has not
-    # been checked against it yet; `RecordStore.verified` does that before a restore.
-    verified: bool = True
+    `verified` is False when only record.json was read (`lookup(quick=True)`): the tree
+    has not been checked against it yet; `RecordStore.verified` does that before a
+    restore. A record a seal vouches for (`RecordStore.sealed`) is read only when
+    first used: a no-op over a 50,000-file output never parses its record.json.
+    """
+
+    __slots__ = ("_read", "_record", "_signature", "commit", "verified")
+
+    def __init__(
+        self,
+        commit: str,
+        record: Record | None,
+        verified: bool = True,
+        *,
+        read: Callable[[], Record] | None = None,
+        signature: str | None = None,
+    ) -> None:
+        if record is None and read is None:
+            raise TypeError("StoredRecord needs a record or a way to read it")
+        self.commit = commit
+        self.verified = verified
+        self._record = record
+        self._read = read
+        self._signature = signature if record is None else record.signature
+
+    @property
+    def record(self) -> Record:
+        if self._record is None:
+            assert self._read is not None
+            self._record = self._read()
+        return self._record
 
     @property
     def short(self) -> str:
-        return self.record.signature[:12]
+        return (self._signature or self.record.signature)[:12]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StoredRecord):
+            return NotImplemented
+        return (self.commit, self.verified, self.record) == (
+            other.commit,
+            other.verified,
+            other.record,
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.commit)
+
+    def __repr__(self) -> str:
+        return f"StoredRecord(commit={self.commit!r}, verified={self.verified!r})"
 
 
 @dataclass(frozen=True)
@@ -127,6 +167,25 @@ class RecordStore:
         """
         commit = self.repo.ref_target(sig_ref(signature))
         return None if commit is None else self._usable(commit, signature, quick)
+
+    def sig_commit(self, signature: str) -> str | None:
+        """The commit the signature's ref names (one ref read), not yet read or checked."""
+        return self.repo.ref_target(sig_ref(signature))
+
+    def usable(self, commit: str, signature: str) -> StoredRecord | None:
+        """`lookup(signature, quick=True)` once the ref was read (`sig_commit`)."""
+        return self._usable(commit, signature, quick=True)
+
+    def sealed(self, commit: str, signature: str) -> StoredRecord:
+        """The record of a commit that a seal (statcache.py) says is the signature's and
+        matches the worktree: record.json is read and validated when first used."""
+
+        def read() -> Record:
+            return parse_record(
+                self.repo.read_commit_file(commit, RECORD_FILE) or b"", f"record {commit[:12]}"
+            )
+
+        return StoredRecord(commit, None, False, read=read, signature=signature)
 
     def verified(self, stored: StoredRecord) -> StoredRecord:
         """The record fully loaded and checked (raises UnsafeRecord)."""
@@ -343,10 +402,13 @@ class RecordStore:
         self._index_of().add(RecordSummary.of(commit, record))
         return StoredRecord(commit, record)
 
-    def set_latest(self, stored: StoredRecord, item: Mapping[str, Any] | None = None) -> None:
+    def set_latest(
+        self, stored: StoredRecord, item: Mapping[str, Any] | None = None, step: str | None = None
+    ) -> None:
         """The record is now what the worktree holds for its step (or for `item`, a
-        sweep item: its item pointer only, so a no-op over many items moves no step ref)."""
-        self._latest.set(latest_key(stored.record.step, item), stored.commit)
+        sweep item: its item pointer only, so a no-op over many items moves no step ref).
+        `step`: the record's step, when the caller knows it (the record is not read)."""
+        self._latest.set(latest_key(step or stored.record.step, item), stored.commit)
 
     def remove(self, stored: StoredRecord) -> None:
         """Drop a record's signature ref (and the step ref if it points at it)."""

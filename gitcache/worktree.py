@@ -315,14 +315,24 @@ class Worktree:
         found.sort(key=_first)
         return found
 
-    def output_states(self, outputs: Sequence[str]) -> dict[str, FileState | None]:
+    def output_walk(self, outputs: Sequence[str]) -> list[list[tuple[str, os.stat_result]] | None]:
+        """`output_stats` of each declared output, in order."""
+        return [self.output_stats(declared) for declared in outputs]
+
+    def output_states(
+        self,
+        outputs: Sequence[str],
+        walked: Sequence[Sequence[tuple[str, os.stat_result]] | None] | None = None,
+    ) -> dict[str, FileState | None]:
         """Each file of each declared output (a directory gives its files); None if missing.
 
-        An empty directory gives no entry: it is there, and holds no file.
+        An empty directory gives no entry: it is there, and holds no file. `walked`:
+        what `output_walk(outputs)` just gave, so the files are not listed again.
         """
         states: dict[str, FileState | None] = {}
-        for declared in outputs:
-            found = self.output_stats(declared)
+        if walked is None:
+            walked = self.output_walk(outputs)
+        for declared, found in zip(outputs, walked, strict=True):
             if found is None:
                 states[declared] = None
                 continue

@@ -39,7 +39,7 @@ def test_racily_clean_entry_is_hashed_again(tmp_path: Path) -> None:
     st = os.lstat(path)
     fresh = StatCache(state)
     # Forge the entry to match the new stat exactly, as if the change slipped in unseen.
-    fresh._entries["f"] = [
+    fresh._rows("")["f"] = [
         st.st_size,
         st.st_mtime_ns,
         st.st_ctime_ns,

@@ -167,7 +167,7 @@ class TerminalReporter:
         label = _LABELS[result.outcome]
         line = f"gitcache: {result.step}: {label}"
         if result.record is not None:
-            line += f" [{short(result.record.record.signature)}]"
+            line += f" [{short(result.signature or result.record.record.signature)}]"
         if result.outcome == "ran" and result.record is not None:
             line += f" in {seconds(result.record.record.duration)}"
         if result.detail and result.outcome in (

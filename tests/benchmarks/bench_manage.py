@@ -11,7 +11,7 @@ cost) and an anchor (what a well-known tool takes for the same job):
 - log: `gitcache log` over R records written through RecordStore.write, with the
   record index warm and cold (deleted); floor `git for-each-ref` over the refs.
 - assert: `gitcache run -s assert` over one step with F unchanged output files,
-  with the stat cache and with .git/gitcache/statcache-v1.json deleted; floor one
+  with the stat cache and with .git/gitcache/statcache-v2.json deleted; floor one
   lstat per file in Python; anchor `git diff-files` with the files in git's index.
 """
 
@@ -155,7 +155,7 @@ def bench_assert(base: Path, files: int) -> None:
     sh(root, "git", "add", "gen.py")
     sh(root, "git", "commit", "-qm", "generator")
     gitcache(root, "run")()
-    statcache = root / ".git" / "gitcache" / "statcache-v1.json"
+    statcache = root / ".git" / "gitcache" / "statcache-v2.json"
     time.sleep(0.05)  # past the racy-clean window of the files just written
     gitcache(root, "run", "-s", "assert")()  # settle the stat cache
     warm = timed(gitcache(root, "run", "-s", "assert"), 3)
