@@ -121,13 +121,18 @@ def hash_file(path: Path, name: str, follow: bool = True) -> tuple[str, os.stat_
 
 
 def read_stable(
-    path: Path, name: str, read: Callable[[Path], T], follow: bool = False
+    path: Path,
+    name: str,
+    read: Callable[[Path], T],
+    follow: bool = False,
+    read_link: Callable[[Path], T] | None = None,
 ) -> tuple[T, os.stat_result]:
     """`read(path)` (e.g. storing the file as a blob) and the stat of what it read.
 
     The file is stat'ed before and after; if it moved meanwhile (or `read` failed
     while it moved: libgit2 fails on a file that shrinks under it), it is read again.
-    Raises UnreadableFile as hash_file does.
+    `read_link`: what reads a symlink instead (without `follow`), chosen by the stat
+    taken before. Raises UnreadableFile as hash_file does.
     """
     for attempt in range(TRIES):
         if attempt:
@@ -139,8 +144,9 @@ def read_stable(
         if not (stat.S_ISREG(before.st_mode) or stat.S_ISLNK(before.st_mode)):
             raise _not_regular(name, before.st_mode)
         failure: OSError | None = None
+        reader = read if read_link is None or not stat.S_ISLNK(before.st_mode) else read_link
         try:
-            value = read(path)
+            value = reader(path)
         except OSError as exc:  # libgit2's read errors are OSErrors too
             failure = exc
         try:

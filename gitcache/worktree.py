@@ -30,7 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
+from gitcache.errors import (
+    RepositoryError,
+    StepFailed,
+    UnreadableFile,
+    UnsafeRecord,
+    WorktreeConflict,
+)
 from gitcache.filehash import read_stable
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo
 from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
@@ -391,22 +397,21 @@ class Worktree:
         A file whose path no record may hold (a backslash in its name, say) is a
         StepFailed naming it.
         """
-        if not is_utf8(rel):
-            raise StepFailed(_not_utf8(rel, "output"))
         try:
             check_relative_path(rel)
         except ValueError:
+            if not is_utf8(rel):
+                raise StepFailed(_not_utf8(rel, "output")) from None
             raise StepFailed(
                 f"cannot record output {rel!r}: a record may not hold this path "
                 "(no backslash, NUL, empty, '.', '..' or '.git' component)"
             ) from None
 
-        def store(path: Path) -> str:
-            if os.path.islink(path):
-                return write_bytes(os.fsencode(os.readlink(path)))
-            return write_file(path)
+        def store_link(path: Path) -> str:
+            return write_bytes(os.fsencode(os.readlink(path)))
 
-        oid, st = read_stable(self.root / rel, rel, store)
+        # A symlink or not: told by the stat read_stable takes anyway (no lstat of ours).
+        oid, st = read_stable(self.root / rel, rel, write_file, read_link=store_link)
         self.cache.remember(rel, st, oid)
         return OutputFile(path=rel, blob=oid, mode=git_mode(st), size=st.st_size)
 
@@ -468,11 +473,12 @@ class Worktree:
         files = plan.write
         self._check_set(files)
         removing = set(plan.remove)
+        seen: dict[str, str] = {}  # directory on the way -> what it is (_check_parents)
         for rel in plan.remove:
-            self._check_parents(rel, removing, "remove")
-        targets = [(f, self._target(f, removing)) for f in files]
+            self._check_parents(rel, removing, "remove", seen)
+        targets = [(f, self._target(f, removing, seen)) for f in files]
         for rel in plan.dirs:
-            self._check_dir(rel, removing)
+            self._check_dir(rel, removing, seen)
         links = {
             o.path: os.fsdecode(self.repo.read_blob(o.blob)) for o in files if o.mode == MODE_LINK
         }
@@ -487,6 +493,10 @@ class Worktree:
             self._prune(rel, plan.scopes)
         for rel in plan.dirs:
             (self.root / rel).mkdir(parents=True, exist_ok=True)
+        # Each directory the files go to, made once (checked above: no symlink on the
+        # way), not looked up again for every file.
+        for parent in sorted({target.parent for _, target in targets}):
+            parent.mkdir(parents=True, exist_ok=True)
         for done, (out, target) in enumerate(targets):
             if progress is not None:
                 progress(done, len(targets))
@@ -513,9 +523,15 @@ class Worktree:
             )
         total = 0
         for out in files:
-            if not self.repo.has_object(out.blob):
-                raise UnsafeRecord(f"refusing to restore {out.path}: blob {out.blob} is missing")
-            size = self.repo.blob_size(out.blob)
+            try:
+                size = self.repo.blob_size(out.blob)
+            except RepositoryError:
+                # Asked only now: an existence check per blob costs more than its size.
+                if not self.repo.has_object(out.blob):
+                    raise UnsafeRecord(
+                        f"refusing to restore {out.path}: blob {out.blob} is missing"
+                    ) from None
+                raise
             if size != out.size:
                 raise UnsafeRecord(
                     f"refusing to restore {out.path}: blob {out.blob[:12]} has {size} bytes, "
@@ -541,39 +557,70 @@ class Worktree:
                         f"refusing to restore {path}: {'/'.join(parts[:n])} is also an output"
                     )
 
-    def _check_parents(self, rel: str, removing: set[str], verb: str = "restore") -> None:
-        """A safe relative path, reached through real directories only.
+    def _check_parents(
+        self,
+        rel: str,
+        removing: set[str],
+        verb: str = "restore",
+        seen: dict[str, str] | None = None,
+    ) -> bool:
+        """A safe relative path, reached through real directories only; whether every
+        directory on the way exists (else nothing is at `rel` either).
 
         A component that the plan removes first does not count: it will be gone.
+        `seen` keeps what each directory on the way is, for the next path of a batch.
         """
         try:
             check_relative_path(rel)
         except ValueError as exc:
             raise UnsafeRecord(f"refusing to {verb} {rel!r}: {exc}") from None
         parts = rel.split("/")
-        for n in range(1, len(parts)):
-            prefix = "/".join(parts[:n])
-            if prefix in removing:
-                return
-            try:
-                st = os.lstat(self.root / prefix)
-            except (FileNotFoundError, NotADirectoryError):
-                return
-            if stat.S_ISLNK(st.st_mode):
+        prefix = ""
+        for part in parts[:-1]:
+            prefix = f"{prefix}/{part}" if prefix else part
+            kind = None if seen is None else seen.get(prefix)
+            if kind is None:
+                kind = self._kind_on_the_way(prefix, removing)
+                if seen is not None:
+                    seen[prefix] = kind
+            if kind == "dir":
+                continue
+            if kind == "gone":
+                return False
+            if kind == "link":
                 raise UnsafeRecord(
                     f"refusing to {verb} {rel}: {prefix} is a symlink, and going through it "
                     "could leave the worktree"
                 )
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafeRecord(f"refusing to {verb} {rel}: {prefix} is a file")
+            raise UnsafeRecord(f"refusing to {verb} {rel}: {prefix} is a file")
+        return True
 
-    def _target(self, out: OutputFile, removing: set[str]) -> Path:
+    def _kind_on_the_way(self, prefix: str, removing: set[str]) -> str:
+        if prefix in removing:
+            return "gone"
+        try:
+            st = os.lstat(f"{self.root}/{prefix}")
+        except (FileNotFoundError, NotADirectoryError):
+            return "gone"
+        if stat.S_ISLNK(st.st_mode):
+            return "link"
+        return "dir" if stat.S_ISDIR(st.st_mode) else "file"
+
+    def _target(
+        self, out: OutputFile, removing: set[str], seen: dict[str, str] | None = None
+    ) -> Path:
         """Where `out` goes. A directory there is allowed only when the plan's removals
         leave it empty (its files were checked, and `_write` then removes only empty
         directories); a directory holding anything else is a WorktreeConflict naming it."""
-        self._check_parents(out.path, removing)
+        on_the_way = self._check_parents(out.path, removing, seen=seen)
         target = self.root / out.path
-        if target.is_dir() and not target.is_symlink():
+        if not on_the_way:  # a directory on the way is missing, or will be removed
+            return target
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(target).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            is_dir = False
+        if is_dir:
             kept = self._left_in(out.path, removing)
             if kept is not None:
                 raise WorktreeConflict(
@@ -593,8 +640,8 @@ class Worktree:
                 return f"{rel}/.git"
         return None
 
-    def _check_dir(self, rel: str, removing: set[str]) -> None:
-        self._check_parents(rel, removing)
+    def _check_dir(self, rel: str, removing: set[str], seen: dict[str, str] | None = None) -> None:
+        self._check_parents(rel, removing, seen=seen)
         path = self.root / rel
         if rel not in removing and path.is_symlink():
             raise UnsafeRecord(f"refusing to restore {rel}: a symlink is in the way")
