@@ -118,10 +118,13 @@ def signature_lock(
     again on the file the path names now.
     """
     path = signature_lock_path(state_dir, signature)
-    path.parent.mkdir(parents=True, exist_ok=True)
     waited = False
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:  # the first lock in this repository
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
