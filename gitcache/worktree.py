@@ -437,8 +437,20 @@ class Worktree:
         recorded = {o.path: o for o in outputs}
         plan = RestorePlan(scopes=list(scopes))
         at_risk: list[tuple[str, str]] = []  # (path, blob id in the worktree)
+        # Each scope walked once, its files' states in one pass (not a look-up per path).
+        walks = {scope: self.output_stats(scope) for scope in scopes}
+        found: dict[str, FileState | None] = {}
+        for stats in walks.values():
+            if stats:
+                paths = [rel for rel, _ in stats]
+                found.update(zip(paths, self.cache.states_of(self.root, stats), strict=True))
         for out in outputs:
-            state = self.state(out.path)
+            if out.path in found:
+                state = found[out.path]
+            elif _scope_of(out.path, walks) is _MISSING:  # nothing can be under it
+                state = None
+            else:  # not under a walked directory (under a symlink, say): as it resolves
+                state = self.state(out.path)
             if state is not None and state.oid == out.blob and state.mode == out.mode:
                 plan.unchanged.append(out.path)
                 continue
@@ -448,10 +460,10 @@ class Worktree:
         for scope in scopes:
             if not any(p == scope or p.startswith(scope + "/") for p in recorded):
                 plan.dirs.append(scope)
-            for rel in self.output_files(scope) or ():
+            for rel, _ in walks[scope] or ():
                 if rel not in recorded:
                     plan.remove.append(rel)
-                    state = self.state(rel)
+                    state = found[rel]
                     if state is not None:
                         at_risk.append((rel, state.oid))
         if at_risk and not force:
@@ -752,6 +764,24 @@ def _not_utf8(rel: str, what: str) -> str:
         f"{shown_path(rel)}: path is not valid UTF-8; a record holds {what} paths as UTF-8 "
         "text, so rename it"
     )
+
+
+_MISSING: list[tuple[str, os.stat_result]] = []  # a scope that is not there (identity)
+
+
+def _scope_of(
+    path: str, walks: Mapping[str, list[tuple[str, os.stat_result]] | None]
+) -> list[tuple[str, os.stat_result]] | None:
+    """The walk of the scope that is `path` or holds it: _MISSING when that scope is not
+    there, None when no scope holds the path."""
+    while True:
+        if path in walks:
+            found = walks[path]
+            return _MISSING if found is None else found
+        cut = path.rfind("/")
+        if cut < 0:
+            return None
+        path = path[:cut]
 
 
 def _first(pair: tuple[str, object]) -> str:
