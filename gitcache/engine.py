@@ -477,13 +477,11 @@ class Engine:
                     )
             except OSError as exc:  # the shell could not be started: E2BIG for a huge command
                 return self._cannot_start(evaluation, command, exc)
-            try:
-                return self._after_command(
-                    evaluation, command, execution, record, replace, source, started
-                )
-            finally:  # an item's directory serves its thread's next item
-                for path in execution.logs.values():
-                    path.unlink(missing_ok=True)
+            # An item's capture files serve its thread's next item (the runner truncates
+            # them) and go with the directory at the end of the run: no unlink per item.
+            return self._after_command(
+                evaluation, command, execution, record, replace, source, started
+            )
 
     def _command_env(self, evaluation: Evaluation, record: bool) -> dict[str, str]:
         """The command's environment: ours, naming the locks we hold while it runs (the

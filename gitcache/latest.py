@@ -21,7 +21,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -80,12 +80,22 @@ class LatestRecords:
         return RefUpdate(_ref(key), commit) if self.in_refs else None
 
     def set(self, key: str, commit: str) -> None:
+        self.set_many([(key, commit)])
+
+    def set_many(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Set several keys (the last of a key wins): a linked worktree's file is
+        rewritten once, not once per key (a sweep's hundred items per batch)."""
+        pairs = list(pairs)
         if self.in_refs:
-            if self.repo.ref_target(_ref(key)) != commit:
-                self.repo.update_refs([RefUpdate(_ref(key), commit)], "gitcache: latest")
+            for key, commit in pairs:
+                if self.repo.ref_target(_ref(key)) != commit:
+                    self.repo.update_refs([RefUpdate(_ref(key), commit)], "gitcache: latest")
+            return
+        if not pairs:
             return
         with _updating(self._file) as steps:
-            steps[key] = commit
+            for key, commit in pairs:
+                steps[key] = commit
 
 
 def read_file(path: Path) -> dict[str, str]:

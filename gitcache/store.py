@@ -397,8 +397,7 @@ class RecordStore:
             # a plain `git fetch`): a miss, so ours replaces it, still compare-and-swap.
             updates[0] = RefUpdate(name, commit, exc.found)
             self.repo.update_refs(updates, message=f"gitcache: record {record.step}")
-        for key in in_files:
-            self._latest.set(key, commit)
+        self._latest.set_many((key, commit) for key in in_files)
         self._index_of().add(RecordSummary.of(commit, record))
         return StoredRecord(commit, record)
 
@@ -463,10 +462,13 @@ class RefBatch:
                     merged[update.name] = update
             try:
                 self._store.repo.update_refs(list(merged.values()), message="gitcache: record")
+                self._store._latest.set_many(
+                    (key, commit)
+                    for commit, _record, _updates, in_files in queued
+                    for key in in_files
+                )
                 index = self._store._index_of()
-                for commit, record, _updates, in_files in queued:
-                    for key in in_files:
-                        self._store._latest.set(key, commit)
+                for commit, record, _updates, _in_files in queued:
                     index.add(RecordSummary.of(commit, record))
             except RefConflict:  # another process recorded one of them: one by one
                 for commit, record, updates, in_files in queued:
