@@ -25,7 +25,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -447,9 +447,11 @@ class Worktree:
         for out in outputs:
             if out.path in found:
                 state = found[out.path]
-            elif _scope_of(out.path, walks) is _MISSING:  # nothing can be under it
+            elif _scope_of(out.path, walks) is not None:
+                # Under a scope, yet not listed: missing, or reached through a symlink
+                # that the plan removes (the scope itself, say) and so to be written.
                 state = None
-            else:  # not under a walked directory (under a symlink, say): as it resolves
+            else:  # under no scope: as its path resolves
                 state = self.state(out.path)
             if state is not None and state.oid == out.blob and state.mode == out.mode:
                 plan.unchanged.append(out.path)
@@ -766,22 +768,14 @@ def _not_utf8(rel: str, what: str) -> str:
     )
 
 
-_MISSING: list[tuple[str, os.stat_result]] = []  # a scope that is not there (identity)
-
-
-def _scope_of(
-    path: str, walks: Mapping[str, list[tuple[str, os.stat_result]] | None]
-) -> list[tuple[str, os.stat_result]] | None:
-    """The walk of the scope that is `path` or holds it: _MISSING when that scope is not
-    there, None when no scope holds the path."""
-    while True:
-        if path in walks:
-            found = walks[path]
-            return _MISSING if found is None else found
+def _scope_of(path: str, scopes: Container[str]) -> str | None:
+    """The scope that is `path` or holds it, if any."""
+    while path not in scopes:
         cut = path.rfind("/")
         if cut < 0:
             return None
         path = path[:cut]
+    return path
 
 
 def _first(pair: tuple[str, object]) -> str:

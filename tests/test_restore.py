@@ -126,6 +126,38 @@ def test_content_no_record_holds_is_a_conflict_and_nothing_changes(tree: Worktre
         tree.plan_restore(files, ["out"], lambda: held, step="s")
 
 
+def test_a_recorded_file_behind_a_symlink_the_plan_removes_is_written(
+    tree: Worktree, tmp_path: Path
+) -> None:
+    """Files under a scope are taken from one walk of it. A recorded file that the walk
+    does not list is missing, or reached through a symlink that is not in the record
+    (here the scope itself): the plan removes the link and writes the file (it used to
+    count it unchanged through the link, and then removed the link: the file was lost)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a").write_text("a\n")
+    (tree.root / "linked").symlink_to(elsewhere)
+    (tree.root / "out").mkdir()
+    (tree.root / "out" / "a").write_text("a\n")
+    (tree.root / "out" / "b").write_text("old\n")
+    files = [
+        out(tree, "linked/a", b"a\n"),
+        out(tree, "out/a", b"a\n"),
+        out(tree, "out/b", b"b\n"),
+        out(tree, "gone/c", b"c\n"),
+    ]
+    plan = tree.plan_restore(files, ["linked", "out", "gone"], nothing_known, force=True)
+    assert plan.unchanged == ["out/a"]
+    assert [o.path for o in plan.write] == ["linked/a", "out/b", "gone/c"]
+    assert plan.remove == ["linked"] and sorted(plan.discarded) == ["linked", "out/b"]
+    tree.apply(plan)
+    assert not (tree.root / "linked").is_symlink()
+    assert (tree.root / "linked" / "a").read_text() == "a\n"
+    assert (tree.root / "out" / "b").read_text() == "b\n"
+    assert (tree.root / "gone" / "c").read_text() == "c\n"
+    assert (elsewhere / "a").read_text() == "a\n"  # never written through the link
+
+
 def test_an_output_recorded_as_an_empty_directory_is_created(tree: Worktree) -> None:
     (tree.root / "out").symlink_to("elsewhere")  # the worktree's: a link, removed first
     plan = tree.plan_restore([], ["out"], nothing_known, force=True)
