@@ -94,7 +94,7 @@ class GitRepo:
             self.common_dir = self.git_dir
         else:
             self.common_dir = Path(os.path.realpath(self.git_dir / common))
-        self._writer: ObjectWriter | None | bool = False  # False: not decided yet
+        self._writer: ObjectWriter | bool | None = False  # False: not decided yet
 
     @classmethod
     def discover(cls, start: Path) -> GitRepo:
@@ -252,7 +252,16 @@ class GitRepo:
         if writer is not None:
             return writer.write_file(path)
         size = os.lstat(path).st_size
-        return StoredFile(str(_write_object(lambda: self._repo.create_blob_fromdisk(str(path)))), size)
+        return StoredFile(
+            str(_write_object(lambda: self._repo.create_blob_fromdisk(str(path)))), size
+        )
+
+    def write_buffer(self, data: bytes | memoryview) -> StoredFile:
+        """Store bytes whole, or in chunks when big (a Python step's result)."""
+        writer = self.objects
+        if writer is not None:
+            return writer.write_buffer(data)
+        return StoredFile(self.write_blob(bytes(data)), len(data))
 
     def chunks_of(self, oid: str) -> tuple[str, ...] | None:
         """The chunk blob ids of a file this process stored in chunks (else None)."""
@@ -333,6 +342,14 @@ class GitRepo:
                 yield from self.walk_tree(str(item.id), path + "/")
             else:
                 yield TreeEntry(path, str(item.id), int(item.filemode))
+
+    def list_tree(self, oid: str) -> Iterator[TreeEntry]:
+        """The entries of one tree (not recursive), in git's order."""
+        tree = self._repo.get(oid)
+        if not isinstance(tree, pygit2.Tree):
+            raise RepositoryError(f"object {oid} is not a tree")
+        for item in tree:
+            yield TreeEntry(str(item.name), str(item.id), int(item.filemode))
 
     def read_commit_file(self, commit: str, path: str) -> bytes | None:
         """The bytes of a blob at `path` in a commit's tree (None if absent or not a blob)."""

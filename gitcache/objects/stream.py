@@ -51,6 +51,7 @@ class StoredFile:
 
 
 def blob_id(content: Bytes) -> str:
+    """The git blob id of `content` (`git hash-object`)."""
     digest = hashlib.sha1(header("blob", len(content)))
     digest.update(content)
     return digest.hexdigest()
@@ -85,6 +86,21 @@ def store_fd(fd: int, size: int, put: PutBlob) -> StoredFile:
         put(oid, data)
         return StoredFile(oid, size)
     return _store_chunked(reader, size, put)
+
+
+def store_buffer(data: Bytes, put: PutBlob) -> StoredFile:
+    """Store bytes already in memory (a Python step's result) as store_fd would."""
+    view = memoryview(data)
+    if not is_chunked(len(view)):
+        oid = blob_id(view)
+        put(oid, view)
+        return StoredFile(oid, len(view))
+    chunks: list[str] = []
+    for chunk in chunker().cut_buf(view):
+        oid = blob_id(chunk.data)
+        put(oid, chunk.data)
+        chunks.append(oid)
+    return StoredFile(blob_id(view), len(view), tuple(chunks))
 
 
 def _store_chunked(reader: io.FileIO, size: int, put: PutBlob) -> StoredFile:

@@ -22,7 +22,7 @@ from typing import Final
 from gitcache.objects.deflate import Bytes
 from gitcache.objects.loose import write_loose
 from gitcache.objects.pack import PackWriter
-from gitcache.objects.stream import StoredFile, blob_id, store_path
+from gitcache.objects.stream import StoredFile, blob_id, store_buffer, store_path
 
 PACKED_MAX: Final = 256 * 2**10  # bytes: a blob up to this size may go into a pack
 PACK_MIN: Final = 64  # waiting blobs that make a pack worth it
@@ -52,6 +52,13 @@ class ObjectWriter:
     def write_file(self, path: Path) -> StoredFile:
         """Store a file whole or in chunks (stream.py); raises OSError as reads do."""
         stored = store_path(path, self._put)
+        if stored.chunks is not None:
+            self._chunks[stored.oid] = stored.chunks
+        return stored
+
+    def write_buffer(self, data: Bytes) -> StoredFile:
+        """Store bytes whole or in chunks, as write_file does a file."""
+        stored = store_buffer(data, self._put)
         if stored.chunks is not None:
             self._chunks[stored.oid] = stored.chunks
         return stored
