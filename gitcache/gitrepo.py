@@ -7,6 +7,7 @@ rest of the code (and the pydantic models) never sees a pygit2 type.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import stat
@@ -280,21 +281,29 @@ class GitRepo:
     def blob_view(self, oid: str, verified: bool = True) -> memoryview:
         """A blob's content without a copy (the view keeps the object alive).
 
-        `verified=False` skips libgit2's check of the object's id (collision-detecting
-        SHA-1, ~200 MB/s here, a third of a restore's time): for a caller that hashes
-        what it reads itself, as a restore does (git does not check on read either).
+        libgit2's own check of the object's id (collision-detecting SHA-1, ~200 MB/s
+        here) is replaced by hashlib's SHA-1 (~1.5 GB/s) when `verified`, and skipped
+        otherwise: for a caller that hashes what it reads itself, as a restore does with
+        the whole-file blob id. A SHA-256 repository keeps libgit2's check.
         """
         self.flush_objects()
-        if not verified:
+        own = len(oid) == 40  # a SHA-1 id (hashlib checks it)
+        if own:
             pygit2.option(pygit2.enums.Option.ENABLE_STRICT_HASH_VERIFICATION, False)
         try:
             obj = self._repo.get(oid)
         finally:
-            if not verified:
+            if own:
                 pygit2.option(pygit2.enums.Option.ENABLE_STRICT_HASH_VERIFICATION, True)
         if not isinstance(obj, pygit2.Blob):
             raise RepositoryError(f"object {oid} is not a blob")
-        return memoryview(obj)
+        view = memoryview(obj)
+        if own and verified:
+            digest = hashlib.sha1(b"blob %d\0" % len(view))
+            digest.update(view)
+            if digest.hexdigest() != oid:
+                raise RepositoryError(f"object {oid} is corrupt: its content has another id")
+        return view
 
     def has_object(self, oid: str) -> bool:
         self.flush_objects()

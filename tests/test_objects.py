@@ -240,3 +240,18 @@ def test_a_file_that_changes_size_while_read_is_read_again(tmp_path: Path) -> No
             store_fd(fd, 3, lambda _oid, _content: None)  # fstat said 3, the file holds 5
     finally:
         os.close(fd)
+
+
+def test_a_corrupt_object_is_refused_on_read(tmp_path: Path) -> None:
+    """Reads skip libgit2's slow id check for hashlib's: a corrupt blob still fails."""
+    from gitcache.errors import RepositoryError
+
+    repo = _repo(tmp_path / "r")
+    oid = repo.write_blob(b"the real content\n")
+    repo.flush_objects()
+    path = object_path(repo.common_dir / "objects", oid)
+    path.chmod(0o644)
+    path.write_bytes(zlib.compress(b"blob 17\0the fake content\n"))
+    with pytest.raises(RepositoryError, match="is corrupt"):
+        repo.read_blob(oid)
+    assert repo.blob_view(oid, verified=False).nbytes == 17  # the caller checks it
