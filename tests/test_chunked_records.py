@@ -234,3 +234,53 @@ def test_restore_refuses_chunks_that_do_not_make_the_whole_blob(big: Repo) -> No
 
 def test_tree_mode_constants_are_what_git_writes() -> None:
     assert (MODE_FILE, MODE_TREE) == (0o100644, 0o040000)
+
+
+PRE_RECEIVE = """\
+#!/bin/sh
+# As GitHub does for 100 MB, at a tenth of it: refuse any pushed blob over 10 MB.
+while read old new ref; do
+    git rev-list --objects "$new" --not --all |
+        cut -d' ' -f1 |
+        git cat-file --batch-check='%(objecttype) %(objectsize) %(objectname)' |
+        while read type size name; do
+            if [ "$type" = blob ] && [ "$size" -gt 10000000 ]; then
+                echo "refusing blob $name of $size bytes" >&2
+                exit 1
+            fi
+        done || exit 1
+done
+"""
+
+
+def test_a_record_with_a_big_output_passes_a_host_that_refuses_big_blobs(
+    big: Repo, tmp_path: Path
+) -> None:
+    from tests.remotes import bare
+
+    remote = bare(tmp_path / "host.git")
+    hook = remote / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(PRE_RECEIVE)
+    hook.chmod(0o755)
+    (big.root / "whole.bin").write_bytes(os.urandom(11_000_000))  # the hook works: git push
+    big.git("add", "whole.bin")
+    big.git("commit", "-q", "-m", "a big blob")
+    refused = subprocess.run(
+        ["git", "push", str(remote), "main"], cwd=big.root, capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "refusing blob" in refused.stderr
+    big.git("reset", "-q", "--hard", "HEAD~1")
+    big.git("remote", "add", "host", str(remote))
+    result = big.process("push", "host")
+    assert result.returncode == 0, result.stderr
+    record = big.refs()["refs/gitcache/step/big"]
+    listed = git_ls_remote(remote)
+    assert record in listed.values()
+
+
+def git_ls_remote(remote: Path) -> dict[str, str]:
+    out = subprocess.run(
+        ["git", "ls-remote", str(remote)], capture_output=True, text=True, check=True
+    ).stdout
+    return {name: oid for oid, name in (line.split("\t") for line in out.splitlines())}
