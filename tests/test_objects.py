@@ -255,3 +255,21 @@ def test_a_corrupt_object_is_refused_on_read(tmp_path: Path) -> None:
     with pytest.raises(RepositoryError, match="is corrupt"):
         repo.read_blob(oid)
     assert repo.blob_view(oid, verified=False).nbytes == 17  # the caller checks it
+
+
+def test_a_temporary_pack_of_a_killed_process_goes_when_the_next_pack_is_written(
+    tmp_path: Path,
+) -> None:
+    repo = _repo(tmp_path / "r")
+    pack_dir = repo.common_dir / "objects" / "pack"
+    pack_dir.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no process has now
+    stale = pack_dir / f"tmp_pack_gitcache-{dead.pid}-abc"
+    live = pack_dir / f"tmp_pack_gitcache-{os.getppid()}-abc"  # pytest's parent: alive
+    for path in (stale, live):
+        path.write_bytes(b"PACK")
+    for i in range(PACK_MIN):
+        repo.write_blob(b"again %d\n" % i)
+    repo.flush_objects()
+    assert not stale.exists() and live.exists()
