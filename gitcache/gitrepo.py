@@ -223,18 +223,11 @@ class GitRepo:
             self._writer_chosen = True
             sha256 = (self.config_value("extensions.objectformat") or "").lower() == "sha256"
             if not sha256:
-                self._writer = ObjectWriter(
-                    self.common_dir / "objects", self._exists_unflushed, self._refresh_odb
-                )
+                self._writer = ObjectWriter(self.common_dir / "objects", self._exists_unflushed)
         return self._writer
 
     def _exists_unflushed(self, oid: str) -> bool:
         return oid in self._repo
-
-    def _refresh_odb(self) -> None:
-        # libgit2 scans objects/pack/ again when an object is not found, so a pack we
-        # just wrote is seen on first use; nothing to do beyond that.
-        return None
 
     def flush_objects(self) -> None:
         """Publish the blobs our writer holds back for a pack (before anything names them

@@ -31,12 +31,9 @@ PACK_MIN: Final = 64  # waiting blobs that make a pack worth it
 
 
 class ObjectWriter:
-    def __init__(
-        self, objects: Path, exists: Callable[[str], bool], refresh: Callable[[], None]
-    ) -> None:
+    def __init__(self, objects: Path, exists: Callable[[str], bool]) -> None:
         self.objects = objects
         self._exists = exists
-        self._refresh = refresh  # after a pack is published: make libgit2 see it
         self._waiting: dict[str, bytes] = {}  # blob id -> content
         self._pack: PackWriter | None = None
         self._chunks: dict[str, tuple[str, ...]] = {}
@@ -95,8 +92,9 @@ class ObjectWriter:
             pack, self._pack = self._pack, None
             waiting, self._waiting = self._waiting, {}
             if pack is not None:
+                # libgit2 lists objects/pack/ again when it misses an object, so it
+                # finds this pack's objects on first use (tests/test_objects.py).
                 pack.finish()
-                self._refresh()
             for oid, data in waiting.items():
                 write_loose(self.objects, oid, "blob", data)
 
