@@ -30,6 +30,11 @@ TOML = f"""\
 outputs = ["out"]
 run = "mkdir -p out && head -c {SIZE} /dev/urandom > out/big.bin && echo small > out/small.txt"
 
+[steps.size]
+inputs = ["out/big.bin"]
+outputs = ["size.txt"]
+run = "wc -c < out/big.bin > size.txt"
+
 [steps.noisy]
 outputs = ["noisy.txt"]
 run = "head -c {CHUNK_THRESHOLD + 5000} /dev/zero | tr '\\\\0' 'y' && echo done > noisy.txt"
@@ -83,6 +88,21 @@ def test_removed_big_output_is_restored_by_run_and_fsck_stays_clean(big: Repo) -
     assert not [p for p in (big.root / "out").iterdir() if p.name.startswith(".gitcache-tmp")]
     assert big.run("run", "-s", "assert", "big").exit_code == 0
     _fsck(big)
+
+
+def test_a_big_output_removed_on_purpose_comes_back_when_a_reader_runs(big: Repo) -> None:
+    """`remove --outputs` defers the restore until a step reads the file (engine's
+    deferred restore, which needs the record's chunk ids too)."""
+    blob = big.blob("out/big.bin")
+    assert big.run("run", "size").exit_code == 0
+    assert big.run("remove", "--outputs", "big").exit_code == 0
+    assert not (big.root / "out/big.bin").exists()
+    assert big.run("remove", "size").exit_code == 0  # now size must run
+    result = big.run("run", "size")
+    assert result.exit_code == 0, result.stderr
+    assert "size: restoring its inputs" in result.stderr
+    assert big.blob("out/big.bin") == blob
+    assert big.read("size.txt").strip() == str(SIZE)
 
 
 def test_git_alone_reassembles_a_chunked_output(big: Repo) -> None:
