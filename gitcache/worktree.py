@@ -32,7 +32,7 @@ from pathlib import Path
 
 from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
 from gitcache.filehash import read_stable
-from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo
+from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
 from gitcache.objects.stored import StoredFile
 from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
@@ -349,6 +349,15 @@ class Worktree:
                 raise StepFailed(
                     f"refusing to remove output {rel} before the step runs: it is {real}, "
                     f"which holds {precious}"
+                )
+        # A repository inside (a nested clone, a submodule's checkout): its history and
+        # unpushed work are in no record, so it is never removed with the output.
+        for dirpath, dirnames, filenames in os.walk(path):
+            if ".git" in dirnames or ".git" in filenames:
+                nested = relative_posix(self.root, Path(dirpath) / ".git")
+                raise StepFailed(
+                    f"refusing to remove output {rel} before the step runs: it holds a git "
+                    f"repository ({shown_path(nested)}); move it out of the output"
                 )
 
     def store_output(
