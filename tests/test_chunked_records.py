@@ -304,3 +304,38 @@ def git_ls_remote(remote: Path) -> dict[str, str]:
         ["git", "ls-remote", str(remote)], capture_output=True, text=True, check=True
     ).stdout
     return {name: oid for oid, name in (line.split("\t") for line in out.splitlines())}
+
+
+def test_a_failed_object_write_is_one_line_and_records_nothing(
+    make: Callable[..., Repo], tmp_path: Path
+) -> None:
+    """As with a full disk: the write of a chunk fails (here: a 1 MB file size limit,
+    EFBIG); the run says so naming the object store, and writes no record."""
+    import resource
+    import sys
+
+    from tests.helpers import gitcache_env
+
+    source = tmp_path / "big.src"
+    source.write_bytes(os.urandom(CHUNK_THRESHOLD + 1))
+    repo = make(
+        {"gitcache.toml": f'[steps.link]\noutputs = ["big.bin"]\nrun = "ln {source} big.bin"\n'}
+    )
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "gitcache", "run"],
+        cwd=repo.root,
+        env=gitcache_env(),
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+    )
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("gitcache: error:")]
+    assert len(errors) == 1 and "cannot write git objects in" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert repo.refs() == {}
+    _fsck(repo)

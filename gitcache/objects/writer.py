@@ -15,11 +15,14 @@
 from __future__ import annotations
 
 import atexit
+import errno
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
+from gitcache.errors import RepositoryError
 from gitcache.objects.deflate import Bytes
 from gitcache.objects.loose import write_loose
 from gitcache.objects.pack import PackWriter
@@ -69,7 +72,7 @@ class ObjectWriter:
         return self._chunks.get(oid)
 
     def _put(self, oid: str, content: Bytes) -> None:
-        with self._lock:
+        with self._lock, self._writing():
             if oid in self._waiting or (self._pack is not None and oid in self._pack):
                 return
             if self._exists(oid):
@@ -88,7 +91,7 @@ class ObjectWriter:
 
     def flush(self) -> None:
         """Publish what waits: the open pack, or the waiting blobs as loose objects."""
-        with self._lock:
+        with self._lock, self._writing():
             pack, self._pack = self._pack, None
             waiting, self._waiting = self._waiting, {}
             if pack is not None:
@@ -97,6 +100,19 @@ class ObjectWriter:
                 pack.finish()
             for oid, data in waiting.items():
                 write_loose(self.objects, oid, "blob", data)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write (disk full, say) as one line naming the object store: an
+        OSError would pass for a read error of the file being stored."""
+        try:
+            yield
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise RepositoryError(
+                f"cannot write git objects in {self.objects}: {exc.strerror or exc}",
+                hint="free some disk space and run again" if full else None,
+            ) from exc
 
     def discard(self) -> None:
         """Drop what waits (nothing names it yet) and remove a temporary pack."""
