@@ -273,3 +273,26 @@ def test_a_temporary_pack_of_a_killed_process_goes_when_the_next_pack_is_written
         repo.write_blob(b"again %d\n" % i)
     repo.flush_objects()
     assert not stale.exists() and live.exists()
+
+
+def test_an_unfinished_pack_dropped_or_left_at_exit_leaves_no_temporary_file(
+    tmp_path: Path,
+) -> None:
+    import gc
+    import sys
+
+    pack_dir = tmp_path / "pack"
+    writer = PackWriter(pack_dir)
+    writer.add(blob_id(b"x"), "blob", b"x")
+    assert len(list(pack_dir.iterdir())) == 1
+    del writer
+    gc.collect()
+    assert list(pack_dir.iterdir()) == []
+    script = (
+        "import sys; from pathlib import Path; from gitcache.objects.pack import PackWriter; "
+        "w = PackWriter(Path(sys.argv[1])); w.add('0' * 40, 'blob', b'x'); sys.exit(0)"
+    )
+    from tests.helpers import gitcache_env
+
+    subprocess.run([sys.executable, "-c", script, str(pack_dir)], env=gitcache_env(), check=True)
+    assert list(pack_dir.iterdir()) == []

@@ -18,6 +18,7 @@ import os
 import re
 import struct
 import tempfile
+import weakref
 import zlib
 from pathlib import Path
 from typing import Final
@@ -53,6 +54,12 @@ def clean_stale(pack_dir: Path) -> list[str]:
     return removed
 
 
+def _remove_temp(fd: int, tmp: str) -> None:
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
 def entry_header(kind: str, size: int) -> bytes:
     """A pack entry's type-and-size header (git's variable-length encoding)."""
     byte = (TYPE_CODES[kind] << 4) | (size & 0x0F)
@@ -76,6 +83,9 @@ class PackWriter:
         fd, tmp = tempfile.mkstemp(dir=pack_dir, prefix=_temp_prefix("pack"))
         self._fd = fd
         self._tmp = Path(tmp)
+        # Closed and removed when abandoned, when dropped unfinished, or when the process
+        # exits with it open (a killed process's goes when the next pack is written).
+        self._remove = weakref.finalize(self, _remove_temp, fd, tmp)
         self._offset = 12
         self._entries: dict[bytes, tuple[int, int]] = {}  # raw id -> (offset, crc32)
         write_all(fd, b"PACK" + struct.pack(">II", 2, 0))  # count filled in by finish
@@ -132,11 +142,7 @@ class PackWriter:
 
     def abandon(self) -> None:
         """Close and remove the temporary pack (after finish: closes only)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._tmp)
+        self._remove()
 
     def _index(self, pack_checksum: bytes) -> bytes:
         ids = sorted(self._entries)

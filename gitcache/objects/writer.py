@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import atexit
 import errno
 import threading
 from collections.abc import Callable, Iterator
@@ -34,6 +33,8 @@ PACK_MIN: Final = 64  # waiting blobs that make a pack worth it
 
 
 class ObjectWriter:
+    """Writes blobs into one repository's object store (see the module's docstring)."""
+
     def __init__(self, objects: Path, exists: Callable[[str], bool]) -> None:
         self.objects = objects
         self._exists = exists
@@ -41,9 +42,6 @@ class ObjectWriter:
         self._pack: PackWriter | None = None
         self._chunks: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()  # the chunk-writing thread and the caller's
-        # Blobs still waiting when the process ends are named by no commit: drop them
-        # and the temporary pack (a killed process leaves tmp_pack_* to `git gc`).
-        atexit.register(self.discard)
 
     @property
     def pending(self) -> bool:
