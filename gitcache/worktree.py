@@ -704,19 +704,19 @@ class Worktree:
         self.cache.remember(out.path, os.lstat(target), out.blob)
 
     def _write_content(self, fd: int, out: OutputFile, chunks: ChunkIds) -> None:
-        """A file's bytes into `fd`, one blob at a time, each written from a view of the
+        """A file's bytes into `fd`, one blob at a time, each written from views of the
         object (no copy), hashed on the way: a file whose blob id is not the record's
         (chunks that do not make it, a corrupt object) is refused."""
-        from gitcache.objects.loose import write_all
+        from gitcache.objects.loose import write_pieces
 
         digest = hashlib.sha1(b"blob %d\0" % out.size)
         written = 0
         for oid in chunks.blobs(out):
-            view = self.repo.blob_view(oid, verified=False)  # hashed here instead
-            digest.update(view)
-            write_all(fd, view)
-            written += len(view)
-            del view  # the object's memory goes before the next one is read
+            pieces = self.repo.blob_pieces(oid)  # not checked there: hashed here
+            written += sum(map(len, pieces))
+            for_each(digest.update, pieces)
+            write_pieces(fd, pieces)
+            del pieces  # the object's memory goes before the next one is read
         if written != out.size or digest.hexdigest() != out.blob:
             what = "its chunks do not make" if out.chunks is not None else "it is not"
             raise UnsafeRecord(
@@ -724,6 +724,11 @@ class Worktree:
                 f"{what} blob {out.blob[:12]} of {out.size} bytes (found blob "
                 f"{digest.hexdigest()[:12]}, {written} bytes)"
             )
+
+
+def for_each(call: Callable[[memoryview], object], pieces: Iterable[memoryview]) -> None:
+    for piece in pieces:
+        call(piece)
 
 
 def _not_utf8(rel: str, what: str) -> str:

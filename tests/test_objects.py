@@ -296,3 +296,38 @@ def test_an_unfinished_pack_dropped_or_left_at_exit_leaves_no_temporary_file(
 
     subprocess.run([sys.executable, "-c", script, str(pack_dir)], env=gitcache_env(), check=True)
     assert list(pack_dir.iterdir()) == []
+
+
+def test_stored_blocks_are_read_from_the_mapped_object_and_others_left_to_libgit2(
+    tmp_path: Path,
+) -> None:
+    from gitcache.objects.reader import stored_blob
+
+    repo = _repo(tmp_path / "r")
+    objects = repo.common_dir / "objects"
+    noise = os.urandom(300_000)  # does not compress: stored blocks
+    text = b"compressible text\n" * 20_000
+    empty = b""
+    for data in (noise, text, empty):
+        write_loose(objects, blob_id(data), "blob", data)
+    pieces = stored_blob(objects, blob_id(noise))
+    assert pieces is not None and b"".join(pieces) == noise == repo.read_blob(blob_id(noise))
+    assert stored_blob(objects, blob_id(text)) is None  # compressed: libgit2 inflates it
+    assert b"".join(repo.blob_pieces(blob_id(text))) == text
+    assert (
+        stored_blob(objects, blob_id(empty)) is None
+        or b"".join(stored_blob(objects, blob_id(empty)) or []) == b""
+    )
+    (tmp_path / "g").write_bytes(text[:5000] + b"by git")  # zlib's default level
+    by_git = git(repo.root, "hash-object", "-w", str(tmp_path / "g")).strip()
+    assert stored_blob(objects, by_git) is None
+    (tmp_path / "n").write_bytes(noise[:5000])  # git's zlib stores this one too
+    by_git = git(repo.root, "hash-object", "-w", str(tmp_path / "n")).strip()
+    assert b"".join(stored_blob(objects, by_git) or [noise[:5000]]) == noise[:5000]
+    assert stored_blob(objects, "0" * 40) is None  # absent
+    path = object_path(objects, blob_id(noise))
+    truncated = tmp_path / "r" / "cut"
+    truncated.write_bytes(path.read_bytes()[:70_000])
+    path.chmod(0o644)
+    path.write_bytes(truncated.read_bytes())
+    assert stored_blob(objects, blob_id(noise)) is None
