@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
 import os
 import shutil
 import stat
@@ -30,15 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from gitcache.errors import (
-    RepositoryError,
-    StepFailed,
-    UnreadableFile,
-    UnsafeRecord,
-    WorktreeConflict,
-)
+from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
 from gitcache.filehash import read_stable
-from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo
+from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
+from gitcache.objects.stored import StoredFile
 from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
 
@@ -73,6 +69,25 @@ class RestorePlan:
     # Worktree files whose content differed from the record and is dropped (overwritten
     # or removed): content some record of the step holds, or anything with `force`.
     discarded: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChunkIds:
+    """The chunk blob ids of a record's outputs stored in chunks (StoredRecord.chunks)."""
+
+    record: str = ""  # the record commit, for messages
+    files: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def blobs(self, out: OutputFile) -> Sequence[str]:
+        """The blobs that hold `out` in order (UnsafeRecord if its chunks are unknown)."""
+        if out.chunks is None:
+            return (out.blob,)
+        found = self.files.get(out.path)
+        if found is None or len(found) != out.chunks:
+            raise UnsafeRecord(
+                f"refusing to restore {out.path}: the record's chunks of it are not known"
+            )
+        return found
 
 
 class Worktree:
@@ -386,11 +401,24 @@ class Worktree:
                     f"refusing to remove output {rel} before the step runs: it is {real}, "
                     f"which holds {precious}"
                 )
+        # A repository inside (a nested clone, a submodule's checkout): its history and
+        # unpushed work are in no record, so it is never removed with the output.
+        for dirpath, dirnames, filenames in os.walk(path):
+            if ".git" in dirnames or ".git" in filenames:
+                nested = relative_posix(self.root, Path(dirpath) / ".git")
+                raise StepFailed(
+                    f"refusing to remove output {rel} before the step runs: it holds a git "
+                    f"repository ({shown_path(nested)}); move it out of the output"
+                )
 
     def store_output(
-        self, rel: str, write_file: Callable[[Path], str], write_bytes: Callable[[bytes], str]
+        self,
+        rel: str,
+        write_file: Callable[[Path], StoredFile],
+        write_bytes: Callable[[bytes], str],
     ) -> OutputFile:
-        """Store one output file as a blob (a symlink as its link text): its OutputFile.
+        """Store one output file as a blob, or in chunks when big (objects/stream.py; a
+        symlink as its link text): its OutputFile.
 
         Mode and size come from the stat taken after the blob was written, and the file
         is stored again if it changed meanwhile (UnreadableFile if it keeps changing).
@@ -407,13 +435,17 @@ class Worktree:
                 "(no backslash, NUL, empty, '.', '..' or '.git' component)"
             ) from None
 
-        def store_link(path: Path) -> str:
-            return write_bytes(os.fsencode(os.readlink(path)))
+        def store_link(path: Path) -> StoredFile:
+            text = os.fsencode(os.readlink(path))
+            return StoredFile(write_bytes(text), len(text))
 
         # A symlink or not: told by the stat read_stable takes anyway (no lstat of ours).
-        oid, st = read_stable(self.root / rel, rel, write_file, read_link=store_link)
-        self.cache.remember(rel, st, oid)
-        return OutputFile(path=rel, blob=oid, mode=git_mode(st), size=st.st_size)
+        stored, st = read_stable(self.root / rel, rel, write_file, read_link=store_link)
+        self.cache.remember(rel, st, stored.oid)
+        chunks = None if stored.chunks is None else len(stored.chunks)
+        return OutputFile(
+            path=rel, blob=stored.oid, mode=git_mode(st), size=st.st_size, chunks=chunks
+        )
 
     # -- restoring -------------------------------------------------------------------
 
@@ -477,15 +509,27 @@ class Worktree:
         return plan
 
     def restore(
-        self, files: Sequence[OutputFile], progress: Callable[[int, int], None] | None = None
+        self,
+        files: Sequence[OutputFile],
+        progress: Callable[[int, int], None] | None = None,
+        chunks: ChunkIds | None = None,
     ) -> None:
         """Write files from git into the worktree, all checks before any write."""
-        self.apply(RestorePlan(write=list(files)), progress)
+        self.apply(RestorePlan(write=list(files)), progress, chunks)
 
-    def apply(self, plan: RestorePlan, progress: Callable[[int, int], None] | None = None) -> None:
-        """Carry out a restore plan: every check first, then removals, directories, files."""
+    def apply(
+        self,
+        plan: RestorePlan,
+        progress: Callable[[int, int], None] | None = None,
+        chunks: ChunkIds | None = None,
+    ) -> None:
+        """Carry out a restore plan: every check first, then removals, directories, files.
+
+        `chunks`: the chunk ids of the record's outputs stored in chunks (store.load).
+        """
         files = plan.write
-        self._check_set(files)
+        source = chunks or ChunkIds()
+        self._check_set(files, source)
         removing = set(plan.remove)
         seen: dict[str, str] = {}  # directory on the way -> what it is (_check_parents)
         for rel in plan.remove:
@@ -511,10 +555,11 @@ class Worktree:
         # way), not looked up again for every file.
         for parent in sorted({target.parent for _, target in targets}):
             parent.mkdir(parents=True, exist_ok=True)
-        for done, (out, target) in enumerate(targets):
-            if progress is not None:
-                progress(done, len(targets))
-            self._write(out, target)
+        with self.repo.unchecked_reads():  # _write hashes every file it writes
+            for done, (out, target) in enumerate(targets):
+                if progress is not None:
+                    progress(done, len(targets))
+                self._write(out, target, source)
 
     def _prune(self, removed: str, scopes: Sequence[str]) -> None:
         """Remove directories that removing `removed` left empty, strictly below its scope."""
@@ -526,8 +571,9 @@ class Worktree:
                 return
             parent = Path(parent).parent.as_posix()
 
-    def _check_set(self, files: Sequence[OutputFile]) -> None:
-        """Limits, blobs as the record describes them, and no path under another."""
+    def _check_set(self, files: Sequence[OutputFile], chunks: ChunkIds) -> None:
+        """Limits, blobs as the record describes them (sizes from object headers), and
+        no path under another."""
         limits = self.limits
         if len(files) > limits.max_files:
             raise UnsafeRecord(
@@ -537,15 +583,12 @@ class Worktree:
             )
         total = 0
         for out in files:
-            try:
-                size = self.repo.blob_size(out.blob)
-            except RepositoryError:
-                # Asked only now: an existence check per blob costs more than its size.
-                if not self.repo.has_object(out.blob):
-                    raise UnsafeRecord(
-                        f"refusing to restore {out.path}: blob {out.blob} is missing"
-                    ) from None
-                raise
+            size = 0
+            for oid in chunks.blobs(out):
+                header = self.repo.read_header(oid)
+                if header is None or header[0] != "blob":
+                    raise UnsafeRecord(f"refusing to restore {out.path}: blob {oid} is missing")
+                size += header[1]
             if size != out.size:
                 raise UnsafeRecord(
                     f"refusing to restore {out.path}: blob {out.blob[:12]} has {size} bytes, "
@@ -736,22 +779,23 @@ class Worktree:
             pass
         return None
 
-    def _write(self, out: OutputFile, target: Path) -> None:
+    def _write(self, out: OutputFile, target: Path, chunks: ChunkIds) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_dir() and not target.is_symlink():  # emptied by the removals (checked)
             for dirpath, _dirs, _names in os.walk(target, topdown=False):
                 os.rmdir(dirpath)  # empty directories only: never rmtree what was not checked
-        data = self.repo.read_blob(out.blob)
         if out.mode == MODE_LINK:
             tmp = str(target.parent / f".gitcache-tmp-{os.getpid()}-{target.name}")
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            os.symlink(os.fsdecode(data), tmp)
+            os.symlink(os.fsdecode(self.repo.read_blob(out.blob)), tmp)
         else:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".gitcache-tmp-")
             try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
+                try:
+                    self._write_content(fd, out, chunks)
+                finally:
+                    os.close(fd)
                 os.chmod(tmp, 0o777 & ~_umask() if out.mode == MODE_EXEC else 0o666 & ~_umask())
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -759,6 +803,35 @@ class Worktree:
                 raise
         os.replace(tmp, target)
         self.cache.remember(out.path, os.lstat(target), out.blob)
+
+    def _write_content(self, fd: int, out: OutputFile, chunks: ChunkIds) -> None:
+        """A file's bytes into `fd`, one blob at a time, each written from views of the
+        object (no copy), hashed on the way: a file whose blob id is not the record's
+        (chunks that do not make it, a corrupt object) is refused."""
+        from gitcache.objects.loose import write_pieces
+        from gitcache.objects.writer import PACKED_MAX
+
+        digest = hashlib.sha1(b"blob %d\0" % out.size)
+        written = 0
+        loose = out.chunks is not None or out.size > PACKED_MAX  # else likely in a pack
+        for oid in chunks.blobs(out):
+            pieces = self.repo.blob_pieces(oid, loose)  # not checked there: hashed here
+            written += sum(map(len, pieces))
+            for_each(digest.update, pieces)
+            write_pieces(fd, pieces)
+            del pieces  # the object's memory goes before the next one is read
+        if written != out.size or digest.hexdigest() != out.blob:
+            what = "its chunks do not make" if out.chunks is not None else "it is not"
+            raise UnsafeRecord(
+                f"refusing to restore {out.path} from record {chunks.record[:12] or '?'}: "
+                f"{what} blob {out.blob[:12]} of {out.size} bytes (found blob "
+                f"{digest.hexdigest()[:12]}, {written} bytes)"
+            )
+
+
+def for_each(call: Callable[[memoryview], object], pieces: Iterable[memoryview]) -> None:
+    for piece in pieces:
+        call(piece)
 
 
 def _not_utf8(rel: str, what: str) -> str:
