@@ -8,6 +8,7 @@ format 2). Objects are written first and the refs last, in one reference transac
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -423,6 +424,47 @@ def read_file(repo: GitRepo, commit: str, path: str) -> bytes | None:
     if not blobs:
         return None
     return b"".join(repo.blob_view(oid) for oid in blobs)
+
+
+def read_file_into(repo: GitRepo, commit: str, path: str) -> bytearray | None:
+    """A file of a record's tree copied into one buffer, each blob's id checked as it is
+    copied (None if absent): a big Python result costs one copy, not a join of copies.
+    UnsafeRecord when a blob is missing or does not hash to its id."""
+    from gitcache.objects.stream import blob_id
+    from gitcache.objects.writer import PACKED_MAX
+
+    blobs = file_blobs(repo, commit, path)
+    if not blobs:
+        return None
+    sizes: list[int] = []
+    for oid in blobs:
+        found = repo.read_header(oid)
+        if found is None or found[0] != "blob":
+            raise UnsafeRecord(f"{path} in record {commit[:12]}: blob {oid} is missing")
+        sizes.append(found[1])
+    content = bytearray(sum(sizes))
+    view = memoryview(content)
+    starts = [0, *itertools.accumulate(sizes)][:-1]
+
+    def copy(oid: str, start: int, size: int) -> None:
+        at = start
+        for piece in repo.blob_pieces(oid, loose=size > PACKED_MAX):
+            if at + len(piece) > start + size:
+                break
+            view[at : at + len(piece)] = piece
+            at += len(piece)
+        if at - start != size or blob_id(view[start:at]) != oid:
+            raise UnsafeRecord(f"{path} in record {commit[:12]}: blob {oid} is corrupt")
+
+    with repo.unchecked_reads():  # each blob is hashed here
+        if len(blobs) == 1:
+            copy(blobs[0], 0, sizes[0])
+        else:  # inflating and hashing release the GIL: two chunks at a time
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(copy, blobs, starts, sizes))  # re-raises the first error
+    return content
 
 
 def chunk_entries(path: str, chunks: Sequence[str]) -> list[TreeEntry]:
