@@ -34,6 +34,7 @@ from gitcache.store import NewRecord, RefBatch, StoredRecord
 from gitcache.sweeps import format_values, item_id
 from gitcache.trust import vet
 from gitcache.workflow import Step
+from gitcache.worktree import ChunkIds
 
 if TYPE_CHECKING:
     from gitcache.restoring import RestoreResult
@@ -124,6 +125,7 @@ class Engine:
         self._lock = threading.Lock()
         self._explicit: set[str] = set()
         self._deferred: dict[str, OutputFile] = {}  # removed outputs not yet restored
+        self._deferred_chunks: dict[str, tuple[str, ...]] = {}  # their chunks, if chunked
         self._interrupted = threading.Event()  # a signal stopped a parallel run
         self._children = Children()  # the commands running now
         self._batch = RefBatch(project.store)  # sweep items' refs, written together
@@ -348,12 +350,16 @@ class Engine:
         self.planner.will_restore(evaluation)
         removed = {m.path for m in evaluation.mismatches()}
         self._deferred.update({o.path: o for o in stored.record.outputs if o.path in removed})
+        if any(o.chunks is not None for o in stored.record.outputs if o.path in removed):
+            self._deferred_chunks.update(self.project.store.verified(stored).chunks)
         detail = "outputs removed from the worktree, kept in the store"
         return StepResult(evaluation.step.key, "stored", evaluation.signature, stored, detail)
 
     def _restore(self, files: list[OutputFile], step: str) -> None:
         self.project.worktree.restore(
-            files, lambda done, total: self._transfer(step, "restoring", done, total)
+            files,
+            lambda done, total: self._transfer(step, "restoring", done, total),
+            ChunkIds(files=self._deferred_chunks),
         )
         self.project.removed.discard(f.path for f in files)
 

@@ -20,6 +20,8 @@ import pygit2
 
 from gitcache.errors import GitcacheError, RepositoryError
 from gitcache.filehash import hash_file, read_stable
+from gitcache.objects.stream import StoredFile
+from gitcache.objects.writer import ObjectWriter
 
 MODE_FILE: Final = 0o100644
 MODE_EXEC: Final = 0o100755
@@ -30,7 +32,6 @@ MODE_TREE: Final = 0o040000
 ANY: Final = "any"
 _LOCK_WAIT_SECONDS: Final = 10.0  # git's own core.filesRefLockTimeout is shorter (0.1 s)
 _LOCK_NOTICE_SECONDS: Final = 1.0  # then say what we are waiting for
-_SMALL_BLOB: Final = 1 << 20  # bytes: read into memory to store (write_blob_file)
 _LOCK_FILE = re.compile(r"failed to lock file '([^']+\.lock)'")
 # libgit2 writes a loose object to a temporary file, makes its fan-out directory
 # (objects/ab/) and renames the file into it. Any `git prune` (the one `git gc --auto`
@@ -39,6 +40,7 @@ _LOCK_FILE = re.compile(r"failed to lock file '([^']+\.lock)'")
 _OBJECT_WRITE_RACE = re.compile(r"failed to rename lockfile|failed to create locked file")
 _OBJECT_WRITE_ATTEMPTS: Final = 20
 T = TypeVar("T")
+_TYPE_NAMES: Final = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
 
 # libgit2 looks up every object a new tree entry or commit names ("strict object
 # creation"); every such object gitcache names it has just written or read, and the
@@ -92,6 +94,7 @@ class GitRepo:
             self.common_dir = self.git_dir
         else:
             self.common_dir = Path(os.path.realpath(self.git_dir / common))
+        self._writer: ObjectWriter | bool | None = False  # False: not decided yet
 
     @classmethod
     def discover(cls, start: Path) -> GitRepo:
@@ -205,34 +208,102 @@ class GitRepo:
     def hash_bytes(data: bytes) -> str:
         return str(pygit2.hash(data))
 
-    def write_blob_file(self, path: Path) -> str:
-        # A small file is read and written in one call: create_blob_fromdisk resolves the
-        # path and looks up gitattributes and config for every file (about 30 system
-        # calls, a third of recording a trivial sweep item), and stages the object in a
-        # temporary file even when git already has it.
-        with open(path, "rb") as handle:
-            data = handle.read(_SMALL_BLOB + 1)
-        if len(data) <= _SMALL_BLOB:
-            return str(_write_object(lambda: self._repo.create_blob(data)))
-        return str(_write_object(lambda: self._repo.create_blob_fromdisk(str(path))))
+    @property
+    def objects(self) -> ObjectWriter | None:
+        """gitcache's own object writer (objects/), None for a SHA-256 repository, whose
+        objects libgit2 writes. Objects go to the common git dir's `objects/` (linked
+        worktrees share it); `objects/info/alternates` counts only for reading."""
+        if self._writer is False:
+            sha256 = (self.config_value("extensions.objectformat") or "").lower() == "sha256"
+            self._writer = (
+                None
+                if sha256
+                else ObjectWriter(
+                    self.common_dir / "objects", self._exists_unflushed, self._refresh_odb
+                )
+            )
+        assert self._writer is not True
+        return self._writer
+
+    def _exists_unflushed(self, oid: str) -> bool:
+        return oid in self._repo
+
+    def _refresh_odb(self) -> None:
+        # libgit2 scans objects/pack/ again when an object is not found, so a pack we
+        # just wrote is seen on first use; nothing to do beyond that.
+        return None
+
+    def flush_objects(self) -> None:
+        """Publish the blobs our writer holds back for a pack (before anything names them
+        from a commit, and before any read)."""
+        writer = self._writer
+        if isinstance(writer, ObjectWriter) and writer.pending:
+            writer.flush()
+
+    def discard_objects(self) -> None:
+        """Drop blobs held back for a pack that no record will name (a failed step)."""
+        writer = self._writer
+        if isinstance(writer, ObjectWriter):
+            writer.discard()
+
+    def write_blob_file(self, path: Path) -> StoredFile:
+        """Store a file in one pass: whole, or in chunks when big (objects/stream.py)."""
+        writer = self.objects
+        if writer is not None:
+            return writer.write_file(path)
+        size = os.lstat(path).st_size
+        return StoredFile(
+            str(_write_object(lambda: self._repo.create_blob_fromdisk(str(path)))), size
+        )
+
+    def write_buffer(self, data: bytes | memoryview) -> StoredFile:
+        """Store bytes whole, or in chunks when big (a Python step's result)."""
+        writer = self.objects
+        if writer is not None:
+            return writer.write_buffer(data)
+        return StoredFile(self.write_blob(bytes(data)), len(data))
+
+    def chunks_of(self, oid: str) -> tuple[str, ...] | None:
+        """The chunk blob ids of a file this process stored in chunks (else None)."""
+        writer = self.objects
+        return None if writer is None else writer.chunks_of(oid)
 
     def write_blob(self, data: bytes) -> str:
+        writer = self.objects
+        if writer is not None:
+            return writer.write_blob(data)
         return str(_write_object(lambda: self._repo.create_blob(data)))
 
     def read_blob(self, oid: str) -> bytes:
+        return bytes(self.blob_view(oid))
+
+    def blob_view(self, oid: str) -> memoryview:
+        """A blob's content without a copy (the view keeps the object alive)."""
+        self.flush_objects()
         obj = self._repo.get(oid)
         if not isinstance(obj, pygit2.Blob):
             raise RepositoryError(f"object {oid} is not a blob")
-        return bytes(obj.data)
+        return memoryview(obj)
 
     def has_object(self, oid: str) -> bool:
+        self.flush_objects()
         return oid in self._repo
 
+    def read_header(self, oid: str) -> tuple[str, int] | None:
+        """(type name, size) of an object from its header, without reading it; None if
+        the repository does not have it."""
+        self.flush_objects()
+        try:
+            kind, size = self._repo.odb.read_header(oid)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        return _TYPE_NAMES.get(int(kind), "unknown"), int(size)
+
     def blob_size(self, oid: str) -> int:
-        obj = self._repo.get(oid)
-        if not isinstance(obj, pygit2.Blob):
+        found = self.read_header(oid)
+        if found is None or found[0] != "blob":
             raise RepositoryError(f"object {oid} is not a blob")
-        return int(obj.size)
+        return found[1]
 
     # -- trees --------------------------------------------------------------------
 
@@ -272,8 +343,17 @@ class GitRepo:
             else:
                 yield TreeEntry(path, str(item.id), int(item.filemode))
 
+    def list_tree(self, oid: str) -> Iterator[TreeEntry]:
+        """The entries of one tree (not recursive), in git's order."""
+        tree = self._repo.get(oid)
+        if not isinstance(tree, pygit2.Tree):
+            raise RepositoryError(f"object {oid} is not a tree")
+        for item in tree:
+            yield TreeEntry(str(item.name), str(item.id), int(item.filemode))
+
     def read_commit_file(self, commit: str, path: str) -> bytes | None:
         """The bytes of a blob at `path` in a commit's tree (None if absent or not a blob)."""
+        self.flush_objects()
         try:
             obj = self._commit(commit).tree[path]
         except KeyError:
@@ -293,7 +373,8 @@ class GitRepo:
     # -- commits ------------------------------------------------------------------
 
     def write_commit(self, tree: str, parents: Sequence[str], message: str) -> str:
-        """Create a commit object without moving any ref."""
+        """Create a commit object without moving any ref (every blob written before)."""
+        self.flush_objects()
         author = self._signature()
         oid = _write_object(
             lambda: self._repo.create_commit(

@@ -25,7 +25,9 @@ from pydantic import (
 from gitcache.errors import UnsafeRecord
 from gitcache.stepnames import StepName
 
-RECORD_FORMAT = 1
+# 2: a file over the chunk threshold is stored as chunks (`chunks/<tree path>/<index>`,
+# OutputFile.chunks); records of format 1 are read as before.
+RECORD_FORMAT = 2
 OID_PATTERN = r"^[0-9a-f]{40}([0-9a-f]{24})?$"
 SIG_PATTERN = r"^[0-9a-f]{64}$"
 _OID = re.compile(OID_PATTERN)
@@ -136,11 +138,22 @@ class Components(_OmitsUnused):
     versions: dict[str, str | None] | None = None
 
 
-class OutputFile(_Frozen):
+class OutputFile(_OmitsUnused):
+    _OMITTED_IF_NONE = frozenset({"chunks"})
+
     path: SafePath
-    blob: Oid
+    blob: Oid  # the whole file's git blob id, also when it is stored in chunks
     mode: Literal[0o100644, 0o100755, 0o120000]
     size: int = Field(ge=0)
+    # Stored as this many chunk blobs at chunks/outputs/<path>/00000000... instead of
+    # one blob at outputs/<path> (record format 2; absent: stored whole).
+    chunks: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _links_whole(self) -> OutputFile:
+        if self.chunks is not None and self.mode == 0o120000:
+            raise ValueError("a symlink is never stored in chunks")
+        return self
 
 
 class PythonRun(_Frozen):

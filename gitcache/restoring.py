@@ -24,6 +24,7 @@ from gitcache.recordindex import RecordSummary
 from gitcache.store import RecordStore, StoredRecord
 from gitcache.sweeps import make_item, parse_selector, split_target
 from gitcache.trust import check_outputs
+from gitcache.worktree import ChunkIds
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def restore_outputs(
         record.step,
         hint,
     )
-    worktree.apply(plan, progress)
+    worktree.apply(plan, progress, ChunkIds(stored.commit, stored.chunks))
     project.removed.discard(o.path for o in record.outputs)
     return RestoreResult(
         stored, [o.path for o in plan.write], plan.unchanged, plan.remove, plan.dirs

@@ -1,17 +1,18 @@
 """Records as git commits under refs/gitcache/ (docs/format.md).
 
 A record commit's tree holds `record.json`, `outputs/<worktree path>` and
-`logs/stdout`, `logs/stderr`; its parent is the commit that ran the step. Objects
-are written first and the refs last, in one reference transaction.
+`logs/stdout`, `logs/stderr`; its parent is the commit that ran the step. A file over
+the chunk threshold is not at its path but at `chunks/<path>/00000000`, ... (record
+format 2). Objects are written first and the refs last, in one reference transaction.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,6 +35,7 @@ SIG_PREFIX: Final = REF_ROOT + "sig/"
 ALT_PREFIX: Final = REF_ROOT + "alt/"
 RECORD_FILE: Final = "record.json"
 OUTPUTS_DIR: Final = "outputs/"
+CHUNKS_DIR: Final = "chunks/"
 LOG_STREAMS: Final = ("stdout", "stderr")
 _SIG_NAME = re.compile(r"^refs/gitcache/sig/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
 _ALT_NAME = re.compile(
@@ -70,6 +72,9 @@ class StoredRecord:
     # False when only record.json was read (`lookup(quick=True)`): the tree has not
     # been checked against it yet; `RecordStore.verified` does that before a restore.
     verified: bool = True
+    # Output path -> its chunk blob ids in order, for outputs stored in chunks (checked
+    # by `load`; empty when not verified).
+    chunks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def short(self) -> str:
@@ -112,11 +117,24 @@ class RecordStore:
         )
         for out in record.outputs:
             stored = held.get(out.path)
-            if stored is None or stored.oid != out.blob or stored.mode != out.mode:
+            if out.chunks is not None:
+                if stored is not None:
+                    raise UnsafeRecord(
+                        f"record {commit[:12]}: outputs/{out.path} is there, but record.json "
+                        f"says it is stored in {out.chunks} chunks"
+                    )
+            elif stored is None or stored.oid != out.blob or stored.mode != out.mode:
                 raise UnsafeRecord(
                     f"record {commit[:12]}: outputs/{out.path} does not match record.json"
                 )
-        return StoredRecord(commit, record)
+        chunks = ChunkLayout(self.repo, tree, commit[:12])
+        found: dict[str, tuple[str, ...]] = {}
+        for out in record.outputs:
+            if out.chunks is not None:
+                ids = chunks.take(OUTPUTS_DIR + out.path, out.chunks, out.size)
+                found[out.path] = ids
+        chunks.take_rest(_other_chunked(record.python is not None))
+        return StoredRecord(commit, record, chunks=found)
 
     def lookup(self, signature: str, quick: bool = False) -> StoredRecord | None:
         """The record of a signature; a corrupt one is a miss with a warning.
@@ -233,8 +251,21 @@ class RecordStore:
             self._index.save()
 
     def log(self, stored: StoredRecord, stream: str) -> bytes:
-        entry = self.repo.tree_entry(self.repo.commit_tree(stored.commit), f"logs/{stream}")
-        return b"" if entry is None else self.repo.read_blob(entry.oid)
+        return b"".join(self.log_pieces(stored, stream))
+
+    def log_pieces(self, stored: StoredRecord, stream: str) -> Iterator[memoryview]:
+        """A log's bytes in order, a chunk at a time when it is stored in chunks."""
+        for oid in self.file_blobs(stored.commit, f"logs/{stream}"):
+            yield self.repo.blob_view(oid)
+
+    def log_size(self, stored: StoredRecord, stream: str) -> int:
+        """A log's size, from its objects' headers."""
+        return sum(
+            self.repo.blob_size(oid) for oid in self.file_blobs(stored.commit, f"logs/{stream}")
+        )
+
+    def file_blobs(self, commit: str, path: str) -> list[str]:
+        return file_blobs(self.repo, commit, path)
 
     def resolve(self, ident: str, steps: Sequence[str] = ()) -> StoredRecord:
         """A record from a step name, a (short) signature or a (short) record commit id."""
@@ -293,9 +324,22 @@ class RecordStore:
         """
         record = new.record
         entries = [TreeEntry(RECORD_FILE, self.repo.write_blob(record.to_json()), MODE_FILE)]
-        entries += [TreeEntry(OUTPUTS_DIR + e.path, e.oid, e.mode) for e in new.outputs]
+        chunked = {o.path: o.chunks for o in record.outputs if o.chunks is not None}
+        for e in new.outputs:
+            count = chunked.get(e.path)
+            if count is None:
+                entries.append(TreeEntry(OUTPUTS_DIR + e.path, e.oid, e.mode))
+                continue
+            ids = self.repo.chunks_of(e.oid)
+            if ids is None or len(ids) != count:
+                raise GitcacheError(f"output {e.path}: its chunks were not stored by this process")
+            entries += chunk_entries(OUTPUTS_DIR + e.path, ids)
         for stream, path in sorted(new.logs.items()):
-            entries.append(TreeEntry(f"logs/{stream}", self.repo.write_blob_file(path), MODE_FILE))
+            log = self.repo.write_blob_file(path)
+            if log.chunks is None:
+                entries.append(TreeEntry(f"logs/{stream}", log.oid, MODE_FILE))
+            else:
+                entries += chunk_entries(f"logs/{stream}", log.chunks)
         entries += list(new.extra)
         tree = self.repo.write_tree(entries)
         message = f"gitcache record: {record.step} {record.signature[:12]}\n"
@@ -358,6 +402,111 @@ class RecordStore:
             if self.repo.ref_target(name) == stored.commit:
                 updates.append(RefUpdate(name, None, stored.commit))
         self.repo.update_refs(updates, message="gitcache: remove")
+
+
+def file_blobs(repo: GitRepo, commit: str, path: str) -> list[str]:
+    """The blob ids that hold a file of a record's tree, in order: the blob at `path`,
+    or its chunks under chunks/<path>/ ([] when it has neither)."""
+    tree = repo.commit_tree(commit)
+    entry = repo.tree_entry(tree, path)
+    if entry is not None:
+        return [entry.oid] if entry.mode != MODE_TREE else []
+    group = repo.tree_entry(tree, CHUNKS_DIR + path)
+    if group is None or group.mode != MODE_TREE:
+        return []
+    return [e.oid for e in repo.list_tree(group.oid) if e.mode != MODE_TREE]
+
+
+def read_file(repo: GitRepo, commit: str, path: str) -> bytes | None:
+    """A file of a record's tree, whole or joined from its chunks (None if absent)."""
+    blobs = file_blobs(repo, commit, path)
+    if not blobs:
+        return None
+    return b"".join(repo.blob_view(oid) for oid in blobs)
+
+
+def chunk_entries(path: str, chunks: Sequence[str]) -> list[TreeEntry]:
+    """The tree entries of a file stored in chunks: chunks/<path>/00000000, ..."""
+    return [
+        TreeEntry(f"{CHUNKS_DIR}{path}/{index:08d}", oid, MODE_FILE)
+        for index, oid in enumerate(chunks)
+    ]
+
+
+def _other_chunked(python: bool) -> Callable[[str], bool]:
+    """Which paths other than outputs a record may hold in chunks: its logs, and a
+    Python record's results."""
+
+    def allowed(path: str) -> bool:
+        if path in ("logs/stdout", "logs/stderr"):
+            return True
+        return python and (path in ("result.json", "result.pickle") or path.startswith("result/"))
+
+    return allowed
+
+
+class ChunkLayout:
+    """The `chunks/` tree of a record, checked group by group as a hostile one could be
+    laid out: each group a tree of blobs named 00000000 to N-1 in order, sizes (from the
+    objects' headers, never by reading them) summing to the file's size, no group for a
+    path the record does not hold in chunks, none beside a whole file at that path."""
+
+    def __init__(self, repo: GitRepo, tree: str, where: str) -> None:
+        self._repo = repo
+        self._tree = tree
+        self._where = f"record {where}"
+        top = repo.tree_entry(tree, CHUNKS_DIR.rstrip("/"))
+        if top is not None and top.mode != MODE_TREE:
+            raise UnsafeRecord(f"{self._where}: chunks is not a directory")
+        self._top = None if top is None else top.oid
+        self._taken: set[str] = set()
+
+    def take(self, path: str, count: int, size: int | None) -> tuple[str, ...]:
+        """The chunk ids of `path` (count of them, adding up to `size` if given)."""
+        name = CHUNKS_DIR + path
+        group = None if self._top is None else self._repo.tree_entry(self._top, path)
+        if group is None or group.mode != MODE_TREE:
+            raise UnsafeRecord(f"{self._where}: {name} does not hold the {count} chunks of {path}")
+        entries = list(self._repo.list_tree(group.oid))
+        if len(entries) != count:
+            raise UnsafeRecord(
+                f"{self._where}: {name} holds {len(entries)} entries, record.json says "
+                f"{count} chunks"
+            )
+        total = 0
+        for index, entry in enumerate(entries):
+            if entry.path != f"{index:08d}" or entry.mode != MODE_FILE:
+                raise UnsafeRecord(
+                    f"{self._where}: {name}/{entry.path} is not chunk {index:08d} (a blob)"
+                )
+            header = self._repo.read_header(entry.oid)
+            if header is None or header[0] != "blob":
+                raise UnsafeRecord(f"{self._where}: chunk {name}/{entry.path} is missing")
+            total += header[1]
+        if size is not None and total != size:
+            raise UnsafeRecord(
+                f"{self._where}: the chunks of {path} hold {total} bytes, record.json says {size}"
+            )
+        self._taken.add(path)
+        return tuple(e.oid for e in entries)
+
+    def take_rest(self, allowed: Callable[[str], bool]) -> None:
+        """Check every group not taken yet: allowed, with no whole file beside it."""
+        if self._top is None:
+            return
+        groups: dict[str, int] = {}
+        for leaf in self._repo.walk_tree(self._top):
+            group = leaf.path.rpartition("/")[0]
+            groups[group] = groups.get(group, 0) + 1
+        for group, count in sorted(groups.items()):
+            if group in self._taken:
+                continue
+            if not group or not allowed(group) or self._repo.tree_entry(self._tree, group):
+                raise UnsafeRecord(
+                    f"{self._where}: {CHUNKS_DIR}{group or '<top>'} holds chunks of a file "
+                    "the record does not hold in chunks"
+                )
+            self.take(group, count, None)
 
 
 class RefBatch:

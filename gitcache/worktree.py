@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
 import os
 import shutil
 import stat
@@ -32,6 +33,8 @@ from pathlib import Path
 from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
 from gitcache.filehash import read_stable
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo
+from gitcache.objects.loose import write_all
+from gitcache.objects.stream import StoredFile
 from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
 
@@ -66,6 +69,25 @@ class RestorePlan:
     # Worktree files whose content differed from the record and is dropped (overwritten
     # or removed): content some record of the step holds, or anything with `force`.
     discarded: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChunkIds:
+    """The chunk blob ids of a record's outputs stored in chunks (StoredRecord.chunks)."""
+
+    record: str = ""  # the record commit, for messages
+    files: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def blobs(self, out: OutputFile) -> Sequence[str]:
+        """The blobs that hold `out` in order (UnsafeRecord if its chunks are unknown)."""
+        if out.chunks is None:
+            return (out.blob,)
+        found = self.files.get(out.path)
+        if found is None or len(found) != out.chunks:
+            raise UnsafeRecord(
+                f"refusing to restore {out.path}: the record's chunks of it are not known"
+            )
+        return found
 
 
 class Worktree:
@@ -331,9 +353,13 @@ class Worktree:
                 )
 
     def store_output(
-        self, rel: str, write_file: Callable[[Path], str], write_bytes: Callable[[bytes], str]
+        self,
+        rel: str,
+        write_file: Callable[[Path], StoredFile],
+        write_bytes: Callable[[bytes], str],
     ) -> OutputFile:
-        """Store one output file as a blob (a symlink as its link text): its OutputFile.
+        """Store one output file as a blob, or in chunks when big (objects/stream.py; a
+        symlink as its link text): its OutputFile.
 
         Mode and size come from the stat taken after the blob was written, and the file
         is stored again if it changed meanwhile (UnreadableFile if it keeps changing).
@@ -350,14 +376,18 @@ class Worktree:
                 "(no backslash, NUL, empty, '.', '..' or '.git' component)"
             ) from None
 
-        def store(path: Path) -> str:
+        def store(path: Path) -> StoredFile:
             if os.path.islink(path):
-                return write_bytes(os.fsencode(os.readlink(path)))
+                text = os.fsencode(os.readlink(path))
+                return StoredFile(write_bytes(text), len(text))
             return write_file(path)
 
-        oid, st = read_stable(self.root / rel, rel, store)
-        self.cache.remember(rel, st, oid)
-        return OutputFile(path=rel, blob=oid, mode=git_mode(st), size=st.st_size)
+        stored, st = read_stable(self.root / rel, rel, store)
+        self.cache.remember(rel, st, stored.oid)
+        chunks = None if stored.chunks is None else len(stored.chunks)
+        return OutputFile(
+            path=rel, blob=stored.oid, mode=git_mode(st), size=st.st_size, chunks=chunks
+        )
 
     # -- restoring -------------------------------------------------------------------
 
@@ -407,15 +437,27 @@ class Worktree:
         return plan
 
     def restore(
-        self, files: Sequence[OutputFile], progress: Callable[[int, int], None] | None = None
+        self,
+        files: Sequence[OutputFile],
+        progress: Callable[[int, int], None] | None = None,
+        chunks: ChunkIds | None = None,
     ) -> None:
         """Write files from git into the worktree, all checks before any write."""
-        self.apply(RestorePlan(write=list(files)), progress)
+        self.apply(RestorePlan(write=list(files)), progress, chunks)
 
-    def apply(self, plan: RestorePlan, progress: Callable[[int, int], None] | None = None) -> None:
-        """Carry out a restore plan: every check first, then removals, directories, files."""
+    def apply(
+        self,
+        plan: RestorePlan,
+        progress: Callable[[int, int], None] | None = None,
+        chunks: ChunkIds | None = None,
+    ) -> None:
+        """Carry out a restore plan: every check first, then removals, directories, files.
+
+        `chunks`: the chunk ids of the record's outputs stored in chunks (store.load).
+        """
         files = plan.write
-        self._check_set(files)
+        source = chunks or ChunkIds()
+        self._check_set(files, source)
         removing = set(plan.remove)
         for rel in plan.remove:
             self._check_parents(rel, removing, "remove")
@@ -439,7 +481,7 @@ class Worktree:
         for done, (out, target) in enumerate(targets):
             if progress is not None:
                 progress(done, len(targets))
-            self._write(out, target)
+            self._write(out, target, source)
 
     def _prune(self, removed: str, scopes: Sequence[str]) -> None:
         """Remove directories that removing `removed` left empty, strictly below its scope."""
@@ -451,8 +493,9 @@ class Worktree:
                 return
             parent = Path(parent).parent.as_posix()
 
-    def _check_set(self, files: Sequence[OutputFile]) -> None:
-        """Limits, blobs as the record describes them, and no path under another."""
+    def _check_set(self, files: Sequence[OutputFile], chunks: ChunkIds) -> None:
+        """Limits, blobs as the record describes them (sizes from object headers), and
+        no path under another."""
         limits = self.limits
         if len(files) > limits.max_files:
             raise UnsafeRecord(
@@ -462,9 +505,12 @@ class Worktree:
             )
         total = 0
         for out in files:
-            if not self.repo.has_object(out.blob):
-                raise UnsafeRecord(f"refusing to restore {out.path}: blob {out.blob} is missing")
-            size = self.repo.blob_size(out.blob)
+            size = 0
+            for oid in chunks.blobs(out):
+                header = self.repo.read_header(oid)
+                if header is None or header[0] != "blob":
+                    raise UnsafeRecord(f"refusing to restore {out.path}: blob {oid} is missing")
+                size += header[1]
             if size != out.size:
                 raise UnsafeRecord(
                     f"refusing to restore {out.path}: blob {out.blob[:12]} has {size} bytes, "
@@ -624,22 +670,23 @@ class Worktree:
             pass
         return None
 
-    def _write(self, out: OutputFile, target: Path) -> None:
+    def _write(self, out: OutputFile, target: Path, chunks: ChunkIds) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_dir() and not target.is_symlink():  # emptied by the removals (checked)
             for dirpath, _dirs, _names in os.walk(target, topdown=False):
                 os.rmdir(dirpath)  # empty directories only: never rmtree what was not checked
-        data = self.repo.read_blob(out.blob)
         if out.mode == MODE_LINK:
             tmp = str(target.parent / f".gitcache-tmp-{os.getpid()}-{target.name}")
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            os.symlink(os.fsdecode(data), tmp)
+            os.symlink(os.fsdecode(self.repo.read_blob(out.blob)), tmp)
         else:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".gitcache-tmp-")
             try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
+                try:
+                    self._write_content(fd, out, chunks)
+                finally:
+                    os.close(fd)
                 os.chmod(tmp, 0o777 & ~_umask() if out.mode == MODE_EXEC else 0o666 & ~_umask())
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -647,6 +694,27 @@ class Worktree:
                 raise
         os.replace(tmp, target)
         self.cache.remember(out.path, os.lstat(target), out.blob)
+
+    def _write_content(self, fd: int, out: OutputFile, chunks: ChunkIds) -> None:
+        """A file's bytes into `fd`, one blob at a time, each written from a view of the
+        object (no copy). libgit2 checks each object's id as it reads it; the whole-file
+        blob id of a file stored in chunks is computed here, and a mismatch refuses it."""
+        blobs = chunks.blobs(out)
+        digest = None if out.chunks is None else hashlib.sha1(b"blob %d\0" % out.size)
+        written = 0
+        for oid in blobs:
+            view = self.repo.blob_view(oid)
+            if digest is not None:
+                digest.update(view)
+            write_all(fd, view)
+            written += len(view)
+            del view  # the object's memory goes before the next one is read
+        if written != out.size or (digest is not None and digest.hexdigest() != out.blob):
+            found = "" if digest is None else f" (blob {digest.hexdigest()[:12]}, {written} bytes)"
+            raise UnsafeRecord(
+                f"refusing to restore {out.path} from record {chunks.record[:12]}: its chunks "
+                f"do not make blob {out.blob[:12]} of {out.size} bytes{found}"
+            )
 
 
 def _not_utf8(rel: str, what: str) -> str:

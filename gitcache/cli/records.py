@@ -138,7 +138,8 @@ def show(options: Options, ident: str, as_json: bool, stream: str | None) -> Non
         ident, list(project.workflow.steps)
     )
     if stream is not None:
-        sys.stdout.buffer.write(project.store.log(stored, stream))
+        for piece in project.store.log_pieces(stored, stream):  # a chunk at a time
+            sys.stdout.buffer.write(piece)
         sys.stdout.flush()
         return
     r = stored.record
@@ -173,7 +174,7 @@ def show(options: Options, ident: str, as_json: bool, stream: str | None) -> Non
     lines.append("code")
     lines += [f"  {line}" for line in c.code.splitlines()]
     for name in ("stdout", "stderr"):
-        size = len(project.store.log(stored, name))
+        size = project.store.log_size(stored, name)
         lines.append(f"{name:<10} {size} bytes (gitcache show {short(stored.commit)} --{name})")
     click.echo("\n".join(lines))
 

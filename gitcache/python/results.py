@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from gitcache.gitrepo import MODE_FILE, GitRepo, TreeEntry
+from gitcache.objects.stream import StoredFile
 from gitcache.python.errors import ResultError
 
 RESULT_JSON: Final = "result.json"
@@ -41,13 +42,19 @@ _NAME: Final = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 # -- the seam ----------------------------------------------------------------------------
 
 
-def store_blob(repo: GitRepo, path: str, data: bytes) -> TreeEntry:
-    """Put one result file's bytes into git; the tree entry that names it in the record."""
-    return TreeEntry(path, repo.write_blob(data), MODE_FILE)
+def store_blob(repo: GitRepo, path: str, data: bytes | memoryview) -> list[TreeEntry]:
+    """Put one result file's bytes into git; the tree entries that name it in the record
+    (one blob at `path`, or its chunks at chunks/<path>/... when it is big)."""
+    from gitcache.store import chunk_entries
+
+    stored = repo.write_buffer(data)
+    if stored.chunks is None:
+        return [TreeEntry(path, stored.oid, MODE_FILE)]
+    return chunk_entries(path, stored.chunks)
 
 
-def store_file(repo: GitRepo, source: Path) -> str:
-    """Put one worktree file into git (read once, by libgit2); its blob id."""
+def store_file(repo: GitRepo, source: Path) -> StoredFile:
+    """Put one worktree file into git in one pass, whole or in chunks (objects/stream.py)."""
     return repo.write_blob_file(source)
 
 
@@ -122,18 +129,24 @@ def _join(path: str, key: Any, index: int, mapping: dict[Any, Any] | None) -> st
 def write(repo: GitRepo, encoded: Encoded) -> list[TreeEntry]:
     """The result's tree entries, every blob written through the seam."""
     if encoded.kind == "pickle":
-        return [store_blob(repo, RESULT_PICKLE, encoded.data)]
-    entries = [store_blob(repo, RESULT_JSON, encoded.data)]
+        return store_blob(repo, RESULT_PICKLE, encoded.data)
+    entries = store_blob(repo, RESULT_JSON, encoded.data)
     if encoded.arrays:
         numpy = sys.modules["numpy"]
         for name, array in encoded.arrays.items():
             buffer = io.BytesIO()
             numpy.save(buffer, array, allow_pickle=False)
-            entries.append(store_blob(repo, f"{RESULT_DIR}{name}.npy", buffer.getvalue()))
+            entries += store_blob(repo, f"{RESULT_DIR}{name}.npy", buffer.getbuffer())
     return entries
 
 
 # -- decoding --------------------------------------------------------------------------------
+
+
+def _read(repo: GitRepo, commit: str, path: str) -> bytes | None:
+    from gitcache.store import read_file
+
+    return read_file(repo, commit, path)
 
 
 def load(repo: GitRepo, commit: str, kind: str, trusted: bool, where: str) -> tuple[Any, bool]:
@@ -144,13 +157,13 @@ def load(repo: GitRepo, commit: str, kind: str, trusted: bool, where: str) -> tu
                 f"{where} holds a pickled result that this clone did not write",
                 hint="trust it with gitcache.trust_record(...) if you trust where it came from",
             )
-        data = repo.read_commit_file(commit, RESULT_PICKLE)
+        data = _read(repo, commit, RESULT_PICKLE)
         if data is None:
             raise ResultError(f"{where} has no {RESULT_PICKLE}")
         import pickle
 
         return pickle.loads(data), True  # written here, or trusted by the user
-    data = repo.read_commit_file(commit, RESULT_JSON)
+    data = _read(repo, commit, RESULT_JSON)
     if data is None:
         raise ResultError(f"{where} has no {RESULT_JSON}")
     try:
@@ -183,7 +196,7 @@ def _load_array(repo: GitRepo, commit: str, name: str, where: str) -> Any:
     parts = name.split("/")
     if not name or any(not _NAME.match(p) or p in (".", "..") for p in parts):
         raise ResultError(f"{where}: bad array name {name!r} in {RESULT_JSON}")
-    data = repo.read_commit_file(commit, f"{RESULT_DIR}{name}.npy")
+    data = _read(repo, commit, f"{RESULT_DIR}{name}.npy")
     if data is None:
         raise ResultError(f"{where}: {RESULT_DIR}{name}.npy is missing")
     import numpy

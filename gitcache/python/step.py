@@ -228,7 +228,11 @@ class StepFunction(Generic[P, R]):
             step=self.name,
             hint=f"`gitcache restore --force {stored.commit[:12]}` discards it; or move it away",
         )
-        session.worktree.apply(plan)
+        from gitcache.worktree import ChunkIds
+
+        if any(o.chunks is not None for o in plan.write):
+            stored = session.store.verified(stored)
+        session.worktree.apply(plan, chunks=ChunkIds(stored.commit, stored.chunks))
 
     # -- a miss ------------------------------------------------------------------------------
 

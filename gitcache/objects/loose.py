@@ -1,0 +1,84 @@
+"""Writing one loose object (`objects/ab/cdef...`) as git does.
+
+The zlib stream goes to a temporary file in the object's fan-out directory (named
+`tmp_obj_*`, which `git prune` removes once old, should we be killed), is made
+read-only (0444, as git makes its objects) and linked to its final name; an object
+already there is left alone (its name is its content). A `git prune` may remove the
+empty fan-out directory at any moment: then the directory is made again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from gitcache.objects.deflate import Bytes, deflate
+
+_ATTEMPTS: Final = 20
+
+
+def header(kind: str, size: int) -> bytes:
+    """A loose object's header: `blob 123\\0`."""
+    return b"%s %d\0" % (kind.encode(), size)
+
+
+def object_path(objects: Path, oid: str) -> Path:
+    return objects / oid[:2] / oid[2:]
+
+
+def write_loose(objects: Path, oid: str, kind: str, content: Bytes) -> None:
+    """Write `content` as the loose object `oid` (its id, computed by the caller)."""
+    final = object_path(objects, oid)
+    if final.exists():
+        return
+    pieces = deflate([header(kind, len(content)), content], content)
+    write_compressed(final, pieces)
+
+
+def write_compressed(final: Path, pieces: Sequence[bytes]) -> None:
+    """Put already compressed bytes at `final` (temporary file, then link)."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            final.parent.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=final.parent, prefix="tmp_obj_")
+        except FileNotFoundError:  # objects/ab/ pruned between the two calls
+            if attempt + 1 == _ATTEMPTS:
+                raise
+            continue
+        try:
+            try:
+                for piece in pieces:
+                    write_all(fd, piece)
+                os.fchmod(fd, 0o444)
+            finally:
+                os.close(fd)
+            _publish(tmp, final)
+            return
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+def write_all(fd: int, data: Bytes) -> None:
+    """os.write until every byte is written (a write may take only part)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _publish(tmp: str, final: Path) -> None:
+    """Give the temporary file its final name, unless an object is there already."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        pass
+    except OSError as exc:  # no hard links here (some network file systems)
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if not final.exists():
+            os.replace(tmp, final)

@@ -1,0 +1,141 @@
+"""Storing a file in one pass: its whole-file blob id and its objects from one read.
+
+A file of up to CHUNK_THRESHOLD bytes is read whole and becomes one blob. A bigger
+one is cut into chunks as it is read (chunking.py): the calling thread reads, cuts
+and feeds the whole-file SHA-1 (of `blob <size>\\0` and the bytes, so it is the id
+`git hash-object` gives), while a second thread hashes, deflates and writes each chunk
+blob (hashlib, zlib, isal and os.write release the GIL, so the two overlap on two
+cores). Memory is bounded by a few chunks whatever the file's size.
+
+The size comes from fstat before reading; a file that yields another number of bytes
+changed under us (`FileChanged`, an OSError: filehash.read_stable then stats the file
+again and reads it once more).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import queue
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from gitcache.objects.chunking import chunker, is_chunked
+from gitcache.objects.deflate import Bytes
+from gitcache.objects.loose import header
+
+_QUEUED: Final = 1  # chunks waiting for the writing thread
+
+# (blob id, content): write this blob (whole file or chunk); called in order.
+PutBlob = Callable[[str, Bytes], None]
+
+
+class FileChanged(OSError):
+    """The file's size moved while it was read."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file stored as blobs: its whole-file blob id and size, and its chunk blob ids
+    in order when it was stored in chunks (None: stored whole, as the blob `oid`)."""
+
+    oid: str
+    size: int
+    chunks: tuple[str, ...] | None = None
+
+
+def blob_id(content: Bytes) -> str:
+    """The git blob id of `content` (`git hash-object`)."""
+    digest = hashlib.sha1(header("blob", len(content)))
+    digest.update(content)
+    return digest.hexdigest()
+
+
+def store_path(path: Path, put: PutBlob) -> StoredFile:
+    """Store the regular file at `path` (opened without blocking: never a fifo)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+        return store_fd(fd, st.st_size, put)
+    finally:
+        os.close(fd)
+
+
+def store_fd(fd: int, size: int, put: PutBlob) -> StoredFile:
+    """Store `size` bytes read from `fd` (FileChanged if it holds another number)."""
+    reader = io.FileIO(fd, closefd=False)
+    if not is_chunked(size):
+        content = bytearray(size + 1)  # one more: a file that grew is noticed
+        view = memoryview(content)
+        done = 0
+        while done <= size and (n := reader.readinto(view[done:])):
+            done += n
+        if done != size:
+            raise FileChanged(errno.EAGAIN, "the file changed while it was read")
+        data = view[:size]
+        oid = blob_id(data)
+        put(oid, data)
+        return StoredFile(oid, size)
+    return _store_chunked(reader, size, put)
+
+
+def store_buffer(data: Bytes, put: PutBlob) -> StoredFile:
+    """Store bytes already in memory (a Python step's result) as store_fd would."""
+    view = memoryview(data)
+    if not is_chunked(len(view)):
+        oid = blob_id(view)
+        put(oid, view)
+        return StoredFile(oid, len(view))
+    chunks: list[str] = []
+    for chunk in chunker().cut_buf(view):
+        oid = blob_id(chunk.data)
+        put(oid, chunk.data)
+        chunks.append(oid)
+    return StoredFile(blob_id(view), len(view), tuple(chunks))
+
+
+def _store_chunked(reader: io.FileIO, size: int, put: PutBlob) -> StoredFile:
+    whole = hashlib.sha1(header("blob", size))
+    chunks: list[str] = []
+    failed: list[BaseException] = []
+    work: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED)
+
+    def write_chunks() -> None:
+        while (data := work.get()) is not None:
+            if failed:
+                continue  # drain, so the reading thread never blocks
+            try:
+                oid = blob_id(data)
+                put(oid, data)
+                chunks.append(oid)
+            except BaseException as exc:  # handed to the reading thread
+                failed.append(exc)
+
+    writer = threading.Thread(target=write_chunks, name="gitcache-chunks", daemon=True)
+    writer.start()
+    total = 0
+    try:
+        for chunk in chunker().cut_stream(reader):
+            data = bytes(chunk.data)  # valid only until the next chunk is cut
+            total += len(data)
+            if total > size or failed:
+                break
+            whole.update(data)
+            work.put(data)
+    finally:
+        work.put(None)
+        writer.join()
+    if failed:
+        raise failed[0]
+    if total != size:
+        raise FileChanged(errno.EAGAIN, "the file changed while it was read")
+    return StoredFile(whole.hexdigest(), size, tuple(chunks))

@@ -1,0 +1,104 @@
+"""`ObjectWriter`: where each object gitcache writes goes, and what it remembers.
+
+- A blob of up to PACKED_MAX bytes waits in memory; once PACK_MIN of them wait, a pack
+  is opened and they (and every further one) go into it. `flush` publishes the pack,
+  or writes the few waiting blobs loose: GitRepo flushes before it writes a commit and
+  before it reads a blob, so an object is always in the store before anything that
+  names it is reachable from a ref, and always readable once written.
+- A bigger blob (a chunk, a big file) is written loose at once.
+- An object the repository already has (loose, packed or through
+  `objects/info/alternates`: `exists` asks libgit2) is not written again.
+- `chunks_of(oid)`: the chunk ids of each file stored in chunks by this writer, which
+  the record store names in the record's tree.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from gitcache.objects.deflate import Bytes
+from gitcache.objects.loose import write_loose
+from gitcache.objects.pack import PackWriter
+from gitcache.objects.stream import StoredFile, blob_id, store_buffer, store_path
+
+PACKED_MAX: Final = 256 * 2**10  # bytes: a blob up to this size may go into a pack
+PACK_MIN: Final = 64  # waiting blobs that make a pack worth it
+
+
+class ObjectWriter:
+    def __init__(
+        self, objects: Path, exists: Callable[[str], bool], refresh: Callable[[], None]
+    ) -> None:
+        self.objects = objects
+        self._exists = exists
+        self._refresh = refresh  # after a pack is published: make libgit2 see it
+        self._waiting: dict[str, bytes] = {}  # blob id -> content
+        self._pack: PackWriter | None = None
+        self._chunks: dict[str, tuple[str, ...]] = {}
+        self._lock = threading.Lock()  # the chunk-writing thread and the caller's
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._waiting) or self._pack is not None
+
+    def write_blob(self, data: Bytes) -> str:
+        oid = blob_id(data)
+        self._put(oid, data)
+        return oid
+
+    def write_file(self, path: Path) -> StoredFile:
+        """Store a file whole or in chunks (stream.py); raises OSError as reads do."""
+        stored = store_path(path, self._put)
+        if stored.chunks is not None:
+            self._chunks[stored.oid] = stored.chunks
+        return stored
+
+    def write_buffer(self, data: Bytes) -> StoredFile:
+        """Store bytes whole or in chunks, as write_file does a file."""
+        stored = store_buffer(data, self._put)
+        if stored.chunks is not None:
+            self._chunks[stored.oid] = stored.chunks
+        return stored
+
+    def chunks_of(self, oid: str) -> tuple[str, ...] | None:
+        return self._chunks.get(oid)
+
+    def _put(self, oid: str, content: Bytes) -> None:
+        with self._lock:
+            if oid in self._waiting or (self._pack is not None and oid in self._pack):
+                return
+            if self._exists(oid):
+                return
+            if len(content) > PACKED_MAX:
+                write_loose(self.objects, oid, "blob", content)
+            elif self._pack is not None:
+                self._pack.add(oid, "blob", content)
+            else:
+                self._waiting[oid] = bytes(content)
+                if len(self._waiting) >= PACK_MIN:
+                    self._pack = PackWriter(self.objects / "pack")
+                    for waiting, data in self._waiting.items():
+                        self._pack.add(waiting, "blob", data)
+                    self._waiting.clear()
+
+    def flush(self) -> None:
+        """Publish what waits: the open pack, or the waiting blobs as loose objects."""
+        with self._lock:
+            pack, self._pack = self._pack, None
+            waiting, self._waiting = self._waiting, {}
+            if pack is not None:
+                pack.finish()
+                self._refresh()
+            for oid, data in waiting.items():
+                write_loose(self.objects, oid, "blob", data)
+
+    def discard(self) -> None:
+        """Drop what waits (nothing names it yet) and remove a temporary pack."""
+        with self._lock:
+            if self._pack is not None:
+                self._pack.abandon()
+            self._pack = None
+            self._waiting.clear()
