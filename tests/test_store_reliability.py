@@ -280,6 +280,63 @@ def test_kill_9_during_a_1_gib_store(make: Callable[..., Repo], tmp_path: Path) 
     _store_kill_loop(make, tmp_path, 1024 * MiB, kills=20, fresh=False)
 
 
+MANY_TOML = """\
+[params]
+seed = 0
+marker = "{marker}"
+
+[steps.many]
+outputs = ["out"]
+run = "mkdir -p out && for i in $(seq 2000); do echo {{seed}} $i > out/f$i; done && touch {{marker}}"
+"""
+
+
+def test_kill_9_while_storing_many_small_files(make: Callable[..., Repo], tmp_path: Path) -> None:
+    """2,000 small files: the objects of one record written together (in one pack, where
+    the store packs small blobs), killed at random moments."""
+    marker = tmp_path / "command-done"
+    repo = make({"gitcache.toml": MANY_TOML.format(marker=marker), ".gitignore": "out/\n"})
+
+    def want(seed: int) -> dict[str, str]:
+        return {f"out/f{i}": f"{seed} {i}\n" for i in range(1, 2001)}
+
+    def files() -> dict[str, str]:
+        return {
+            p: (repo.root / p).read_text() for p in _worktree_files(repo) if p.startswith("out/")
+        }
+
+    proc = repo.spawn("run", "-p", "seed=9999")
+    assert _wait_for(marker, proc)
+    t0 = time.monotonic()
+    proc.communicate(timeout=120)
+    window = time.monotonic() - t0
+    assert proc.returncode == 0
+    checked: set[str] = set()
+    rng = random.Random()
+    killed = seed = 0
+    while killed < 6:
+        assert seed < 18, f"only {killed} of {seed} runs were still storing when killed"
+        marker.unlink(missing_ok=True)
+        proc = repo.spawn("run", "-p", f"seed={seed}")
+        if _wait_for(marker, proc):
+            time.sleep(rng.uniform(0, window))
+        killed += _kill_9(proc)
+        for name, commit in _sig_refs(repo).items():
+            record = _record_json(repo, commit)
+            assert name.endswith("/" + record["signature"])
+            if commit not in checked:
+                shutil.rmtree(repo.root / "out", ignore_errors=True)
+                done = repo.process("restore", commit)
+                assert done.returncode == 0, done.stderr
+                assert files() == want(record["components"]["params"]["seed"])
+                checked.add(commit)
+        _fsck(repo)
+        _run(repo, "-p", f"seed={seed}")
+        assert files() == want(seed)
+        assert _worktree_files(repo) - {"gitcache.toml", ".gitignore"} == set(want(seed))
+        seed += 1
+
+
 @pytest.mark.parametrize("output", ["out/big.bin", "out"])
 def test_kill_9_during_a_restore(make: Callable[..., Repo], tmp_path: Path, output: str) -> None:
     """The output deleted, `gitcache run` restores it, kill -9 in the middle: the next

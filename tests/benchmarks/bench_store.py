@@ -266,6 +266,11 @@ def expect(condition: bool, message: str) -> None:
         raise BenchError(message)
 
 
+def _from_run_cache(out: str) -> bool:
+    """DVC said it restored the outputs from its run cache (not ran the command)."""
+    return "skipping run" in out or "checking out" in out
+
+
 def big_file(
     base: Path, tools: Tools, label: str, size: int, fill: Callable[[Path, int], None]
 ) -> tuple[Path, Path | None]:
@@ -311,7 +316,8 @@ def big_file(
         dvc_first, _ = measure_rss([*tools.dvc, "repro"], dvc_root, env)
         expect(blob_id(dvc_root / "out" / "big.bin") == want, "dvc: wrong output")
         (dvc_root / "out" / "big.bin").unlink()
-        dvc_restore, _ = measure_rss([*tools.dvc, "repro"], dvc_root, env)
+        dvc_restore, out = measure_rss([*tools.dvc, "repro"], dvc_root, env)
+        expect(_from_run_cache(out), f"dvc ran the stage instead of restoring: {out[-500:]}")
         expect(blob_id(dvc_root / "out" / "big.bin") == want, "dvc: restore gave other bytes")
         dvc_noop, out = measure_rss([*tools.dvc, "repro"], dvc_root, env)
         expect("didn't change" in out or "skipping" in out, out[-500:])
@@ -442,7 +448,9 @@ def many_files(base: Path, tools: Tools, sizes: Sizes) -> None:
         expect(tree_digest(droot / "out") == want, "dvc: other files")
         d_noop = min(timed([*tools.dvc, "repro"], droot, env) for _ in range(3))
         shutil.rmtree(droot / "out")
-        d_restore = timed([*tools.dvc, "repro"], droot, env)
+        d_restore_sample, out = measure_rss([*tools.dvc, "repro"], droot, env)
+        d_restore = d_restore_sample.wall
+        expect(_from_run_cache(out), f"dvc ran the stage instead of restoring: {out[-500:]}")
         expect(tree_digest(droot / "out") == want, "dvc: restore gave other files")
         dvc = [d_first, d_noop, d_restore]
 
