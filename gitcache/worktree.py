@@ -33,8 +33,7 @@ from pathlib import Path
 from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
 from gitcache.filehash import read_stable
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo
-from gitcache.objects.loose import write_all
-from gitcache.objects.stream import StoredFile
+from gitcache.objects.stored import StoredFile
 from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
 
@@ -697,23 +696,24 @@ class Worktree:
 
     def _write_content(self, fd: int, out: OutputFile, chunks: ChunkIds) -> None:
         """A file's bytes into `fd`, one blob at a time, each written from a view of the
-        object (no copy). libgit2 checks each object's id as it reads it; the whole-file
-        blob id of a file stored in chunks is computed here, and a mismatch refuses it."""
-        blobs = chunks.blobs(out)
-        digest = None if out.chunks is None else hashlib.sha1(b"blob %d\0" % out.size)
+        object (no copy), hashed on the way: a file whose blob id is not the record's
+        (chunks that do not make it, a corrupt object) is refused."""
+        from gitcache.objects.loose import write_all
+
+        digest = hashlib.sha1(b"blob %d\0" % out.size)
         written = 0
-        for oid in blobs:
-            view = self.repo.blob_view(oid)
-            if digest is not None:
-                digest.update(view)
+        for oid in chunks.blobs(out):
+            view = self.repo.blob_view(oid, verified=False)  # hashed here instead
+            digest.update(view)
             write_all(fd, view)
             written += len(view)
             del view  # the object's memory goes before the next one is read
-        if written != out.size or (digest is not None and digest.hexdigest() != out.blob):
-            found = "" if digest is None else f" (blob {digest.hexdigest()[:12]}, {written} bytes)"
+        if written != out.size or digest.hexdigest() != out.blob:
+            what = "its chunks do not make" if out.chunks is not None else "it is not"
             raise UnsafeRecord(
-                f"refusing to restore {out.path} from record {chunks.record[:12]}: its chunks "
-                f"do not make blob {out.blob[:12]} of {out.size} bytes{found}"
+                f"refusing to restore {out.path} from record {chunks.record[:12] or '?'}: "
+                f"{what} blob {out.blob[:12]} of {out.size} bytes (found blob "
+                f"{digest.hexdigest()[:12]}, {written} bytes)"
             )
 
 

@@ -48,3 +48,27 @@ def test_vector(vector: dict[str, str], tmp_path: Path) -> None:
     document = canonical_json(components.model_dump(mode="json"))
     assert document.decode() == vector["doc"]
     assert signature_of(components) == vector["sig"]
+
+
+CHUNK_ROW = re.compile(r"^\| (\d+) \| (\d+) \| `([0-9a-f]{40})` \|$", re.M)
+
+
+def test_chunk_vector() -> None:
+    """docs/format.md's chunk vector: fixed input -> chunk offsets, lengths, ids, whole id."""
+    import hashlib
+
+    from gitcache.objects.chunking import chunker
+    from gitcache.objects.stream import store_buffer
+
+    doc = DOC.read_text()
+    section = doc[doc.index("### Chunk vector") : doc.index("## How gitcache writes objects")]
+    whole = re.search(r"Whole-file blob id: `([0-9a-f]{40})`", section)
+    rows = [(int(o), int(n), oid) for o, n, oid in CHUNK_ROW.findall(section)]
+    assert whole is not None and len(rows) >= 2
+    data = hashlib.shake_256(b"gitcache chunk vector").digest(20_000_000)
+    put: list[tuple[str, int]] = []
+    stored = store_buffer(data, lambda oid, content: put.append((oid, len(content))))
+    assert stored.oid == whole[1]
+    assert [(c.offset, c.length) for c in chunker().cut_buf(data)] == [(o, n) for o, n, _ in rows]
+    assert stored.chunks == tuple(oid for _, _, oid in rows)
+    assert put == [(oid, n) for _, n, oid in rows]

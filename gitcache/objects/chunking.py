@@ -12,9 +12,10 @@ existing record means: a record lists its chunks), so they are part of the forma
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from pyfastcdc import FastCDC
+if TYPE_CHECKING:
+    from pyfastcdc import FastCDC
 
 CHUNK_THRESHOLD: Final = 16 * 2**20  # bytes: a file over this is stored in chunks
 MIN_CHUNK: Final = 512 * 2**10
@@ -24,6 +25,8 @@ NORMALIZATION: Final = 1
 
 
 def chunker() -> FastCDC:
+    from pyfastcdc import FastCDC  # here: only storing a big file needs it
+
     return FastCDC(
         AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK, normalized_chunking=NORMALIZATION
     )

@@ -20,6 +20,7 @@ from typing import Final
 from gitcache.objects.deflate import Bytes, deflate
 
 _ATTEMPTS: Final = 20
+_IOV: Final = 512  # pieces per writev (Linux allows 1024)
 
 
 def header(kind: str, size: int) -> bytes:
@@ -40,7 +41,7 @@ def write_loose(objects: Path, oid: str, kind: str, content: Bytes) -> None:
     write_compressed(final, pieces)
 
 
-def write_compressed(final: Path, pieces: Sequence[bytes]) -> None:
+def write_compressed(final: Path, pieces: Sequence[Bytes]) -> None:
     """Put already compressed bytes at `final` (temporary file, then link)."""
     for attempt in range(_ATTEMPTS):
         try:
@@ -52,8 +53,7 @@ def write_compressed(final: Path, pieces: Sequence[bytes]) -> None:
             continue
         try:
             try:
-                for piece in pieces:
-                    write_all(fd, piece)
+                write_pieces(fd, pieces)
                 os.fchmod(fd, 0o444)
             finally:
                 os.close(fd)
@@ -62,6 +62,20 @@ def write_compressed(final: Path, pieces: Sequence[bytes]) -> None:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+def write_pieces(fd: int, pieces: Sequence[Bytes]) -> None:
+    """Write the pieces in order, up to _IOV of them per system call."""
+    for start in range(0, len(pieces), _IOV):
+        batch = pieces[start : start + _IOV]
+        done = os.writev(fd, batch)
+        if done != sum(len(p) for p in batch):  # a short write: finish piece by piece
+            for piece in batch:
+                if done >= len(piece):
+                    done -= len(piece)
+                    continue
+                write_all(fd, memoryview(piece)[done:])
+                done = 0
 
 
 def write_all(fd: int, data: Bytes) -> None:

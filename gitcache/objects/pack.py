@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from gitcache.objects.deflate import Bytes, deflate
-from gitcache.objects.loose import write_all
+from gitcache.objects.loose import write_all, write_pieces
 
 TYPE_CODES: Final = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
 _IDX_MAGIC: Final = b"\377tOc"
@@ -70,7 +70,7 @@ class PackWriter:
         crc = 0
         for piece in pieces:
             crc = zlib.crc32(piece, crc)
-            write_all(self._fd, piece)
+        write_pieces(self._fd, pieces)
         self._entries[raw] = (self._offset, crc)
         self._offset += sum(len(p) for p in pieces)
 

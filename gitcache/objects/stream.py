@@ -22,15 +22,16 @@ import queue
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from gitcache.objects.chunking import chunker, is_chunked
 from gitcache.objects.deflate import Bytes
 from gitcache.objects.loose import header
+from gitcache.objects.stored import StoredFile
 
-_QUEUED: Final = 1  # chunks waiting for the writing thread
+_COPIES: Final = 2  # chunks copied out of the chunker's buffer at once: one being
+# hashed by the reading thread while the writing thread writes the other
 
 # (blob id, content): write this blob (whole file or chunk); called in order.
 PutBlob = Callable[[str, Bytes], None]
@@ -38,16 +39,6 @@ PutBlob = Callable[[str, Bytes], None]
 
 class FileChanged(OSError):
     """The file's size moved while it was read."""
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    """A file stored as blobs: its whole-file blob id and size, and its chunk blob ids
-    in order when it was stored in chunks (None: stored whole, as the blob `oid`)."""
-
-    oid: str
-    size: int
-    chunks: tuple[str, ...] | None = None
 
 
 def blob_id(content: Bytes) -> str:
@@ -107,30 +98,36 @@ def _store_chunked(reader: io.FileIO, size: int, put: PutBlob) -> StoredFile:
     whole = hashlib.sha1(header("blob", size))
     chunks: list[str] = []
     failed: list[BaseException] = []
-    work: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED)
+    work: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    slots = threading.Semaphore(_COPIES)  # copies of chunks alive at once
 
     def write_chunks() -> None:
         while (data := work.get()) is not None:
-            if failed:
-                continue  # drain, so the reading thread never blocks
             try:
-                oid = blob_id(data)
-                put(oid, data)
-                chunks.append(oid)
+                if not failed:
+                    oid = blob_id(data)
+                    put(oid, data)
+                    chunks.append(oid)
             except BaseException as exc:  # handed to the reading thread
                 failed.append(exc)
+            finally:
+                del data
+                slots.release()
 
     writer = threading.Thread(target=write_chunks, name="gitcache-chunks", daemon=True)
     writer.start()
     total = 0
     try:
         for chunk in chunker().cut_stream(reader):
+            slots.acquire()
             data = bytes(chunk.data)  # valid only until the next chunk is cut
             total += len(data)
             if total > size or failed:
+                slots.release()
                 break
-            whole.update(data)
             work.put(data)
+            whole.update(data)  # while the writer hashes and writes it
+            del data
     finally:
         work.put(None)
         writer.join()

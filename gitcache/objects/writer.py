@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,8 @@ from typing import Final
 from gitcache.objects.deflate import Bytes
 from gitcache.objects.loose import write_loose
 from gitcache.objects.pack import PackWriter
-from gitcache.objects.stream import StoredFile, blob_id, store_buffer, store_path
+from gitcache.objects.stored import StoredFile
+from gitcache.objects.stream import blob_id, store_buffer, store_path
 
 PACKED_MAX: Final = 256 * 2**10  # bytes: a blob up to this size may go into a pack
 PACK_MIN: Final = 64  # waiting blobs that make a pack worth it
@@ -39,6 +41,9 @@ class ObjectWriter:
         self._pack: PackWriter | None = None
         self._chunks: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()  # the chunk-writing thread and the caller's
+        # Blobs still waiting when the process ends are named by no commit: drop them
+        # and the temporary pack (a killed process leaves tmp_pack_* to `git gc`).
+        atexit.register(self.discard)
 
     @property
     def pending(self) -> bool:

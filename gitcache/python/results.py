@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from gitcache.gitrepo import MODE_FILE, GitRepo, TreeEntry
-from gitcache.objects.stream import StoredFile
+from gitcache.objects.stored import StoredFile
 from gitcache.python.errors import ResultError
 
 RESULT_JSON: Final = "result.json"
@@ -144,6 +144,10 @@ def write(repo: GitRepo, encoded: Encoded) -> list[TreeEntry]:
 
 
 def _read(repo: GitRepo, commit: str, path: str) -> bytes | None:
+    """A result file: its blob, else its chunks joined (a big array, say)."""
+    data = repo.read_commit_file(commit, path)
+    if data is not None:
+        return data
     from gitcache.store import read_file
 
     return read_file(repo, commit, path)

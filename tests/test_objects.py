@@ -1,0 +1,242 @@
+"""gitcache/objects/: deflate, loose and pack writers, the streaming file store.
+
+Everything written is read back by the real git (`git cat-file`, `git fsck`,
+`git verify-pack`) and by libgit2 in the same process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gitcache.gitrepo import GitRepo
+from gitcache.objects import deflate
+from gitcache.objects.chunking import CHUNK_THRESHOLD, MAX_CHUNK, MIN_CHUNK
+from gitcache.objects.loose import object_path, write_loose
+from gitcache.objects.pack import PackWriter
+from gitcache.objects.stream import blob_id, store_buffer
+from gitcache.objects.writer import PACK_MIN
+from tests.helpers import git
+
+
+def _repo(path: Path) -> GitRepo:
+    git(path.parent, "init", "-q", "-b", "main", path.name)
+    return GitRepo.discover(path)
+
+
+def _cat(root: Path, oid: str) -> bytes:
+    return subprocess.run(
+        ["git", "cat-file", "blob", oid], cwd=root, capture_output=True, check=True
+    ).stdout
+
+
+def _hash_object(root: Path, path: Path) -> str:
+    return git(root, "hash-object", "--no-filters", str(path)).strip()
+
+
+def _fsck(root: Path) -> None:
+    done = subprocess.run(
+        ["git", "fsck", "--strict", "--no-dangling"], cwd=root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "error" not in done.stderr and "missing" not in done.stdout, done.stdout
+
+
+def _random(seed: int, size: int) -> bytes:
+    """Reproducible bytes that do not compress."""
+    out = bytearray()
+    block = hashlib.sha256(seed.to_bytes(8, "big")).digest()
+    stream = hashlib.shake_256(block)
+    out += stream.digest(size)
+    return bytes(out)
+
+
+# -- deflate ---------------------------------------------------------------------------------
+
+
+def test_deflate_stores_what_does_not_compress_and_compresses_the_rest() -> None:
+    noise = os.urandom(200_000)
+    text = b"".join(b"line %d of text\n" % i for i in range(20_000))
+    assert not deflate.compresses(noise)
+    assert deflate.compresses(text)
+    for data in (noise, text, b"", b"x"):
+        stream = b"".join(deflate.deflate([b"blob 1\0", data], data))
+        assert zlib.decompress(stream) == b"blob 1\0" + data
+    stored = b"".join(deflate.deflate([noise], noise))
+    packed = b"".join(deflate.deflate([text], text))
+    assert len(stored) < len(noise) * 1.01  # stored blocks: a few bytes per 64 KiB
+    assert len(packed) < len(text) / 3
+
+
+# -- loose objects ---------------------------------------------------------------------------
+
+
+def test_loose_object_is_read_by_git_read_only_and_not_rewritten(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "r")
+    data = b"hello loose\n" * 1000
+    oid = blob_id(data)
+    objects = repo.common_dir / "objects"
+    write_loose(objects, oid, "blob", data)
+    path = object_path(objects, oid)
+    assert _cat(repo.root, oid) == data
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    before = path.stat().st_mtime_ns, path.stat().st_ino
+    write_loose(objects, oid, "blob", data)  # present: left alone
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == before
+    assert not [p for p in path.parent.iterdir() if p.name.startswith("tmp_obj_")]
+    (tmp_path / "f").write_bytes(data)
+    assert _hash_object(repo.root, tmp_path / "f") == oid
+    _fsck(repo.root)
+
+
+def test_linked_worktree_writes_into_the_common_objects(tmp_path: Path) -> None:
+    main = tmp_path / "main"
+    git(tmp_path, "init", "-q", "-b", "main", "main")
+    git(main, "commit", "-q", "--allow-empty", "-m", "c")
+    git(main, "worktree", "add", "-q", str(tmp_path / "linked"))
+    linked = GitRepo.discover(tmp_path / "linked")
+    oid = linked.write_blob(b"from the linked worktree\n")
+    linked.flush_objects()
+    assert object_path(main / ".git" / "objects", oid).exists()
+    assert _cat(main, oid) == b"from the linked worktree\n"
+
+
+# -- packs -----------------------------------------------------------------------------------
+
+
+def test_pack_is_accepted_by_verify_pack_and_fsck(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "r")
+    pack = PackWriter(repo.common_dir / "objects" / "pack")
+    blobs = [b"object %d\n" % i * (i % 7 + 1) for i in range(300)] + [b"", os.urandom(70_000)]
+    for data in blobs:
+        pack.add(blob_id(data), "blob", data)
+    pack.add(blob_id(blobs[0]), "blob", blobs[0])  # twice: once in the pack
+    index = pack.finish()
+    assert index is not None and index.exists() and index.with_suffix(".pack").exists()
+    done = subprocess.run(
+        ["git", "verify-pack", "-v", str(index)], cwd=repo.root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"non delta: {len(blobs)} objects" in done.stdout
+    for data in blobs[::37]:
+        assert _cat(repo.root, blob_id(data)) == data
+    assert not [p for p in index.parent.iterdir() if p.name.startswith("tmp_")]
+    _fsck(repo.root)
+
+
+def test_many_small_blobs_make_one_pack_that_libgit2_reads_at_once(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "r")
+    datas = [b"small %d\n" % i for i in range(PACK_MIN + 10)]
+    ids = [repo.write_blob(d) for d in datas]
+    repo.flush_objects()
+    packs = list((repo.common_dir / "objects" / "pack").glob("pack-*.idx"))
+    assert len(packs) == 1
+    loose = [p for p in (repo.common_dir / "objects").glob("??/*")]
+    assert loose == []
+    assert [repo.read_blob(oid) for oid in ids] == datas  # same process, same GitRepo
+    assert repo.read_header(ids[3]) == ("blob", len(datas[3]))
+    _fsck(repo.root)
+
+
+def test_a_few_small_blobs_are_written_loose(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "r")
+    ids = [repo.write_blob(b"few %d\n" % i) for i in range(PACK_MIN - 1)]
+    repo.flush_objects()
+    assert not list((repo.common_dir / "objects" / "pack").glob("pack-*"))
+    assert all(object_path(repo.common_dir / "objects", oid).exists() for oid in ids)
+
+
+def test_a_blob_the_repository_has_is_not_written_again(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "r")
+    (repo.root / "f").write_bytes(b"known\n")
+    oid = git(repo.root, "hash-object", "-w", "f").strip()
+    git(repo.root, "add", "f")
+    git(repo.root, "commit", "-q", "-m", "c")
+    git(repo.root, "gc", "-q")  # now packed by git
+    assert repo.write_blob(b"known\n") == oid
+    repo.flush_objects()
+    assert not object_path(repo.common_dir / "objects", oid).exists()
+
+
+def test_discarded_blobs_leave_no_temporary_pack(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "r")
+    for i in range(PACK_MIN + 1):
+        repo.write_blob(b"dropped %d\n" % i)
+    assert [p for p in (repo.common_dir / "objects" / "pack").iterdir()]  # tmp_pack_*
+    repo.discard_objects()
+    assert list((repo.common_dir / "objects" / "pack").iterdir()) == []
+
+
+# -- the streaming file store ------------------------------------------------------------------
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    seed=st.integers(0, 2**32),
+    offset=st.integers(-3 * 2**20, 6 * 2**20) | st.sampled_from([-1, 0, 1]),
+)
+def test_stored_files_read_back_equal_with_git_ids(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, offset: int
+) -> None:
+    """Random bytes of random sizes around the chunk threshold: `git hash-object`'s id,
+    chunks of bounded size that git reads back equal, and the same from memory."""
+    root = tmp_path_factory.mktemp("stream")
+    repo = _repo(root / "r")
+    data = _random(seed, CHUNK_THRESHOLD + offset)
+    source = root / "file.bin"
+    source.write_bytes(data)
+    stored = repo.write_blob_file(source)
+    repo.flush_objects()
+    assert stored.oid == _hash_object(repo.root, source)
+    assert stored.size == len(data)
+    if len(data) <= CHUNK_THRESHOLD:
+        assert stored.chunks is None
+        assert _cat(repo.root, stored.oid) == data
+    else:
+        assert stored.chunks is not None and len(stored.chunks) >= 2
+        pieces = [_cat(repo.root, oid) for oid in stored.chunks]
+        assert b"".join(pieces) == data
+        assert all(len(p) <= MAX_CHUNK for p in pieces)
+        assert all(len(p) >= MIN_CHUNK for p in pieces[:-1])
+        assert [repo.read_blob(oid) for oid in stored.chunks] == pieces
+        assert repo.chunks_of(stored.oid) == stored.chunks
+    again = store_buffer(data, lambda _oid, _content: None)
+    assert again == stored
+
+
+def test_an_edit_in_the_middle_changes_only_nearby_chunks(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "r")
+    data = bytearray(_random(7, 60 * 2**20))
+    (tmp_path / "a").write_bytes(data)
+    data[30 * 2**20 : 30 * 2**20 + 2**20] = _random(8, 2**20)
+    (tmp_path / "b").write_bytes(data)
+    a = repo.write_blob_file(tmp_path / "a").chunks
+    b = repo.write_blob_file(tmp_path / "b").chunks
+    assert a is not None and b is not None
+    assert len(set(b) - set(a)) <= 3
+    assert len(set(a) & set(b)) >= len(a) - 3
+
+
+def test_a_file_that_changes_size_while_read_is_read_again(tmp_path: Path) -> None:
+    from gitcache.objects.stream import FileChanged, store_fd
+
+    path = tmp_path / "f"
+    path.write_bytes(b"12345")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(FileChanged):
+            store_fd(fd, 3, lambda _oid, _content: None)  # fstat said 3, the file holds 5
+    finally:
+        os.close(fd)
