@@ -92,7 +92,9 @@ JsonValue = Any  # params may be nested TOML arrays/tables; canonical JSON holds
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # cache_strings=False: the JSON parser's string cache costs ~100 µs to set up on
+    # first use, paid by every new process reading one record (a Python step's hit).
+    model_config = ConfigDict(frozen=True, extra="forbid", cache_strings=False)
 
 
 class _OmitsUnused(_Frozen):

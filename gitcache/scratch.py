@@ -56,7 +56,7 @@ def clean_stale_files(directory: Path) -> list[str]:
         pid_text, _, rest = entry.name[len(kind) + 2 :].partition("-")
         stale = False
         if pid_text.isdigit() and rest:
-            stale = int(pid_text) != os.getpid() and not _alive(int(pid_text))
+            stale = int(pid_text) != os.getpid() and not process_alive(int(pid_text))
         else:
             with contextlib.suppress(OSError):
                 stale = now - entry.stat(follow_symlinks=False).st_mtime > _LEGACY_AGE_S
@@ -91,7 +91,7 @@ def clean_stale(state_dir: Path) -> list[str]:
     removed = []
     for entry in entries:
         pid_text, _, _rest = entry.name.partition("-")
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or process_alive(int(pid_text)):
             continue
         with _unless_locked(Path(entry.path) / _LOCK) as free:
             if free:
@@ -100,7 +100,7 @@ def clean_stale(state_dir: Path) -> list[str]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
 from gitcache.filehash import read_stable
-from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo
+from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
 from gitcache.objects.stored import StoredFile
 from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
@@ -349,6 +349,15 @@ class Worktree:
                 raise StepFailed(
                     f"refusing to remove output {rel} before the step runs: it is {real}, "
                     f"which holds {precious}"
+                )
+        # A repository inside (a nested clone, a submodule's checkout): its history and
+        # unpushed work are in no record, so it is never removed with the output.
+        for dirpath, dirnames, filenames in os.walk(path):
+            if ".git" in dirnames or ".git" in filenames:
+                nested = relative_posix(self.root, Path(dirpath) / ".git")
+                raise StepFailed(
+                    f"refusing to remove output {rel} before the step runs: it holds a git "
+                    f"repository ({shown_path(nested)}); move it out of the output"
                 )
 
     def store_output(
@@ -695,19 +704,19 @@ class Worktree:
         self.cache.remember(out.path, os.lstat(target), out.blob)
 
     def _write_content(self, fd: int, out: OutputFile, chunks: ChunkIds) -> None:
-        """A file's bytes into `fd`, one blob at a time, each written from a view of the
+        """A file's bytes into `fd`, one blob at a time, each written from views of the
         object (no copy), hashed on the way: a file whose blob id is not the record's
         (chunks that do not make it, a corrupt object) is refused."""
-        from gitcache.objects.loose import write_all
+        from gitcache.objects.loose import write_pieces
 
         digest = hashlib.sha1(b"blob %d\0" % out.size)
         written = 0
         for oid in chunks.blobs(out):
-            view = self.repo.blob_view(oid, verified=False)  # hashed here instead
-            digest.update(view)
-            write_all(fd, view)
-            written += len(view)
-            del view  # the object's memory goes before the next one is read
+            pieces = self.repo.blob_pieces(oid)  # not checked there: hashed here
+            written += sum(map(len, pieces))
+            for_each(digest.update, pieces)
+            write_pieces(fd, pieces)
+            del pieces  # the object's memory goes before the next one is read
         if written != out.size or digest.hexdigest() != out.blob:
             what = "its chunks do not make" if out.chunks is not None else "it is not"
             raise UnsafeRecord(
@@ -715,6 +724,11 @@ class Worktree:
                 f"{what} blob {out.blob[:12]} of {out.size} bytes (found blob "
                 f"{digest.hexdigest()[:12]}, {written} bytes)"
             )
+
+
+def for_each(call: Callable[[memoryview], object], pieces: Iterable[memoryview]) -> None:
+    for piece in pieces:
+        call(piece)
 
 
 def _not_utf8(rel: str, what: str) -> str:

@@ -30,6 +30,11 @@ TOML = f"""\
 outputs = ["out"]
 run = "mkdir -p out && head -c {SIZE} /dev/urandom > out/big.bin && echo small > out/small.txt"
 
+[steps.size]
+inputs = ["out/big.bin"]
+outputs = ["size.txt"]
+run = "wc -c < out/big.bin > size.txt"
+
 [steps.noisy]
 outputs = ["noisy.txt"]
 run = "head -c {CHUNK_THRESHOLD + 5000} /dev/zero | tr '\\\\0' 'y' && echo done > noisy.txt"
@@ -83,6 +88,21 @@ def test_removed_big_output_is_restored_by_run_and_fsck_stays_clean(big: Repo) -
     assert not [p for p in (big.root / "out").iterdir() if p.name.startswith(".gitcache-tmp")]
     assert big.run("run", "-s", "assert", "big").exit_code == 0
     _fsck(big)
+
+
+def test_a_big_output_removed_on_purpose_comes_back_when_a_reader_runs(big: Repo) -> None:
+    """`remove --outputs` defers the restore until a step reads the file (engine's
+    deferred restore, which needs the record's chunk ids too)."""
+    blob = big.blob("out/big.bin")
+    assert big.run("run", "size").exit_code == 0
+    assert big.run("remove", "--outputs", "big").exit_code == 0
+    assert not (big.root / "out/big.bin").exists()
+    assert big.run("remove", "size").exit_code == 0  # now size must run
+    result = big.run("run", "size")
+    assert result.exit_code == 0, result.stderr
+    assert "size: restoring its inputs" in result.stderr
+    assert big.blob("out/big.bin") == blob
+    assert big.read("size.txt").strip() == str(SIZE)
 
 
 def test_git_alone_reassembles_a_chunked_output(big: Repo) -> None:
@@ -234,3 +254,88 @@ def test_restore_refuses_chunks_that_do_not_make_the_whole_blob(big: Repo) -> No
 
 def test_tree_mode_constants_are_what_git_writes() -> None:
     assert (MODE_FILE, MODE_TREE) == (0o100644, 0o040000)
+
+
+PRE_RECEIVE = """\
+#!/bin/sh
+# As GitHub does for 100 MB, at a tenth of it: refuse any pushed blob over 10 MB.
+while read old new ref; do
+    git rev-list --objects "$new" --not --all |
+        cut -d' ' -f1 |
+        git cat-file --batch-check='%(objecttype) %(objectsize) %(objectname)' |
+        while read type size name; do
+            if [ "$type" = blob ] && [ "$size" -gt 10000000 ]; then
+                echo "refusing blob $name of $size bytes" >&2
+                exit 1
+            fi
+        done || exit 1
+done
+"""
+
+
+def test_a_record_with_a_big_output_passes_a_host_that_refuses_big_blobs(
+    big: Repo, tmp_path: Path
+) -> None:
+    from tests.remotes import bare
+
+    remote = bare(tmp_path / "host.git")
+    hook = remote / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(PRE_RECEIVE)
+    hook.chmod(0o755)
+    (big.root / "whole.bin").write_bytes(os.urandom(11_000_000))  # the hook works: git push
+    big.git("add", "whole.bin")
+    big.git("commit", "-q", "-m", "a big blob")
+    refused = subprocess.run(
+        ["git", "push", str(remote), "main"], cwd=big.root, capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "refusing blob" in refused.stderr
+    big.git("reset", "-q", "--hard", "HEAD~1")
+    big.git("remote", "add", "host", str(remote))
+    result = big.process("push", "host")
+    assert result.returncode == 0, result.stderr
+    record = big.refs()["refs/gitcache/step/big"]
+    listed = git_ls_remote(remote)
+    assert record in listed.values()
+
+
+def git_ls_remote(remote: Path) -> dict[str, str]:
+    out = subprocess.run(
+        ["git", "ls-remote", str(remote)], capture_output=True, text=True, check=True
+    ).stdout
+    return {name: oid for oid, name in (line.split("\t") for line in out.splitlines())}
+
+
+def test_a_failed_object_write_is_one_line_and_records_nothing(
+    make: Callable[..., Repo], tmp_path: Path
+) -> None:
+    """As with a full disk: the write of a chunk fails (here: a 1 MB file size limit,
+    EFBIG); the run says so naming the object store, and writes no record."""
+    import resource
+    import sys
+
+    from tests.helpers import gitcache_env
+
+    source = tmp_path / "big.src"
+    source.write_bytes(os.urandom(CHUNK_THRESHOLD + 1))
+    repo = make(
+        {"gitcache.toml": f'[steps.link]\noutputs = ["big.bin"]\nrun = "ln {source} big.bin"\n'}
+    )
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "gitcache", "run"],
+        cwd=repo.root,
+        env=gitcache_env(),
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+    )
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("gitcache: error:")]
+    assert len(errors) == 1 and "cannot write git objects in" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert repo.refs() == {}
+    _fsck(repo)

@@ -240,3 +240,94 @@ def test_a_file_that_changes_size_while_read_is_read_again(tmp_path: Path) -> No
             store_fd(fd, 3, lambda _oid, _content: None)  # fstat said 3, the file holds 5
     finally:
         os.close(fd)
+
+
+def test_a_corrupt_object_is_refused_on_read(tmp_path: Path) -> None:
+    """Reads skip libgit2's slow id check for hashlib's: a corrupt blob still fails."""
+    from gitcache.errors import RepositoryError
+
+    repo = _repo(tmp_path / "r")
+    oid = repo.write_blob(b"the real content\n")
+    repo.flush_objects()
+    path = object_path(repo.common_dir / "objects", oid)
+    path.chmod(0o644)
+    path.write_bytes(zlib.compress(b"blob 17\0the fake content\n"))
+    with pytest.raises(RepositoryError, match="is corrupt"):
+        repo.read_blob(oid)
+    assert repo.blob_view(oid, verified=False).nbytes == 17  # the caller checks it
+
+
+def test_a_temporary_pack_of_a_killed_process_goes_when_the_next_pack_is_written(
+    tmp_path: Path,
+) -> None:
+    repo = _repo(tmp_path / "r")
+    pack_dir = repo.common_dir / "objects" / "pack"
+    pack_dir.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no process has now
+    stale = pack_dir / f"tmp_pack_gitcache-{dead.pid}-abc"
+    live = pack_dir / f"tmp_pack_gitcache-{os.getppid()}-abc"  # pytest's parent: alive
+    for path in (stale, live):
+        path.write_bytes(b"PACK")
+    for i in range(PACK_MIN):
+        repo.write_blob(b"again %d\n" % i)
+    repo.flush_objects()
+    assert not stale.exists() and live.exists()
+
+
+def test_an_unfinished_pack_dropped_or_left_at_exit_leaves_no_temporary_file(
+    tmp_path: Path,
+) -> None:
+    import gc
+    import sys
+
+    pack_dir = tmp_path / "pack"
+    writer = PackWriter(pack_dir)
+    writer.add(blob_id(b"x"), "blob", b"x")
+    assert len(list(pack_dir.iterdir())) == 1
+    del writer
+    gc.collect()
+    assert list(pack_dir.iterdir()) == []
+    script = (
+        "import sys; from pathlib import Path; from gitcache.objects.pack import PackWriter; "
+        "w = PackWriter(Path(sys.argv[1])); w.add('0' * 40, 'blob', b'x'); sys.exit(0)"
+    )
+    from tests.helpers import gitcache_env
+
+    subprocess.run([sys.executable, "-c", script, str(pack_dir)], env=gitcache_env(), check=True)
+    assert list(pack_dir.iterdir()) == []
+
+
+def test_stored_blocks_are_read_from_the_mapped_object_and_others_left_to_libgit2(
+    tmp_path: Path,
+) -> None:
+    from gitcache.objects.reader import stored_blob
+
+    repo = _repo(tmp_path / "r")
+    objects = repo.common_dir / "objects"
+    noise = os.urandom(300_000)  # does not compress: stored blocks
+    text = b"compressible text\n" * 20_000
+    empty = b""
+    for data in (noise, text, empty):
+        write_loose(objects, blob_id(data), "blob", data)
+    pieces = stored_blob(objects, blob_id(noise))
+    assert pieces is not None and b"".join(pieces) == noise == repo.read_blob(blob_id(noise))
+    assert stored_blob(objects, blob_id(text)) is None  # compressed: libgit2 inflates it
+    assert b"".join(repo.blob_pieces(blob_id(text))) == text
+    assert (
+        stored_blob(objects, blob_id(empty)) is None
+        or b"".join(stored_blob(objects, blob_id(empty)) or []) == b""
+    )
+    (tmp_path / "g").write_bytes(text[:5000] + b"by git")  # zlib's default level
+    by_git = git(repo.root, "hash-object", "-w", str(tmp_path / "g")).strip()
+    assert stored_blob(objects, by_git) is None
+    (tmp_path / "n").write_bytes(noise[:5000])  # git's zlib stores this one too
+    by_git = git(repo.root, "hash-object", "-w", str(tmp_path / "n")).strip()
+    assert b"".join(stored_blob(objects, by_git) or [noise[:5000]]) == noise[:5000]
+    assert stored_blob(objects, "0" * 40) is None  # absent
+    path = object_path(objects, blob_id(noise))
+    truncated = tmp_path / "r" / "cut"
+    truncated.write_bytes(path.read_bytes()[:70_000])
+    path.chmod(0o644)
+    path.write_bytes(truncated.read_bytes())
+    assert stored_blob(objects, blob_id(noise)) is None

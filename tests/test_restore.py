@@ -238,3 +238,24 @@ def test_clearing_never_removes_the_repository(tree: Worktree, tmp_path: Path) -
     with pytest.raises(StepFailed, match=f"refusing to remove output up/{tree.root.name}"):
         tree.clear_outputs([f"up/{tree.root.name}"])
     assert (tree.root / "README").exists() and tree.repo.git_dir.is_dir()
+
+
+@pytest.mark.parametrize("git_entry", ["dir", "file"])
+def test_clearing_never_removes_a_repository_inside_an_output(
+    tree: Worktree, git_entry: str
+) -> None:
+    # A nested clone (.git directory) or a submodule's or linked worktree's checkout
+    # (.git file) inside a declared output: its history is in no record.
+    nested = tree.root / "out" / "vendor" / "lib"
+    nested.mkdir(parents=True)
+    (nested / "work.txt").write_text("unpushed\n")
+    if git_entry == "dir":
+        (nested / ".git").mkdir()
+    else:
+        (nested / ".git").write_text("gitdir: ../../../elsewhere\n")
+    with pytest.raises(StepFailed, match=r"it holds a git repository \(out/vendor/lib/\.git\)"):
+        tree.clear_outputs(["out"])
+    assert (nested / "work.txt").read_text() == "unpushed\n"
+    (tree.root / "out" / "plain").mkdir()
+    tree.clear_outputs(["out/plain"])  # a directory without one is cleared as before
+    assert not (tree.root / "out" / "plain").exists()

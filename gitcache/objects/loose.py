@@ -1,7 +1,8 @@
 """Writing one loose object (`objects/ab/cdef...`) as git does.
 
 The zlib stream goes to a temporary file in the object's fan-out directory (named
-`tmp_obj_*`, which `git prune` removes once old, should we be killed), is made
+`tmp_obj_gitcache-<pid>-*`, which `git prune` removes once two weeks old, should we be
+killed: looking for them in 256 directories on every run would cost more), is made
 read-only (0444, as git makes its objects) and linked to its final name; an object
 already there is left alone (its name is its content). A `git prune` may remove the
 empty fan-out directory at any moment: then the directory is made again.
@@ -20,6 +21,7 @@ from typing import Final
 from gitcache.objects.deflate import Bytes, deflate
 
 _ATTEMPTS: Final = 20
+_PREFIX: Final = "tmp_obj_gitcache-{}-"  # git's kind of name: `git gc` removes old ones
 _IOV: Final = 512  # pieces per writev (Linux allows 1024)
 
 
@@ -46,7 +48,7 @@ def write_compressed(final: Path, pieces: Sequence[Bytes]) -> None:
     for attempt in range(_ATTEMPTS):
         try:
             final.parent.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=final.parent, prefix="tmp_obj_")
+            fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=_PREFIX.format(os.getpid()))
         except FileNotFoundError:  # objects/ab/ pruned between the two calls
             if attempt + 1 == _ATTEMPTS:
                 raise

@@ -15,19 +15,49 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import struct
 import tempfile
+import weakref
 import zlib
 from pathlib import Path
 from typing import Final
 
 from gitcache.objects.deflate import Bytes, deflate
 from gitcache.objects.loose import write_all, write_pieces
+from gitcache.scratch import process_alive
 
 TYPE_CODES: Final = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
 _IDX_MAGIC: Final = b"\377tOc"
 _BIG_OFFSET: Final = 0x80000000
 _READ_BLOCK: Final = 1 << 20
+_TEMP: Final = re.compile(r"tmp_(?:pack|idx)_gitcache-(\d+)-")
+
+
+def _temp_prefix(kind: str) -> str:
+    """`tmp_pack_gitcache-<pid>-`: git's own kind of temporary name (`git gc` removes
+    old ones), with our pid, so a pack a killed process left is known as such."""
+    return f"tmp_{kind}_gitcache-{os.getpid()}-"
+
+
+def clean_stale(pack_dir: Path) -> list[str]:
+    """Remove the temporary packs and indexes of gitcache processes that are gone."""
+    removed = []
+    with contextlib.suppress(FileNotFoundError), os.scandir(pack_dir) as listing:
+        for entry in listing:
+            match = _TEMP.match(entry.name)
+            if match is None or int(match[1]) == os.getpid() or process_alive(int(match[1])):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+def _remove_temp(fd: int, tmp: str) -> None:
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
 
 
 def entry_header(kind: str, size: int) -> bytes:
@@ -48,10 +78,14 @@ class PackWriter:
 
     def __init__(self, pack_dir: Path) -> None:
         pack_dir.mkdir(parents=True, exist_ok=True)
+        clean_stale(pack_dir)
         self._dir = pack_dir
-        fd, tmp = tempfile.mkstemp(dir=pack_dir, prefix="tmp_pack_")
+        fd, tmp = tempfile.mkstemp(dir=pack_dir, prefix=_temp_prefix("pack"))
         self._fd = fd
         self._tmp = Path(tmp)
+        # Closed and removed when abandoned, when dropped unfinished, or when the process
+        # exits with it open (a killed process's goes when the next pack is written).
+        self._remove = weakref.finalize(self, _remove_temp, fd, tmp)
         self._offset = 12
         self._entries: dict[bytes, tuple[int, int]] = {}  # raw id -> (offset, crc32)
         write_all(fd, b"PACK" + struct.pack(">II", 2, 0))  # count filled in by finish
@@ -89,7 +123,7 @@ class PackWriter:
             os.fchmod(self._fd, 0o444)
             name = f"pack-{checksum.hex()}"
             pack, index = self._dir / f"{name}.pack", self._dir / f"{name}.idx"
-            fd, tmp_idx = tempfile.mkstemp(dir=self._dir, prefix="tmp_idx_")
+            fd, tmp_idx = tempfile.mkstemp(dir=self._dir, prefix=_temp_prefix("idx"))
             try:
                 write_all(fd, self._index(checksum))
                 os.fchmod(fd, 0o444)
@@ -108,11 +142,7 @@ class PackWriter:
 
     def abandon(self) -> None:
         """Close and remove the temporary pack (after finish: closes only)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._tmp)
+        self._remove()
 
     def _index(self, pack_checksum: bytes) -> bytes:
         ids = sorted(self._entries)

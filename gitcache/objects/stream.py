@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from gitcache.objects.chunking import chunker, is_chunked
+from gitcache.objects.chunking import MAX_CHUNK, chunker, is_chunked
 from gitcache.objects.deflate import Bytes
 from gitcache.objects.loose import header
 from gitcache.objects.stored import StoredFile
@@ -98,11 +98,17 @@ def _store_chunked(reader: io.FileIO, size: int, put: PutBlob) -> StoredFile:
     whole = hashlib.sha1(header("blob", size))
     chunks: list[str] = []
     failed: list[BaseException] = []
-    work: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-    slots = threading.Semaphore(_COPIES)  # copies of chunks alive at once
+    # Two buffers of the largest chunk's size, taken in turn: one being hashed by the
+    # reading thread while the writing thread writes the other. Reused, so memory
+    # stays put (no allocation, no page faults per chunk).
+    free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
+    for _ in range(_COPIES):
+        free.put(memoryview(bytearray(MAX_CHUNK)))
+    work: queue.SimpleQueue[tuple[memoryview, memoryview] | None] = queue.SimpleQueue()
 
     def write_chunks() -> None:
-        while (data := work.get()) is not None:
+        while (item := work.get()) is not None:
+            buffer, data = item
             try:
                 if not failed:
                     oid = blob_id(data)
@@ -112,22 +118,22 @@ def _store_chunked(reader: io.FileIO, size: int, put: PutBlob) -> StoredFile:
                 failed.append(exc)
             finally:
                 del data
-                slots.release()
+                free.put(buffer)
 
     writer = threading.Thread(target=write_chunks, name="gitcache-chunks", daemon=True)
     writer.start()
     total = 0
     try:
         for chunk in chunker().cut_stream(reader):
-            slots.acquire()
-            data = bytes(chunk.data)  # valid only until the next chunk is cut
-            total += len(data)
+            total += chunk.length
             if total > size or failed:
-                slots.release()
                 break
-            work.put(data)
+            buffer = free.get()
+            data = buffer[: chunk.length]
+            data[:] = chunk.data  # the chunker's own buffer moves on at the next chunk
+            work.put((buffer, data))
             whole.update(data)  # while the writer hashes and writes it
-            del data
+            del buffer, data
     finally:
         work.put(None)
         writer.join()

@@ -14,12 +14,14 @@
 
 from __future__ import annotations
 
-import atexit
+import errno
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
+from gitcache.errors import RepositoryError
 from gitcache.objects.deflate import Bytes
 from gitcache.objects.loose import write_loose
 from gitcache.objects.pack import PackWriter
@@ -31,19 +33,15 @@ PACK_MIN: Final = 64  # waiting blobs that make a pack worth it
 
 
 class ObjectWriter:
-    def __init__(
-        self, objects: Path, exists: Callable[[str], bool], refresh: Callable[[], None]
-    ) -> None:
+    """Writes blobs into one repository's object store (see the module's docstring)."""
+
+    def __init__(self, objects: Path, exists: Callable[[str], bool]) -> None:
         self.objects = objects
         self._exists = exists
-        self._refresh = refresh  # after a pack is published: make libgit2 see it
         self._waiting: dict[str, bytes] = {}  # blob id -> content
         self._pack: PackWriter | None = None
         self._chunks: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()  # the chunk-writing thread and the caller's
-        # Blobs still waiting when the process ends are named by no commit: drop them
-        # and the temporary pack (a killed process leaves tmp_pack_* to `git gc`).
-        atexit.register(self.discard)
 
     @property
     def pending(self) -> bool:
@@ -72,7 +70,7 @@ class ObjectWriter:
         return self._chunks.get(oid)
 
     def _put(self, oid: str, content: Bytes) -> None:
-        with self._lock:
+        with self._lock, self._writing():
             if oid in self._waiting or (self._pack is not None and oid in self._pack):
                 return
             if self._exists(oid):
@@ -91,14 +89,28 @@ class ObjectWriter:
 
     def flush(self) -> None:
         """Publish what waits: the open pack, or the waiting blobs as loose objects."""
-        with self._lock:
+        with self._lock, self._writing():
             pack, self._pack = self._pack, None
             waiting, self._waiting = self._waiting, {}
             if pack is not None:
+                # libgit2 lists objects/pack/ again when it misses an object, so it
+                # finds this pack's objects on first use (tests/test_objects.py).
                 pack.finish()
-                self._refresh()
             for oid, data in waiting.items():
                 write_loose(self.objects, oid, "blob", data)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write (disk full, say) as one line naming the object store: an
+        OSError would pass for a read error of the file being stored."""
+        try:
+            yield
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise RepositoryError(
+                f"cannot write git objects in {self.objects}: {exc.strerror or exc}",
+                hint="free some disk space and run again" if full else None,
+            ) from exc
 
     def discard(self) -> None:
         """Drop what waits (nothing names it yet) and remove a temporary pack."""

@@ -13,8 +13,8 @@ Reading a result validates it against the step's return type, so a record from
 another clone cannot hand the caller a value of another type.
 
 Every file of a record that is not record.json or a log goes into git through
-`store_blob` (results) or `store_file` (declared outputs): the one seam where the
-streaming, chunked store of large files plugs in.
+`store_blob` (results) or `store_file` (declared outputs), whole or, over 16 MiB, in
+chunks (`chunks/<path>/<index>`, gitcache/objects/).
 """
 
 from __future__ import annotations

@@ -224,3 +224,14 @@ def test_a_file_never_replaces_a_directory_holding_more(make: Callable[..., Repo
         "out/x/nested/.git (move the directory away" in result.stderr
     )
     assert (repo.root / "out" / "x" / "a").is_file() and (repo.root / "out/x/nested/.git").is_dir()
+
+
+def test_a_step_whose_output_holds_a_repository_fails_and_removes_nothing(repo: Repo) -> None:
+    (repo.root / "out" / "clone" / ".git").mkdir(parents=True)
+    (repo.root / "out" / "clone" / "notes.txt").write_text("mine\n")
+    result = repo.run("run", "-s", "force", "gen")
+    assert result.exit_code == 1
+    assert result.stderr.count("gitcache: error:") == 1
+    assert "refusing to remove output out before the step runs" in result.stderr
+    assert "out/clone/.git" in result.stderr and "Traceback" not in result.stderr
+    assert (repo.root / "out" / "clone" / "notes.txt").read_text() == "mine\n"
