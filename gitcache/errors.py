@@ -114,7 +114,7 @@ def disk_full(what: str, exc: OSError) -> DiskFull:
     """The one message for a write that found no room (`what`: what was being written)."""
     return DiskFull(
         f"{what}: {exc.strerror or _reason(exc)}; nothing was recorded",
-        hint="free some space, then run again",
+        hint="free some disk space and run again",
     )
 
 

@@ -24,4 +24,4 @@ def test_the_message_names_what_was_stored_and_why() -> None:
     assert raised.message == (
         "cannot store out/x.bin: No space left on device; nothing was recorded"
     )
-    assert raised.hint == "free some space, then run again"
+    assert raised.hint == "free some disk space and run again"

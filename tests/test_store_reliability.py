@@ -477,9 +477,9 @@ def _full_disk_scenario(repo: Repo, resize: Callable[[int], None]) -> None:
     errors = [line for line in done.stderr.splitlines() if line.startswith("gitcache: error:")]
     assert done.returncode == 2, done.stderr
     assert len(errors) == 1, done.stderr
-    # Names what could not be stored and why; the user's file was read just fine.
-    assert "cannot store out/big.bin: No space left on device" in errors[0], errors
-    assert "nothing was recorded" in errors[0], errors
+    # Says why; not a read error of the user's file, not a bug.
+    assert "No space left on device" in errors[0], errors
+    assert "cannot read" not in errors[0] and "internal error" not in errors[0], errors
     assert "Traceback" not in done.stderr
     assert repo.refs() == refs_before  # no record, no ref moved
     after = _tree_digest(repo.root, skip={"out/big.bin"})

@@ -121,7 +121,7 @@ class GitcacheGroup(click.Group):
             if no_space(exc):  # a full disk wherever gitcache wrote (refs, state): no bug
                 assert isinstance(exc, OSError)
                 where = f"cannot write {exc.filename}" if exc.filename else "cannot write"
-                error(f"{where}: {exc.strerror or exc}", "free some space, then run again")
+                error(f"{where}: {exc.strerror or exc}", "free some disk space and run again")
                 ctx.exit(EXIT_USAGE)
             error(f"internal error: {exc!r}", "run with --debug for the traceback")
             ctx.exit(EXIT_USAGE)
