@@ -99,6 +99,7 @@ class GitRepo:
             self.common_dir = Path(os.path.realpath(self.git_dir / common))
         self._writer: ObjectWriter | None = None
         self._writer_chosen = False  # decided on first write (reads the config)
+        self._unchecked = False  # inside unchecked_reads
 
     @classmethod
     def discover(cls, start: Path) -> GitRepo:
@@ -281,13 +282,8 @@ class GitRepo:
         """
         self.flush_objects()
         own = len(oid) == 40  # a SHA-1 id (hashlib checks it)
-        if own:
-            pygit2.option(pygit2.enums.Option.ENABLE_STRICT_HASH_VERIFICATION, False)
-        try:
+        with self.unchecked_reads(own):
             obj = self._repo.get(oid)
-        finally:
-            if own:
-                pygit2.option(pygit2.enums.Option.ENABLE_STRICT_HASH_VERIFICATION, True)
         if not isinstance(obj, pygit2.Blob):
             raise RepositoryError(f"object {oid} is not a blob")
         view = memoryview(obj)
@@ -298,12 +294,28 @@ class GitRepo:
                 raise RepositoryError(f"object {oid} is corrupt: its content has another id")
         return view
 
-    def blob_pieces(self, oid: str) -> list[memoryview]:
+    @contextlib.contextmanager
+    def unchecked_reads(self, unchecked: bool = True) -> Iterator[None]:
+        """libgit2's id check off meanwhile (for callers that hash what they read): set
+        once around a restore's many reads, not per blob (~12 µs a toggle)."""
+        if not unchecked or self._unchecked:
+            yield
+            return
+        pygit2.option(pygit2.enums.Option.ENABLE_STRICT_HASH_VERIFICATION, False)
+        self._unchecked = True
+        try:
+            yield
+        finally:
+            self._unchecked = False
+            pygit2.option(pygit2.enums.Option.ENABLE_STRICT_HASH_VERIFICATION, True)
+
+    def blob_pieces(self, oid: str, loose: bool = True) -> list[memoryview]:
         """A blob's content as views, its id NOT checked (the caller hashes them): a
         loose blob of stored blocks straight from its mapped file (objects/reader.py),
-        any other through libgit2."""
+        any other through libgit2. `loose=False`: the blob is small, so likely packed
+        (objects/writer.py): libgit2 at once, without looking for a loose file."""
         self.flush_objects()
-        if len(oid) == 40:
+        if loose and len(oid) == 40:
             from gitcache.objects.reader import stored_blob
 
             pieces = stored_blob(self.common_dir / "objects", oid)

@@ -486,10 +486,11 @@ class Worktree:
             self._prune(rel, plan.scopes)
         for rel in plan.dirs:
             (self.root / rel).mkdir(parents=True, exist_ok=True)
-        for done, (out, target) in enumerate(targets):
-            if progress is not None:
-                progress(done, len(targets))
-            self._write(out, target, source)
+        with self.repo.unchecked_reads():  # _write hashes every file it writes
+            for done, (out, target) in enumerate(targets):
+                if progress is not None:
+                    progress(done, len(targets))
+                self._write(out, target, source)
 
     def _prune(self, removed: str, scopes: Sequence[str]) -> None:
         """Remove directories that removing `removed` left empty, strictly below its scope."""
@@ -708,11 +709,13 @@ class Worktree:
         object (no copy), hashed on the way: a file whose blob id is not the record's
         (chunks that do not make it, a corrupt object) is refused."""
         from gitcache.objects.loose import write_pieces
+        from gitcache.objects.writer import PACKED_MAX
 
         digest = hashlib.sha1(b"blob %d\0" % out.size)
         written = 0
+        loose = out.chunks is not None or out.size > PACKED_MAX  # else likely in a pack
         for oid in chunks.blobs(out):
-            pieces = self.repo.blob_pieces(oid)  # not checked there: hashed here
+            pieces = self.repo.blob_pieces(oid, loose)  # not checked there: hashed here
             written += sum(map(len, pieces))
             for_each(digest.update, pieces)
             write_pieces(fd, pieces)
