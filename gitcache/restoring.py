@@ -17,6 +17,7 @@ from typing import Any
 
 from gitcache.errors import ConfigError, RecordNotFound
 from gitcache.history import item_matches, newest_first, param_matches
+from gitcache.leftovers import remove_restore_leftovers
 from gitcache.params import decode
 from gitcache.plan import Planner
 from gitcache.project import Project
@@ -184,6 +185,7 @@ def restore_outputs(
         if any(d == own or d.startswith(own + "/") for own in declared)
     ]
     worktree = project.worktree
+    remove_restore_leftovers(worktree.root, scopes)  # a killed restore's temporary files
     plan = worktree.plan_restore(
         record.outputs,
         scopes,
