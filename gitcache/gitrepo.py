@@ -243,15 +243,21 @@ class GitRepo:
         if self._writer is not None:
             self._writer.discard()
 
-    def write_blob_file(self, path: Path) -> StoredFile:
-        """Store a file in one pass: whole, or in chunks when big (objects/stream.py)."""
+    def write_blob_file(
+        self, path: Path, progress: Callable[[int], None] | None = None
+    ) -> StoredFile:
+        """Store a file in one pass: whole, or in chunks when big (objects/stream.py);
+        `progress` hears the bytes as they are read."""
         writer = self.objects
         if writer is not None:
-            return writer.write_file(path)
+            return writer.write_file(path, progress)
         size = os.lstat(path).st_size
-        return StoredFile(
+        stored = StoredFile(
             str(_write_object(lambda: self._repo.create_blob_fromdisk(str(path)))), size
         )
+        if progress is not None:
+            progress(size)
+        return stored
 
     def write_buffer(self, data: bytes | memoryview) -> StoredFile:
         """Store bytes whole, or in chunks when big (a Python step's result)."""

@@ -8,7 +8,6 @@ format 2). Objects are written first and the refs last, in one reference transac
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -444,26 +443,17 @@ def read_file_into(repo: GitRepo, commit: str, path: str) -> bytearray | None:
         sizes.append(found[1])
     content = bytearray(sum(sizes))
     view = memoryview(content)
-    starts = [0, *itertools.accumulate(sizes)][:-1]
-
-    def copy(oid: str, start: int, size: int) -> None:
-        at = start
-        for piece in repo.blob_pieces(oid, loose=size > PACKED_MAX):
-            if at + len(piece) > start + size:
-                break
-            view[at : at + len(piece)] = piece
-            at += len(piece)
-        if at - start != size or blob_id(view[start:at]) != oid:
-            raise UnsafeRecord(f"{path} in record {commit[:12]}: blob {oid} is corrupt")
-
+    at = 0
     with repo.unchecked_reads():  # each blob is hashed here
-        if len(blobs) == 1:
-            copy(blobs[0], 0, sizes[0])
-        else:  # inflating and hashing release the GIL: two chunks at a time
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(2) as pool:
-                list(pool.map(copy, blobs, starts, sizes))  # re-raises the first error
+        for oid, size in zip(blobs, sizes, strict=True):
+            start, end = at, at + size
+            for piece in repo.blob_pieces(oid, loose=size > PACKED_MAX):
+                if at + len(piece) > end:
+                    break
+                view[at : at + len(piece)] = piece
+                at += len(piece)
+            if at != end or blob_id(view[start:end]) != oid:
+                raise UnsafeRecord(f"{path} in record {commit[:12]}: blob {oid} is corrupt")
     return content
 
 

@@ -35,6 +35,8 @@ _COPIES: Final = 2  # chunks copied out of the chunker's buffer at once: one bei
 
 # (blob id, content): write this blob (whole file or chunk); called in order.
 PutBlob = Callable[[str, Bytes], None]
+# Bytes read so far, as they go by (a progress line: transfer.Meter.add).
+Progress = Callable[[int], None] | None
 
 
 class FileChanged(OSError):
@@ -48,7 +50,7 @@ def blob_id(content: Bytes) -> str:
     return digest.hexdigest()
 
 
-def store_path(path: Path, put: PutBlob) -> StoredFile:
+def store_path(path: Path, put: PutBlob, progress: Progress = None) -> StoredFile:
     """Store the regular file at `path` (opened without blocking: never a fifo)."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(path, flags)
@@ -56,12 +58,12 @@ def store_path(path: Path, put: PutBlob) -> StoredFile:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, f"{path} is not a regular file")
-        return store_fd(fd, st.st_size, put)
+        return store_fd(fd, st.st_size, put, progress)
     finally:
         os.close(fd)
 
 
-def store_fd(fd: int, size: int, put: PutBlob) -> StoredFile:
+def store_fd(fd: int, size: int, put: PutBlob, progress: Progress = None) -> StoredFile:
     """Store `size` bytes read from `fd` (FileChanged if it holds another number)."""
     reader = io.FileIO(fd, closefd=False)
     if not is_chunked(size):
@@ -75,8 +77,10 @@ def store_fd(fd: int, size: int, put: PutBlob) -> StoredFile:
         data = view[:size]
         oid = blob_id(data)
         put(oid, data)
+        if progress is not None:
+            progress(size)
         return StoredFile(oid, size)
-    return _store_chunked(reader, size, put)
+    return _store_chunked(reader, size, put, progress)
 
 
 def store_buffer(data: Bytes, put: PutBlob) -> StoredFile:
@@ -94,7 +98,9 @@ def store_buffer(data: Bytes, put: PutBlob) -> StoredFile:
     return StoredFile(blob_id(view), len(view), tuple(chunks))
 
 
-def _store_chunked(reader: io.FileIO, size: int, put: PutBlob) -> StoredFile:
+def _store_chunked(
+    reader: io.FileIO, size: int, put: PutBlob, progress: Progress = None
+) -> StoredFile:
     whole = hashlib.sha1(header("blob", size))
     chunks: list[str] = []
     failed: list[BaseException] = []
@@ -133,6 +139,8 @@ def _store_chunked(reader: io.FileIO, size: int, put: PutBlob) -> StoredFile:
             data[:] = chunk.data  # the chunker's own buffer moves on at the next chunk
             work.put((buffer, data))
             whole.update(data)  # while the writer hashes and writes it
+            if progress is not None:
+                progress(chunk.length)
             del buffer, data
     finally:
         work.put(None)

@@ -26,7 +26,7 @@ from gitcache.objects.deflate import Bytes
 from gitcache.objects.loose import write_loose
 from gitcache.objects.pack import PackWriter
 from gitcache.objects.stored import StoredFile
-from gitcache.objects.stream import blob_id, store_buffer, store_path
+from gitcache.objects.stream import Progress, blob_id, store_buffer, store_path
 
 PACKED_MAX: Final = 256 * 2**10  # bytes: a blob up to this size may go into a pack
 PACK_MIN: Final = 64  # waiting blobs that make a pack worth it
@@ -52,9 +52,9 @@ class ObjectWriter:
         self._put(oid, data)
         return oid
 
-    def write_file(self, path: Path) -> StoredFile:
+    def write_file(self, path: Path, progress: Progress = None) -> StoredFile:
         """Store a file whole or in chunks (stream.py); raises OSError as reads do."""
-        stored = store_path(path, self._put)
+        stored = store_path(path, self._put, progress)
         if stored.chunks is not None:
             self._chunks[stored.oid] = stored.chunks
         return stored
