@@ -75,8 +75,9 @@ class ObjectWriter:
                 return
             if self._exists(oid):
                 return
-            if len(content) > PACKED_MAX:
-                write_loose(self.objects, oid, "blob", content)
+            big = len(content) > PACKED_MAX
+            if big:
+                pass  # written below, outside the lock: chunk writers deflate side by side
             elif self._pack is not None:
                 self._pack.add(oid, "blob", content)
             else:
@@ -86,6 +87,9 @@ class ObjectWriter:
                     for waiting, data in self._waiting.items():
                         self._pack.add(waiting, "blob", data)
                     self._waiting.clear()
+        if big:
+            with self._writing():
+                write_loose(self.objects, oid, "blob", content)  # no-op if another did
 
     def flush(self) -> None:
         """Publish what waits: the open pack, or the waiting blobs as loose objects."""
