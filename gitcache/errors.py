@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1
 EXIT_USAGE = 2
@@ -86,6 +89,38 @@ class LockHeld(GitcacheError):
 class UnreadableFile(GitcacheError):
     """A worktree file cannot be read as one blob: it keeps changing while gitcache reads
     it, or it is not a regular file (a fifo, a socket, a device) (exit 2)."""
+
+
+class DiskFull(GitcacheError):
+    """The file system holding the repository (or the user's quota there) is full: what
+    was being stored is not recorded (exit 2)."""
+
+
+# errno values that say "no room", whichever write hit them.
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether an OSError says the disk or quota is full (libgit2's carry no errno: its
+    message holds the system's text)."""
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno is not None:
+        return exc.errno in _NO_SPACE_ERRNOS
+    return any(os.strerror(e) in str(exc) for e in _NO_SPACE_ERRNOS)
+
+
+def disk_full(what: str, exc: OSError) -> DiskFull:
+    """The one message for a write that found no room (`what`: what was being written)."""
+    return DiskFull(
+        f"{what}: {exc.strerror or _reason(exc)}; nothing was recorded",
+        hint="free some disk space and run again",
+    )
+
+
+def _reason(exc: OSError) -> str:
+    text = str(exc)
+    return next((os.strerror(e) for e in _NO_SPACE_ERRNOS if os.strerror(e) in text), text)
 
 
 class NotInStore(GitcacheError):

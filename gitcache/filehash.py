@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, TypeVar
 
-from gitcache.errors import UnreadableFile
+from gitcache.errors import UnreadableFile, disk_full, no_space
 
 BLOCK: Final = 1 << 20  # bytes read at a time
 TRIES: Final = 5
@@ -154,6 +154,9 @@ def read_stable(
         except FileNotFoundError:
             raise _vanished(name) from None
         if same_file(before, after):
+            if failure is not None and no_space(failure):
+                # Storing writes too: a full disk is no read error of the user's file.
+                raise disk_full(f"cannot store {name}", failure) from None
             if failure is not None:  # not a race: a real read error
                 raise _unreadable(name, failure) from None
             return value, after

@@ -228,7 +228,9 @@ class GitRepo:
         return self._writer
 
     def _exists_unflushed(self, oid: str) -> bool:
-        return oid in self._repo
+        # The object database's own look-up: `oid in repository` reads (and hashes) the
+        # whole object, 8 MiB for a chunk, and fails on a corrupt one.
+        return bool(self._repo.odb.exists(oid))
 
     def flush_objects(self) -> None:
         """Publish the blobs our writer holds back for a pack (before anything names them
@@ -241,15 +243,21 @@ class GitRepo:
         if self._writer is not None:
             self._writer.discard()
 
-    def write_blob_file(self, path: Path) -> StoredFile:
-        """Store a file in one pass: whole, or in chunks when big (objects/stream.py)."""
+    def write_blob_file(
+        self, path: Path, progress: Callable[[int], None] | None = None
+    ) -> StoredFile:
+        """Store a file in one pass: whole, or in chunks when big (objects/stream.py);
+        `progress` hears the bytes as they are read."""
         writer = self.objects
         if writer is not None:
-            return writer.write_file(path)
+            return writer.write_file(path, progress)
         size = os.lstat(path).st_size
-        return StoredFile(
+        stored = StoredFile(
             str(_write_object(lambda: self._repo.create_blob_fromdisk(str(path)))), size
         )
+        if progress is not None:
+            progress(size)
+        return stored
 
     def write_buffer(self, data: bytes | memoryview) -> StoredFile:
         """Store bytes whole, or in chunks when big (a Python step's result)."""
@@ -311,21 +319,22 @@ class GitRepo:
 
     def blob_pieces(self, oid: str, loose: bool = True) -> list[memoryview]:
         """A blob's content as views, its id NOT checked (the caller hashes them): a
-        loose blob of stored blocks straight from its mapped file (objects/reader.py),
-        any other through libgit2. `loose=False`: the blob is small, so likely packed
-        (objects/writer.py): libgit2 at once, without looking for a loose file."""
+        loose blob of stored blocks straight from its mapped file, another loose one
+        inflated by ISA-L (objects/reader.py), any other through libgit2. `loose=False`:
+        the blob is small, so likely packed (objects/writer.py): libgit2 at once, without
+        looking for a loose file."""
         self.flush_objects()
         if loose and len(oid) == 40:
-            from gitcache.objects.reader import stored_blob
+            from gitcache.objects.reader import loose_blob
 
-            pieces = stored_blob(self.common_dir / "objects", oid)
+            pieces = loose_blob(self.common_dir / "objects", oid)
             if pieces is not None:
                 return pieces
         return [self.blob_view(oid, verified=False)]
 
     def has_object(self, oid: str) -> bool:
         self.flush_objects()
-        return oid in self._repo
+        return self._exists_unflushed(oid)
 
     def read_header(self, oid: str) -> tuple[str, int] | None:
         """(type name, size) of an object from its header, without reading it; None if

@@ -17,12 +17,14 @@ from typing import Any
 
 from gitcache.errors import ConfigError, RecordNotFound
 from gitcache.history import item_matches, newest_first, param_matches
+from gitcache.leftovers import remove_restore_leftovers
 from gitcache.params import decode
 from gitcache.plan import Planner
 from gitcache.project import Project
 from gitcache.recordindex import RecordSummary
 from gitcache.store import RecordStore, StoredRecord
 from gitcache.sweeps import make_item, parse_selector, split_target
+from gitcache.transfer import Meter
 from gitcache.trust import check_outputs
 from gitcache.worktree import ChunkIds
 
@@ -154,9 +156,14 @@ def _at_commit(project: Project, step: str, rev: str, params: Mapping[str, Any])
     return project.store.load((exact or candidates)[0].commit)
 
 
-def restore_record(project: Project, stored: StoredRecord, force: bool) -> RestoreResult:
+def restore_record(
+    project: Project,
+    stored: StoredRecord,
+    force: bool,
+    progress: Callable[[int, int | None], Meter] | None = None,
+) -> RestoreResult:
     """Write the record's outputs; refuse (before writing anything) to lose unrecorded work."""
-    return restore_outputs(project, stored, force)
+    return restore_outputs(project, stored, force, progress=progress)
 
 
 def restore_outputs(
@@ -164,7 +171,7 @@ def restore_outputs(
     stored: StoredRecord,
     force: bool = False,
     hint: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int | None], Meter] | None = None,
 ) -> RestoreResult:
     """Make the step's outputs hold exactly what the record holds (Worktree.plan_restore).
 
@@ -184,6 +191,7 @@ def restore_outputs(
         if any(d == own or d.startswith(own + "/") for own in declared)
     ]
     worktree = project.worktree
+    remove_restore_leftovers(worktree.root, scopes)  # a killed restore's temporary files
     plan = worktree.plan_restore(
         record.outputs,
         scopes,
@@ -192,7 +200,8 @@ def restore_outputs(
         record.step,
         hint,
     )
-    worktree.apply(plan, progress, ChunkIds(stored.commit, stored.chunks))
+    meter = None if progress is None else progress(len(plan.write), sum(o.size for o in plan.write))
+    worktree.apply(plan, meter, ChunkIds(stored.commit, stored.chunks))
     project.removed.discard(o.path for o in record.outputs)
     return RestoreResult(
         stored, [o.path for o in plan.write], plan.unchanged, plan.remove, plan.dirs

@@ -488,6 +488,38 @@ def read_file(repo: GitRepo, commit: str, path: str) -> bytes | None:
     return b"".join(repo.blob_view(oid) for oid in blobs)
 
 
+def read_file_into(repo: GitRepo, commit: str, path: str) -> bytearray | None:
+    """A file of a record's tree copied into one buffer, each blob's id checked as it is
+    copied (None if absent): a big Python result costs one copy, not a join of copies.
+    UnsafeRecord when a blob is missing or does not hash to its id."""
+    from gitcache.objects.stream import blob_id
+    from gitcache.objects.writer import PACKED_MAX
+
+    blobs = file_blobs(repo, commit, path)
+    if not blobs:
+        return None
+    sizes: list[int] = []
+    for oid in blobs:
+        found = repo.read_header(oid)
+        if found is None or found[0] != "blob":
+            raise UnsafeRecord(f"{path} in record {commit[:12]}: blob {oid} is missing")
+        sizes.append(found[1])
+    content = bytearray(sum(sizes))
+    view = memoryview(content)
+    at = 0
+    with repo.unchecked_reads():  # each blob is hashed here
+        for oid, size in zip(blobs, sizes, strict=True):
+            start, end = at, at + size
+            for piece in repo.blob_pieces(oid, loose=size > PACKED_MAX):
+                if at + len(piece) > end:
+                    break
+                view[at : at + len(piece)] = piece
+                at += len(piece)
+            if at != end or blob_id(view[start:end]) != oid:
+                raise UnsafeRecord(f"{path} in record {commit[:12]}: blob {oid} is corrupt")
+    return content
+
+
 def chunk_entries(path: str, chunks: Sequence[str]) -> list[TreeEntry]:
     """The tree entries of a file stored in chunks: chunks/<path>/00000000, ..."""
     return [

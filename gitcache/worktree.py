@@ -37,6 +37,7 @@ from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
 from gitcache.objects.stored import StoredFile
 from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
+from gitcache.transfer import Meter
 
 GLOB_CHARS = frozenset("*?[")
 _MAX_LINK_HOPS = 40  # as Linux's ELOOP limit
@@ -511,7 +512,7 @@ class Worktree:
     def restore(
         self,
         files: Sequence[OutputFile],
-        progress: Callable[[int, int], None] | None = None,
+        progress: Meter | None = None,
         chunks: ChunkIds | None = None,
     ) -> None:
         """Write files from git into the worktree, all checks before any write."""
@@ -520,7 +521,7 @@ class Worktree:
     def apply(
         self,
         plan: RestorePlan,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Meter | None = None,
         chunks: ChunkIds | None = None,
     ) -> None:
         """Carry out a restore plan: every check first, then removals, directories, files.
@@ -556,10 +557,12 @@ class Worktree:
         for parent in sorted({target.parent for _, target in targets}):
             parent.mkdir(parents=True, exist_ok=True)
         with self.repo.unchecked_reads():  # _write hashes every file it writes
-            for done, (out, target) in enumerate(targets):
+            for out, target in targets:
+                self._write(out, target, source, progress)
                 if progress is not None:
-                    progress(done, len(targets))
-                self._write(out, target, source)
+                    progress.file_done()
+        if progress is not None:
+            progress.finish()
 
     def _prune(self, removed: str, scopes: Sequence[str]) -> None:
         """Remove directories that removing `removed` left empty, strictly below its scope."""
@@ -779,7 +782,9 @@ class Worktree:
             pass
         return None
 
-    def _write(self, out: OutputFile, target: Path, chunks: ChunkIds) -> None:
+    def _write(
+        self, out: OutputFile, target: Path, chunks: ChunkIds, progress: Meter | None = None
+    ) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_dir() and not target.is_symlink():  # emptied by the removals (checked)
             for dirpath, _dirs, _names in os.walk(target, topdown=False):
@@ -793,7 +798,7 @@ class Worktree:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".gitcache-tmp-")
             try:
                 try:
-                    self._write_content(fd, out, chunks)
+                    self._write_content(fd, out, chunks, progress)
                 finally:
                     os.close(fd)
                 os.chmod(tmp, 0o777 & ~_umask() if out.mode == MODE_EXEC else 0o666 & ~_umask())
@@ -804,7 +809,9 @@ class Worktree:
         os.replace(tmp, target)
         self.cache.remember(out.path, os.lstat(target), out.blob)
 
-    def _write_content(self, fd: int, out: OutputFile, chunks: ChunkIds) -> None:
+    def _write_content(
+        self, fd: int, out: OutputFile, chunks: ChunkIds, progress: Meter | None = None
+    ) -> None:
         """A file's bytes into `fd`, one blob at a time, each written from views of the
         object (no copy), hashed on the way: a file whose blob id is not the record's
         (chunks that do not make it, a corrupt object) is refused."""
@@ -812,7 +819,7 @@ class Worktree:
         from gitcache.objects.writer import PACKED_MAX
 
         digest = hashlib.sha1(b"blob %d\0" % out.size)
-        written = 0
+        written = progress_at = 0
         loose = out.chunks is not None or out.size > PACKED_MAX  # else likely in a pack
         for oid in chunks.blobs(out):
             pieces = self.repo.blob_pieces(oid, loose)  # not checked there: hashed here
@@ -820,6 +827,9 @@ class Worktree:
             for_each(digest.update, pieces)
             write_pieces(fd, pieces)
             del pieces  # the object's memory goes before the next one is read
+            if progress is not None:
+                progress.add(written - progress_at)
+                progress_at = written
         if written != out.size or digest.hexdigest() != out.blob:
             what = "its chunks do not make" if out.chunks is not None else "it is not"
             raise UnsafeRecord(

@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from gitcache import __version__
-from gitcache.errors import EXIT_INTERRUPTED, EXIT_USAGE, GitcacheError
+from gitcache.errors import EXIT_INTERRUPTED, EXIT_USAGE, GitcacheError, no_space
 from gitcache.processes import Terminated, stopped_by
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -118,6 +118,11 @@ class GitcacheGroup(click.Group):
         except Exception as exc:  # a bug: say so plainly, traceback only on request
             if debug:
                 traceback.print_exc()
+            if no_space(exc):  # a full disk wherever gitcache wrote (refs, state): no bug
+                assert isinstance(exc, OSError)
+                where = f"cannot write {exc.filename}" if exc.filename else "cannot write"
+                error(f"{where}: {exc.strerror or exc}", "free some disk space and run again")
+                ctx.exit(EXIT_USAGE)
             error(f"internal error: {exc!r}", "run with --debug for the traceback")
             ctx.exit(EXIT_USAGE)
 

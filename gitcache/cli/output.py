@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from datetime import datetime
 
 import click
 
 from gitcache.engine import RunSummary, StepResult
+from gitcache.transfer import Meter
 
 _LABELS = {
     "skipped": "up to date",
@@ -116,12 +116,13 @@ class TerminalReporter:
             if rest:
                 self.output(step, stream, rest + b"\n")
 
-    def transfer(self, step: str, action: str, done: int, total: int) -> None:
-        """Files stored or restored so far; shown only for many files, on a terminal."""
-        if self._progress is None or total < TRANSFER_THRESHOLD:
+    def transfer(self, meter: Meter) -> None:
+        """Files and bytes stored or restored so far (the meter tells only a transfer
+        that has lasted a second, ten times a second at most); on a terminal only."""
+        if self._progress is None:
             return
         with self._lock:
-            self._progress.transfer(f"{action} {step}: {done}/{total} files", done, total)
+            self._progress.transfer(None if meter.finished else meter.text())
 
     def warning(self, message: str) -> None:
         with self._lock:
@@ -201,9 +202,6 @@ def _tty() -> bool:
     return sys.stderr.isatty()
 
 
-TRANSFER_THRESHOLD = 200  # files; fewer are stored or restored faster than a redraw
-
-
 class Progress:
     """One status line at the bottom of a terminal: `[done/total] running: a, b`, or
     `storing STEP: n/m files` while many files are stored or restored."""
@@ -214,14 +212,10 @@ class Progress:
         self.running: list[str] = []
         self._shown = False
         self._transfer: str | None = None
-        self._drawn_at = 0.0
 
-    def transfer(self, text: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done + 1 < total and now - self._drawn_at < 0.1:
-            return  # at most ten redraws a second
-        self._drawn_at = now
-        self._transfer = text if done + 1 < total else None
+    def transfer(self, text: str | None) -> None:
+        """Show a store's or restore's progress instead of the steps (None: it ended)."""
+        self._transfer = text
         self.clear()
         self.draw()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from gitcache.cli.main import Options, params_option, workflow_option
-from gitcache.cli.output import short, some_paths, warn
+from gitcache.cli.output import TerminalReporter, short, some_paths, warn
 from gitcache.locks import writing_objects
 from gitcache.restoring import find_records, restore_record
 from gitcache.sweeps import encoded_label
+from gitcache.transfer import Meter
 from gitcache.workflow import parse_overrides
 
 
@@ -35,12 +36,18 @@ def restore(
     """
     project = options.project()
     results = []
+    reporter = TerminalReporter()
     try:
         overrides = parse_overrides(project.workflow, list(params))
         # No `gitcache gc --prune` between finding the records and reading their blobs.
         with writing_objects(project.repo.state_dir, warn):
             for stored in find_records(project, ident, rev, overrides):
-                results.append(restore_record(project, stored, force))
+                step = stored.record.step
+
+                def meter(files: int, size: int | None, step: str = step) -> Meter:
+                    return Meter(step, "restoring", files, size, reporter.transfer)
+
+                results.append(restore_record(project, stored, force, meter))
     finally:
         project.save()
     # A summary, not a line per file: a directory output may hold thousands.

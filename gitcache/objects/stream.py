@@ -3,8 +3,8 @@
 A file of up to CHUNK_THRESHOLD bytes is read whole and becomes one blob. A bigger
 one is cut into chunks as it is read (chunking.py): the calling thread reads, cuts
 and feeds the whole-file SHA-1 (of `blob <size>\\0` and the bytes, so it is the id
-`git hash-object` gives), while a second thread hashes, deflates and writes each chunk
-blob (hashlib, zlib, isal and os.write release the GIL, so the two overlap on two
+`git hash-object` gives), while two more threads hash, deflate and write the chunk
+blobs (hashlib, zlib, isal and os.write release the GIL, so they overlap on two
 cores). Memory is bounded by a few chunks whatever the file's size.
 
 The size comes from fstat before reading; a file that yields another number of bytes
@@ -30,11 +30,16 @@ from gitcache.objects.deflate import Bytes
 from gitcache.objects.loose import header
 from gitcache.objects.stored import StoredFile
 
-_COPIES: Final = 2  # chunks copied out of the chunker's buffer at once: one being
-# hashed by the reading thread while the writing thread writes the other
+_WRITERS: Final = 2  # threads deflating and writing chunks (ISA-L and zlib release the
+# GIL): compressible data deflates at ~350 MB/s a core, below what reading goes at
+_COPIES: Final = _WRITERS + 1  # chunks copied out of the chunker's buffer at once: one
+# being hashed by the reading thread while the writing threads write the others
 
-# (blob id, content): write this blob (whole file or chunk); called in order.
+# (blob id, content): write this blob (whole file or chunk); chunks of one file may be
+# written by two threads at once, in any order.
 PutBlob = Callable[[str, Bytes], None]
+# Bytes read so far, as they go by (a progress line: transfer.Meter.add).
+Progress = Callable[[int], None] | None
 
 
 class FileChanged(OSError):
@@ -48,7 +53,7 @@ def blob_id(content: Bytes) -> str:
     return digest.hexdigest()
 
 
-def store_path(path: Path, put: PutBlob) -> StoredFile:
+def store_path(path: Path, put: PutBlob, progress: Progress = None) -> StoredFile:
     """Store the regular file at `path` (opened without blocking: never a fifo)."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(path, flags)
@@ -56,12 +61,12 @@ def store_path(path: Path, put: PutBlob) -> StoredFile:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, f"{path} is not a regular file")
-        return store_fd(fd, st.st_size, put)
+        return store_fd(fd, st.st_size, put, progress)
     finally:
         os.close(fd)
 
 
-def store_fd(fd: int, size: int, put: PutBlob) -> StoredFile:
+def store_fd(fd: int, size: int, put: PutBlob, progress: Progress = None) -> StoredFile:
     """Store `size` bytes read from `fd` (FileChanged if it holds another number)."""
     reader = io.FileIO(fd, closefd=False)
     if not is_chunked(size):
@@ -75,8 +80,10 @@ def store_fd(fd: int, size: int, put: PutBlob) -> StoredFile:
         data = view[:size]
         oid = blob_id(data)
         put(oid, data)
+        if progress is not None:
+            progress(size)
         return StoredFile(oid, size)
-    return _store_chunked(reader, size, put)
+    return _store_chunked(reader, size, put, progress)
 
 
 def store_buffer(data: Bytes, put: PutBlob) -> StoredFile:
@@ -94,51 +101,61 @@ def store_buffer(data: Bytes, put: PutBlob) -> StoredFile:
     return StoredFile(blob_id(view), len(view), tuple(chunks))
 
 
-def _store_chunked(reader: io.FileIO, size: int, put: PutBlob) -> StoredFile:
+def _store_chunked(
+    reader: io.FileIO, size: int, put: PutBlob, progress: Progress = None
+) -> StoredFile:
     whole = hashlib.sha1(header("blob", size))
-    chunks: list[str] = []
+    chunks: dict[int, str] = {}  # index -> chunk blob id, as the writers finish them
     failed: list[BaseException] = []
-    # Two buffers of the largest chunk's size, taken in turn: one being hashed by the
-    # reading thread while the writing thread writes the other. Reused, so memory
+    # Buffers of the largest chunk's size, taken in turn: one being hashed by the
+    # reading thread while the writing threads write the others. Reused, so memory
     # stays put (no allocation, no page faults per chunk).
     free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
     for _ in range(_COPIES):
         free.put(memoryview(bytearray(MAX_CHUNK)))
-    work: queue.SimpleQueue[tuple[memoryview, memoryview] | None] = queue.SimpleQueue()
+    work: queue.SimpleQueue[tuple[int, memoryview, memoryview] | None] = queue.SimpleQueue()
 
     def write_chunks() -> None:
         while (item := work.get()) is not None:
-            buffer, data = item
+            index, buffer, data = item
             try:
                 if not failed:
                     oid = blob_id(data)
                     put(oid, data)
-                    chunks.append(oid)
+                    chunks[index] = oid
             except BaseException as exc:  # handed to the reading thread
                 failed.append(exc)
             finally:
                 del data
                 free.put(buffer)
 
-    writer = threading.Thread(target=write_chunks, name="gitcache-chunks", daemon=True)
-    writer.start()
+    writers = [
+        threading.Thread(target=write_chunks, name="gitcache-chunks", daemon=True)
+        for _ in range(_WRITERS)
+    ]
+    for writer in writers:
+        writer.start()
     total = 0
     try:
-        for chunk in chunker().cut_stream(reader):
+        for index, chunk in enumerate(chunker().cut_stream(reader)):
             total += chunk.length
             if total > size or failed:
                 break
             buffer = free.get()
             data = buffer[: chunk.length]
             data[:] = chunk.data  # the chunker's own buffer moves on at the next chunk
-            work.put((buffer, data))
+            work.put((index, buffer, data))
             whole.update(data)  # while the writer hashes and writes it
+            if progress is not None:
+                progress(chunk.length)
             del buffer, data
     finally:
-        work.put(None)
-        writer.join()
+        for _ in writers:
+            work.put(None)  # one end mark per writer
+        for writer in writers:
+            writer.join()
     if failed:
         raise failed[0]
     if total != size:
         raise FileChanged(errno.EAGAIN, "the file changed while it was read")
-    return StoredFile(whole.hexdigest(), size, tuple(chunks))
+    return StoredFile(whole.hexdigest(), size, tuple(chunks[n] for n in range(len(chunks))))

@@ -26,7 +26,7 @@ from gitcache.objects.deflate import Bytes
 from gitcache.objects.loose import write_loose
 from gitcache.objects.pack import PackWriter
 from gitcache.objects.stored import StoredFile
-from gitcache.objects.stream import blob_id, store_buffer, store_path
+from gitcache.objects.stream import Progress, blob_id, store_buffer, store_path
 
 PACKED_MAX: Final = 256 * 2**10  # bytes: a blob up to this size may go into a pack
 PACK_MIN: Final = 64  # waiting blobs that make a pack worth it
@@ -52,9 +52,9 @@ class ObjectWriter:
         self._put(oid, data)
         return oid
 
-    def write_file(self, path: Path) -> StoredFile:
+    def write_file(self, path: Path, progress: Progress = None) -> StoredFile:
         """Store a file whole or in chunks (stream.py); raises OSError as reads do."""
-        stored = store_path(path, self._put)
+        stored = store_path(path, self._put, progress)
         if stored.chunks is not None:
             self._chunks[stored.oid] = stored.chunks
         return stored
@@ -75,8 +75,9 @@ class ObjectWriter:
                 return
             if self._exists(oid):
                 return
-            if len(content) > PACKED_MAX:
-                write_loose(self.objects, oid, "blob", content)
+            big = len(content) > PACKED_MAX
+            if big:
+                pass  # written below, outside the lock: chunk writers deflate side by side
             elif self._pack is not None:
                 self._pack.add(oid, "blob", content)
             else:
@@ -86,6 +87,9 @@ class ObjectWriter:
                     for waiting, data in self._waiting.items():
                         self._pack.add(waiting, "blob", data)
                     self._waiting.clear()
+        if big:
+            with self._writing():
+                write_loose(self.objects, oid, "blob", content)  # no-op if another did
 
     def flush(self) -> None:
         """Publish what waits: the open pack, or the waiting blobs as loose objects."""

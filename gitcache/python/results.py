@@ -200,15 +200,53 @@ def _load_array(repo: GitRepo, commit: str, name: str, where: str) -> Any:
     parts = name.split("/")
     if not name or any(not _NAME.match(p) or p in (".", "..") for p in parts):
         raise ResultError(f"{where}: bad array name {name!r} in {RESULT_JSON}")
-    data = _read(repo, commit, f"{RESULT_DIR}{name}.npy")
-    if data is None:
-        raise ResultError(f"{where}: {RESULT_DIR}{name}.npy is missing")
-    import numpy
+    from gitcache.errors import UnsafeRecord
+    from gitcache.store import read_file_into
 
+    path = f"{RESULT_DIR}{name}.npy"
+    whole = repo.read_commit_file(commit, path)
     try:
-        return numpy.load(io.BytesIO(data), allow_pickle=False)
+        if whole is not None:
+            import numpy
+
+            return numpy.load(io.BytesIO(whole), allow_pickle=False)
+        try:
+            data = read_file_into(repo, commit, path)  # a big array: in chunks
+        except UnsafeRecord as exc:
+            raise ResultError(f"{where}: {exc.message}") from None
+        if data is None:
+            raise ResultError(f"{where}: {path} is missing")
+        return _npy_view(data)
     except ValueError as exc:
-        raise ResultError(f"{where}: {RESULT_DIR}{name}.npy: {exc}") from None
+        raise ResultError(f"{where}: {path}: {exc}") from None
+
+
+def _npy_view(data: bytearray) -> Any:
+    """The array an .npy file holds, as a view of `data` (np.load would copy it again):
+    what `np.load(..., allow_pickle=False)` accepts, nothing else."""
+    import numpy
+    from numpy.lib import format as npy
+
+    head = io.BytesIO(bytes(data[: 1 << 16]))  # the header (numpy caps it far below)
+    version = npy.read_magic(head)
+    if version == (1, 0):
+        shape, fortran, dtype = npy.read_array_header_1_0(head)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = npy.read_array_header_2_0(head)
+    else:
+        raise ValueError(f"unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise ValueError("object arrays cannot be loaded without pickle")
+    count = 1
+    for n in shape:
+        count *= n
+    offset = head.tell()
+    if len(data) - offset != count * dtype.itemsize:
+        raise ValueError(
+            f"holds {len(data) - offset} bytes of data, its header says {count * dtype.itemsize}"
+        )
+    flat = numpy.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order="F" if fortran else "C")
 
 
 # -- which pickles this clone trusts ------------------------------------------------------
