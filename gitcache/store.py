@@ -103,6 +103,11 @@ class StoredRecord:
         return self._record
 
     @property
+    def parsed(self) -> Record | None:
+        """The record if record.json was read already, without reading it."""
+        return self._record
+
+    @property
     def short(self) -> str:
         return (self._signature or self.record.signature)[:12]
 
@@ -142,13 +147,17 @@ class RecordStore:
 
     # -- reading ------------------------------------------------------------------
 
-    def load(self, commit: str) -> StoredRecord:
-        """Parse and validate the record held by a commit (raises UnsafeRecord)."""
+    def load(self, commit: str, parsed: Record | None = None) -> StoredRecord:
+        """Parse and validate the record held by a commit (raises UnsafeRecord).
+
+        `parsed`: its record.json, already parsed from this commit (a quick look-up's),
+        so a 50,000-output record is not parsed twice; the tree is checked all the same.
+        """
         tree = self.repo.commit_tree(commit)
         entry = self.repo.tree_entry(tree, RECORD_FILE)
         if entry is None:
             raise UnsafeRecord(f"record commit {commit[:12]} has no {RECORD_FILE}")
-        record = parse_record(self.repo.read_blob(entry.oid), f"record {commit[:12]}")
+        record = parsed or parse_record(self.repo.read_blob(entry.oid), f"record {commit[:12]}")
         # One walk of outputs/ rather than a path lookup per output: a lookup scans its
         # directory, so 10,000 outputs in one directory would cost seconds.
         subtree = self.repo.tree_entry(tree, OUTPUTS_DIR.rstrip("/")) if record.outputs else None
@@ -209,7 +218,9 @@ class RecordStore:
 
     def verified(self, stored: StoredRecord) -> StoredRecord:
         """The record fully loaded and checked (raises UnsafeRecord)."""
-        return stored if stored.verified else self.load(stored.commit)
+        if stored.verified:
+            return stored
+        return self.load(stored.commit, stored.parsed)
 
     def _quick(self, commit: str) -> StoredRecord | None:
         try:

@@ -785,8 +785,13 @@ class Worktree:
     def _write(
         self, out: OutputFile, target: Path, chunks: ChunkIds, progress: Meter | None = None
     ) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_dir() and not target.is_symlink():  # emptied by the removals (checked)
+        # Its directory exists (apply made each once). One lstat: a directory where the
+        # file goes was emptied by the removals (checked), a link is replaced as a file.
+        try:
+            here = os.lstat(target).st_mode
+        except FileNotFoundError:
+            here = 0
+        if stat.S_ISDIR(here):
             for dirpath, _dirs, _names in os.walk(target, topdown=False):
                 os.rmdir(dirpath)  # empty directories only: never rmtree what was not checked
         if out.mode == MODE_LINK:
