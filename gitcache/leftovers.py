@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from gitcache.scratch import process_alive
+
 TEMP_PREFIX = ".gitcache-tmp-"
 _QUIET_S = 0.1  # a live writer renames the file this soon after its last write
 _NO_PROC_AGE_S = 3600  # without /proc: abandoned after an hour
@@ -74,7 +76,7 @@ def _real_directory(root: Path, directory: Path) -> bool:
 def _abandoned(path: Path, held: set[tuple[int, int]] | None, now: float) -> bool:
     pid_text, dash, _rest = path.name[len(TEMP_PREFIX) :].partition("-")
     if pid_text.isdigit() and dash:
-        return int(pid_text) != os.getpid() and not _alive(int(pid_text))
+        return int(pid_text) != os.getpid() and not process_alive(int(pid_text))
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -99,13 +101,3 @@ def _held_open() -> set[tuple[int, int]]:
                 info = os.stat(f"/proc/{pid}/fd/{fd}")
                 held.add((info.st_dev, info.st_ino))
     return held
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
