@@ -73,9 +73,39 @@ class Children:
     """The commands running now; each is the leader of its own process group."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: the main thread's signal handlers take it, and may run while that
+        # thread holds it.
+        self._lock = threading.RLock()
         self._running: set[Group] = set()
         self._stopping = False
+        self._starting = 0  # processes being started, not yet `add`ed
+        self._suspend_held = False  # a Ctrl-Z came meanwhile
+
+    @contextmanager
+    def starting(self) -> Iterator[None]:
+        """Around starting a process and `add`ing it. A Ctrl-Z that comes meanwhile
+        (the handler can run inside Popen, once the command already runs) is held back
+        and raised again once the process is known: else it would stop gitcache and
+        leave the new command running."""
+        with self._lock:
+            self._starting += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._starting -= 1
+                again = self._suspend_held and not self._starting
+                if again:
+                    self._suspend_held = False
+            if again:
+                os.kill(os.getpid(), signal.SIGTSTP)
+
+    def hold_suspend(self) -> bool:
+        """Whether a process is being started; if so, the Ctrl-Z waits for `starting`."""
+        with self._lock:
+            if self._starting:
+                self._suspend_held = True
+            return bool(self._starting)
 
     def add(self, proc: Group) -> None:
         """Track a command just started; if a stop has begun, kill it at once."""
@@ -183,6 +213,8 @@ def forwarding_signals(children: Children) -> Iterator[None]:
         raise Terminated(signum)
 
     def suspend(_signum: int, _frame: FrameType | None) -> None:
+        if children.hold_suspend():
+            return  # raised again once the command being started is known
         children.signal_all(signal.SIGTSTP)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT

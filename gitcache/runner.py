@@ -59,16 +59,17 @@ def execute(
     logs = {name: scratch / name for name in ("stdout", "stderr")}
     started = datetime.now(UTC).isoformat(timespec="milliseconds")
     t0 = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(env) if env is not None else None,
-        process_group=0,  # signals reach the command's whole tree, and only it (processes.py)
-    )
-    children.add(proc)  # at once: a signal may come any time now (killed if stopping)
+    with children.starting():  # a Ctrl-Z while it starts waits until it is known
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+            process_group=0,  # signals reach the command's whole tree, and only it
+        )
+        children.add(proc)  # at once: a signal may come any time now (killed if stopping)
     assert proc.stdout is not None and proc.stderr is not None
     try:
         # Both pipes read by this thread (poll): two pump threads per command cost more

@@ -149,11 +149,10 @@ def test_ctrl_z_stops_the_command_and_fg_resumes_it(make: Callable[..., Repo]) -
         'run = "echo $$ > w.sh.pid; while [ ! -f go ]; do sleep 0.05; done; echo w > {outputs}"\n'
     )
     repo = make({"gitcache.toml": toml, ".gitignore": IGNORE})
-    proc = _spawn(repo, "run")
+    # A group of its own under this process: never orphaned, so the kernel lets a
+    # Ctrl-Z stop it whatever session and group the tests run in.
+    proc = _spawn(repo, "run", process_group=0)
     shell = _wait_for(repo.root / "w.sh.pid")
-    # The shell can write its pid before gitcache, back from starting it, notes it
-    # (Ctrl-Z in that instant stops gitcache alone); give gitcache that instant.
-    time.sleep(0.3)
     proc.send_signal(signal.SIGTSTP)
     deadline = time.monotonic() + 30
     while _state(shell) != "T" or _state(proc.pid) != "T":
@@ -164,6 +163,57 @@ def test_ctrl_z_stops_the_command_and_fg_resumes_it(make: Callable[..., Repo]) -
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert repo.read("out/w.txt") == "w\n"
+
+
+HELD_CTRL_Z = """
+import os, signal, subprocess, time
+from gitcache.processes import Children, forwarding_signals
+
+children = Children()
+with forwarding_signals(children):
+    with children.starting():
+        proc = subprocess.Popen(["sleep", "30"], process_group=0)
+        print(proc.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGTSTP)  # Ctrl-Z before gitcache knows the command
+        children.add(proc)
+    time.sleep(1)
+    print("done", flush=True)
+    proc.kill()
+"""
+
+
+def test_ctrl_z_while_a_command_starts_stops_that_command(tmp_path: Path) -> None:
+    # The handler can run inside Popen, once the command runs but before gitcache has
+    # noted it: the Ctrl-Z must still reach the command. A process group of its own,
+    # under this process in the same session, is never orphaned: the kernel lets the
+    # script stop itself as a terminal's Ctrl-Z would.
+    import sys
+
+    from tests.helpers import gitcache_env
+
+    script = subprocess.Popen(
+        [sys.executable, "-c", HELD_CTRL_Z],
+        cwd=tmp_path,
+        env=gitcache_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+        process_group=0,
+    )
+    try:
+        assert script.stdout is not None
+        command = int(script.stdout.readline())
+        deadline = time.monotonic() + 20
+        while _state(command) != "T" or _state(script.pid) != "T":
+            assert time.monotonic() < deadline, (_state(command), _state(script.pid))
+            time.sleep(0.02)
+        os.kill(script.pid, signal.SIGCONT)  # `fg`: the script resumes, and the command
+        assert script.stdout.readline() == "done\n"
+        assert script.wait(timeout=30) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(script.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, ValueError, NameError):
+            os.killpg(command, signal.SIGKILL)
 
 
 def test_nohup_keeps_running_after_a_hangup(make: Callable[..., Repo]) -> None:
