@@ -241,7 +241,9 @@ def _store_kill_loop(
     killed = 0
     seed = 0
     while killed < kills:
-        assert seed < 3 * kills, f"only {killed} of {seed} runs were still storing when killed"
+        # A random moment can fall after the end (a store's length varies with the
+        # machine's load): room for many misses, so a loaded machine does not fail it.
+        assert seed < 5 * kills, f"only {killed} of {seed} runs were still storing when killed"
         if fresh:
             _write_random(data, size)
             expected.data_changed()
@@ -315,7 +317,7 @@ def test_kill_9_while_storing_many_small_files(make: Callable[..., Repo], tmp_pa
     rng = random.Random()
     killed = seed = 0
     while killed < 6:
-        assert seed < 18, f"only {killed} of {seed} runs were still storing when killed"
+        assert seed < 30, f"only {killed} of {seed} runs were still storing when killed"
         marker.unlink(missing_ok=True)
         proc = repo.spawn("run", "-p", f"seed={seed}")
         if _wait_for(marker, proc):
