@@ -7,7 +7,6 @@ rest of the code (and the pydantic models) never sees a pygit2 type.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import stat
@@ -21,6 +20,7 @@ import pygit2
 
 from gitcache.errors import GitcacheError, RepositoryError
 from gitcache.filehash import hash_file, read_stable
+from gitcache.objects.loose import blob_id
 from gitcache.objects.stored import StoredFile
 
 if TYPE_CHECKING:  # imported when first used: a no-op run writes no object
@@ -295,11 +295,8 @@ class GitRepo:
         if not isinstance(obj, pygit2.Blob):
             raise RepositoryError(f"object {oid} is not a blob")
         view = memoryview(obj)
-        if own and verified:
-            digest = hashlib.sha1(b"blob %d\0" % len(view))
-            digest.update(view)
-            if digest.hexdigest() != oid:
-                raise RepositoryError(f"object {oid} is corrupt: its content has another id")
+        if own and verified and blob_id(view) != oid:
+            raise RepositoryError(f"object {oid} is corrupt: its content has another id")
         return view
 
     @contextlib.contextmanager

@@ -491,14 +491,6 @@ def file_blobs(repo: GitRepo, commit: str, path: str) -> list[str]:
     return [e.oid for e in repo.list_tree(group.oid) if e.mode != MODE_TREE]
 
 
-def read_file(repo: GitRepo, commit: str, path: str) -> bytes | None:
-    """A file of a record's tree, whole or joined from its chunks (None if absent)."""
-    blobs = file_blobs(repo, commit, path)
-    if not blobs:
-        return None
-    return b"".join(repo.blob_view(oid) for oid in blobs)
-
-
 def read_file_into(repo: GitRepo, commit: str, path: str) -> bytearray | None:
     """A file of a record's tree copied into one buffer, each blob's id checked as it is
     copied (None if absent): a big Python result costs one copy, not a join of copies.

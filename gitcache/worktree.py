@@ -472,11 +472,7 @@ class Worktree:
         at_risk: list[tuple[str, str]] = []  # (path, blob id in the worktree)
         # Each scope walked once, its files' states in one pass (not a look-up per path).
         walks = {scope: self.output_stats(scope) for scope in scopes}
-        found: dict[str, FileState | None] = {}
-        for stats in walks.values():
-            if stats:
-                paths = [rel for rel, _ in stats]
-                found.update(zip(paths, self.cache.states_of(self.root, stats), strict=True))
+        found = self.output_states(list(walks), list(walks.values()))
         for out in outputs:
             if out.path in found:
                 state = found[out.path]
@@ -558,7 +554,7 @@ class Worktree:
             parent.mkdir(parents=True, exist_ok=True)
         with self.repo.unchecked_reads():  # _write hashes every file it writes
             for out, target in targets:
-                self._write(out, target, source, progress)
+                self._write(out, target, source, progress, links.get(out.path))
                 if progress is not None:
                     progress.file_done()
         if progress is not None:
@@ -783,8 +779,14 @@ class Worktree:
         return None
 
     def _write(
-        self, out: OutputFile, target: Path, chunks: ChunkIds, progress: Meter | None = None
+        self,
+        out: OutputFile,
+        target: Path,
+        chunks: ChunkIds,
+        progress: Meter | None = None,
+        link: str | None = None,
     ) -> None:
+        """Write one file (`link`: a symlink's text, read already for the checks)."""
         # Its directory exists (apply made each once). One lstat: a directory where the
         # file goes was emptied by the removals (checked), a link is replaced as a file.
         try:
@@ -798,7 +800,8 @@ class Worktree:
             tmp = str(target.parent / f".gitcache-tmp-{os.getpid()}-{target.name}")
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            os.symlink(os.fsdecode(self.repo.read_blob(out.blob)), tmp)
+            assert link is not None  # apply read every link's text for its checks
+            os.symlink(link, tmp)
         else:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".gitcache-tmp-")
             try:
@@ -820,10 +823,10 @@ class Worktree:
         """A file's bytes into `fd`, one blob at a time, each written from views of the
         object (no copy), hashed on the way: a file whose blob id is not the record's
         (chunks that do not make it, a corrupt object) is refused."""
-        from gitcache.objects.loose import write_pieces
+        from gitcache.objects.loose import header, write_pieces
         from gitcache.objects.writer import PACKED_MAX
 
-        digest = hashlib.sha1(b"blob %d\0" % out.size)
+        digest = hashlib.sha1(header("blob", out.size))
         written = progress_at = 0
         loose = out.chunks is not None or out.size > PACKED_MAX  # else likely in a pack
         for oid in chunks.blobs(out):

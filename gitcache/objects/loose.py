@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -28,6 +29,13 @@ _IOV: Final = 512  # pieces per writev (Linux allows 1024)
 def header(kind: str, size: int) -> bytes:
     """A loose object's header: `blob 123\\0`."""
     return b"%s %d\0" % (kind.encode(), size)
+
+
+def blob_id(content: Bytes) -> str:
+    """The git blob id of `content` (`git hash-object`), by hashlib's SHA-1."""
+    digest = hashlib.sha1(header("blob", len(content)))
+    digest.update(content)
+    return digest.hexdigest()
 
 
 def object_path(objects: Path, oid: str) -> Path:

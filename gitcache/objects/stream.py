@@ -27,6 +27,7 @@ from typing import Final
 
 from gitcache.objects.chunking import MAX_CHUNK, chunker, is_chunked
 from gitcache.objects.deflate import Bytes
+from gitcache.objects.loose import blob_id as blob_id  # re-exported
 from gitcache.objects.loose import header
 from gitcache.objects.stored import StoredFile
 
@@ -44,13 +45,6 @@ Progress = Callable[[int], None] | None
 
 class FileChanged(OSError):
     """The file's size moved while it was read."""
-
-
-def blob_id(content: Bytes) -> str:
-    """The git blob id of `content` (`git hash-object`)."""
-    digest = hashlib.sha1(header("blob", len(content)))
-    digest.update(content)
-    return digest.hexdigest()
 
 
 def store_path(path: Path, put: PutBlob, progress: Progress = None) -> StoredFile:

@@ -143,14 +143,19 @@ def write(repo: GitRepo, encoded: Encoded) -> list[TreeEntry]:
 # -- decoding --------------------------------------------------------------------------------
 
 
-def _read(repo: GitRepo, commit: str, path: str) -> bytes | None:
-    """A result file: its blob, else its chunks joined (a big array, say)."""
+def _read(repo: GitRepo, commit: str, path: str, where: str) -> bytes | bytearray | None:
+    """A result file: its blob (one read), else its chunks copied into one buffer, each
+    checked against its id (a bytearray: a big array is viewed in it, not copied)."""
     data = repo.read_commit_file(commit, path)
     if data is not None:
         return data
-    from gitcache.store import read_file
+    from gitcache.errors import UnsafeRecord
+    from gitcache.store import read_file_into
 
-    return read_file(repo, commit, path)
+    try:
+        return read_file_into(repo, commit, path)
+    except UnsafeRecord as exc:
+        raise ResultError(f"{where}: {exc.message}") from None
 
 
 def load(repo: GitRepo, commit: str, kind: str, trusted: bool, where: str) -> tuple[Any, bool]:
@@ -161,13 +166,13 @@ def load(repo: GitRepo, commit: str, kind: str, trusted: bool, where: str) -> tu
                 f"{where} holds a pickled result that this clone did not write",
                 hint="trust it with gitcache.trust_record(...) if you trust where it came from",
             )
-        data = _read(repo, commit, RESULT_PICKLE)
+        data = _read(repo, commit, RESULT_PICKLE, where)
         if data is None:
             raise ResultError(f"{where} has no {RESULT_PICKLE}")
         import pickle
 
         return pickle.loads(data), True  # written here, or trusted by the user
-    data = _read(repo, commit, RESULT_JSON)
+    data = _read(repo, commit, RESULT_JSON, where)
     if data is None:
         raise ResultError(f"{where} has no {RESULT_JSON}")
     try:
@@ -200,23 +205,16 @@ def _load_array(repo: GitRepo, commit: str, name: str, where: str) -> Any:
     parts = name.split("/")
     if not name or any(not _NAME.match(p) or p in (".", "..") for p in parts):
         raise ResultError(f"{where}: bad array name {name!r} in {RESULT_JSON}")
-    from gitcache.errors import UnsafeRecord
-    from gitcache.store import read_file_into
-
     path = f"{RESULT_DIR}{name}.npy"
-    whole = repo.read_commit_file(commit, path)
+    data = _read(repo, commit, path, where)
+    if data is None:
+        raise ResultError(f"{where}: {path} is missing")
     try:
-        if whole is not None:
-            import numpy
+        if isinstance(data, bytearray):  # from chunks: viewed where it was copied to
+            return _npy_view(data)
+        import numpy
 
-            return numpy.load(io.BytesIO(whole), allow_pickle=False)
-        try:
-            data = read_file_into(repo, commit, path)  # a big array: in chunks
-        except UnsafeRecord as exc:
-            raise ResultError(f"{where}: {exc.message}") from None
-        if data is None:
-            raise ResultError(f"{where}: {path} is missing")
-        return _npy_view(data)
+        return numpy.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:
         raise ResultError(f"{where}: {path}: {exc}") from None
 
