@@ -93,3 +93,38 @@ def test_a_corrupt_chunk_of_a_big_result_is_refused_and_the_step_runs_again(
     assert result.stdout == "(5000000,) float64 6249998750000.0\n"
     assert "corrupt" in result.stderr and "running it instead" in result.stderr
     assert pyrepo.read("calls.txt") == "big\nbig\n"
+
+
+LISTS = """\
+import gitcache
+
+
+@gitcache.step
+def numbers(n: int) -> list[int]:
+    with open("calls.txt", "a") as log:
+        log.write("numbers\\n")
+    return list(range(n))
+"""
+
+LIST_CALL = "import steps; r = steps.numbers(3_000_000); print(len(r), r[-1])"
+
+
+def test_a_corrupt_chunk_of_a_big_result_json_is_refused_and_the_step_runs_again(
+    pyrepo: PyRepo,
+) -> None:
+    pyrepo.write("steps.py", LISTS)
+    assert pyrepo.python(LIST_CALL).stdout == "3000000 2999999\n"
+    commit = pyrepo.refs()["refs/gitcache/step/numbers"]
+    chunk = pyrepo.git("rev-parse", f"{commit}:chunks/result.json/00000001").strip()
+    loose = pyrepo.root / ".git" / "objects" / chunk[:2] / chunk[2:]
+    import zlib
+
+    raw = bytearray(zlib.decompress(loose.read_bytes()))
+    raw[-1] = ord("7") if raw[-1] != ord("7") else ord("8")  # still digits: still JSON
+    loose.chmod(0o644)
+    loose.write_bytes(zlib.compress(bytes(raw)))
+    result = pyrepo.python(LIST_CALL)
+    assert result.stdout == "3000000 2999999\n"
+    assert "corrupt" in result.stderr and "running it instead" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert pyrepo.read("calls.txt") == "numbers\nnumbers\n"
