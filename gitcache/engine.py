@@ -609,7 +609,12 @@ class Engine:
             try:
                 files.append(worktree.store_output(rel, write_file, repo.write_blob))
             except StepFailed as exc:
+                # The blobs stored so far wait in the writer: no record will name them.
+                repo.discard_objects()
                 return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
+            except BaseException:  # a file that kept changing, a full disk, Ctrl-C
+                repo.discard_objects()
+                raise
             meter.file_done()
         meter.finish()
         return files

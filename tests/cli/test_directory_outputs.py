@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -235,3 +236,25 @@ def test_a_step_whose_output_holds_a_repository_fails_and_removes_nothing(repo: 
     assert "refusing to remove output out before the step runs" in result.stderr
     assert "out/clone/.git" in result.stderr and "Traceback" not in result.stderr
     assert (repo.root / "out" / "clone" / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_step_that_fails_while_storing_leaves_no_objects_for_later_records(
+    make: Callable[..., Repo],
+) -> None:
+    # 100 files wait in a pack being written when the last one cannot be recorded: they
+    # are dropped, not published by the next step's record (in the same process).
+    toml = (
+        '[steps.bad]\noutputs = ["out"]\n'
+        'run = "mkdir -p out && for i in $(seq 100 199); do echo bad $i > out/f$i; done '
+        "&& touch 'out/z\\\\b'\"\n"
+        '[steps.good]\noutputs = ["ok.txt"]\nrun = "echo ok > ok.txt"\n'
+    )
+    repo = make({"gitcache.toml": toml, ".gitignore": "out/\nok.txt\n"})
+    result = repo.run("run", "-k", "bad", "good")
+    assert result.exit_code == 1
+    assert "cannot record output" in result.stderr
+    assert repo.read("ok.txt") == "ok\n"
+    blob = repo.git("hash-object", "out/f150").strip()
+    present = subprocess.run(["git", "cat-file", "-e", blob], cwd=repo.root, check=False)
+    assert present.returncode != 0
+    assert not list((repo.root / ".git" / "objects" / "pack").glob("tmp_*"))
