@@ -330,3 +330,21 @@ def test_loose_blobs_are_read_from_the_mapped_or_inflated_object_and_others_left
         assert loose_blob(objects, blob_id(data)) is None
     tree = repo.write_tree([])  # not a blob: left to libgit2
     assert loose_blob(objects, tree) is None
+
+
+def test_a_loose_object_longer_than_its_header_says_is_not_inflated_in_full(
+    tmp_path: Path,
+) -> None:
+    import zlib
+
+    from gitcache.objects.reader import loose_blob
+
+    repo = _repo(tmp_path / "r")
+    objects = repo.common_dir / "objects"
+    oid = "ab" + "0" * 38
+    path = object_path(objects, oid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(zlib.compress(b"blob 5\0" + b"x" * 10_000_000))  # says 5 bytes
+    assert loose_blob(objects, oid) is None  # left to libgit2, which refuses it
+    path.write_bytes(zlib.compress(b"blob 5\0hello"))
+    assert b"".join(loose_blob(objects, oid) or [b"?"]) == b"hello"

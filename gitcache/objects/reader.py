@@ -63,11 +63,15 @@ def _inflated(view: memoryview) -> list[memoryview] | None:
     if end < 0 or kind != b"blob" or not digits.isdigit() or int(digits) > _INFLATE_MAX:
         return None
     broken = cast("type[Exception]", isal_zlib.error)  # its stubs declare an instance
+    whole = end + 1 + int(digits)
+    engine = isal_zlib.decompressobj()
     try:
-        data = isal_zlib.decompress(view)
+        # At most one byte more than the header says: a stream that lies about its size
+        # is never inflated in full.
+        data = engine.decompress(view, whole + 1)
     except broken:
         return None  # libgit2 says what is wrong
-    if len(data) != end + 1 + int(digits):
+    if len(data) != whole or not engine.eof:
         return None
     return [memoryview(data)[end + 1 :]] if int(digits) else []
 
