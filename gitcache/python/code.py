@@ -281,7 +281,7 @@ class CodeWalker:
         """(normalized form, names its outer parts load, names its body loads)."""
         code = func.__code__
         digest = self._file_digest(code.co_filename, func.__globals__)
-        key = f"f:{code.co_firstlineno}:{func.__name__}:{int(step)}"
+        key = f"f:{code.co_firstlineno}:{code.co_name}:{int(step)}"
         cached = self._forms.get(digest, key) if digest is not None else None
         if cached is not None:
             return cached[0], cached[1], cached[2]
@@ -317,6 +317,11 @@ class CodeWalker:
         where = None if filename is None else self.location(filename)
         if where is None:
             raise CodeError(f"{_describe(obj)} is not defined in this repository")
+        code = getattr(obj, "__code__", None)
+        if isinstance(code, types.CodeType) and code.co_qualname != obj.__qualname__:
+            # Renamed by functools.wraps: a decorator's wrapper calls itself the function
+            # it wraps, which has that key. The wrapper's own code names it too.
+            return f"{where}:{obj.__qualname__}<{code.co_qualname}>"
         return f"{where}:{obj.__qualname__}"
 
     def _module_tree(self, filename: str, namespace: dict[str, Any] | None) -> ast.Module:
@@ -337,7 +342,7 @@ class CodeWalker:
         code = func.__code__
         first = code.co_firstlineno
         tree = self._module_tree(code.co_filename, func.__globals__)
-        if func.__name__ == "<lambda>":
+        if code.co_name == "<lambda>":
             lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda) and n.lineno == first]
             if len(lambdas) == 1:
                 return lambdas[0]
@@ -345,8 +350,10 @@ class CodeWalker:
             if lambdas:
                 return ast.Tuple(elts=list(lambdas), ctx=ast.Load())
         for node in ast.walk(tree):
+            # co_name, not __name__: a decorator's wrapper (functools.wraps) is named
+            # after the function it wraps, its code after its own `def`.
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == (
-                func.__name__
+                code.co_name
             ):
                 start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                 if start == first or node.lineno == first:
