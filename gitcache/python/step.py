@@ -29,7 +29,7 @@ from gitcache.locks import (
     signature_lock_path,
     writing_objects,
 )
-from gitcache.python import results
+from gitcache.python import quick, results
 from gitcache.python.errors import ResultError, StepDefinitionError
 from gitcache.python.files import File
 from gitcache.python.session import Session, session_for, warn
@@ -150,6 +150,10 @@ class StepFunction(Generic[P, R]):
     def _resolve(self, session: Session, call: Call) -> Any:
         if not self.options.store:
             return self._run(_upstream_results(call.arguments))
+        if not call.components.outputs:
+            value = self._quick_hit(session, call)
+            if value is not _MISS:
+                return value
         # No `gitcache gc --prune` between reading a record (or writing the provenance
         # snapshot) and the refs of the record this call writes (locks.py).
         with writing_objects(session.repo.state_dir, warn):
@@ -192,19 +196,30 @@ class StepFunction(Generic[P, R]):
 
     # -- a hit -------------------------------------------------------------------------------
 
+    def _quick_hit(self, session: Session, call: Call) -> Any:
+        """The recorded result read without libgit2 (python/quick.py), or _MISS: no
+        record, or one to read the full way (which says what is wrong with it). Holds no
+        objects lock: it writes nothing, and an object `gitcache gc` removes meanwhile
+        is only a failed read, hence the full way."""
+        found = quick.read_record(session.dirs, call.signature)
+        if found is None:
+            return _MISS
+        try:
+            value = self._load(session, call, found.stored, found.read)
+        except (UnsafeRecord, ResultError, quick.NotQuick):
+            return _MISS
+        stored = found.stored
+        if not quick.is_latest(session.dirs, stored.record.step, stored.commit):
+            with session.lock:
+                session.store.set_latest(stored)
+        return value
+
     def _use(self, session: Session, call: Call, stored: StoredRecord) -> Any:
         """The recorded result (outputs restored), or _MISS if the record cannot be used."""
-        record = stored.record
         where = f"record {stored.commit[:12]} of step {self.name}"
         try:
-            if record.python is None or record.components.kind != "python":
-                raise UnsafeRecord(f"{where} is not a Python step's record")
-            vet(stored, self.name, call.components.outputs, call.signature)
-            trusted = record.python.result == "pickle" and stored.commit in results.trusted_pickles(
-                session.repo.state_dir
-            )
-            raw, _ = results.load(session.repo, stored.commit, record.python.result, trusted, where)
-            value = self.signer.check_result(raw)
+            read = results.commit_reader(session.repo, stored.commit, where)
+            value = self._load(session, call, stored, read)
             self._restore_outputs(session, stored)
         except (UnsafeRecord, ResultError) as exc:
             hint = f" ({exc.hint})" if exc.hint else ""
@@ -212,6 +227,21 @@ class StepFunction(Generic[P, R]):
             return _MISS
         session.store.set_latest(stored)
         return value
+
+    def _load(
+        self, session: Session, call: Call, stored: StoredRecord, read: results.Reader
+    ) -> Any:
+        """The record's result, validated (raises UnsafeRecord, ResultError)."""
+        record = stored.record
+        where = f"record {stored.commit[:12]} of step {self.name}"
+        if record.python is None or record.components.kind != "python":
+            raise UnsafeRecord(f"{where} is not a Python step's record")
+        vet(stored, self.name, call.components.outputs, call.signature)
+        trusted = record.python.result == "pickle" and stored.commit in results.trusted_pickles(
+            session.state_dir
+        )
+        raw, _ = results.load(read, record.python.result, trusted, where)
+        return self.signer.check_result(raw)
 
     def _restore_outputs(self, session: Session, stored: StoredRecord) -> None:
         """The declared outputs hold exactly the record's files (the rule shell steps and
