@@ -12,15 +12,25 @@ a SHA-256 repository, a file it cannot parse) gives None, and the caller asks li
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import re
 import stat
 import zlib
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+
+_small_sha1: Any
+try:
+    _small_sha1 = importlib.import_module("_sha1").sha1
+except ImportError:  # a Python built without its own hashes: hashlib's for all
+    _small_sha1 = None
 
 # Bigger objects are left to libgit2 (a hit reads record.json and small results).
 MAX_OBJECT: Final = 16 << 20
+# Up to this size an object's id is checked by CPython's own SHA-1 (its first use in a
+# process costs a few µs, OpenSSL's through hashlib tens), beyond by hashlib's (faster).
+_SMALL_HASH: Final = 1 << 16
 _HEX40: Final = re.compile(rb"[0-9a-f]{40}")
 _OID40: Final = re.compile(r"[0-9a-f]{40}")
 # Settings of the repository's config under which libgit2 may place the worktree or
@@ -59,27 +69,22 @@ def find_repository(start: str) -> GitDirs | None:
     path = start
     if not os.path.isabs(path) or "/.git/" in f"{path}/":
         return None
-    try:
-        device = os.stat(path).st_dev
-    except OSError:
-        return None
+    device = None
     while True:
-        dot_git = os.path.join(path, ".git")
+        dot_git = f"{path.rstrip('/')}/.git"
         try:
-            st = os.lstat(dot_git)
+            return _repository_at(path, dot_git, os.lstat(dot_git))
         except FileNotFoundError:
-            st = None
+            pass
         except OSError:
             return None
-        if st is not None:
-            return _repository_at(path, dot_git, st)
-        if os.path.exists(os.path.join(path, "HEAD")):
-            return None  # perhaps a git dir itself: libgit2 decides
-        parent = os.path.dirname(path)
-        if parent == path:
-            return None
         try:
-            if os.stat(parent).st_dev != device:
+            if os.path.exists(os.path.join(path, "HEAD")):
+                return None  # perhaps a git dir itself: libgit2 decides
+            parent = os.path.dirname(path)
+            if device is None:
+                device = os.stat(path).st_dev
+            if parent == path or os.stat(parent).st_dev != device:
                 return None
         except OSError:
             return None
@@ -108,11 +113,10 @@ def _repository_at(root: str, dot_git: str, st: os.stat_result) -> GitDirs | Non
     try:
         if os.stat(root).st_uid != uid or os.stat(git_dir).st_uid != uid:
             return None
-        if not os.path.isfile(os.path.join(git_dir, "HEAD")):
-            return None
-        if not os.path.isdir(os.path.join(common_dir, "objects")):
-            return None
     except OSError:
+        return None
+    # What libgit2 asks of a git dir before it takes it (else it looks further up).
+    if not os.path.isfile(f"{git_dir}/HEAD") or not os.path.isdir(f"{common_dir}/objects"):
         return None
     config = _read_small(os.path.join(common_dir, "config"))
     if config is None or _CONFIG_UNSURE.search(config):
@@ -143,18 +147,17 @@ def _read_all(path: str) -> bytes | None:
         return None
     try:
         size = os.fstat(fd).st_size
-        pieces = []
-        while True:
-            piece = os.read(fd, max(size, 1 << 16))
-            if not piece:
-                break
-            pieces.append(piece)
-            size -= len(piece)
+        data = os.read(fd, size + 1)  # one more: a file that grew is read to its end
+        if len(data) > size:
+            pieces = [data]
+            while piece := os.read(fd, 1 << 20):
+                pieces.append(piece)
+            data = b"".join(pieces)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return data
 
 
 def read_ref(common_dir: str, name: str) -> str | None:
@@ -207,9 +210,15 @@ def read_loose(objects: str, oid: str) -> tuple[str, bytes] | None:
     kind, _, digits = data[:end].partition(b" ")
     if kind not in (b"blob", b"tree", b"commit", b"tag") or not digits.isdigit():
         return None
-    if int(digits) != len(data) - end - 1 or hashlib.sha1(data).hexdigest() != oid:
+    if int(digits) != len(data) - end - 1 or _sha1_hex(data) != oid:
         return None
     return kind.decode(), data[end + 1 :]
+
+
+def _sha1_hex(data: bytes) -> str:
+    if len(data) <= _SMALL_HASH and _small_sha1 is not None:
+        return str(_small_sha1(data).hexdigest())
+    return hashlib.sha1(data).hexdigest()
 
 
 def commit_tree(content: bytes) -> str | None:

@@ -32,6 +32,7 @@ import inspect
 import json
 import linecache
 import os
+import stat
 import sys
 import tempfile
 import types
@@ -124,12 +125,16 @@ class FormCache:
         if forms is None:
             forms = {}
             if self._dir is not None:
-                path = os.path.join(self._dir, digest[:2], f"{digest}.json")
+                path = f"{self._dir}/{digest[:2]}/{digest}.json"
                 try:
-                    with open(path, "rb") as handle:
-                        data = json.loads(handle.read())
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        raw = _read_rest(fd, os.fstat(fd).st_size)
                         with contextlib.suppress(OSError):  # used now (gc drops the unused)
-                            os.utime(handle.fileno())
+                            os.utime(fd)
+                    finally:
+                        os.close(fd)
+                    data = json.loads(raw)
                     if isinstance(data, dict):
                         forms = data
                 except (OSError, ValueError):
@@ -163,6 +168,42 @@ class FormCache:
 
 
 _REAL_ROOTS: dict[Path, Path] = {}
+
+
+def known_real_root(root: Path) -> None:
+    """Tell the walkers that `root` is a real path already (the session found it so)."""
+    _REAL_ROOTS[root] = root
+
+
+def _read_file(filename: str) -> tuple[bool, bytes | None]:
+    """(whether it is a regular file, its bytes; None if unreadable)."""
+    try:
+        # O_NONBLOCK: a FIFO of that name is not waited for (it is no file).
+        fd = os.open(filename, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return False, None
+    except OSError:
+        return os.path.isfile(filename), None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return False, None
+        return True, _read_rest(fd, st.st_size)
+    except OSError:
+        return True, None
+    finally:
+        os.close(fd)
+
+
+def _read_rest(fd: int, size: int) -> bytes:
+    """A file's bytes from an open descriptor, `size` (fstat's) being likely right."""
+    data = os.read(fd, size + 1)  # one more: a file that grew is read to its end
+    if len(data) <= size:
+        return data
+    pieces = [data]
+    while piece := os.read(fd, 1 << 20):
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 def _real_root(root: Path) -> Path:
@@ -230,6 +271,7 @@ class CodeWalker:
         self._encode = encode_constant
         self._forms = forms or FormCache(None)
         self._digests: dict[str, str] = {}
+        self._sources: dict[str, bytes] = {}
         self._texts: dict[str, str] = {}
         self._trees: dict[str, ast.Module] = {}
         self._locations: dict[str, str | None] = {}
@@ -250,29 +292,48 @@ class CodeWalker:
     def _file_digest(self, filename: str, namespace: dict[str, Any] | None) -> str | None:
         digest = self._digests.get(filename)
         if digest is None:
-            text = self._source(filename, namespace)
-            if text is None:
+            data = self._source_bytes(filename, namespace)
+            if data is None:
                 return None
-            digest = hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+            digest = hashlib.blake2b(data, digest_size=20).hexdigest()
             self._digests[filename] = digest
         return digest
+
+    def _source_bytes(self, filename: str, namespace: dict[str, Any] | None) -> bytes | None:
+        """What a source's forms are keyed by, read once per walker (the text parsed is
+        the text hashed): `file` and a file's bytes as they are on disk now, or `cell`
+        and a notebook cell's text from linecache."""
+        data = self._sources.get(filename)
+        if data is None:
+            is_file, content = _read_file(filename)
+            if is_file:
+                if content is None:
+                    return None
+                # Not linecache: it trusts a copy whose file kept its size and mtime.
+                data = b"file\0" + content
+            else:
+                lines = linecache.getlines(filename, namespace)
+                if not lines:
+                    return None
+                data = b"cell\0" + "".join(lines).encode("utf-8", "surrogatepass")
+            self._sources[filename] = data
+        return data
 
     def _source(self, filename: str, namespace: dict[str, Any] | None) -> str | None:
         """A file's text as it is on disk now; a notebook cell's from linecache."""
         text = self._texts.get(filename)
         if text is None:
-            if os.path.isfile(filename):
-                # Not linecache: it trusts a copy whose file kept its size and mtime.
-                try:
-                    with open(filename, "rb") as handle:
-                        text = importlib.util.decode_source(handle.read())
-                except (OSError, SyntaxError, UnicodeDecodeError):
-                    return None
-            else:
-                lines = linecache.getlines(filename, namespace)
-                text = "".join(lines) if lines else None
-            if text is not None:
-                self._texts[filename] = text
+            data = self._source_bytes(filename, namespace)
+            if data is None:
+                return None
+            try:
+                if data.startswith(b"file\0"):
+                    text = importlib.util.decode_source(data[5:])
+                else:
+                    text = data[5:].decode("utf-8", "surrogatepass")
+            except (SyntaxError, UnicodeDecodeError):
+                return None
+            self._texts[filename] = text
         return text
 
     def _function_form(
@@ -301,9 +362,9 @@ class CodeWalker:
         return self._locations[filename]
 
     def _locate(self, filename: str) -> str | None:
-        if os.path.isfile(filename):
+        real = self._real_file(filename)
+        if real is not None:
             # String operations, not pathlib: this runs on a step's first call.
-            real = os.path.realpath(filename)
             if not real.startswith(self._root_prefix):
                 return None
             parts = real[len(self._root_prefix) :].split(os.sep)
@@ -311,6 +372,28 @@ class CodeWalker:
                 return None
             return "/".join(parts)
         return INTERACTIVE if linecache.getlines(filename) else None
+
+    def _real_file(self, filename: str) -> str | None:
+        """os.path.realpath(filename) if it is a file (os.path.isfile), else None. A path
+        under the root (a real path) with no symlink, '.' or '..' below it is its own
+        real path: one lstat per component below the root, not realpath's from '/'."""
+        prefix = self._root_prefix
+        if filename.startswith(prefix):
+            parts = filename[len(prefix) :].split(os.sep)
+            if not {"", ".", ".."}.intersection(parts):
+                path = prefix[:-1]
+                mode = 0
+                try:
+                    for part in parts:
+                        path = f"{path}{os.sep}{part}"
+                        mode = os.lstat(path).st_mode
+                        if stat.S_ISLNK(mode):
+                            break
+                    else:
+                        return filename if stat.S_ISREG(mode) else None
+                except OSError:
+                    return None  # not a file (os.path.isfile says False too)
+        return os.path.realpath(filename) if os.path.isfile(filename) else None
 
     def key_of(self, obj: Any) -> str:
         filename = _filename_of(obj)

@@ -24,7 +24,7 @@ from pathlib import Path
 from gitcache.errors import RepositoryError
 from gitcache.gitread import GitDirs, find_repository
 from gitcache.gitrepo import GitRepo
-from gitcache.python.code import FORMS_DIR, FormCache
+from gitcache.python.code import FORMS_DIR, FormCache, known_real_root
 from gitcache.store import RecordStore
 
 # Not typing.TYPE_CHECKING (see gitcache/__init__.py). The workflow file's parser and the
@@ -159,6 +159,7 @@ def session_for(start: Path) -> Session:
             return found
         session = Session(dirs, _repo=repo)
         _SESSIONS[root] = session
+        known_real_root(root)
         if len(_SESSIONS) == 1:
             atexit.register(_save_all)
         return session

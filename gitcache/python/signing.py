@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import blake3
 
@@ -123,6 +123,11 @@ _SIMPLE_SCHEMAS: dict[Any, str] = {
 }
 
 
+# Values of exactly these types, for a hint of exactly the same type, are what pydantic
+# would make of them (themselves): a call with such arguments builds no validator.
+_EXACT: Final = frozenset({int, float, str, bool})
+
+
 def hash_json(value: Any) -> str:
     return blake3.blake3(canonical_json(value)).hexdigest()
 
@@ -133,7 +138,8 @@ class Signer:
         self.options = options
         self._signature = inspect.signature(func)
         self.parameters = self._signature.parameters
-        self._validators: dict[str, Validator] | None = None
+        self._hint_map: dict[str, Any] | None = None
+        self._validators: dict[str, Validator] = {}  # built when first needed
         self._returns: Validator | None = None
         self._code: Code | None = None
         self._plain: dict[str, tuple[type, ...]] | None = None
@@ -141,29 +147,42 @@ class Signer:
 
     # -- type hints ------------------------------------------------------------------------
 
-    def _hints(self) -> None:
-        where = f"step {self.options.name}"
-        try:
-            hints = typing.get_type_hints(self.func, include_extras=True)
-        except (NameError, TypeError) as exc:
-            raise StepDefinitionError(f"{where}: cannot resolve its type hints: {exc}") from None
-        self._validators = {
-            name: Validator(hints[name], f"{where}: parameter {name}") for name in self.parameters
-        }
-        self._returns = Validator(hints["return"], f"{where}: return type")
+    def hints(self) -> dict[str, Any]:
+        """The resolved type hints (the return value's validator is built with them, so
+        a return type that cannot be validated is an error before the function runs)."""
+        if self._hint_map is None:
+            where = f"step {self.options.name}"
+            annotations = self.func.__annotations__
+            if all(type(a) is type for a in annotations.values()):
+                hints = dict(annotations)  # what get_type_hints gives for plain classes
+            else:
+                try:
+                    hints = typing.get_type_hints(self.func, include_extras=True)
+                except (NameError, TypeError) as exc:
+                    raise StepDefinitionError(
+                        f"{where}: cannot resolve its type hints: {exc}"
+                    ) from None
+            self._returns = Validator(hints["return"], f"{where}: return type")
+            self._hint_map = hints
+        return self._hint_map
 
     @property
     def returns(self) -> Validator:
         if self._returns is None:
-            self._hints()
+            self.hints()
         assert self._returns is not None
         return self._returns
 
+    def validator(self, name: str) -> Validator:
+        found = self._validators.get(name)
+        if found is None:
+            hint = self.hints()[name]
+            found = Validator(hint, f"step {self.options.name}: parameter {name}")
+            self._validators[name] = found
+        return found
+
     def validators(self) -> dict[str, Validator]:
-        if self._validators is None:
-            self._hints()
-        assert self._validators is not None
-        return self._validators
+        return {name: self.validator(name) for name in self.parameters}
 
     def check_result(self, value: Any) -> Any:
         """The return value validated against the return hint (ResultError if it is not)."""
@@ -185,8 +204,9 @@ class Signer:
             from gitcache.python.files import File
 
             plain: dict[str, tuple[type, ...]] = {}
-            for name, validator in self.validators().items():
-                hint = validator.hint
+            hints = self.hints()
+            for name in self.parameters:
+                hint = hints[name]
                 members = typing.get_args(hint) if _is_union(hint) else (hint,)
                 kinds = tuple(type(None) if m is None else m for m in members)
                 if all(k in (int, float, str, bool, type(None)) for k in kinds):
@@ -204,14 +224,18 @@ class Signer:
 
         bound = self._signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        validators = self.validators()
+        hints = self.hints()
         arguments: dict[str, Any] = {}
         for name, value in bound.arguments.items():
+            kind = type(value)
+            if kind is hints[name] and kind in _EXACT:
+                arguments[name] = value  # what pydantic's validator returns for it
+                continue
             if getattr(value, "__gitcache_signature__", None) is not None:
                 arguments[name] = value  # a task: validated when it runs
                 continue
             try:
-                arguments[name] = validators[name](value)
+                arguments[name] = self.validator(name)(value)
             except (ValidationError, ValueError) as exc:
                 raise ArgumentError(
                     f"step {self.options.name}: argument {name}: {_first_error(exc)}"
