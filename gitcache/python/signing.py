@@ -9,6 +9,7 @@ the same objects (a notebook that redefines a helper gets a new document).
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import platform
 import types
@@ -56,10 +57,67 @@ class Call:
     """One call of a step, validated and signed."""
 
     arguments: dict[str, Any]  # validated values by parameter name (tasks kept as tasks)
-    components: Components
+    # The components as signed: what `Components(...).model_dump(mode="json")` gives.
+    document: dict[str, Any]
     signature: str
     code: Code
     files: dict[str, str] = field(default_factory=dict)  # argument -> path of each File
+    _components: Components | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def outputs(self) -> list[str]:
+        outputs: list[str] = self.document["outputs"]
+        return outputs
+
+    @property
+    def components(self) -> Components:
+        """The pydantic model (built when first asked for: a hit does not need it)."""
+        if self._components is None:
+            self._components = Components(**self.document)
+        return self._components
+
+
+def components_signature(components: Components) -> str:
+    """`signature_of(components)`, hashing a document made by hand when every value is
+    plain JSON (pydantic's serializer, first used in a process, costs tens of µs)."""
+    document = plain_document(components)
+    return signature_of(components) if document is None else hash_json(document)
+
+
+def plain_document(components: Components) -> dict[str, Any] | None:
+    """What `components.model_dump(mode="json")` gives, when its params hold only
+    plain JSON values (exact str, int, bool, finite float, None, list, dict with str
+    keys: what the dump leaves as it is); else None."""
+    if not _plain(components.params):
+        return None
+    document: dict[str, Any] = {
+        "format": components.format,
+        "kind": components.kind,
+        "code": components.code,
+        "params": components.params,
+        "inputs": components.inputs,
+        "outputs": components.outputs,
+        "env": components.env,
+    }
+    # Components._OMITTED_IF_NONE: left out when None.
+    for name in ("shell", "command", "references", "versions"):
+        value = getattr(components, name)
+        if value is not None:
+            document[name] = value
+    return document
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list:
+        return all(_plain(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    return False
 
 
 class Validator:
@@ -302,19 +360,26 @@ class Signer:
             for name, value in arguments.items()
             if name not in options.ignore
         }
-        components = Components(
-            format=SIGNATURE_FORMAT,
-            kind="python",
-            code=code.digest,
-            params=params,
-            inputs={},
-            outputs=self.outputs(arguments, root),
-            env={name: os.environ.get(name) for name in sorted(options.env)},
-            references=code.references,
-            versions=({n: version_of(n) for n in sorted(options.versions)} or None),
-        )
-        signature = signature_of(components)
-        return Call(arguments, components, signature, code, dict(fingerprint.files))
+        document: dict[str, Any] = {
+            "format": SIGNATURE_FORMAT,
+            "kind": "python",
+            "code": code.digest,
+            "params": params,
+            "inputs": {},
+            "outputs": self.outputs(arguments, root),  # each checked by check_relative_path
+            "env": {name: os.environ.get(name) for name in sorted(options.env)},
+            "references": code.references,
+        }
+        if options.versions:
+            document["versions"] = {n: version_of(n) for n in sorted(options.versions)}
+        components = None
+        if _plain(params):  # the document is what pydantic's dump would give
+            signature = hash_json(document)
+        else:
+            components = Components(**document)
+            document = components.model_dump(mode="json")
+            signature = signature_of(components)
+        return Call(arguments, document, signature, code, dict(fingerprint.files), components)
 
     def outputs(self, arguments: Mapping[str, Any], root: Path) -> list[str]:
         """The declared outputs with `{argument}` filled in, relative to the root."""

@@ -33,11 +33,17 @@ from gitcache.python import quick, results
 from gitcache.python.errors import ResultError, StepDefinitionError
 from gitcache.python.files import File
 from gitcache.python.session import Session, session_for, warn
-from gitcache.python.signing import Call, Signer, StepOptions, version_of
+from gitcache.python.signing import (
+    Call,
+    Signer,
+    StepOptions,
+    components_signature,
+    version_of,
+)
 from gitcache.record import OutputFile, PythonRun, Record
 from gitcache.stepnames import ref_component_problem
 from gitcache.store import StoredRecord
-from gitcache.trust import vet
+from gitcache.trust import check_outputs, check_signature
 
 # Not typing.TYPE_CHECKING (see gitcache/__init__.py). What only a miss needs (the
 # provenance snapshot, which loads the workflow file's parser; output capture; the
@@ -150,7 +156,7 @@ class StepFunction(Generic[P, R]):
     def _resolve(self, session: Session, call: Call) -> Any:
         if not self.options.store:
             return self._run(_upstream_results(call.arguments))
-        if not call.components.outputs:
+        if not call.outputs:
             value = self._quick_hit(session, call)
             if value is not _MISS:
                 return value
@@ -236,7 +242,15 @@ class StepFunction(Generic[P, R]):
         where = f"record {stored.commit[:12]} of step {self.name}"
         if record.python is None or record.components.kind != "python":
             raise UnsafeRecord(f"{where} is not a Python step's record")
-        vet(stored, self.name, call.components.outputs, call.signature)
+        # trust.vet, the components hashed as the call's were (`Call.document`)
+        if record.signature != call.signature:
+            check_signature(stored, call.signature)  # raises, saying so
+        if components_signature(record.components) != call.signature:
+            raise UnsafeRecord(
+                f"record {stored.commit[:12]}: its components do not hash to its signature "
+                f"{call.signature[:12]}"
+            )
+        check_outputs(stored, self.name, call.outputs)
         trusted = record.python.result == "pickle" and stored.commit in results.trusted_pickles(
             session.state_dir
         )
@@ -282,8 +296,8 @@ class StepFunction(Generic[P, R]):
         root = session.root
         # As for shell steps: never write through a symlink a record made, and record
         # only what this call writes.
-        session.worktree.clear_outputs(call.components.outputs)
-        for declared in call.components.outputs:
+        session.worktree.clear_outputs(call.outputs)
+        for declared in call.outputs:
             (root / declared).parent.mkdir(parents=True, exist_ok=True)
         # Unique per call: a step may call another step inside its function.
         name = f"{threading.get_ident()}-{next(_SCRATCH_NUMBERS)}-py"
@@ -333,7 +347,7 @@ class StepFunction(Generic[P, R]):
         from gitcache.gitrepo import TreeEntry
         from gitcache.store import NewRecord
 
-        outputs = self._collect_outputs(session, call.components.outputs)
+        outputs = self._collect_outputs(session, call.outputs)
         entries = results.write(session.repo, encoded)
         record = Record(
             step=self.name,

@@ -7,9 +7,14 @@ import warnings
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gitcache.python import quick
 from gitcache.python.session import GitcacheWarning, forget_sessions, session_for
+from gitcache.python.signing import components_signature
+from gitcache.record import Components
+from gitcache.signature import signature_of
 from tests.python.conftest import PyRepo
 
 STEPS = """
@@ -135,3 +140,63 @@ def test_a_damaged_result_object_is_refused_by_the_quick_reader(pyrepo: PyRepo, 
         found.read("result.json")
     with pytest.raises(quick.NotQuick):
         found.read("result/missing.npy")
+
+
+ANY_STEP = """
+import enum
+from typing import Any
+
+import gitcache
+
+
+class Color(str, enum.Enum):
+    RED = "red"
+
+
+@gitcache.step(env=["GITCACHE_TEST_VAR"], versions=["python", "pydantic"])
+def anything(x: Any, label: str = "a") -> int:
+    return 1
+"""
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),  # NaN and infinities too: not plain, pydantic's dump
+    st.text(max_size=5),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        st.dictionaries(st.integers(), inner, max_size=2),
+    ),
+    max_leaves=8,
+)
+
+
+@given(_values)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_call_is_signed_as_pydantic_would_sign_its_components(pyrepo: PyRepo, value: Any) -> None:
+    module = _any_step(pyrepo)
+    session = session_for(pyrepo.root)
+    call = module.anything.sign(session, (value,), {})
+    components = Components(**call.document)
+    assert call.document == components.model_dump(mode="json")
+    assert call.signature == signature_of(components) == signature_of(call.components)
+    assert components_signature(components) == call.signature
+    enum_call = module.anything.sign(session, (module.Color.RED,), {})
+    assert enum_call.signature == signature_of(enum_call.components)
+
+
+_MODULES: dict[Any, Any] = {}
+
+
+def _any_step(pyrepo: PyRepo) -> Any:
+    """One module per repository (hypothesis calls the test many times per fixture)."""
+    if pyrepo.root not in _MODULES:
+        _MODULES.clear()
+        _MODULES[pyrepo.root] = pyrepo.module("anything.py", ANY_STEP)
+    return _MODULES[pyrepo.root]
