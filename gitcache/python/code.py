@@ -35,6 +35,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -50,6 +51,7 @@ FORMS_DIR: Final = "python-code-v1"  # under the state dir (.git/gitcache/)
 # recently used ones while they hold more than FORMS_MAX_BYTES.
 FORMS_UNUSED_DAYS: Final = 30
 FORMS_MAX_BYTES: Final = 64 << 20
+_TOUCH_SECONDS: Final = 86400  # a form file read is marked used at most once a day
 _OUTSIDE_DIRS: Final = frozenset({"site-packages", "dist-packages"})
 _MISSING: Final = object()
 # Top-level modules whose versions are not worth recording (gitcache records its own).
@@ -129,9 +131,12 @@ class FormCache:
                 try:
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                     try:
-                        raw = _read_rest(fd, os.fstat(fd).st_size)
-                        with contextlib.suppress(OSError):  # used now (gc drops the unused)
-                            os.utime(fd)
+                        st = os.fstat(fd)
+                        raw = _read_rest(fd, st.st_size)
+                        # Used now (gc drops the unused): to the day, one write a day.
+                        if time.time() - st.st_mtime > _TOUCH_SECONDS:
+                            with contextlib.suppress(OSError):
+                                os.utime(fd)
                     finally:
                         os.close(fd)
                     data = json.loads(raw)

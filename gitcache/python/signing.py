@@ -196,6 +196,12 @@ class Signer:
         self.options = options
         self._signature = inspect.signature(func)
         self.parameters = self._signature.parameters
+        # All the parameters, when each may be given positionally (else: inspect binds).
+        simple = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        every = list(self.parameters.values())
+        self._positional: list[str] | None = (
+            [p.name for p in every] if all(p.kind in simple for p in every) else None
+        )
         self._hint_map: dict[str, Any] | None = None
         self._validators: dict[str, Validator] = {}  # built when first needed
         self._returns: Validator | None = None
@@ -280,11 +286,9 @@ class Signer:
         """Arguments by parameter name, defaults applied, each validated by its hint."""
         from pydantic_core import ValidationError
 
-        bound = self._signature.bind(*args, **kwargs)
-        bound.apply_defaults()
         hints = self.hints()
         arguments: dict[str, Any] = {}
-        for name, value in bound.arguments.items():
+        for name, value in self._bound(args, kwargs).items():
             kind = type(value)
             if kind is hints[name] and kind in _EXACT:
                 arguments[name] = value  # what pydantic's validator returns for it
@@ -299,6 +303,23 @@ class Signer:
                     f"step {self.options.name}: argument {name}: {_first_error(exc)}"
                 ) from None
         return arguments
+
+    def _bound(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Arguments by parameter name, defaults applied (inspect's bind; by hand for the
+        common call that gives every parameter positionally or by its default)."""
+        params = self._positional
+        if params is not None and not kwargs and len(args) <= len(params):
+            found = dict(zip(params, args, strict=False))
+            for name in params[len(args) :]:
+                default = self.parameters[name].default
+                if default is inspect.Parameter.empty:
+                    break  # missing: inspect says so
+                found[name] = default
+            else:
+                return found
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
 
     # -- the signature -----------------------------------------------------------------------
 
