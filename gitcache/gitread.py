@@ -2,7 +2,7 @@
 a ref, a loose object.
 
 A Python step's hit in a new process reads one ref and four small objects; opening
-the repository through libgit2 costs more than all of that (docs/python.md, "Speed").
+the repository through libgit2 costs more than all of that (docs/benchmarks.md).
 Everything here is a reader, and a cautious one: whatever it does not know for sure
 (a layout libgit2 might see differently, a symbolic or reftable ref, a packed object,
 a SHA-256 repository, a file it cannot parse) gives None, and the caller asks libgit2

@@ -106,20 +106,21 @@ def json_constant(value: Any) -> Any:
 
 
 class FormCache:
-    """Normalized forms of definitions, by the hash of their file's text, on disk.
+    """Normalized forms of definitions, by the hash of their file's bytes, on disk.
 
     A new process asking for a step's code would parse and normalize every file the
     step's code lives in; the forms (and the names each definition loads) depend only
-    on the file's text, so they are kept under its hash (no stat involved: an edit
-    within one mtime tick still changes the key), one small JSON file per version of
-    a source file: `.git/gitcache/python-code-v1/<2 hex>/<hash>.json`. A process reads
-    only the files of the sources it uses, and sets the modification time of each it
-    reads: `prune_forms` (run by `gitcache gc`) drops those unused for a while.
+    on the file's bytes (its text), so they are kept under their hash (no stat
+    involved: an edit within one mtime tick still changes the key), one small JSON
+    file per version of a source file: `.git/gitcache/python-code-v1/<2 hex>/<hash>.json`
+    (a notebook cell's: by the hash of its text). A process reads only the files of
+    the sources it uses, and marks each it reads used (its mtime, once a day):
+    `prune_forms` (run by `gitcache gc`) drops those unused for a while.
     """
 
     def __init__(self, directory: Path | None) -> None:
         self._dir = directory
-        self._files: dict[str, dict[str, Any]] = {}  # text hash -> forms of that text
+        self._files: dict[str, dict[str, Any]] = {}  # source hash -> forms of that source
         self._changed: set[str] = set()
 
     def _forms_of(self, digest: str) -> dict[str, Any]:
