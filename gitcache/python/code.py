@@ -73,6 +73,8 @@ class CodeDocument:
     # closure cell: while all still hold the same objects, the document is still true.
     bindings: list[tuple[dict[str, Any], str, Any]] = field(default_factory=list)
     cells: list[tuple[types.CellType, Any]] = field(default_factory=list)
+    # key -> hash of its entry, for the entries whose hash came with their cached form
+    digests: dict[str, str] = field(default_factory=dict)
 
     def still_valid(self) -> bool:
         """Whether every binding the document was built from still holds the same object."""
@@ -271,8 +273,12 @@ class CodeWalker:
         root: Path,
         encode_constant: Callable[[Any], Any] | None = None,
         forms: FormCache | None = None,
+        hash_entry: Callable[[Any], str] | None = None,
     ) -> None:
         self.root = _real_root(root)
+        # The hash of a function's or class's entry, kept with its form in the cache: a
+        # new process does not serialize a big definition's form again to hash it.
+        self._hash_entry = hash_entry
         self._root_prefix = str(self.root).rstrip(os.sep) + os.sep
         self._encode = encode_constant
         self._forms = forms or FormCache(None)
@@ -290,10 +296,18 @@ class CodeWalker:
         main = self.key_of(func)
         self._doc = CodeDocument(main, {})
         self._seen.add(id(func))
-        form, outer, body = self._function_form(func, step=True)
-        self._doc.entries[main] = ["function", form]
+        form, outer, body, digest = self._function_form(func, step=True)
+        self._put(main, ["function", form], digest)
         self._follow_function(func, outer, body, main)
         return self._doc
+
+    def _put(self, key: str, entry: list[Any], digest: str | None) -> None:
+        assert self._doc is not None
+        self._doc.entries[key] = entry
+        if digest is None:
+            self._doc.digests.pop(key, None)
+        else:
+            self._doc.digests[key] = digest
 
     def _file_digest(self, filename: str, namespace: dict[str, Any] | None) -> str | None:
         digest = self._digests.get(filename)
@@ -344,20 +358,28 @@ class CodeWalker:
 
     def _function_form(
         self, func: types.FunctionType, step: bool = False
-    ) -> tuple[Any, list[Any], list[Any]]:
-        """(normalized form, names its outer parts load, names its body loads)."""
+    ) -> tuple[Any, list[Any], list[Any], str | None]:
+        """(normalized form, names its outer parts load, names its body loads, hash of
+        its entry if known)."""
         code = func.__code__
         digest = self._file_digest(code.co_filename, func.__globals__)
         key = f"f:{code.co_firstlineno}:{code.co_name}:{int(step)}"
         cached = self._forms.get(digest, key) if digest is not None else None
         if cached is not None:
-            return cached[0], cached[1], cached[2]
+            return cached[0], cached[1], cached[2], self._cached_hash(cached, 3)
         node = self.function_node(func)
         outer, body = _outer_and_body(node, skip_decorators=step)
         found = [normalize(node, drop_decorators=step), _references(outer), _references(body)]
+        if self._hash_entry is not None:
+            found.append(self._hash_entry(["function", found[0]]))
         if digest is not None:
             self._forms.put(digest, key, found)
-        return found[0], found[1], found[2]
+        return found[0], found[1], found[2], self._cached_hash(found, 3)
+
+    def _cached_hash(self, cached: list[Any], at: int) -> str | None:
+        if self._hash_entry is None or len(cached) <= at or not isinstance(cached[at], str):
+            return None
+        return cached[at]
 
     # -- where things live --------------------------------------------------------------
 
@@ -517,11 +539,11 @@ class CodeWalker:
                 self._outside(value)
                 return
             if isinstance(value, types.FunctionType):
-                form, outer, body = self._function_form(value)
+                form, outer, body, digest = self._function_form(value)
                 # Closures of one function (`add2 = make_adder(2)`, `add3 = ...`) share a
                 # qualname: such a function is keyed by the name it is reached through.
                 own = key if "<locals>" in value.__qualname__ else self.key_of(value)
-                self._doc.entries[own] = ["function", form]
+                self._put(own, ["function", form], digest)
                 self._follow_function(value, outer, body, own)
             else:
                 self._class(value)
@@ -531,7 +553,7 @@ class CodeWalker:
             return
         if key in self._doc.entries:
             return
-        self._doc.entries[key] = ["constant", self._constant(value, key)]
+        self._put(key, ["constant", self._constant(value, key)], None)
 
     def _module(self, module: types.ModuleType, attrs: list[str]) -> None:
         assert self._doc is not None
@@ -544,7 +566,7 @@ class CodeWalker:
         if attrs:  # `helpers.smooth(...)`: what is used from the repository's module
             self._global(module.__dict__, attrs[0], attrs[1:])
 
-    def _class_form(self, cls: type) -> tuple[Any, list[Any]]:
+    def _class_form(self, cls: type) -> tuple[Any, list[Any], str | None]:
         filename = _filename_of(cls)
         module = sys.modules.get(cls.__module__)
         digest = None
@@ -554,17 +576,19 @@ class CodeWalker:
         key = f"c:{cls.__qualname__}:{first}"
         cached = self._forms.get(digest, key) if digest is not None else None
         if cached is not None:
-            return cached[0], cached[1]
+            return cached[0], cached[1], self._cached_hash(cached, 2)
         node = self.class_node(cls)
         found = [normalize(node), _references([node])]
+        if self._hash_entry is not None:
+            found.append(self._hash_entry(["class", found[0]]))
         if digest is not None:
             self._forms.put(digest, key, found)
-        return found[0], found[1]
+        return found[0], found[1], self._cached_hash(found, 2)
 
     def _class(self, cls: type) -> None:
         assert self._doc is not None
-        form, references = self._class_form(cls)
-        self._doc.entries[self.key_of(cls)] = ["class", form]
+        form, references, digest = self._class_form(cls)
+        self._put(self.key_of(cls), ["class", form], digest)
         module = sys.modules.get(cls.__module__)
         namespace = getattr(module, "__dict__", {})
         for name, attrs in references:

@@ -333,7 +333,7 @@ class Signer:
             return self._code
         constants = Fingerprinter(blob_of=_no_files, class_key=self.class_key(root))
         try:
-            walker = CodeWalker(root, lambda v: constants(v, "constant"), forms)
+            walker = CodeWalker(root, lambda v: constants(v, "constant"), forms, hash_json)
             document = walker.document(self.func)
         except CodeError as exc:
             if forms is not None:
@@ -346,8 +346,10 @@ class Signer:
             # Written now, not at exit: a process pool's worker ends without running
             # atexit handlers (os._exit), and would leave every form to parse again.
             forms.save()
-        refs = {k: hash_json(v) for k, v in document.entries.items() if k != document.main}
-        self._code = Code(hash_json(document.entries[document.main]), refs, document)
+        known_hashes = document.digests  # those that came with their cached forms
+        hashes = {k: known_hashes.get(k) or hash_json(v) for k, v in document.entries.items()}
+        main = hashes.pop(document.main)
+        self._code = Code(main, hashes, document)
         return self._code
 
     def class_key(self, root: Path) -> Callable[[type], str]:
