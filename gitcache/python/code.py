@@ -377,9 +377,8 @@ class CodeWalker:
         return found[0], found[1], found[2], self._cached_hash(found, 3)
 
     def _cached_hash(self, cached: list[Any], at: int) -> str | None:
-        if self._hash_entry is None or len(cached) <= at or not isinstance(cached[at], str):
-            return None
-        return cached[at]
+        found = cached[at] if self._hash_entry is not None and len(cached) > at else None
+        return found if isinstance(found, str) else None
 
     # -- where things live --------------------------------------------------------------
 
