@@ -205,20 +205,19 @@ class StepFunction(Generic[P, R]):
     def _quick_hit(self, session: Session, call: Call) -> Any:
         """The recorded result read without libgit2 (python/quick.py), or _MISS: no
         record, or one to read the full way (which says what is wrong with it). Holds no
-        objects lock: it writes nothing, and an object `gitcache gc` removes meanwhile
-        is only a failed read, hence the full way."""
+        objects lock, so it writes nothing: an object `gitcache gc` removes meanwhile is
+        only a failed read. A record that is not yet the step's latest is read the full
+        way too, which moves the pointer under the lock (never to a pruned commit)."""
         found = quick.read_record(session.dirs, call.signature)
         if found is None:
             return _MISS
-        try:
-            value = self._load(session, call, found.stored, found.read)
-        except (UnsafeRecord, ResultError, quick.NotQuick):
-            return _MISS
         stored = found.stored
         if not quick.is_latest(session.dirs, stored.record.step, stored.commit):
-            with session.lock:
-                session.store.set_latest(stored)
-        return value
+            return _MISS
+        try:
+            return self._load(session, call, stored, found.read)
+        except (UnsafeRecord, ResultError, quick.NotQuick):
+            return _MISS
 
     def _use(self, session: Session, call: Call, stored: StoredRecord) -> Any:
         """The recorded result (outputs restored), or _MISS if the record cannot be used."""

@@ -73,15 +73,18 @@ def test_a_hit_reads_the_record_without_opening_the_repository(pyrepo: PyRepo, s
     assert _calls(pyrepo) == ["scale", "pair"]
 
 
-def test_a_hit_moves_the_latest_record_as_the_full_way_does(pyrepo: PyRepo, steps) -> None:
+def test_a_hit_on_a_record_that_is_not_the_latest_moves_it_the_full_way(
+    pyrepo: PyRepo, steps
+) -> None:
     steps.scale(3, 0.5)
     first = pyrepo.refs()["refs/gitcache/step/scale"]
     steps.scale(4, 0.5)
     second = pyrepo.refs()["refs/gitcache/step/scale"]
     assert first != second
     _new_process(steps.scale)
-    assert steps.scale(3, 0.5) == 1.5
+    assert steps.scale(3, 0.5) == 1.5  # the full way: it moves the pointer under the lock
     assert pyrepo.refs()["refs/gitcache/step/scale"] == first
+    assert session_for(pyrepo.root)._repo is not None
     _new_process(steps.scale)
     assert steps.scale(3, 0.5) == 1.5  # already the latest: nothing written, no libgit2
     assert session_for(pyrepo.root)._repo is None
