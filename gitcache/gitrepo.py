@@ -44,6 +44,7 @@ _OBJECT_WRITE_RACE = re.compile(r"failed to rename lockfile|failed to create loc
 _OBJECT_WRITE_ATTEMPTS: Final = 20
 T = TypeVar("T")
 _TYPE_NAMES: Final = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
+_TREE_MODES: Final = frozenset({0o100644, 0o100755, 0o120000, 0o040000, 0o160000})
 
 # libgit2 looks up every object a new tree entry or commit names ("strict object
 # creation"); every such object gitcache names it has just written or read, and the
@@ -100,6 +101,7 @@ class GitRepo:
         self._writer: ObjectWriter | None = None
         self._writer_chosen = False  # decided on first write (reads the config)
         self._unchecked = False  # inside unchecked_reads
+        self._identity: bytes | None = None  # `name <email>` of the commits we write
 
     @classmethod
     def discover(cls, start: Path) -> GitRepo:
@@ -175,6 +177,7 @@ class GitRepo:
 
     def resolve_commit(self, rev: str) -> str:
         try:
+            self.flush_objects()
             obj = self._repo.revparse_single(rev)
             commit = obj.peel(pygit2.Commit)
         except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as exc:
@@ -188,15 +191,21 @@ class GitRepo:
         return str(self._commit(oid).tree_id)
 
     def is_descendant(self, oid: str, ancestor: str) -> bool:
+        self.flush_objects()
         return oid == ancestor or bool(
             self._repo.descendant_of(pygit2.Oid(hex=oid), pygit2.Oid(hex=ancestor))
         )
 
     def _commit(self, oid: str) -> pygit2.Commit:
-        obj = self._repo.get(oid)
+        obj = self._get(oid)
         if not isinstance(obj, pygit2.Commit):
             raise RepositoryError(f"{oid} is not a commit in {self.git_dir}")
         return obj
+
+    def _get(self, oid: str) -> pygit2.Object | None:
+        """An object through libgit2, once the objects our writer holds are published."""
+        self.flush_objects()
+        return self._repo.get(oid)
 
     # -- blobs ------------------------------------------------------------------
 
@@ -366,6 +375,9 @@ class GitRepo:
         return self._write_nested(nested)
 
     def _write_nested(self, node: Mapping[str, object]) -> str:
+        writer = self.objects
+        if writer is not None:  # our writer: the tree waits with the record's blobs
+            return writer.write_object("tree", self._tree_bytes(node))
         builder = self._repo.TreeBuilder()
         for name, value in node.items():
             if isinstance(value, TreeEntry):
@@ -375,9 +387,27 @@ class GitRepo:
                 builder.insert(name, pygit2.Oid(hex=self._write_nested(value)), MODE_TREE)
         return str(_write_object(builder.write))
 
+    def _tree_bytes(self, node: Mapping[str, object]) -> bytes:
+        """A tree object's content (its subtrees written first), as git lays it out:
+        entries sorted by name, a subtree's name compared as if it ended in `/`."""
+        rows: list[tuple[bytes, bytes]] = []
+        for name, value in node.items():
+            raw = _entry_name(name)
+            if isinstance(value, TreeEntry):
+                if value.mode not in _TREE_MODES:
+                    raise RepositoryError(f"tree entry {value.path}: invalid mode {value.mode:o}")
+                mode, oid = value.mode, value.oid
+            else:
+                assert isinstance(value, dict)
+                mode, oid = MODE_TREE, self._write_nested(value)
+            key = raw + b"/" if mode == MODE_TREE else raw
+            rows.append((key, b"%o %s\0%s" % (mode, raw, bytes.fromhex(oid))))
+        rows.sort()
+        return b"".join(row for _key, row in rows)
+
     def walk_tree(self, oid: str, prefix: str = "") -> Iterator[TreeEntry]:
         """Every non-tree entry under a tree, recursively, with full paths."""
-        tree = self._repo.get(oid)
+        tree = self._get(oid)
         if not isinstance(tree, pygit2.Tree):
             raise RepositoryError(f"object {oid} is not a tree")
         for item in tree:
@@ -389,7 +419,7 @@ class GitRepo:
 
     def list_tree(self, oid: str) -> Iterator[TreeEntry]:
         """The entries of one tree (not recursive), in git's order."""
-        tree = self._repo.get(oid)
+        tree = self._get(oid)
         if not isinstance(tree, pygit2.Tree):
             raise RepositoryError(f"object {oid} is not a tree")
         for item in tree:
@@ -405,7 +435,7 @@ class GitRepo:
         return bytes(obj.data) if isinstance(obj, pygit2.Blob) else None
 
     def tree_entry(self, tree_oid: str, path: str) -> TreeEntry | None:
-        tree = self._repo.get(tree_oid)
+        tree = self._get(tree_oid)
         if not isinstance(tree, pygit2.Tree):
             raise RepositoryError(f"object {tree_oid} is not a tree")
         try:
@@ -417,8 +447,11 @@ class GitRepo:
     # -- commits ------------------------------------------------------------------
 
     def write_commit(self, tree: str, parents: Sequence[str], message: str) -> str:
-        """Create a commit object without moving any ref (every blob written before)."""
-        self.flush_objects()
+        """Create a commit object without moving any ref. With our writer it waits with
+        the objects it names (they are all published before any ref update)."""
+        writer = self.objects
+        if writer is not None:
+            return writer.write_object("commit", self._commit_bytes(tree, parents, message), False)
         author = self._signature()
         oid = _write_object(
             lambda: self._repo.create_commit(
@@ -442,6 +475,27 @@ class GitRepo:
         author = self._signature()
         parents = [] if head is None else [pygit2.Oid(hex=head)]
         return str(self._repo.create_commit("HEAD", author, author, message, tree, parents))
+
+    def _commit_bytes(self, tree: str, parents: Sequence[str], message: str) -> bytes:
+        """A commit object's content as libgit2 writes it: author and committer are the
+        repository's default identity (read once), now, in the local time zone."""
+        if self._identity is None:
+            found = self._signature()
+            self._identity = b"%s <%s>" % (found.raw_name, found.raw_email)
+        now = time.time()
+        offset = (time.localtime(now).tm_gmtoff or 0) // 60
+        sign = "-" if offset < 0 else "+"
+        stamp = b"%s %d %s%02d%02d" % (
+            self._identity,
+            int(now),
+            sign.encode(),
+            abs(offset) // 60,
+            abs(offset) % 60,
+        )
+        lines = [b"tree " + _hex_oid(tree)]
+        lines += [b"parent " + _hex_oid(p) for p in parents]
+        lines += [b"author " + stamp, b"committer " + stamp, b"", message.encode()]
+        return b"\n".join(lines)
 
     def _signature(self) -> pygit2.Signature:
         try:
@@ -480,7 +534,9 @@ class GitRepo:
 
         Every ref is locked (git's own `.lock` files) before its current value is
         compared, so the comparison and the write cannot be separated by another writer.
+        The objects our writer holds are published first: objects before refs, always.
         """
+        self.flush_objects()
         start = time.monotonic()
         told = retried = False
         while True:
@@ -602,6 +658,7 @@ class GitRepo:
 
     def commits_between(self, tip: str, hide: Sequence[str] = ()) -> list[str]:
         """Commits reachable from tip but from none of `hide` (`git rev-list tip ^hide...`)."""
+        self.flush_objects()
         walker = self._repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL)
         for oid in hide:
             walker.hide(pygit2.Oid(hex=oid))
@@ -644,6 +701,19 @@ def _write_object(write: Callable[[], T]) -> T:
                 raise
             time.sleep(0.001 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _entry_name(name: str) -> bytes:
+    """A tree entry's name, refused as libgit2 and `git fsck` refuse it."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name or name.lower() == ".git":
+        raise RepositoryError(f"invalid tree entry name {name!r}")
+    return name.encode()
+
+
+def _hex_oid(oid: str) -> bytes:
+    if len(oid) != 40 or not all(c in "0123456789abcdef" for c in oid):
+        raise RepositoryError(f"invalid object id {oid!r}")
+    return oid.encode()
 
 
 def relative_posix(root: Path, path: Path) -> str:
