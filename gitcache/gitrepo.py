@@ -102,6 +102,7 @@ class GitRepo:
         self._writer_chosen = False  # decided on first write (reads the config)
         self._unchecked = False  # inside unchecked_reads
         self._identity: bytes | None = None  # `name <email>` of the commits we write
+        self._packed_ok: bool | None = None  # packed-refs may be written (read once)
 
     @classmethod
     def discover(cls, start: Path) -> GitRepo:
@@ -529,14 +530,28 @@ class GitRepo:
         found.sort()
         yield from found
 
-    def update_refs(self, updates: Sequence[RefUpdate], message: str = "gitcache") -> None:
+    def update_refs(
+        self, updates: Sequence[RefUpdate], message: str = "gitcache", packed: bool = False
+    ) -> None:
         """Apply all updates atomically, or none; raise RefConflict on a lost race.
 
         Every ref is locked (git's own `.lock` files) before its current value is
         compared, so the comparison and the write cannot be separated by another writer.
         The objects our writer holds are published first: objects before refs, always.
+        `packed`: many refs (a batch of sweep items'): written into packed-refs in one
+        rewrite when that can be done (packedrefs.py), else as below.
         """
         self.flush_objects()
+        if packed and self._packed_refs_ok():
+            from gitcache import packedrefs
+
+            try:
+                packedrefs.update_packed(self.common_dir, self.state_dir, updates, ANY)
+                return
+            except packedrefs.Conflict as exc:
+                raise RefConflict(exc.name, exc.expected, exc.found) from None
+            except packedrefs.Unsuitable:
+                pass  # a reference transaction waits for locks and says what is wrong
         start = time.monotonic()
         told = retried = False
         while True:
@@ -567,6 +582,15 @@ class GitRepo:
                     told = True
                 retried = True
                 time.sleep(0.02)
+
+    def _packed_refs_ok(self) -> bool:
+        """Whether refs may be written straight into packed-refs: the files backend (not
+        reftable), and no reflog asked for every ref (libgit2 writes those)."""
+        if self._packed_ok is None:
+            storage = (self.config_value("extensions.refstorage") or "files").lower()
+            logs = (self.config_value("core.logallrefupdates") or "").lower()
+            self._packed_ok = storage == "files" and logs != "always"
+        return self._packed_ok
 
     def _in_the_way(self, updates: Sequence[RefUpdate]) -> RepositoryError | None:
         """A ref that stands where an update needs a directory, or refs below an update."""

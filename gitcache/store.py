@@ -647,7 +647,9 @@ class RefBatch:
                     merged.pop(update.name, None)
                     merged[update.name] = update
             try:
-                self._store.repo.update_refs(list(merged.values()), message="gitcache: record")
+                self._store.repo.update_refs(
+                    list(merged.values()), message="gitcache: record", packed=True
+                )
                 self._store._latest.set_many(
                     (key, commit)
                     for commit, _record, _updates, in_files in queued
