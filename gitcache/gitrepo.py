@@ -7,6 +7,7 @@ rest of the code (and the pydantic models) never sees a pygit2 type.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import stat
@@ -122,7 +123,7 @@ class GitRepo:
     def init(cls, path: Path) -> GitRepo:
         return cls(pygit2.init_repository(str(path), initial_head="main"))
 
-    @property
+    @functools.cached_property
     def state_dir(self) -> Path:
         """gitcache's private directory shared by all worktrees (locks, scratch, record
         index), inside the common git dir."""
@@ -378,7 +379,9 @@ class GitRepo:
     def _write_nested(self, node: Mapping[str, object]) -> str:
         writer = self.objects
         if writer is not None:  # our writer: the tree waits with the record's blobs
-            return writer.write_object("tree", self._tree_bytes(node))
+            # Not looked up first: trees are small and nearly always new (a copy of one
+            # the repository has, in a pack, is harmless; git gc drops it).
+            return writer.write_object("tree", self._tree_bytes(node), False)
         builder = self._repo.TreeBuilder()
         for name, value in node.items():
             if isinstance(value, TreeEntry):

@@ -23,6 +23,7 @@ from gitcache.latest import STEP_PREFIX as STEP_PREFIX  # re-exported: refs/gitc
 from gitcache.latest import LatestRecords, latest_key
 from gitcache.latest import item_ref as item_ref
 from gitcache.latest import step_ref as step_ref
+from gitcache.objects.stored import StoredFile
 from gitcache.record import Record, is_oid, parse_record
 from gitcache.recordindex import RecordIndex, RecordSummary
 
@@ -407,7 +408,13 @@ class RecordStore:
                 raise GitcacheError(f"output {e.path}: its chunks were not stored by this process")
             entries += chunk_entries(OUTPUTS_DIR + e.path, ids)
         for stream, path in sorted(new.logs.items()):
-            log = self.repo.write_blob_file(path)
+            # Most commands of a sweep print nothing: an empty log is not opened and read.
+            empty = path.stat().st_size == 0
+            log = (
+                StoredFile(self.repo.write_blob(b""), 0)
+                if empty
+                else self.repo.write_blob_file(path)
+            )
             if log.chunks is None:
                 entries.append(TreeEntry(f"logs/{stream}", log.oid, MODE_FILE))
             else:

@@ -56,8 +56,8 @@ class ObjectWriter:
 
     def write_object(self, kind: str, data: bytes, check: bool = True) -> str:
         """Write a tree or commit (its content as git hashes it); it waits as small blobs
-        do. `check=False`: do not ask whether the repository has it (a new commit: its
-        time is in it; a copy in the pack would be harmless anyway)."""
+        do. `check=False`: do not ask whether the repository has it (a look-up costs
+        more than writing a small object again; a second copy in a pack is harmless)."""
         oid = object_id(kind, data)
         self._put(oid, data, kind, check)
         return oid
