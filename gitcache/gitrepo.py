@@ -553,6 +553,11 @@ class GitRepo:
                 return
             except packedrefs.Conflict as exc:
                 raise RefConflict(exc.name, exc.expected, exc.found) from None
+            except packedrefs.InTheWay as exc:
+                raise RepositoryError(
+                    f"cannot write ref {exc.name}: the ref {exc.other} is in the way",
+                    hint=f"remove it if it is not yours: git update-ref -d {exc.other}",
+                ) from None
             except packedrefs.Unsuitable:
                 pass  # a reference transaction waits for locks and says what is wrong
         start = time.monotonic()

@@ -44,6 +44,16 @@ class Unsuitable(Exception):
     """This batch cannot be written here (the caller uses a reference transaction)."""
 
 
+class InTheWay(Unsuitable):
+    """A packed ref stands where a ref being written needs a directory, or packed refs lie
+    under its name (git refuses both; libgit2 would write it all the same)."""
+
+    def __init__(self, name: str, other: str) -> None:
+        super().__init__(f"the ref {other} is in the way of {name}")
+        self.name = name
+        self.other = other
+
+
 class Conflict(Exception):
     """A ref does not hold the value the caller expected."""
 
@@ -138,8 +148,12 @@ def _write_locked(
             found = None if entry is None else entry[0].split(b" ", 1)[0].decode()
         if update.expected != any_value and found != update.expected:
             raise Conflict(update.name, update.expected, found)
-        if update.name in dirs or any(p in entries for p in _prefixes(update.name)):
-            raise Unsuitable(f"a ref is in the way of {update.name}, or refs lie under it")
+        above = next((p for p in _prefixes(update.name) if p in entries), None)
+        if above is not None:
+            raise InTheWay(update.name, above)
+        if update.name in dirs:
+            below = min(n for n in entries if n.startswith(update.name + "/"))
+            raise InTheWay(update.name, below)
     for update in updates:
         assert update.new is not None
         entries[update.name] = [f"{update.new} {update.name}".encode()]

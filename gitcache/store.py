@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -615,28 +616,41 @@ class ChunkLayout:
 
 
 class RefBatch:
-    """The ref updates of several written records, applied in one transaction.
+    """The ref updates of several written records, applied in one step.
 
-    Recording a thousand sweep items one transaction each costs a lock file, a
-    rename and a reflog line per ref per item; queued here they cost one
-    transaction per `limit` records. Every object of a queued record is written
-    already, so flushing (when full, and in the engine's `finally`, also after a
-    failure or Ctrl-C) is all that stands between it and being found. Signature
-    locks handed to `hold` stay taken until their refs are written, so another
-    process waiting on one still finds the record instead of running it again.
+    Recording a thousand sweep items one transaction each costs a new file per ref
+    per item; queued here they cost one rewrite of packed-refs (packedrefs.py) per
+    `limit` records. A queued record's objects wait in the object writer, which
+    publishes them (one pack) before the refs are written. Flushing happens when
+    `limit` records wait, when the first of them has waited `max_wait` seconds or a
+    record's command took that long (so a kill -9 loses at most about that much
+    finished work: slow items are written one by one), before waiting for another
+    process's signature lock, and in the engine's `finally` (also after a failure or
+    Ctrl-C). Signature locks handed to `hold` stay taken until their refs are
+    written, so another process waiting on one still finds the record instead of
+    running it again.
     """
 
-    def __init__(self, store: RecordStore, limit: int = 100) -> None:
+    def __init__(self, store: RecordStore, limit: int = 100, max_wait: float = 1.0) -> None:
         self._store = store
         self._limit = limit
+        self._max_wait = max_wait
         self._queued: list[tuple[str, Record, list[RefUpdate], list[str]]] = []
+        self._since = 0.0  # time.monotonic() when the first queued record came
         self._held = ExitStack()
 
     def add(
         self, commit: str, record: Record, updates: list[RefUpdate], in_files: list[str]
     ) -> None:
+        now = time.monotonic()
+        if not self._queued:
+            self._since = now
         self._queued.append((commit, record, updates, in_files))
-        if len(self._queued) >= self._limit:
+        if (
+            len(self._queued) >= self._limit
+            or record.duration >= self._max_wait
+            or now - self._since >= self._max_wait
+        ):
             self.flush()
 
     def hold(self, locks: ExitStack) -> None:
