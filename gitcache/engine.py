@@ -624,15 +624,18 @@ class Engine:
         def write_file(path: Path) -> StoredFile:
             return repo.write_blob_file(path, meter.add)
 
+        # The objects of earlier sweep items, whose refs wait in the batch, wait in the
+        # writer too: a failure here drops only what this step stored.
+        mark = repo.objects_mark()
         for rel in expanded:
             try:
                 files.append(worktree.store_output(rel, write_file, repo.write_blob))
             except StepFailed as exc:
                 # The blobs stored so far wait in the writer: no record will name them.
-                repo.discard_objects()
+                repo.discard_objects(mark)
                 return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
             except BaseException:  # a file that kept changing, a full disk, Ctrl-C
-                repo.discard_objects()
+                repo.discard_objects(mark)
                 raise
             meter.file_done()
         meter.finish()

@@ -249,10 +249,16 @@ class GitRepo:
         if self._writer is not None and self._writer.pending:
             self._writer.flush()
 
-    def discard_objects(self) -> None:
-        """Drop blobs held back for a pack that no record will name (a failed step)."""
+    def objects_mark(self) -> int:
+        """Where the objects our writer holds back stand now (`discard_objects`)."""
+        return 0 if self._writer is None else self._writer.mark()
+
+    def discard_objects(self, mark: int = 0) -> None:
+        """Drop the objects held back for a pack since `mark` (objects_mark): no record
+        will name them (a failed step). Earlier ones, of records whose refs wait in a
+        batch, stay."""
         if self._writer is not None:
-            self._writer.discard()
+            self._writer.discard(mark)
 
     def write_blob_file(
         self, path: Path, progress: Callable[[int], None] | None = None

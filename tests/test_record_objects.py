@@ -148,3 +148,26 @@ def test_a_process_waiting_for_a_recycled_lock_file_takes_the_lock_again(
         assert signature_lock_path(state, sig).exists()  # both held at once
     release.set()
     thread.join(10)
+
+
+def test_discarding_back_to_a_mark_keeps_what_came_before(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
+    gr = GitRepo.discover(repo.root)
+    kept = [gr.write_blob(f"kept {n}\n".encode()) for n in range(70)]  # a pack is open
+    mark = gr.objects_mark()
+    dropped = [gr.write_blob(f"dropped {n}\n".encode() * 50) for n in range(5)]
+    gr.discard_objects(mark)
+    few = make_repo(tmp_path / "few", {"a.txt": "a\n"})
+    small = GitRepo.discover(few.root)
+    loose_kept = small.write_blob(b"kept\n")  # a few wait, no pack yet
+    small_mark = small.objects_mark()
+    loose_dropped = small.write_blob(b"dropped\n")
+    small.discard_objects(small_mark)
+    gr.flush_objects()
+    small.flush_objects()
+    packs = list((repo.root / ".git/objects/pack").glob("pack-*.idx"))
+    assert len(packs) == 1 and repo.git("verify-pack", str(packs[0])) == ""
+    assert all(gr.has_object(oid) for oid in kept)
+    assert not any(gr.has_object(oid) for oid in dropped)
+    assert small.has_object(loose_kept) and not small.has_object(loose_dropped)
+    assert repo.git("fsck", "--strict", "--no-progress", "--no-dangling") == ""

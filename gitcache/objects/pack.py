@@ -121,6 +121,19 @@ class PackWriter:
         self._entries[raw] = (self._offset, crc)
         self._offset += size
 
+    def truncate(self, count: int) -> None:
+        """Drop every entry after the first `count` (a failed step's, added last)."""
+        if count >= len(self._entries):
+            return
+        self._write_buffer()
+        ids = list(self._entries)
+        end = self._entries[ids[count]][0]  # where the first dropped entry starts
+        for raw in ids[count:]:
+            del self._entries[raw]
+        os.ftruncate(self._fd, end)
+        os.lseek(self._fd, end, os.SEEK_SET)
+        self._offset = end
+
     def _write_buffer(self) -> None:
         if self._buffer:
             write_pieces(self._fd, self._buffer)

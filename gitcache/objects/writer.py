@@ -126,10 +126,22 @@ class ObjectWriter:
                 hint="free some disk space and run again" if full else None,
             ) from exc
 
-    def discard(self) -> None:
-        """Drop what waits (nothing names it yet) and remove a temporary pack."""
+    def mark(self) -> int:
+        """How many objects wait now: `discard(mark)` drops only those that came after
+        (the objects of records whose refs wait in a batch stay)."""
         with self._lock:
+            return len(self._pack) if self._pack is not None else len(self._waiting)
+
+    def discard(self, mark: int = 0) -> None:
+        """Drop what came to wait after `mark` (nothing names it yet); with nothing
+        left, remove the temporary pack. Objects wait in order: those in the pack, or
+        else those not yet in one."""
+        with self._lock, self._writing():
             if self._pack is not None:
+                if mark:
+                    self._pack.truncate(mark)
+                    return
                 self._pack.abandon()
-            self._pack = None
-            self._waiting.clear()
+                self._pack = None
+            for oid in list(self._waiting)[mark:]:
+                del self._waiting[oid]

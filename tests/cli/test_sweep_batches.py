@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,3 +121,33 @@ def test_a_sweeps_records_travel_by_push_and_fetch(
     assert other.read("o/17.txt") == "17\n"
     assert other.refs("refs/gitcache/sig/") == repo.refs("refs/gitcache/sig/")
     assert other.git("fsck", "--strict", "--no-progress") == ""
+
+
+def test_an_item_failing_while_stored_drops_only_its_own_objects(
+    make: Callable[..., Repo],
+) -> None:
+    # The records of items 0-19 wait (objects in an open pack, refs in the batch) when
+    # item 20 cannot be recorded: its blobs go, theirs are written with their refs.
+    run = (
+        "mkdir -p o/{a} && echo {a} > o/{a}/f && "
+        'if [ {a} = 20 ]; then echo bad > o/{a}/g && touch "o/{a}/z\\b"; fi'
+    )
+    toml = _matrix(25, run).replace("'o/{a}.txt'", "'o/{a}'")
+    repo = make({"gitcache.toml": toml, ".gitignore": "o/\n"})
+    result = repo.run("run", "-k")
+    assert result.exit_code == 1
+    assert "cannot record output 'o/20/z" in result.stderr
+    assert _ran(result.stderr) == 24
+    assert len(repo.refs("refs/gitcache/sig/")) == 24
+    bad = repo.git("hash-object", "o/20/g").strip()
+    gone = subprocess.run(["git", "cat-file", "-e", bad], cwd=repo.root, check=False)
+    assert gone.returncode != 0
+    _plain_git(repo)
+    assert repo.git("show", "refs/gitcache/step/s:outputs/o/24/f") == "24\n"
+    assert repo.git("show", "refs/gitcache/item/s/" + _item_id(7) + ":outputs/o/7/f") == "7\n"
+
+
+def _item_id(a: int) -> str:
+    from gitcache.sweeps import item_id
+
+    return item_id({"a": a})
