@@ -456,12 +456,20 @@ class GitRepo:
 
     # -- commits ------------------------------------------------------------------
 
-    def write_commit(self, tree: str, parents: Sequence[str], message: str) -> str:
-        """Create a commit object without moving any ref. With our writer it waits with
-        the objects it names (they are all published before any ref update)."""
+    def write_commit(
+        self, tree: str, parents: Sequence[str], message: str, publish: bool = True
+    ) -> str:
+        """Create a commit object without moving any ref; it and every object written
+        before it are in the store when this returns. `publish=False` (a sweep item's
+        record, whose refs wait in a batch): they wait in our writer, to go into one pack
+        with the batch's other records; any ref update or object read publishes them."""
         writer = self.objects
         if writer is not None:
-            return writer.write_object("commit", self._commit_bytes(tree, parents, message), False)
+            data = self._commit_bytes(tree, parents, message)
+            written = writer.write_object("commit", data, False)
+            if publish:
+                self.flush_objects()
+            return written
         author = self._signature()
         oid = _write_object(
             lambda: self._repo.create_commit(

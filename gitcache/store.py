@@ -423,7 +423,10 @@ class RecordStore:
         entries += list(new.extra)
         tree = self.repo.write_tree(entries)
         message = f"gitcache record: {record.step} {record.signature[:12]}\n"
-        commit = self.repo.write_commit(tree, [parent] if parent else [], message)
+        # A batch's records wait in the object writer until the batch's refs are written.
+        commit = self.repo.write_commit(
+            tree, [parent] if parent else [], message, publish=batch is None
+        )
 
         name = sig_ref(record.signature)
         expected = self.repo.ref_target(name) if replace else None

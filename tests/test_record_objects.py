@@ -85,7 +85,7 @@ def test_a_records_objects_wait_for_its_refs_then_go_as_one_pack(tmp_path: Path)
                 TreeEntry(f"outputs/o/{n}", blob, 0o100644),
             ]
         )
-        commits.append(gr.write_commit(tree, [repo.head()], f"record {n}\n"))
+        commits.append(gr.write_commit(tree, [repo.head()], f"record {n}\n", publish=False))
     assert not list((objects / "pack").glob("pack-*.idx"))  # nothing published yet
     names = [f"refs/gitcache/item/s/{n:016x}" for n in range(20)]
     gr.update_refs(
@@ -103,9 +103,13 @@ def test_reading_a_commit_not_yet_published_publishes_it_first(tmp_path: Path) -
     repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
     gr = GitRepo.discover(repo.root)
     tree = gr.write_tree([TreeEntry("f", gr.write_blob(b"f\n"), MODE_FILE)])
-    commit = gr.write_commit(tree, [], "m\n")
+    commit = gr.write_commit(tree, [], "m\n", publish=False)
+    assert not GitRepo.discover(repo.root).has_object(commit)  # waits in our writer
     assert gr.commit_tree(commit) == tree
     assert gr.tree_entry(tree, "f") is not None
+    assert GitRepo.discover(repo.root).has_object(commit)  # published by that read
+    other = gr.write_commit(tree, [commit], "n\n")  # published when written
+    assert GitRepo.discover(repo.root).has_object(other)
 
 
 def test_released_lock_files_lock_the_next_signatures(tmp_path: Path) -> None:
