@@ -288,10 +288,12 @@ class GitRepo:
         writer = self.objects
         return None if writer is None else writer.chunks_of(oid)
 
-    def write_blob(self, data: bytes) -> str:
+    def write_blob(self, data: bytes, new: bool = False) -> str:
+        """`new`: the caller knows the repository cannot have it (a record.json, which
+        names its signature and start time): it is not looked up first."""
         writer = self.objects
         if writer is not None:
-            return writer.write_blob(data)
+            return writer.write_object("blob", data, not new) if new else writer.write_blob(data)
         return str(_write_object(lambda: self._repo.create_blob(data)))
 
     def read_blob(self, oid: str) -> bytes:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import threading
@@ -37,6 +38,7 @@ HELD_ENV = "GITCACHE_HELD_LOCKS"  # lock files the gitcache that started a comma
 HELD_BY_ENV = "GITCACHE_HELD_BY"  # that gitcache's pid
 
 
+@functools.lru_cache(maxsize=16)  # asked a few times per step: a sweep has thousands
 def objects_lock_path(state_dir: Path) -> Path:
     return state_dir / "locks" / OBJECTS_LOCK
 

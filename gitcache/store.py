@@ -397,7 +397,8 @@ class RecordStore:
         (the objects are all written) until it is flushed.
         """
         record = new.record
-        entries = [TreeEntry(RECORD_FILE, self.repo.write_blob(record.to_json()), MODE_FILE)]
+        record_json = self.repo.write_blob(record.to_json(), new=True)
+        entries = [TreeEntry(RECORD_FILE, record_json, MODE_FILE)]
         chunked = {o.path: o.chunks for o in record.outputs if o.chunks is not None}
         for e in new.outputs:
             count = chunked.get(e.path)
@@ -408,14 +409,13 @@ class RecordStore:
             if ids is None or len(ids) != count:
                 raise GitcacheError(f"output {e.path}: its chunks were not stored by this process")
             entries += chunk_entries(OUTPUTS_DIR + e.path, ids)
+        empty: StoredFile | None = None
         for stream, path in sorted(new.logs.items()):
             # Most commands of a sweep print nothing: an empty log is not opened and read.
-            empty = path.stat().st_size == 0
-            log = (
-                StoredFile(self.repo.write_blob(b""), 0)
-                if empty
-                else self.repo.write_blob_file(path)
-            )
+            if path.stat().st_size == 0:
+                empty = log = empty or StoredFile(self.repo.write_blob(b""), 0)
+            else:
+                log = self.repo.write_blob_file(path)
             if log.chunks is None:
                 entries.append(TreeEntry(f"logs/{stream}", log.oid, MODE_FILE))
             else:
