@@ -24,6 +24,7 @@ lock files, as git's and libgit2's own do.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import os
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from gitcache.gitrepo import RefUpdate
 
 PACKED: Final = "packed-refs"
+# Reading and writing packed-refs whole for each batch grows with the refs it holds; past
+# this size (some 40,000 refs) a batch's loose refs cost less (a transaction, as before).
+MAX_REWRITE: Final = 4 * 2**20
 TEMPLATE: Final = "ref-lock"  # in gitcache's state dir (inside the git dir: same file system)
 _HEADER: Final = b"# pack-refs with:"
 _KNOWN_TRAITS: Final = (b"peeled", b"fully-peeled", b"sorted")
@@ -72,8 +76,13 @@ def update_packed(
 
     Raises Unsuitable (nothing changed: use a reference transaction instead) or
     Conflict (nothing changed)."""
+    if any(not u.name.isascii() for u in updates):
+        raise Unsuitable("gitcache's own ref names are ASCII")
     if any(u.new is None for u in updates):
         raise Unsuitable("deletions rewrite packed-refs anyway: leave them to libgit2")
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(common_dir / PACKED).st_size > MAX_REWRITE:
+            raise Unsuitable("packed-refs is big: rewriting it costs more than loose refs")
     template = _template(state_dir)
     held: list[Path] = []
     try:
@@ -137,7 +146,7 @@ def _write_locked(
     files to remove once it is in place."""
     header, entries = _read_packed(common_dir / PACKED)
     loose: list[Path] = []
-    dirs = {prefix for name in entries for prefix in _prefixes(name)}
+    names = sorted(entries)  # refs under a name sort right after `name/`
     for update in updates:
         path = common_dir / update.name
         found = _loose_value(path)
@@ -151,21 +160,15 @@ def _write_locked(
         above = next((p for p in _prefixes(update.name) if p in entries), None)
         if above is not None:
             raise InTheWay(update.name, above)
-        if update.name in dirs:
-            below = min(n for n in entries if n.startswith(update.name + "/"))
-            raise InTheWay(update.name, below)
+        at = bisect.bisect_left(names, update.name + "/")
+        if at < len(names) and names[at].startswith(update.name + "/"):
+            raise InTheWay(update.name, names[at])
     for update in updates:
         assert update.new is not None
         entries[update.name] = [f"{update.new} {update.name}".encode()]
     out.write(header)
-    for name in sorted(entries, key=_raw):
-        for line in entries[name]:
-            out.write(line + b"\n")
+    out.write(b"".join(line + b"\n" for name in sorted(entries) for line in entries[name]))
     return loose
-
-
-def _raw(name: str) -> bytes:
-    return name.encode("utf-8", "surrogateescape")  # git sorts names as bytes
 
 
 def _loose_value(path: Path) -> str | None:
@@ -193,7 +196,8 @@ def _prefixes(name: str) -> list[str]:
 
 
 def _read_packed(path: Path) -> tuple[bytes, dict[str, list[bytes]]]:
-    """(header line, name -> its lines: the ref's and any `^peeled` line after it)."""
+    """(header line, name -> its lines: the ref's and any `^peeled` line after it); names
+    decoded as latin-1, so that they sort as their bytes do."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -214,7 +218,7 @@ def _read_packed(path: Path) -> tuple[bytes, dict[str, list[bytes]]]:
         if not sep or len(oid) not in (40, 64) or line.startswith(b"#"):
             raise Unsuitable(f"{path}: a line gitcache does not read: {line[:80]!r}")
         last = [line]
-        entries[name.decode("utf-8", "surrogateescape")] = last
+        entries[name.decode("latin-1")] = last  # one character a byte: sorted as git sorts
     if not data:
         traits = list(_KNOWN_TRAITS)
     elif b"sorted" not in traits:

@@ -143,3 +143,30 @@ def test_conflict_leaves_the_packed_file_as_it_was(tmp_path: Path) -> None:
         update_packed(gr.common_dir, gr.state_dir, [RefUpdate(names[1], head, None)], "any")
     assert (repo.root / ".git" / "packed-refs").read_bytes() == packed
     _no_locks(repo)
+
+
+def test_other_refs_keep_their_bytes_and_git_finds_every_ref_after(tmp_path: Path) -> None:
+    repo, gr, head = _repo(tmp_path)
+    for name in ("refs/heads/\u00e9t\u00e9", "refs/heads/zz", "refs/heads/a\u0301"):
+        repo.git("update-ref", name, head)
+    repo.git("pack-refs", "--all")
+    names = _names(20)
+    gr.update_refs([RefUpdate(n, head, None) for n in names], packed=True)
+    for name in (*names, "refs/heads/\u00e9t\u00e9", "refs/heads/a\u0301", "refs/heads/zz"):
+        # git reads a sorted packed-refs by binary search: a wrong order would hide refs
+        assert repo.git("rev-parse", "--verify", "--quiet", name).strip() == head
+    _fsck(repo)
+
+
+def test_a_big_packed_refs_is_left_to_a_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitcache import packedrefs
+
+    repo, gr, head = _repo(tmp_path)
+    gr.update_refs([RefUpdate(n, head, None) for n in _names(5)], packed=True)
+    monkeypatch.setattr(packedrefs, "MAX_REWRITE", 100)
+    name = "refs/gitcache/sig/ff/" + "f" * 64
+    gr.update_refs([RefUpdate(name, head, None)], packed=True)
+    assert (repo.root / ".git" / name).is_file()  # a loose ref, as a transaction writes it
+    assert repo.refs()[name] == head
