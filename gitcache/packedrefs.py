@@ -3,23 +3,24 @@
 A loose ref is a file of its own; creating a file (an inode) costs 0.15-0.3 ms on
 some file systems (ext4 here), so the two loose refs of each of a thousand sweep items
 cost more than their records' objects. Here a batch of updates costs one new file,
-`packed-refs.lock`, renamed over `packed-refs`, as `git pack-refs` does:
+`packed-refs.gitcache-<pid>`, renamed over `packed-refs`, as `git pack-refs` does:
 
-1. Each ref's `<ref>.lock` is taken, in name order, as a hard link to a lock template
-   (`.git/gitcache/ref-lock`): git and libgit2 create that name with O_EXCL, so a
-   link there locks the ref against them as their own lock file would, without a new
-   inode. A lock held by someone else, or anything unusual (a symbolic ref, a ref in
-   the way of another's directory, no hard links here), gives up at once: the caller
-   falls back to a reference transaction, which waits and explains.
-2. `packed-refs.lock` is taken (after the refs' locks, in git's order), then each
-   ref's value is compared with what the caller expects (its loose file first, then
-   packed-refs): compare-and-swap as in a transaction (`RefConflict`).
-3. The new `packed-refs` (every other entry kept as it was, sorted) is written to
-   `packed-refs.lock` and renamed into place; a loose file of an updated ref is then
+1. Each ref's `<ref>.lock` is taken, in name order, as a hard link to this process's
+   lock template (`.git/gitcache/ref-lock-<pid>`): git and libgit2 create that name
+   with O_EXCL, so a link there locks the ref against them as their own lock file
+   would, without a new inode. Then `packed-refs.lock`, the same way (after the refs'
+   locks, in git's order). A lock held by someone else, or anything unusual (a
+   symbolic ref, a ref in the way of another's directory, no hard links here), gives
+   up at once: the caller falls back to a reference transaction, which waits and
+   explains. A lock that is a link to the template of a process that is gone (killed
+   while it wrote a batch) is removed and taken.
+2. Each ref's value is compared with what the caller expects (its loose file first,
+   then packed-refs): compare-and-swap as in a transaction (`Conflict`).
+3. The new `packed-refs` (every other line kept as it was, sorted by name as bytes) is
+   written beside it and renamed into place; a loose file of an updated ref is then
    removed (it would hide the new packed value), and the locks are dropped.
 
-Readers see each ref's old value or its new one. A process killed in between leaves
-lock files, as git's and libgit2's own do.
+Readers see each ref's old value or its new one.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
+from gitcache.scratch import process_alive
+
 if TYPE_CHECKING:
     from gitcache.gitrepo import RefUpdate
 
@@ -39,7 +42,8 @@ PACKED: Final = "packed-refs"
 # Reading and writing packed-refs whole for each batch grows with the refs it holds; past
 # this size (some 40,000 refs) a batch's loose refs cost less (a transaction, as before).
 MAX_REWRITE: Final = 4 * 2**20
-TEMPLATE: Final = "ref-lock"  # in gitcache's state dir (inside the git dir: same file system)
+TEMPLATE: Final = "ref-lock"  # `ref-lock-<pid>` in gitcache's state dir (in the git dir)
+NEW_SUFFIX: Final = ".gitcache-"  # packed-refs.gitcache-<pid>: the new file being written
 _HEADER: Final = b"# pack-refs with:"
 _KNOWN_TRAITS: Final = (b"peeled", b"fully-peeled", b"sorted")
 
@@ -83,53 +87,103 @@ def update_packed(
     with contextlib.suppress(FileNotFoundError):
         if os.stat(common_dir / PACKED).st_size > MAX_REWRITE:
             raise Unsuitable("packed-refs is big: rewriting it costs more than loose refs")
-    template = _template(state_dir)
+    template = _template(state_dir, common_dir)
     held: list[Path] = []
+    new = common_dir / f"{PACKED}{NEW_SUFFIX}{os.getpid()}"
     try:
         for update in sorted(updates, key=lambda u: u.name):
             lock = common_dir / f"{update.name}.lock"
-            _link_lock(template, lock)
+            _link_lock(template, lock, state_dir)
             held.append(lock)
         packed_lock = common_dir / f"{PACKED}.lock"
+        _link_lock(template, packed_lock, state_dir)  # after the refs' locks, as git does
+        held.append(packed_lock)
         try:
-            fd = os.open(packed_lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except FileExistsError:
-            raise Unsuitable("packed-refs is locked") from None
-        try:
-            with os.fdopen(fd, "wb") as out:
+            with open(new, "wb") as out:
                 loose = _write_locked(common_dir, updates, any_value, out)
-            os.replace(packed_lock, common_dir / PACKED)
+            os.replace(new, common_dir / PACKED)  # under packed-refs.lock
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(packed_lock)
+                os.unlink(new)
             raise
         for path in loose:  # now hiding the new packed value; we hold its lock
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
     finally:
-        for lock in held:
+        for lock in reversed(held):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(lock)
 
 
-def _template(state_dir: Path) -> Path:
-    path = state_dir / TEMPLATE
-    if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+def _template(state_dir: Path, common_dir: Path) -> Path:
+    """This process's lock template, `ref-lock-<pid>`: a lock a killed process left is a
+    link to a template whose pid is gone, so it can be told from a live one's. Made
+    once per process; then the templates (no longer linked anywhere) and unfinished
+    packed-refs of processes that are gone are removed."""
+    path = state_dir / f"{TEMPLATE}-{os.getpid()}"
+    if path.exists():
+        return path
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+    for other, _st in _gone_templates(state_dir):
+        if _st.st_nlink == 1:  # no lock left behind links to it
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(other)
+    with contextlib.suppress(OSError), os.scandir(common_dir) as listing:
+        for entry in listing:
+            pid = _pid_after(entry.name, f"{PACKED}{NEW_SUFFIX}")
+            if pid is not None and not process_alive(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
     return path
 
 
-def _link_lock(template: Path, lock: Path) -> None:
-    for attempt in range(2):
+def _pid_after(name: str, prefix: str) -> int | None:
+    rest = name[len(prefix) :] if name.startswith(prefix) else ""
+    return int(rest) if rest.isdigit() and int(rest) != os.getpid() else None
+
+
+def _gone_templates(state_dir: Path) -> list[tuple[Path, os.stat_result]]:
+    """The lock templates of processes that are gone, with their stat."""
+    found = []
+    with contextlib.suppress(OSError), os.scandir(state_dir) as listing:
+        for entry in listing:
+            pid = _pid_after(entry.name, f"{TEMPLATE}-")
+            if pid is not None and not process_alive(pid):
+                with contextlib.suppress(OSError):
+                    found.append((Path(entry.path), entry.stat(follow_symlinks=False)))
+    return found
+
+
+def _left_by_the_dead(lock: Path, state_dir: Path) -> bool:
+    """Whether `lock` is a lock a gitcache process that is gone left (killed while it
+    wrote a batch): a link to its template. Removed if so."""
+    try:
+        st = os.lstat(lock)
+    except FileNotFoundError:
+        return True  # gone meanwhile: try again
+    if st.st_nlink < 2:
+        return False
+    for _template_path, template in _gone_templates(state_dir):
+        if (template.st_dev, template.st_ino) == (st.st_dev, st.st_ino):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+            return True
+    return False
+
+
+def _link_lock(template: Path, lock: Path, state_dir: Path) -> None:
+    for attempt in range(3):
         try:
             os.link(template, lock)
             return
         except FileExistsError:
+            if attempt < 2 and _left_by_the_dead(lock, state_dir):
+                continue
             raise Unsuitable(f"{lock} exists") from None
         except FileNotFoundError:
-            if attempt:
+            if attempt == 2:
                 raise Unsuitable(f"cannot make {lock.parent}") from None
             try:
                 lock.parent.mkdir(parents=True, exist_ok=True)

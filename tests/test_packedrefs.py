@@ -170,3 +170,39 @@ def test_a_big_packed_refs_is_left_to_a_transaction(
     gr.update_refs([RefUpdate(name, head, None)], packed=True)
     assert (repo.root / ".git" / name).is_file()  # a loose ref, as a transaction writes it
     assert repo.refs()[name] == head
+
+
+def test_locks_a_killed_gitcache_left_are_taken_over_and_a_live_ones_are_not(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+
+    repo, gr, head = _repo(tmp_path)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is gone: as a gitcache killed while it wrote a batch
+    name = _names(1)[0]
+    state = gr.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    template = state / f"ref-lock-{dead.pid}"
+    template.write_text("")
+    git_dir = repo.root / ".git"
+    (git_dir / name).parent.mkdir(parents=True)
+    os.link(template, git_dir / f"{name}.lock")
+    os.link(template, git_dir / "packed-refs.lock")
+    (git_dir / f"packed-refs.gitcache-{dead.pid}").write_text("half written\n")
+    start = time.monotonic()
+    gr.update_refs([RefUpdate(name, head, None)], packed=True)
+    assert time.monotonic() - start < 5  # taken over, not waited for
+    assert repo.refs() == {name: head} and not (git_dir / name).exists()  # packed
+    _no_locks(repo)
+    assert not (git_dir / f"packed-refs.gitcache-{dead.pid}").exists()
+    # a lock linked to the template of a process that is alive is someone's lock
+    live = state / f"ref-lock-{os.getppid()}"
+    live.write_text("")
+    other = _names(2)[1]
+    (git_dir / other).parent.mkdir(parents=True)
+    os.link(live, git_dir / f"{other}.lock")
+    with pytest.raises(Unsuitable):
+        update_packed(gr.common_dir, state, [RefUpdate(other, head, None)], "any")
+    assert (git_dir / f"{other}.lock").exists()
