@@ -419,7 +419,11 @@ class Engine:
             spares = self._spares() if step.item is not None else None
             locks.enter_context(
                 signature_lock(
-                    self.project.repo.state_dir, evaluation.signature, self._waiting, spares
+                    self.project.repo.state_dir,
+                    evaluation.signature,
+                    self._waiting,
+                    spares,
+                    unlocked=self._unlocked,
                 )
             )
             if self.options.mode != "force":

@@ -28,7 +28,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from gitcache.errors import LockHeld
@@ -171,6 +171,7 @@ def signature_lock(
     signature: str,
     on_wait: Callable[[str], None],
     spares: LockSpares | None = None,
+    unlocked: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> Iterator[None]:
     """Hold the signature's lock (flock on `locks/<signature>.lock`) while the block runs.
 
@@ -178,6 +179,8 @@ def signature_lock(
     a lock taken on a file that was removed meanwhile guards nothing, so it is taken
     again on the file the path names now. `spares`: where the lock file comes from
     when it does not exist, and goes when the lock is released (LockSpares).
+    `unlocked`: held while waiting for another process (the engine lets go of its own
+    lock there: that process may need ours to finish and let go of this one).
     """
     path = signature_lock_path(state_dir, signature)
     waited = False
@@ -196,7 +199,8 @@ def signature_lock(
                 if not waited:
                     on_wait(f"waiting for lock on {path} (another gitcache is running this step)")
                     waited = True
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                with unlocked():
+                    fcntl.flock(fd, fcntl.LOCK_EX)
             if _still_named(fd, path):
                 break
         except BaseException:
