@@ -5,7 +5,8 @@ one is cut into chunks as it is read (chunking.py): the calling thread reads, cu
 and feeds the whole-file SHA-1 (of `blob <size>\\0` and the bytes, so it is the id
 `git hash-object` gives), while two more threads hash, deflate and write the chunk
 blobs (hashlib, zlib, isal and os.write release the GIL, so they overlap on two
-cores). Memory is bounded by a few chunks whatever the file's size.
+cores). Memory is bounded by a few chunks whatever the file's size. Bytes already in
+memory (a Python step's array result) go the same way, their chunks as views of them.
 
 The size comes from fstat before reading; a file that yields another number of bytes
 changed under us (`FileChanged`, an OSError: filehash.read_stable then stats the file
@@ -21,7 +22,7 @@ import os
 import queue
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -81,33 +82,47 @@ def store_fd(fd: int, size: int, put: PutBlob, progress: Progress = None) -> Sto
 
 
 def store_buffer(data: Bytes, put: PutBlob) -> StoredFile:
-    """Store bytes already in memory (a Python step's result) as store_fd would."""
-    view = memoryview(data)
+    """Store bytes already in memory (a Python step's result) as store_fd would: the
+    chunks are views of `data`, hashed and written by the writing threads while this
+    one hashes the whole."""
+    view = memoryview(data).cast("B")
     if not is_chunked(len(view)):
         oid = blob_id(view)
         put(oid, view)
         return StoredFile(oid, len(view))
-    chunks: list[str] = []
-    for chunk in chunker().cut_buf(view):
-        oid = blob_id(chunk.data)
-        put(oid, chunk.data)
-        chunks.append(oid)
-    return StoredFile(blob_id(view), len(view), tuple(chunks))
+    pieces = (view[c.offset : c.offset + c.length] for c in chunker().cut_buf(view))
+    return _store_chunks(pieces, len(view), put, copy=False)
 
 
 def _store_chunked(
     reader: io.FileIO, size: int, put: PutBlob, progress: Progress = None
 ) -> StoredFile:
+    pieces = (memoryview(c.data) for c in chunker().cut_stream(reader))
+    return _store_chunks(pieces, size, put, progress, copy=True)
+
+
+def _store_chunks(
+    pieces: Iterator[memoryview],
+    size: int,
+    put: PutBlob,
+    progress: Progress = None,
+    copy: bool = True,
+) -> StoredFile:
+    """Write the chunks `pieces` gives, in order, and hash the whole they make. `copy`:
+    each piece is copied out first (the chunker's buffer moves on at the next one)."""
     whole = hashlib.sha1(header("blob", size))
     chunks: dict[int, str] = {}  # index -> chunk blob id, as the writers finish them
     failed: list[BaseException] = []
     # Buffers of the largest chunk's size, taken in turn: one being hashed by the
     # reading thread while the writing threads write the others. Reused, so memory
-    # stays put (no allocation, no page faults per chunk).
-    free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
+    # stays put (no allocation, no page faults per chunk). Without copies, a bound on
+    # the pieces handed out at once, for the same reason.
+    free: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
     for _ in range(_COPIES):
-        free.put(memoryview(bytearray(MAX_CHUNK)))
-    work: queue.SimpleQueue[tuple[int, memoryview, memoryview] | None] = queue.SimpleQueue()
+        free.put(memoryview(bytearray(MAX_CHUNK)) if copy else None)
+    work: queue.SimpleQueue[tuple[int, memoryview | None, memoryview] | None] = (
+        queue.SimpleQueue()
+    )
 
     def write_chunks() -> None:
         while (item := work.get()) is not None:
@@ -131,18 +146,21 @@ def _store_chunked(
         writer.start()
     total = 0
     try:
-        for index, chunk in enumerate(chunker().cut_stream(reader)):
-            total += chunk.length
+        for index, piece in enumerate(pieces):
+            total += len(piece)
             if total > size or failed:
                 break
             buffer = free.get()
-            data = buffer[: chunk.length]
-            data[:] = chunk.data  # the chunker's own buffer moves on at the next chunk
+            if buffer is not None:
+                data = buffer[: len(piece)]
+                data[:] = piece
+            else:
+                data = piece
             work.put((index, buffer, data))
-            whole.update(data)  # while the writer hashes and writes it
+            whole.update(data)  # while the writers hash and write it
             if progress is not None:
-                progress(chunk.length)
-            del buffer, data
+                progress(len(piece))
+            del buffer, data, piece
     finally:
         for _ in writers:
             work.put(None)  # one end mark per writer

@@ -135,10 +135,34 @@ def write(repo: GitRepo, encoded: Encoded) -> list[TreeEntry]:
     if encoded.arrays:
         numpy = sys.modules["numpy"]
         for name, array in encoded.arrays.items():
-            buffer = io.BytesIO()
-            numpy.save(buffer, array, allow_pickle=False)
-            entries += store_blob(repo, f"{RESULT_DIR}{name}.npy", buffer.getbuffer())
+            sink = _NpySink(array.nbytes)
+            numpy.save(sink, array, allow_pickle=False)
+            entries += store_blob(repo, f"{RESULT_DIR}{name}.npy", sink.view())
     return entries
+
+
+class _NpySink:
+    """What np.save writes to: its header, then the array's bytes, copied once into
+    one buffer of the file's size (a BytesIO would grow by copying what it holds)."""
+
+    def __init__(self, nbytes: int) -> None:
+        self._nbytes = nbytes
+        self._buffer: bytearray | None = None
+        self._end = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        piece = memoryview(data).cast("B")
+        if self._buffer is None:  # the header comes first, in one write
+            self._buffer = bytearray(len(piece) + self._nbytes)
+        end = self._end + len(piece)
+        if end > len(self._buffer):  # more than announced: grow (never for numpy's save)
+            self._buffer.extend(bytes(end - len(self._buffer)))
+        self._buffer[self._end : end] = piece
+        self._end = end
+        return len(piece)
+
+    def view(self) -> memoryview:
+        return memoryview(self._buffer if self._buffer is not None else b"")[: self._end]
 
 
 # -- decoding --------------------------------------------------------------------------------
