@@ -120,9 +120,7 @@ def _store_chunks(
     free: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
     for _ in range(_COPIES):
         free.put(memoryview(bytearray(MAX_CHUNK)) if copy else None)
-    work: queue.SimpleQueue[tuple[int, memoryview | None, memoryview] | None] = (
-        queue.SimpleQueue()
-    )
+    work: queue.SimpleQueue[tuple[int, memoryview | None, memoryview] | None] = queue.SimpleQueue()
 
     def write_chunks() -> None:
         while (item := work.get()) is not None:
