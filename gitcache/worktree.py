@@ -34,6 +34,7 @@ from typing import cast
 from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
 from gitcache.filehash import read_stable
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
+from gitcache.journal import Journal
 from gitcache.objects.stored import StoredFile
 from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
@@ -531,7 +532,7 @@ class Worktree:
         seen: dict[str, str] = {}  # directory on the way -> what it is (_check_parents)
         for rel in plan.remove:
             self._check_parents(rel, removing, "remove", seen)
-        targets = [(f, self._target(f, removing, seen)) for f in files]
+        targets = [(f, *self._target(f, removing, seen)) for f in files]
         for rel in plan.dirs:
             self._check_dir(rel, removing, seen)
         links = {
@@ -550,13 +551,32 @@ class Worktree:
             (self.root / rel).mkdir(parents=True, exist_ok=True)
         # Each directory the files go to, made once (checked above: no symlink on the
         # way), not looked up again for every file.
-        for parent in sorted({target.parent for _, target in targets}):
-            parent.mkdir(parents=True, exist_ok=True)
-        with self.repo.unchecked_reads():  # _write hashes every file it writes
-            for out, target in targets:
-                self._write(out, target, source, progress, links.get(out.path))
-                if progress is not None:
-                    progress.file_done()
+        for parent in sorted({os.path.dirname(target) for _, target, _ in targets}):
+            os.makedirs(parent, exist_ok=True)
+        # Files that are absent (a whole file, not a link) are written in place, the
+        # paths listed in a journal first (journal.py); others through a temporary file.
+        in_place = [out.path for out, _, absent in targets if absent and _in_place(out)]
+        journal = Journal(self.repo.worktree_state_dir, in_place) if in_place else None
+        umask = _umask()
+        slot = 0
+        try:
+            with self.repo.unchecked_reads():  # _write hashes every file it writes
+                for out, target, absent in targets:
+                    if journal is not None and absent and _in_place(out):
+                        written = self._write_new(
+                            out, target, source, progress, journal, slot, umask
+                        )
+                        slot += 1
+                        if written:
+                            if progress is not None:
+                                progress.file_done()
+                            continue
+                    self._write(out, Path(target), source, progress, links.get(out.path), umask)
+                    if progress is not None:
+                        progress.file_done()
+        finally:
+            if journal is not None:
+                journal.close()
         if progress is not None:
             progress.finish()
 
@@ -664,18 +684,19 @@ class Worktree:
 
     def _target(
         self, out: OutputFile, removing: set[str], seen: dict[str, str] | None = None
-    ) -> Path:
-        """Where `out` goes. A directory there is allowed only when the plan's removals
-        leave it empty (its files were checked, and `_write` then removes only empty
-        directories); a directory holding anything else is a WorktreeConflict naming it."""
+    ) -> tuple[str, bool]:
+        """Where `out` goes, and whether nothing is there now. A directory there is
+        allowed only when the plan's removals leave it empty (its files were checked,
+        and `_write` then removes only empty directories); a directory holding anything
+        else is a WorktreeConflict naming it."""
         on_the_way = self._check_parents(out.path, removing, seen=seen)
-        target = self.root / out.path
+        target = f"{self.root}/{out.path}"
         if not on_the_way:  # a directory on the way is missing, or will be removed
-            return target
+            return target, True
         try:
             is_dir = stat.S_ISDIR(os.lstat(target).st_mode)
         except (FileNotFoundError, NotADirectoryError):
-            is_dir = False
+            return target, True
         if is_dir:
             kept = self._left_in(out.path, removing)
             if kept is not None:
@@ -683,7 +704,7 @@ class Worktree:
                     f"cannot restore file {out.path}: a directory is there, holding {kept}",
                     hint="move the directory away, or remove it if you do not need it",
                 )
-        return target
+        return target, False
 
     def _left_in(self, rel_dir: str, removing: set[str]) -> str | None:
         """Something under the directory `rel_dir` that the plan does not remove, if any."""
@@ -785,8 +806,10 @@ class Worktree:
         chunks: ChunkIds,
         progress: Meter | None = None,
         link: str | None = None,
+        umask: int = 0o022,
     ) -> None:
-        """Write one file (`link`: a symlink's text, read already for the checks)."""
+        """Write one file through a temporary file renamed over whatever is there
+        (`link`: a symlink's text, read already for the checks)."""
         # Its directory exists (apply made each once). One lstat: a directory where the
         # file goes was emptied by the removals (checked), a link is replaced as a file.
         try:
@@ -809,13 +832,51 @@ class Worktree:
                     self._write_content(fd, out, chunks, progress)
                 finally:
                     os.close(fd)
-                os.chmod(tmp, 0o777 & ~_umask() if out.mode == MODE_EXEC else 0o666 & ~_umask())
+                os.chmod(tmp, (0o777 if out.mode == MODE_EXEC else 0o666) & ~umask)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
         os.replace(tmp, target)
         self.cache.remember(out.path, os.lstat(target), out.blob)
+
+    def _write_new(
+        self,
+        out: OutputFile,
+        target: str,
+        chunks: ChunkIds,
+        progress: Meter | None,
+        journal: Journal,
+        slot: int,
+        umask: int,
+    ) -> bool:
+        """Write a file that is absent straight at its path (O_EXCL: never over anything,
+        never through a symlink), with mode 000 until its bytes are in, each step noted in
+        the journal's `slot`; False if something is there now (then `_write` does it)."""
+        journal.begin(slot)
+        try:
+            fd = os.open(target, _CREATE, 0)
+        except FileExistsError:
+            journal.skip(slot)
+            return False
+        try:
+            journal.created(slot, os.fstat(fd))
+            self._write_content(fd, out, chunks, progress)
+            os.fchmod(fd, (0o777 if out.mode == MODE_EXEC else 0o666) & ~umask)
+            st = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            try:
+                os.unlink(target)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                journal.keep = True  # `recover` removes it later
+            raise
+        os.close(fd)
+        journal.done(slot)
+        self.cache.remember(out.path, st, out.blob)
+        return True
 
     def _write_content(
         self, fd: int, out: OutputFile, chunks: ChunkIds, progress: Meter | None = None
@@ -845,6 +906,16 @@ class Worktree:
                 f"{what} blob {out.blob[:12]} of {out.size} bytes (found blob "
                 f"{digest.hexdigest()[:12]}, {written} bytes)"
             )
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _in_place(out: OutputFile) -> bool:
+    """Written in place when absent: a whole file (a link is made whole by symlink, and
+    a chunked file, whose blob id is known only at its end, goes through a temporary
+    file as before: its bytes never show at its path until they are checked)."""
+    return out.mode != MODE_LINK and out.chunks is None
 
 
 def for_each(call: Callable[[memoryview], object], pieces: Iterable[memoryview]) -> None:
@@ -903,6 +974,12 @@ def _conflict(
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask: from /proc where it is there (setting it to read it, as
+    os.umask does, could race with another thread creating a file)."""
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
