@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import itertools
-import mmap
 import os
 import stat
 import struct
@@ -68,6 +67,8 @@ class Journal:
             os.write(self._fd, _HEAD.pack(MAGIC, len(paths)))
             os.ftruncate(self._fd, self._slots + _SLOT.size * len(paths) + len(text))
             os.pwrite(self._fd, text, self._slots + _SLOT.size * len(paths))
+            import mmap  # here: a command that restores nothing need not import it
+
             self._map = mmap.mmap(self._fd, 0)
             os.rename(new, self.path)  # now a journal that `recover` reads
         except BaseException:

@@ -29,16 +29,20 @@ import tempfile
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
 from gitcache.filehash import read_stable
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
 from gitcache.journal import Journal
+from gitcache.objects.loose import write_pieces
 from gitcache.objects.stored import StoredFile
 from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
 from gitcache.transfer import Meter
+
+if TYPE_CHECKING:
+    from gitcache.objects.reader import PackedBlobs
 
 GLOB_CHARS = frozenset("*?[")
 _MAX_LINK_HOPS = 40  # as Linux's ELOOP limit
@@ -525,9 +529,14 @@ class Worktree:
 
         `chunks`: the chunk ids of the record's outputs stored in chunks (store.load).
         """
+        from gitcache.objects.writer import PACKED_MAX
+
         files = plan.write
         source = chunks or ChunkIds()
-        self._check_set(files, source)
+        # Many small blobs: read from their packs in one pass rather than one by one.
+        small = [o.blob for o in files if o.chunks is None and 0 < o.size <= PACKED_MAX]
+        packed = self.repo.packed_blobs(small) if len(small) >= _ONE_PASS_MIN else None
+        self._check_set(files, source, packed)
         removing = set(plan.remove)
         seen: dict[str, str] = {}  # directory on the way -> what it is (_check_parents)
         for rel in plan.remove:
@@ -564,14 +573,15 @@ class Worktree:
                 for out, target, absent in targets:
                     if journal is not None and absent and _in_place(out):
                         written = self._write_new(
-                            out, target, source, progress, journal, slot, umask
+                            out, target, source, progress, journal, slot, umask, packed
                         )
                         slot += 1
                         if written:
                             if progress is not None:
                                 progress.file_done()
                             continue
-                    self._write(out, Path(target), source, progress, links.get(out.path), umask)
+                    link = links.get(out.path)
+                    self._write(out, Path(target), source, progress, link, umask, packed)
                     if progress is not None:
                         progress.file_done()
         finally:
@@ -590,7 +600,9 @@ class Worktree:
                 return
             parent = Path(parent).parent.as_posix()
 
-    def _check_set(self, files: Sequence[OutputFile], chunks: ChunkIds) -> None:
+    def _check_set(
+        self, files: Sequence[OutputFile], chunks: ChunkIds, packed: PackedBlobs | None = None
+    ) -> None:
         """Limits, blobs as the record describes them (sizes from object headers), and
         no path under another."""
         limits = self.limits
@@ -604,7 +616,11 @@ class Worktree:
         for out in files:
             size = 0
             for oid in chunks.blobs(out):
-                header = self.repo.read_header(oid)
+                entry = None if packed is None else packed.header(oid)
+                if entry is not None:  # from its pack entry, read anyway
+                    header: tuple[str, int] | None = ("blob" if entry[0] == 3 else "?", entry[1])
+                else:
+                    header = self.repo.read_header(oid)
                 if header is None or header[0] != "blob":
                     raise UnsafeRecord(f"refusing to restore {out.path}: blob {oid} is missing")
                 size += header[1]
@@ -807,6 +823,7 @@ class Worktree:
         progress: Meter | None = None,
         link: str | None = None,
         umask: int = 0o022,
+        packed: PackedBlobs | None = None,
     ) -> None:
         """Write one file through a temporary file renamed over whatever is there
         (`link`: a symlink's text, read already for the checks)."""
@@ -829,7 +846,7 @@ class Worktree:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".gitcache-tmp-")
             try:
                 try:
-                    self._write_content(fd, out, chunks, progress)
+                    self._write_content(fd, out, chunks, progress, packed)
                 finally:
                     os.close(fd)
                 os.chmod(tmp, (0o777 if out.mode == MODE_EXEC else 0o666) & ~umask)
@@ -849,6 +866,7 @@ class Worktree:
         journal: Journal,
         slot: int,
         umask: int,
+        packed: PackedBlobs | None = None,
     ) -> bool:
         """Write a file that is absent straight at its path (O_EXCL: never over anything,
         never through a symlink), with mode 000 until its bytes are in, each step noted in
@@ -861,7 +879,7 @@ class Worktree:
             return False
         try:
             journal.created(slot, os.fstat(fd))
-            self._write_content(fd, out, chunks, progress)
+            self._write_content(fd, out, chunks, progress, packed)
             os.fchmod(fd, (0o777 if out.mode == MODE_EXEC else 0o666) & ~umask)
             st = os.fstat(fd)
         except BaseException:
@@ -879,19 +897,24 @@ class Worktree:
         return True
 
     def _write_content(
-        self, fd: int, out: OutputFile, chunks: ChunkIds, progress: Meter | None = None
+        self,
+        fd: int,
+        out: OutputFile,
+        chunks: ChunkIds,
+        progress: Meter | None = None,
+        packed: PackedBlobs | None = None,
     ) -> None:
         """A file's bytes into `fd`, one blob at a time, each written from views of the
         object (no copy), hashed on the way: a file whose blob id is not the record's
-        (chunks that do not make it, a corrupt object) is refused."""
-        from gitcache.objects.loose import header, write_pieces
-        from gitcache.objects.writer import PACKED_MAX
-
-        digest = hashlib.sha1(header("blob", out.size))
+        (chunks that do not make it, a corrupt object) is refused. `packed`: where many
+        small blobs are read from first."""
+        digest = hashlib.sha1(b"blob %d\0" % out.size)
         written = progress_at = 0
-        loose = out.chunks is not None or out.size > PACKED_MAX  # else likely in a pack
+        loose = out.chunks is not None or out.size > _PACKED_MAX  # else likely in a pack
         for oid in chunks.blobs(out):
-            pieces = self.repo.blob_pieces(oid, loose)  # not checked there: hashed here
+            pieces = None if packed is None or loose else packed.blob(oid)
+            if pieces is None:
+                pieces = self.repo.blob_pieces(oid, loose)  # not checked: hashed here
             written += sum(map(len, pieces))
             for_each(digest.update, pieces)
             write_pieces(fd, pieces)
@@ -908,6 +931,8 @@ class Worktree:
             )
 
 
+_ONE_PASS_MIN = 64  # small blobs to restore that make reading their packs worth it
+_PACKED_MAX = 256 * 2**10  # objects/writer.py's PACKED_MAX (not imported by a no-op)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 

@@ -19,7 +19,7 @@ from tests.helpers import Repo, gitcache_env
 
 FILES = 200
 
-TOML = f"""\
+TOML = """\
 [steps.many]
 outputs = ["out"]
 run = "python3 gen.py"
@@ -42,13 +42,13 @@ from gitcache import worktree
 original = worktree.Worktree._write_content
 count = 0
 
-def partial(self, fd, out, chunks, progress=None):
+def partial(self, fd, out, *rest):
     global count
     count += 1
     if count == int(os.environ["KILL_AT"]):
         os.write(fd, b"fil")
         os.kill(os.getpid(), signal.SIGKILL)
-    return original(self, fd, out, chunks, progress)
+    return original(self, fd, out, *rest)
 
 worktree.Worktree._write_content = partial
 from gitcache.cli.main import main
