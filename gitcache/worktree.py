@@ -870,7 +870,9 @@ class Worktree:
     ) -> bool:
         """Write a file that is absent straight at its path (O_EXCL: never over anything,
         never through a symlink), with mode 000 until its bytes are in, each step noted in
-        the journal's `slot`; False if something is there now (then `_write` does it)."""
+        the journal's `slot`; False if something is there now (then `_write` does it).
+        A small file's bytes are read and checked before the file is made."""
+        pieces = None if out.size > _PACKED_MAX else self._checked(out, chunks, packed)
         journal.begin(slot)
         try:
             fd = os.open(target, _CREATE, 0)
@@ -879,7 +881,12 @@ class Worktree:
             return False
         try:
             journal.created(slot, os.fstat(fd))
-            self._write_content(fd, out, chunks, progress, packed)
+            if pieces is None:
+                self._write_content(fd, out, chunks, progress, packed)
+            else:
+                write_pieces(fd, pieces)
+                if progress is not None:
+                    progress.add(out.size)
             os.fchmod(fd, (0o777 if out.mode == MODE_EXEC else 0o666) & ~umask)
             st = os.fstat(fd)
         except BaseException:
@@ -895,6 +902,23 @@ class Worktree:
         journal.done(slot)
         self.cache.remember(out.path, st, out.blob)
         return True
+
+    def _checked(
+        self, out: OutputFile, chunks: ChunkIds, packed: PackedBlobs | None
+    ) -> list[memoryview]:
+        """A small whole file's bytes (from its pack when `packed` has it), refused unless
+        they are the record's blob."""
+        pieces = None if packed is None else packed.blob(out.blob)
+        if pieces is None:
+            pieces = self.repo.blob_pieces(out.blob, False)  # not checked: hashed here
+        digest = hashlib.sha1(b"blob %d\0" % out.size)
+        size = 0
+        for piece in pieces:
+            digest.update(piece)
+            size += len(piece)
+        if size != out.size or digest.hexdigest() != out.blob:
+            raise _refused(out, chunks, digest.hexdigest(), size)
+        return pieces
 
     def _write_content(
         self,
@@ -923,12 +947,7 @@ class Worktree:
                 progress.add(written - progress_at)
                 progress_at = written
         if written != out.size or digest.hexdigest() != out.blob:
-            what = "its chunks do not make" if out.chunks is not None else "it is not"
-            raise UnsafeRecord(
-                f"refusing to restore {out.path} from record {chunks.record[:12] or '?'}: "
-                f"{what} blob {out.blob[:12]} of {out.size} bytes (found blob "
-                f"{digest.hexdigest()[:12]}, {written} bytes)"
-            )
+            raise _refused(out, chunks, digest.hexdigest(), written)
 
 
 _ONE_PASS_MIN = 64  # small blobs to restore that make reading their packs worth it
@@ -941,6 +960,15 @@ def _in_place(out: OutputFile) -> bool:
     a chunked file, whose blob id is known only at its end, goes through a temporary
     file as before: its bytes never show at its path until they are checked)."""
     return out.mode != MODE_LINK and out.chunks is None
+
+
+def _refused(out: OutputFile, chunks: ChunkIds, found: str, size: int) -> UnsafeRecord:
+    what = "its chunks do not make" if out.chunks is not None else "it is not"
+    return UnsafeRecord(
+        f"refusing to restore {out.path} from record {chunks.record[:12] or '?'}: "
+        f"{what} blob {out.blob[:12]} of {out.size} bytes (found blob {found[:12]}, "
+        f"{size} bytes)"
+    )
 
 
 def for_each(call: Callable[[memoryview], object], pieces: Iterable[memoryview]) -> None:

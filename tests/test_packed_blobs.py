@@ -4,12 +4,14 @@ libgit2 gives, and None (libgit2 then) for what it does not read itself."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
 from gitcache.objects.reader import PackedBlobs
-from tests.helpers import git
+from tests.helpers import Repo, git
 
 
 def _pack(root: Path, oids: list[str]) -> None:
@@ -75,3 +77,40 @@ def test_a_small_budget_reads_only_the_newest_packs(tmp_path: Path) -> None:
     packed = PackedBlobs(tmp_path / ".git" / "objects", first + second, 1)
     assert all(packed.blob(oid) is not None for oid in second)
     assert all(packed.blob(oid) is None for oid in first)
+
+
+GEN_TOML = """\
+[steps.many]
+outputs = ["out"]
+run = "mkdir -p out && for i in $(seq 100 199); do echo file $i > out/f$i.txt; done"
+"""
+
+
+def test_a_pack_entry_that_is_not_the_blob_is_refused_before_its_file_is_made(
+    make: Callable[..., Repo],
+) -> None:
+    """Two entries' offsets swapped in the pack index (same size: the size check passes):
+    the bytes read for one blob are the other's, so the restore refuses that file and
+    nothing is made at its path."""
+    repo = make({"gitcache.toml": GEN_TOML, ".gitignore": "out/\n"})
+    assert repo.process("run").returncode == 0
+    first, second = (
+        repo.git("rev-parse", f"refs/gitcache/step/many:outputs/out/f{i}.txt").strip()
+        for i in (150, 151)
+    )
+    (idx,) = (repo.root / ".git" / "objects" / "pack").glob("*.idx")
+    data = bytearray(idx.read_bytes())
+    count = int.from_bytes(data[1028:1032], "big")
+    names = [bytes(data[1032 + 20 * i : 1052 + 20 * i]).hex() for i in range(count)]
+    a, b = names.index(first), names.index(second)
+    at = 1032 + 24 * count
+    slot_a, slot_b = slice(at + 4 * a, at + 4 * a + 4), slice(at + 4 * b, at + 4 * b + 4)
+    data[slot_a], data[slot_b] = data[slot_b], data[slot_a]
+    idx.chmod(0o644)
+    idx.write_bytes(bytes(data))
+    shutil.rmtree(repo.root / "out")
+    done = repo.process("restore", "many")
+    assert done.returncode != 0
+    assert "refusing to restore out/f150.txt" in done.stderr, done.stderr
+    assert not (repo.root / "out" / "f150.txt").exists()
+    assert not list((repo.root / ".git" / "gitcache" / "restoring").iterdir())

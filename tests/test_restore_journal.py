@@ -39,18 +39,18 @@ KILLED_MIDWAY = """\
 import os, signal, sys
 from gitcache import worktree
 
-original = worktree.Worktree._write_content
+original = worktree.write_pieces
 count = 0
 
-def partial(self, fd, out, *rest):
+def partial(fd, pieces):
     global count
     count += 1
     if count == int(os.environ["KILL_AT"]):
         os.write(fd, b"fil")
         os.kill(os.getpid(), signal.SIGKILL)
-    return original(self, fd, out, *rest)
+    return original(fd, pieces)
 
-worktree.Worktree._write_content = partial
+worktree.write_pieces = partial
 from gitcache.cli.main import main
 main(sys.argv[1:], prog_name="gitcache")
 """
