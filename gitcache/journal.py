@@ -110,8 +110,8 @@ def recover(root: Path, state_dir: Path) -> list[str]:
     directory = state_dir / JOURNAL_DIR
     try:
         entries = list(os.scandir(directory))
-    except (FileNotFoundError, NotADirectoryError):
-        return []  # the common case: one failed system call
+    except OSError:  # the common case (no such directory): one failed system call
+        return []
     removed: list[str] = []
     for entry in entries:
         if not entry.name.endswith((SUFFIX, _NEW)):
@@ -126,10 +126,13 @@ def recover(root: Path, state_dir: Path) -> list[str]:
             except BlockingIOError:
                 continue  # its restore is running
             if entry.name.endswith(SUFFIX):
-                removed += _undo(root, _read(fd))
+                undone, complete = _undo(root, _read(fd))
+                removed += undone
+                if not complete:
+                    continue  # a file could not be removed: the journal stays for later
             elif _writer_alive(entry.name):
                 continue  # made a moment ago, not yet locked by its restore
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(entry.path)  # a `.new` one: nothing was written yet
         finally:
             os.close(fd)
@@ -154,8 +157,11 @@ def _read(fd: int) -> list[tuple[str, int, int, int]]:
     return [(os.fsdecode(n), *slot) for n, slot in zip(names, slots, strict=False)]
 
 
-def _undo(root: Path, entries: list[tuple[str, int, int, int]]) -> list[str]:
+def _undo(root: Path, entries: list[tuple[str, int, int, int]]) -> tuple[list[str], bool]:
+    """Remove the half-written files of a journal: those removed, and whether every one
+    that had to go is gone."""
     removed = []
+    complete = True
     real_root = os.path.realpath(root)
     for rel, state, dev, ino in entries:
         if state not in (CREATING, CREATED) or not _safe(rel):
@@ -174,10 +180,15 @@ def _undo(root: Path, entries: list[tuple[str, int, int, int]]) -> list[str]:
             continue
         if state == CREATING and st.st_size != 0:
             continue
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(path)
-            removed.append(rel)
-    return removed
+        except FileNotFoundError:
+            continue
+        except OSError:
+            complete = False
+            continue
+        removed.append(rel)
+    return removed, complete
 
 
 def _writer_alive(name: str) -> bool:

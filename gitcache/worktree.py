@@ -31,7 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
+from gitcache.errors import (
+    StepFailed,
+    UnreadableFile,
+    UnsafeRecord,
+    WorktreeConflict,
+    no_space,
+)
 from gitcache.filehash import read_stable
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
 from gitcache.journal import Journal
@@ -565,7 +571,7 @@ class Worktree:
         # Files that are absent (a whole file, not a link) are written in place, the
         # paths listed in a journal first (journal.py); others through a temporary file.
         in_place = [out.path for out, _, absent in targets if absent and _in_place(out)]
-        journal = Journal(self.repo.worktree_state_dir, in_place) if in_place else None
+        journal = _journal(self.repo.worktree_state_dir, in_place) if in_place else None
         umask = _umask()
         slot = 0
         try:
@@ -960,6 +966,17 @@ def _in_place(out: OutputFile) -> bool:
     a chunked file, whose blob id is known only at its end, goes through a temporary
     file as before: its bytes never show at its path until they are checked)."""
     return out.mode != MODE_LINK and out.chunks is None
+
+
+def _journal(state_dir: Path, paths: Sequence[str]) -> Journal | None:
+    """A journal for writing `paths` in place; None (each file through a temporary one,
+    as before) where the git dir takes no file: read-only, say."""
+    try:
+        return Journal(state_dir, paths)
+    except OSError as exc:
+        if no_space(exc):
+            raise  # the restore itself would find no room either: said as such
+        return None
 
 
 def _refused(out: OutputFile, chunks: ChunkIds, found: str, size: int) -> UnsafeRecord:
