@@ -204,7 +204,10 @@ class PackedBlobs:
         if where is None:
             return None
         view, start, end = where
-        kind, size, _ = _entry_header(view, start, end)
+        try:
+            kind, size, _ = _entry_header(view, start, end)
+        except IndexError:  # malformed: libgit2 says what is wrong
+            return None
         return (kind, size) if kind in _WHOLE_TYPES else None
 
     def blob(self, oid: str) -> list[memoryview] | None:
