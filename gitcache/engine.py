@@ -21,7 +21,7 @@ from gitcache import __version__, interpolate, locks, provenance, statcache
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import TreeEntry
 from gitcache.graph import input_matches_output
-from gitcache.locks import signature_lock, writing_objects
+from gitcache.locks import LockSpares, signature_lock, writing_objects
 from gitcache.objects.stored import StoredFile
 from gitcache.params import encode
 from gitcache.plan import Evaluation, Mismatch, Planner
@@ -137,6 +137,7 @@ class Engine:
         # removing one per item costs a few ms), removed at the end of the run.
         self._item_scratch: dict[int, Path] = {}
         self._scratches = ExitStack()
+        self._lock_spares: LockSpares | None = None  # sweep items' lock files (locks.py)
 
     def plan(self, targets: list[str]) -> list[str]:
         """The units a run of `targets` goes through, in order (a dynamic foreach step
@@ -415,9 +416,14 @@ class Engine:
         if not record or evaluation.signature is None:
             return self._run_command(evaluation, command, record=False)
         with ExitStack() as locks:
+            spares = self._spares() if step.item is not None else None
             locks.enter_context(
                 signature_lock(
-                    self.project.repo.state_dir, evaluation.signature, self.reporter.warning
+                    self.project.repo.state_dir,
+                    evaluation.signature,
+                    self._waiting,
+                    spares,
+                    unlocked=self._unlocked,
                 )
             )
             if self.options.mode != "force":
@@ -435,6 +441,23 @@ class Engine:
                 locks.enter_context(writing_objects(self.project.repo.state_dir, None))
                 self._batch.hold(locks.pop_all())
             return result
+
+    def _waiting(self, message: str) -> None:
+        """About to wait for a signature's lock another process holds: first write the
+        refs of the batch, which releases the locks it keeps (that process may be
+        waiting for one of them)."""
+        self.reporter.warning(message)
+        self._batch.flush()
+
+    def _spares(self) -> LockSpares:
+        """Where sweep items' lock files go when released, to lock the next ones with
+        (a file linked costs a fraction of one created): a scratch directory."""
+        if self._lock_spares is None:
+            directory = self._scratches.enter_context(
+                scratch_dir(self.project.repo.state_dir, _LOCKS_SCRATCH)
+            )
+            self._lock_spares = LockSpares(directory)
+        return self._lock_spares
 
     def _command(self, evaluation: Evaluation) -> str:
         step = evaluation.step
@@ -605,15 +628,18 @@ class Engine:
         def write_file(path: Path) -> StoredFile:
             return repo.write_blob_file(path, meter.add)
 
+        # The objects of earlier sweep items, whose refs wait in the batch, wait in the
+        # writer too: a failure here drops only what this step stored.
+        mark = repo.objects_mark()
         for rel in expanded:
             try:
                 files.append(worktree.store_output(rel, write_file, repo.write_blob))
             except StepFailed as exc:
                 # The blobs stored so far wait in the writer: no record will name them.
-                repo.discard_objects()
+                repo.discard_objects(mark)
                 return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
             except BaseException:  # a file that kept changing, a full disk, Ctrl-C
-                repo.discard_objects()
+                repo.discard_objects(mark)
                 raise
             meter.file_done()
         meter.finish()
@@ -776,3 +802,4 @@ def _scratch_name(step: Step) -> str:
 
 
 _ITEMS_SCRATCH = "items"  # tmp/<pid>-items-<thread>: one per thread, for every item it runs
+_LOCKS_SCRATCH = "locks"  # tmp/<pid>-locks: the run's spare signature lock files

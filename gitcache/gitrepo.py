@@ -7,6 +7,7 @@ rest of the code (and the pydantic models) never sees a pygit2 type.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import stat
@@ -45,6 +46,7 @@ _OBJECT_WRITE_RACE = re.compile(r"failed to rename lockfile|failed to create loc
 _OBJECT_WRITE_ATTEMPTS: Final = 20
 T = TypeVar("T")
 _TYPE_NAMES: Final = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
+_TREE_MODES: Final = frozenset({0o100644, 0o100755, 0o120000, 0o040000, 0o160000})
 
 # libgit2 looks up every object a new tree entry or commit names ("strict object
 # creation"); every such object gitcache names it has just written or read, and the
@@ -101,6 +103,8 @@ class GitRepo:
         self._writer: ObjectWriter | None = None
         self._writer_chosen = False  # decided on first write (reads the config)
         self._unchecked = False  # inside unchecked_reads
+        self._identity: bytes | None = None  # `name <email>` of the commits we write
+        self._packed_ok: bool | None = None  # packed-refs may be written (read once)
 
     @classmethod
     def discover(cls, start: Path) -> GitRepo:
@@ -120,7 +124,7 @@ class GitRepo:
     def init(cls, path: Path) -> GitRepo:
         return cls(pygit2.init_repository(str(path), initial_head="main"))
 
-    @property
+    @functools.cached_property
     def state_dir(self) -> Path:
         """gitcache's private directory shared by all worktrees (locks, scratch, record
         index), inside the common git dir."""
@@ -176,6 +180,7 @@ class GitRepo:
 
     def resolve_commit(self, rev: str) -> str:
         try:
+            self.flush_objects()
             obj = self._repo.revparse_single(rev)
             commit = obj.peel(pygit2.Commit)
         except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as exc:
@@ -189,15 +194,21 @@ class GitRepo:
         return str(self._commit(oid).tree_id)
 
     def is_descendant(self, oid: str, ancestor: str) -> bool:
+        self.flush_objects()
         return oid == ancestor or bool(
             self._repo.descendant_of(pygit2.Oid(hex=oid), pygit2.Oid(hex=ancestor))
         )
 
     def _commit(self, oid: str) -> pygit2.Commit:
-        obj = self._repo.get(oid)
+        obj = self._get(oid)
         if not isinstance(obj, pygit2.Commit):
             raise RepositoryError(f"{oid} is not a commit in {self.git_dir}")
         return obj
+
+    def _get(self, oid: str) -> pygit2.Object | None:
+        """An object through libgit2, once the objects our writer holds are published."""
+        self.flush_objects()
+        return self._repo.get(oid)
 
     # -- blobs ------------------------------------------------------------------
 
@@ -239,10 +250,16 @@ class GitRepo:
         if self._writer is not None and self._writer.pending:
             self._writer.flush()
 
-    def discard_objects(self) -> None:
-        """Drop blobs held back for a pack that no record will name (a failed step)."""
+    def objects_mark(self) -> int:
+        """Where the objects our writer holds back stand now (`discard_objects`)."""
+        return 0 if self._writer is None else self._writer.mark()
+
+    def discard_objects(self, mark: int = 0) -> None:
+        """Drop the objects held back for a pack since `mark` (objects_mark): no record
+        will name them (a failed step). Earlier ones, of records whose refs wait in a
+        batch, stay."""
         if self._writer is not None:
-            self._writer.discard()
+            self._writer.discard(mark)
 
     def write_blob_file(
         self, path: Path, progress: Callable[[int], None] | None = None
@@ -272,10 +289,12 @@ class GitRepo:
         writer = self.objects
         return None if writer is None else writer.chunks_of(oid)
 
-    def write_blob(self, data: bytes) -> str:
+    def write_blob(self, data: bytes, new: bool = False) -> str:
+        """`new`: the caller knows the repository cannot have it (a record.json, which
+        names its signature and start time): it is not looked up first."""
         writer = self.objects
         if writer is not None:
-            return writer.write_blob(data)
+            return writer.write_object("blob", data, not new) if new else writer.write_blob(data)
         return str(_write_object(lambda: self._repo.create_blob(data)))
 
     def read_blob(self, oid: str) -> bytes:
@@ -376,6 +395,11 @@ class GitRepo:
         return self._write_nested(nested)
 
     def _write_nested(self, node: Mapping[str, object]) -> str:
+        writer = self.objects
+        if writer is not None:  # our writer: the tree waits with the record's blobs
+            # Not looked up first: trees are small and nearly always new (a copy of one
+            # the repository has, in a pack, is harmless; git gc drops it).
+            return writer.write_object("tree", self._tree_bytes(node), False)
         builder = self._repo.TreeBuilder()
         for name, value in node.items():
             if isinstance(value, TreeEntry):
@@ -385,9 +409,27 @@ class GitRepo:
                 builder.insert(name, pygit2.Oid(hex=self._write_nested(value)), MODE_TREE)
         return str(_write_object(builder.write))
 
+    def _tree_bytes(self, node: Mapping[str, object]) -> bytes:
+        """A tree object's content (its subtrees written first), as git lays it out:
+        entries sorted by name, a subtree's name compared as if it ended in `/`."""
+        rows: list[tuple[bytes, bytes]] = []
+        for name, value in node.items():
+            raw = _entry_name(name)
+            if isinstance(value, TreeEntry):
+                if value.mode not in _TREE_MODES:
+                    raise RepositoryError(f"tree entry {value.path}: invalid mode {value.mode:o}")
+                mode, oid = value.mode, value.oid
+            else:
+                assert isinstance(value, dict)
+                mode, oid = MODE_TREE, self._write_nested(value)
+            key = raw + b"/" if mode == MODE_TREE else raw
+            rows.append((key, b"%o %s\0%s" % (mode, raw, bytes.fromhex(oid))))
+        rows.sort()
+        return b"".join(row for _key, row in rows)
+
     def walk_tree(self, oid: str, prefix: str = "") -> Iterator[TreeEntry]:
         """Every non-tree entry under a tree, recursively, with full paths."""
-        tree = self._repo.get(oid)
+        tree = self._get(oid)
         if not isinstance(tree, pygit2.Tree):
             raise RepositoryError(f"object {oid} is not a tree")
         for item in tree:
@@ -399,7 +441,7 @@ class GitRepo:
 
     def list_tree(self, oid: str) -> Iterator[TreeEntry]:
         """The entries of one tree (not recursive), in git's order."""
-        tree = self._repo.get(oid)
+        tree = self._get(oid)
         if not isinstance(tree, pygit2.Tree):
             raise RepositoryError(f"object {oid} is not a tree")
         for item in tree:
@@ -415,7 +457,7 @@ class GitRepo:
         return bytes(obj.data) if isinstance(obj, pygit2.Blob) else None
 
     def tree_entry(self, tree_oid: str, path: str) -> TreeEntry | None:
-        tree = self._repo.get(tree_oid)
+        tree = self._get(tree_oid)
         if not isinstance(tree, pygit2.Tree):
             raise RepositoryError(f"object {tree_oid} is not a tree")
         try:
@@ -426,9 +468,20 @@ class GitRepo:
 
     # -- commits ------------------------------------------------------------------
 
-    def write_commit(self, tree: str, parents: Sequence[str], message: str) -> str:
-        """Create a commit object without moving any ref (every blob written before)."""
-        self.flush_objects()
+    def write_commit(
+        self, tree: str, parents: Sequence[str], message: str, publish: bool = True
+    ) -> str:
+        """Create a commit object without moving any ref; it and every object written
+        before it are in the store when this returns. `publish=False` (a sweep item's
+        record, whose refs wait in a batch): they wait in our writer, to go into one pack
+        with the batch's other records; any ref update or object read publishes them."""
+        writer = self.objects
+        if writer is not None:
+            data = self._commit_bytes(tree, parents, message)
+            written = writer.write_object("commit", data, False)
+            if publish:
+                self.flush_objects()
+            return written
         author = self._signature()
         oid = _write_object(
             lambda: self._repo.create_commit(
@@ -452,6 +505,27 @@ class GitRepo:
         author = self._signature()
         parents = [] if head is None else [pygit2.Oid(hex=head)]
         return str(self._repo.create_commit("HEAD", author, author, message, tree, parents))
+
+    def _commit_bytes(self, tree: str, parents: Sequence[str], message: str) -> bytes:
+        """A commit object's content as libgit2 writes it: author and committer are the
+        repository's default identity (read once), now, in the local time zone."""
+        if self._identity is None:
+            found = self._signature()
+            self._identity = b"%s <%s>" % (found.raw_name, found.raw_email)
+        now = time.time()
+        offset = (time.localtime(now).tm_gmtoff or 0) // 60
+        sign = "-" if offset < 0 else "+"
+        stamp = b"%s %d %s%02d%02d" % (
+            self._identity,
+            int(now),
+            sign.encode(),
+            abs(offset) // 60,
+            abs(offset) % 60,
+        )
+        lines = [b"tree " + _hex_oid(tree)]
+        lines += [b"parent " + _hex_oid(p) for p in parents]
+        lines += [b"author " + stamp, b"committer " + stamp, b"", message.encode()]
+        return b"\n".join(lines)
 
     def _signature(self) -> pygit2.Signature:
         try:
@@ -485,12 +559,33 @@ class GitRepo:
         found.sort()
         yield from found
 
-    def update_refs(self, updates: Sequence[RefUpdate], message: str = "gitcache") -> None:
+    def update_refs(
+        self, updates: Sequence[RefUpdate], message: str = "gitcache", packed: bool = False
+    ) -> None:
         """Apply all updates atomically, or none; raise RefConflict on a lost race.
 
         Every ref is locked (git's own `.lock` files) before its current value is
         compared, so the comparison and the write cannot be separated by another writer.
+        The objects our writer holds are published first: objects before refs, always.
+        `packed`: many refs (a batch of sweep items'): written into packed-refs in one
+        rewrite when that can be done (packedrefs.py), else as below.
         """
+        self.flush_objects()
+        if packed and self._packed_refs_ok():
+            from gitcache import packedrefs
+
+            try:
+                packedrefs.update_packed(self.common_dir, self.state_dir, updates, ANY)
+                return
+            except packedrefs.Conflict as exc:
+                raise RefConflict(exc.name, exc.expected, exc.found) from None
+            except packedrefs.InTheWay as exc:
+                raise RepositoryError(
+                    f"cannot write ref {exc.name}: the ref {exc.other} is in the way",
+                    hint=f"remove it if it is not yours: git update-ref -d {exc.other}",
+                ) from None
+            except packedrefs.Unsuitable:
+                pass  # a reference transaction waits for locks and says what is wrong
         start = time.monotonic()
         told = retried = False
         while True:
@@ -521,6 +616,15 @@ class GitRepo:
                     told = True
                 retried = True
                 time.sleep(0.02)
+
+    def _packed_refs_ok(self) -> bool:
+        """Whether refs may be written straight into packed-refs: the files backend (not
+        reftable), and no reflog asked for every ref (libgit2 writes those)."""
+        if self._packed_ok is None:
+            storage = (self.config_value("extensions.refstorage") or "files").lower()
+            logs = (self.config_value("core.logallrefupdates") or "").lower()
+            self._packed_ok = storage == "files" and logs != "always"
+        return self._packed_ok
 
     def _in_the_way(self, updates: Sequence[RefUpdate]) -> RepositoryError | None:
         """A ref that stands where an update needs a directory, or refs below an update."""
@@ -612,6 +716,7 @@ class GitRepo:
 
     def commits_between(self, tip: str, hide: Sequence[str] = ()) -> list[str]:
         """Commits reachable from tip but from none of `hide` (`git rev-list tip ^hide...`)."""
+        self.flush_objects()
         walker = self._repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL)
         for oid in hide:
             walker.hide(pygit2.Oid(hex=oid))
@@ -654,6 +759,19 @@ def _write_object(write: Callable[[], T]) -> T:
                 raise
             time.sleep(0.001 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _entry_name(name: str) -> bytes:
+    """A tree entry's name, refused as libgit2 and `git fsck` refuse it."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name or name.lower() == ".git":
+        raise RepositoryError(f"invalid tree entry name {name!r}")
+    return name.encode()
+
+
+def _hex_oid(oid: str) -> bytes:
+    if len(oid) != 40 or not all(c in "0123456789abcdef" for c in oid):
+        raise RepositoryError(f"invalid object id {oid!r}")
+    return oid.encode()
 
 
 def relative_posix(root: Path, path: Path) -> str:

@@ -25,8 +25,9 @@ def _under(path: str, parent: str) -> bool:
 
 
 def _component_matches(pattern: str, name: str) -> bool:
-    """One path component against one pattern component, as `glob.glob` matches them."""
-    if not is_glob(pattern):
+    """One path component against one pattern component, as Worktree.expand matches
+    them: the name it spells (`x[1].csv`), or what its wildcards match."""
+    if pattern == name or not is_glob(pattern):
         return pattern == name
     # glob's wildcards never match a leading dot unless the pattern starts with one.
     return not (name.startswith(".") and not pattern.startswith(".")) and (
@@ -59,7 +60,7 @@ def _reach(pattern: Sequence[str], path: Sequence[str], literal: bool = True) ->
         return best
     if not _component_matches(head, path[0]):
         return NO_MATCH
-    return _reach(pattern[1:], path[1:], not is_glob(head))
+    return _reach(pattern[1:], path[1:], head == path[0] or not is_glob(head))
 
 
 def _covers(pattern: Sequence[str], path: Sequence[str]) -> bool:

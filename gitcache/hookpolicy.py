@@ -4,8 +4,12 @@
 ref update: hooks.py). Where gitcache's hooks are installed, every command that
 opens the project makes the hook set follow the policy, so that setting "block" in
 gitcache.toml protects the next amend without another `gitcache hooks install`, and
-leaving it removes the hook that would slow every commit. Where they are not
-installed, nothing is installed behind the user's back (`gitcache run` says what is
+leaving it removes the hook that would slow every commit.
+
+Where none are installed, a `[hooks] rewrite` written in gitcache.toml ("protect"
+or "block") installs them: the setting asks for what the hooks do. The default
+alone installs nothing (`gitcache init` does), nor does any setting once the user
+ran `gitcache hooks uninstall` (OPTED_OUT; `gitcache run` then says what is
 missing).
 
 The common case costs one config read and one lstat, and imports nothing more.
@@ -23,6 +27,7 @@ from gitcache.gitrepo import GitRepo
 MARKER = "gitcache-hook-template"  # hooks.MARKER, here to keep this module light
 BLOCK_HOOK = "reference-transaction"
 _ALWAYS = ("pre-rebase", "post-rewrite")
+OPTED_OUT = "hooks-uninstalled"  # in the state dir: `gitcache hooks uninstall` ran
 
 Change = tuple[Literal["note", "warning"], str]
 
@@ -40,16 +45,18 @@ def hooks_dir(repo: GitRepo) -> Path:
     return repo.common_dir / "hooks"
 
 
-def follow_policy(repo: GitRepo, rewrite: str) -> Change | None:
-    """Install or remove the reference-transaction hook as `rewrite` needs, if gitcache's
-    hooks are installed; what changed (or could not), for one line on stderr."""
+def follow_policy(repo: GitRepo, rewrite: str, explicit: bool = False) -> Change | None:
+    """Make the installed hooks what `rewrite` needs (see the module's docstring;
+    `explicit`: gitcache.toml sets it); what changed (or could not), for one line."""
     directory = hooks_dir(repo)
     path = directory / BLOCK_HOOK
+    wants_hooks = explicit and rewrite in ("protect", "block")
+    if wants_hooks and not _installed(directory) and not (repo.state_dir / OPTED_OUT).exists():
+        return _install_all(repo, rewrite, directory)
     if rewrite == "block":
         if _marked(path):
             return None
-        # Ours, possibly behind pre-commit's hook (as <name>.legacy): hooks.py.
-        if not any(_marked(directory / n) or _marked(directory / f"{n}.legacy") for n in _ALWAYS):
+        if not _installed(directory):
             return None
         from gitcache import hooks
 
@@ -69,6 +76,26 @@ def follow_policy(repo: GitRepo, rewrite: str) -> Change | None:
     except HookError as exc:
         return ("warning", exc.message)
     return ("note", f'rewrite is not "block" in gitcache.toml: removed the {BLOCK_HOOK} hook')
+
+
+def _installed(directory: Path) -> bool:
+    """Whether gitcache's hooks are installed: ours, possibly behind pre-commit's hook
+    (as <name>.legacy: hooks.py)."""
+    return any(_marked(directory / n) or _marked(directory / f"{n}.legacy") for n in _ALWAYS)
+
+
+def _install_all(repo: GitRepo, rewrite: str, directory: Path) -> Change:
+    from gitcache import hooks
+
+    try:
+        installed = hooks.install(repo, rewrite)
+    except HookError as exc:
+        return ("warning", f'rewrite = "{rewrite}" in gitcache.toml needs its hooks: {exc.message}')
+    names = ", ".join(h.name for h in installed if h.state == "installed")
+    return (
+        "note",
+        f'rewrite = "{rewrite}" in gitcache.toml: installed the {names} hooks in {directory}',
+    )
 
 
 def _marked(path: Path) -> bool:

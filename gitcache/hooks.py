@@ -29,6 +29,7 @@ from typing import Final, Literal
 from gitcache.errors import HookError
 from gitcache.gitrepo import GitRepo
 from gitcache.hookpolicy import MARKER as MARKER
+from gitcache.hookpolicy import OPTED_OUT
 from gitcache.hookpolicy import hooks_dir as hooks_dir
 
 HOOK_NAMES: Final = ("reference-transaction", "pre-rebase", "post-rewrite")
@@ -182,6 +183,7 @@ def install(repo: GitRepo, rewrite: str, python: str = sys.executable) -> list[H
     moves = [move for hook in before for move in _keep_previous(directory, hook)]
     uninstall(repo, [n for n in HOOK_NAMES if n not in names])
     install_config(repo)
+    (repo.state_dir / OPTED_OUT).unlink(missing_ok=True)
     todo = [h for h in before if h.state != "installed"]
     if not todo:
         return status(repo, python)
@@ -261,6 +263,16 @@ def block_in_another_worktree(repo: GitRepo) -> bool:
         if isinstance(hooks, dict) and hooks.get("rewrite") == "block":
             return True
     return False
+
+
+def opt_out(repo: GitRepo) -> None:
+    """Remember that the user removed the hooks: a `[hooks] rewrite` in gitcache.toml
+    does not install them again (`gitcache hooks install` does)."""
+    try:
+        repo.state_dir.mkdir(parents=True, exist_ok=True)
+        (repo.state_dir / OPTED_OUT).touch()
+    except OSError as exc:
+        raise HookError(f"cannot write {repo.state_dir / OPTED_OUT}: {exc.strerror}") from None
 
 
 def uninstall(repo: GitRepo, names: Sequence[str] = HOOK_NAMES) -> list[HookStatus]:

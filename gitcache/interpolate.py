@@ -152,6 +152,11 @@ def render(
     return template.format_map(_values(params, inputs, outputs, item))
 
 
+def literal_text(template: str) -> str:
+    """A template's own text, its fields left out (`{{` and `}}` as single braces)."""
+    return "".join(text for text, _name, _spec, _conv in string.Formatter().parse(template))
+
+
 def render_path(template: str, values: Mapping[str, Any], item: str | None = None) -> str:
     """A declared path of a sweep step with its fields filled in, unquoted (raises one
     of FIELD_ERRORS on a bad field)."""

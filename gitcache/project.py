@@ -51,7 +51,8 @@ class Project:
         else:
             workflow = load_workflow(path if path.is_absolute() else start / path, repo.root)
             if workflow_file is None:  # the file the hooks read (never a -f one)
-                change = follow_policy(repo, workflow.config.hooks.rewrite)
+                hooks = workflow.config.hooks
+                change = follow_policy(repo, hooks.rewrite, "rewrite" in hooks.model_fields_set)
                 if change is not None:
                     kind, message = change
                     tell = note if kind == "note" else warn

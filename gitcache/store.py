@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from gitcache.latest import STEP_PREFIX as STEP_PREFIX  # re-exported: refs/gitc
 from gitcache.latest import LatestRecords, latest_key
 from gitcache.latest import item_ref as item_ref
 from gitcache.latest import step_ref as step_ref
+from gitcache.objects.stored import StoredFile
 from gitcache.record import Record, is_oid, parse_record
 from gitcache.recordindex import RecordIndex, RecordSummary
 
@@ -395,7 +397,8 @@ class RecordStore:
         (the objects are all written) until it is flushed.
         """
         record = new.record
-        entries = [TreeEntry(RECORD_FILE, self.repo.write_blob(record.to_json()), MODE_FILE)]
+        record_json = self.repo.write_blob(record.to_json(), new=True)
+        entries = [TreeEntry(RECORD_FILE, record_json, MODE_FILE)]
         chunked = {o.path: o.chunks for o in record.outputs if o.chunks is not None}
         for e in new.outputs:
             count = chunked.get(e.path)
@@ -406,8 +409,13 @@ class RecordStore:
             if ids is None or len(ids) != count:
                 raise GitcacheError(f"output {e.path}: its chunks were not stored by this process")
             entries += chunk_entries(OUTPUTS_DIR + e.path, ids)
+        empty: StoredFile | None = None
         for stream, path in sorted(new.logs.items()):
-            log = self.repo.write_blob_file(path)
+            # Most commands of a sweep print nothing: an empty log is not opened and read.
+            if path.stat().st_size == 0:
+                empty = log = empty or StoredFile(self.repo.write_blob(b""), 0)
+            else:
+                log = self.repo.write_blob_file(path)
             if log.chunks is None:
                 entries.append(TreeEntry(f"logs/{stream}", log.oid, MODE_FILE))
             else:
@@ -415,7 +423,10 @@ class RecordStore:
         entries += list(new.extra)
         tree = self.repo.write_tree(entries)
         message = f"gitcache record: {record.step} {record.signature[:12]}\n"
-        commit = self.repo.write_commit(tree, [parent] if parent else [], message)
+        # A batch's records wait in the object writer until the batch's refs are written.
+        commit = self.repo.write_commit(
+            tree, [parent] if parent else [], message, publish=batch is None
+        )
 
         name = sig_ref(record.signature)
         expected = self.repo.ref_target(name) if replace else None
@@ -608,28 +619,41 @@ class ChunkLayout:
 
 
 class RefBatch:
-    """The ref updates of several written records, applied in one transaction.
+    """The ref updates of several written records, applied in one step.
 
-    Recording a thousand sweep items one transaction each costs a lock file, a
-    rename and a reflog line per ref per item; queued here they cost one
-    transaction per `limit` records. Every object of a queued record is written
-    already, so flushing (when full, and in the engine's `finally`, also after a
-    failure or Ctrl-C) is all that stands between it and being found. Signature
-    locks handed to `hold` stay taken until their refs are written, so another
-    process waiting on one still finds the record instead of running it again.
+    Recording a thousand sweep items one transaction each costs a new file per ref
+    per item; queued here they cost one rewrite of packed-refs (packedrefs.py) per
+    `limit` records. A queued record's objects wait in the object writer, which
+    publishes them (one pack) before the refs are written. Flushing happens when
+    `limit` records wait, when the first of them has waited `max_wait` seconds or a
+    record's command took that long (so a kill -9 loses at most about that much
+    finished work: slow items are written one by one), before waiting for another
+    process's signature lock, and in the engine's `finally` (also after a failure or
+    Ctrl-C). Signature locks handed to `hold` stay taken until their refs are
+    written, so another process waiting on one still finds the record instead of
+    running it again.
     """
 
-    def __init__(self, store: RecordStore, limit: int = 100) -> None:
+    def __init__(self, store: RecordStore, limit: int = 100, max_wait: float = 1.0) -> None:
         self._store = store
         self._limit = limit
+        self._max_wait = max_wait
         self._queued: list[tuple[str, Record, list[RefUpdate], list[str]]] = []
+        self._since = 0.0  # time.monotonic() when the first queued record came
         self._held = ExitStack()
 
     def add(
         self, commit: str, record: Record, updates: list[RefUpdate], in_files: list[str]
     ) -> None:
+        now = time.monotonic()
+        if not self._queued:
+            self._since = now
         self._queued.append((commit, record, updates, in_files))
-        if len(self._queued) >= self._limit:
+        if (
+            len(self._queued) >= self._limit
+            or record.duration >= self._max_wait
+            or now - self._since >= self._max_wait
+        ):
             self.flush()
 
     def hold(self, locks: ExitStack) -> None:
@@ -647,7 +671,9 @@ class RefBatch:
                     merged.pop(update.name, None)
                     merged[update.name] = update
             try:
-                self._store.repo.update_refs(list(merged.values()), message="gitcache: record")
+                self._store.repo.update_refs(
+                    list(merged.values()), message="gitcache: record", packed=True
+                )
                 self._store._latest.set_many(
                     (key, commit)
                     for commit, _record, _updates, in_files in queued

@@ -233,7 +233,10 @@ def make_item(
     inputs = tuple(_fill(f"{where}.inputs", t, merged, path, root) for t in step.inputs)
     outputs = tuple(_fill(f"{where}.outputs", t, merged, path, root) for t in step.outputs)
     for out in outputs:
-        if is_glob(out):
+        # A filled-in output is a literal path: brackets from a value (`photo[1].png`)
+        # name a file. `*` or `?` would make a path that every glob over the
+        # directory, the user's `rm out/*` included, takes for a pattern: refused.
+        if "*" in out or "?" in out:
             raise ConfigError(
                 f"{where}.outputs: item {label(step.name, values)} gives {out!r}, a glob"
             )

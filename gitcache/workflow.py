@@ -209,7 +209,9 @@ def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: Workf
             if not path.strip():
                 raise ConfigError(f"{where}: empty path")
     for out in outputs:
-        if is_glob(out):
+        # In a template only its own text counts: a value filled in (a file named
+        # `x[1].png`, an axis value "a*b") is part of a literal path.
+        if is_glob(out if sweep is None else interpolate.literal_text(out)):
             raise ConfigError(f"{where}.outputs: {out!r} is a glob; outputs must be paths")
     try:
         used = interpolate.fields(spec.run)

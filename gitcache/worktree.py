@@ -215,6 +215,8 @@ class Worktree:
         following symlinked directories except one that leads back to a directory
         already on the way (so a link cycle ends, where the standard glob never does);
         `**` at the end matches the directory before it (all its files, once expanded).
+        A component also matches the name it spells (`x[1].csv` is that file, as in
+        git's pathspecs): a literal file is never left out of the inputs it names.
         """
         found: list[str] = []
         self._glob_in("", [p for p in pattern.split("/")], frozenset(), found)
@@ -257,7 +259,7 @@ class Worktree:
             if (
                 (head.startswith(".") or not name.startswith("."))
                 and not _is_dot_git(name)
-                and fnmatch.fnmatchcase(name, head)
+                and (name == head or fnmatch.fnmatchcase(name, head))
             ):
                 child = f"{rel}/{name}" if rel else name
                 if not rest:

@@ -41,6 +41,12 @@ from gitcache.graph import (
         ("data", "database", NO_MATCH),
         ("gen/[ab].txt", "gen/b.txt", MATCH),
         ("gen/?.txt", "gen/ab.txt", NO_MATCH),
+        # a pattern also matches the name it spells, as Worktree.expand does
+        ("gen/x[1].txt", "gen/x[1].txt", MATCH),
+        ("gen/x[1].txt", "gen/x1.txt", MATCH),
+        ("d[1]/a.txt", "d[1]", MATCH),  # the output directory the input names
+        ("d[1]/a.txt", "d1", IF_DIRECTORY),  # matched by the wildcard only
+        ("d[1]/a.txt", "d[2]", NO_MATCH),
     ],
 )
 def test_reach(pattern: str, output: str, expected: int) -> None:
@@ -59,6 +65,8 @@ def test_reach(pattern: str, output: str, expected: int) -> None:
         ("gen", "gen/a/b", True),
         ("gen/a", "gen", False),
         ("gen/*.txt", "gen/a.log", False),
+        ("gen/x[1].txt", "gen/x[1].txt", True),
+        ("gen/a?/*.txt", "gen/a?/b.txt", True),
     ],
 )
 def test_input_covers(pattern: str, path: str, expected: bool) -> None:

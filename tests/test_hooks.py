@@ -176,10 +176,38 @@ def test_block_in_gitcache_toml_holds_without_installing_again(make: Callable[..
     assert repo.run("run").stderr.count("reference-transaction") == 0
 
 
-def test_a_policy_installs_nothing_where_the_hooks_are_not_installed(
+def test_a_policy_in_gitcache_toml_installs_the_hooks_it_needs(
     make: Callable[..., Repo],
 ) -> None:
+    # The setting is the step: no `gitcache hooks install` after writing it.
     repo = make({"gitcache.toml": TOML + '\n[hooks]\nrewrite = "block"\n', "src/code.txt": "0"})
+    directory = repo.root / ".git" / "hooks"
+    result = repo.run("run")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        'gitcache: rewrite = "block" in gitcache.toml: installed the reference-transaction, '
+        f"pre-rebase, post-rewrite hooks in {directory}"
+    )
+    assert "warning" not in result.stderr
+    assert "installed" not in repo.run("status").stderr  # once
+    old = repo.head()
+    status, stderr = git_status(repo, "commit", "--amend", "-m", "reworded")
+    assert status != 0 and "refusing to amend" in stderr
+    assert repo.head() == old
+
+
+def test_the_default_policy_alone_installs_nothing(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": TOML, "src/code.txt": "0"})
+    assert repo.run("run").exit_code == 0
+    directory = repo.root / ".git" / "hooks"
+    assert not any(hooks._ours(directory / n) for n in hooks.HOOK_NAMES)
+
+
+def test_after_uninstall_a_policy_installs_nothing_again(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": TOML + '\n[hooks]\nrewrite = "protect"\n', "src/code.txt": "0"})
+    assert "installed the pre-rebase, post-rewrite hooks" in repo.run("status").stderr
+    assert repo.run("hooks", "uninstall").exit_code == 0
+    repo.write("gitcache.toml", TOML + '\n[hooks]\nrewrite = "block"\n')
     result = repo.run("run")
     assert result.exit_code == 0
     assert (
@@ -187,7 +215,11 @@ def test_a_policy_installs_nothing_where_the_hooks_are_not_installed(
         "post-rewrite hook: run `gitcache hooks install`"
     ) in result.stderr
     directory = repo.root / ".git" / "hooks"
-    assert not directory.exists() or not any(directory.iterdir())
+    assert not any(hooks._ours(directory / n) for n in hooks.HOOK_NAMES)
+    assert repo.run("hooks", "install").exit_code == 0  # opting in again
+    repo.run("hooks", "uninstall")
+    repo.run("hooks", "install")
+    assert not (repo.root / ".git" / "gitcache" / "hooks-uninstalled").exists()
 
 
 def test_another_worktree_under_block_keeps_its_hook(make: Callable[..., Repo]) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,8 +35,11 @@ def tree(make: Callable[..., Repo]) -> Worktree:
 
 
 def standard(root: Path, pattern: str, tree: Worktree) -> list[str]:
-    """What the standard glob matches, each match expanded (escaped) like a path."""
+    """What the standard glob matches, each match expanded (escaped) like a path, and
+    the path the pattern spells when it exists (as git's pathspecs match it)."""
     matches = glob.glob(pattern, root_dir=root, recursive=True)
+    if os.path.lexists(root / pattern):
+        matches.append(pattern)
     return sorted(
         {f for m in matches for f in tree.expand([glob.escape(Path(m).as_posix())]).files}
     )
@@ -46,6 +50,18 @@ def test_a_match_is_a_path_not_a_pattern(tree: Worktree) -> None:
     assert tree.expand(["docs/*"]).files == ["docs/x1.csv", "docs/x[1].csv"]
     assert tree.expand(["docs/x*"]).files == ["docs/x1.csv", "docs/x[1].csv"]
     assert tree.expand(["docs/x[[]1].csv"]).files == ["docs/x[1].csv"]
+
+
+def test_a_pattern_also_matches_the_name_it_spells(tree: Worktree) -> None:
+    # The standard glob reads `docs/x[1].csv` as `docs/x1.csv`: an input naming the
+    # file `x[1].csv` would leave it out of the signature (a stale hit when it changes).
+    assert tree.expand(["docs/x[1].csv"]).files == ["docs/x1.csv", "docs/x[1].csv"]
+    (tree.root / "docs" / "x1.csv").unlink()
+    assert tree.expand(["docs/x[1].csv"]).files == ["docs/x[1].csv"]
+    (tree.root / "d[1]").mkdir()
+    (tree.root / "d[1]" / "f?.txt").write_text("q")
+    assert tree.expand(["d[1]/f?.txt"]).files == ["d[1]/f?.txt"]
+    assert tree.expand(["d[1]"]).files == ["d[1]/f?.txt"]
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,7 @@ def uninstall(options: Options) -> None:
     """Remove gitcache's hooks and restore the hooks that were there before."""
     repo = GitRepo.discover(options.directory)
     removed = hooks.uninstall(repo)
+    hooks.opt_out(repo)
     if not removed:
         click.echo(f"no gitcache hooks in {hooks.hooks_dir(repo)}")
     for hook in removed:

@@ -37,9 +37,16 @@ def deflate(parts: Sequence[Bytes], content: Bytes) -> list[Bytes]:
     """The zlib stream of `parts` joined, as pieces to write in order; its level chosen
     by `content` (the object's content, without a loose object's header). Stored pieces
     may be views into `parts`: write them before changing those."""
+    from isal import isal_zlib
+
+    if len(content) <= SAMPLE:  # the whole object is the sample: compressed once, one shot
+        joined = parts[0] if len(parts) == 1 else b"".join(parts)
+        packed = isal_zlib.compress(joined, 1)
+        if len(content) <= _SMALL or len(packed) < len(joined) * (1 - MIN_SAVING):
+            return [packed]
+        return stored(parts)
     if not compresses(content):
         return stored(parts)
-    from isal import isal_zlib
 
     engine = isal_zlib.compressobj(1)
     out: list[Bytes] = [engine.compress(part) for part in parts]

@@ -38,6 +38,13 @@ def blob_id(content: Bytes) -> str:
     return digest.hexdigest()
 
 
+def object_id(kind: str, content: Bytes) -> str:
+    """The git id of an object of that kind and content (SHA-1)."""
+    digest = hashlib.sha1(header(kind, len(content)))
+    digest.update(content)
+    return digest.hexdigest()
+
+
 def object_path(objects: Path, oid: str) -> Path:
     return objects / oid[:2] / oid[2:]
 

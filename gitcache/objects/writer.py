@@ -1,10 +1,12 @@
 """`ObjectWriter`: where each object gitcache writes goes, and what it remembers.
 
-- A blob of up to PACKED_MAX bytes waits in memory; once PACK_MIN of them wait, a pack
-  is opened and they (and every further one) go into it. `flush` publishes the pack,
-  or writes the few waiting blobs loose: GitRepo flushes before it writes a commit and
-  before it reads a blob, so an object is always in the store before anything that
-  names it is reachable from a ref, and always readable once written.
+- A blob of up to PACKED_MAX bytes, and every tree and commit (`write_object`), waits
+  in memory; once PACK_MIN objects wait, a pack is opened and they (and every further
+  one) go into it. `flush` publishes the pack, or writes the few waiting objects loose:
+  GitRepo flushes before it updates any ref and before it reads an object, so an object
+  is always in the store before a ref makes anything that names it reachable, and
+  always readable once written. The records of a sweep's items, whose refs wait in a
+  batch (store.RefBatch), so go into one pack per batch.
 - A bigger blob (a chunk, a big file) is written loose at once.
 - An object the repository already has (loose, packed or through
   `objects/info/alternates`: `exists` asks libgit2) is not written again.
@@ -23,7 +25,7 @@ from typing import Final
 
 from gitcache.errors import RepositoryError
 from gitcache.objects.deflate import Bytes
-from gitcache.objects.loose import write_loose
+from gitcache.objects.loose import object_id, write_loose
 from gitcache.objects.pack import PackWriter
 from gitcache.objects.stored import StoredFile
 from gitcache.objects.stream import Progress, blob_id, store_buffer, store_path
@@ -38,7 +40,7 @@ class ObjectWriter:
     def __init__(self, objects: Path, exists: Callable[[str], bool]) -> None:
         self.objects = objects
         self._exists = exists
-        self._waiting: dict[str, bytes] = {}  # blob id -> content
+        self._waiting: dict[str, tuple[str, bytes]] = {}  # id -> (kind, content)
         self._pack: PackWriter | None = None
         self._chunks: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()  # the chunk-writing thread and the caller's
@@ -50,6 +52,14 @@ class ObjectWriter:
     def write_blob(self, data: Bytes) -> str:
         oid = blob_id(data)
         self._put(oid, data)
+        return oid
+
+    def write_object(self, kind: str, data: bytes, check: bool = True) -> str:
+        """Write a tree or commit (its content as git hashes it); it waits as small blobs
+        do. `check=False`: do not ask whether the repository has it (a look-up costs
+        more than writing a small object again; a second copy in a pack is harmless)."""
+        oid = object_id(kind, data)
+        self._put(oid, data, kind, check)
         return oid
 
     def write_file(self, path: Path, progress: Progress = None) -> StoredFile:
@@ -69,27 +79,27 @@ class ObjectWriter:
     def chunks_of(self, oid: str) -> tuple[str, ...] | None:
         return self._chunks.get(oid)
 
-    def _put(self, oid: str, content: Bytes) -> None:
+    def _put(self, oid: str, content: Bytes, kind: str = "blob", check: bool = True) -> None:
         with self._lock, self._writing():
             if oid in self._waiting or (self._pack is not None and oid in self._pack):
                 return
-            if self._exists(oid):
+            if check and self._exists(oid):
                 return
             big = len(content) > PACKED_MAX
             if big:
                 pass  # written below, outside the lock: chunk writers deflate side by side
             elif self._pack is not None:
-                self._pack.add(oid, "blob", content)
+                self._pack.add(oid, kind, content)
             else:
-                self._waiting[oid] = bytes(content)
+                self._waiting[oid] = (kind, bytes(content))
                 if len(self._waiting) >= PACK_MIN:
                     self._pack = PackWriter(self.objects / "pack")
-                    for waiting, data in self._waiting.items():
-                        self._pack.add(waiting, "blob", data)
+                    for waiting, (what, data) in self._waiting.items():
+                        self._pack.add(waiting, what, data)
                     self._waiting.clear()
         if big:
             with self._writing():
-                write_loose(self.objects, oid, "blob", content)  # no-op if another did
+                write_loose(self.objects, oid, kind, content)  # no-op if another did
 
     def flush(self) -> None:
         """Publish what waits: the open pack, or the waiting blobs as loose objects."""
@@ -100,8 +110,8 @@ class ObjectWriter:
                 # libgit2 lists objects/pack/ again when it misses an object, so it
                 # finds this pack's objects on first use (tests/test_objects.py).
                 pack.finish()
-            for oid, data in waiting.items():
-                write_loose(self.objects, oid, "blob", data)
+            for oid, (kind, data) in waiting.items():
+                write_loose(self.objects, oid, kind, data)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -116,10 +126,22 @@ class ObjectWriter:
                 hint="free some disk space and run again" if full else None,
             ) from exc
 
-    def discard(self) -> None:
-        """Drop what waits (nothing names it yet) and remove a temporary pack."""
+    def mark(self) -> int:
+        """How many objects wait now: `discard(mark)` drops only those that came after
+        (the objects of records whose refs wait in a batch stay)."""
         with self._lock:
+            return len(self._pack) if self._pack is not None else len(self._waiting)
+
+    def discard(self, mark: int = 0) -> None:
+        """Drop what came to wait after `mark` (nothing names it yet); with nothing
+        left, remove the temporary pack. Objects wait in order: those in the pack, or
+        else those not yet in one."""
+        with self._lock, self._writing():
             if self._pack is not None:
+                if mark:
+                    self._pack.truncate(mark)
+                    return
                 self._pack.abandon()
-            self._pack = None
-            self._waiting.clear()
+                self._pack = None
+            for oid in list(self._waiting)[mark:]:
+                del self._waiting[oid]

@@ -32,8 +32,10 @@ import inspect
 import json
 import linecache
 import os
+import stat
 import sys
 import tempfile
+import time
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -49,6 +51,7 @@ FORMS_DIR: Final = "python-code-v1"  # under the state dir (.git/gitcache/)
 # recently used ones while they hold more than FORMS_MAX_BYTES.
 FORMS_UNUSED_DAYS: Final = 30
 FORMS_MAX_BYTES: Final = 64 << 20
+_TOUCH_SECONDS: Final = 86400  # a form file read is marked used at most once a day
 _OUTSIDE_DIRS: Final = frozenset({"site-packages", "dist-packages"})
 _MISSING: Final = object()
 # Top-level modules whose versions are not worth recording (gitcache records its own).
@@ -70,6 +73,8 @@ class CodeDocument:
     # closure cell: while all still hold the same objects, the document is still true.
     bindings: list[tuple[dict[str, Any], str, Any]] = field(default_factory=list)
     cells: list[tuple[types.CellType, Any]] = field(default_factory=list)
+    # key -> hash of its entry, for the entries whose hash came with their cached form
+    digests: dict[str, str] = field(default_factory=dict)
 
     def still_valid(self) -> bool:
         """Whether every binding the document was built from still holds the same object."""
@@ -103,20 +108,21 @@ def json_constant(value: Any) -> Any:
 
 
 class FormCache:
-    """Normalized forms of definitions, by the hash of their file's text, on disk.
+    """Normalized forms of definitions, by the hash of their file's bytes, on disk.
 
     A new process asking for a step's code would parse and normalize every file the
     step's code lives in; the forms (and the names each definition loads) depend only
-    on the file's text, so they are kept under its hash (no stat involved: an edit
-    within one mtime tick still changes the key), one small JSON file per version of
-    a source file: `.git/gitcache/python-code-v1/<2 hex>/<hash>.json`. A process reads
-    only the files of the sources it uses, and sets the modification time of each it
-    reads: `prune_forms` (run by `gitcache gc`) drops those unused for a while.
+    on the file's bytes (its text), so they are kept under their hash (no stat
+    involved: an edit within one mtime tick still changes the key), one small JSON
+    file per version of a source file: `.git/gitcache/python-code-v1/<2 hex>/<hash>.json`
+    (a notebook cell's: by the hash of its text). A process reads only the files of
+    the sources it uses, and marks each it reads used (its mtime, once a day):
+    `prune_forms` (run by `gitcache gc`) drops those unused for a while.
     """
 
     def __init__(self, directory: Path | None) -> None:
         self._dir = directory
-        self._files: dict[str, dict[str, Any]] = {}  # text hash -> forms of that text
+        self._files: dict[str, dict[str, Any]] = {}  # source hash -> forms of that source
         self._changed: set[str] = set()
 
     def _forms_of(self, digest: str) -> dict[str, Any]:
@@ -124,12 +130,19 @@ class FormCache:
         if forms is None:
             forms = {}
             if self._dir is not None:
-                path = os.path.join(self._dir, digest[:2], f"{digest}.json")
+                path = f"{self._dir}/{digest[:2]}/{digest}.json"
                 try:
-                    with open(path, "rb") as handle:
-                        data = json.loads(handle.read())
-                        with contextlib.suppress(OSError):  # used now (gc drops the unused)
-                            os.utime(handle.fileno())
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        st = os.fstat(fd)
+                        raw = _read_rest(fd, st.st_size)
+                        # Used now (gc drops the unused): to the day, one write a day.
+                        if time.time() - st.st_mtime > _TOUCH_SECONDS:
+                            with contextlib.suppress(OSError):
+                                os.utime(fd)
+                    finally:
+                        os.close(fd)
+                    data = json.loads(raw)
                     if isinstance(data, dict):
                         forms = data
                 except (OSError, ValueError):
@@ -163,6 +176,42 @@ class FormCache:
 
 
 _REAL_ROOTS: dict[Path, Path] = {}
+
+
+def known_real_root(root: Path) -> None:
+    """Tell the walkers that `root` is a real path already (the session found it so)."""
+    _REAL_ROOTS[root] = root
+
+
+def _read_file(filename: str) -> tuple[bool, bytes | None]:
+    """(whether it is a regular file, its bytes; None if unreadable)."""
+    try:
+        # O_NONBLOCK: a FIFO of that name is not waited for (it is no file).
+        fd = os.open(filename, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return False, None
+    except OSError:
+        return os.path.isfile(filename), None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return False, None
+        return True, _read_rest(fd, st.st_size)
+    except OSError:
+        return True, None
+    finally:
+        os.close(fd)
+
+
+def _read_rest(fd: int, size: int) -> bytes:
+    """A file's bytes from an open descriptor, `size` (fstat's) being likely right."""
+    data = os.read(fd, size + 1)  # one more: a file that grew is read to its end
+    if len(data) <= size:
+        return data
+    pieces = [data]
+    while piece := os.read(fd, 1 << 20):
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 def _real_root(root: Path) -> Path:
@@ -224,12 +273,17 @@ class CodeWalker:
         root: Path,
         encode_constant: Callable[[Any], Any] | None = None,
         forms: FormCache | None = None,
+        hash_entry: Callable[[Any], str] | None = None,
     ) -> None:
         self.root = _real_root(root)
+        # The hash of a function's or class's entry, kept with its form in the cache: a
+        # new process does not serialize a big definition's form again to hash it.
+        self._hash_entry = hash_entry
         self._root_prefix = str(self.root).rstrip(os.sep) + os.sep
         self._encode = encode_constant
         self._forms = forms or FormCache(None)
         self._digests: dict[str, str] = {}
+        self._sources: dict[str, bytes] = {}
         self._texts: dict[str, str] = {}
         self._trees: dict[str, ast.Module] = {}
         self._locations: dict[str, str | None] = {}
@@ -242,55 +296,89 @@ class CodeWalker:
         main = self.key_of(func)
         self._doc = CodeDocument(main, {})
         self._seen.add(id(func))
-        form, outer, body = self._function_form(func, step=True)
-        self._doc.entries[main] = ["function", form]
+        form, outer, body, digest = self._function_form(func, step=True)
+        self._put(main, ["function", form], digest)
         self._follow_function(func, outer, body, main)
         return self._doc
+
+    def _put(self, key: str, entry: list[Any], digest: str | None) -> None:
+        assert self._doc is not None
+        self._doc.entries[key] = entry
+        if digest is None:
+            self._doc.digests.pop(key, None)
+        else:
+            self._doc.digests[key] = digest
 
     def _file_digest(self, filename: str, namespace: dict[str, Any] | None) -> str | None:
         digest = self._digests.get(filename)
         if digest is None:
-            text = self._source(filename, namespace)
-            if text is None:
+            data = self._source_bytes(filename, namespace)
+            if data is None:
                 return None
-            digest = hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+            digest = hashlib.blake2b(data, digest_size=20).hexdigest()
             self._digests[filename] = digest
         return digest
+
+    def _source_bytes(self, filename: str, namespace: dict[str, Any] | None) -> bytes | None:
+        """What a source's forms are keyed by, read once per walker (the text parsed is
+        the text hashed): `file` and a file's bytes as they are on disk now, or `cell`
+        and a notebook cell's text from linecache."""
+        data = self._sources.get(filename)
+        if data is None:
+            is_file, content = _read_file(filename)
+            if is_file:
+                if content is None:
+                    return None
+                # Not linecache: it trusts a copy whose file kept its size and mtime.
+                data = b"file\0" + content
+            else:
+                lines = linecache.getlines(filename, namespace)
+                if not lines:
+                    return None
+                data = b"cell\0" + "".join(lines).encode("utf-8", "surrogatepass")
+            self._sources[filename] = data
+        return data
 
     def _source(self, filename: str, namespace: dict[str, Any] | None) -> str | None:
         """A file's text as it is on disk now; a notebook cell's from linecache."""
         text = self._texts.get(filename)
         if text is None:
-            if os.path.isfile(filename):
-                # Not linecache: it trusts a copy whose file kept its size and mtime.
-                try:
-                    with open(filename, "rb") as handle:
-                        text = importlib.util.decode_source(handle.read())
-                except (OSError, SyntaxError, UnicodeDecodeError):
-                    return None
-            else:
-                lines = linecache.getlines(filename, namespace)
-                text = "".join(lines) if lines else None
-            if text is not None:
-                self._texts[filename] = text
+            data = self._source_bytes(filename, namespace)
+            if data is None:
+                return None
+            try:
+                if data.startswith(b"file\0"):
+                    text = importlib.util.decode_source(data[5:])
+                else:
+                    text = data[5:].decode("utf-8", "surrogatepass")
+            except (SyntaxError, UnicodeDecodeError):
+                return None
+            self._texts[filename] = text
         return text
 
     def _function_form(
         self, func: types.FunctionType, step: bool = False
-    ) -> tuple[Any, list[Any], list[Any]]:
-        """(normalized form, names its outer parts load, names its body loads)."""
+    ) -> tuple[Any, list[Any], list[Any], str | None]:
+        """(normalized form, names its outer parts load, names its body loads, hash of
+        its entry if known)."""
         code = func.__code__
         digest = self._file_digest(code.co_filename, func.__globals__)
-        key = f"f:{code.co_firstlineno}:{func.__name__}:{int(step)}"
+        key = f"f:{code.co_firstlineno}:{code.co_name}:{int(step)}"
         cached = self._forms.get(digest, key) if digest is not None else None
         if cached is not None:
-            return cached[0], cached[1], cached[2]
+            return cached[0], cached[1], cached[2], self._cached_hash(cached, 3)
         node = self.function_node(func)
         outer, body = _outer_and_body(node, skip_decorators=step)
         found = [normalize(node, drop_decorators=step), _references(outer), _references(body)]
+        if self._hash_entry is not None:
+            found.append(self._hash_entry(["function", found[0]]))
         if digest is not None:
             self._forms.put(digest, key, found)
-        return found[0], found[1], found[2]
+        return found[0], found[1], found[2], self._cached_hash(found, 3)
+
+    def _cached_hash(self, cached: list[Any], at: int) -> str | None:
+        found = cached[at] if self._hash_entry is not None and len(cached) > at else None
+        return found if isinstance(found, str) else None
 
     # -- where things live --------------------------------------------------------------
 
@@ -301,9 +389,9 @@ class CodeWalker:
         return self._locations[filename]
 
     def _locate(self, filename: str) -> str | None:
-        if os.path.isfile(filename):
+        real = self._real_file(filename)
+        if real is not None:
             # String operations, not pathlib: this runs on a step's first call.
-            real = os.path.realpath(filename)
             if not real.startswith(self._root_prefix):
                 return None
             parts = real[len(self._root_prefix) :].split(os.sep)
@@ -312,11 +400,38 @@ class CodeWalker:
             return "/".join(parts)
         return INTERACTIVE if linecache.getlines(filename) else None
 
+    def _real_file(self, filename: str) -> str | None:
+        """os.path.realpath(filename) if it is a file (os.path.isfile), else None. A path
+        under the root (a real path) with no symlink, '.' or '..' below it is its own
+        real path: one lstat per component below the root, not realpath's from '/'."""
+        prefix = self._root_prefix
+        if filename.startswith(prefix):
+            parts = filename[len(prefix) :].split(os.sep)
+            if not {"", ".", ".."}.intersection(parts):
+                path = prefix[:-1]
+                mode = 0
+                try:
+                    for part in parts:
+                        path = f"{path}{os.sep}{part}"
+                        mode = os.lstat(path).st_mode
+                        if stat.S_ISLNK(mode):
+                            break
+                    else:
+                        return filename if stat.S_ISREG(mode) else None
+                except OSError:
+                    return None  # not a file (os.path.isfile says False too)
+        return os.path.realpath(filename) if os.path.isfile(filename) else None
+
     def key_of(self, obj: Any) -> str:
         filename = _filename_of(obj)
         where = None if filename is None else self.location(filename)
         if where is None:
             raise CodeError(f"{_describe(obj)} is not defined in this repository")
+        code = getattr(obj, "__code__", None)
+        if isinstance(code, types.CodeType) and code.co_qualname != obj.__qualname__:
+            # Renamed by functools.wraps: a decorator's wrapper calls itself the function
+            # it wraps, which has that key. The wrapper's own code names it too.
+            return f"{where}:{obj.__qualname__}<{code.co_qualname}>"
         return f"{where}:{obj.__qualname__}"
 
     def _module_tree(self, filename: str, namespace: dict[str, Any] | None) -> ast.Module:
@@ -337,7 +452,7 @@ class CodeWalker:
         code = func.__code__
         first = code.co_firstlineno
         tree = self._module_tree(code.co_filename, func.__globals__)
-        if func.__name__ == "<lambda>":
+        if code.co_name == "<lambda>":
             lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda) and n.lineno == first]
             if len(lambdas) == 1:
                 return lambdas[0]
@@ -345,8 +460,10 @@ class CodeWalker:
             if lambdas:
                 return ast.Tuple(elts=list(lambdas), ctx=ast.Load())
         for node in ast.walk(tree):
+            # co_name, not __name__: a decorator's wrapper (functools.wraps) is named
+            # after the function it wraps, its code after its own `def`.
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == (
-                func.__name__
+                code.co_name
             ):
                 start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                 if start == first or node.lineno == first:
@@ -421,11 +538,11 @@ class CodeWalker:
                 self._outside(value)
                 return
             if isinstance(value, types.FunctionType):
-                form, outer, body = self._function_form(value)
+                form, outer, body, digest = self._function_form(value)
                 # Closures of one function (`add2 = make_adder(2)`, `add3 = ...`) share a
                 # qualname: such a function is keyed by the name it is reached through.
                 own = key if "<locals>" in value.__qualname__ else self.key_of(value)
-                self._doc.entries[own] = ["function", form]
+                self._put(own, ["function", form], digest)
                 self._follow_function(value, outer, body, own)
             else:
                 self._class(value)
@@ -435,7 +552,7 @@ class CodeWalker:
             return
         if key in self._doc.entries:
             return
-        self._doc.entries[key] = ["constant", self._constant(value, key)]
+        self._put(key, ["constant", self._constant(value, key)], None)
 
     def _module(self, module: types.ModuleType, attrs: list[str]) -> None:
         assert self._doc is not None
@@ -448,7 +565,7 @@ class CodeWalker:
         if attrs:  # `helpers.smooth(...)`: what is used from the repository's module
             self._global(module.__dict__, attrs[0], attrs[1:])
 
-    def _class_form(self, cls: type) -> tuple[Any, list[Any]]:
+    def _class_form(self, cls: type) -> tuple[Any, list[Any], str | None]:
         filename = _filename_of(cls)
         module = sys.modules.get(cls.__module__)
         digest = None
@@ -458,17 +575,19 @@ class CodeWalker:
         key = f"c:{cls.__qualname__}:{first}"
         cached = self._forms.get(digest, key) if digest is not None else None
         if cached is not None:
-            return cached[0], cached[1]
+            return cached[0], cached[1], self._cached_hash(cached, 2)
         node = self.class_node(cls)
         found = [normalize(node), _references([node])]
+        if self._hash_entry is not None:
+            found.append(self._hash_entry(["class", found[0]]))
         if digest is not None:
             self._forms.put(digest, key, found)
-        return found[0], found[1]
+        return found[0], found[1], self._cached_hash(found, 2)
 
     def _class(self, cls: type) -> None:
         assert self._doc is not None
-        form, references = self._class_form(cls)
-        self._doc.entries[self.key_of(cls)] = ["class", form]
+        form, references, digest = self._class_form(cls)
+        self._put(self.key_of(cls), ["class", form], digest)
         module = sys.modules.get(cls.__module__)
         namespace = getattr(module, "__dict__", {})
         for name, attrs in references:

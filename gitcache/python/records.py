@@ -46,9 +46,10 @@ class RecordView:
             python = stored.record.python
             if python is None:
                 raise RecordNotFound(f"record {self.summary.commit[:12]} is not a Python step's")
-            trusted = trust or stored.commit in results.trusted_pickles(session.repo.state_dir)
+            trusted = trust or stored.commit in results.trusted_pickles(session.state_dir)
             where = f"record {stored.commit[:12]}"
-            value, _ = results.load(session.repo, stored.commit, python.result, trusted, where)
+            read = results.commit_reader(session.repo, stored.commit, where)
+            value, _ = results.load(read, python.result, trusted, where)
         step = self.step_function or self._import_step(python.module, python.function)
         return value if step is None else step.signer.check_result(value)
 
@@ -149,4 +150,4 @@ def trust_record(record: Any) -> None:
     session = session_for(Path.cwd())
     with session.lock:
         stored = session.store.resolve(str(commit))
-    results.trust_pickle(session.repo.state_dir, stored.commit)
+    results.trust_pickle(session.state_dir, stored.commit)

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -143,22 +144,31 @@ def write(repo: GitRepo, encoded: Encoded) -> list[TreeEntry]:
 # -- decoding --------------------------------------------------------------------------------
 
 
-def _read(repo: GitRepo, commit: str, path: str, where: str) -> bytes | bytearray | None:
-    """A result file: its blob (one read), else its chunks copied into one buffer, each
-    checked against its id (a bytearray: a big array is viewed in it, not copied)."""
-    data = repo.read_commit_file(commit, path)
-    if data is not None:
-        return data
-    from gitcache.errors import UnsafeRecord
-    from gitcache.store import read_file_into
-
-    try:
-        return read_file_into(repo, commit, path)
-    except UnsafeRecord as exc:
-        raise ResultError(f"{where}: {exc.message}") from None
+# A record's file by its path in the record's tree (None: not there).
+Reader = Callable[[str], "bytes | bytearray | None"]
 
 
-def load(repo: GitRepo, commit: str, kind: str, trusted: bool, where: str) -> tuple[Any, bool]:
+def commit_reader(repo: GitRepo, commit: str, where: str) -> Reader:
+    """A result file of record `commit`: its blob (one read), else its chunks copied
+    into one buffer, each checked against its id (a bytearray: a big array is viewed
+    in it, not copied)."""
+
+    def read(path: str) -> bytes | bytearray | None:
+        data = repo.read_commit_file(commit, path)
+        if data is not None:
+            return data
+        from gitcache.errors import UnsafeRecord
+        from gitcache.store import read_file_into
+
+        try:
+            return read_file_into(repo, commit, path)
+        except UnsafeRecord as exc:
+            raise ResultError(f"{where}: {exc.message}") from None
+
+    return read
+
+
+def load(read: Reader, kind: str, trusted: bool, where: str) -> tuple[Any, bool]:
     """The stored value (before validation) and whether it came from a pickle."""
     if kind == "pickle":
         if not trusted:
@@ -166,47 +176,47 @@ def load(repo: GitRepo, commit: str, kind: str, trusted: bool, where: str) -> tu
                 f"{where} holds a pickled result that this clone did not write",
                 hint="trust it with gitcache.trust_record(...) if you trust where it came from",
             )
-        data = _read(repo, commit, RESULT_PICKLE, where)
+        data = read(RESULT_PICKLE)
         if data is None:
             raise ResultError(f"{where} has no {RESULT_PICKLE}")
         import pickle
 
         return pickle.loads(data), True  # written here, or trusted by the user
-    data = _read(repo, commit, RESULT_JSON, where)
+    data = read(RESULT_JSON)
     if data is None:
         raise ResultError(f"{where} has no {RESULT_JSON}")
     try:
         document = json.loads(data)
     except ValueError as exc:
         raise ResultError(f"{where}: {RESULT_JSON} is not JSON: {exc}") from None
-    return _from_json(document, repo, commit, where), False
+    return _from_json(document, read, where), False
 
 
-def _from_json(value: Any, repo: GitRepo, commit: str, where: str) -> Any:
+def _from_json(value: Any, read: Reader, where: str) -> Any:
     if isinstance(value, dict):
         if set(value) == {"$npy"} and isinstance(value["$npy"], str):
-            return _load_array(repo, commit, value["$npy"], where)
+            return _load_array(read, value["$npy"], where)
         if set(value) == {"$pandas"}:
             from gitcache.python import frames
 
             return frames.decode(
-                value["$pandas"], lambda name: _load_array(repo, commit, name, where), where
+                value["$pandas"], lambda name: _load_array(read, name, where), where
             )
         return {
-            (k[1:] if k.startswith("$") else k): _from_json(v, repo, commit, where)
+            (k[1:] if k.startswith("$") else k): _from_json(v, read, where)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_from_json(v, repo, commit, where) for v in value]
+        return [_from_json(v, read, where) for v in value]
     return value
 
 
-def _load_array(repo: GitRepo, commit: str, name: str, where: str) -> Any:
+def _load_array(read: Reader, name: str, where: str) -> Any:
     parts = name.split("/")
     if not name or any(not _NAME.match(p) or p in (".", "..") for p in parts):
         raise ResultError(f"{where}: bad array name {name!r} in {RESULT_JSON}")
     path = f"{RESULT_DIR}{name}.npy"
-    data = _read(repo, commit, path, where)
+    data = read(path)
     if data is None:
         raise ResultError(f"{where}: {path} is missing")
     try:

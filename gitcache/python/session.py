@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from gitcache.errors import RepositoryError
+from gitcache.gitread import GitDirs, find_repository
 from gitcache.gitrepo import GitRepo
-from gitcache.python.code import FORMS_DIR, FormCache
+from gitcache.python.code import FORMS_DIR, FormCache, known_real_root
 from gitcache.store import RecordStore
 
 # Not typing.TYPE_CHECKING (see gitcache/__init__.py). The workflow file's parser and the
@@ -46,8 +48,11 @@ def warn(message: str) -> None:
 
 @dataclass
 class Session:
-    repo: GitRepo
-    store: RecordStore
+    """One repository's state in this process. `dirs` is where its files are; the
+    repository itself (libgit2) and its record store are opened on first use: a hit
+    in a new process reads its record without them (python/quick.py)."""
+
+    dirs: GitDirs
     # Held while this process uses git, the stat cache or the store (pygit2 objects are
     # not safe to share between threads); released while a step's function runs.
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -55,9 +60,34 @@ class Session:
     # `remote = "..."` of gitcache.toml, as for shell steps.
     remote_name: str | None = None
 
-    @property
+    _repo: GitRepo | None = None
+    _store: RecordStore | None = None
+
+    @cached_property
     def root(self) -> Path:
-        return self.repo.root
+        return Path(self.dirs.root)
+
+    @cached_property
+    def state_dir(self) -> Path:
+        """gitcache's directory in the common git dir (as `GitRepo.state_dir`)."""
+        return Path(self.dirs.common_dir) / "gitcache"
+
+    @property
+    def repo(self) -> GitRepo:
+        if self._repo is None:
+            with self.lock:
+                if self._repo is None:
+                    self._repo = _open(self.dirs)
+        return self._repo
+
+    @property
+    def store(self) -> RecordStore:
+        if self._store is None:
+            repo = self.repo
+            with self.lock:
+                if self._store is None:
+                    self._store = RecordStore(repo, warn)
+        return self._store
 
     # The workflow settings and the stat cache are read on first use: a hit on a call
     # without File arguments or outputs needs neither.
@@ -78,7 +108,7 @@ class Session:
     @cached_property
     def forms(self) -> FormCache:
         """Normalized code forms, kept across processes (python-code-v1/)."""
-        return FormCache(self.repo.state_dir / FORMS_DIR)
+        return FormCache(self.state_dir / FORMS_DIR)
 
     @cached_property
     def remote_lookup(self) -> Callable[[str], bool] | None:
@@ -104,7 +134,8 @@ class Session:
                 self.worktree.cache.save()
             if "forms" in self.__dict__:
                 self.forms.save()
-            self.store.flush_index()
+            if self._store is not None:
+                self._store.flush_index()
 
 
 _SESSIONS: dict[Path, Session] = {}
@@ -117,12 +148,20 @@ def session_for(start: Path) -> Session:
         for root, session in _SESSIONS.items():
             if start == root or root in start.parents:
                 return session
-        repo = GitRepo.discover(start)
-        found = _SESSIONS.get(repo.root)
+        # os.getcwd() has no symlinks in it: no realpath needed to walk up from it.
+        text = str(start)
+        dirs = find_repository(text if text == os.getcwd() else os.path.realpath(text))
+        repo = None
+        if dirs is None:  # a layout only libgit2 can tell: open the repository now
+            repo = GitRepo.discover(start)
+            dirs = GitDirs(str(repo.root), str(repo.git_dir), str(repo.common_dir))
+        root = Path(dirs.root)
+        found = _SESSIONS.get(root)
         if found is not None:
             return found
-        session = Session(repo, RecordStore(repo, warn))
-        _SESSIONS[repo.root] = session
+        session = Session(dirs, _repo=repo)
+        _SESSIONS[root] = session
+        known_real_root(root)
         if len(_SESSIONS) == 1:
             atexit.register(_save_all)
         return session
@@ -145,6 +184,18 @@ def _after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
+
+
+def _open(dirs: GitDirs) -> GitRepo:
+    """The repository (libgit2) at `dirs`, which must be where libgit2 finds it too."""
+    repo = GitRepo.discover(Path(dirs.root))
+    found = (str(repo.root), str(repo.git_dir), str(repo.common_dir))
+    if found != (dirs.root, dirs.git_dir, dirs.common_dir):
+        raise RepositoryError(
+            f"gitcache found the repository of {dirs.root} at {dirs.git_dir}, "
+            f"libgit2 at {repo.git_dir} (worktree {repo.root})"
+        )
+    return repo
 
 
 def _settings(root: Path) -> WorkflowFile:

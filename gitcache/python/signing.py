@@ -9,6 +9,7 @@ the same objects (a notebook that redefines a helper gets a new document).
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import platform
 import types
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import blake3
 
@@ -56,10 +57,67 @@ class Call:
     """One call of a step, validated and signed."""
 
     arguments: dict[str, Any]  # validated values by parameter name (tasks kept as tasks)
-    components: Components
+    # The components as signed: what `Components(...).model_dump(mode="json")` gives.
+    document: dict[str, Any]
     signature: str
     code: Code
     files: dict[str, str] = field(default_factory=dict)  # argument -> path of each File
+    _components: Components | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def outputs(self) -> list[str]:
+        outputs: list[str] = self.document["outputs"]
+        return outputs
+
+    @property
+    def components(self) -> Components:
+        """The pydantic model (built when first asked for: a hit does not need it)."""
+        if self._components is None:
+            self._components = Components(**self.document)
+        return self._components
+
+
+def components_signature(components: Components) -> str:
+    """`signature_of(components)`, hashing a document made by hand when every value is
+    plain JSON (pydantic's serializer, first used in a process, costs tens of µs)."""
+    document = plain_document(components)
+    return signature_of(components) if document is None else hash_json(document)
+
+
+def plain_document(components: Components) -> dict[str, Any] | None:
+    """What `components.model_dump(mode="json")` gives, when its params hold only
+    plain JSON values (exact str, int, bool, finite float, None, list, dict with str
+    keys: what the dump leaves as it is); else None."""
+    if not _plain(components.params):
+        return None
+    document: dict[str, Any] = {
+        "format": components.format,
+        "kind": components.kind,
+        "code": components.code,
+        "params": components.params,
+        "inputs": components.inputs,
+        "outputs": components.outputs,
+        "env": components.env,
+    }
+    # Components._OMITTED_IF_NONE: left out when None.
+    for name in ("shell", "command", "references", "versions"):
+        value = getattr(components, name)
+        if value is not None:
+            document[name] = value
+    return document
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list:
+        return all(_plain(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    return False
 
 
 class Validator:
@@ -123,6 +181,11 @@ _SIMPLE_SCHEMAS: dict[Any, str] = {
 }
 
 
+# Values of exactly these types, for a hint of exactly the same type, are what pydantic
+# would make of them (themselves): a call with such arguments builds no validator.
+_EXACT: Final = frozenset({int, float, str, bool})
+
+
 def hash_json(value: Any) -> str:
     return blake3.blake3(canonical_json(value)).hexdigest()
 
@@ -133,7 +196,14 @@ class Signer:
         self.options = options
         self._signature = inspect.signature(func)
         self.parameters = self._signature.parameters
-        self._validators: dict[str, Validator] | None = None
+        # All the parameters, when each may be given positionally (else: inspect binds).
+        simple = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        every = list(self.parameters.values())
+        self._positional: list[str] | None = (
+            [p.name for p in every] if all(p.kind in simple for p in every) else None
+        )
+        self._hint_map: dict[str, Any] | None = None
+        self._validators: dict[str, Validator] = {}  # built when first needed
         self._returns: Validator | None = None
         self._code: Code | None = None
         self._plain: dict[str, tuple[type, ...]] | None = None
@@ -141,29 +211,42 @@ class Signer:
 
     # -- type hints ------------------------------------------------------------------------
 
-    def _hints(self) -> None:
-        where = f"step {self.options.name}"
-        try:
-            hints = typing.get_type_hints(self.func, include_extras=True)
-        except (NameError, TypeError) as exc:
-            raise StepDefinitionError(f"{where}: cannot resolve its type hints: {exc}") from None
-        self._validators = {
-            name: Validator(hints[name], f"{where}: parameter {name}") for name in self.parameters
-        }
-        self._returns = Validator(hints["return"], f"{where}: return type")
+    def hints(self) -> dict[str, Any]:
+        """The resolved type hints (the return value's validator is built with them, so
+        a return type that cannot be validated is an error before the function runs)."""
+        if self._hint_map is None:
+            where = f"step {self.options.name}"
+            annotations = self.func.__annotations__
+            if all(type(a) is type for a in annotations.values()):
+                hints = dict(annotations)  # what get_type_hints gives for plain classes
+            else:
+                try:
+                    hints = typing.get_type_hints(self.func, include_extras=True)
+                except (NameError, TypeError) as exc:
+                    raise StepDefinitionError(
+                        f"{where}: cannot resolve its type hints: {exc}"
+                    ) from None
+            self._returns = Validator(hints["return"], f"{where}: return type")
+            self._hint_map = hints
+        return self._hint_map
 
     @property
     def returns(self) -> Validator:
         if self._returns is None:
-            self._hints()
+            self.hints()
         assert self._returns is not None
         return self._returns
 
+    def validator(self, name: str) -> Validator:
+        found = self._validators.get(name)
+        if found is None:
+            hint = self.hints()[name]
+            found = Validator(hint, f"step {self.options.name}: parameter {name}")
+            self._validators[name] = found
+        return found
+
     def validators(self) -> dict[str, Validator]:
-        if self._validators is None:
-            self._hints()
-        assert self._validators is not None
-        return self._validators
+        return {name: self.validator(name) for name in self.parameters}
 
     def check_result(self, value: Any) -> Any:
         """The return value validated against the return hint (ResultError if it is not)."""
@@ -185,8 +268,9 @@ class Signer:
             from gitcache.python.files import File
 
             plain: dict[str, tuple[type, ...]] = {}
-            for name, validator in self.validators().items():
-                hint = validator.hint
+            hints = self.hints()
+            for name in self.parameters:
+                hint = hints[name]
                 members = typing.get_args(hint) if _is_union(hint) else (hint,)
                 kinds = tuple(type(None) if m is None else m for m in members)
                 if all(k in (int, float, str, bool, type(None)) for k in kinds):
@@ -202,21 +286,40 @@ class Signer:
         """Arguments by parameter name, defaults applied, each validated by its hint."""
         from pydantic_core import ValidationError
 
-        bound = self._signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        validators = self.validators()
+        hints = self.hints()
         arguments: dict[str, Any] = {}
-        for name, value in bound.arguments.items():
+        for name, value in self._bound(args, kwargs).items():
+            kind = type(value)
+            if kind is hints[name] and kind in _EXACT:
+                arguments[name] = value  # what pydantic's validator returns for it
+                continue
             if getattr(value, "__gitcache_signature__", None) is not None:
                 arguments[name] = value  # a task: validated when it runs
                 continue
             try:
-                arguments[name] = validators[name](value)
+                arguments[name] = self.validator(name)(value)
             except (ValidationError, ValueError) as exc:
                 raise ArgumentError(
                     f"step {self.options.name}: argument {name}: {_first_error(exc)}"
                 ) from None
         return arguments
+
+    def _bound(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Arguments by parameter name, defaults applied (inspect's bind; by hand for the
+        common call that gives every parameter positionally or by its default)."""
+        params = self._positional
+        if params is not None and not kwargs and len(args) <= len(params):
+            found = dict(zip(params, args, strict=False))
+            for name in params[len(args) :]:
+                default = self.parameters[name].default
+                if default is inspect.Parameter.empty:
+                    break  # missing: inspect says so
+                found[name] = default
+            else:
+                return found
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
 
     # -- the signature -----------------------------------------------------------------------
 
@@ -230,7 +333,7 @@ class Signer:
             return self._code
         constants = Fingerprinter(blob_of=_no_files, class_key=self.class_key(root))
         try:
-            walker = CodeWalker(root, lambda v: constants(v, "constant"), forms)
+            walker = CodeWalker(root, lambda v: constants(v, "constant"), forms, hash_json)
             document = walker.document(self.func)
         except CodeError as exc:
             if forms is not None:
@@ -243,8 +346,10 @@ class Signer:
             # Written now, not at exit: a process pool's worker ends without running
             # atexit handlers (os._exit), and would leave every form to parse again.
             forms.save()
-        refs = {k: hash_json(v) for k, v in document.entries.items() if k != document.main}
-        self._code = Code(hash_json(document.entries[document.main]), refs, document)
+        known_hashes = document.digests  # those that came with their cached forms
+        hashes = {k: known_hashes.get(k) or hash_json(v) for k, v in document.entries.items()}
+        main = hashes.pop(document.main)
+        self._code = Code(main, hashes, document)
         return self._code
 
     def class_key(self, root: Path) -> Callable[[type], str]:
@@ -278,19 +383,26 @@ class Signer:
             for name, value in arguments.items()
             if name not in options.ignore
         }
-        components = Components(
-            format=SIGNATURE_FORMAT,
-            kind="python",
-            code=code.digest,
-            params=params,
-            inputs={},
-            outputs=self.outputs(arguments, root),
-            env={name: os.environ.get(name) for name in sorted(options.env)},
-            references=code.references,
-            versions=({n: version_of(n) for n in sorted(options.versions)} or None),
-        )
-        signature = signature_of(components)
-        return Call(arguments, components, signature, code, dict(fingerprint.files))
+        document: dict[str, Any] = {
+            "format": SIGNATURE_FORMAT,
+            "kind": "python",
+            "code": code.digest,
+            "params": params,
+            "inputs": {},
+            "outputs": self.outputs(arguments, root),  # each checked by check_relative_path
+            "env": {name: os.environ.get(name) for name in sorted(options.env)},
+            "references": code.references,
+        }
+        if options.versions:
+            document["versions"] = {n: version_of(n) for n in sorted(options.versions)}
+        components = None
+        if _plain(params):  # the document is what pydantic's dump would give
+            signature = hash_json(document)
+        else:
+            components = Components(**document)
+            document = components.model_dump(mode="json")
+            signature = signature_of(components)
+        return Call(arguments, document, signature, code, dict(fingerprint.files), components)
 
     def outputs(self, arguments: Mapping[str, Any], root: Path) -> list[str]:
         """The declared outputs with `{argument}` filled in, relative to the root."""

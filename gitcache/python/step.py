@@ -29,15 +29,21 @@ from gitcache.locks import (
     signature_lock_path,
     writing_objects,
 )
-from gitcache.python import results
+from gitcache.python import quick, results
 from gitcache.python.errors import ResultError, StepDefinitionError
 from gitcache.python.files import File
 from gitcache.python.session import Session, session_for, warn
-from gitcache.python.signing import Call, Signer, StepOptions, version_of
+from gitcache.python.signing import (
+    Call,
+    Signer,
+    StepOptions,
+    components_signature,
+    version_of,
+)
 from gitcache.record import OutputFile, PythonRun, Record
 from gitcache.stepnames import ref_component_problem
 from gitcache.store import StoredRecord
-from gitcache.trust import vet
+from gitcache.trust import check_outputs, check_signature
 
 # Not typing.TYPE_CHECKING (see gitcache/__init__.py). What only a miss needs (the
 # provenance snapshot, which loads the workflow file's parser; output capture; the
@@ -150,6 +156,10 @@ class StepFunction(Generic[P, R]):
     def _resolve(self, session: Session, call: Call) -> Any:
         if not self.options.store:
             return self._run(_upstream_results(call.arguments))
+        if not call.outputs:
+            value = self._quick_hit(session, call)
+            if value is not _MISS:
+                return value
         # No `gitcache gc --prune` between reading a record (or writing the provenance
         # snapshot) and the refs of the record this call writes (locks.py).
         with writing_objects(session.repo.state_dir, warn):
@@ -192,19 +202,29 @@ class StepFunction(Generic[P, R]):
 
     # -- a hit -------------------------------------------------------------------------------
 
+    def _quick_hit(self, session: Session, call: Call) -> Any:
+        """The recorded result read without libgit2 (python/quick.py), or _MISS: no
+        record, or one to read the full way (which says what is wrong with it). Holds no
+        objects lock, so it writes nothing: an object `gitcache gc` removes meanwhile is
+        only a failed read. A record that is not yet the step's latest is read the full
+        way too, which moves the pointer under the lock (never to a pruned commit)."""
+        found = quick.read_record(session.dirs, call.signature)
+        if found is None:
+            return _MISS
+        stored = found.stored
+        if not quick.is_latest(session.dirs, stored.record.step, stored.commit):
+            return _MISS
+        try:
+            return self._load(session, call, stored, found.read)
+        except (UnsafeRecord, ResultError, quick.NotQuick):
+            return _MISS
+
     def _use(self, session: Session, call: Call, stored: StoredRecord) -> Any:
         """The recorded result (outputs restored), or _MISS if the record cannot be used."""
-        record = stored.record
         where = f"record {stored.commit[:12]} of step {self.name}"
         try:
-            if record.python is None or record.components.kind != "python":
-                raise UnsafeRecord(f"{where} is not a Python step's record")
-            vet(stored, self.name, call.components.outputs, call.signature)
-            trusted = record.python.result == "pickle" and stored.commit in results.trusted_pickles(
-                session.repo.state_dir
-            )
-            raw, _ = results.load(session.repo, stored.commit, record.python.result, trusted, where)
-            value = self.signer.check_result(raw)
+            read = results.commit_reader(session.repo, stored.commit, where)
+            value = self._load(session, call, stored, read)
             self._restore_outputs(session, stored)
         except (UnsafeRecord, ResultError) as exc:
             hint = f" ({exc.hint})" if exc.hint else ""
@@ -212,6 +232,29 @@ class StepFunction(Generic[P, R]):
             return _MISS
         session.store.set_latest(stored)
         return value
+
+    def _load(
+        self, session: Session, call: Call, stored: StoredRecord, read: results.Reader
+    ) -> Any:
+        """The record's result, validated (raises UnsafeRecord, ResultError)."""
+        record = stored.record
+        where = f"record {stored.commit[:12]} of step {self.name}"
+        if record.python is None or record.components.kind != "python":
+            raise UnsafeRecord(f"{where} is not a Python step's record")
+        # trust.vet, the components hashed as the call's were (`Call.document`)
+        if record.signature != call.signature:
+            check_signature(stored, call.signature)  # raises, saying so
+        if components_signature(record.components) != call.signature:
+            raise UnsafeRecord(
+                f"record {stored.commit[:12]}: its components do not hash to its signature "
+                f"{call.signature[:12]}"
+            )
+        check_outputs(stored, self.name, call.outputs)
+        trusted = record.python.result == "pickle" and stored.commit in results.trusted_pickles(
+            session.state_dir
+        )
+        raw, _ = results.load(read, record.python.result, trusted, where)
+        return self.signer.check_result(raw)
 
     def _restore_outputs(self, session: Session, stored: StoredRecord) -> None:
         """The declared outputs hold exactly the record's files (the rule shell steps and
@@ -252,8 +295,8 @@ class StepFunction(Generic[P, R]):
         root = session.root
         # As for shell steps: never write through a symlink a record made, and record
         # only what this call writes.
-        session.worktree.clear_outputs(call.components.outputs)
-        for declared in call.components.outputs:
+        session.worktree.clear_outputs(call.outputs)
+        for declared in call.outputs:
             (root / declared).parent.mkdir(parents=True, exist_ok=True)
         # Unique per call: a step may call another step inside its function.
         name = f"{threading.get_ident()}-{next(_SCRATCH_NUMBERS)}-py"
@@ -303,7 +346,7 @@ class StepFunction(Generic[P, R]):
         from gitcache.gitrepo import TreeEntry
         from gitcache.store import NewRecord
 
-        outputs = self._collect_outputs(session, call.components.outputs)
+        outputs = self._collect_outputs(session, call.outputs)
         entries = results.write(session.repo, encoded)
         record = Record(
             step=self.name,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -115,3 +117,30 @@ def test_ctrl_c_during_parallel_run_records_nothing(make: Callable[..., Repo]) -
     assert "interrupted" in err
     assert time.monotonic() - t0 < 20
     assert repo.refs() == {}
+
+
+def test_waiting_for_another_process_holds_up_no_other_step(
+    make: Callable[..., Repo],
+) -> None:
+    # Another gitcache runs `a` (its lock held here); this run's thread for `a` waits
+    # for it. It used to wait holding the engine's lock, so `b` could not record until
+    # `a`'s lock was free: two `run -j 2` each holding a lock the other waits for
+    # then waited for each other for ever.
+    repo = make({"gitcache.toml": _steps(a="echo a > a.txt", b="echo b > b.txt")})
+    status = json.loads(repo.run("status", "--json").stdout)
+    signature = next(s["signature"] for s in status if s["step"] == "a")
+    path = repo.root / ".git" / "gitcache" / "locks" / f"{signature}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = repo.spawn("run", "-j", "2")
+        deadline = time.monotonic() + 20
+        while "refs/gitcache/step/b" not in repo.refs():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "b waited for a's lock"
+            time.sleep(0.05)
+        assert "refs/gitcache/step/a" not in repo.refs()
+    _out, err = proc.communicate(timeout=30)  # the lock released: a runs
+    assert proc.returncode == 0, err
+    assert "waiting for lock" in err
+    assert "refs/gitcache/step/a" in repo.refs()

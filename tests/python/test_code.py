@@ -99,6 +99,45 @@ def test_closures_with_the_same_body_but_different_values_differ(pyrepo: PyRepo)
     assert codes[0] == codes[2]
 
 
+DECORATED = """
+import functools
+import gitcache
+
+def logged(f):
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        return f(*args, **kwargs) + 1
+    return wrapper
+
+@logged
+def helper(v: int) -> int:
+    return v * 2
+
+@gitcache.step
+def f(x: int) -> int:
+    return helper(x)
+
+@gitcache.step
+@logged
+def g(x: int) -> int:
+    return x * 3
+"""
+
+
+@pytest.mark.parametrize("name", ["f", "g"])
+def test_a_decorated_function_counts_with_its_wrapper_and_what_it_wraps(
+    pyrepo: PyRepo, name: str
+) -> None:
+    # functools.wraps names the wrapper after the function it wraps: its source was
+    # looked up by that name and not found (an error), and both would share one key.
+    before = code_of(pyrepo, DECORATED, name)
+    wrapper_edited = DECORATED.replace("**kwargs) + 1", "**kwargs) + 2")
+    assert code_of(pyrepo, wrapper_edited, name) != before
+    body = "return v * 2" if name == "f" else "return x * 3"
+    assert code_of(pyrepo, DECORATED.replace(body, body + " + 0"), name) != before
+    assert code_of(pyrepo, DECORATED, name) == before
+
+
 def test_helpers_reached_through_a_module_of_the_repository_count(pyrepo: PyRepo) -> None:
     pyrepo.write("helpers_mod.py", "def smooth(v: float) -> float:\n    return v / 2\n")
     source = "import gitcache\nimport helpers_mod\n\n@gitcache.step\ndef f(x: float) -> float:\n    return helpers_mod.smooth(x)\n"

@@ -83,3 +83,50 @@ def test_prune_keeps_the_most_recently_used_within_the_size_limit(
     assert writing.exists()
     assert sorted(p.name for p in directory.iterdir()) == ["00", "03", "04"]  # empty ones go
     assert code.prune_forms(tmp_path / "nowhere", time.time()) == 0
+
+
+HELPERS = """
+import gitcache
+
+LIMIT = 3
+
+
+class Box:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+def helper(x: int) -> int:
+    return x + LIMIT
+
+
+@gitcache.step
+def boxed(x: int) -> int:
+    return helper(Box(x).n)
+"""
+
+
+def test_a_cached_form_brings_its_hash_and_the_code_is_the_same(pyrepo: PyRepo) -> None:
+    from gitcache.python.session import forget_sessions, session_for
+    from gitcache.python.signing import Signer
+
+    module = pyrepo.module("boxed.py", HELPERS)
+    pyrepo.commit("step")
+    session = session_for(pyrepo.root)
+    fresh = module.boxed.signer.code(session.root, session.forms)  # parsed, then cached
+    [form_file] = _forms(pyrepo)
+    cached = __import__("json").loads(form_file.read_text())
+    assert all(isinstance(value[-1], str) and len(value[-1]) == 64 for value in cached.values())
+    forget_sessions()
+    session = session_for(pyrepo.root)
+    again = Signer(module.boxed.__gitcache_function__, module.boxed.options)
+    from_cache = again.code(session.root, session.forms)
+    assert set(from_cache.document.digests) == {  # every function and class: not LIMIT
+        k for k in from_cache.document.entries if not k.endswith(":LIMIT")
+    }
+    uncached = Signer(module.boxed.__gitcache_function__, module.boxed.options).code(
+        session.root, None
+    )
+    assert from_cache == fresh == uncached
+    assert from_cache.references == uncached.references
+    assert len(from_cache.references) == 3  # helper, Box, LIMIT

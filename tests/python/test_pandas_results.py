@@ -171,6 +171,10 @@ class _Repo:
         np.save(buffer, self.arrays[name], allow_pickle=False)
         return buffer.getvalue()
 
+    def read(self, path: str) -> bytes | None:
+        """The reader results.load takes: a file of the record by its path."""
+        return self.read_commit_file("c" * 40, path)
+
 
 @pytest.mark.parametrize(
     ("document", "arrays", "message"),
@@ -228,7 +232,7 @@ def test_a_malformed_pandas_result_is_refused(
             return super().read_commit_file(commit, path)
 
     with pytest.raises(ResultError, match=message):
-        results.load(Repo(arrays), "c" * 40, "json", False, "record x")  # type: ignore[arg-type]
+        results.load(Repo(arrays).read, "json", False, "record x")
 
 
 def test_an_index_result_and_a_frame_inside_a_dict_round_trip() -> None:
@@ -245,13 +249,7 @@ def test_an_index_result_and_a_frame_inside_a_dict_round_trip() -> None:
                 return encoded.data
             return super().read_commit_file(commit, path)
 
-    loaded, pickled = results.load(
-        Repo(encoded.arrays),  # type: ignore[arg-type]
-        "c" * 40,
-        "json",
-        False,
-        "record x",
-    )
+    loaded, pickled = results.load(Repo(encoded.arrays).read, "json", False, "record x")
     assert not pickled
     assert_index_equal(loaded["idx"], value["idx"])
     assert_frame_equal(loaded["$frame"], value["$frame"])
