@@ -10,6 +10,7 @@ from pathlib import Path
 from gitcache.gitrepo import GitRepo
 from gitcache.graph import StepGraph
 from gitcache.hookpolicy import follow_policy
+from gitcache.journal import recover
 from gitcache.removed import RemovedOutputs
 from gitcache.statcache import StatCache
 from gitcache.store import RecordStore
@@ -57,6 +58,8 @@ class Project:
                     tell = note if kind == "note" else warn
                     if tell is not None:
                         tell(message)
+        # A killed restore's half-written files go before anything looks at outputs.
+        recover(repo.root, repo.worktree_state_dir)
         cache = StatCache(repo.worktree_state_dir)  # about this worktree's files
         limits = RestoreLimits(workflow.config.restore.max_files, workflow.config.restore.max_bytes)
         return cls(repo, workflow, RecordStore(repo, warn), Worktree(repo, cache, limits))

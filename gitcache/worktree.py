@@ -29,15 +29,26 @@ import tempfile
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from gitcache.errors import StepFailed, UnreadableFile, UnsafeRecord, WorktreeConflict
+from gitcache.errors import (
+    StepFailed,
+    UnreadableFile,
+    UnsafeRecord,
+    WorktreeConflict,
+    no_space,
+)
 from gitcache.filehash import read_stable
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
+from gitcache.journal import Journal
+from gitcache.objects.loose import write_pieces
 from gitcache.objects.stored import StoredFile
 from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
 from gitcache.transfer import Meter
+
+if TYPE_CHECKING:
+    from gitcache.objects.reader import PackedBlobs
 
 GLOB_CHARS = frozenset("*?[")
 _MAX_LINK_HOPS = 40  # as Linux's ELOOP limit
@@ -526,14 +537,19 @@ class Worktree:
 
         `chunks`: the chunk ids of the record's outputs stored in chunks (store.load).
         """
+        from gitcache.objects.writer import PACKED_MAX
+
         files = plan.write
         source = chunks or ChunkIds()
-        self._check_set(files, source)
+        # Many small blobs: read from their packs in one pass rather than one by one.
+        small = [o.blob for o in files if o.chunks is None and 0 < o.size <= PACKED_MAX]
+        packed = self.repo.packed_blobs(small) if len(small) >= _ONE_PASS_MIN else None
+        self._check_set(files, source, packed)
         removing = set(plan.remove)
         seen: dict[str, str] = {}  # directory on the way -> what it is (_check_parents)
         for rel in plan.remove:
             self._check_parents(rel, removing, "remove", seen)
-        targets = [(f, self._target(f, removing, seen)) for f in files]
+        targets = [(f, *self._target(f, removing, seen)) for f in files]
         for rel in plan.dirs:
             self._check_dir(rel, removing, seen)
         links = {
@@ -552,13 +568,33 @@ class Worktree:
             (self.root / rel).mkdir(parents=True, exist_ok=True)
         # Each directory the files go to, made once (checked above: no symlink on the
         # way), not looked up again for every file.
-        for parent in sorted({target.parent for _, target in targets}):
-            parent.mkdir(parents=True, exist_ok=True)
-        with self.repo.unchecked_reads():  # _write hashes every file it writes
-            for out, target in targets:
-                self._write(out, target, source, progress, links.get(out.path))
-                if progress is not None:
-                    progress.file_done()
+        for parent in sorted({os.path.dirname(target) for _, target, _ in targets}):
+            os.makedirs(parent, exist_ok=True)
+        # Files that are absent (a whole file, not a link) are written in place, the
+        # paths listed in a journal first (journal.py); others through a temporary file.
+        in_place = [out.path for out, _, absent in targets if absent and _in_place(out)]
+        journal = _journal(self.repo.worktree_state_dir, in_place) if in_place else None
+        umask = _umask()
+        slot = 0
+        try:
+            with self.repo.unchecked_reads():  # _write hashes every file it writes
+                for out, target, absent in targets:
+                    if journal is not None and absent and _in_place(out):
+                        written = self._write_new(
+                            out, target, source, progress, journal, slot, umask, packed
+                        )
+                        slot += 1
+                        if written:
+                            if progress is not None:
+                                progress.file_done()
+                            continue
+                    link = links.get(out.path)
+                    self._write(out, Path(target), source, progress, link, umask, packed)
+                    if progress is not None:
+                        progress.file_done()
+        finally:
+            if journal is not None:
+                journal.close()
         if progress is not None:
             progress.finish()
 
@@ -572,7 +608,9 @@ class Worktree:
                 return
             parent = Path(parent).parent.as_posix()
 
-    def _check_set(self, files: Sequence[OutputFile], chunks: ChunkIds) -> None:
+    def _check_set(
+        self, files: Sequence[OutputFile], chunks: ChunkIds, packed: PackedBlobs | None = None
+    ) -> None:
         """Limits, blobs as the record describes them (sizes from object headers), and
         no path under another."""
         limits = self.limits
@@ -586,7 +624,11 @@ class Worktree:
         for out in files:
             size = 0
             for oid in chunks.blobs(out):
-                header = self.repo.read_header(oid)
+                entry = None if packed is None else packed.header(oid)
+                if entry is not None:  # from its pack entry, read anyway
+                    header: tuple[str, int] | None = ("blob" if entry[0] == 3 else "?", entry[1])
+                else:
+                    header = self.repo.read_header(oid)
                 if header is None or header[0] != "blob":
                     raise UnsafeRecord(f"refusing to restore {out.path}: blob {oid} is missing")
                 size += header[1]
@@ -666,18 +708,19 @@ class Worktree:
 
     def _target(
         self, out: OutputFile, removing: set[str], seen: dict[str, str] | None = None
-    ) -> Path:
-        """Where `out` goes. A directory there is allowed only when the plan's removals
-        leave it empty (its files were checked, and `_write` then removes only empty
-        directories); a directory holding anything else is a WorktreeConflict naming it."""
+    ) -> tuple[str, bool]:
+        """Where `out` goes, and whether nothing is there now. A directory there is
+        allowed only when the plan's removals leave it empty (its files were checked,
+        and `_write` then removes only empty directories); a directory holding anything
+        else is a WorktreeConflict naming it."""
         on_the_way = self._check_parents(out.path, removing, seen=seen)
-        target = self.root / out.path
+        target = f"{self.root}/{out.path}"
         if not on_the_way:  # a directory on the way is missing, or will be removed
-            return target
+            return target, True
         try:
             is_dir = stat.S_ISDIR(os.lstat(target).st_mode)
         except (FileNotFoundError, NotADirectoryError):
-            is_dir = False
+            return target, True
         if is_dir:
             kept = self._left_in(out.path, removing)
             if kept is not None:
@@ -685,7 +728,7 @@ class Worktree:
                     f"cannot restore file {out.path}: a directory is there, holding {kept}",
                     hint="move the directory away, or remove it if you do not need it",
                 )
-        return target
+        return target, False
 
     def _left_in(self, rel_dir: str, removing: set[str]) -> str | None:
         """Something under the directory `rel_dir` that the plan does not remove, if any."""
@@ -787,8 +830,11 @@ class Worktree:
         chunks: ChunkIds,
         progress: Meter | None = None,
         link: str | None = None,
+        umask: int = 0o022,
+        packed: PackedBlobs | None = None,
     ) -> None:
-        """Write one file (`link`: a symlink's text, read already for the checks)."""
+        """Write one file through a temporary file renamed over whatever is there
+        (`link`: a symlink's text, read already for the checks)."""
         # Its directory exists (apply made each once). One lstat: a directory where the
         # file goes was emptied by the removals (checked), a link is replaced as a file.
         try:
@@ -808,10 +854,10 @@ class Worktree:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".gitcache-tmp-")
             try:
                 try:
-                    self._write_content(fd, out, chunks, progress)
+                    self._write_content(fd, out, chunks, progress, packed)
                 finally:
                     os.close(fd)
-                os.chmod(tmp, 0o777 & ~_umask() if out.mode == MODE_EXEC else 0o666 & ~_umask())
+                os.chmod(tmp, (0o777 if out.mode == MODE_EXEC else 0o666) & ~umask)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
@@ -819,20 +865,88 @@ class Worktree:
         os.replace(tmp, target)
         self.cache.remember(out.path, os.lstat(target), out.blob)
 
+    def _write_new(
+        self,
+        out: OutputFile,
+        target: str,
+        chunks: ChunkIds,
+        progress: Meter | None,
+        journal: Journal,
+        slot: int,
+        umask: int,
+        packed: PackedBlobs | None = None,
+    ) -> bool:
+        """Write a file that is absent straight at its path (O_EXCL: never over anything,
+        never through a symlink), with mode 000 until its bytes are in, each step noted in
+        the journal's `slot`; False if something is there now (then `_write` does it).
+        A small file's bytes are read and checked before the file is made."""
+        pieces = None if out.size > _PACKED_MAX else self._checked(out, chunks, packed)
+        journal.begin(slot)
+        try:
+            fd = os.open(target, _CREATE, 0)
+        except FileExistsError:
+            journal.skip(slot)
+            return False
+        try:
+            journal.created(slot, os.fstat(fd))
+            if pieces is None:
+                self._write_content(fd, out, chunks, progress, packed)
+            else:
+                write_pieces(fd, pieces)
+                if progress is not None:
+                    progress.add(out.size)
+            os.fchmod(fd, (0o777 if out.mode == MODE_EXEC else 0o666) & ~umask)
+            st = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            try:
+                os.unlink(target)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                journal.keep = True  # `recover` removes it later
+            raise
+        os.close(fd)
+        journal.done(slot)
+        self.cache.remember(out.path, st, out.blob)
+        return True
+
+    def _checked(
+        self, out: OutputFile, chunks: ChunkIds, packed: PackedBlobs | None
+    ) -> list[memoryview]:
+        """A small whole file's bytes (from its pack when `packed` has it), refused unless
+        they are the record's blob."""
+        pieces = None if packed is None else packed.blob(out.blob)
+        if pieces is None:
+            pieces = self.repo.blob_pieces(out.blob, False)  # not checked: hashed here
+        digest = hashlib.sha1(b"blob %d\0" % out.size)
+        size = 0
+        for piece in pieces:
+            digest.update(piece)
+            size += len(piece)
+        if size != out.size or digest.hexdigest() != out.blob:
+            raise _refused(out, chunks, digest.hexdigest(), size)
+        return pieces
+
     def _write_content(
-        self, fd: int, out: OutputFile, chunks: ChunkIds, progress: Meter | None = None
+        self,
+        fd: int,
+        out: OutputFile,
+        chunks: ChunkIds,
+        progress: Meter | None = None,
+        packed: PackedBlobs | None = None,
     ) -> None:
         """A file's bytes into `fd`, one blob at a time, each written from views of the
         object (no copy), hashed on the way: a file whose blob id is not the record's
-        (chunks that do not make it, a corrupt object) is refused."""
-        from gitcache.objects.loose import header, write_pieces
-        from gitcache.objects.writer import PACKED_MAX
-
-        digest = hashlib.sha1(header("blob", out.size))
+        (chunks that do not make it, a corrupt object) is refused. `packed`: where many
+        small blobs are read from first."""
+        digest = hashlib.sha1(b"blob %d\0" % out.size)
         written = progress_at = 0
-        loose = out.chunks is not None or out.size > PACKED_MAX  # else likely in a pack
+        loose = out.chunks is not None or out.size > _PACKED_MAX  # else likely in a pack
         for oid in chunks.blobs(out):
-            pieces = self.repo.blob_pieces(oid, loose)  # not checked there: hashed here
+            pieces = None if packed is None or loose else packed.blob(oid)
+            if pieces is None:
+                pieces = self.repo.blob_pieces(oid, loose)  # not checked: hashed here
             written += sum(map(len, pieces))
             for_each(digest.update, pieces)
             write_pieces(fd, pieces)
@@ -841,12 +955,39 @@ class Worktree:
                 progress.add(written - progress_at)
                 progress_at = written
         if written != out.size or digest.hexdigest() != out.blob:
-            what = "its chunks do not make" if out.chunks is not None else "it is not"
-            raise UnsafeRecord(
-                f"refusing to restore {out.path} from record {chunks.record[:12] or '?'}: "
-                f"{what} blob {out.blob[:12]} of {out.size} bytes (found blob "
-                f"{digest.hexdigest()[:12]}, {written} bytes)"
-            )
+            raise _refused(out, chunks, digest.hexdigest(), written)
+
+
+_ONE_PASS_MIN = 64  # small blobs to restore that make reading their packs worth it
+_PACKED_MAX = 256 * 2**10  # objects/writer.py's PACKED_MAX (not imported by a no-op)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _in_place(out: OutputFile) -> bool:
+    """Written in place when absent: a whole file (a link is made whole by symlink, and
+    a chunked file, whose blob id is known only at its end, goes through a temporary
+    file as before: its bytes never show at its path until they are checked)."""
+    return out.mode != MODE_LINK and out.chunks is None
+
+
+def _journal(state_dir: Path, paths: Sequence[str]) -> Journal | None:
+    """A journal for writing `paths` in place; None (each file through a temporary one,
+    as before) where the git dir takes no file: read-only, say."""
+    try:
+        return Journal(state_dir, paths)
+    except OSError as exc:
+        if no_space(exc):
+            raise  # the restore itself would find no room either: said as such
+        return None
+
+
+def _refused(out: OutputFile, chunks: ChunkIds, found: str, size: int) -> UnsafeRecord:
+    what = "its chunks do not make" if out.chunks is not None else "it is not"
+    return UnsafeRecord(
+        f"refusing to restore {out.path} from record {chunks.record[:12] or '?'}: "
+        f"{what} blob {out.blob[:12]} of {out.size} bytes (found blob {found[:12]}, "
+        f"{size} bytes)"
+    )
 
 
 def for_each(call: Callable[[memoryview], object], pieces: Iterable[memoryview]) -> None:
@@ -905,6 +1046,12 @@ def _conflict(
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask: from /proc where it is there (setting it to read it, as
+    os.umask does, could race with another thread creating a file)."""
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -97,9 +97,11 @@ class Session:
 
     @cached_property
     def worktree(self) -> Worktree:
+        from gitcache.journal import recover
         from gitcache.statcache import StatCache
         from gitcache.worktree import RestoreLimits, Worktree
 
+        recover(self.repo.root, self.repo.worktree_state_dir)  # a killed restore's files
         limits = RestoreLimits(self.config.restore.max_files, self.config.restore.max_bytes)
         return Worktree(self.repo, StatCache(self.repo.worktree_state_dir), limits)
 
