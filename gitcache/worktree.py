@@ -23,9 +23,11 @@ import contextlib
 import fnmatch
 import hashlib
 import os
+import queue
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -943,17 +945,18 @@ class Worktree:
         digest = hashlib.sha1(b"blob %d\0" % out.size)
         written = progress_at = 0
         loose = out.chunks is not None or out.size > _PACKED_MAX  # else likely in a pack
-        for oid in chunks.blobs(out):
-            pieces = None if packed is None or loose else packed.blob(oid)
-            if pieces is None:
-                pieces = self.repo.blob_pieces(oid, loose)  # not checked: hashed here
-            written += sum(map(len, pieces))
-            for_each(digest.update, pieces)
-            write_pieces(fd, pieces)
-            del pieces  # the object's memory goes before the next one is read
-            if progress is not None:
-                progress.add(written - progress_at)
-                progress_at = written
+        with _hashing(digest, threaded=out.chunks is not None) as hash_pieces:
+            for oid in chunks.blobs(out):
+                pieces = None if packed is None or loose else packed.blob(oid)
+                if pieces is None:
+                    pieces = self.repo.blob_pieces(oid, loose)  # not checked: hashed here
+                written += sum(map(len, pieces))
+                hash_pieces(pieces)
+                write_pieces(fd, pieces)
+                del pieces  # the object's memory goes once both are done with it
+                if progress is not None:
+                    progress.add(written - progress_at)
+                    progress_at = written
         if written != out.size or digest.hexdigest() != out.blob:
             raise _refused(out, chunks, digest.hexdigest(), written)
 
@@ -988,6 +991,41 @@ def _refused(out: OutputFile, chunks: ChunkIds, found: str, size: int) -> Unsafe
         f"{what} blob {out.blob[:12]} of {out.size} bytes (found blob {found[:12]}, "
         f"{size} bytes)"
     )
+
+
+@contextlib.contextmanager
+def _hashing(digest: hashlib._Hash, threaded: bool) -> Iterator[Callable[[list[memoryview]], None]]:
+    """A function feeding a blob's pieces to `digest`, in order. `threaded` (a file in
+    chunks): a thread of its own hashes them while the caller writes them (hashlib and
+    os.write release the GIL), at most _HASH_AHEAD chunks behind; the block's end waits
+    for it."""
+    if not threaded:
+        yield lambda pieces: for_each(digest.update, pieces)
+        return
+    waiting: queue.Queue[list[memoryview] | None] = queue.Queue(maxsize=_HASH_AHEAD)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        while (pieces := waiting.get()) is not None:
+            try:
+                if not failed:
+                    for_each(digest.update, pieces)
+            except BaseException as exc:  # handed to the caller
+                failed.append(exc)
+            del pieces
+
+    thread = threading.Thread(target=run, name="gitcache-restore-hash", daemon=True)
+    thread.start()
+    try:
+        yield waiting.put
+    finally:
+        waiting.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
+_HASH_AHEAD = 2  # chunks (<= 8 MiB each) the hashing thread may lag behind the writes
 
 
 def for_each(call: Callable[[memoryview], object], pieces: Iterable[memoryview]) -> None:
