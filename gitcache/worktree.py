@@ -43,7 +43,7 @@ from gitcache.errors import (
 from gitcache.filehash import read_stable
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
 from gitcache.journal import Journal
-from gitcache.objects.loose import write_pieces
+from gitcache.objects.loose import blob_hasher, write_pieces
 from gitcache.objects.stored import StoredFile
 from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
@@ -859,7 +859,7 @@ class Worktree:
                     self._write_content(fd, out, chunks, progress, packed)
                 finally:
                     os.close(fd)
-                os.chmod(tmp, (0o777 if out.mode == MODE_EXEC else 0o666) & ~umask)
+                os.chmod(tmp, _file_mode(out, umask))
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
@@ -897,7 +897,7 @@ class Worktree:
                 write_pieces(fd, pieces)
                 if progress is not None:
                     progress.add(out.size)
-            os.fchmod(fd, (0o777 if out.mode == MODE_EXEC else 0o666) & ~umask)
+            os.fchmod(fd, _file_mode(out, umask))
             st = os.fstat(fd)
         except BaseException:
             os.close(fd)
@@ -921,13 +921,9 @@ class Worktree:
         pieces = None if packed is None else packed.blob(out.blob)
         if pieces is None:
             pieces = self.repo.blob_pieces(out.blob, False)  # not checked: hashed here
-        digest = hashlib.sha1(b"blob %d\0" % out.size)
-        size = 0
-        for piece in pieces:
-            digest.update(piece)
-            size += len(piece)
-        if size != out.size or digest.hexdigest() != out.blob:
-            raise _refused(out, chunks, digest.hexdigest(), size)
+        digest = blob_hasher(out.size)
+        for_each(digest.update, pieces)
+        _check(out, chunks, digest, sum(map(len, pieces)))
         return pieces
 
     def _write_content(
@@ -942,7 +938,7 @@ class Worktree:
         object (no copy), hashed on the way: a file whose blob id is not the record's
         (chunks that do not make it, a corrupt object) is refused. `packed`: where many
         small blobs are read from first."""
-        digest = hashlib.sha1(b"blob %d\0" % out.size)
+        digest = blob_hasher(out.size)
         written = progress_at = 0
         loose = out.chunks is not None or out.size > _PACKED_MAX  # else likely in a pack
         with _hashing(digest, threaded=out.chunks is not None) as hash_pieces:
@@ -957,8 +953,7 @@ class Worktree:
                 if progress is not None:
                     progress.add(written - progress_at)
                     progress_at = written
-        if written != out.size or digest.hexdigest() != out.blob:
-            raise _refused(out, chunks, digest.hexdigest(), written)
+        _check(out, chunks, digest, written)
 
 
 _ONE_PASS_MIN = 64  # small blobs to restore that make reading their packs worth it
@@ -982,6 +977,17 @@ def _journal(state_dir: Path, paths: Sequence[str]) -> Journal | None:
         if no_space(exc):
             raise  # the restore itself would find no room either: said as such
         return None
+
+
+def _check(out: OutputFile, chunks: ChunkIds, digest: hashlib._Hash, size: int) -> None:
+    """Refuse bytes that are not the record's blob (size and blob id), naming both."""
+    if size != out.size or digest.hexdigest() != out.blob:
+        raise _refused(out, chunks, digest.hexdigest(), size)
+
+
+def _file_mode(out: OutputFile, umask: int) -> int:
+    """The permissions a restored file gets, as git checkout gives them."""
+    return (0o777 if out.mode == MODE_EXEC else 0o666) & ~umask
 
 
 def _refused(out: OutputFile, chunks: ChunkIds, found: str, size: int) -> UnsafeRecord:

@@ -31,11 +31,15 @@ def header(kind: str, size: int) -> bytes:
     return b"%s %d\0" % (kind.encode(), size)
 
 
+def blob_hasher(size: int) -> hashlib._Hash:
+    """A SHA-1 fed the header of a blob of `size` bytes: fed those bytes, its hex digest
+    is their blob id (for content that comes in pieces)."""
+    return hashlib.sha1(header("blob", size))
+
+
 def blob_id(content: Bytes) -> str:
     """The git blob id of `content` (`git hash-object`), by hashlib's SHA-1."""
-    digest = hashlib.sha1(header("blob", len(content)))
-    digest.update(content)
-    return digest.hexdigest()
+    return object_id("blob", content)
 
 
 def object_id(kind: str, content: Bytes) -> str:

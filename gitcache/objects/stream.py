@@ -16,7 +16,6 @@ again and reads it once more).
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import os
 import queue
@@ -28,8 +27,8 @@ from typing import Final
 
 from gitcache.objects.chunking import MAX_CHUNK, chunker, is_chunked
 from gitcache.objects.deflate import Bytes
+from gitcache.objects.loose import blob_hasher
 from gitcache.objects.loose import blob_id as blob_id  # re-exported
-from gitcache.objects.loose import header
 from gitcache.objects.stored import StoredFile
 
 _WRITERS: Final = 2  # threads deflating and writing chunks (ISA-L and zlib release the
@@ -110,7 +109,7 @@ def _store_chunks(
 ) -> StoredFile:
     """Write the chunks `pieces` gives, in order, and hash the whole they make. `copy`:
     each piece is copied out first (the chunker's buffer moves on at the next one)."""
-    whole = hashlib.sha1(header("blob", size))
+    whole = blob_hasher(size)
     chunks: dict[int, str] = {}  # index -> chunk blob id, as the writers finish them
     failed: list[BaseException] = []
     # Buffers of the largest chunk's size, taken in turn: one being hashed by the
