@@ -51,7 +51,7 @@ def follow_policy(repo: GitRepo, rewrite: str, explicit: bool = False) -> Change
     directory = hooks_dir(repo)
     path = directory / BLOCK_HOOK
     wants_hooks = explicit and rewrite in ("protect", "block")
-    if wants_hooks and not _installed(directory) and not (repo.state_dir / OPTED_OUT).exists():
+    if wants_hooks and not _installed(directory) and not opted_out(repo):
         return _install_all(repo, rewrite, directory)
     if rewrite == "block":
         if _marked(path):
@@ -76,6 +76,12 @@ def follow_policy(repo: GitRepo, rewrite: str, explicit: bool = False) -> Change
     except HookError as exc:
         return ("warning", exc.message)
     return ("note", f'rewrite is not "block" in gitcache.toml: removed the {BLOCK_HOOK} hook')
+
+
+def opted_out(repo: GitRepo) -> bool:
+    """Whether the user removed gitcache's hooks (`gitcache hooks uninstall`): then no
+    setting installs them again, and `gitcache run` says what a policy lacks."""
+    return (repo.state_dir / OPTED_OUT).exists()
 
 
 def _installed(directory: Path) -> bool:

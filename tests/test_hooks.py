@@ -196,6 +196,19 @@ def test_a_policy_in_gitcache_toml_installs_the_hooks_it_needs(
     assert repo.head() == old
 
 
+def test_hooks_that_cannot_be_installed_are_said_once(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": TOML + '\n[hooks]\nrewrite = "block"\n', "src/code.txt": "0"})
+    repo.write("hooksfile", "")  # core.hooksPath names a file: no hook can go there
+    repo.git("config", "core.hooksPath", "hooksfile")
+    result = repo.run("run")
+    assert result.exit_code == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "hook" in line]
+    assert said == [
+        'gitcache: warning: rewrite = "block" in gitcache.toml needs its hooks: cannot create '
+        f"hooks directory {repo.root / 'hooksfile'}: File exists"
+    ], result.stderr
+
+
 def test_the_default_policy_alone_installs_nothing(make: Callable[..., Repo]) -> None:
     repo = make({"gitcache.toml": TOML, "src/code.txt": "0"})
     assert repo.run("run").exit_code == 0

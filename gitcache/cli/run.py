@@ -9,6 +9,7 @@ import click
 from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.cli.output import TerminalReporter, warn
 from gitcache.engine import MODES, Engine, Mode, RunOptions
+from gitcache.hookpolicy import opted_out
 from gitcache.sweeps import split_target
 from gitcache.workflow import parse_overrides
 
@@ -71,7 +72,12 @@ def run(
         click.get_current_context().exit(run_tasks(options.directory, steps, jobs, quiet, remote))
     project = options.project()
     config = project.workflow.config
-    if config.hooks.rewrite == "block":  # refusing needs its hooks
+    # Refusing needs its hooks. For the root gitcache.toml, opening the project installed
+    # them or said in one line why it could not (hookpolicy.py), unless the user
+    # removed them.
+    if config.hooks.rewrite == "block" and (
+        options.workflow_file is not None or opted_out(project.repo)
+    ):
         from gitcache import hooks
 
         gone = hooks.missing(project.repo, "block")
