@@ -16,6 +16,7 @@ installed or uninstalled first, the user's hook is neither lost nor left out.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -160,15 +161,19 @@ CONFIG_TEXT = """\
 def install_config(repo: GitRepo) -> None:
     """Write gitcache's own git config file and include it from the repository's config."""
     path = repo.common_dir / CONFIG_INCLUDE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != CONFIG_TEXT:
-        path.write_text(CONFIG_TEXT)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != CONFIG_TEXT:
+            path.write_text(CONFIG_TEXT)
+    except OSError as exc:
+        raise HookError(f"cannot write {path}: {exc.strerror}") from None
     repo.add_config_include(CONFIG_INCLUDE)
 
 
 def uninstall_config(repo: GitRepo) -> None:
     repo.remove_config_include(CONFIG_INCLUDE)
-    (repo.common_dir / CONFIG_INCLUDE).unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        (repo.common_dir / CONFIG_INCLUDE).unlink()
 
 
 def install(repo: GitRepo, rewrite: str, python: str = sys.executable) -> list[HookStatus]:

@@ -75,8 +75,8 @@ def install(options: Options) -> None:
 def uninstall(options: Options) -> None:
     """Remove gitcache's hooks and restore the hooks that were there before."""
     repo = GitRepo.discover(options.directory)
+    hooks.opt_out(repo)  # first: a choice that cannot be kept changes nothing
     removed = hooks.uninstall(repo)
-    hooks.opt_out(repo)
     if not removed:
         click.echo(f"no gitcache hooks in {hooks.hooks_dir(repo)}")
     for hook in removed:

@@ -224,3 +224,20 @@ def test_install_hides_records_from_log_decorate_in_a_file_of_our_own(
     assert "refs/gitcache/" in repo.git("log", "--clear-decorations", "-1", "--format=%D", head)
     assert repo.git("config", "user.note").strip() == "mine"  # the user's lines untouched
     assert not (repo.root / ".git" / hooks.CONFIG_INCLUDE).exists()
+
+
+def test_a_state_dir_that_is_no_directory_is_one_line_and_changes_nothing(
+    make: Callable[..., Repo],
+) -> None:
+    repo = make({"gitcache.toml": TOML})
+    assert repo.run("hooks", "install").exit_code == 0
+    state = repo.root / ".git" / "gitcache"
+    for child in state.iterdir():
+        child.unlink()
+    state.rmdir()
+    state.write_text("")  # a file where gitcache keeps its state
+    for command, path in (("uninstall", "hooks-uninstalled"), ("install", "gitconfig")):
+        result = repo.run("hooks", command)
+        assert result.exit_code == 2, result.stderr
+        assert result.stderr == f"gitcache: error: cannot write {state / path}: File exists\n"
+        assert (_hooks(repo) / "post-rewrite").exists()  # uninstall removed nothing
