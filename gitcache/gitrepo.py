@@ -559,19 +559,20 @@ class GitRepo:
         found.sort()
         yield from found
 
-    def update_refs(
-        self, updates: Sequence[RefUpdate], message: str = "gitcache", packed: bool = False
-    ) -> None:
+    def update_refs(self, updates: Sequence[RefUpdate], message: str = "gitcache") -> None:
         """Apply all updates atomically, or none; raise RefConflict on a lost race.
 
-        Every ref is locked (git's own `.lock` files) before its current value is
+        Every ref is locked (git's own `.lock` names) before its current value is
         compared, so the comparison and the write cannot be separated by another writer.
         The objects our writer holds are published first: objects before refs, always.
-        `packed`: many refs (a batch of sweep items'): written into packed-refs in one
-        rewrite when that can be done (packedrefs.py), else as below.
+        Refs are set in one rewrite of packed-refs when that can be done
+        (packedrefs.py): one new file for any number of refs (a batch of sweep items'),
+        and its locks are links that a killed gitcache's successor recognizes and takes
+        over (a killed libgit2 transaction leaves `.lock` files that only a person may
+        remove). Else (deletions, a lock someone holds, reftable, ...) as below.
         """
         self.flush_objects()
-        if packed and self._packed_refs_ok():
+        if self._packed_refs_ok():
             from gitcache import packedrefs
 
             try:

@@ -671,9 +671,7 @@ class RefBatch:
                     merged.pop(update.name, None)
                     merged[update.name] = update
             try:
-                self._store.repo.update_refs(
-                    list(merged.values()), message="gitcache: record", packed=True
-                )
+                self._store.repo.update_refs(list(merged.values()), message="gitcache: record")
                 self._store._latest.set_many(
                     (key, commit)
                     for commit, _record, _updates, in_files in queued

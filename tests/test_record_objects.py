@@ -88,9 +88,7 @@ def test_a_records_objects_wait_for_its_refs_then_go_as_one_pack(tmp_path: Path)
         commits.append(gr.write_commit(tree, [repo.head()], f"record {n}\n", publish=False))
     assert not list((objects / "pack").glob("pack-*.idx"))  # nothing published yet
     names = [f"refs/gitcache/item/s/{n:016x}" for n in range(20)]
-    gr.update_refs(
-        [RefUpdate(n, c, None) for n, c in zip(names, commits, strict=True)], packed=True
-    )
+    gr.update_refs([RefUpdate(n, c, None) for n, c in zip(names, commits, strict=True)])
     packs = list((objects / "pack").glob("pack-*.idx"))
     assert len(packs) == 1
     assert {p for p in objects.glob("??/*")} == before  # no loose object for any of it
