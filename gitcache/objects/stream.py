@@ -1,12 +1,13 @@
 """Storing a file in one pass: its whole-file blob id and its objects from one read.
 
 A file of up to CHUNK_THRESHOLD bytes is read whole and becomes one blob. A bigger
-one is cut into chunks as it is read (chunking.py): the calling thread reads, cuts
-and feeds the whole-file SHA-1 (of `blob <size>\\0` and the bytes, so it is the id
-`git hash-object` gives), while two more threads hash, deflate and write the chunk
-blobs (hashlib, zlib, isal and os.write release the GIL, so they overlap on two
-cores). Memory is bounded by a few chunks whatever the file's size. Bytes already in
-memory (a Python step's array result) go the same way, their chunks as views of them.
+one is cut into chunks as it is read (chunking.py): the calling thread reads it into
+one of two windows, cuts it there and feeds the whole-file SHA-1 (of `blob <size>\\0`
+and the bytes, so it is the id `git hash-object` gives), while two more threads hash,
+deflate and write the chunk blobs as views of the window (hashlib, isal, FastCDC's cut
+and os.write release the GIL, so they overlap on two cores). No byte is copied after
+the read; memory is bounded by the two windows whatever the file's size. Bytes already
+in memory (a Python step's array result) go the same way, their chunks as views of them.
 
 The size comes from fstat before reading; a file that yields another number of bytes
 changed under us (`FileChanged`, an OSError: filehash.read_stable then stats the file
@@ -33,8 +34,8 @@ from gitcache.objects.stored import StoredFile
 
 _WRITERS: Final = 2  # threads deflating and writing chunks (ISA-L and zlib release the
 # GIL): compressible data deflates at ~350 MB/s a core, below what reading goes at
-_COPIES: Final = _WRITERS + 1  # chunks copied out of the chunker's buffer at once: one
-# being hashed by the reading thread while the writing threads write the others
+_WINDOW: Final = 2 * MAX_CHUNK  # bytes read and cut at once; two such windows taken in
+# turn bound the memory of storing any file (the bytes are never copied out of them)
 
 # (blob id, content): write this blob (whole file or chunk); chunks of one file may be
 # written by two threads at once, in any order.
@@ -89,41 +90,92 @@ def store_buffer(data: Bytes, put: PutBlob) -> StoredFile:
         oid = blob_id(view)
         put(oid, view)
         return StoredFile(oid, len(view))
-    pieces = (view[c.offset : c.offset + c.length] for c in chunker().cut_buf(view))
-    return _store_chunks(pieces, len(view), put, copy=False)
+    pieces = ((view[c.offset : c.offset + c.length], None) for c in chunker().cut_buf(view))
+    return _store_chunks(pieces, len(view), put, None, threading.Condition())
 
 
 def _store_chunked(
     reader: io.FileIO, size: int, put: PutBlob, progress: Progress = None
 ) -> StoredFile:
-    pieces = (memoryview(c.data) for c in chunker().cut_stream(reader))
-    return _store_chunks(pieces, size, put, progress, copy=True)
+    done = threading.Condition()
+    return _store_chunks(_windows(reader, size, done), size, put, progress, done)
+
+
+class _Window:
+    """A buffer the file is read into and cut in place: the chunks handed to the
+    writing threads are views of it, so it is refilled only once none is pending."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(_WINDOW))
+        self.pending = 0  # chunks of it not yet written (under _Pieces.done)
+
+
+def _windows(
+    reader: io.FileIO, size: int, done: threading.Condition
+) -> Iterator[tuple[memoryview, _Window | None]]:
+    """The chunks of `size` bytes read from `reader`, as views of two windows taken in
+    turn (one cut while the other's chunks are written), each with its window.
+
+    The bytes are read once into a window and never copied out: FastCDC cuts the
+    window in place, and the writing threads hash and write views of it. A chunk
+    whose cut saw less than MAX_CHUNK bytes before the window's end (and not the end
+    of the file) is not final: it and what follows are moved to the start of the
+    other window and cut again with more bytes after them. So every cut sees what
+    pyfastcdc's cut_stream would (MAX_CHUNK bytes, or the rest of the file): the
+    same chunks. Raises FileChanged when the file holds another number of bytes."""
+    cutter = chunker()
+    windows = (_Window(), _Window())
+    carried = 0  # bytes at the start of the current window, moved from the last one
+    consumed = 0  # bytes read from the file so far
+    turn = 0
+    while True:
+        window = windows[turn]
+        view = window.view
+        filled = carried
+        while filled < _WINDOW and consumed < size:
+            n = reader.readinto(view[filled : filled + min(_WINDOW - filled, size - consumed)])
+            if not n:
+                raise FileChanged(errno.EAGAIN, "the file changed while it was read")
+            filled += n
+            consumed += n
+        last = consumed == size
+        if last and reader.read(1):  # it grew
+            raise FileChanged(errno.EAGAIN, "the file changed while it was read")
+        tail = filled
+        for chunk in cutter.cut_buf(view[:filled]):
+            start: int = chunk.offset
+            if not last and filled - start < MAX_CHUNK:
+                tail = start  # cut with too few bytes after it: cut again, later
+                break
+            yield view[start : start + chunk.length], window
+        if last:
+            return
+        turn = 1 - turn
+        following = windows[turn]
+        with done:  # its chunks written: it can be refilled
+            while following.pending:
+                done.wait()
+        carried = filled - tail
+        following.view[:carried] = view[tail:filled]
 
 
 def _store_chunks(
-    pieces: Iterator[memoryview],
+    pieces: Iterator[tuple[memoryview, _Window | None]],
     size: int,
     put: PutBlob,
-    progress: Progress = None,
-    copy: bool = True,
+    progress: Progress,
+    done: threading.Condition,
 ) -> StoredFile:
-    """Write the chunks `pieces` gives, in order, and hash the whole they make. `copy`:
-    each piece is copied out first (the chunker's buffer moves on at the next one)."""
+    """Write the chunks `pieces` gives, in order, and hash the whole they make. Each
+    piece's window (if any) counts it as pending until it is written (`done` is told)."""
     whole = blob_hasher(size)
     chunks: dict[int, str] = {}  # index -> chunk blob id, as the writers finish them
     failed: list[BaseException] = []
-    # Buffers of the largest chunk's size, taken in turn: one being hashed by the
-    # reading thread while the writing threads write the others. Reused, so memory
-    # stays put (no allocation, no page faults per chunk). Without copies, a bound on
-    # the pieces handed out at once, for the same reason.
-    free: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
-    for _ in range(_COPIES):
-        free.put(memoryview(bytearray(MAX_CHUNK)) if copy else None)
-    work: queue.SimpleQueue[tuple[int, memoryview | None, memoryview] | None] = queue.SimpleQueue()
+    work: queue.SimpleQueue[tuple[int, _Window | None, memoryview] | None] = queue.SimpleQueue()
 
     def write_chunks() -> None:
         while (item := work.get()) is not None:
-            index, buffer, data = item
+            index, window, data = item
             try:
                 if not failed:
                     oid = blob_id(data)
@@ -132,8 +184,11 @@ def _store_chunks(
             except BaseException as exc:  # handed to the reading thread
                 failed.append(exc)
             finally:
-                del data
-                free.put(buffer)
+                del data, item
+                if window is not None:
+                    with done:
+                        window.pending -= 1
+                        done.notify_all()
 
     writers = [
         threading.Thread(target=write_chunks, name="gitcache-chunks", daemon=True)
@@ -143,21 +198,18 @@ def _store_chunks(
         writer.start()
     total = 0
     try:
-        for index, piece in enumerate(pieces):
+        for index, (piece, window) in enumerate(pieces):
             total += len(piece)
             if total > size or failed:
                 break
-            buffer = free.get()
-            if buffer is not None:
-                data = buffer[: len(piece)]
-                data[:] = piece
-            else:
-                data = piece
-            work.put((index, buffer, data))
-            whole.update(data)  # while the writers hash and write it
+            if window is not None:
+                with done:
+                    window.pending += 1
+            work.put((index, window, piece))
+            whole.update(piece)  # while the writers hash and write it
             if progress is not None:
                 progress(len(piece))
-            del buffer, data, piece
+            del piece, window
     finally:
         for _ in writers:
             work.put(None)  # one end mark per writer
