@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import stat
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, TypeVar
 
 from gitcache.errors import UnreadableFile, disk_full, no_space
 
 BLOCK: Final = 1 << 20  # bytes read at a time
+AHEAD_BLOCK: Final = 8 << 20  # bytes read at a time by the thread hashing ahead: it
+# takes the GIL back after each read and hash, and the importing thread holds it for up
+# to the switch interval (5 ms) each time
 TRIES: Final = 5
 _PAUSE: Final = 0.02  # seconds before the second try; doubled for each further one
 
@@ -84,7 +90,8 @@ def hash_file(path: Path, name: str, follow: bool = True) -> tuple[str, os.stat_
     With `follow`, a symlink counts as the file it points to; without, `path` must
     not be a symlink (its blob is its link text: read that with os.readlink). Raises
     UnreadableFile, naming `name`, when the file keeps changing, vanishes, or is not a
-    regular file.
+    regular file. A file hashed ahead (`hash_ahead`) is not read again while its stat
+    is the one it was read with.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     if not follow:
@@ -104,20 +111,121 @@ def hash_file(path: Path, name: str, follow: bool = True) -> tuple[str, os.stat_
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
                 raise _not_regular(name, before.st_mode)
-            digest = hashlib.sha1(b"blob %d\0" % before.st_size)
-            read = 0
-            buffer = bytearray(min(BLOCK, before.st_size + 1))  # small files: small buffer
-            view = memoryview(buffer)
-            while n := handle.readinto(buffer):
-                digest.update(view[:n])
-                read += n
+            oid = _hashed_ahead(before)
+            if oid is None:
+                oid, read = _hash_open(handle, before.st_size, BLOCK)
+            else:
+                read = before.st_size
         try:
             after = os.stat(path) if follow else os.lstat(path)
         except FileNotFoundError:
             raise _vanished(name) from None
         if read == before.st_size and same_file(before, after):
-            return digest.hexdigest(), after
+            return oid, after
     raise _changing(name)
+
+
+def _hash_open(handle: io.FileIO, size: int, block: int) -> tuple[str, int]:
+    """(blob id, bytes read) of an open file said to hold `size` bytes."""
+    digest = hashlib.sha1(b"blob %d\0" % size)
+    read = 0
+    buffer = bytearray(min(block, size + 1))  # small files: small buffer
+    view = memoryview(buffer)
+    while n := handle.readinto(buffer):
+        digest.update(view[:n])
+        read += n
+    return digest.hexdigest(), read
+
+
+class _Ahead:
+    """A file hashed ahead: queued, taken back by hash_file, being read, or done."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.state = "queued"
+        self.done = threading.Event()
+        self.result: tuple[str, os.stat_result] | None = None  # blob id, stat read with
+
+
+_ahead: dict[tuple[int, int], _Ahead] = {}  # (device, inode) -> what hashes it ahead
+_ahead_lock = threading.Lock()
+
+
+def hash_ahead(paths: Sequence[str], clock_dir: str) -> None:
+    """Hash these regular files on a thread of their own (gitcache/prefetch.py), one
+    after the other, for hash_file to take. A file whose mtime is not older than the
+    file system's clock when the thread began (a clock file made in `clock_dir`) may
+    be changing within one timestamp tick, so its id is not kept."""
+    with _ahead_lock:
+        queued: list[_Ahead] = []
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key not in _ahead:
+                _ahead[key] = entry = _Ahead(path)
+                queued.append(entry)
+    if queued:
+        thread = threading.Thread(
+            target=_hash_queued, args=(queued, clock_dir), name="gitcache-hash-ahead", daemon=True
+        )
+        thread.start()
+
+
+def _hash_queued(queued: Sequence[_Ahead], clock_dir: str) -> None:
+    try:
+        os.makedirs(clock_dir, exist_ok=True)
+        fd, clock_file = tempfile.mkstemp(dir=clock_dir, prefix=".clock-")
+        try:
+            clock = os.fstat(fd).st_mtime_ns
+        finally:
+            os.close(fd)
+            os.unlink(clock_file)
+    except OSError:
+        clock = None
+    for entry in queued:
+        with _ahead_lock:
+            if entry.state != "queued":
+                continue  # hash_file took it back
+            entry.state = "reading"
+        try:
+            if clock is not None:
+                entry.result = _hash_path(entry.path, clock)
+        except Exception:  # hash_file then reads the file itself and says why
+            entry.result = None
+        finally:
+            entry.done.set()
+
+
+def _hash_path(path: str, clock: int) -> tuple[str, os.stat_result] | None:
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    with open(os.open(path, flags), "rb", buffering=0) as handle:
+        before = os.fstat(handle.fileno())
+        if not stat.S_ISREG(before.st_mode) or before.st_mtime_ns >= clock:
+            return None
+        oid, read = _hash_open(handle, before.st_size, AHEAD_BLOCK)
+        after = os.fstat(handle.fileno())
+    return (oid, before) if read == before.st_size and same_file(before, after) else None
+
+
+def _hashed_ahead(st: os.stat_result) -> str | None:
+    """The blob id hashed ahead for the file of this stat, if any (waiting for the
+    thread if it is reading it now); None: hash it here."""
+    with _ahead_lock:
+        entry = _ahead.get((st.st_dev, st.st_ino))
+        if entry is None:
+            return None
+        if entry.state == "queued":
+            entry.state = "taken"
+            del _ahead[(st.st_dev, st.st_ino)]
+            return None
+    entry.done.wait()
+    with _ahead_lock:
+        _ahead.pop((st.st_dev, st.st_ino), None)
+    found = entry.result
+    return found[0] if found is not None and same_file(found[1], st) else None
 
 
 def read_stable(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import stat
 import subprocess
 import zlib
@@ -22,7 +23,7 @@ from gitcache.objects import deflate
 from gitcache.objects.chunking import CHUNK_THRESHOLD, MAX_CHUNK, MIN_CHUNK
 from gitcache.objects.loose import object_path, write_loose
 from gitcache.objects.pack import PackWriter
-from gitcache.objects.stream import blob_id, store_buffer
+from gitcache.objects.stream import blob_id, store_buffer, store_path
 from gitcache.objects.writer import PACK_MIN
 from tests.helpers import git
 
@@ -214,6 +215,52 @@ def test_stored_files_read_back_equal_with_git_ids(
         assert repo.chunks_of(stored.oid) == stored.chunks
     again = store_buffer(data, lambda _oid, _content: None)
     assert again == stored
+
+
+def _shaped(seed: int, size: int) -> bytes:
+    """Runs of random bytes and of one repeated byte (no cut point in those: chunks of
+    MAX_CHUNK, so cuts fall anywhere relative to a window's end)."""
+    out = bytearray()
+    rng = random.Random(seed)
+    while len(out) < size:
+        if rng.random() < 0.5:
+            out += _random(rng.randrange(2**32), rng.randint(1, 3 * 2**20))
+        else:
+            out += bytes([rng.randrange(256)]) * rng.randint(1, 12 * 2**20)
+    return bytes(out[:size])
+
+
+@pytest.mark.parametrize(
+    ("seed", "size"),
+    [(0, 50 * 2**20), (1, CHUNK_THRESHOLD + 1), (2, 3 * CHUNK_THRESHOLD), (3, 41_234_567)],
+)
+def test_chunks_cut_in_windows_are_the_ones_pyfastcdc_cuts_from_a_stream(
+    tmp_path: Path, seed: int, size: int
+) -> None:
+    """A file is cut in place in two windows taken in turn (stream.py): every cut must
+    see what pyfastcdc's cut_stream gives it, so the chunks (and chunk ids) are the same."""
+    from pyfastcdc import FastCDC
+
+    from gitcache.objects.chunking import AVG_CHUNK, NORMALIZATION
+
+    data = _random(seed, size) if seed == 0 else _shaped(seed, size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    cdc = FastCDC(
+        AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK, normalized_chunking=NORMALIZATION
+    )
+    with open(path, "rb") as handle:
+        expected = [blob_id(bytes(c.data)) for c in cdc.cut_stream(handle)]
+    written: dict[str, bytes] = {}
+
+    def put(oid: str, content: object) -> None:
+        written[oid] = bytes(content)  # type: ignore[call-overload]
+
+    stored = store_path(path, put)
+    assert stored.chunks == tuple(expected)
+    assert stored.oid == blob_id(data)
+    assert b"".join(written[oid] for oid in stored.chunks) == data
+    assert any(len(written[oid]) == MAX_CHUNK for oid in stored.chunks) or seed == 0
 
 
 def test_an_edit_in_the_middle_changes_only_nearby_chunks(tmp_path: Path) -> None:

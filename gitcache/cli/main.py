@@ -81,6 +81,16 @@ class GitcacheGroup(click.Group):
                 self.add_command(command)
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] == "run" and "run" not in self.commands:
+            # Big inputs hashed on a thread while the engine is imported (prefetch.py).
+            from gitcache.prefetch import run_arguments
+
+            run_arguments(ctx.params, args[1:])
+        return super().resolve_command(ctx, args)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMAND_MODULES)  # in the order a user meets them
 

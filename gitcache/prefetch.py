@@ -1,0 +1,120 @@
+"""Hashing a run's big input files on a thread while gitcache starts up.
+
+A first `gitcache run` of a step reading a big file must hash that file for the
+signature (~0.17 s per 200 MB here) before anything else can happen, and Python's
+imports take about as long on one core. So `gitcache run`, before it imports the
+engine, reads gitcache.toml with tomllib alone and hands the big input files that
+the stat cache cannot answer for to `filehash.hash_ahead`; `filehash.hash_file`
+then takes their blob ids from there (or hashes a file itself if the thread has not
+begun it). A guess that is wrong costs a wasted read, never a wrong id: an id hashed
+ahead is used only for the very file (device, inode, size, times) it was read from.
+
+Only what is certain to be hashed is guessed: plain files (no glob, no template, no
+sweep) that no step produces, of steps the command runs, at least MIN_SIZE bytes,
+changed since the stat cache was last written (the cache trusts no row of a file
+newer than itself). Anything unusual (another workflow file, task files, an option
+not listed here, a mode that may not hash inputs) skips the guess.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+MIN_SIZE: Final = 8 * 2**20  # bytes: smaller files hash in a few milliseconds
+MAX_FILES: Final = 16
+_STATCACHE: Final = "gitcache/statcache-v2.json"  # in the worktree's git dir (statcache.py)
+_FLAGS: Final = frozenset({"-q", "--quiet", "-k", "--keep-going"})
+_VALUED: Final = frozenset({"-j", "--jobs", "-p", "--param", "--remote"})
+_HASHING_MODES: Final = frozenset({"default", "force", "build", "assert"})
+
+
+def run_arguments(params: Mapping[str, Any], args: Sequence[str]) -> None:
+    """Start hashing ahead for `gitcache [global options] run ARGS` (never raises: a
+    guess that cannot be made is no guess)."""
+    try:
+        targets = _targets(args)
+        if targets is None or params.get("workflow_file") is not None:
+            return
+        directory = params.get("directory") or Path(".")
+        found = _candidates(os.path.realpath(directory), targets)
+        if found:
+            from gitcache.filehash import hash_ahead
+
+            hash_ahead(*found)
+    except Exception:  # an optimisation: the run itself reports problems
+        return
+
+
+def _targets(args: Sequence[str]) -> list[str] | None:
+    """The step names of `run ARGS`, or None when the guess should not be made."""
+    targets: list[str] = []
+    items = iter(args)
+    for arg in items:
+        if arg in _FLAGS:
+            continue
+        if arg in _VALUED:
+            next(items, None)
+        elif arg in ("-s", "--signature-mode"):
+            if next(items, None) not in _HASHING_MODES:
+                return None
+        elif arg.startswith("-") or arg.endswith(".json") or "[" in arg:
+            return None
+        else:
+            targets.append(arg)
+    return targets
+
+
+def _candidates(start: str, targets: Sequence[str]) -> tuple[list[str], str] | None:
+    """(absolute paths of the files to hash ahead, the directory for a clock file)."""
+    import tomllib
+
+    from gitcache.gitread import find_repository
+
+    dirs = find_repository(start)
+    if dirs is None:
+        return None
+    root = dirs.root
+    with open(os.path.join(root, "gitcache.toml"), "rb") as handle:
+        steps = tomllib.load(handle).get("steps")
+    if not isinstance(steps, dict):
+        return None
+    produced: list[str] = []
+    wanted: list[str] = []
+    for name, spec in steps.items():
+        if not isinstance(spec, dict):
+            return None
+        outputs, inputs = spec.get("outputs", []), spec.get("inputs", [])
+        if not isinstance(outputs, list) or not isinstance(inputs, list):
+            return None
+        produced += [_inside(root, p) or "" for p in outputs]
+        if spec.get("matrix") is not None or spec.get("foreach") is not None:
+            continue  # paths are templates
+        if not targets or name in targets:
+            wanted += [p for p in (_inside(root, p) for p in inputs) if p]
+    try:
+        reference = os.stat(os.path.join(dirs.git_dir, _STATCACHE)).st_mtime_ns
+    except OSError:
+        reference = -1
+    paths: list[str] = []
+    for path in dict.fromkeys(wanted):
+        if any(path == out or path.startswith(out + "/") for out in produced if out):
+            continue  # some step writes it: not its content now
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size >= MIN_SIZE and st.st_mtime_ns >= reference:
+            paths.append(path)
+    return (paths[:MAX_FILES], os.path.join(dirs.git_dir, "gitcache")) if paths else None
+
+
+def _inside(root: str, path: object) -> str | None:
+    """The absolute form of a declared path, if it is a plain one inside root."""
+    if not isinstance(path, str) or not path.strip() or any(c in path for c in "{}*?["):
+        return None
+    joined = os.path.normpath(os.path.join(root, path))
+    return joined if joined.startswith(root.rstrip("/") + "/") else None
