@@ -72,12 +72,10 @@ def _candidates(start: str, targets: Sequence[str]) -> tuple[list[str], str] | N
     """(absolute paths of the files to hash ahead, the directory for a clock file)."""
     import tomllib
 
-    from gitcache.gitread import find_repository
-
-    dirs = find_repository(start)
-    if dirs is None:
+    found = _repository(start)
+    if found is None:
         return None
-    root = dirs.root
+    root, git_dir = found
     with open(os.path.join(root, "gitcache.toml"), "rb") as handle:
         steps = tomllib.load(handle).get("steps")
     if not isinstance(steps, dict):
@@ -96,7 +94,7 @@ def _candidates(start: str, targets: Sequence[str]) -> tuple[list[str], str] | N
         if not targets or name in targets:
             wanted += [p for p in (_inside(root, p) for p in inputs) if p]
     try:
-        reference = os.stat(os.path.join(dirs.git_dir, _STATCACHE)).st_mtime_ns
+        reference = os.stat(os.path.join(git_dir, _STATCACHE)).st_mtime_ns
     except OSError:
         reference = -1
     paths: list[str] = []
@@ -109,7 +107,28 @@ def _candidates(start: str, targets: Sequence[str]) -> tuple[list[str], str] | N
             continue
         if stat.S_ISREG(st.st_mode) and st.st_size >= MIN_SIZE and st.st_mtime_ns >= reference:
             paths.append(path)
-    return (paths[:MAX_FILES], os.path.join(dirs.git_dir, "gitcache")) if paths else None
+    return (paths[:MAX_FILES], os.path.join(git_dir, "gitcache")) if paths else None
+
+
+def _repository(start: str) -> tuple[str, str] | None:
+    """(worktree root, its git dir) of the repository holding `start`, found the plain
+    way (gitread.find_repository is exact but costs a no-op run more to import): a
+    `.git` directory, or a linked worktree's `.git` file, in start or a parent."""
+    path = start
+    while True:
+        dot_git = os.path.join(path, ".git")
+        if os.path.isdir(dot_git):
+            return path, dot_git
+        if os.path.isfile(dot_git):
+            with open(dot_git, encoding="utf-8") as handle:
+                text = handle.read(4096)
+            if not text.startswith("gitdir: "):
+                return None
+            return path, os.path.normpath(os.path.join(path, text[8:].strip()))
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
 
 
 def _inside(root: str, path: object) -> str | None:

@@ -144,3 +144,15 @@ def test_a_run_records_the_ids_of_inputs_hashed_ahead(repo: Repo) -> None:
         record = json.loads(repo.git("show", f"refs/gitcache/step/{step}:record.json"))
         assert record["components"]["inputs"][name] == repo.blob(name)
     assert "3 up to date" in repo.process("run", "copy", "other").stderr
+
+
+def test_a_linked_worktree_guesses_against_its_own_stat_cache(repo: Repo) -> None:
+    from gitcache.gitrepo import GitRepo
+    from gitcache.prefetch import _repository
+
+    linked = repo.root.parent / "linked"
+    repo.git("worktree", "add", "-q", str(linked))
+    found = _repository(os.path.realpath(linked / "data"))
+    assert found is not None
+    assert Path(found[1]) / "gitcache" == GitRepo.discover(linked).worktree_state_dir
+    assert found[0] == os.path.realpath(linked)
