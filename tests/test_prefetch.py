@@ -66,6 +66,12 @@ def reads() -> Iterator[list[str]]:
     filehash._hash_open = original
 
 
+def _hashed_ahead() -> None:
+    """Wait until the thread hashing ahead has finished its file."""
+    (entry,) = filehash._ahead.values()
+    assert entry.done.wait(60)
+
+
 def test_the_arguments_of_run_decide_whether_to_guess() -> None:
     assert _targets([]) == []
     assert _targets(["copy", "-j", "2", "-q", "-p", "x=1", "other"]) == ["copy", "other"]
@@ -101,6 +107,7 @@ def test_an_id_hashed_ahead_is_taken_without_reading_again(
 ) -> None:
     path = repo.root / "data" / "big.bin"
     hash_ahead([str(path)], str(tmp_path / "clock"))
+    _hashed_ahead()
     assert hash_file(path, "data/big.bin")[0] == repo.blob("data/big.bin")
     assert reads == ["gitcache-hash-ahead"]
     assert hash_file(path, "data/big.bin")[0] == repo.blob("data/big.bin")  # once only
@@ -112,11 +119,8 @@ def test_a_file_changed_after_it_was_hashed_ahead_is_read_again(
 ) -> None:
     path = repo.root / "data" / "big.bin"
     hash_ahead([str(path)], str(tmp_path / "clock"))
-    deadline = time.monotonic() + 30
-    while reads != ["gitcache-hash-ahead"] and time.monotonic() < deadline:
-        time.sleep(0.01)
-    entry = next(iter(filehash._ahead.values()))
-    assert entry.done.wait(30)
+    _hashed_ahead()
+    assert reads == ["gitcache-hash-ahead"]
     time.sleep(0.01)
     _big(path, 9)  # same size, same inode, new bytes and times
     assert hash_file(path, "data/big.bin")[0] == repo.blob("data/big.bin")
@@ -132,6 +136,7 @@ def test_a_file_not_older_than_the_clock_is_not_taken(
     later = time.time_ns() + 3600 * 10**9
     os.utime(path, ns=(later, later))
     hash_ahead([str(path)], str(tmp_path / "clock"))
+    _hashed_ahead()
     assert hash_file(path, "data/big.bin")[0] == repo.blob("data/big.bin")
     assert reads == ["MainThread"]
     assert not list((tmp_path / "clock").iterdir())  # the clock file is gone
