@@ -395,3 +395,27 @@ def test_a_loose_object_longer_than_its_header_says_is_not_inflated_in_full(
     assert loose_blob(objects, oid) is None  # left to libgit2, which refuses it
     path.write_bytes(zlib.compress(b"blob 5\0hello"))
     assert b"".join(loose_blob(objects, oid) or [b"?"]) == b"hello"
+
+
+def test_a_chunk_write_that_fails_stops_the_store_with_its_error(tmp_path: Path) -> None:
+    """A writing thread's error (a full disk) reaches the caller: the reading thread,
+    which may be waiting for a window the failed chunk belongs to, does not hang."""
+    import errno
+    import threading
+
+    path = tmp_path / "f"
+    path.write_bytes(_random(11, 80 * 2**20))
+    calls = 0
+    lock = threading.Lock()
+
+    def put(_oid: str, _content: object) -> None:
+        nonlocal calls
+        with lock:
+            calls += 1
+            if calls >= 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as raised:
+        store_path(path, put)
+    assert raised.value.errno == errno.ENOSPC
+    assert calls < 32  # it stopped: 80 MB is ~32 chunks
