@@ -118,10 +118,10 @@ def _windows(
 
     The bytes are read once into a window and never copied out: FastCDC cuts the
     window in place, and the writing threads hash and write views of it. A chunk
-    whose cut saw less than MAX_CHUNK bytes before the window's end (and not the end
-    of the file) is not final: it and what follows are moved to the start of the
-    other window and cut again with more bytes after them. So every cut sees what
-    pyfastcdc's cut_stream would (MAX_CHUNK bytes, or the rest of the file): the
+    that would start less than MAX_CHUNK bytes before the window's end (and not with
+    the end of the file in it) is not cut there: those bytes are moved to the start
+    of the other window and cut with more after them. So every cut sees what
+    pyfastcdc's cut_stream gives it (MAX_CHUNK bytes, or the rest of the file): the
     same chunks. Raises FileChanged when the file holds another number of bytes."""
     cutter = chunker()
     windows = (_Window(), _Window())
@@ -141,15 +141,16 @@ def _windows(
         last = consumed == size
         if last and reader.read(1):  # it grew
             raise FileChanged(errno.EAGAIN, "the file changed while it was read")
-        tail = filled
-        for chunk in cutter.cut_buf(view[:filled]):
-            start: int = chunk.offset
-            if not last and filled - start < MAX_CHUNK:
-                tail = start  # cut with too few bytes after it: cut again, later
-                break
+        cuts = cutter.cut_buf(view[:filled])
+        start = 0  # where the next chunk starts
+        # A chunk is cut only with MAX_CHUNK bytes after its start (or the file's end):
+        # with fewer, it waits for the next window, where those bytes are moved.
+        while (last or filled - start >= MAX_CHUNK) and (chunk := next(cuts, None)):
             yield view[start : start + chunk.length], window
+            start += chunk.length
         if last:
             return
+        tail = start
         turn = 1 - turn
         following = windows[turn]
         with done:  # its chunks written: it can be refilled
