@@ -14,7 +14,7 @@ import pytest
 
 from gitcache import filehash
 from gitcache.filehash import hash_ahead, hash_file
-from gitcache.prefetch import MIN_SIZE, _candidates, _targets
+from gitcache.prefetch import MIN_SIZE, _candidates, _core_to_spare, _targets
 from tests.helpers import Repo
 
 TOML = """\
@@ -79,6 +79,12 @@ def test_the_arguments_of_run_decide_whether_to_guess() -> None:
     for args in (["-s", "ignore"], ["-s", "skip"], ["-f", "x.toml"], ["t/a.json"], ["-n"]):
         assert _targets(args) is None, args
     assert _targets(["train[lr=0.1]"]) is None
+
+
+def test_no_guess_without_an_idle_core() -> None:
+    assert _core_to_spare(0.2, 2) and _core_to_spare(1.4, 2) and _core_to_spare(5.0, 8)
+    assert not _core_to_spare(1.5, 2) and not _core_to_spare(3.4, 2)
+    assert not _core_to_spare(0.0, 1)  # one CPU: nothing to hash beside
 
 
 def test_only_big_plain_inputs_no_step_writes_are_guessed(repo: Repo) -> None:
