@@ -55,8 +55,8 @@ def _core_to_spare(load: float | None = None, cpus: int | None = None) -> bool:
     """Whether a core is likely idle: two CPUs or more for this process, and the
     1-minute load average at least half a CPU under their number. Without one, the
     two threads only take turns (measured on two cores busy with other jobs: the
-    step's command started 0.04-0.11 s later, in medians of 10-12 runs, than with
-    the input hashed after the imports)."""
+    step's command started 0.06-0.11 s later than with the input hashed after the
+    imports, in the medians of three series of 10-12 runs; 0.03 s sooner in a fourth)."""
     try:
         load = os.getloadavg()[0] if load is None else load
         cpus = len(os.sched_getaffinity(0)) if cpus is None else cpus
