@@ -594,7 +594,7 @@ class Engine:
         one timestamp tick keeps the stat (git's racily-clean rule).
         """
         worktree = self.project.worktree
-        now = worktree.expand(evaluation.step.inputs)
+        now = worktree.expand(evaluation.step.signed_inputs)
         for path in sorted(set(now.files) | set(now.dangling) | set(evaluation.inputs)):
             state = worktree.state(path, follow=True, racy_from=started)
             if (None if state is None else state.oid) != evaluation.inputs.get(path):
@@ -772,7 +772,7 @@ class Engine:
             outputs += files
         if not outputs:
             return False
-        inputs = worktree.expand(step.inputs)
+        inputs = worktree.expand(step.signed_inputs)
         if inputs.missing:
             return False
         root = self.project.repo.root

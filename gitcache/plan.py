@@ -155,7 +155,7 @@ class Planner:
         inputs: dict[str, str] = {}
         missing: list[str] = []
         if not unknown:
-            expansion = worktree.expand(step.inputs)
+            expansion = worktree.expand(step.signed_inputs)
             for path in expansion.files:
                 if self.exact and path not in self.overlay and self._removed_by_restore(path):
                     continue
@@ -163,7 +163,7 @@ class Planner:
                 if state is not None:
                     inputs[path] = state.oid
             for path in self.overlay:
-                if path not in inputs and any(input_covers(p, path) for p in step.inputs):
+                if path not in inputs and any(input_covers(p, path) for p in step.signed_inputs):
                     followed = self._input_state(path)
                     if followed is not None:
                         inputs[path] = followed.oid

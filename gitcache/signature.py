@@ -43,10 +43,11 @@ def shell_components(
             )
     # An item of a sweep: its axis values (or foreach path) are parameters it uses.
     values, item = format_values(step, params)
+    listed = sorted(p for p in inputs if p not in step.implied)  # what `{inputs}` gives
     try:
-        rendered = interpolate.render(step.run, values, sorted(inputs), step.outputs, item)
+        rendered = interpolate.render(step.run, values, listed, step.outputs, item)
     except interpolate.FIELD_ERRORS:
-        why = interpolate.problem(step.run, values, sorted(inputs), step.outputs, item)
+        why = interpolate.problem(step.run, values, listed, step.outputs, item)
         raise ConfigError(f"step {step.key!r}: cannot fill in its command: {why}") from None
     return Components(
         format=SIGNATURE_FORMAT,

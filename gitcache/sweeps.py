@@ -240,8 +240,16 @@ def make_item(
             raise ConfigError(
                 f"{where}.outputs: item {label(step.name, values)} gives {out!r}, a glob"
             )
+    # A foreach item's file is what its command works on: its content counts even where
+    # `inputs` does not name it (else editing the file would leave a stale record).
+    implied = (path,) if path and not any(input_covers(i, path) for i in inputs) else ()
     return replace(
-        step, inputs=inputs, outputs=outputs, item=values, label=label(step.name, values)
+        step,
+        inputs=inputs,
+        outputs=outputs,
+        item=values,
+        label=label(step.name, values),
+        implied=implied,
     )
 
 

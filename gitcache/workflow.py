@@ -84,6 +84,15 @@ class Step:
     sweep: Sweep | None = None
     item: dict[str, Any] | None = None  # an item's axis -> value, or {"item": path}
     label: str = ""
+    # Files read beyond the declared inputs: a foreach item's own file when no declared
+    # input covers it (the command reads `{item}`, so its content must count). In the
+    # signature's inputs, never in `{inputs}`.
+    implied: tuple[str, ...] = ()
+
+    @property
+    def signed_inputs(self) -> tuple[str, ...]:
+        """The inputs whose blob ids enter the signature: declared, then implied."""
+        return self.inputs + self.implied if self.implied else self.inputs
 
     @property
     def run(self) -> str:
