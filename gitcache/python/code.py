@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -75,9 +76,14 @@ class CodeDocument:
     cells: list[tuple[types.CellType, Any]] = field(default_factory=list)
     # key -> hash of its entry, for the entries whose hash came with their cached form
     digests: dict[str, str] = field(default_factory=dict)
+    # (form, how to compute it again) of every constant that can change in place (a
+    # dict, a list, an array, an object's attributes): the same object, mutated, is
+    # another constant.
+    mutables: list[tuple[Any, Callable[[], Any]]] = field(default_factory=list)
 
     def still_valid(self) -> bool:
-        """Whether every binding the document was built from still holds the same object."""
+        """Whether every binding the document was built from still holds the same object,
+        and every mutable constant still has the value it had."""
         for namespace, name, value in self.bindings:
             if namespace.get(name, _MISSING) is not value:
                 return False
@@ -87,7 +93,7 @@ class CodeDocument:
                     return False
             except ValueError:  # emptied
                 return False
-        return True
+        return all(compute() == form for form, compute in self.mutables)
 
 
 def json_constant(value: Any) -> Any:
@@ -522,6 +528,18 @@ class CodeWalker:
         if isinstance(value, types.ModuleType):
             self._module(value, attrs)
             return
+        if isinstance(value, functools.partial):
+            # `triple = partial(mul, 3)`: mul's code and the bound arguments count.
+            self._visit(value.func, [], f"{key}.<partial>")
+            bound = [list(value.args), dict(value.keywords)]
+            self._put_constant(f"{key}.<partial args>", bound)
+            return
+        if isinstance(value, types.MethodType):
+            # `apply = helper.apply`: the method's code and the object (or class) it is
+            # bound to.
+            self._visit(value.__func__, [], f"{key}.<method>")
+            self._visit(value.__self__, [], f"{key}.<self>")
+            return
         step_function = getattr(value, "__gitcache_function__", None)
         if step_function is not None:  # another step: its function is code we use
             value = step_function
@@ -547,12 +565,23 @@ class CodeWalker:
             else:
                 self._class(value)
             return
-        if isinstance(value, types.BuiltinFunctionType | types.MethodType):
+        if isinstance(value, types.BuiltinFunctionType):
             self._outside(value)
             return
         if key in self._doc.entries:
             return
-        self._put(key, ["constant", self._constant(value, key)], None)
+        self._put_constant(key, value)
+
+    def _put_constant(self, key: str, value: Any) -> None:
+        assert self._doc is not None
+        kind = type(value)
+        filename = _filename_of(kind)
+        if filename is not None and self.location(filename) is not None:
+            self._visit(kind, [], key)  # an object of the repository's class: its code
+        form = self._constant(value, key)
+        self._put(key, ["constant", form], None)
+        if not _immutable(value):
+            self._doc.mutables.append((form, lambda: self._constant(value, key)))
 
     def _module(self, module: types.ModuleType, attrs: list[str]) -> None:
         assert self._doc is not None
@@ -629,10 +658,26 @@ class CodeWalker:
             except (TypeError, ValueError):
                 pass
         # Neither a literal nor a value the codecs know (a logger, a lock, a client):
-        # its type counts, not its state.
+        # its type counts, and its attributes where they are such values (an object of
+        # the repository's own class, `helper = Helper(k=3)`).
         kind = type(value)
         self._outside(value)
+        state = getattr(value, "__dict__", None)
+        if isinstance(state, dict) and state and self._encode is not None:
+            try:
+                return ["object", f"{kind.__module__}.{kind.__qualname__}", self._encode(state)]
+            except (TypeError, ValueError):
+                pass
         return ["object", f"{kind.__module__}.{kind.__qualname__}"]
+
+
+def _immutable(value: Any) -> bool:
+    """Whether a constant can never change in place (so its object identity is enough)."""
+    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+        return True
+    if isinstance(value, tuple | frozenset):
+        return all(_immutable(v) for v in value)
+    return False
 
 
 def _filename_of(obj: Any) -> str | None:

@@ -333,7 +333,7 @@ class Signer:
             return self._code
         constants = Fingerprinter(blob_of=_no_files, class_key=self.class_key(root))
         try:
-            walker = CodeWalker(root, lambda v: constants(v, "constant"), forms, hash_json)
+            walker = CodeWalker(root, _constant_encoder(constants), forms, hash_json)
             document = walker.document(self.func)
         except CodeError as exc:
             if forms is not None:
@@ -429,6 +429,20 @@ class Signer:
 
 def _is_union(hint: Any) -> bool:
     return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _constant_encoder(constants: Fingerprinter) -> Callable[[Any], Any]:
+    """A module-level value's fingerprint; TypeError for a value the codecs do not know
+    (a logger, a lock, a client: the code walker then counts its type), never the
+    ArgumentError that would make every call of the step fail."""
+
+    def encode(value: Any) -> Any:
+        try:
+            return constants(value, "constant")
+        except ArgumentError as exc:
+            raise TypeError(exc.message) from None
+
+    return encode
 
 
 def _no_files(path: Path) -> str:

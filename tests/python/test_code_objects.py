@@ -1,0 +1,105 @@
+"""Module-level values that are neither literals nor functions: loggers, partials, bound
+methods, objects of the repository's classes, constants mutated in place."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitcache.python.signing import Code
+from tests.python.conftest import PyRepo
+
+OBJECTS = """
+import functools
+import logging
+import threading
+import gitcache
+
+log = logging.getLogger(__name__)
+lock = threading.Lock()
+
+def mul(a: int, b: int) -> int:
+    return a * b
+
+triple = functools.partial(mul, 3)
+
+class Helper:
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def apply(self, x: int) -> int:
+        return x + self.k
+
+helper = Helper(10)
+bound = helper.apply
+
+@gitcache.step
+def uses_log(x: int) -> int:
+    log.info("x=%s", x)
+    with lock:
+        return x + 1
+
+@gitcache.step
+def uses_partial(x: int) -> int:
+    return triple(x)
+
+@gitcache.step
+def uses_object(x: int) -> int:
+    return helper.apply(x)
+
+@gitcache.step
+def uses_bound(x: int) -> int:
+    return bound(x)
+"""
+
+
+def _code(pyrepo: PyRepo, source: str, name: str) -> Code:
+    module = pyrepo.module("objects.py", source)
+    return getattr(module, name).signer.code(pyrepo.root)  # type: ignore[no-any-return]
+
+
+def test_a_step_using_a_logger_or_a_lock_runs_and_loads(pyrepo: PyRepo) -> None:
+    module = pyrepo.module("objects.py", OBJECTS)
+    assert module.uses_log(1) == 2
+    assert module.uses_partial(2) == 6
+    assert module.uses_object(1) == 11
+    assert module.uses_bound(1) == 11
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "name"),
+    [
+        ("partial(mul, 3)", "partial(mul, 4)", "uses_partial"),
+        ("return a * b", "return a * b + 1", "uses_partial"),
+        ("Helper(10)", "Helper(20)", "uses_object"),
+        ("return x + self.k", "return x - self.k", "uses_object"),
+        ("Helper(10)", "Helper(20)", "uses_bound"),
+        ("return x + self.k", "return x - self.k", "uses_bound"),
+    ],
+)
+def test_what_an_object_holds_and_its_classs_code_count(
+    pyrepo: PyRepo, old: str, new: str, name: str
+) -> None:
+    changed = OBJECTS.replace(old, new)
+    assert changed != OBJECTS
+    assert _code(pyrepo, changed, name) != _code(pyrepo, OBJECTS, name)
+
+
+MUTABLE = """
+import gitcache
+
+CONFIG = {"scale": 1}
+
+@gitcache.step
+def scaled(x: int) -> int:
+    return x * CONFIG["scale"]
+"""
+
+
+def test_a_constant_mutated_in_place_is_another_constant(pyrepo: PyRepo) -> None:
+    module = pyrepo.module("mutable.py", MUTABLE)
+    assert module.scaled(3) == 3
+    assert module.scaled(3) == 3  # from memory
+    module.CONFIG["scale"] = 5
+    assert module.scaled(3) == 15
+    module.CONFIG["scale"] = 1
+    assert module.scaled(3) == 3
