@@ -487,7 +487,16 @@ class Engine:
         except StepFailed as exc:
             return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
         for declared in step.outputs:  # as make users expect: the command only writes files
-            (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
+            parent = (self.project.repo.root / declared).parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file where a directory must be, no permission...
+                where = parent.relative_to(self.project.repo.root).as_posix()
+                why = exc.strerror or str(exc)
+                detail = f"cannot make the directory {where!r} of output {declared!r}: {why}"
+                if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+                    detail += " (a file is in the way: move it, or remove it)"
+                return StepResult(step.key, "failed", evaluation.signature, detail=detail)
         # The scratch directory goes whatever happens (a signal included); one left by a
         # process killed with -9 goes at the start of a later run (scratch.py).
         with self._scratch(step) as scratch:
