@@ -128,3 +128,28 @@ def test_bad_selection(make: Callable[..., Repo], args: list[str], expected: str
     assert result.stderr.strip().splitlines() == [expected] or expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert repo.refs() == {}
+
+
+@pytest.mark.parametrize(
+    ("foreach", "output"),
+    [
+        ("data/*", "data/{item.name}.out"),
+        ("data/", "data/out/{item.stem}"),
+        ("**/*.txt", "o/{item.stem}.txt"),
+    ],
+)
+def test_a_foreach_writing_what_it_matches_is_refused(
+    make: Callable[..., Repo], foreach: str, output: str
+) -> None:
+    # Each run would make an item of the last run's output: data/a, data/a.out, ...
+    toml = f'[steps.s]\nforeach = "{foreach}"\noutputs = ["{output}"]\nrun = "cat {{item}} > {{outputs}}"\n'
+    repo = make({"gitcache.toml": toml, "data/a.txt": "a\n"})
+    for command in (["run"], ["status"]):
+        result = repo.run(*command)
+        assert result.exit_code == 2, (command, result.stderr)
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(
+            "gitcache: error: gitcache.toml: steps.s.outputs: item s[data/a.txt]"
+        )
+        assert "which its own foreach" in line, line
+    assert repo.refs() == {}
