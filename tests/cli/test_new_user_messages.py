@@ -1,0 +1,43 @@
+"""What a new user meets first: an empty workflow file, outputs one inside another."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.helpers import Repo
+
+
+def test_an_empty_workflow_says_there_is_nothing_to_run(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": "# nothing yet\n"})
+    result = repo.run("run")
+    assert result.exit_code == 0
+    assert result.stderr.strip() == "gitcache: no steps to run"
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            '[steps.a]\noutputs = ["d", "d/p"]\nrun = "true"\n',
+            "gitcache.toml: step 'a' declares output 'd/p' inside its output 'd'",
+        ),
+        (
+            '[steps.a]\noutputs = ["d/p"]\nrun = "true"\n[steps.b]\noutputs = ["d"]\nrun = "true"\n',
+            "gitcache.toml: steps 'a' and 'b' both declare output 'd/p' (one declares 'd', "
+            "which holds it)",
+        ),
+        (
+            '[steps.a]\noutputs = ["d"]\nrun = "true"\n[steps.b]\noutputs = ["./d"]\nrun = "true"\n',
+            "gitcache.toml: steps 'a' and 'b' both declare output 'd'",
+        ),
+    ],
+)
+def test_overlapping_outputs_are_named_plainly(
+    make: Callable[..., Repo], toml: str, expected: str
+) -> None:
+    repo = make({"gitcache.toml": toml})
+    result = repo.run("run")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"gitcache: error: {expected}"
