@@ -335,19 +335,24 @@ class Signer:
         try:
             walker = CodeWalker(root, _constant_encoder(constants), forms, hash_json)
             document = walker.document(self.func)
-        except CodeError as exc:
+            known_hashes = document.digests  # those that came with their cached forms
+            hashes = {k: known_hashes.get(k) or hash_json(v) for k, v in document.entries.items()}
+        except (CodeError, UnicodeEncodeError) as exc:
             if forms is not None:
                 forms.save()
+            why = (
+                f"its code holds a string that is not valid Unicode ({exc.reason})"
+                if isinstance(exc, UnicodeEncodeError)
+                else str(exc)
+            )
             raise StepDefinitionError(
-                f"step {self.options.name}: {exc}",
+                f"step {self.options.name}: {why}",
                 hint='give the step a version="..." to take responsibility for its code',
             ) from None
         if forms is not None:
             # Written now, not at exit: a process pool's worker ends without running
             # atexit handlers (os._exit), and would leave every form to parse again.
             forms.save()
-        known_hashes = document.digests  # those that came with their cached forms
-        hashes = {k: known_hashes.get(k) or hash_json(v) for k, v in document.entries.items()}
         main = hashes.pop(document.main)
         self._code = Code(main, hashes, document)
         return self._code

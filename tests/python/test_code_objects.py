@@ -3,8 +3,11 @@ methods, objects of the repository's classes, constants mutated in place."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from gitcache.python.errors import ArgumentError, StepDefinitionError
 from gitcache.python.signing import Code
 from tests.python.conftest import PyRepo
 
@@ -103,3 +106,32 @@ def test_a_constant_mutated_in_place_is_another_constant(pyrepo: PyRepo) -> None
     assert module.scaled(3) == 15
     module.CONFIG["scale"] = 1
     assert module.scaled(3) == 3
+
+
+SURROGATES = """
+import gitcache
+
+@gitcache.step
+def length(x: str) -> int:
+    return len(x)
+
+@gitcache.step
+def keys(x: dict[str, int]) -> int:
+    return len(x)
+
+@gitcache.step
+def odd(x: int) -> str:
+    return "a" if x else "\\ud800"
+"""
+
+
+def test_strings_utf8_cannot_encode_are_errors_naming_where(pyrepo: PyRepo) -> None:
+    module = pyrepo.module("surrogates.py", SURROGATES)
+    name = os.fsdecode(b"caf\xe9.csv")  # a file name that is not UTF-8: a lone surrogate
+    with pytest.raises(ArgumentError, match="argument x: a string that is not valid Unicode"):
+        module.length(name)
+    with pytest.raises(ArgumentError, match="argument x key: a string that is not valid"):
+        module.keys({name: 1})
+    with pytest.raises(StepDefinitionError, match="step odd: its code holds a string"):
+        module.odd(1)
+    assert module.length("caf\u00e9.csv") == 8  # valid non-ASCII text is fine
