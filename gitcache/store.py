@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from gitcache.errors import GitcacheError, RecordNotFound, UnsafeRecord
+from gitcache.errors import GitcacheError, RecordNotFound, UnsafeRecord, command_line_text
 from gitcache.gitrepo import MODE_FILE, MODE_TREE, GitRepo, RefConflict, RefUpdate, TreeEntry
 from gitcache.latest import ITEM_PREFIX as ITEM_PREFIX  # re-exported: refs/gitcache/item/
 from gitcache.latest import STEP_PREFIX as STEP_PREFIX  # re-exported: refs/gitcache/step/
@@ -343,6 +343,7 @@ class RecordStore:
 
     def resolve(self, ident: str, steps: Sequence[str] = ()) -> StoredRecord:
         """A record from a step name, a (short) signature or a (short) record commit id."""
+        command_line_text(ident, "record or step")
         if ident in steps:
             found = self.latest(ident)
             if found is None:

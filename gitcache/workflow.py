@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from gitcache import interpolate
-from gitcache.errors import ConfigError
+from gitcache.errors import ConfigError, command_line_text
 from gitcache.graph import StepGraph, is_glob
 from gitcache.params import DateTime, check_params, problem, toml_type
 from gitcache.record import check_relative_path
@@ -314,7 +314,7 @@ def _axis_value(name: str, text: str, values: tuple[Any, ...]) -> Any:
 
 def split_assignment(item: str, flag: str) -> tuple[str, str]:
     """NAME and VALUE of a `NAME=VALUE` given with `flag` (ConfigError if malformed)."""
-    name, sep, text = item.partition("=")
+    name, sep, text = command_line_text(item, flag).partition("=")
     name = name.strip()
     if not sep or not name:
         raise ConfigError(f"{flag} {item!r}: expected NAME=VALUE")
