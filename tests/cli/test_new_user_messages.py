@@ -41,3 +41,17 @@ def test_overlapping_outputs_are_named_plainly(
     result = repo.run("run")
     assert result.exit_code == 2
     assert result.stderr.strip() == f"gitcache: error: {expected}"
+
+
+@pytest.mark.parametrize("name", ["inputs", "outputs"])
+def test_a_parameter_named_like_the_paths_is_refused(make: Callable[..., Repo], name: str) -> None:
+    # `{inputs}` is always the step's inputs: such a parameter (and `-p inputs=...`) did nothing.
+    toml = f'[params]\n{name} = 1\n\n[steps.a]\noutputs = ["o"]\nrun = "echo {{{name}}} > o"\n'
+    repo = make({"gitcache.toml": toml})
+    result = repo.run("run")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"gitcache: error: gitcache.toml: params.{name}: the name is reserved "
+        f"({{{name}}} is the step's {name}); rename the parameter"
+    )
+    assert repo.refs() == {}
