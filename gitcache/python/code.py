@@ -638,6 +638,41 @@ class CodeWalker:
                 self._doc.cells.append((cell, value))
                 self._visit(value, [], f"{self.key_of(method)}.<closure>.{name}")
 
+    def _container(self, value: Any, key: str) -> Any:
+        """A list, tuple, set or dict holding code (`OPS = {"add": add}`, `PIPE = [f, g]`):
+        each function, class or module in it is followed as code and named by its key,
+        the other elements are constants; None for any other value."""
+        if isinstance(value, dict):
+            pairs = [
+                [self._element(k, f"{key}.<key>"), self._element(v, f"{key}[{i}]")]
+                for i, (k, v) in enumerate(value.items())
+            ]
+            pairs.sort(key=repr)
+            return ["dict", pairs]
+        if isinstance(value, list | tuple):
+            elements = [self._element(v, f"{key}[{i}]") for i, v in enumerate(value)]
+            return [type(value).__name__, elements]
+        if isinstance(value, set | frozenset):
+            items = [self._element(v, f"{key}{{}}") for v in value]
+            items.sort(key=repr)
+            return [type(value).__name__, items]
+        return None
+
+    def _element(self, value: Any, key: str) -> Any:
+        if _is_code(value):
+            self._visit(value, [], key)
+            if isinstance(value, types.FunctionType | type):
+                filename = _filename_of(value)
+                if filename is not None and self.location(filename) is not None:
+                    return ["code", self.key_of(value)]
+                return ["code", f"{value.__module__}.{value.__qualname__}"]
+            if isinstance(value, types.BuiltinFunctionType):  # `len`, `math.sqrt`
+                return ["code", f"{value.__module__}.{value.__qualname__}"]
+            if isinstance(value, types.ModuleType):
+                return ["code", value.__name__]
+            return ["code", key]
+        return self._constant(value, key)
+
     def _outside(self, value: Any) -> None:
         assert self._doc is not None
         module = getattr(value, "__module__", None) or ""
@@ -650,6 +685,9 @@ class CodeWalker:
             return json_constant(value)
         except TypeError:
             pass
+        found = self._container(value, key)
+        if found is not None:
+            return found
         if isinstance(value, typing.TypeVar) or type(value).__module__ in ("typing", "types"):
             return ["typing", repr(value)]
         if self._encode is not None:
@@ -669,6 +707,24 @@ class CodeWalker:
             except (TypeError, ValueError):
                 pass
         return ["object", f"{kind.__module__}.{kind.__qualname__}"]
+
+
+def _is_code(value: Any) -> bool:
+    """A module, function, class, partial, bound method or wrapped callable: what the
+    walker follows as code rather than taking as a value."""
+    if isinstance(
+        value,
+        types.ModuleType
+        | types.FunctionType
+        | type
+        | functools.partial
+        | types.MethodType
+        | types.BuiltinFunctionType,
+    ):
+        return True
+    if getattr(value, "__gitcache_function__", None) is not None:
+        return True
+    return callable(value) and hasattr(value, "__wrapped__")
 
 
 def _immutable(value: Any) -> bool:

@@ -135,3 +135,47 @@ def test_strings_utf8_cannot_encode_are_errors_naming_where(pyrepo: PyRepo) -> N
     with pytest.raises(StepDefinitionError, match="step odd: its code holds a string"):
         module.odd(1)
     assert module.length("caf\u00e9.csv") == 8  # valid non-ASCII text is fine
+
+
+TABLES = """
+import math
+import gitcache
+
+def add(x: int) -> int:
+    return x + 1
+
+def mul(x: int) -> int:
+    return x * 2
+
+OPS = {"add": add, "mul": mul}
+PIPE = [add, mul, math.floor]
+
+@gitcache.step
+def dispatch(op: str, x: int) -> int:
+    return OPS[op](x)
+
+@gitcache.step
+def chain(x: int) -> int:
+    for f in PIPE:
+        x = f(x)
+    return x
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changes"),
+    [
+        ("return x + 1", "return x + 5", {"dispatch", "chain"}),  # a helper in both tables
+        ('{"add": add, "mul": mul}', '{"add": mul, "mul": add}', {"dispatch"}),
+        ("[add, mul, math.floor]", "[mul, add, math.floor]", {"chain"}),
+        ("math.floor]", "math.ceil]", {"chain"}),
+    ],
+)
+def test_functions_in_module_level_tables_count_as_code(
+    pyrepo: PyRepo, old: str, new: str, changes: set[str]
+) -> None:
+    changed = TABLES.replace(old, new)
+    assert changed != TABLES
+    for name in ("dispatch", "chain"):
+        before, after = _code(pyrepo, TABLES, name), _code(pyrepo, changed, name)
+        assert (after != before) == (name in changes), name
