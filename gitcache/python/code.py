@@ -39,6 +39,7 @@ import tempfile
 import time
 import types
 import typing
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ FORMS_MAX_BYTES: Final = 64 << 20
 _TOUCH_SECONDS: Final = 86400  # a form file read is marked used at most once a day
 _OUTSIDE_DIRS: Final = frozenset({"site-packages", "dist-packages"})
 _MISSING: Final = object()
+_OBJECT_DEPTH: Final = 2  # objects within objects whose attributes are walked for code
 # Top-level modules whose versions are not worth recording (gitcache records its own).
 _NOT_PACKAGES: Final = frozenset({"builtins", "__main__", "gitcache"})
 
@@ -94,6 +96,23 @@ class CodeDocument:
             except ValueError:  # emptied
                 return False
         return all(compute() == form for form, compute in self.mutables)
+
+    def settle(self) -> None:
+        """Take the mutable constants' values as they are now (after a step's function
+        ran: what the code itself changes, a cache it fills, is no edit of the code)."""
+        self.mutables = [(compute(), compute) for _form, compute in self.mutables]
+
+
+# The documents built in this process, settled after every step's run (`settle_all`).
+_LIVE: weakref.WeakValueDictionary[int, CodeDocument] = weakref.WeakValueDictionary()
+
+
+def settle_all() -> None:
+    """After a step's function ran: mutable constants it (or a helper) changed, in any
+    step's document, are not changes made between calls."""
+    for document in list(_LIVE.values()):
+        if document.mutables:
+            document.settle()
 
 
 def json_constant(value: Any) -> Any:
@@ -295,12 +314,14 @@ class CodeWalker:
         self._locations: dict[str, str | None] = {}
         self._doc: CodeDocument | None = None
         self._seen: set[int] = set()
+        self._depth = 0  # objects whose attributes are being walked (_constant)
 
     # -- entry point ------------------------------------------------------------------
 
     def document(self, func: types.FunctionType) -> CodeDocument:
         main = self.key_of(func)
         self._doc = CodeDocument(main, {})
+        _LIVE[id(self._doc)] = self._doc
         self._seen.add(id(func))
         form, outer, body, digest = self._function_form(func, step=True)
         self._put(main, ["function", form], digest)
@@ -695,18 +716,31 @@ class CodeWalker:
                 return ["value", self._encode(value)]
             except (TypeError, ValueError):
                 pass
-        # Neither a literal nor a value the codecs know (a logger, a lock, a client):
-        # its type counts, and its attributes where they are such values (an object of
-        # the repository's own class, `helper = Helper(k=3)`).
+        # Neither a literal nor a value the codecs know: an object of an outside class (a
+        # logger, a lock, a client) counts by its type (its attributes hold caches and
+        # connections that change as it is used); one of the repository's own classes
+        # (`helper = Helper(k=3)`) also by its attributes.
         kind = type(value)
         self._outside(value)
+        name = f"{kind.__module__}.{kind.__qualname__}"
         state = getattr(value, "__dict__", None)
-        if isinstance(state, dict) and state and self._encode is not None:
-            try:
-                return ["object", f"{kind.__module__}.{kind.__qualname__}", self._encode(state)]
-            except (TypeError, ValueError):
-                pass
-        return ["object", f"{kind.__module__}.{kind.__qualname__}"]
+        filename = _filename_of(kind)
+        own = filename is not None and self.location(filename) is not None
+        if not own or not isinstance(state, dict) or not state or self._encode is None:
+            return ["object", name]
+        try:
+            return ["object", name, self._encode(state)]
+        except (TypeError, ValueError):
+            pass
+        # Attributes holding code (`Pipeline(steps=[clean, fit])`) count as code; walked
+        # a few objects deep only (a logger's attributes lead to every logger).
+        if self._depth >= _OBJECT_DEPTH:
+            return ["object", name]
+        self._depth += 1
+        try:
+            return ["object", name, self._container(dict(state), f"{key}.<state>")]
+        finally:
+            self._depth -= 1
 
 
 def _is_code(value: Any) -> bool:

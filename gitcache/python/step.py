@@ -30,6 +30,7 @@ from gitcache.locks import (
     writing_objects,
 )
 from gitcache.python import quick, results
+from gitcache.python.code import settle_all
 from gitcache.python.errors import ResultError, StepDefinitionError
 from gitcache.python.files import File
 from gitcache.python.session import Session, session_for, warn
@@ -198,7 +199,11 @@ class StepFunction(Generic[P, R]):
             return self._run_and_record(session, call, arguments, source, refused)
 
     def _run(self, arguments: dict[str, Any]) -> Any:
-        return self.signer.check_result(self.__gitcache_function__(**arguments))
+        try:
+            value = self.__gitcache_function__(**arguments)
+        finally:
+            settle_all()
+        return self.signer.check_result(value)
 
     # -- a hit -------------------------------------------------------------------------------
 
@@ -306,7 +311,10 @@ class StepFunction(Generic[P, R]):
             state_dir = session.repo.state_dir
             held = [objects_lock_path(state_dir), signature_lock_path(state_dir, call.signature)]
             with captured(scratch) as logs, announcing(held):
-                value = self.__gitcache_function__(**arguments)
+                try:
+                    value = self.__gitcache_function__(**arguments)
+                finally:
+                    settle_all()
             duration = time.monotonic() - t0
             value = self.signer.check_result(value)
             if call.files and self.sign_bound(session, call.arguments).signature != call.signature:

@@ -98,6 +98,37 @@ def scaled(x: int) -> int:
 """
 
 
+CACHE = """
+import gitcache
+
+_cache = {}
+calls = []
+
+def slow_square(x: int) -> int:
+    if x not in _cache:
+        _cache[x] = x * x
+    return _cache[x]
+
+@gitcache.step
+def squared(x: int) -> int:
+    calls.append(x)
+    return slow_square(x)
+"""
+
+
+def test_a_cache_the_code_fills_while_it_runs_is_no_edit(pyrepo: PyRepo) -> None:
+    module = pyrepo.module("cache.py", CACHE)
+    assert [module.squared(2), module.squared(2), module.squared(3), module.squared(2)] == [
+        4,
+        4,
+        9,
+        4,
+    ]
+    assert module.calls == [2, 3]  # neither the cache nor `calls` made a new signature
+    loaded = pyrepo.python("import cache; print(cache.squared(2), cache.squared(3), cache.calls)")
+    assert loaded.stdout.strip() == "4 9 []"  # another process: both recorded calls hit
+
+
 def test_a_constant_mutated_in_place_is_another_constant(pyrepo: PyRepo) -> None:
     module = pyrepo.module("mutable.py", MUTABLE)
     assert module.scaled(3) == 3
