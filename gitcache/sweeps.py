@@ -374,6 +374,12 @@ def parse_selector(step: Step, selector: str) -> dict[str, str]:
             raise ConfigError(
                 f"{step.name}[{selector}]: expected AXIS=VALUE for axes {', '.join(names)}"
             )
+        if axis in wanted:  # `s[a=1,a=2]` would select by its last value alone
+            raise ConfigError(
+                f"{step.name}[{selector}]: axis {axis} given twice "
+                f"(name items one selector each: '{step.name}[{axis}={wanted[axis]}]' "
+                f"'{step.name}[{axis}={text.strip()}]')"
+            )
         wanted[axis] = text.strip()
     return wanted
 

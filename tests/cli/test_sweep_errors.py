@@ -110,6 +110,11 @@ def test_bad_sweep(make: Callable[..., Repo], toml: str, expected: str) -> None:
     [
         (["run", "s[a=7]"], "gitcache: error: step 's' has no item a=7 (a: 1, 2; b: \"x\")"),
         (["run", "s[c=1]"], "gitcache: error: s[c=1]: expected AXIS=VALUE for axes a, b"),
+        (
+            ["run", "s[a=1,a=2]"],
+            "gitcache: error: s[a=1,a=2]: axis a given twice (name items one selector each: "
+            "'s[a=1]' 's[a=2]')",
+        ),
         (["run", "t[a=1]"], "gitcache: error: 't[a=1]': step 't' is not a sweep; it has no items"),
         (["run", "u[a=1]"], "gitcache: error: gitcache.toml: unknown step 'u' (steps: s, t)"),
         (["run", "-p", "a=x"], "gitcache: error: -p a=x: expected int like the default 1"),
