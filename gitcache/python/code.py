@@ -579,8 +579,11 @@ class CodeWalker:
             if isinstance(value, types.FunctionType):
                 form, outer, body, digest = self._function_form(value)
                 # Closures of one function (`add2 = make_adder(2)`, `add3 = ...`) share a
-                # qualname: such a function is keyed by the name it is reached through.
-                own = key if "<locals>" in value.__qualname__ else self.key_of(value)
+                # qualname, and so do all lambdas of a module (`inc = lambda ...`, `dbl =
+                # lambda ...`: one entry would stand for both): such a function is keyed
+                # by the name it is reached through.
+                shared = "<locals>" in value.__qualname__ or value.__name__ == "<lambda>"
+                own = key if shared else self.key_of(value)
                 self._put(own, ["function", form], digest)
                 self._follow_function(value, outer, body, own)
             else:
@@ -685,7 +688,8 @@ class CodeWalker:
             if isinstance(value, types.FunctionType | type):
                 filename = _filename_of(value)
                 if filename is not None and self.location(filename) is not None:
-                    return ["code", self.key_of(value)]
+                    shared = "<locals>" in value.__qualname__ or value.__name__ == "<lambda>"
+                    return ["code", key if shared else self.key_of(value)]
                 return ["code", f"{value.__module__}.{value.__qualname__}"]
             if isinstance(value, types.BuiltinFunctionType):  # `len`, `math.sqrt`
                 return ["code", f"{value.__module__}.{value.__qualname__}"]

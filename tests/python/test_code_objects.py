@@ -210,3 +210,37 @@ def test_functions_in_module_level_tables_count_as_code(
     for name in ("dispatch", "chain"):
         before, after = _code(pyrepo, TABLES, name), _code(pyrepo, changed, name)
         assert (after != before) == (name in changes), name
+
+
+LAMBDAS = """
+import gitcache
+
+inc = lambda x: x + 1
+dbl = lambda x: x * 2
+PIPE = [lambda x: x - 1, lambda x: x * 3]
+
+@gitcache.step
+def f(x: int) -> int:
+    return dbl(inc(x))
+
+@gitcache.step
+def g(x: int) -> int:
+    for h in PIPE:
+        x = h(x)
+    return x
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "name"),
+    [
+        ("x + 1", "x + 5", "f"),
+        ("x * 2", "x * 7", "f"),  # all lambdas share one qualname: each must count
+        ("x - 1", "x - 4", "g"),
+        ("x * 3", "x * 9", "g"),
+    ],
+)
+def test_every_module_level_lambda_counts(pyrepo: PyRepo, old: str, new: str, name: str) -> None:
+    changed = LAMBDAS.replace(old, new)
+    assert changed != LAMBDAS
+    assert _code(pyrepo, changed, name) != _code(pyrepo, LAMBDAS, name)
