@@ -143,9 +143,17 @@ class NewRecord:
 class RecordStore:
     def __init__(self, repo: GitRepo, warn: Callable[[str], None] | None = None) -> None:
         self.repo = repo
-        self._warn = warn or (lambda _msg: None)
+        self._warn_to = warn or (lambda _msg: None)
+        self._warned: set[str] = set()
         self._index: RecordIndex | None = None
         self._latest = LatestRecords(repo)  # this worktree's
+
+    def _warn(self, message: str) -> None:
+        """Say it once per command: one bad record is looked up by several steps and
+        modes (the quick read, the full one, the latest pointer)."""
+        if message not in self._warned:
+            self._warned.add(message)
+            self._warn_to(message)
 
     # -- reading ------------------------------------------------------------------
 
