@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from gitcache import __version__, interpolate, locks, provenance, statcache
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import TreeEntry
-from gitcache.graph import input_matches_output
+from gitcache.graph import input_matches_output, is_glob
 from gitcache.locks import LockSpares, signature_lock, writing_objects
 from gitcache.objects.stored import StoredFile
 from gitcache.params import encode
@@ -248,9 +248,13 @@ class Engine:
                         f"{os.readlink(self.project.repo.root / link)!r}, which does not exist"
                     )
                 if not found.files:
+                    what = (
+                        "is an empty directory (no file in it to read)"
+                        if not is_glob(pattern) and (self.project.repo.root / pattern).is_dir()
+                        else "does not exist"
+                    )
                     raise ConfigError(
-                        f"{file}: step {name!r}: input {pattern!r} does not exist "
-                        "and no step produces it"
+                        f"{file}: step {name!r}: input {pattern!r} {what} and no step produces it"
                     )
             inputs = None  # {inputs[N]} unknown until the steps that make them have run
             if not made and interpolate.uses_input_index(step.run):

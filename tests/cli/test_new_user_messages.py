@@ -55,3 +55,14 @@ def test_a_parameter_named_like_the_paths_is_refused(make: Callable[..., Repo], 
         f"({{{name}}} is the step's {name}); rename the parameter"
     )
     assert repo.refs() == {}
+
+
+def test_an_empty_input_directory_is_named_as_such(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": '[steps.a]\ninputs = ["d"]\noutputs = ["o"]\nrun = "ls d > o"\n'})
+    (repo.root / "d" / "sub").mkdir(parents=True)
+    result = repo.run("run")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "gitcache: error: gitcache.toml: step 'a': input 'd' is an empty directory "
+        "(no file in it to read) and no step produces it"
+    )
