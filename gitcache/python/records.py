@@ -78,7 +78,9 @@ class RecordView:
         where, _, qualname = function.rpartition(":")
         file = None if where.startswith("<") else where
         try:
-            return import_step(module, qualname, file, f"record {self.summary.commit[:12]}")
+            return import_step(
+                module, qualname, file, f"record {self.summary.commit[:12]}", from_record=True
+            )
         except ArgumentError:
             return None
 

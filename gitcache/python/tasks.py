@@ -233,6 +233,53 @@ def read_task_file(path: Path) -> tuple[Task, dict[str, Any]]:
     return load_task(document, str(path)), document
 
 
+def _repository_module(module: str, root: Path) -> bool:
+    """Whether a module is loaded already, or its top-level package or module is a file
+    of the repository (found without running anything)."""
+    if module in sys.modules:
+        return True
+    top = module.split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    places = [spec.origin] if spec.origin else list(spec.submodule_search_locations or [])
+    real_root = os.path.realpath(root)
+    for place in places:
+        if not place or place in ("built-in", "frozen"):
+            return False
+        real = os.path.realpath(place)
+        if os.path.commonpath([real, real_root]) != real_root or any(
+            part in ("site-packages", "dist-packages") for part in Path(real).parts
+        ):
+            return False
+    return bool(places)
+
+
+def _repository_file(root: Path, file: str, where: str) -> Path:
+    """A step's source file named by a task file or record: a .py file of the repository."""
+    from gitcache.record import check_relative_path
+
+    try:
+        relative = check_relative_path(file)
+    except ValueError:
+        raise ArgumentError(
+            f"{where}: step file {file!r} is not a path inside the repository"
+        ) from None
+    path = root / relative
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if (
+        not relative.endswith(".py")
+        or os.path.commonpath([real, real_root]) != real_root
+        or not os.path.isfile(real)
+    ):
+        raise ArgumentError(f"{where}: step file {file!r} is not a .py file of the repository")
+    return path
+
+
 def load_task(document: Any, where: str) -> Task:
     try:
         function = document["function"]
@@ -251,19 +298,27 @@ def load_task(document: Any, where: str) -> Task:
     return Task(step, step.signer.bind((), values))
 
 
-def import_step(module: str, qualname: str, file: str | None, where: str) -> Any:
-    """The step a task names: imported by module name, or from its file for a script."""
+def import_step(
+    module: str, qualname: str, file: str | None, where: str, from_record: bool = False
+) -> Any:
+    """The step a task names: imported by module name, or from its file for a script.
+
+    Importing runs a module's code. A file is imported only from inside the repository
+    (never an absolute path or one with `..`); a record (perhaps fetched: its `python`
+    section is not part of its signature) names a module that is imported only when it
+    is loaded already or its file lies in the repository.
+    """
     from gitcache.python.step import StepFunction
 
     loaded: Any = None
-    if module != "__main__":
+    session = session_for(Path.cwd())
+    if module != "__main__" and (not from_record or _repository_module(module, session.root)):
         try:
             loaded = importlib.import_module(module)
         except ImportError:
             loaded = None
     if loaded is None and file is not None:
-        session = session_for(Path.cwd())
-        path = session.root / file
+        path = _repository_file(session.root, file, where)
         name = "gitcache_task_" + Path(file).stem
         loaded = sys.modules.get(name)
         if loaded is None:
