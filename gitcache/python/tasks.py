@@ -190,17 +190,20 @@ def _relative(path: Path) -> str:
         return str(full)
 
 
-def load_arguments(data: dict[str, Any], where: str) -> dict[str, Any]:
-    """Task-file arguments back as values (the step validates them when called)."""
-    return {name: _load(value, f"{where}: argument {name}") for name, value in data.items()}
+def load_arguments(data: dict[str, Any], where: str, from_record: bool = False) -> dict[str, Any]:
+    """Task-file arguments back as values (the step validates them when called); from a
+    record, an upstream task's step is imported only from the repository (import_step)."""
+    return {
+        name: _load(value, f"{where}: argument {name}", from_record) for name, value in data.items()
+    }
 
 
-def _load(value: Any, where: str) -> Any:
+def _load(value: Any, where: str, from_record: bool) -> Any:
     if isinstance(value, dict):
         if len(value) == 1:
             ((key, inner),) = value.items()
             if key == "$task":
-                return load_task(inner, where)
+                return load_task(inner, where, from_record)
             if key == "$file":
                 session = session_for(Path.cwd())
                 return File(session.root / inner if not os.path.isabs(inner) else inner)
@@ -213,9 +216,12 @@ def _load(value: Any, where: str) -> Any:
                     f"{where}: the record keeps only a fingerprint of this value",
                     hint="save the task with task.save(DIR) to keep its arguments",
                 )
-        return {(k[1:] if k.startswith("$") else k): _load(v, where) for k, v in value.items()}
+        return {
+            (k[1:] if k.startswith("$") else k): _load(v, where, from_record)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_load(v, where) for v in value]
+        return [_load(v, where, from_record) for v in value]
     return value
 
 
@@ -280,7 +286,7 @@ def _repository_file(root: Path, file: str, where: str) -> Path:
     return path
 
 
-def load_task(document: Any, where: str) -> Task:
+def load_task(document: Any, where: str, from_record: bool = False) -> Task:
     try:
         function = document["function"]
         module, qualname = str(function["module"]), str(function["qualname"])
@@ -293,8 +299,8 @@ def load_task(document: Any, where: str) -> Task:
             if isinstance(document, dict) and "signature" in document and "function" not in document
             else f"{where}: task file lacks {exc}"
         ) from None
-    step = import_step(module, qualname, file, where)
-    values = load_arguments(arguments, where)
+    step = import_step(module, qualname, file, where, from_record)
+    values = load_arguments(arguments, where, from_record)
     return Task(step, step.signer.bind((), values))
 
 

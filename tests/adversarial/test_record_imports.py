@@ -21,7 +21,7 @@ def sq(x: int) -> int:
 """
 
 
-def _rewrite_python_section(repo: PyRepo, module: str, function: str) -> None:
+def _rewrite_python_section(repo: PyRepo, **changes: object) -> None:
     """The record under the same signature, its python.module/function replaced."""
     ((ref, commit),) = repo.refs("refs/gitcache/sig/").items()
     gr = GitRepo.discover(repo.root)
@@ -30,7 +30,7 @@ def _rewrite_python_section(repo: PyRepo, module: str, function: str) -> None:
         data = repo.git("show", f"{commit}:{path}").encode()
         if path == "record.json":
             record = json.loads(data)
-            record["python"].update(module=module, function=function)
+            record["python"].update(changes)
             data = json.dumps(record).encode()
         entries.append(TreeEntry(path, gr.write_blob(data), MODE_FILE))
     forged = gr.write_commit(gr.write_tree(entries), gr.commit_parents(commit), "forged\n")
@@ -57,7 +57,7 @@ def test_a_record_never_makes_gitcache_run_code_from_outside(
     evil.write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
     pyrepo.write("steps.py", STEPS)
     pyrepo.python("import steps; print(steps.sq(3))")
-    _rewrite_python_section(pyrepo, module, function.format(evil=evil))
+    _rewrite_python_section(pyrepo, module=module, function=function.format(evil=evil))
     done = pyrepo.python(
         "import sys, gitcache\n"
         f"sys.path.append({str(outside)!r})\n"  # `evil` could be imported by name
@@ -71,6 +71,28 @@ def test_a_record_never_makes_gitcache_run_code_from_outside(
     assert done.stdout.splitlines()[0] == "9"
     if module == "__main__":  # no module to import and a file refused: no step to call
         assert "refused: record" in done.stdout
+    assert not marker.exists()
+
+
+def test_an_upstream_task_in_a_records_arguments_is_imported_only_from_the_repository(
+    pyrepo: PyRepo,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "ran"
+    (pyrepo.root.parent / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    pyrepo.write("steps.py", STEPS)
+    pyrepo.python("import steps; print(steps.sq(3))")
+    upstream = {"function": {"module": "evil", "qualname": "sq", "file": None}, "arguments": {}}
+    _rewrite_python_section(pyrepo, arguments={"x": {"$task": upstream}})
+    done = pyrepo.python(
+        "import sys, gitcache\n"
+        f"sys.path.append({str(pyrepo.root.parent)!r})\n"
+        "try:\n"
+        "    gitcache.records('sq').latest().task()\n"
+        "except gitcache.errors.GitcacheError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    assert "refused: record" in done.stdout and "cannot import module 'evil'" in done.stdout
     assert not marker.exists()
 
 
