@@ -134,7 +134,14 @@ class Fingerprinter:
     def _file(self, value: File, where: str) -> Any:
         path = value.path
         if not path.is_file():
-            raise ArgumentError(f"argument {where}: file {path} does not exist")
+            what = (
+                "is a directory, not a file"
+                if path.is_dir()
+                else "is not a regular file"
+                if path.exists()
+                else "does not exist"
+            )
+            raise ArgumentError(f"argument {where}: file {path} {what}")
         self.files[where] = str(path)
         return {"$file": self.blob_of(path)}
 
