@@ -148,7 +148,7 @@ def load_workflow(path: Path, root: Path) -> Workflow:
     """Read, validate and check a workflow file; raise ConfigError naming what is wrong."""
     label = _label(path, root)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(
             f"no {path.name} in {path.parent}", hint="run `gitcache init` to write a starter file"

@@ -66,3 +66,14 @@ def test_an_empty_input_directory_is_named_as_such(make: Callable[..., Repo]) ->
         "gitcache: error: gitcache.toml: step 'a': input 'd' is an empty directory "
         "(no file in it to read) and no step produces it"
     )
+
+
+def test_a_workflow_file_saved_with_a_byte_order_mark_is_read(make: Callable[..., Repo]) -> None:
+    # Some Windows editors begin UTF-8 files with one; TOML parsers refuse it.
+    repo = make({})
+    (repo.root / "gitcache.toml").write_bytes(
+        b'\xef\xbb\xbf[steps.a]\r\noutputs = ["o"]\r\nrun = "echo hi > o"\r\n'
+    )
+    result = repo.run("run")
+    assert result.exit_code == 0, result.stderr
+    assert repo.read("o") == "hi\n"
