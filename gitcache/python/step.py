@@ -13,12 +13,13 @@ import functools
 import inspect
 import itertools
 import os
+import re
 import threading
 import time
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
 
 from gitcache import __version__
 from gitcache.errors import UnsafeRecord
@@ -60,6 +61,9 @@ _FAST_TYPES = (int, float, str, bool, type(None))
 _SCRATCH_NUMBERS = itertools.count()
 
 
+_ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class StepFunction(Generic[P, R]):
     """A decorated function. Call it as the function; `.task(...)`, `.explain(...)`."""
 
@@ -75,6 +79,12 @@ class StepFunction(Generic[P, R]):
                 raise StepDefinitionError(
                     f"step {options.name}: ignore={list(options.ignore)!r} names {name!r}, "
                     "which is not a parameter"
+                )
+        for name in options.env:  # as in gitcache.toml: a name the environment can hold
+            if not isinstance(name, str) or _ENV_NAME.match(name) is None:
+                raise StepDefinitionError(
+                    f"step {options.name}: env={list(options.env)!r}: {name!r} is not an "
+                    "environment variable name (letters, digits and _, not first a digit)"
                 )
         self._memo: dict[str, Any] = {}
         # Signatures whose call saw an input file change: their value is not the
