@@ -603,6 +603,10 @@ class CodeWalker:
         if filename is not None and self.location(filename) is not None:
             self._visit(kind, [], key)  # an object of the repository's class: its code
         form = self._constant(value, key)
+        if key in self._doc.entries:
+            # The name is also a function's key: `helper = memo(helper)`, a decorator
+            # that returns an object holding the function (whose entry is under it).
+            key = f"{key}<value>"
         self._put(key, ["constant", form], None)
         if not _immutable(value):
             self._doc.mutables.append((form, lambda: self._constant(value, key)))
@@ -726,10 +730,12 @@ class CodeWalker:
         # (`helper = Helper(k=3)`) also by its attributes.
         kind = type(value)
         self._outside(value)
-        name = f"{kind.__module__}.{kind.__qualname__}"
-        state = getattr(value, "__dict__", None)
         filename = _filename_of(kind)
         own = filename is not None and self.location(filename) is not None
+        # A class of the repository by its code key: the same whether its module runs as
+        # a script (`__main__`) or is imported.
+        name = self.key_of(kind) if own else f"{kind.__module__}.{kind.__qualname__}"
+        state = getattr(value, "__dict__", None)
         if not own or not isinstance(state, dict) or not state or self._encode is None:
             return ["object", name]
         try:

@@ -244,3 +244,69 @@ def test_every_module_level_lambda_counts(pyrepo: PyRepo, old: str, new: str, na
     changed = LAMBDAS.replace(old, new)
     assert changed != LAMBDAS
     assert _code(pyrepo, changed, name) != _code(pyrepo, LAMBDAS, name)
+
+
+DECORATOR_OBJECTS = """
+import gitcache
+
+class memo:
+    def __init__(self, fn):
+        self.fn = fn
+        self.cache = {}
+
+    def __call__(self, x):
+        if x not in self.cache:
+            self.cache[x] = self.fn(x)
+        return self.cache[x]
+
+@memo
+def helper(x):
+    return x + 1
+
+class Settings:
+    def scale(self) -> int:
+        return 2
+
+Settings = Settings()  # the class's name now holds its one object
+
+@gitcache.step
+def f(x: int) -> int:
+    return helper(x) * Settings.scale()
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("return x + 1", "return x + 5"),  # the function a decorator object holds
+        ("return 2", "return 3"),  # the class whose name its object took
+    ],
+)
+def test_an_object_under_the_name_of_a_function_or_class_hides_no_code(
+    pyrepo: PyRepo, old: str, new: str
+) -> None:
+    changed = DECORATOR_OBJECTS.replace(old, new)
+    assert changed != DECORATOR_OBJECTS
+    assert _code(pyrepo, changed, "f") != _code(pyrepo, DECORATOR_OBJECTS, "f")
+
+
+def test_an_object_of_a_script_class_gives_the_script_and_its_importers_one_record(
+    pyrepo: PyRepo,
+) -> None:
+    pyrepo.write(
+        "script.py",
+        "import gitcache\n\n"
+        "class Helper:\n"
+        "    def __init__(self, k: int) -> None:\n"
+        "        self.k = k\n\n"
+        "helper = Helper(3)\n\n"
+        "@gitcache.step\n"
+        "def f(x: int) -> int:\n"
+        "    print('computing')\n"
+        "    return x + helper.k\n\n"
+        "if __name__ == '__main__':\n"
+        "    print('result', f(1))\n",
+    )
+    assert "computing" in pyrepo.run_file("script.py").stdout
+    done = pyrepo.python("import script; print(script.f(1))")  # `script`, not `__main__`
+    assert done.stdout == "4\n"  # loaded: the object's class is named by its code key
