@@ -6,7 +6,7 @@ import threading
 import time
 
 from gitcache.engine import StepResult
-from gitcache.scheduler import schedule
+from gitcache.scheduler import command_starting, hand_off, schedule
 
 
 def _run(needs: dict[str, tuple[str, ...]], jobs: int, fail: set[str], keep_going: bool = False):  # type: ignore[no-untyped-def]
@@ -110,3 +110,84 @@ def test_a_long_chain_after_a_failure_is_pending_without_recursion() -> None:
     results, started, _ = _run(needs, 1, {"s0"})
     assert started == ["s0"]
     assert {r.outcome for r in results[1:]} == {"pending"}
+
+
+def _pipeline(
+    needs: dict[str, tuple[str, ...]], fail_before_handoff: set[str], keep_going: bool = False
+) -> tuple[list[StepResult], list[str]]:
+    """Units whose names start with `i` are items of one sweep (they may overlap); each
+    logs its command's start and end, its hand-off and its record."""
+    lock = threading.Lock()
+    log: list[str] = []
+    commands = 0
+
+    def note(event: str) -> None:
+        with lock:
+            log.append(event)
+
+    def run_one(name: str) -> StepResult:
+        nonlocal commands
+        command_starting()
+        with lock:
+            commands += 1
+            assert commands == 1, "two commands at once"
+        note(f"{name} command")
+        time.sleep(0.02)
+        with lock:
+            commands -= 1
+        if name in fail_before_handoff:
+            return StepResult(name, "failed")
+        hand_off()
+        time.sleep(0.02)  # writing the record takes a while
+        note(f"{name} record")
+        return StepResult(name, "ran")
+
+    def follows(first: str, then: str) -> bool:
+        return first.startswith("i") and then.startswith("i")
+
+    results = schedule(
+        list(needs),
+        needs,
+        run_one,
+        lambda _r: None,
+        lambda name, why: StepResult(name, "pending", detail=why),
+        1,
+        keep_going,
+        follows=follows,
+    )
+    return results, log
+
+
+def test_pipeline_records_an_item_while_the_next_command_runs() -> None:
+    needs: dict[str, tuple[str, ...]] = {"i1": (), "i2": (), "i3": (), "x": ("i1", "i2", "i3")}
+    results, log = _pipeline(needs, set())
+    assert [r.outcome for r in results] == ["ran"] * 4
+    # Commands one at a time, in order; an item records once the next one's command started.
+    commands = [e for e in log if e.endswith("command")]
+    assert commands == ["i1 command", "i2 command", "i3 command", "x command"]
+    assert log.index("i1 record") > log.index("i2 command")
+    assert log.index("i2 record") > log.index("i3 command")
+    # x is no item and needs them all: it starts once every record is written.
+    assert log.index("x command") > max(log.index(f"i{n} record") for n in (1, 2, 3))
+
+
+def test_pipeline_does_not_overlap_other_units() -> None:
+    results, log = _pipeline({"i1": (), "a": (), "i2": ()}, set())
+    assert [r.outcome for r in results] == ["ran"] * 3
+    assert log == ["i1 command", "i1 record", "a command", "a record", "i2 command", "i2 record"]
+
+
+def test_pipeline_failure_before_handoff_starts_nothing_more() -> None:
+    results, log = _pipeline({"i1": (), "i2": (), "i3": ()}, {"i2"})
+    assert log == ["i1 command", "i2 command", "i1 record"]
+    assert [(r.step, r.outcome) for r in results] == [
+        ("i1", "ran"),
+        ("i2", "failed"),
+        ("i3", "pending"),
+    ]
+
+
+def test_pipeline_keep_going_runs_the_rest() -> None:
+    results, log = _pipeline({"i1": (), "i2": (), "i3": ()}, {"i2"}, keep_going=True)
+    assert [e for e in log if e.endswith("command")] == ["i1 command", "i2 command", "i3 command"]
+    assert [r.outcome for r in results] == ["ran", "failed", "ran"]
