@@ -215,7 +215,9 @@ def test_a_command_writing_a_tracked_output_makes_the_next_items_dirty(
     """Provenance is re-used between steps only while nothing it depends on moved: an
     item whose declared output is a tracked file changes it for the items after it."""
     run = "echo {a} > {outputs}"
-    repo = make({"gitcache.toml": _sweep(run, "t{a}.txt"), **{f"t{n}.txt": "old\n" for n in (1, 2, 3)}})
+    repo = make(
+        {"gitcache.toml": _sweep(run, "t{a}.txt"), **{f"t{n}.txt": "old\n" for n in (1, 2, 3)}}
+    )
     assert repo.run("run").exit_code == 0
     items = _items(repo)
     assert items["1"]["dirty_files"] == []
