@@ -38,6 +38,7 @@ BAD_OUTCOMES = frozenset({"failed", "mismatch", "pending"})
 BLOCKED = "a step it needs did not succeed"
 STOPPED = "stopped after a failure"
 _SIGNAL_LATENCY = 0.1  # seconds
+_HANDOFF_WAIT = 2.0  # seconds an item waits for the next one's command to start
 
 # Asked when a unit is about to start: None (an ordinary unit), the keys of the
 # items that run in its place, or its result when it cannot be expanded.
@@ -59,7 +60,9 @@ class Baton:
         """Let the scheduler start the next unit, and wait until its command started
         (or it ended without one, or there is none)."""
         self._on_handoff()
-        self._go.wait()
+        # Bounded: were the next unit ever to wait for something this one holds, this
+        # one records anyway (the overlap is an optimisation, never a condition).
+        self._go.wait(_HANDOFF_WAIT)
 
     def follow(self, predecessor: Baton) -> None:
         predecessor.successor = self
