@@ -10,6 +10,7 @@ Untracked files never count.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -19,6 +20,7 @@ from gitcache.gitrepo import MODE_TREE, GitRepo, TreeEntry
 from gitcache.workflow import WorkflowFile
 
 SNAPSHOT_DIR: Final = "worktree"
+_RACY_NS: Final = 100_000_000  # a file this much older than a status keeps its stat
 _LISTED: Final = 10  # changed files named in a refusal
 
 
@@ -72,13 +74,24 @@ class Sources:
             state, known, changed = self._last
             if self._repo.source_state(changed) == state:
                 return known
+        began = time.time_ns()
         changed = tuple(self._repo.changed_tracked_files())
         known = _provenance(self._repo, self._config, changed)
-        self._last = (self._repo.source_state(changed), known, changed)
+        state = self._repo.source_state(changed)
+        # Racily clean (as git's index): a file written within a timestamp tick of the
+        # status could be written again with the same stat. Kept only when older.
+        self._last = None if _recent(state, began - _RACY_NS) else (state, known, changed)
         return known
 
     def forget(self) -> None:
         self._last = None
+
+
+def _recent(state: tuple[object, ...], since_ns: int) -> bool:
+    """Whether any stat in a source state has an mtime or ctime at or after `since_ns`."""
+    return any(
+        isinstance(key, tuple) and max(key[0], key[1]) >= since_ns for key in state[1:]
+    )
 
 
 def capture(repo: GitRepo, config: WorkflowFile) -> Provenance:
