@@ -89,9 +89,7 @@ class Sources:
 
 def _recent(state: tuple[object, ...], since_ns: int) -> bool:
     """Whether any stat in a source state has an mtime or ctime at or after `since_ns`."""
-    return any(
-        isinstance(key, tuple) and max(key[0], key[1]) >= since_ns for key in state[1:]
-    )
+    return any(isinstance(key, tuple) and max(key[0], key[1]) >= since_ns for key in state[1:])
 
 
 def capture(repo: GitRepo, config: WorkflowFile) -> Provenance:
