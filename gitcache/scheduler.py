@@ -90,7 +90,8 @@ def hand_off() -> None:
 
 
 def pipelined() -> bool:
-    """Whether the unit this thread runs may hand off (one job, items of a sweep)."""
+    """Whether the unit this thread runs may hand off (one job; whether the next unit
+    then starts is for `follows` to say)."""
     return getattr(_current, "baton", None) is not None
 
 
