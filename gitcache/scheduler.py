@@ -150,6 +150,7 @@ def schedule(
     # Finished units and hand-offs, from the worker threads: the loop below waits here.
     events: queue.SimpleQueue[tuple[Future[StepResult] | None, str]] = queue.SimpleQueue()
     stopped = False
+    ran_last = True  # the last unit to finish ran its command
 
     def release(name: str, bad: bool) -> None:
         """`name` is finished: its users may become ready (a blocked one is taken off
@@ -162,9 +163,10 @@ def schedule(
                 heapq.heappush(ready, position[user] + (user,))
 
     def finish(result: StepResult) -> None:
-        nonlocal stopped
+        nonlocal stopped, ran_last
         name = result.step
         done[name] = result
+        ran_last = result.outcome == "ran"
         bad = result.outcome in BAD_OUTCOMES
         if result.outcome != "pending":
             on_done(result)
@@ -184,7 +186,12 @@ def schedule(
         """Start `name` (or its items); False when it fanned out into nothing to start."""
         items = fan_out(name) if fan_out is not None and name not in group else None
         if items is None:
-            if pool is None:
+            # Pipelined, a unit after one that ran no command (a hit, most likely too)
+            # runs here, unless a unit runs its command: a thread would cost more than
+            # the overlap saves on a no-op. What writes its record goes on meanwhile.
+            if pool is None or (pipelined and not ran_last and len(running) == len(handed)):
+                for baton in handed.values():
+                    baton.release()
                 finish(run_one(name))
                 return True
             if pipelined:

@@ -191,3 +191,46 @@ def test_pipeline_keep_going_runs_the_rest() -> None:
     results, log = _pipeline({"i1": (), "i2": (), "i3": ()}, {"i2"}, keep_going=True)
     assert [e for e in log if e.endswith("command")] == ["i1 command", "i2 command", "i3 command"]
     assert [r.outcome for r in results] == ["ran", "failed", "ran"]
+
+
+def _where(order: list[str]) -> dict[str, bool]:
+    """Pipelined, units named hit* are up to date, the others run a command: which ran
+    on the calling thread."""
+    where: dict[str, bool] = {}
+
+    def run_one(name: str) -> StepResult:
+        where[name] = threading.current_thread() is threading.main_thread()
+        if name.startswith("hit"):
+            return StepResult(name, "up to date")
+        command_starting()
+        hand_off()
+        return StepResult(name, "ran")
+
+    results = schedule(
+        order,
+        {name: () for name in order},
+        run_one,
+        lambda _r: None,
+        lambda name, why: StepResult(name, "pending", detail=why),
+        1,
+        False,
+        follows=lambda _a, _b: True,
+    )
+    assert all(r.outcome in ("ran", "up to date") for r in results)
+    return where
+
+
+def test_pipeline_runs_hits_on_the_calling_thread() -> None:
+    """A thread per unit would cost a no-op more than the overlap saves: after a unit
+    that ran no command, with nothing else running, the next runs inline."""
+    assert _where(["i0", "hit1", "hit2", "hit3"]) == {
+        "i0": False,  # the first unit may run: on the pool
+        "hit1": False,  # started while i0 wrote its record
+        "hit2": True,
+        "hit3": True,
+    }
+
+
+def test_pipeline_runs_units_after_one_that_ran_on_the_pool() -> None:
+    where = _where(["i1", "i2", "i3"])
+    assert not any(where.values())
