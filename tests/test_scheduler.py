@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping, Sequence
 
 from gitcache.engine import StepResult
 from gitcache.scheduler import command_starting, hand_off, schedule
+
+
+def _schedule(  # type: ignore[no-untyped-def]
+    needs: Mapping[str, Sequence[str]], run_one, jobs: int, keep_going: bool, **options
+) -> list[StepResult]:
+    """schedule() with results reported nowhere and blocked units made pending."""
+    return schedule(
+        list(needs),
+        needs,
+        run_one,
+        lambda _r: None,
+        lambda name, why: StepResult(name, "pending", detail=why),
+        jobs,
+        keep_going,
+        **options,
+    )
 
 
 def _run(needs: dict[str, tuple[str, ...]], jobs: int, fail: set[str], keep_going: bool = False):  # type: ignore[no-untyped-def]
@@ -26,15 +43,7 @@ def _run(needs: dict[str, tuple[str, ...]], jobs: int, fail: set[str], keep_goin
             active -= 1
         return StepResult(name, "failed" if name in fail else "ran")
 
-    results = schedule(
-        list(needs),
-        needs,
-        run_one,
-        lambda _r: None,
-        lambda name, why: StepResult(name, "pending", detail=why),
-        jobs,
-        keep_going,
-    )
+    results = _schedule(needs, run_one, jobs, keep_going)
     return results, started, peak
 
 
@@ -84,16 +93,7 @@ def test_a_unit_fans_out_into_items_that_its_users_wait_for() -> None:
     def fan_out(name: str) -> list[str] | None:
         return ["f[1]", "f[2]", "f[3]"] if name == "f" else None
 
-    results = schedule(
-        list(needs),
-        needs,
-        run_one,
-        lambda _r: None,
-        lambda name, why: StepResult(name, "pending", detail=why),
-        2,
-        True,
-        fan_out=fan_out,
-    )
+    results = _schedule(needs, run_one, 2, True, fan_out=fan_out)
     assert started[0] == "a" and sorted(started[1:]) == ["f[1]", "f[2]", "f[3]"]
     assert [(r.step, r.outcome) for r in results] == [
         ("a", "ran"),
@@ -145,17 +145,7 @@ def _pipeline(
     def follows(first: str, then: str) -> bool:
         return first.startswith("i") and then.startswith("i")
 
-    results = schedule(
-        list(needs),
-        needs,
-        run_one,
-        lambda _r: None,
-        lambda name, why: StepResult(name, "pending", detail=why),
-        1,
-        keep_going,
-        follows=follows,
-    )
-    return results, log
+    return _schedule(needs, run_one, 1, keep_going, follows=follows), log
 
 
 def test_pipeline_records_an_item_while_the_next_command_runs() -> None:
@@ -206,16 +196,7 @@ def _where(order: list[str]) -> dict[str, bool]:
         hand_off()
         return StepResult(name, "ran")
 
-    results = schedule(
-        order,
-        {name: () for name in order},
-        run_one,
-        lambda _r: None,
-        lambda name, why: StepResult(name, "pending", detail=why),
-        1,
-        False,
-        follows=lambda _a, _b: True,
-    )
+    results = _schedule({name: () for name in order}, run_one, 1, False, follows=lambda *_: True)
     assert all(r.outcome in ("ran", "up to date") for r in results)
     return where
 
