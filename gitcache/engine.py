@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate, locks, provenance, statcache
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
-from gitcache.gitrepo import TreeEntry
+from gitcache.gitrepo import MODE_EXEC, TreeEntry
 from gitcache.graph import input_matches_output, is_glob
 from gitcache.inorder import InOrder
 from gitcache.locks import LockSpares, signature_lock, writing_objects
@@ -646,9 +646,16 @@ class Engine:
         """
         worktree = self.project.worktree
         now = worktree.expand(evaluation.step.signed_inputs)
+        components = evaluation.components
+        executable = set(components.executable or ()) if components is not None else set()
         for path in sorted(set(now.files) | set(now.dangling) | set(evaluation.inputs)):
             state = worktree.state(path, follow=True, racy_from=started)
-            if (None if state is None else state.oid) != evaluation.inputs.get(path):
+            if state is None:
+                if path in evaluation.inputs:
+                    return path
+                continue
+            edited = state.oid != evaluation.inputs.get(path)
+            if edited or (state.mode == MODE_EXEC) != (path in executable):  # or chmod
                 return path
         return None
 

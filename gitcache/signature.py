@@ -6,7 +6,7 @@ Bump SIGNATURE_FORMAT whenever what goes into the document changes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Final
 
 import blake3
@@ -26,9 +26,14 @@ SIGNATURE_FORMAT: Final = 2
 
 
 def shell_components(
-    step: Step, params: Mapping[str, Any], inputs: Mapping[str, str], environ: Mapping[str, str]
+    step: Step,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    environ: Mapping[str, str],
+    executable: Collection[str] = (),
 ) -> Components:
-    """Components of a shell step: only the parameters its command references count."""
+    """Components of a shell step: only the parameters its command references count;
+    `executable`: those of `inputs` whose mode is executable."""
     from gitcache import interpolate
     from gitcache.params import encode
     from gitcache.shellcode import normalize_command
@@ -57,6 +62,7 @@ def shell_components(
         command=normalize_command(rendered),
         params={name: encode(values[name]) for name in step.params_used},
         inputs=dict(sorted(inputs.items())),
+        executable=sorted(executable) or None,
         outputs=list(step.outputs),
         env={name: environ.get(name) for name in sorted(step.spec.env)},
     )
