@@ -395,7 +395,7 @@ class Worktree:
                 st = os.lstat(path)
                 if stat.S_ISDIR(st.st_mode):
                     self._check_clearable(rel, path)
-                    _remove_tree(path)
+                    shutil.rmtree(path)
                 else:
                     os.unlink(path)
             except (FileNotFoundError, NotADirectoryError):
@@ -1108,42 +1108,6 @@ def _by_directory(
 
 _PACKED_MAX = 256 * 2**10  # objects/writer.py's PACKED_MAX (not imported by a no-op)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _remove_tree(path: Path) -> None:
-    """shutil.rmtree(path), its subdirectories first by _WRITERS threads when it has
-    several (unlinking is kernel time too, and directories do not share a lock). What a
-    thread could not remove (a subdirectory replaced by a symlink meanwhile, say) is left
-    to the last shutil.rmtree, which never follows a link and raises as it always did."""
-    try:
-        with os.scandir(path) as listing:
-            pending = [e.path for e in listing if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        pending = []
-    if len(pending) > 1:
-        lock = threading.Lock()
-
-        def run() -> None:
-            while True:
-                with lock:
-                    if not pending:
-                        return
-                    sub = pending.pop()
-                with contextlib.suppress(OSError):
-                    shutil.rmtree(sub)
-
-        threads = [
-            threading.Thread(target=run, name="gitcache-clear", daemon=True)
-            for _ in range(min(_WRITERS, len(pending)))
-        ]
-        try:
-            for thread in threads:
-                thread.start()
-        finally:
-            for thread in threads:
-                if thread.ident is not None:
-                    thread.join()
-    shutil.rmtree(path)
 
 
 def _in_place(out: OutputFile) -> bool:

@@ -205,27 +205,3 @@ def test_a_small_file_rewritten_while_stored_gives_a_real_state_or_one_error(
             assert out.blob in {git_hash_bytes(bytes([v]) * out.size) for v in range(256)}
             outcomes["stored"] += 1
     assert sum(outcomes.values()) == 30
-
-
-# -- clearing a many-directory output -------------------------------------------------------
-
-
-def test_clearing_an_output_of_many_directories_removes_all_and_follows_no_link(
-    tree: Worktree, tmp_path: Path
-) -> None:
-    outside = tmp_path / "outside"
-    (outside / "sub").mkdir(parents=True)
-    (outside / "keep").write_text("keep\n")
-    (outside / "sub" / "keep").write_text("keep\n")
-    out = tree.root / "out"
-    for d in range(8):
-        (out / f"d{d}" / "deeper").mkdir(parents=True)
-        (out / f"d{d}" / "f").write_text("x\n")
-        (out / f"d{d}" / "deeper" / "g").write_text("y\n")
-    (out / "d3" / "linked").symlink_to(outside)  # a link to a directory, inside one
-    (out / "linked").symlink_to(outside / "sub")  # one beside the directories
-    (out / "top").write_text("z\n")
-    tree.clear_outputs(["out"])
-    assert not out.exists() and not out.is_symlink()
-    assert (outside / "keep").read_text() == "keep\n"
-    assert (outside / "sub" / "keep").read_text() == "keep\n"
