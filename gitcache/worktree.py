@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, cast
 
 from gitcache.errors import (
     StepFailed,
@@ -112,7 +112,6 @@ class Worktree:
         self.root = repo.root
         self.cache = cache
         self.limits = limits or RestoreLimits()
-        self._git_lock = threading.Lock()
 
     def state(
         self, rel: str, follow: bool = False, racy_from: int | None = None
@@ -614,22 +613,22 @@ class Worktree:
             os.makedirs(parent, exist_ok=True)
         # Files that are absent (a whole file, not a link) are written in place, the
         # paths listed in a journal first (journal.py); others through a temporary file.
-        in_place = [(out, target) for out, target, absent in targets if absent and _in_place(out)]
-        journal = (
-            _journal(self.repo.worktree_state_dir, [out.path for out, _ in in_place])
-            if in_place
-            else None
-        )
+        in_place = [out.path for out, _, absent in targets if absent and _in_place(out)]
+        journal = _journal(self.repo.worktree_state_dir, in_place) if in_place else None
         umask = _umask()
+        slot = 0
         try:
             with self.repo.unchecked_reads():  # _write hashes every file it writes
-                rest = [(out, target) for out, target, absent in targets if not absent]
-                if journal is None:
-                    rest = [(out, target) for out, target, _ in targets]
-                else:
-                    rest += self._write_absent(in_place, source, progress, journal, umask, packed)
-                    rest += [(o, t) for o, t, absent in targets if absent and not _in_place(o)]
-                for out, target in rest:
+                for out, target, absent in targets:
+                    if journal is not None and absent and _in_place(out):
+                        written = self._write_new(
+                            out, target, source, progress, journal, slot, umask, packed
+                        )
+                        slot += 1
+                        if written:
+                            if progress is not None:
+                                progress.file_done()
+                            continue
                     link = links.get(out.path)
                     self._write(out, Path(target), source, progress, link, umask, packed)
                     if progress is not None:
@@ -639,69 +638,6 @@ class Worktree:
                 journal.close()
         if progress is not None:
             progress.finish()
-
-    def _write_absent(
-        self,
-        files: Sequence[tuple[OutputFile, str]],
-        chunks: ChunkIds,
-        progress: Progress | None,
-        journal: Journal,
-        umask: int,
-        packed: PackedBlobs | None,
-    ) -> list[tuple[OutputFile, str]]:
-        """Write absent files in place (`_write_new`; file k has the journal's slot k);
-        those where something turned up meanwhile are given back for `_write`.
-
-        Many files: on _WRITERS threads, each taking whole directories (creating a file
-        is mostly kernel time, which runs beside the other threads' with the GIL
-        released, and files of different directories do not wait for one directory's
-        lock). A failure stops every thread before the journal may close.
-        """
-        back: list[tuple[OutputFile, str]] = []
-        if len(files) < _THREADED_MIN:
-            for slot, (out, target) in enumerate(files):
-                if self._write_new(out, target, chunks, progress, journal, slot, umask, packed):
-                    if progress is not None:
-                        progress.file_done()
-                else:
-                    back.append((out, target))
-            return back
-        shared = None if progress is None else _LockedProgress(progress)
-        groups = _by_directory(files, _WRITERS)
-        stop = threading.Event()
-        failed: list[BaseException] = []
-
-        def run(group: list[tuple[int, OutputFile, str]]) -> None:
-            try:
-                for slot, out, target in group:
-                    if stop.is_set():
-                        return
-                    if self._write_new(out, target, chunks, shared, journal, slot, umask, packed):
-                        if shared is not None:
-                            shared.file_done()
-                    else:
-                        back.append((out, target))
-            except BaseException as exc:  # handed to the caller
-                failed.append(exc)
-                stop.set()
-
-        threads = [
-            threading.Thread(target=run, args=(group,), name="gitcache-restore", daemon=True)
-            for group in groups
-        ]
-        try:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        finally:
-            stop.set()  # Ctrl-C here: the others stop after their file, before the journal
-            for thread in threads:
-                if thread.ident is not None:
-                    thread.join()
-        if failed:
-            raise failed[0]
-        return back
 
     def _prune(self, removed: str, scopes: Sequence[str]) -> None:
         """Remove directories that removing `removed` left empty, strictly below its scope."""
@@ -933,7 +869,7 @@ class Worktree:
         out: OutputFile,
         target: Path,
         chunks: ChunkIds,
-        progress: Progress | None = None,
+        progress: Meter | None = None,
         link: str | None = None,
         umask: int = 0o022,
         packed: PackedBlobs | None = None,
@@ -975,7 +911,7 @@ class Worktree:
         out: OutputFile,
         target: str,
         chunks: ChunkIds,
-        progress: Progress | None,
+        progress: Meter | None,
         journal: Journal,
         slot: int,
         umask: int,
@@ -1023,8 +959,7 @@ class Worktree:
         they are the record's blob."""
         pieces = None if packed is None else packed.blob(out.blob)
         if pieces is None:
-            with self._git_lock:  # one libgit2 reader at a time (writing threads)
-                pieces = self.repo.blob_pieces(out.blob, False)  # not checked: hashed here
+            pieces = self.repo.blob_pieces(out.blob, False)  # not checked: hashed here
         digest = blob_hasher(out.size)
         for_each(digest.update, pieces)
         _check(out, chunks, digest, sum(map(len, pieces)))
@@ -1035,7 +970,7 @@ class Worktree:
         fd: int,
         out: OutputFile,
         chunks: ChunkIds,
-        progress: Progress | None = None,
+        progress: Meter | None = None,
         packed: PackedBlobs | None = None,
     ) -> None:
         """A file's bytes into `fd`, one blob at a time, each written from views of the
@@ -1049,8 +984,7 @@ class Worktree:
             for oid in chunks.blobs(out):
                 pieces = None if packed is None or loose else packed.blob(oid)
                 if pieces is None:
-                    with self._git_lock:  # one libgit2 reader at a time (writing threads)
-                        pieces = self.repo.blob_pieces(oid, loose)  # not checked: hashed here
+                    pieces = self.repo.blob_pieces(oid, loose)  # not checked: hashed here
                 written += sum(map(len, pieces))
                 hash_pieces(pieces)
                 write_pieces(fd, pieces)
@@ -1064,48 +998,6 @@ class Worktree:
 _SMALL_MAX = 64 * 2**10  # bytes: a file stored in one read (_store_small)
 _READ_SMALL = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never a fifo
 _ONE_PASS_MIN = 64  # small blobs to restore that make reading their packs worth it
-_THREADED_MIN = 256  # files to create in place that make writing threads worth it
-_WRITERS = 4  # threads creating files (measured: docs/benchmarks.md, "Many files")
-
-
-class Progress(Protocol):
-    """What a restore tells of its progress (transfer.Meter)."""
-
-    def add(self, count: int) -> None: ...
-
-    def file_done(self) -> None: ...
-
-
-class _LockedProgress:
-    """A progress shared by the writing threads (Meter's counts are not atomic)."""
-
-    def __init__(self, inner: Progress) -> None:
-        self._inner = inner
-        self._lock = threading.Lock()
-
-    def add(self, count: int) -> None:
-        with self._lock:
-            self._inner.add(count)
-
-    def file_done(self) -> None:
-        with self._lock:
-            self._inner.file_done()
-
-
-def _by_directory(
-    files: Sequence[tuple[OutputFile, str]], count: int
-) -> list[list[tuple[int, OutputFile, str]]]:
-    """`files` (with their journal slots) in at most `count` groups of whole directories,
-    of about equal numbers of files: the biggest directory first to the smallest group."""
-    dirs: dict[str, list[tuple[int, OutputFile, str]]] = {}
-    for slot, (out, target) in enumerate(files):
-        dirs.setdefault(target[: target.rfind("/")], []).append((slot, out, target))
-    groups: list[list[tuple[int, OutputFile, str]]] = [[] for _ in range(min(count, len(dirs)))]
-    for members in sorted(dirs.values(), key=len, reverse=True):
-        min(groups, key=len).extend(members)
-    return groups
-
-
 _PACKED_MAX = 256 * 2**10  # objects/writer.py's PACKED_MAX (not imported by a no-op)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
