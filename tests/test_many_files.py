@@ -1,11 +1,10 @@
-"""Many-file outputs: absent files restored by several threads, small files stored in
-one read (worktree.py `_write_absent`, `_store_small`)."""
+"""Many-file outputs: a restore of many absent files that fails midway, a file that
+turns up meanwhile; small files stored in one read (worktree.py `_store_small`)."""
 
 from __future__ import annotations
 
 import os
 import stat
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from tests.helpers import Repo, git
 from tests.test_filehash import git_hash_bytes, rewriting
 
 DIRS = 6
-PER_DIR = 60  # DIRS * PER_DIR is over worktree._THREADED_MIN: the threaded path
+PER_DIR = 60
 
 
 @pytest.fixture
@@ -56,54 +55,16 @@ def journals(tree: Worktree) -> list[str]:
     return os.listdir(directory) if directory.exists() else []
 
 
-def test_many_absent_files_are_written_by_several_threads_each_exactly(
-    tree: Worktree, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert DIRS * PER_DIR >= worktree._THREADED_MIN
-    # thread -> directories it wrote into (the Thread kept: its ident may be reused)
-    writers: dict[threading.Thread, set[str]] = {}
-
-    def noting(fd: int, pieces: list[memoryview]) -> None:
-        name = os.readlink(f"/proc/self/fd/{fd}")
-        writers.setdefault(threading.current_thread(), set()).add(os.path.dirname(name))
-        write_pieces(fd, pieces)
-
-    monkeypatch.setattr(worktree, "write_pieces", noting)
-    files = outputs(tree)
-    tree.restore(files)
-
-    assert len(writers) == min(worktree._WRITERS, DIRS)
-    assert {t.name for t in writers} == {"gitcache-restore"}  # never the calling thread
-    # Each directory was written by one thread only.
-    seen = [d for dirs in writers.values() for d in dirs]
-    assert len(seen) == len(set(seen)) == DIRS
-    umask = worktree._umask()
-    for out in files:
-        path = tree.root / out.path
-        assert path.read_bytes() == content(int(out.path[5]), int(out.path[-3:]))
-        want = (0o777 if out.mode == MODE_EXEC else 0o666) & ~umask
-        assert stat.S_IMODE(path.lstat().st_mode) == want
-    assert journals(tree) == []
-    # The stat cache knows every file written: none is read again.
-    fresh = Worktree(tree.repo, tree.cache)
-    states = fresh.output_states(["out"])
-    assert {p: s.oid for p, s in states.items() if s} == {o.path: o.blob for o in files}
-    assert tree.cache.hashed == 0
-
-
-def test_a_file_that_fails_stops_every_thread_and_leaves_no_half_written_file(
+def test_a_file_that_fails_stops_the_restore_and_leaves_no_half_written_file(
     tree: Worktree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = outputs(tree)
     calls = 0
-    lock = threading.Lock()
 
     def failing(fd: int, pieces: list[memoryview]) -> None:
         nonlocal calls
-        with lock:
-            calls += 1
-            fail = calls == 40
-        if fail:
+        calls += 1
+        if calls == 40:
             os.write(fd, b"half")
             raise OSError(28, "No space left on device")
         write_pieces(fd, pieces)
@@ -112,7 +73,7 @@ def test_a_file_that_fails_stops_every_thread_and_leaves_no_half_written_file(
     with pytest.raises(OSError, match="No space left"):
         tree.restore(files)
     written = [o for o in files if (tree.root / o.path).exists()]
-    # The other threads stopped after their file: far from all were written.
+    # The restore stopped there: far from all were written.
     assert 0 < len(written) < len(files) - 100
     for out in written:  # each whole and with its mode: no mode-000 file left behind
         path = tree.root / out.path
