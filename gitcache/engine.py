@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate, locks, provenance, statcache
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
-from gitcache.gitrepo import TreeEntry
-from gitcache.graph import input_matches_output
+from gitcache.gitrepo import MODE_EXEC, TreeEntry
+from gitcache.graph import input_matches_output, is_glob
+from gitcache.inorder import InOrder
 from gitcache.locks import LockSpares, signature_lock, writing_objects
 from gitcache.objects.stored import StoredFile
 from gitcache.params import encode
@@ -28,7 +29,7 @@ from gitcache.plan import Evaluation, Mismatch, Planner
 from gitcache.processes import Children, forwarding_signals
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
-from gitcache.scheduler import schedule
+from gitcache.scheduler import command_starting, hand_off, pipelined, schedule
 from gitcache.scratch import clean_stale, clean_stale_files, scratch_dir
 from gitcache.status import describe_changes
 from gitcache.store import NewRecord, RefBatch, StoredRecord
@@ -137,6 +138,8 @@ class Engine:
         # removing one per item costs a few ms), removed at the end of the run.
         self._item_scratch: dict[int, Path] = {}
         self._scratches = ExitStack()
+        self._lines = InOrder()
+        self._sources = provenance.Sources(project.repo, project.workflow.config)
         self._lock_spares: LockSpares | None = None  # sweep items' lock files (locks.py)
 
     def plan(self, targets: list[str]) -> list[str]:
@@ -163,17 +166,42 @@ class Engine:
                     order,
                     units.needs,
                     self._step_locked,
-                    self.reporter.step_finished,
+                    self._finished,
                     lambda name, why: StepResult(name, "pending", detail=why),
                     jobs,
                     keep_going,
                     self._interrupt,
                     self._fan_out_locked if units.dynamic else None,
+                    None if self.options.dry_run else self._follows,
                 )
             finally:  # also after a failure or a signal: finished items keep their record
+                self._lines.flush()
                 self._batch.flush()
                 self._scratches.close()
         return RunSummary(results)
+
+    # The reporter's lines, in order while sweep items overlap (inorder.py).
+    def _started(self, key: str, action: str) -> None:
+        self._lines.show(lambda: self.reporter.step_started(key, action))
+
+    def _output(self, key: str, stream: str, data: bytes) -> None:
+        self._lines.show(lambda: self.reporter.output(key, stream, data))
+
+    def _finished(self, result: StepResult) -> None:
+        self._lines.finished(result.step, lambda: self.reporter.step_finished(result))
+
+    def _follows(self, first: str, then: str) -> bool:
+        """Whether unit `then` may start while `first` writes its record: items of one
+        sweep (scheduler.py; nothing an item's record does reads the worktree)."""
+        steps = self.planner.units.steps
+        one, other = steps.get(first), steps.get(then)
+        return (
+            one is not None
+            and other is not None
+            and one.item is not None
+            and other.item is not None
+            and one.name == other.name
+        )
 
     def _interrupt(self, signum: int) -> None:
         """A signal arrived: no step that has not finished records; stop the commands."""
@@ -248,9 +276,13 @@ class Engine:
                         f"{os.readlink(self.project.repo.root / link)!r}, which does not exist"
                     )
                 if not found.files:
+                    what = (
+                        "is an empty directory (no file in it to read)"
+                        if not is_glob(pattern) and (self.project.repo.root / pattern).is_dir()
+                        else "does not exist"
+                    )
                     raise ConfigError(
-                        f"{file}: step {name!r}: input {pattern!r} does not exist "
-                        "and no step produces it"
+                        f"{file}: step {name!r}: input {pattern!r} {what} and no step produces it"
                     )
             inputs = None  # {inputs[N]} unknown until the steps that make them have run
             if not made and interpolate.uses_input_index(step.run):
@@ -308,7 +340,7 @@ class Engine:
         restored: tuple[str, ...] = ()
         removed: tuple[str, ...] = ()
         if mismatches:
-            self.reporter.step_started(name, "restoring")
+            self._started(name, "restoring")
             try:
                 # The record may have been fetched: it is untrusted input (SPEC §7).
                 assert evaluation.signature is not None
@@ -401,7 +433,7 @@ class Engine:
             if path in self._deferred and self.project.worktree.state(path) is None
         ]
         if wanted:
-            self.reporter.step_started(evaluation.step.key, "restoring its inputs")
+            self._started(evaluation.step.key, "restoring its inputs")
             self._restore(wanted, evaluation.step.key)
 
     def _execute(
@@ -479,7 +511,7 @@ class Engine:
         step = evaluation.step
         # Taken before the command runs: the code that ran, and require_clean refuses early.
         source = self._provenance() if record else None
-        self.reporter.step_started(step.key, "running")
+        self._started(step.key, "running")
         try:
             # A record holds exactly what this run made, and the command never writes
             # through a symlink that a record (perhaps a fetched one) put there.
@@ -487,21 +519,31 @@ class Engine:
         except StepFailed as exc:
             return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
         for declared in step.outputs:  # as make users expect: the command only writes files
-            (self.project.repo.root / declared).parent.mkdir(parents=True, exist_ok=True)
+            parent = (self.project.repo.root / declared).parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file where a directory must be, no permission...
+                where = parent.relative_to(self.project.repo.root).as_posix()
+                why = exc.strerror or str(exc)
+                detail = f"cannot make the directory {where!r} of output {declared!r}: {why}"
+                if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+                    detail += " (a file is in the way: move it, or remove it)"
+                return StepResult(step.key, "failed", evaluation.signature, detail=detail)
         # The scratch directory goes whatever happens (a signal included); one left by a
         # process killed with -9 goes at the start of a later run (scratch.py).
         with self._scratch(step) as scratch:
             # After the inputs were hashed, before the command starts: an input whose
             # mtime is not older may have been rewritten since within one tick. (A step
             # without inputs has none to check: no temporary file to read the clock.)
-            started = statcache.filesystem_now(scratch) if record and step.inputs else 0
+            started = statcache.filesystem_now(scratch) if record and step.signed_inputs else 0
             try:
                 with self._unlocked():
+                    command_starting()  # an item writing its record may go on now
                     execution = execute(
                         shell_argv(step.spec.shell, command),
                         self.project.repo.root,
                         scratch,
-                        lambda stream, data: self.reporter.output(step.key, stream, data),
+                        lambda stream, data: self._output(step.key, stream, data),
                         env=self._command_env(evaluation, record),
                         children=self._children,
                     )
@@ -549,6 +591,7 @@ class Engine:
         if self._interrupted.is_set():
             return StepResult(step.key, "failed", evaluation.signature, detail="interrupted")
         if execution.exit_status != 0:
+            self._sources.forget()  # it may have written tracked files before it failed
             return StepResult(
                 step.key,
                 "failed",
@@ -569,9 +612,17 @@ class Engine:
         if isinstance(outputs, StepResult):
             return outputs
         self.project.removed.discard(o.path for o in outputs)  # they are back on disk
+        if self.project.repo.tracks_any([o.path for o in outputs]):
+            self._sources.forget()  # the next step's provenance sees them changed
         if not record:
             self.planner.will_change(step.key)
             return StepResult(step.key, "ran", evaluation.signature, exit_status=0)
+        # Everything read from the worktree is read: the next item of a sweep may start
+        # its command while this one writes its record (scheduler.py).
+        if pipelined():
+            self._lines.handed_off(step.key)
+            with self._unlocked():
+                hand_off()
         stored = self._record(
             evaluation,
             command,
@@ -594,10 +645,17 @@ class Engine:
         one timestamp tick keeps the stat (git's racily-clean rule).
         """
         worktree = self.project.worktree
-        now = worktree.expand(evaluation.step.inputs)
+        now = worktree.expand(evaluation.step.signed_inputs)
+        components = evaluation.components
+        executable = set(components.executable or ()) if components is not None else set()
         for path in sorted(set(now.files) | set(now.dangling) | set(evaluation.inputs)):
             state = worktree.state(path, follow=True, racy_from=started)
-            if (None if state is None else state.oid) != evaluation.inputs.get(path):
+            if state is None:
+                if path in evaluation.inputs:
+                    return path
+                continue
+            edited = state.oid != evaluation.inputs.get(path)
+            if edited or (state.mode == MODE_EXEC) != (path in executable):  # or chmod
                 return path
         return None
 
@@ -702,7 +760,7 @@ class Engine:
         return nullcontext(path)
 
     def _provenance(self) -> provenance.Provenance:
-        return provenance.capture(self.project.repo, self.project.workflow.config)
+        return self._sources.capture()
 
     # -- the modes that never run ------------------------------------------------------
 
@@ -772,7 +830,7 @@ class Engine:
             outputs += files
         if not outputs:
             return False
-        inputs = worktree.expand(step.inputs)
+        inputs = worktree.expand(step.signed_inputs)
         if inputs.missing:
             return False
         root = self.project.repo.root

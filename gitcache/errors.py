@@ -125,3 +125,15 @@ def _reason(exc: OSError) -> str:
 
 class NotInStore(GitcacheError):
     """Outputs asked to be removed from the worktree are not safely in the store (exit 2)."""
+
+
+def command_line_text(text: str, what: str) -> str:
+    """A command-line value that goes into a signature, a ref name or a record: one
+    UTF-8 can encode (a byte that is not UTF-8 reaches Python as a lone surrogate)."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise ConfigError(f"{what} '{shown}': not valid UTF-8") from None
+    return text

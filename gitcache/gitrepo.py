@@ -104,6 +104,8 @@ class GitRepo:
         self._writer_chosen = False  # decided on first write (reads the config)
         self._unchecked = False  # inside unchecked_reads
         self._identity: bytes | None = None  # `name <email>` of the commits we write
+        # The index's paths, with the index file's stat they were read at (tracks_any).
+        self._tracked: tuple[tuple[int, ...] | None, frozenset[str]] | None = None
         self._packed_ok: bool | None = None  # packed-refs may be written (read once)
 
     @classmethod
@@ -671,6 +673,26 @@ class GitRepo:
             path for path, flag in flags.items() if flag != pygit2.enums.FileStatus.CURRENT
         )
 
+    def source_state(self, changed: Sequence[str]) -> tuple[object, ...]:
+        """What a status of the tracked files depends on, short of a stat of every one:
+        HEAD, the index file's stat and the stat of each of `changed` (provenance.py)."""
+        head = None if self._repo.head_is_unborn else str(self._repo.head.target)
+        return (
+            head,
+            _stat_key(Path(self._repo.path) / "index"),
+            *(_stat_key(self.root / path) for path in changed),
+        )
+
+    def tracks_any(self, paths: Sequence[str]) -> bool:
+        """Whether the index holds any of `paths` (files, relative to the root)."""
+        state = _stat_key(Path(self._repo.path) / "index")
+        if self._tracked is None or self._tracked[0] != state:
+            index = self._repo.index
+            index.read(False)  # again if the file changed (a command ran `git add`)
+            self._tracked = (state, frozenset(entry.path for entry in index))
+        tracked = self._tracked[1]
+        return bool(tracked) and any(path in tracked for path in paths)
+
     def worktree_tree(self, changed: Sequence[str]) -> str:
         """The tree `git add -u && git write-tree` would give, without touching the index.
 
@@ -777,3 +799,12 @@ def _hex_oid(oid: str) -> bytes:
 
 def relative_posix(root: Path, path: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
+
+
+def _stat_key(path: Path) -> tuple[int, ...] | None:
+    """What changes when a file is written, replaced or removed (None: absent)."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode)

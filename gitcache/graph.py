@@ -183,11 +183,23 @@ def _raise_duplicate(label: str, name: str, out: str, owner: Mapping[str, str]) 
     """Name the first earlier output that `out` overlaps (declaration order)."""
     for other_out, other in owner.items():
         if _under(out, other_out) or _under(other_out, out):
-            raise ConfigError(
-                f"{label}: steps {other!r} and {name!r} both declare output "
-                f"{out if out == other_out else other_out + ' / ' + out!r}"
-            )
+            raise ConfigError(overlap_message(label, other, other_out, name, out))
     raise AssertionError(f"no output overlaps {out}")  # the index said one does
+
+
+def overlap_message(label: str, first: str, first_out: str, second: str, second_out: str) -> str:
+    """Two declared outputs that are one path, or one inside the other."""
+    if first_out == second_out:
+        return f"{label}: steps {first!r} and {second!r} both declare output {first_out!r}"
+    inner, outer = (
+        (second_out, first_out) if _under(second_out, first_out) else (first_out, second_out)
+    )
+    if first == second:
+        return f"{label}: step {first!r} declares output {inner!r} inside its output {outer!r}"
+    return (
+        f"{label}: steps {first!r} and {second!r} both declare output {inner!r} "
+        f"(one declares {outer!r}, which holds it)"
+    )
 
 
 @dataclass(frozen=True)

@@ -261,7 +261,7 @@ def block_in_another_worktree(repo: GitRepo) -> bool:
         if root == repo.root:
             continue
         try:
-            data = tomllib.loads((root / "gitcache.toml").read_text())
+            data = tomllib.loads((root / "gitcache.toml").read_text(encoding="utf-8-sig"))
         except (OSError, ValueError):
             continue
         hooks = data.get("hooks")

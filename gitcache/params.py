@@ -56,9 +56,17 @@ def problem(value: Any) -> tuple[str, str] | None:
     return None
 
 
+RESERVED: Final = ("inputs", "outputs")
+
+
 def check_params(params: dict[str, Any], label: str) -> None:
     """ConfigError naming the file and key path of the first refused value in [params]."""
     for name, value in params.items():
+        if name in RESERVED:  # `{inputs}` is always the step's inputs: never this value
+            raise ConfigError(
+                f"{label}: params.{name}: the name is reserved ({{{name}}} is the step's "
+                f"{name}); rename the parameter"
+            )
         found = problem(value)
         if found is not None:
             raise ConfigError(f"{label}: params.{name}{found[0]}: {found[1]}")

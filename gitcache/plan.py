@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcache.errors import ConfigError
-from gitcache.gitrepo import MODE_LINK
+from gitcache.gitrepo import MODE_EXEC, MODE_LINK
 from gitcache.graph import input_covers, input_matches_output
 from gitcache.project import Project
 from gitcache.record import Components
@@ -153,20 +153,25 @@ class Planner:
         worktree = self.project.worktree
         unknown = [u for u in upstream if u in self.changing]
         inputs: dict[str, str] = {}
+        executable: list[str] = []
         missing: list[str] = []
         if not unknown:
-            expansion = worktree.expand(step.inputs)
+            expansion = worktree.expand(step.signed_inputs)
             for path in expansion.files:
                 if self.exact and path not in self.overlay and self._removed_by_restore(path):
                     continue
                 state = self._input_state(path)
                 if state is not None:
                     inputs[path] = state.oid
+                    if state.mode == MODE_EXEC:
+                        executable.append(path)
             for path in self.overlay:
-                if path not in inputs and any(input_covers(p, path) for p in step.inputs):
+                if path not in inputs and any(input_covers(p, path) for p in step.signed_inputs):
                     followed = self._input_state(path)
                     if followed is not None:
                         inputs[path] = followed.oid
+                        if followed.mode == MODE_EXEC:
+                            executable.append(path)
             for pattern in expansion.missing:
                 produced = any(
                     input_matches_output(pattern, out)
@@ -180,7 +185,7 @@ class Planner:
         components = signature = commit = None
         store = self.project.store
         if not unknown and not missing:
-            components = shell_components(step, self.params, inputs, self.environ)
+            components = shell_components(step, self.params, inputs, self.environ, executable)
             signature = signature_of(components)
             commit = store.sig_commit(signature)
         walked = worktree.output_walk(step.outputs)

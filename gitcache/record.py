@@ -129,7 +129,7 @@ class _OmitsUnused(_Frozen):
 class Components(_OmitsUnused):
     """Everything that went into a signature (docs/format.md, "The signature")."""
 
-    _OMITTED_IF_NONE = frozenset({"shell", "command", "references", "versions"})
+    _OMITTED_IF_NONE = frozenset({"shell", "command", "references", "versions", "executable"})
 
     format: int
     kind: Literal["shell", "python"]
@@ -141,6 +141,10 @@ class Components(_OmitsUnused):
     command: str | None = None
     params: dict[str, JsonValue]
     inputs: dict[SafePath, Oid]
+    # Shell steps: the inputs whose mode is executable (git's 100755), sorted; absent
+    # when none is, so the signatures of steps without one are what they were. A blob
+    # id says nothing of the mode, and `./prepare.sh` runs only with the bit set.
+    executable: list[SafePath] | None = None
     outputs: list[SafePath]
     env: dict[str, str | None]
     # Python steps only (docs/python.md): code key -> BLAKE3 of each function, class

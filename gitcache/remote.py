@@ -8,6 +8,7 @@ rewrites and every protocol work exactly as they do for `git fetch` and `git pus
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -71,7 +72,8 @@ def choose_remote(
         name = _default_name(repo, for_push)
     if not name or name.startswith("-"):
         raise RemoteError(f"invalid remote name {name!r}")
-    configured = repo.config_value(f"remote.{name}.url") is not None
+    # A name that is not UTF-8 (a path of such bytes) names no configured remote.
+    configured = _utf8(name) and repo.config_value(f"remote.{name}.url") is not None
     local = (cwd or Path.cwd()) / name
     if not configured and "://" not in name and local.exists():
         name = str(local.resolve())
@@ -81,6 +83,14 @@ def choose_remote(
             hint="add one with `git remote add NAME URL`, or give a URL or path",
         )
     return Remote(name, _stage_name(name))
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _default_name(repo: GitRepo, for_push: bool) -> str:
@@ -106,7 +116,7 @@ def _looks_like_location(name: str) -> bool:
 def _stage_name(name: str) -> str:
     if ref_component_problem(name) is None:
         return name
-    return "url-" + blake3.blake3(name.encode()).hexdigest()[:16]
+    return "url-" + blake3.blake3(os.fsencode(name)).hexdigest()[:16]
 
 
 def list_refs(repo: GitRepo, remote: Remote, prefix: str) -> list[tuple[str, str]]:

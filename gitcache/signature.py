@@ -6,7 +6,7 @@ Bump SIGNATURE_FORMAT whenever what goes into the document changes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Final
 
 import blake3
@@ -26,9 +26,14 @@ SIGNATURE_FORMAT: Final = 2
 
 
 def shell_components(
-    step: Step, params: Mapping[str, Any], inputs: Mapping[str, str], environ: Mapping[str, str]
+    step: Step,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    environ: Mapping[str, str],
+    executable: Collection[str] = (),
 ) -> Components:
-    """Components of a shell step: only the parameters its command references count."""
+    """Components of a shell step: only the parameters its command references count;
+    `executable`: those of `inputs` whose mode is executable."""
     from gitcache import interpolate
     from gitcache.params import encode
     from gitcache.shellcode import normalize_command
@@ -43,10 +48,11 @@ def shell_components(
             )
     # An item of a sweep: its axis values (or foreach path) are parameters it uses.
     values, item = format_values(step, params)
+    listed = sorted(p for p in inputs if p not in step.implied)  # what `{inputs}` gives
     try:
-        rendered = interpolate.render(step.run, values, sorted(inputs), step.outputs, item)
+        rendered = interpolate.render(step.run, values, listed, step.outputs, item)
     except interpolate.FIELD_ERRORS:
-        why = interpolate.problem(step.run, values, sorted(inputs), step.outputs, item)
+        why = interpolate.problem(step.run, values, listed, step.outputs, item)
         raise ConfigError(f"step {step.key!r}: cannot fill in its command: {why}") from None
     return Components(
         format=SIGNATURE_FORMAT,
@@ -56,6 +62,7 @@ def shell_components(
         command=normalize_command(rendered),
         params={name: encode(values[name]) for name in step.params_used},
         inputs=dict(sorted(inputs.items())),
+        executable=sorted(executable) or None,
         outputs=list(step.outputs),
         env={name: environ.get(name) for name in sorted(step.spec.env)},
     )

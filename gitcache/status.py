@@ -83,6 +83,9 @@ def describe_changes(old: Components, new: Components) -> list[str]:
             reasons.append(f"input {path} removed")
         elif before != after:
             reasons.append(f"input {path} changed ({short(before)} -> {short(after)})")
+        elif (path in (old.executable or ())) != (path in (new.executable or ())):
+            now = "executable" if path in (new.executable or ()) else "not executable"
+            reasons.append(f"input {path} is {now} now")
     if old.outputs != new.outputs:
         reasons.append(f"outputs changed ({', '.join(old.outputs)} -> {', '.join(new.outputs)})")
     for name in sorted(old.env.keys() | new.env.keys()):

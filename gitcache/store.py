@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from gitcache.errors import GitcacheError, RecordNotFound, UnsafeRecord
+from gitcache.errors import GitcacheError, RecordNotFound, UnsafeRecord, command_line_text
 from gitcache.gitrepo import MODE_FILE, MODE_TREE, GitRepo, RefConflict, RefUpdate, TreeEntry
 from gitcache.latest import ITEM_PREFIX as ITEM_PREFIX  # re-exported: refs/gitcache/item/
 from gitcache.latest import STEP_PREFIX as STEP_PREFIX  # re-exported: refs/gitcache/step/
@@ -143,9 +143,17 @@ class NewRecord:
 class RecordStore:
     def __init__(self, repo: GitRepo, warn: Callable[[str], None] | None = None) -> None:
         self.repo = repo
-        self._warn = warn or (lambda _msg: None)
+        self._warn_to = warn or (lambda _msg: None)
+        self._warned: set[str] = set()
         self._index: RecordIndex | None = None
         self._latest = LatestRecords(repo)  # this worktree's
+
+    def _warn(self, message: str) -> None:
+        """Say it once per command: one bad record is looked up by several steps and
+        modes (the quick read, the full one, the latest pointer)."""
+        if message not in self._warned:
+            self._warned.add(message)
+            self._warn_to(message)
 
     # -- reading ------------------------------------------------------------------
 
@@ -343,6 +351,7 @@ class RecordStore:
 
     def resolve(self, ident: str, steps: Sequence[str] = ()) -> StoredRecord:
         """A record from a step name, a (short) signature or a (short) record commit id."""
+        command_line_text(ident, "record or step")
         if ident in steps:
             found = self.latest(ident)
             if found is None:

@@ -240,8 +240,16 @@ def make_item(
             raise ConfigError(
                 f"{where}.outputs: item {label(step.name, values)} gives {out!r}, a glob"
             )
+    # A foreach item's file is what its command works on: its content counts even where
+    # `inputs` does not name it (else editing the file would leave a stale record).
+    implied = (path,) if path and not any(input_covers(i, path) for i in inputs) else ()
     return replace(
-        step, inputs=inputs, outputs=outputs, item=values, label=label(step.name, values)
+        step,
+        inputs=inputs,
+        outputs=outputs,
+        item=values,
+        label=label(step.name, values),
+        implied=implied,
     )
 
 
@@ -324,7 +332,7 @@ class Units:
         filters = self.wanted.get(name)
         if filters:
             items = [i for i in items if any(matches(i, w) for w in filters)]
-        _check_outputs(where, items)
+        _check_outputs(where, items, _patterns_or_none(step, self.params, self.root, self.file))
         keys = [i.key for i in items]
         for item in items:
             self.steps[item.key] = item
@@ -365,6 +373,12 @@ def parse_selector(step: Step, selector: str) -> dict[str, str]:
         if not sep or axis not in names:
             raise ConfigError(
                 f"{step.name}[{selector}]: expected AXIS=VALUE for axes {', '.join(names)}"
+            )
+        if axis in wanted:  # `s[a=1,a=2]` would select by its last value alone
+            raise ConfigError(
+                f"{step.name}[{selector}]: axis {axis} given twice "
+                f"(name items one selector each: '{step.name}[{axis}={wanted[axis]}]' "
+                f"'{step.name}[{axis}={text.strip()}]')"
             )
         wanted[axis] = text.strip()
     return wanted
@@ -473,7 +487,7 @@ def expand(workflow: Workflow, worktree: Worktree, params: Mapping[str, Any]) ->
             if isinstance(found, str):
                 raise ConfigError(found)
             items = [make_item(step, {ITEM: f}, params, workflow.root, where) for f in found]
-            _check_outputs(where, items)
+            _check_outputs(where, items, _patterns_or_none(step, params, workflow.root, file))
             steps.update((i.key, i) for i in items)
             of_step[name] = [i.key for i in items]
     paths = {
@@ -532,6 +546,25 @@ def _foreach_files(
     overlay: Mapping[str, FileState],
     file: str,
 ) -> list[str] | str:
+    patterns = foreach_patterns(step, params, worktree.root, file)
+    if isinstance(patterns, str):
+        return patterns
+    where = f"{file}: steps.{step.name}.foreach"
+    expansion = worktree.expand(patterns)
+    files = set(expansion.files)
+    for path in overlay:
+        if any(input_covers(p, path) for p in patterns):
+            files.add(path)
+    for pattern in expansion.missing:
+        if not any(input_covers(pattern, p) for p in files):
+            return f"{where}: {pattern!r} matches no file"
+    return sorted(files)
+
+
+def foreach_patterns(
+    step: Step, params: Mapping[str, Any], root: Path, file: str
+) -> list[str] | str:
+    """A foreach step's paths with `[params]` filled in, checked; a message if one is bad."""
     assert step.sweep is not None
     where = f"{file}: steps.{step.name}.foreach"
     patterns = []
@@ -545,20 +578,20 @@ def _foreach_files(
         except ValueError:
             from gitcache.workflow import inside
 
-            patterns.append(inside(worktree.root, filled, where))
-    expansion = worktree.expand(patterns)
-    files = set(expansion.files)
-    for path in overlay:
-        if any(input_covers(p, path) for p in patterns):
-            files.add(path)
-    for pattern in expansion.missing:
-        if not any(input_covers(pattern, p) for p in files):
-            return f"{where}: {pattern!r} matches no file"
-    return sorted(files)
+            patterns.append(inside(root, filled, where))
+    return patterns
 
 
-def _check_outputs(where: str, items: Sequence[Step]) -> None:
-    """Two items of one step may not write one path."""
+def _patterns_or_none(step: Step, params: Mapping[str, Any], root: Path, file: str) -> list[str]:
+    """The foreach paths, or none where they cannot be filled in (already reported)."""
+    patterns = foreach_patterns(step, params, root, file)
+    return [] if isinstance(patterns, str) else patterns
+
+
+def _check_outputs(where: str, items: Sequence[Step], patterns: Sequence[str] = ()) -> None:
+    """Two items of one step may not write one path, and a foreach item may not write
+    what its own foreach paths match (each run would make an item of it, and of that
+    item's output, without end)."""
     owner: dict[str, str] = {}
     for item in items:
         for out in item.outputs:
@@ -567,4 +600,11 @@ def _check_outputs(where: str, items: Sequence[Step]) -> None:
                 raise ConfigError(
                     f"{where}.outputs: items {other} and {item.key} both write {out!r} "
                     "(use every axis, or the item, in the output path)"
+                )
+            matched = next((p for p in patterns if input_matches_output(p, out)), None)
+            if matched is not None:
+                raise ConfigError(
+                    f"{where}.outputs: item {item.key} writes {out!r}, which its own "
+                    f"foreach {matched!r} matches (the next run would make an item of it): "
+                    "write outputs where the foreach paths do not reach"
                 )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from gitcache import interpolate
-from gitcache.errors import ConfigError
+from gitcache.errors import ConfigError, command_line_text
 from gitcache.graph import StepGraph, is_glob
 from gitcache.params import DateTime, check_params, problem, toml_type
 from gitcache.record import check_relative_path
@@ -84,6 +84,15 @@ class Step:
     sweep: Sweep | None = None
     item: dict[str, Any] | None = None  # an item's axis -> value, or {"item": path}
     label: str = ""
+    # Files read beyond the declared inputs: a foreach item's own file when no declared
+    # input covers it (the command reads `{item}`, so its content must count). In the
+    # signature's inputs, never in `{inputs}`.
+    implied: tuple[str, ...] = ()
+
+    @property
+    def signed_inputs(self) -> tuple[str, ...]:
+        """The inputs whose blob ids enter the signature: declared, then implied."""
+        return self.inputs + self.implied if self.implied else self.inputs
 
     @property
     def run(self) -> str:
@@ -139,7 +148,7 @@ def load_workflow(path: Path, root: Path) -> Workflow:
     """Read, validate and check a workflow file; raise ConfigError naming what is wrong."""
     label = _label(path, root)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(
             f"no {path.name} in {path.parent}", hint="run `gitcache init` to write a starter file"
@@ -305,7 +314,7 @@ def _axis_value(name: str, text: str, values: tuple[Any, ...]) -> Any:
 
 def split_assignment(item: str, flag: str) -> tuple[str, str]:
     """NAME and VALUE of a `NAME=VALUE` given with `flag` (ConfigError if malformed)."""
-    name, sep, text = item.partition("=")
+    name, sep, text = command_line_text(item, flag).partition("=")
     name = name.strip()
     if not sep or not name:
         raise ConfigError(f"{flag} {item!r}: expected NAME=VALUE")

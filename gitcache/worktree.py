@@ -40,7 +40,7 @@ from gitcache.errors import (
     WorktreeConflict,
     no_space,
 )
-from gitcache.filehash import read_stable
+from gitcache.filehash import read_stable, same_file
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
 from gitcache.journal import Journal
 from gitcache.objects.loose import blob_hasher, write_pieces
@@ -451,6 +451,10 @@ class Worktree:
                 "(no backslash, NUL, empty, '.', '..' or '.git' component)"
             ) from None
 
+        small = self._store_small(rel, write_bytes)
+        if small is not None:
+            return small
+
         def store_link(path: Path) -> StoredFile:
             text = os.fsencode(os.readlink(path))
             return StoredFile(write_bytes(text), len(text))
@@ -462,6 +466,41 @@ class Worktree:
         return OutputFile(
             path=rel, blob=stored.oid, mode=git_mode(st), size=st.st_size, chunks=chunks
         )
+
+    def _store_small(self, rel: str, write_bytes: Callable[[bytes], str]) -> OutputFile | None:
+        """A small regular file stored in one read (the common case of a many-file
+        output: no pathlib, no stat before the open); None for anything else (a
+        symlink, a big file, one that changed while it was read), which `read_stable`
+        stores as always.
+
+        The same rule as read_stable's: the bytes count only if the file they came from
+        (its fstat) is still the one at the path, unchanged (an lstat after the read).
+        """
+        path = f"{self.root}/{rel}"
+        try:
+            fd = os.open(path, _READ_SMALL)
+        except OSError:  # a symlink (ELOOP), gone, unreadable: read_stable says which
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > _SMALL_MAX:
+                return None
+            data = os.read(fd, st.st_size + 1)  # one more: a file that grew is noticed
+            while len(data) <= st.st_size and (more := os.read(fd, st.st_size + 1 - len(data))):
+                data += more
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        try:
+            after = os.lstat(path)
+        except OSError:
+            return None
+        if len(data) != st.st_size or not same_file(st, after):
+            return None
+        oid = write_bytes(data)
+        self.cache.remember(rel, after, oid)
+        return OutputFile(path=rel, blob=oid, mode=git_mode(after), size=after.st_size)
 
     # -- restoring -------------------------------------------------------------------
 
@@ -956,6 +995,8 @@ class Worktree:
         _check(out, chunks, digest, written)
 
 
+_SMALL_MAX = 64 * 2**10  # bytes: a file stored in one read (_store_small)
+_READ_SMALL = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never a fifo
 _ONE_PASS_MIN = 64  # small blobs to restore that make reading their packs worth it
 _PACKED_MAX = 256 * 2**10  # objects/writer.py's PACKED_MAX (not imported by a no-op)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -17,13 +17,14 @@ from gitcache.workflow import load_workflow
 DOC = Path(__file__).resolve().parents[1] / "docs" / "format.md"
 VECTOR = re.compile(
     r"### Vector \d+:.*?```toml\n(?P<toml>.*?)```.*?Step: `(?P<step>[^`]+)`\. "
-    r"Inputs: `(?P<inputs>[^`]*)`\. Environment: `(?P<env>[^`]*)`\..*?"
+    r"Inputs: `(?P<inputs>[^`]*)`\. (?:Executable: `(?P<executable>[^`]*)`\. )?"
+    r"Environment: `(?P<env>[^`]*)`\..*?"
     r"```json\n(?P<doc>.*?)\n```.*?Signature: `(?P<sig>[0-9a-f]{64})`",
     re.S,
 )
 
 
-def vectors() -> list[dict[str, str]]:
+def vectors() -> list[dict[str, str]]:  # "executable" may be None
     found = [m.groupdict() for m in VECTOR.finditer(DOC.read_text())]
     assert len(found) >= 4
     return found
@@ -44,6 +45,7 @@ def test_vector(vector: dict[str, str], tmp_path: Path) -> None:
         workflow.params,
         json.loads(vector["inputs"]),
         json.loads(vector["env"]),
+        json.loads(vector["executable"] or "[]"),
     )
     document = canonical_json(components.model_dump(mode="json"))
     assert document.decode() == vector["doc"]

@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitcache.errors import ConfigError
-from gitcache.graph import IF_DIRECTORY, MATCH, StepGraph, _under, _with_uncertain, reach
+from gitcache.graph import (
+    IF_DIRECTORY,
+    MATCH,
+    StepGraph,
+    _under,
+    _with_uncertain,
+    overlap_message,
+    reach,
+)
 
 Steps = Mapping[str, tuple[Iterable[str], Iterable[str]]]
 
@@ -21,10 +29,7 @@ def reference_build(label: str, steps: Steps) -> dict[str, tuple[str, ...]]:
         for out in outputs:
             for other_out, other in owner.items():
                 if _under(out, other_out) or _under(other_out, out):
-                    raise ConfigError(
-                        f"{label}: steps {other!r} and {name!r} both declare output "
-                        f"{out if out == other_out else other_out + ' / ' + out!r}"
-                    )
+                    raise ConfigError(overlap_message(label, other, other_out, name, out))
             owner[out] = name
     needs: dict[str, list[str]] = {}
     uncertain = []

@@ -193,3 +193,68 @@ def test_capture_in_process(make: Callable[..., Repo]) -> None:
     dirty = capture(git, WorkflowFile())
     assert dirty.dirty_files == ("src/code.txt",) and dirty.snapshot is not None
     assert dirty.tree_entries()[0].path == SNAPSHOT_DIR
+
+
+def _items(repo: Repo) -> dict[str, dict[str, object]]:
+    """record.json of each item of sweep `s`, by its value of `a`."""
+    found = {}
+    for ref, commit in repo.refs().items():
+        if ref.startswith("refs/gitcache/item/s/"):
+            record = json.loads(repo.git("show", f"{commit}:record.json"))
+            found[str(record["item"]["a"])] = record | {"commit": commit}
+    return found
+
+
+def _sweep(run: str, outputs: str = "o/{a}.txt") -> str:
+    return f"[steps.s]\nmatrix = {{ a = [1, 2, 3] }}\noutputs = ['{outputs}']\nrun = '{run}'\n"
+
+
+def test_a_command_writing_a_tracked_output_makes_the_next_items_dirty(
+    make: Callable[..., Repo],
+) -> None:
+    """Provenance is re-used between steps only while nothing it depends on moved: an
+    item whose declared output is a tracked file changes it for the items after it."""
+    run = "echo {a} > {outputs}"
+    repo = make(
+        {"gitcache.toml": _sweep(run, "t{a}.txt"), **{f"t{n}.txt": "old\n" for n in (1, 2, 3)}}
+    )
+    assert repo.run("run").exit_code == 0
+    items = _items(repo)
+    assert items["1"]["dirty_files"] == []
+    assert items["2"]["dirty_files"] == ["t1.txt"]
+    assert items["3"]["dirty_files"] == ["t1.txt", "t2.txt"]
+    snapshot = repo.git("show", f"{items['3']['commit']}:{SNAPSHOT_DIR}/t2.txt")
+    assert snapshot == "2\n"
+
+
+def test_a_dirty_file_edited_or_a_commit_made_by_a_command_is_seen_by_the_next_item(
+    make: Callable[..., Repo],
+) -> None:
+    # Item 1 edits a file that is already dirty; item 2 commits everything: HEAD moves.
+    run = (
+        "echo {a} > {outputs}; test {a} != 1 || echo edited >> code.txt; "
+        "test {a} != 2 || git commit -qam c"
+    )
+    repo = make({"gitcache.toml": _sweep(run), ".gitignore": "o/\n", "code.txt": "v1\n"})
+    (repo.root / "code.txt").write_text("v2\n")
+    head = repo.head()
+    assert repo.run("run").exit_code == 0
+    items = _items(repo)
+    assert items["1"]["dirty_files"] == items["2"]["dirty_files"] == ["code.txt"]
+    assert repo.git("show", f"{items['1']['commit']}:{SNAPSHOT_DIR}/code.txt") == "v2\n"
+    assert repo.git("show", f"{items['2']['commit']}:{SNAPSHOT_DIR}/code.txt") == "v2\nedited\n"
+    assert items["2"]["source_commit"] == head
+    assert items["3"]["source_commit"] == repo.head() != head
+    assert items["3"]["dirty_files"] == []
+
+
+def test_require_clean_checks_before_every_item(make: Callable[..., Repo]) -> None:
+    """A command that changes tracked code stops the next item under require_clean,
+    although it does not declare the file."""
+    run = "echo {a} > {outputs}; echo x >> code.txt"
+    toml = "require_clean = true\n" + _sweep(run)
+    repo = make({"gitcache.toml": toml, ".gitignore": "o/\n", "code.txt": "v1\n"})
+    result = repo.run("run")
+    assert result.exit_code != 0
+    assert "require_clean = true and tracked files are changed: code.txt" in result.stderr
+    assert list(_items(repo)) == ["1"]

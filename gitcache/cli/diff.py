@@ -8,6 +8,7 @@ import click
 
 from gitcache.cli.main import Options, workflow_option
 from gitcache.cli.output import short
+from gitcache.cli.text import printable
 from gitcache.history import item_latest
 from gitcache.recorddiff import diff_records
 from gitcache.store import StoredRecord
@@ -43,9 +44,11 @@ def diff(options: Options, first: str, second: str, as_json: bool) -> None:
         }
         click.echo(json.dumps(payload, indent=2))
         return
-    click.echo(f"record {short(a.commit)} ({_name(a)}) -> {short(b.commit)} ({_name(b)})")
+    click.echo(
+        printable(f"record {short(a.commit)} ({_name(a)}) -> {short(b.commit)} ({_name(b)})")
+    )
     for line in result.lines():
-        click.echo(f"  {line}")
+        click.echo(printable(f"  {line}"))
     if result.same:
         click.echo("  same signature components and outputs")
 

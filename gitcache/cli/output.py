@@ -195,6 +195,9 @@ class TerminalReporter:
             counts[_LABELS[r.outcome]] = counts.get(_LABELS[r.outcome], 0) + 1
         parts = ", ".join(f"{n} {label}" for label, n in counts.items())
         total = len(summary.results)
+        if not total:  # an empty gitcache.toml, or a foreach that made no items
+            click.echo("gitcache: no steps to run", err=True)
+            return
         click.echo(f"gitcache: {total} step{'s' if total != 1 else ''}: {parts}", err=True)
 
 

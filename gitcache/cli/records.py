@@ -9,6 +9,7 @@ import click
 
 from gitcache.cli.main import Options, workflow_option
 from gitcache.cli.output import seconds, short, when
+from gitcache.cli.text import printable
 from gitcache.errors import ConfigError
 from gitcache.gitrepo import GitRepo
 from gitcache.history import LogQuery, item_latest, list_records, parse_param_filters
@@ -121,7 +122,7 @@ def log(
             + ("  carried over" if r.commit in carried else "")
         )
     if lines:  # one write: 10,000 separate echoes cost a tenth of a second
-        click.echo("\n".join(lines))
+        click.echo(printable("\n".join(lines)))
 
 
 @click.command()
@@ -176,7 +177,7 @@ def show(options: Options, ident: str, as_json: bool, stream: str | None) -> Non
     for name in ("stdout", "stderr"):
         size = project.store.log_size(stored, name)
         lines.append(f"{name:<10} {size} bytes (gitcache show {short(stored.commit)} --{name})")
-    click.echo("\n".join(lines))
+    click.echo(printable("\n".join(lines)))
 
 
 def _code_lines(repo: GitRepo, stored: StoredRecord) -> list[str]:

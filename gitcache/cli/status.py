@@ -7,6 +7,7 @@ import json
 import click
 
 from gitcache.cli.main import Options, params_option, workflow_option
+from gitcache.cli.text import printable
 from gitcache.status import StepStatus, python_statuses, statuses
 from gitcache.sweeps import ITEM, value_text
 from gitcache.workflow import parse_overrides
@@ -72,11 +73,11 @@ def status(
             rows.append((name, sweep_summary(group), []))
     width = max((len(r[0]) for r in rows), default=0)
     for label, text, reasons in rows:
-        click.echo(f"{label:<{width}}  {text}")
+        click.echo(printable(f"{label:<{width}}  {text}"))
         # A step with thousands of outputs gets a few lines, not thousands.
         shown = reasons if len(reasons) <= MAX_REASONS else reasons[:SHOWN]
         for reason in shown:
-            click.echo(f"{'':<{width}}    {reason}")
+            click.echo(printable(f"{'':<{width}}    {reason}"))
         if len(shown) < len(reasons):
             more = len(reasons) - len(shown)
             click.echo(f"{'':<{width}}    … and {more} more (`gitcache status --json` lists all)")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -38,6 +39,7 @@ import tempfile
 import time
 import types
 import typing
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,7 @@ FORMS_MAX_BYTES: Final = 64 << 20
 _TOUCH_SECONDS: Final = 86400  # a form file read is marked used at most once a day
 _OUTSIDE_DIRS: Final = frozenset({"site-packages", "dist-packages"})
 _MISSING: Final = object()
+_OBJECT_DEPTH: Final = 2  # objects within objects whose attributes are walked for code
 # Top-level modules whose versions are not worth recording (gitcache records its own).
 _NOT_PACKAGES: Final = frozenset({"builtins", "__main__", "gitcache"})
 
@@ -75,9 +78,14 @@ class CodeDocument:
     cells: list[tuple[types.CellType, Any]] = field(default_factory=list)
     # key -> hash of its entry, for the entries whose hash came with their cached form
     digests: dict[str, str] = field(default_factory=dict)
+    # (form, how to compute it again) of every constant that can change in place (a
+    # dict, a list, an array, an object's attributes): the same object, mutated, is
+    # another constant.
+    mutables: list[tuple[Any, Callable[[], Any]]] = field(default_factory=list)
 
     def still_valid(self) -> bool:
-        """Whether every binding the document was built from still holds the same object."""
+        """Whether every binding the document was built from still holds the same object,
+        and every mutable constant still has the value it had."""
         for namespace, name, value in self.bindings:
             if namespace.get(name, _MISSING) is not value:
                 return False
@@ -87,7 +95,24 @@ class CodeDocument:
                     return False
             except ValueError:  # emptied
                 return False
-        return True
+        return all(compute() == form for form, compute in self.mutables)
+
+    def settle(self) -> None:
+        """Take the mutable constants' values as they are now (after a step's function
+        ran: what the code itself changes, a cache it fills, is no edit of the code)."""
+        self.mutables = [(compute(), compute) for _form, compute in self.mutables]
+
+
+# The documents built in this process, settled after every step's run (`settle_all`).
+_LIVE: weakref.WeakValueDictionary[int, CodeDocument] = weakref.WeakValueDictionary()
+
+
+def settle_all() -> None:
+    """After a step's function ran: mutable constants it (or a helper) changed, in any
+    step's document, are not changes made between calls."""
+    for document in list(_LIVE.values()):
+        if document.mutables:
+            document.settle()
 
 
 def json_constant(value: Any) -> Any:
@@ -289,12 +314,14 @@ class CodeWalker:
         self._locations: dict[str, str | None] = {}
         self._doc: CodeDocument | None = None
         self._seen: set[int] = set()
+        self._depth = 0  # objects whose attributes are being walked (_constant)
 
     # -- entry point ------------------------------------------------------------------
 
     def document(self, func: types.FunctionType) -> CodeDocument:
         main = self.key_of(func)
         self._doc = CodeDocument(main, {})
+        _LIVE[id(self._doc)] = self._doc
         self._seen.add(id(func))
         form, outer, body, digest = self._function_form(func, step=True)
         self._put(main, ["function", form], digest)
@@ -522,6 +549,18 @@ class CodeWalker:
         if isinstance(value, types.ModuleType):
             self._module(value, attrs)
             return
+        if isinstance(value, functools.partial):
+            # `triple = partial(mul, 3)`: mul's code and the bound arguments count.
+            self._visit(value.func, [], f"{key}.<partial>")
+            bound = [list(value.args), dict(value.keywords)]
+            self._put_constant(f"{key}.<partial args>", bound)
+            return
+        if isinstance(value, types.MethodType):
+            # `apply = helper.apply`: the method's code and the object (or class) it is
+            # bound to.
+            self._visit(value.__func__, [], f"{key}.<method>")
+            self._visit(value.__self__, [], f"{key}.<self>")
+            return
         step_function = getattr(value, "__gitcache_function__", None)
         if step_function is not None:  # another step: its function is code we use
             value = step_function
@@ -540,19 +579,37 @@ class CodeWalker:
             if isinstance(value, types.FunctionType):
                 form, outer, body, digest = self._function_form(value)
                 # Closures of one function (`add2 = make_adder(2)`, `add3 = ...`) share a
-                # qualname: such a function is keyed by the name it is reached through.
-                own = key if "<locals>" in value.__qualname__ else self.key_of(value)
+                # qualname, and so do all lambdas of a module (`inc = lambda ...`, `dbl =
+                # lambda ...`: one entry would stand for both): such a function is keyed
+                # by the name it is reached through.
+                shared = "<locals>" in value.__qualname__ or value.__name__ == "<lambda>"
+                own = key if shared else self.key_of(value)
                 self._put(own, ["function", form], digest)
                 self._follow_function(value, outer, body, own)
             else:
                 self._class(value)
             return
-        if isinstance(value, types.BuiltinFunctionType | types.MethodType):
+        if isinstance(value, types.BuiltinFunctionType):
             self._outside(value)
             return
         if key in self._doc.entries:
             return
-        self._put(key, ["constant", self._constant(value, key)], None)
+        self._put_constant(key, value)
+
+    def _put_constant(self, key: str, value: Any) -> None:
+        assert self._doc is not None
+        kind = type(value)
+        filename = _filename_of(kind)
+        if filename is not None and self.location(filename) is not None:
+            self._visit(kind, [], key)  # an object of the repository's class: its code
+        form = self._constant(value, key)
+        if key in self._doc.entries:
+            # The name is also a function's key: `helper = memo(helper)`, a decorator
+            # that returns an object holding the function (whose entry is under it).
+            key = f"{key}<value>"
+        self._put(key, ["constant", form], None)
+        if not _immutable(value):
+            self._doc.mutables.append((form, lambda: self._constant(value, key)))
 
     def _module(self, module: types.ModuleType, attrs: list[str]) -> None:
         assert self._doc is not None
@@ -609,6 +666,42 @@ class CodeWalker:
                 self._doc.cells.append((cell, value))
                 self._visit(value, [], f"{self.key_of(method)}.<closure>.{name}")
 
+    def _container(self, value: Any, key: str) -> Any:
+        """A list, tuple, set or dict holding code (`OPS = {"add": add}`, `PIPE = [f, g]`):
+        each function, class or module in it is followed as code and named by its key,
+        the other elements are constants; None for any other value."""
+        if isinstance(value, dict):
+            pairs = [
+                [self._element(k, f"{key}.<key>"), self._element(v, f"{key}[{i}]")]
+                for i, (k, v) in enumerate(value.items())
+            ]
+            pairs.sort(key=repr)
+            return ["dict", pairs]
+        if isinstance(value, list | tuple):
+            elements = [self._element(v, f"{key}[{i}]") for i, v in enumerate(value)]
+            return [type(value).__name__, elements]
+        if isinstance(value, set | frozenset):
+            items = [self._element(v, f"{key}{{}}") for v in value]
+            items.sort(key=repr)
+            return [type(value).__name__, items]
+        return None
+
+    def _element(self, value: Any, key: str) -> Any:
+        if _is_code(value):
+            self._visit(value, [], key)
+            if isinstance(value, types.FunctionType | type):
+                filename = _filename_of(value)
+                if filename is not None and self.location(filename) is not None:
+                    shared = "<locals>" in value.__qualname__ or value.__name__ == "<lambda>"
+                    return ["code", key if shared else self.key_of(value)]
+                return ["code", f"{value.__module__}.{value.__qualname__}"]
+            if isinstance(value, types.BuiltinFunctionType):  # `len`, `math.sqrt`
+                return ["code", f"{value.__module__}.{value.__qualname__}"]
+            if isinstance(value, types.ModuleType):
+                return ["code", value.__name__]
+            return ["code", key]
+        return self._constant(value, key)
+
     def _outside(self, value: Any) -> None:
         assert self._doc is not None
         module = getattr(value, "__module__", None) or ""
@@ -621,6 +714,9 @@ class CodeWalker:
             return json_constant(value)
         except TypeError:
             pass
+        found = self._container(value, key)
+        if found is not None:
+            return found
         if isinstance(value, typing.TypeVar) or type(value).__module__ in ("typing", "types"):
             return ["typing", repr(value)]
         if self._encode is not None:
@@ -628,11 +724,60 @@ class CodeWalker:
                 return ["value", self._encode(value)]
             except (TypeError, ValueError):
                 pass
-        # Neither a literal nor a value the codecs know (a logger, a lock, a client):
-        # its type counts, not its state.
+        # Neither a literal nor a value the codecs know: an object of an outside class (a
+        # logger, a lock, a client) counts by its type (its attributes hold caches and
+        # connections that change as it is used); one of the repository's own classes
+        # (`helper = Helper(k=3)`) also by its attributes.
         kind = type(value)
         self._outside(value)
-        return ["object", f"{kind.__module__}.{kind.__qualname__}"]
+        filename = _filename_of(kind)
+        own = filename is not None and self.location(filename) is not None
+        # A class of the repository by its code key: the same whether its module runs as
+        # a script (`__main__`) or is imported.
+        name = self.key_of(kind) if own else f"{kind.__module__}.{kind.__qualname__}"
+        state = getattr(value, "__dict__", None)
+        if not own or not isinstance(state, dict) or not state or self._encode is None:
+            return ["object", name]
+        try:
+            return ["object", name, self._encode(state)]
+        except (TypeError, ValueError):
+            pass
+        # Attributes holding code (`Pipeline(steps=[clean, fit])`) count as code; walked
+        # a few objects deep only (a logger's attributes lead to every logger).
+        if self._depth >= _OBJECT_DEPTH:
+            return ["object", name]
+        self._depth += 1
+        try:
+            return ["object", name, self._container(dict(state), f"{key}.<state>")]
+        finally:
+            self._depth -= 1
+
+
+def _is_code(value: Any) -> bool:
+    """A module, function, class, partial, bound method or wrapped callable: what the
+    walker follows as code rather than taking as a value."""
+    if isinstance(
+        value,
+        types.ModuleType
+        | types.FunctionType
+        | type
+        | functools.partial
+        | types.MethodType
+        | types.BuiltinFunctionType,
+    ):
+        return True
+    if getattr(value, "__gitcache_function__", None) is not None:
+        return True
+    return callable(value) and hasattr(value, "__wrapped__")
+
+
+def _immutable(value: Any) -> bool:
+    """Whether a constant can never change in place (so its object identity is enough)."""
+    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+        return True
+    if isinstance(value, tuple | frozenset):
+        return all(_immutable(v) for v in value)
+    return False
 
 
 def _filename_of(obj: Any) -> str | None:

@@ -72,7 +72,9 @@ class Fingerprinter:
         return self._encode(value, where)
 
     def _encode(self, value: Any, where: str) -> Any:
-        if value is None or isinstance(value, bool | str):
+        if isinstance(value, str):
+            return _text(value, where)
+        if value is None or isinstance(value, bool):
             return value
         if isinstance(value, enum.Enum):
             return self._enum(value, where)
@@ -132,14 +134,21 @@ class Fingerprinter:
     def _file(self, value: File, where: str) -> Any:
         path = value.path
         if not path.is_file():
-            raise ArgumentError(f"argument {where}: file {path} does not exist")
+            what = (
+                "is a directory, not a file"
+                if path.is_dir()
+                else "is not a regular file"
+                if path.exists()
+                else "does not exist"
+            )
+            raise ArgumentError(f"argument {where}: file {path} {what}")
         self.files[where] = str(path)
         return {"$file": self.blob_of(path)}
 
     def _dict(self, value: dict[Any, Any], where: str) -> Any:
         if all(isinstance(k, str) for k in value):
             return {
-                ("$" + k if k.startswith("$") else k): self._encode(v, f"{where}[{k!r}]")
+                _marked(_text(k, f"{where} key")): self._encode(v, f"{where}[{k!r}]")
                 for k, v in value.items()
             }
         pairs = [
@@ -221,6 +230,26 @@ class Fingerprinter:
             hint="use JSON values, pydantic models, dataclasses, numpy arrays or gitcache.File, "
             "or allow_pickle=True",
         )
+
+
+def _marked(key: str) -> str:
+    """A string key as it goes into the fingerprint: `$` keys get one more `$`."""
+    return "$" + key if key.startswith("$") else key
+
+
+def _text(value: str, where: str) -> str:
+    """A string that UTF-8 can encode (a lone surrogate, as `os.fsdecode` gives for a
+    file name that is not UTF-8, cannot be part of a signature): ArgumentError."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ArgumentError(
+                f"argument {where}: a string that is not valid Unicode ({exc.reason} at "
+                f"position {exc.start}) cannot be part of a signature",
+                hint="pass the name as bytes (os.fsencode) or a gitcache.File",
+            ) from None
+    return value
 
 
 def array_fingerprint(array: Any, where: str, allow_pickle: bool) -> dict[str, Any]:

@@ -68,7 +68,9 @@ class RecordView:
             raise RecordNotFound(
                 f"record {stored.commit[:12]}: cannot import step {python.module}:{python.function}"
             )
-        values = load_arguments(dict(python.arguments), f"record {stored.commit[:12]}")
+        values = load_arguments(
+            dict(python.arguments), f"record {stored.commit[:12]}", from_record=True
+        )
         return Task(step, step.signer.bind((), values))
 
     def _import_step(self, module: str, function: str) -> Any:
@@ -78,7 +80,9 @@ class RecordView:
         where, _, qualname = function.rpartition(":")
         file = None if where.startswith("<") else where
         try:
-            return import_step(module, qualname, file, f"record {self.summary.commit[:12]}")
+            return import_step(
+                module, qualname, file, f"record {self.summary.commit[:12]}", from_record=True
+            )
         except ArgumentError:
             return None
 

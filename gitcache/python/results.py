@@ -213,25 +213,32 @@ def load(read: Reader, kind: str, trusted: bool, where: str) -> tuple[Any, bool]
         document = json.loads(data)
     except ValueError as exc:
         raise ResultError(f"{where}: {RESULT_JSON} is not JSON: {exc}") from None
-    return _from_json(document, read, where), False
+    return _from_json(document, lambda name: _load_array(read, name, where), where), False
 
 
-def _from_json(value: Any, read: Reader, where: str) -> Any:
+def reload(encoded: Encoded) -> Any:
+    """What a later call will load from this stored form (before validation), the arrays
+    being the very ones stored: JSON has no tuples and only string keys, so a value
+    returned under a loose hint (`Any`, `dict`) comes back otherwise, and the first call
+    must give what every later one gives."""
+    assert encoded.kind == "json"
+    return _from_json(json.loads(encoded.data), encoded.arrays.__getitem__, "the result")
+
+
+def _from_json(value: Any, array: Callable[[str], Any], where: str) -> Any:
     if isinstance(value, dict):
         if set(value) == {"$npy"} and isinstance(value["$npy"], str):
-            return _load_array(read, value["$npy"], where)
+            return array(value["$npy"])
         if set(value) == {"$pandas"}:
             from gitcache.python import frames
 
-            return frames.decode(
-                value["$pandas"], lambda name: _load_array(read, name, where), where
-            )
+            return frames.decode(value["$pandas"], array, where)
         return {
-            (k[1:] if k.startswith("$") else k): _from_json(v, read, where)
+            (k[1:] if k.startswith("$") else k): _from_json(v, array, where)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_from_json(v, read, where) for v in value]
+        return [_from_json(v, array, where) for v in value]
     return value
 
 

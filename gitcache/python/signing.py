@@ -333,21 +333,26 @@ class Signer:
             return self._code
         constants = Fingerprinter(blob_of=_no_files, class_key=self.class_key(root))
         try:
-            walker = CodeWalker(root, lambda v: constants(v, "constant"), forms, hash_json)
+            walker = CodeWalker(root, _constant_encoder(constants), forms, hash_json)
             document = walker.document(self.func)
-        except CodeError as exc:
+            known_hashes = document.digests  # those that came with their cached forms
+            hashes = {k: known_hashes.get(k) or hash_json(v) for k, v in document.entries.items()}
+        except (CodeError, UnicodeEncodeError) as exc:
             if forms is not None:
                 forms.save()
+            why = (
+                f"its code holds a string that is not valid Unicode ({exc.reason})"
+                if isinstance(exc, UnicodeEncodeError)
+                else str(exc)
+            )
             raise StepDefinitionError(
-                f"step {self.options.name}: {exc}",
+                f"step {self.options.name}: {why}",
                 hint='give the step a version="..." to take responsibility for its code',
             ) from None
         if forms is not None:
             # Written now, not at exit: a process pool's worker ends without running
             # atexit handlers (os._exit), and would leave every form to parse again.
             forms.save()
-        known_hashes = document.digests  # those that came with their cached forms
-        hashes = {k: known_hashes.get(k) or hash_json(v) for k, v in document.entries.items()}
         main = hashes.pop(document.main)
         self._code = Code(main, hashes, document)
         return self._code
@@ -429,6 +434,20 @@ class Signer:
 
 def _is_union(hint: Any) -> bool:
     return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _constant_encoder(constants: Fingerprinter) -> Callable[[Any], Any]:
+    """A module-level value's fingerprint; TypeError for a value the codecs do not know
+    (a logger, a lock, a client: the code walker then counts its type), never the
+    ArgumentError that would make every call of the step fail."""
+
+    def encode(value: Any) -> Any:
+        try:
+            return constants(value, "constant")
+        except ArgumentError as exc:
+            raise TypeError(exc.message) from None
+
+    return encode
 
 
 def _no_files(path: Path) -> str:

@@ -13,12 +13,13 @@ import functools
 import inspect
 import itertools
 import os
+import re
 import threading
 import time
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
 
 from gitcache import __version__
 from gitcache.errors import UnsafeRecord
@@ -30,6 +31,7 @@ from gitcache.locks import (
     writing_objects,
 )
 from gitcache.python import quick, results
+from gitcache.python.code import settle_all
 from gitcache.python.errors import ResultError, StepDefinitionError
 from gitcache.python.files import File
 from gitcache.python.session import Session, session_for, warn
@@ -59,6 +61,9 @@ _FAST_TYPES = (int, float, str, bool, type(None))
 _SCRATCH_NUMBERS = itertools.count()
 
 
+_ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class StepFunction(Generic[P, R]):
     """A decorated function. Call it as the function; `.task(...)`, `.explain(...)`."""
 
@@ -74,6 +79,12 @@ class StepFunction(Generic[P, R]):
                 raise StepDefinitionError(
                     f"step {options.name}: ignore={list(options.ignore)!r} names {name!r}, "
                     "which is not a parameter"
+                )
+        for name in options.env:  # as in gitcache.toml: a name the environment can hold
+            if not isinstance(name, str) or _ENV_NAME.match(name) is None:
+                raise StepDefinitionError(
+                    f"step {options.name}: env={list(options.env)!r}: {name!r} is not an "
+                    "environment variable name (letters, digits and _, not first a digit)"
                 )
         self._memo: dict[str, Any] = {}
         # Signatures whose call saw an input file change: their value is not the
@@ -198,7 +209,11 @@ class StepFunction(Generic[P, R]):
             return self._run_and_record(session, call, arguments, source, refused)
 
     def _run(self, arguments: dict[str, Any]) -> Any:
-        return self.signer.check_result(self.__gitcache_function__(**arguments))
+        try:
+            value = self.__gitcache_function__(**arguments)
+        finally:
+            settle_all()
+        return self.signer.check_result(value)
 
     # -- a hit -------------------------------------------------------------------------------
 
@@ -306,7 +321,10 @@ class StepFunction(Generic[P, R]):
             state_dir = session.repo.state_dir
             held = [objects_lock_path(state_dir), signature_lock_path(state_dir, call.signature)]
             with captured(scratch) as logs, announcing(held):
-                value = self.__gitcache_function__(**arguments)
+                try:
+                    value = self.__gitcache_function__(**arguments)
+                finally:
+                    settle_all()
             duration = time.monotonic() - t0
             value = self.signer.check_result(value)
             if call.files and self.sign_bound(session, call.arguments).signature != call.signature:
@@ -320,6 +338,8 @@ class StepFunction(Generic[P, R]):
                 self._unsettled.add(call.signature)
                 return value
             encoded = results.encode(value, self.options.allow_pickle)
+            if encoded.kind == "json":  # this call returns what a hit will load
+                value = self.signer.check_result(results.reload(encoded))
             with session.lock:
                 stored = self._record(
                     session, call, encoded, logs, source, started, duration, refused

@@ -190,17 +190,20 @@ def _relative(path: Path) -> str:
         return str(full)
 
 
-def load_arguments(data: dict[str, Any], where: str) -> dict[str, Any]:
-    """Task-file arguments back as values (the step validates them when called)."""
-    return {name: _load(value, f"{where}: argument {name}") for name, value in data.items()}
+def load_arguments(data: dict[str, Any], where: str, from_record: bool = False) -> dict[str, Any]:
+    """Task-file arguments back as values (the step validates them when called); from a
+    record, an upstream task's step is imported only from the repository (import_step)."""
+    return {
+        name: _load(value, f"{where}: argument {name}", from_record) for name, value in data.items()
+    }
 
 
-def _load(value: Any, where: str) -> Any:
+def _load(value: Any, where: str, from_record: bool) -> Any:
     if isinstance(value, dict):
         if len(value) == 1:
             ((key, inner),) = value.items()
             if key == "$task":
-                return load_task(inner, where)
+                return load_task(inner, where, from_record)
             if key == "$file":
                 session = session_for(Path.cwd())
                 return File(session.root / inner if not os.path.isabs(inner) else inner)
@@ -213,9 +216,12 @@ def _load(value: Any, where: str) -> Any:
                     f"{where}: the record keeps only a fingerprint of this value",
                     hint="save the task with task.save(DIR) to keep its arguments",
                 )
-        return {(k[1:] if k.startswith("$") else k): _load(v, where) for k, v in value.items()}
+        return {
+            (k[1:] if k.startswith("$") else k): _load(v, where, from_record)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_load(v, where) for v in value]
+        return [_load(v, where, from_record) for v in value]
     return value
 
 
@@ -233,7 +239,54 @@ def read_task_file(path: Path) -> tuple[Task, dict[str, Any]]:
     return load_task(document, str(path)), document
 
 
-def load_task(document: Any, where: str) -> Task:
+def _repository_module(module: str, root: Path) -> bool:
+    """Whether a module is loaded already, or its top-level package or module is a file
+    of the repository (found without running anything)."""
+    if module in sys.modules:
+        return True
+    top = module.split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    places = [spec.origin] if spec.origin else list(spec.submodule_search_locations or [])
+    real_root = os.path.realpath(root)
+    for place in places:
+        if not place or place in ("built-in", "frozen"):
+            return False
+        real = os.path.realpath(place)
+        if os.path.commonpath([real, real_root]) != real_root or any(
+            part in ("site-packages", "dist-packages") for part in Path(real).parts
+        ):
+            return False
+    return bool(places)
+
+
+def _repository_file(root: Path, file: str, where: str) -> Path:
+    """A step's source file named by a task file or record: a .py file of the repository."""
+    from gitcache.record import check_relative_path
+
+    try:
+        relative = check_relative_path(file)
+    except ValueError:
+        raise ArgumentError(
+            f"{where}: step file {file!r} is not a path inside the repository"
+        ) from None
+    path = root / relative
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if (
+        not relative.endswith(".py")
+        or os.path.commonpath([real, real_root]) != real_root
+        or not os.path.isfile(real)
+    ):
+        raise ArgumentError(f"{where}: step file {file!r} is not a .py file of the repository")
+    return path
+
+
+def load_task(document: Any, where: str, from_record: bool = False) -> Task:
     try:
         function = document["function"]
         module, qualname = str(function["module"]), str(function["qualname"])
@@ -246,24 +299,32 @@ def load_task(document: Any, where: str) -> Task:
             if isinstance(document, dict) and "signature" in document and "function" not in document
             else f"{where}: task file lacks {exc}"
         ) from None
-    step = import_step(module, qualname, file, where)
-    values = load_arguments(arguments, where)
+    step = import_step(module, qualname, file, where, from_record)
+    values = load_arguments(arguments, where, from_record)
     return Task(step, step.signer.bind((), values))
 
 
-def import_step(module: str, qualname: str, file: str | None, where: str) -> Any:
-    """The step a task names: imported by module name, or from its file for a script."""
+def import_step(
+    module: str, qualname: str, file: str | None, where: str, from_record: bool = False
+) -> Any:
+    """The step a task names: imported by module name, or from its file for a script.
+
+    Importing runs a module's code. A file is imported only from inside the repository
+    (never an absolute path or one with `..`); a record (perhaps fetched: its `python`
+    section is not part of its signature) names a module that is imported only when it
+    is loaded already or its file lies in the repository.
+    """
     from gitcache.python.step import StepFunction
 
     loaded: Any = None
-    if module != "__main__":
+    session = session_for(Path.cwd())
+    if module != "__main__" and (not from_record or _repository_module(module, session.root)):
         try:
             loaded = importlib.import_module(module)
         except ImportError:
             loaded = None
     if loaded is None and file is not None:
-        session = session_for(Path.cwd())
-        path = session.root / file
+        path = _repository_file(session.root, file, where)
         name = "gitcache_task_" + Path(file).stem
         loaded = sys.modules.get(name)
         if loaded is None:

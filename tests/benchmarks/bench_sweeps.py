@@ -7,6 +7,8 @@ Timed, in interleaved rounds (load from other processes falls on every row alike
 
 - the floor: the same 1,000 commands, each as `sh -c CMD`, from a shell loop;
 - gitcache's first run (records and refs removed, outputs deleted before each round);
+- the same first run in a repository that also tracks 10,000 small files (what a
+  step's provenance costs grows with the tracked files: docs/records-and-commits.md);
 - the no-op of each tool over the 1,000 items;
 - gitcache after adding one value to `a` (10 new items): only they run; the
   new items' records and outputs are removed again after each round.
@@ -48,6 +50,7 @@ from tests.benchmarks.bench_noop import (  # noqa: E402
 
 A_VALUES = 100
 B_VALUES = 10
+TRACKED = 10_000  # files the second gitcache repository tracks besides the workflow
 
 
 @dataclass
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in (
             "shell loop",
             "gitcache first",
+            "first, 10k files",
             "gitcache no-op",
             "gitcache +value",
             "dvc no-op",
@@ -115,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         (base / "home").mkdir()
         env = _isolated_env(base / "home")
         ours = _setup_gitcache(base / "gitcache", env)
+        tracking = _setup_gitcache(base / "gitcache-tracking", env, TRACKED)
         loop_dir = base / "loop"
         loop_dir.mkdir()
         dvc = None
@@ -132,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             rows["shell loop"].add(_timed(["sh", "-c", shell_loop()], loop_dir, env))
             _reset(ours, env)
             rows["gitcache first"].add(_timed(gitcache, ours, env))
+            _reset(tracking, env)
+            rows["first, 10k files"].add(_timed(gitcache, tracking, env))
             _check(gitcache, ours, env)  # settles racily-clean stat entries
             if dvc is not None:
                 rows["dvc no-op"].add(_timed([str(bindir / "dvc"), "repro"], dvc, env))
@@ -182,13 +189,17 @@ def _prepare_venv(args: argparse.Namespace) -> Path:
 def _git_repo(root: Path, files: dict[str, str], env: dict[str, str]) -> None:
     root.mkdir(parents=True)
     for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)
     for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "sweep"]):
         _check(["git", *command], root, env)
 
 
-def _setup_gitcache(root: Path, env: dict[str, str]) -> Path:
-    _git_repo(root, {"gitcache.toml": gitcache_toml(A_VALUES), ".gitignore": "out/\n"}, env)
+def _setup_gitcache(root: Path, env: dict[str, str], tracked: int = 0) -> Path:
+    files = {"gitcache.toml": gitcache_toml(A_VALUES), ".gitignore": "out/\n"}
+    for n in range(tracked):  # 100 files a directory, as source trees go
+        files[f"src/d{n // 100:03d}/f{n % 100:02d}.py"] = f"x = {n}\n"
+    _git_repo(root, files, env)
     return root
 
 
@@ -271,6 +282,8 @@ def _print(rows: dict[str, Row], args: argparse.Namespace) -> None:
     loop, first = rows["shell loop"].median, rows["gitcache first"].median
     noop, added = rows["gitcache no-op"].median, rows["gitcache +value"].median
     print(f"\nfirst run / shell loop: {first / loop:.2f}x (target <= 3)")
+    tracking = rows["first, 10k files"].median
+    print(f"first run with {TRACKED:,} tracked files / shell loop: {tracking / loop:.2f}x")
     print(f"no-op: {noop:.3f} s (target <= 0.8 s)")
     if rows["dvc no-op"].wall:
         print(f"dvc no-op / gitcache no-op: {rows['dvc no-op'].median / noop:.1f}x (target >= 5)")

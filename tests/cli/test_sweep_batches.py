@@ -151,3 +151,46 @@ def _item_id(a: int) -> str:
     from gitcache.sweeps import item_id
 
     return item_id({"a": a})
+
+
+def test_one_job_runs_items_one_at_a_time_in_order_while_records_overlap(
+    make: Callable[..., Repo],
+) -> None:
+    """With one job an item's record is written while the next item's command runs
+    (scheduler.py), but commands never overlap, run in order, and each item is
+    evaluated after the commands before it ended: an item reading what the previous
+    one's command wrote beside its output sees it."""
+    run = (
+        "echo start {a} >> log; test ! -e busy || echo overlap >> log; touch busy; "
+        "sleep 0.01; cat seen-{a} 2>/dev/null >> log; echo {a} > {outputs}; "
+        "echo x > seen-$(({a} + 1)); rm busy; echo end {a} >> log"
+    )
+    repo = make({"gitcache.toml": _matrix(12, run), ".gitignore": "o/\nlog\nbusy\nseen-*\n"})
+    result = repo.run("run")
+    assert result.exit_code == 0, result.stderr
+    assert _ran(result.stderr) == 12
+    log = (repo.root / "log").read_text().split("\n")
+    want = []
+    for n in range(12):
+        want += [f"start {n}"] + (["x"] if n else []) + [f"end {n}"]
+    assert log == [*want, ""]
+    assert len([r for r in repo.refs() if r.startswith("refs/gitcache/item/s/")]) == 12
+    # The lines read as if the items ran strictly one after the other (inorder.py).
+    lines = [line.split(" [")[0] for line in result.stderr.splitlines() if "s[a=" in line]
+    assert lines == [
+        f"gitcache: s[a={n}]: {what}" for n in range(12) for what in ("running", "ran")
+    ]
+    again = repo.run("run")
+    assert again.exit_code == 0 and _ran(again.stderr) == 0, again.stderr
+    _plain_git(repo)
+
+
+def test_one_job_stops_after_a_failed_item(make: Callable[..., Repo]) -> None:
+    run = "echo {a} >> log; test {a} != 3 && echo {a} > {outputs}"
+    repo = make({"gitcache.toml": _matrix(8, run), ".gitignore": "o/\nlog\n"})
+    result = repo.run("run")
+    assert result.exit_code != 0
+    assert (repo.root / "log").read_text().split() == ["0", "1", "2", "3"]
+    items = [r for r in repo.refs() if r.startswith("refs/gitcache/item/s/")]
+    assert len(items) == 3
+    _plain_git(repo)

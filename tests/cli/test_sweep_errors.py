@@ -110,6 +110,11 @@ def test_bad_sweep(make: Callable[..., Repo], toml: str, expected: str) -> None:
     [
         (["run", "s[a=7]"], "gitcache: error: step 's' has no item a=7 (a: 1, 2; b: \"x\")"),
         (["run", "s[c=1]"], "gitcache: error: s[c=1]: expected AXIS=VALUE for axes a, b"),
+        (
+            ["run", "s[a=1,a=2]"],
+            "gitcache: error: s[a=1,a=2]: axis a given twice (name items one selector each: "
+            "'s[a=1]' 's[a=2]')",
+        ),
         (["run", "t[a=1]"], "gitcache: error: 't[a=1]': step 't' is not a sweep; it has no items"),
         (["run", "u[a=1]"], "gitcache: error: gitcache.toml: unknown step 'u' (steps: s, t)"),
         (["run", "-p", "a=x"], "gitcache: error: -p a=x: expected int like the default 1"),
@@ -127,4 +132,29 @@ def test_bad_selection(make: Callable[..., Repo], args: list[str], expected: str
     assert result.exit_code == 2, result.stderr
     assert result.stderr.strip().splitlines() == [expected] or expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert repo.refs() == {}
+
+
+@pytest.mark.parametrize(
+    ("foreach", "output"),
+    [
+        ("data/*", "data/{item.name}.out"),
+        ("data/", "data/out/{item.stem}"),
+        ("**/*.txt", "o/{item.stem}.txt"),
+    ],
+)
+def test_a_foreach_writing_what_it_matches_is_refused(
+    make: Callable[..., Repo], foreach: str, output: str
+) -> None:
+    # Each run would make an item of the last run's output: data/a, data/a.out, ...
+    toml = f'[steps.s]\nforeach = "{foreach}"\noutputs = ["{output}"]\nrun = "cat {{item}} > {{outputs}}"\n'
+    repo = make({"gitcache.toml": toml, "data/a.txt": "a\n"})
+    for command in (["run"], ["status"]):
+        result = repo.run(*command)
+        assert result.exit_code == 2, (command, result.stderr)
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(
+            "gitcache: error: gitcache.toml: steps.s.outputs: item s[data/a.txt]"
+        )
+        assert "which its own foreach" in line, line
     assert repo.refs() == {}

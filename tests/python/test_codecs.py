@@ -202,6 +202,8 @@ def test_files_count_by_content_never_by_path(tmp_path_factory: Any, c1: str, c2
 def test_a_missing_file_is_an_error_naming_the_argument(tmp_path: Path) -> None:
     with pytest.raises(ArgumentError, match=r"argument x: file .*nope.txt does not exist"):
         fingerprint(File(tmp_path / "nope.txt"))
+    with pytest.raises(ArgumentError, match=r"argument x: file .* is a directory, not a file"):
+        fingerprint(File(tmp_path))
 
 
 class Opaque:

@@ -305,6 +305,10 @@ def test_bad_arguments_are_errors_naming_the_argument(pyrepo: PyRepo, steps) -> 
             "@gitcache.step(name='a b')\ndef f(x: int) -> int:\n    return x",
             "invalid step name 'a b': use only letters",
         ),
+        (
+            "@gitcache.step(env=['OMP_NUM_THREADS '])\ndef f(x: int) -> int:\n    return x",
+            "'OMP_NUM_THREADS ' is not an environment variable name",
+        ),
     ],
 )
 def test_what_cannot_be_a_step_is_refused_at_decoration(
