@@ -21,7 +21,6 @@ from gitcache import __version__, interpolate, locks, provenance, statcache
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import MODE_EXEC, TreeEntry
 from gitcache.graph import input_matches_output, is_glob
-from gitcache.inorder import InOrder
 from gitcache.locks import LockSpares, signature_lock, writing_objects
 from gitcache.objects.stored import StoredFile
 from gitcache.params import encode
@@ -29,7 +28,7 @@ from gitcache.plan import Evaluation, Mismatch, Planner
 from gitcache.processes import Children, forwarding_signals
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
-from gitcache.scheduler import command_starting, hand_off, pipelined, schedule
+from gitcache.scheduler import schedule
 from gitcache.scratch import clean_stale, clean_stale_files, scratch_dir
 from gitcache.status import describe_changes
 from gitcache.store import NewRecord, RefBatch, StoredRecord
@@ -138,7 +137,6 @@ class Engine:
         # removing one per item costs a few ms), removed at the end of the run.
         self._item_scratch: dict[int, Path] = {}
         self._scratches = ExitStack()
-        self._lines = InOrder()
         self._sources = provenance.Sources(project.repo, project.workflow.config)
         self._lock_spares: LockSpares | None = None  # sweep items' lock files (locks.py)
 
@@ -166,42 +164,17 @@ class Engine:
                     order,
                     units.needs,
                     self._step_locked,
-                    self._finished,
+                    self.reporter.step_finished,
                     lambda name, why: StepResult(name, "pending", detail=why),
                     jobs,
                     keep_going,
                     self._interrupt,
                     self._fan_out_locked if units.dynamic else None,
-                    None if self.options.dry_run else self._follows,
                 )
             finally:  # also after a failure or a signal: finished items keep their record
-                self._lines.flush()
                 self._batch.flush()
                 self._scratches.close()
         return RunSummary(results)
-
-    # The reporter's lines, in order while sweep items overlap (inorder.py).
-    def _started(self, key: str, action: str) -> None:
-        self._lines.show(lambda: self.reporter.step_started(key, action))
-
-    def _output(self, key: str, stream: str, data: bytes) -> None:
-        self._lines.show(lambda: self.reporter.output(key, stream, data))
-
-    def _finished(self, result: StepResult) -> None:
-        self._lines.finished(result.step, lambda: self.reporter.step_finished(result))
-
-    def _follows(self, first: str, then: str) -> bool:
-        """Whether unit `then` may start while `first` writes its record: items of one
-        sweep (scheduler.py; nothing an item's record does reads the worktree)."""
-        steps = self.planner.units.steps
-        one, other = steps.get(first), steps.get(then)
-        return (
-            one is not None
-            and other is not None
-            and one.item is not None
-            and other.item is not None
-            and one.name == other.name
-        )
 
     def _interrupt(self, signum: int) -> None:
         """A signal arrived: no step that has not finished records; stop the commands."""
@@ -340,7 +313,7 @@ class Engine:
         restored: tuple[str, ...] = ()
         removed: tuple[str, ...] = ()
         if mismatches:
-            self._started(name, "restoring")
+            self.reporter.step_started(name, "restoring")
             try:
                 # The record may have been fetched: it is untrusted input (SPEC §7).
                 assert evaluation.signature is not None
@@ -433,7 +406,7 @@ class Engine:
             if path in self._deferred and self.project.worktree.state(path) is None
         ]
         if wanted:
-            self._started(evaluation.step.key, "restoring its inputs")
+            self.reporter.step_started(evaluation.step.key, "restoring its inputs")
             self._restore(wanted, evaluation.step.key)
 
     def _execute(
@@ -511,7 +484,7 @@ class Engine:
         step = evaluation.step
         # Taken before the command runs: the code that ran, and require_clean refuses early.
         source = self._provenance() if record else None
-        self._started(step.key, "running")
+        self.reporter.step_started(step.key, "running")
         try:
             # A record holds exactly what this run made, and the command never writes
             # through a symlink that a record (perhaps a fetched one) put there.
@@ -538,12 +511,11 @@ class Engine:
             started = statcache.filesystem_now(scratch) if record and step.signed_inputs else 0
             try:
                 with self._unlocked():
-                    command_starting()  # an item writing its record may go on now
                     execution = execute(
                         shell_argv(step.spec.shell, command),
                         self.project.repo.root,
                         scratch,
-                        lambda stream, data: self._output(step.key, stream, data),
+                        lambda stream, data: self.reporter.output(step.key, stream, data),
                         env=self._command_env(evaluation, record),
                         children=self._children,
                     )
@@ -617,12 +589,6 @@ class Engine:
         if not record:
             self.planner.will_change(step.key)
             return StepResult(step.key, "ran", evaluation.signature, exit_status=0)
-        # Everything read from the worktree is read: the next item of a sweep may start
-        # its command while this one writes its record (scheduler.py).
-        if pipelined():
-            self._lines.handed_off(step.key)
-            with self._unlocked():
-                hand_off()
         stored = self._record(
             evaluation,
             command,

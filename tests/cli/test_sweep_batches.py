@@ -153,13 +153,10 @@ def _item_id(a: int) -> str:
     return item_id({"a": a})
 
 
-def test_one_job_runs_items_one_at_a_time_in_order_while_records_overlap(
-    make: Callable[..., Repo],
-) -> None:
-    """With one job an item's record is written while the next item's command runs
-    (scheduler.py), but commands never overlap, run in order, and each item is
-    evaluated after the commands before it ended: an item reading what the previous
-    one's command wrote beside its output sees it."""
+def test_one_job_runs_items_one_at_a_time_in_order(make: Callable[..., Repo]) -> None:
+    """With one job commands never overlap, run in order, and each item is evaluated
+    after the commands before it ended (an item reading what the previous one's
+    command wrote beside its output sees it); each item's lines come together."""
     run = (
         "echo start {a} >> log; test ! -e busy || echo overlap >> log; touch busy; "
         "sleep 0.01; cat seen-{a} 2>/dev/null >> log; echo {a} > {outputs}; "
@@ -175,7 +172,6 @@ def test_one_job_runs_items_one_at_a_time_in_order_while_records_overlap(
         want += [f"start {n}"] + (["x"] if n else []) + [f"end {n}"]
     assert log == [*want, ""]
     assert len([r for r in repo.refs() if r.startswith("refs/gitcache/item/s/")]) == 12
-    # The lines read as if the items ran strictly one after the other (inorder.py).
     lines = [line.split(" [")[0] for line in result.stderr.splitlines() if "s[a=" in line]
     assert lines == [
         f"gitcache: s[a={n}]: {what}" for n in range(12) for what in ("running", "ran")
