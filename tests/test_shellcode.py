@@ -197,8 +197,9 @@ escaped = st.sampled_from(["\\#", "\\ ", "\\'", '\\"', "\\\\", "\\$"])
 word = st.lists(st.one_of(plain, single, double, escaped), min_size=1, max_size=3).map("".join)
 gap = st.sampled_from([" ", "  ", "\t", " \t ", " \\\n", "\\\n ", " \\\n  "])
 comment = st.sampled_from(["", " # c", "  #x y 'z", "\t# \\"])
+# $$ is the shell's pid, also when a line ending in `$\` joins the next one's `$`.
 body_line = st.text(alphabet="ab #\t$'\"\\", max_size=8).filter(
-    lambda t: "EOF" not in t and "$$" not in t  # $$ is the shell's pid
+    lambda t: "EOF" not in t and "$$" not in t and not t.endswith("$\\")
 )
 
 
