@@ -108,6 +108,11 @@ def run(
     finally:
         project.save()
     reporter.summary(summary)
+    if any(r.outcome == "ran" for r in summary.results):
+        from gitcache import housekeeping
+
+        if housekeeping.too_many_packs(project.repo.common_dir / "objects"):
+            housekeeping.start_auto_gc(project.repo.root)
     if sharing and not dry_run:
         push_new_records(project, shared, summary)
     for result in summary.results:
