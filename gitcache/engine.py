@@ -621,7 +621,8 @@ class Engine:
                     return path
                 continue
             edited = state.oid != evaluation.inputs.get(path)
-            if edited or (state.mode == MODE_EXEC) != (path in executable):  # or chmod
+            chmod = self.planner.exec_bits and (state.mode == MODE_EXEC) != (path in executable)
+            if edited or chmod:
                 return path
         return None
 

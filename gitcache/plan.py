@@ -130,6 +130,14 @@ class Planner:
     def __post_init__(self) -> None:
         self.units = self.project.workflow.units(self.project.worktree, dict(self.params))
 
+    @cached_property
+    def exec_bits(self) -> bool:
+        """Whether file modes count: not where git ignores them (core.filemode = false,
+        file systems that show every file executable), so such a clone and any other
+        give an input the same signature."""
+        value = (self.project.repo.config_value("core.filemode") or "true").lower()
+        return value not in ("false", "no", "off", "0")
+
     def walk(self, targets: list[str]) -> Iterator[str]:
         """Unit keys of `targets` and what they need, in run order; a dynamic foreach
         step's items once what it reads is known (its producers up to date or
@@ -163,14 +171,14 @@ class Planner:
                 state = self._input_state(path)
                 if state is not None:
                     inputs[path] = state.oid
-                    if state.mode == MODE_EXEC:
+                    if state.mode == MODE_EXEC and self.exec_bits:
                         executable.append(path)
             for path in self.overlay:
                 if path not in inputs and any(input_covers(p, path) for p in step.signed_inputs):
                     followed = self._input_state(path)
                     if followed is not None:
                         inputs[path] = followed.oid
-                        if followed.mode == MODE_EXEC:
+                        if followed.mode == MODE_EXEC and self.exec_bits:
                             executable.append(path)
             for pattern in expansion.missing:
                 produced = any(

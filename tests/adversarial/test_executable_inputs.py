@@ -55,3 +55,16 @@ def test_an_input_made_executable_while_the_step_runs_records_nothing(
     assert result.exit_code != 0
     assert "input prepare.sh changed while the step ran" in result.stderr
     assert "refs/gitcache/step/prep" not in repo.refs()
+
+
+def test_modes_do_not_count_where_git_ignores_them(make: Callable[..., Repo]) -> None:
+    """core.filemode = false (a file system that shows every file executable): git
+    ignores the bit, and so does the signature, so such a clone shares records."""
+    repo = make({"gitcache.toml": TOML, ".gitignore": "out.txt\n", "prepare.sh": "echo ran\n"})
+    repo.git("config", "core.filemode", "false")
+    os.chmod(repo.root / "prepare.sh", 0o755)
+    assert repo.run("run").exit_code == 0
+    assert "executable" not in _components(repo)
+    os.chmod(repo.root / "prepare.sh", 0o644)
+    result = repo.run("run")
+    assert result.exit_code == 0 and "up to date" in result.stderr, result.stderr
