@@ -9,11 +9,13 @@ from functools import partial
 from typing import Any, Literal
 
 from gitcache.canonical import canonical_json
+from gitcache.graph import input_covers
+from gitcache.latest import ITEM_PREFIX
 from gitcache.params import decoded_text, encode
 from gitcache.plan import Mismatch, Planner
 from gitcache.project import Project
 from gitcache.record import Components
-from gitcache.sweeps import Units
+from gitcache.sweeps import Units, item_id
 
 State = Literal["up-to-date", "restorable", "stale", "never-run", "missing-input", "python"]
 
@@ -98,10 +100,52 @@ def describe_changes(old: Components, new: Components) -> list[str]:
 
 
 def statuses(
-    project: Project, targets: list[str], params: Mapping[str, Any] | None = None
+    project: Project,
+    targets: list[str],
+    params: Mapping[str, Any] | None = None,
+    dropped: dict[str, list[str]] | None = None,
 ) -> list[StepStatus]:
+    """The state of each unit of `targets` (all: empty). `dropped`, filled when given
+    and no parameter is overridden: per sweep, the files in the worktree that only
+    items no longer in it made (`dropped_outputs`)."""
     workflow = project.workflow
     planner = Planner(project, {**workflow.params, **(params or {})}, os.environ)
+    try:
+        return _statuses(project, planner, targets)
+    finally:
+        if dropped is not None and not params:
+            dropped.update(dropped_outputs(project, planner.units))
+
+
+def dropped_outputs(project: Project, units: Units) -> dict[str, list[str]]:
+    """Per sweep step, the outputs of its recorded items that are no longer in it (a
+    value taken out of `matrix`, a `foreach` file deleted) which are still in the
+    worktree and no step of the workflow declares now: a step reading the directory
+    still sees them (as with DVC and Snakemake). Only said, never deleted: they are
+    the user's files, and in the store."""
+    items: dict[str, set[str]] = {}  # step -> ids of its items now
+    for step in units.steps.values():
+        if step.item is not None:
+            items.setdefault(step.name, set()).add(item_id(step.item))
+    declared = [o for u in units.steps for o in units.outputs_of(u)]
+    root = project.repo.root
+    found: dict[str, list[str]] = {}
+    for ref, commit in project.repo.refs(ITEM_PREFIX):
+        name, _, ident = ref.removeprefix(ITEM_PREFIX).rpartition("/")
+        if name not in items or name in units.dynamic or ident in items[name]:
+            continue  # a step not a sweep now, items not known yet, or an item still in it
+        stored = project.store.load_or_none(commit)
+        if stored is None:
+            continue
+        for out in stored.record.outputs:
+            if os.path.lexists(root / out.path) and not any(
+                input_covers(d, out.path) for d in declared
+            ):
+                found.setdefault(name, []).append(out.path)
+    return {name: sorted(set(paths)) for name, paths in found.items()}
+
+
+def _statuses(project: Project, planner: Planner, targets: list[str]) -> list[StepStatus]:
     units = planner.units
     result: list[StepStatus] = []
     for name in planner.walk(targets):

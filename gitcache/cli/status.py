@@ -57,8 +57,10 @@ def status(
         if not workflow.path.exists() and options.workflow_file is None and not python:
             project = options.project()  # says that gitcache.toml is missing
         found = []
+        dropped: dict[str, list[str]] = {}
         if shell or not steps:
-            found = statuses(project, shell, parse_overrides(workflow, list(params)))
+            overrides = parse_overrides(workflow, list(params))
+            found = statuses(project, shell, overrides, dropped)
         found += python
     finally:
         project.save()
@@ -68,9 +70,17 @@ def status(
     rows: list[tuple[str, str, list[str]]] = []
     for name, group in _by_step(found):
         if verbose or group[0].item is None:
-            rows += [(s.step, _WORDS[s.state], s.reasons) for s in group]
+            rows += [(s.step, _WORDS[s.state], list(s.reasons)) for s in group]
         else:
             rows.append((name, sweep_summary(group), []))
+        left = dropped.get(name)
+        if left and group[0].item is not None:
+            files = f"{len(left)} file{'s' if len(left) != 1 else ''}"
+            rows[-1][2].append(
+                f"{files} of items no longer in the sweep still in the worktree: "
+                f"{', '.join(left[:3])}{', …' if len(left) > 3 else ''} "
+                "(a step reading their directory sees them)"
+            )
     width = max((len(r[0]) for r in rows), default=0)
     for label, text, reasons in rows:
         click.echo(printable(f"{label:<{width}}  {text}"))
