@@ -162,6 +162,14 @@ def load_workflow(path: Path, root: Path) -> Workflow:
     except ValidationError as exc:
         raise ConfigError(f"{label}: {_describe(exc)}") from None
     check_params(config.params, label)
+    seen: dict[str, str] = {}
+    for name in config.steps:
+        other = seen.setdefault(name.casefold(), name)
+        if other != name:  # refs/gitcache/step/<name>: one file on macOS and Windows
+            raise ConfigError(
+                f"{label}: steps {other!r} and {name!r} differ only in case: their git refs "
+                "would be one file on a case-insensitive file system (macOS, Windows)"
+            )
     steps = {
         name: _check_step(label, root, name, spec, config) for name, spec in config.steps.items()
     }

@@ -122,6 +122,11 @@ GOOD_STEP = '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > {outputs}"\n'
             '[params]\nt = { "$local-date" = "2024-01-01" }\n' + GOOD_STEP,
             "gitcache.toml: params.t: a table whose only key is '$local-date' is reserved",
         ),
+        (
+            '[steps.Train]\nrun = "true"\n[steps.train]\nrun = "true"\n',
+            "gitcache.toml: steps 'Train' and 'train' differ only in case: their git refs "
+            "would be one file on a case-insensitive file system (macOS, Windows)",
+        ),
     ],
 )
 def test_bad_workflow_file(make: Callable[..., Repo], toml: str, expected: str) -> None:
