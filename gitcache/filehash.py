@@ -25,6 +25,9 @@ from typing import Final, TypeVar
 from gitcache.errors import UnreadableFile, disk_full, no_space
 
 BLOCK: Final = 1 << 20  # bytes read at a time
+# The stat cache's file in a worktree's git dir `gitcache/` (statcache.py): here, so that
+# prefetch.py finds it without importing the stat cache (and pygit2).
+STAT_CACHE_FILE: Final = "statcache-v2.json"
 AHEAD_BLOCK: Final = 8 << 20  # bytes read at a time by the thread hashing ahead: it
 # takes the GIL back after each read and hash, and the importing thread holds it for up
 # to the switch interval (5 ms) each time
@@ -213,6 +216,8 @@ def _hash_path(path: str, clock: int) -> tuple[str, os.stat_result] | None:
 def _hashed_ahead(st: os.stat_result) -> str | None:
     """The blob id hashed ahead for the file of this stat, if any (waiting for the
     thread if it is reading it now); None: hash it here."""
+    if not _ahead:  # nothing hashed ahead (nearly always): no lock to take
+        return None
     with _ahead_lock:
         entry = _ahead.get((st.st_dev, st.st_ino))
         if entry is None:

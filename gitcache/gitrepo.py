@@ -106,6 +106,7 @@ class GitRepo:
         self._identity: bytes | None = None  # `name <email>` of the commits we write
         # The index's paths, with the index file's stat they were read at (tracks_any).
         self._tracked: tuple[tuple[int, ...] | None, frozenset[str]] | None = None
+        self._index_file = Path(repo.path) / "index"  # this worktree's
         self._packed_ok: bool | None = None  # packed-refs may be written (read once)
 
     @classmethod
@@ -679,13 +680,13 @@ class GitRepo:
         head = None if self._repo.head_is_unborn else str(self._repo.head.target)
         return (
             head,
-            _stat_key(Path(self._repo.path) / "index"),
+            _stat_key(self._index_file),
             *(_stat_key(self.root / path) for path in changed),
         )
 
     def tracks_any(self, paths: Sequence[str]) -> bool:
         """Whether the index holds any of `paths` (files, relative to the root)."""
-        state = _stat_key(Path(self._repo.path) / "index")
+        state = _stat_key(self._index_file)
         if self._tracked is None or self._tracked[0] != state:
             index = self._repo.index
             index.read(False)  # again if the file changed (a command ran `git add`)

@@ -28,7 +28,6 @@ from typing import Any, Final
 
 MIN_SIZE: Final = 8 * 2**20  # bytes: smaller files hash in a few milliseconds
 MAX_FILES: Final = 16
-_STATCACHE: Final = "gitcache/statcache-v2.json"  # in the worktree's git dir (statcache.py)
 _FLAGS: Final = frozenset({"-q", "--quiet", "-k", "--keep-going"})
 _VALUED: Final = frozenset({"-j", "--jobs", "-p", "--param", "--remote"})
 _HASHING_MODES: Final = frozenset({"default", "force", "build", "assert"})
@@ -109,8 +108,10 @@ def _candidates(start: str, targets: Sequence[str]) -> tuple[list[str], str] | N
             continue  # paths are templates
         if not targets or name in targets:
             wanted += [p for p in (_inside(root, p) for p in inputs) if p]
+    from gitcache.filehash import STAT_CACHE_FILE
+
     try:
-        reference = os.stat(os.path.join(git_dir, _STATCACHE)).st_mtime_ns
+        reference = os.stat(os.path.join(git_dir, "gitcache", STAT_CACHE_FILE)).st_mtime_ns
     except OSError:
         reference = -1
     paths: list[str] = []

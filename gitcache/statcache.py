@@ -34,11 +34,11 @@ from pathlib import Path
 from stat import S_ISDIR, S_ISLNK
 from typing import Any, Final, NamedTuple
 
-from gitcache.filehash import hash_file
+from gitcache.filehash import STAT_CACHE_FILE, hash_file
 from gitcache.gitrepo import MODE_EXEC, MODE_FILE, MODE_LINK, GitRepo
 from gitcache.scratch import temp_prefix
 
-CACHE_FILE: Final = "statcache-v2.json"
+CACHE_FILE: Final = STAT_CACHE_FILE
 _OLD_FILES: Final = ("statcache-v1.json",)  # removed when the cache is saved
 # Key prefix of a followed symlink's entry (inputs count a link by its target); NUL
 # cannot occur in a file name.

@@ -127,6 +127,8 @@ def dropped_outputs(project: Project, units: Units) -> dict[str, list[str]]:
     for step in units.steps.values():
         if step.item is not None:
             items.setdefault(step.name, set()).add(item_id(step.item))
+    if not items:  # no sweep: no walk over every ref
+        return {}
     declared = [o for u in units.steps for o in units.outputs_of(u)]
     root = project.repo.root
     found: dict[str, list[str]] = {}
