@@ -127,13 +127,23 @@ class NotInStore(GitcacheError):
     """Outputs asked to be removed from the worktree are not safely in the store (exit 2)."""
 
 
+def is_utf8(text: str) -> bool:
+    """Whether text from the OS (a path, an argument, a variable: bytes that are not
+    UTF-8 reach Python as lone surrogates) is UTF-8 text, which records, signatures and
+    ref names hold."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def command_line_text(text: str, what: str) -> str:
     """A command-line value that goes into a signature, a ref name or a record: one
-    UTF-8 can encode (a byte that is not UTF-8 reaches Python as a lone surrogate)."""
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            raise ConfigError(f"{what} '{shown}': not valid UTF-8") from None
+    UTF-8 can encode."""
+    if not is_utf8(text):
+        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise ConfigError(f"{what} '{shown}': not valid UTF-8")
     return text

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from gitcache.errors import UnsafeRecord
+from gitcache.errors import UnsafeRecord, is_utf8
 from gitcache.stepnames import StepName
 
 # 2: a file over the chunk threshold is stored as chunks (`chunks/<tree path>/<index>`,
@@ -36,16 +36,6 @@ _OID = re.compile(OID_PATTERN)
 def shown_path(path: str) -> str:
     """A path for a message: a byte that is not UTF-8 (a lone surrogate) as `\\xff`."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def is_utf8(path: str) -> bool:
-    """Whether a path (as os functions give it: bytes that are not UTF-8 become lone
-    surrogates) is UTF-8 text, which is what records and signatures hold."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 # Plain ASCII components none of which starts with a dot: such a path passes every check

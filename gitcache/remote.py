@@ -18,7 +18,7 @@ from typing import IO, Final
 
 import blake3
 
-from gitcache.errors import RemoteError
+from gitcache.errors import RemoteError, is_utf8
 from gitcache.gitrepo import GitRepo
 from gitcache.processes import stopping_children
 from gitcache.record import is_oid
@@ -73,7 +73,7 @@ def choose_remote(
     if not name or name.startswith("-"):
         raise RemoteError(f"invalid remote name {name!r}")
     # A name that is not UTF-8 (a path of such bytes) names no configured remote.
-    configured = _utf8(name) and repo.config_value(f"remote.{name}.url") is not None
+    configured = is_utf8(name) and repo.config_value(f"remote.{name}.url") is not None
     local = (cwd or Path.cwd()) / name
     if not configured and "://" not in name and local.exists():
         name = str(local.resolve())
@@ -83,14 +83,6 @@ def choose_remote(
             hint="add one with `git remote add NAME URL`, or give a URL or path",
         )
     return Remote(name, _stage_name(name))
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _default_name(repo: GitRepo, for_push: bool) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Final
 import blake3
 
 from gitcache.canonical import canonical_json
-from gitcache.errors import ConfigError
+from gitcache.errors import ConfigError, is_utf8
 from gitcache.record import Components
 
 # Not typing.TYPE_CHECKING (see gitcache/__init__.py). The shell's modules are imported
@@ -41,7 +41,7 @@ def shell_components(
 
     for name in step.spec.env:
         value = environ.get(name)
-        if value is not None and not value.isascii() and not _is_utf8(value):
+        if value is not None and not is_utf8(value):
             raise ConfigError(
                 f"step {step.name!r}: environment variable {name} is not valid UTF-8, "
                 "so its value cannot enter the signature"
@@ -74,15 +74,6 @@ def _normalized(template: str) -> str:
     from gitcache.shellcode import normalize_command
 
     return normalize_command(template)
-
-
-def _is_utf8(text: str) -> bool:
-    """False for bytes that were not UTF-8 (os.environ keeps them as lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def signature_of(components: Components) -> str:

@@ -38,6 +38,7 @@ from gitcache.errors import (
     UnreadableFile,
     UnsafeRecord,
     WorktreeConflict,
+    is_utf8,
     no_space,
 )
 from gitcache.filehash import read_stable, same_file
@@ -45,7 +46,7 @@ from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
 from gitcache.journal import Journal
 from gitcache.objects.loose import blob_hasher, write_pieces
 from gitcache.objects.stored import StoredFile
-from gitcache.record import OutputFile, check_relative_path, is_utf8, shown_path
+from gitcache.record import OutputFile, check_relative_path, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
 from gitcache.transfer import Meter
 
