@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +16,7 @@ import pytest
 
 from gitcache import filehash
 from gitcache.filehash import hash_ahead, hash_file
-from gitcache.prefetch import MIN_SIZE, _candidates, _core_to_spare, _targets
+from gitcache.prefetch import MIN_SIZE, _candidates, _core_to_spare, _load, _targets
 from tests.helpers import Repo
 
 TOML = """\
@@ -85,6 +87,23 @@ def test_no_guess_without_an_idle_core() -> None:
     assert _core_to_spare(0.2, 2) and _core_to_spare(1.4, 2) and _core_to_spare(5.0, 8)
     assert not _core_to_spare(1.5, 2) and not _core_to_spare(3.4, 2)
     assert not _core_to_spare(0.0, 1)  # one CPU: nothing to hash beside
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="Linux's run queue figure")
+def test_busy_cores_now_leave_no_core_to_spare() -> None:
+    """The figure is the run queue now, not a minute's average: as many busy processes
+    as CPUs leave none idle, the moment they run."""
+    assert _load() >= 1  # this test's own process is running
+    cpus = len(os.sched_getaffinity(0))
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpus)]
+    try:
+        time.sleep(0.3)
+        assert _load() >= cpus + 1
+        assert not _core_to_spare()
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
 
 
 def test_only_big_plain_inputs_no_step_writes_are_guessed(repo: Repo) -> None:
