@@ -253,6 +253,12 @@ class GitRepo:
         if self._writer is not None and self._writer.pending:
             self._writer.flush()
 
+    def pack_waiting_objects(self) -> None:
+        """Deflate the objects our writer holds back into its pack, unpublished: work
+        for the time a command runs (ObjectWriter.pack_waiting)."""
+        if self._writer is not None and self._writer.pending:
+            self._writer.pack_waiting()
+
     def objects_mark(self) -> int:
         """Where the objects our writer holds back stand now (`discard_objects`)."""
         return 0 if self._writer is None else self._writer.mark()

@@ -171,9 +171,33 @@ def test_discarded_blobs_leave_no_temporary_pack(tmp_path: Path) -> None:
     repo = _repo(tmp_path / "r")
     for i in range(PACK_MIN + 1):
         repo.write_blob(b"dropped %d\n" % i)
+    repo.pack_waiting_objects()  # as a sweep does while its next command runs
     assert [p for p in (repo.common_dir / "objects" / "pack").iterdir()]  # tmp_pack_*
     repo.discard_objects()
     assert list((repo.common_dir / "objects" / "pack").iterdir()) == []
+
+
+@pytest.mark.parametrize("packed_before_mark", [True, False])
+@pytest.mark.parametrize("packed_after_mark", [True, False])
+def test_discarding_from_a_mark_keeps_exactly_the_objects_before_it(
+    tmp_path: Path, packed_before_mark: bool, packed_after_mark: bool
+) -> None:
+    """Objects wait deflated in the pack or not yet: a mark counts both, in order, and
+    a discard drops only what came after it (a failed sweep item's objects)."""
+    repo = _repo(tmp_path / "r")
+    kept = [repo.write_blob(b"kept %d\n" % i) for i in range(PACK_MIN + 3)]
+    if packed_before_mark:
+        repo.pack_waiting_objects()
+    mark = repo.objects_mark()
+    dropped = [repo.write_blob(b"dropped %d\n" % i) for i in range(5)]
+    if packed_after_mark:
+        repo.pack_waiting_objects()
+    repo.discard_objects(mark)
+    later = repo.write_blob(b"later\n")
+    repo.flush_objects()
+    assert all(repo.has_object(oid) for oid in [*kept, later])
+    assert not any(repo.has_object(oid) for oid in dropped)
+    _fsck(repo.root)
 
 
 # -- the streaming file store ------------------------------------------------------------------

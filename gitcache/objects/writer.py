@@ -1,8 +1,11 @@
 """`ObjectWriter`: where each object gitcache writes goes, and what it remembers.
 
 - A blob of up to PACKED_MAX bytes, and every tree and commit (`write_object`), waits
-  in memory; once PACK_MIN objects wait, a pack is opened and they (and every further
-  one) go into it. `flush` publishes the pack, or writes the few waiting objects loose:
+  in memory as it is; once PACK_MIN objects wait, a pack is opened and they go into it
+  (deflated and appended) when `pack_waiting` is called — a sweep calls it while its
+  next item's command runs, so deflating a record's objects costs the item nothing —
+  or as soon as WAIT_BUDGET bytes wait. `flush` publishes the pack, or writes the few
+  waiting objects loose:
   GitRepo flushes before it updates any ref and before it reads an object, so an object
   is always in the store before a ref makes anything that names it reachable, and
   always readable once written. The records of a sweep's items, whose refs wait in a
@@ -32,6 +35,7 @@ from gitcache.objects.stream import Progress, blob_id, store_buffer, store_path
 
 PACKED_MAX: Final = 256 * 2**10  # bytes: a blob up to this size may go into a pack
 PACK_MIN: Final = 64  # waiting blobs that make a pack worth it
+WAIT_BUDGET: Final = 4 * 2**20  # bytes waiting undeflated: beyond, packed at once
 
 
 class ObjectWriter:
@@ -40,7 +44,9 @@ class ObjectWriter:
     def __init__(self, objects: Path, exists: Callable[[str], bool]) -> None:
         self.objects = objects
         self._exists = exists
-        self._waiting: dict[str, tuple[str, bytes]] = {}  # id -> (kind, content)
+        # Objects not yet in the pack, in the order they came (id -> (kind, content)).
+        self._waiting: dict[str, tuple[str, bytes]] = {}
+        self._waiting_bytes = 0
         self._pack: PackWriter | None = None
         self._chunks: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()  # the chunk-writing thread and the caller's
@@ -86,26 +92,39 @@ class ObjectWriter:
             if check and self._exists(oid):
                 return
             big = len(content) > PACKED_MAX
-            if big:
-                pass  # written below, outside the lock: chunk writers deflate side by side
-            elif self._pack is not None:
-                self._pack.add(oid, kind, content)
-            else:
+            if not big:
                 self._waiting[oid] = (kind, bytes(content))
-                if len(self._waiting) >= PACK_MIN:
-                    self._pack = PackWriter(self.objects / "pack")
-                    for waiting, (what, data) in self._waiting.items():
-                        self._pack.add(waiting, what, data)
-                    self._waiting.clear()
-        if big:
+                self._waiting_bytes += len(content)
+                if self._waiting_bytes >= WAIT_BUDGET:
+                    self._pack_waiting()
+        if big:  # outside the lock: chunk writers deflate side by side
             with self._writing():
                 write_loose(self.objects, oid, kind, content)  # no-op if another did
 
-    def flush(self) -> None:
-        """Publish what waits: the open pack, or the waiting blobs as loose objects."""
+    def pack_waiting(self) -> None:
+        """Deflate the waiting objects into the pack, if they are enough for one (or it
+        is open): work to do while a command runs (the objects stay unpublished)."""
         with self._lock, self._writing():
+            self._pack_waiting()
+
+    def _pack_waiting(self) -> None:
+        if self._pack is None:
+            if len(self._waiting) < PACK_MIN:
+                return
+            self._pack = PackWriter(self.objects / "pack")
+        for oid, (kind, data) in self._waiting.items():
+            self._pack.add(oid, kind, data)
+        self._waiting.clear()
+        self._waiting_bytes = 0
+
+    def flush(self) -> None:
+        """Publish what waits: the pack (with every waiting object), or the few waiting
+        objects as loose ones."""
+        with self._lock, self._writing():
+            self._pack_waiting()
             pack, self._pack = self._pack, None
             waiting, self._waiting = self._waiting, {}
+            self._waiting_bytes = 0
             if pack is not None:
                 # libgit2 lists objects/pack/ again when it misses an object, so it
                 # finds this pack's objects on first use (tests/test_objects.py).
@@ -130,18 +149,19 @@ class ObjectWriter:
         """How many objects wait now: `discard(mark)` drops only those that came after
         (the objects of records whose refs wait in a batch stay)."""
         with self._lock:
-            return len(self._pack) if self._pack is not None else len(self._waiting)
+            return (len(self._pack) if self._pack is not None else 0) + len(self._waiting)
 
     def discard(self, mark: int = 0) -> None:
         """Drop what came to wait after `mark` (nothing names it yet); with nothing
-        left, remove the temporary pack. Objects wait in order: those in the pack, or
-        else those not yet in one."""
+        left, remove the temporary pack. Objects wait in order: those in the pack, then
+        those not yet in it."""
         with self._lock, self._writing():
-            if self._pack is not None:
+            packed = len(self._pack) if self._pack is not None else 0
+            for oid in list(self._waiting)[max(mark - packed, 0) :]:
+                self._waiting_bytes -= len(self._waiting.pop(oid)[1])
+            if self._pack is not None and mark < packed:
                 if mark:
                     self._pack.truncate(mark)
-                    return
-                self._pack.abandon()
-                self._pack = None
-            for oid in list(self._waiting)[mark:]:
-                del self._waiting[oid]
+                else:
+                    self._pack.abandon()
+                    self._pack = None
