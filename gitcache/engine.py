@@ -25,7 +25,7 @@ from gitcache.locks import LockSpares, signature_lock, writing_objects
 from gitcache.objects.stored import StoredFile
 from gitcache.params import encode
 from gitcache.plan import Evaluation, Mismatch, Planner
-from gitcache.processes import Children, forwarding_signals
+from gitcache.processes import Children, forwarding_signals, signals_held
 from gitcache.project import Project
 from gitcache.record import OutputFile, Record
 from gitcache.scheduler import schedule
@@ -269,6 +269,7 @@ class Engine:
     # -- one step ------------------------------------------------------------------
 
     def _step(self, name: str) -> StepResult:
+        self._batch.tick()  # sweep items' records not written for a while: now
         mode = self.options.mode
         if mode == "skip" and self._newer_than_inputs(name):
             return StepResult(name, "skipped", detail="outputs newer than inputs (skip mode)")
@@ -509,6 +510,7 @@ class Engine:
             # mtime is not older may have been rewritten since within one tick. (A step
             # without inputs has none to check: no temporary file to read the clock.)
             started = statcache.filesystem_now(scratch) if record and step.signed_inputs else 0
+            failures: list[Exception] = []
             try:
                 with self._unlocked():
                     execution = execute(
@@ -518,14 +520,41 @@ class Engine:
                         lambda stream, data: self.reporter.output(step.key, stream, data),
                         env=self._command_env(evaluation, record),
                         children=self._children,
+                        while_running=lambda: self._while_command_runs(
+                            failures, flush=evaluation.step.item is None
+                        ),
                     )
             except OSError as exc:  # the shell could not be started: E2BIG for a huge command
                 return self._cannot_start(evaluation, command, exc)
+            if failures:  # writing earlier items' records failed (a full disk, say)
+                raise failures[0]
             # An item's capture files serve its thread's next item (the runner truncates
             # them) and go with the directory at the end of the run: no unlink per item.
             return self._after_command(
                 evaluation, command, execution, record, replace, source, started
             )
+
+    def _while_command_runs(self, failures: list[Exception], flush: bool) -> None:
+        """What the running command's time can hide: writing the records of earlier
+        sweep items (RefBatch.defer), deflating their objects into the pack, and their
+        refs when the batch is due or the command is not an item's (`flush`: a step
+        after a sweep may run long, and a kill -9 meanwhile would lose the sweep's
+        records). Skipped while another thread uses git (-j N); an error is kept for
+        when the command has finished."""
+        # A signal now would leave the engine's lock taken (and the run stuck).
+        with signals_held():
+            if not self._lock.acquire(blocking=False):
+                return
+            try:
+                if flush or self._batch.due:
+                    self._batch.flush()
+                else:
+                    self._batch.run_deferred()
+                    self.project.repo.pack_waiting_objects()
+            except Exception as exc:
+                failures.append(exc)
+            finally:
+                self._lock.release()
 
     def _command_env(self, evaluation: Evaluation, record: bool) -> dict[str, str]:
         """The command's environment: ours, naming the locks we hold while it runs (the
@@ -706,10 +735,13 @@ class Engine:
         replace = replace or self.options.mode in ("force", "build")
         # A sweep item's refs wait in the batch (one transaction per hundred items).
         batch = self._batch if evaluation.step.item is not None else None
-        stored = self.project.store.write(new, source.source_commit, replace=replace, batch=batch)
-        if stored.record is record:  # ours, not a record another process wrote first
-            self._seal(evaluation, stored.commit, outputs)
-        return stored
+        return self.project.store.write(
+            new,
+            source.source_commit,
+            replace=replace,
+            batch=batch,
+            then=lambda commit: self._seal(evaluation, commit, outputs),
+        )
 
     def _scratch(self, step: Step) -> AbstractContextManager[Path]:
         """Where a command's output is captured (scratch.py): for a sweep item, a

@@ -194,6 +194,24 @@ def _killpg(proc: Group, signum: int) -> None:
 FORWARDED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP})
 
 
+_STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block has run (they are raised right
+    after it): for bookkeeping that must not stop half-way, such as a lock taken and
+    released around it. Signals are the main thread's: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 @contextmanager
 def forwarding_signals(children: Children) -> Iterator[None]:
     """While the block runs, SIGTERM/SIGHUP raise Terminated and Ctrl-Z stops the commands.

@@ -48,8 +48,14 @@ def execute(
     sink: OutputSink,
     env: Mapping[str, str] | None = None,
     children: Children | None = None,
+    while_running: Callable[[], None] | None = None,
 ) -> Execution:
     """Run argv in a process group of its own; output to `sink` and to scratch/<stream>.
+
+    `while_running` is called once the command has started, before its output is
+    read: work of the caller's that the command's run time hides (it must raise
+    nothing but the signals' exceptions; the pipes hold what the command prints
+    meanwhile).
 
     On Ctrl-C, SIGTERM or SIGHUP (in the thread that receives signals) every command
     in `children` is stopped and Interrupted is raised: the caller records nothing.
@@ -72,6 +78,8 @@ def execute(
         children.add(proc)  # at once: a signal may come any time now (killed if stopping)
     assert proc.stdout is not None and proc.stderr is not None
     try:
+        if while_running is not None:
+            while_running()
         # Both pipes read by this thread (poll): two pump threads per command cost more
         # than a trivial command itself (thread start-up under the GIL).
         _pump(proc.stdout, proc.stderr, logs, sink)

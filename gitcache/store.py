@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -74,21 +75,27 @@ class StoredRecord:
     first used: a no-op over a 50,000-file output never parses its record.json.
     """
 
-    __slots__ = ("_read", "_record", "_signature", "chunks", "commit", "verified")
+    __slots__ = ("_commit", "_read", "_record", "_signature", "_write", "chunks", "verified")
 
     def __init__(
         self,
-        commit: str,
+        commit: str | None,
         record: Record | None,
         verified: bool = True,
         *,
         read: Callable[[], Record] | None = None,
         signature: str | None = None,
         chunks: Mapping[str, tuple[str, ...]] | None = None,
+        write: Callable[[], str] | None = None,
     ) -> None:
         if record is None and read is None:
             raise TypeError("StoredRecord needs a record or a way to read it")
-        self.commit = commit
+        if commit is None and write is None:
+            raise TypeError("StoredRecord needs a commit or a way to write it")
+        self._commit = commit
+        # A sweep item's record whose objects a RefBatch writes later (`defer`): its
+        # commit is known once they are, at the latest when asked for.
+        self._write = write
         self.verified = verified
         # Output path -> its chunk blob ids in order, for outputs stored in chunks
         # (checked by `load`; empty when not verified).
@@ -96,6 +103,13 @@ class StoredRecord:
         self._record = record
         self._read = read
         self._signature = signature if record is None else record.signature
+
+    @property
+    def commit(self) -> str:
+        if self._commit is None:
+            assert self._write is not None
+            self._commit = self._write()
+        return self._commit
 
     @property
     def record(self) -> Record:
@@ -397,14 +411,57 @@ class RecordStore:
         replace: bool = False,
         set_latest: bool = True,
         batch: RefBatch | None = None,
+        then: Callable[[str], None] | None = None,
     ) -> StoredRecord:
-        """Write the record's objects, then its refs in one transaction.
+        """Write the record's objects, then its refs in one transaction; `then(commit)`
+        once ours is written.
 
         Without `replace`, an existing record for the signature wins (another process
         got there first) and is returned instead; with it, the ref moves only if it
         still holds what we read (compare-and-swap). With `batch`, the refs wait in it
-        (the objects are all written) until it is flushed.
+        until it is flushed, and so may the writing of the objects (RefBatch.defer):
+        the logs are read now (the next item's command reuses their capture files),
+        the rest is made from what the record holds already.
         """
+        logs = self._log_entries(new.logs)
+        if batch is None or not batch.defers(new.record):
+            stored = self._write(new, logs, parent, replace, set_latest, batch)
+            if then is not None and stored.record is new.record:
+                then(stored.commit)
+            return stored
+
+        def write() -> str:
+            commit = self._write(new, logs, parent, replace, set_latest, batch).commit
+            if then is not None:
+                then(commit)
+            return commit
+
+        return StoredRecord(None, new.record, write=batch.defer(write))
+
+    def _log_entries(self, logs: Mapping[str, Path]) -> list[TreeEntry]:
+        entries: list[TreeEntry] = []
+        empty: StoredFile | None = None
+        for stream, path in sorted(logs.items()):
+            # Most commands of a sweep print nothing: an empty log is not opened and read.
+            if path.stat().st_size == 0:
+                empty = log = empty or StoredFile(self.repo.write_blob(b""), 0)
+            else:
+                log = self.repo.write_blob_file(path)
+            if log.chunks is None:
+                entries.append(TreeEntry(f"logs/{stream}", log.oid, MODE_FILE))
+            else:
+                entries += chunk_entries(f"logs/{stream}", log.chunks)
+        return entries
+
+    def _write(
+        self,
+        new: NewRecord,
+        logs: list[TreeEntry],
+        parent: str | None,
+        replace: bool,
+        set_latest: bool,
+        batch: RefBatch | None,
+    ) -> StoredRecord:
         record = new.record
         record_json = self.repo.write_blob(record.to_json(), new=True)
         entries = [TreeEntry(RECORD_FILE, record_json, MODE_FILE)]
@@ -418,17 +475,7 @@ class RecordStore:
             if ids is None or len(ids) != count:
                 raise GitcacheError(f"output {e.path}: its chunks were not stored by this process")
             entries += chunk_entries(OUTPUTS_DIR + e.path, ids)
-        empty: StoredFile | None = None
-        for stream, path in sorted(new.logs.items()):
-            # Most commands of a sweep print nothing: an empty log is not opened and read.
-            if path.stat().st_size == 0:
-                empty = log = empty or StoredFile(self.repo.write_blob(b""), 0)
-            else:
-                log = self.repo.write_blob_file(path)
-            if log.chunks is None:
-                entries.append(TreeEntry(f"logs/{stream}", log.oid, MODE_FILE))
-            else:
-                entries += chunk_entries(f"logs/{stream}", log.chunks)
+        entries += logs
         entries += list(new.extra)
         tree = self.repo.write_tree(entries)
         message = f"gitcache record: {record.step} {record.signature[:12]}\n"
@@ -633,14 +680,22 @@ class RefBatch:
     Recording a thousand sweep items one transaction each costs a new file per ref
     per item; queued here they cost one rewrite of packed-refs (packedrefs.py) per
     `limit` records. A queued record's objects wait in the object writer, which
-    publishes them (one pack) before the refs are written. Flushing happens when
-    `limit` records wait, when the first of them has waited `max_wait` seconds or a
-    record's command took that long (so a kill -9 loses at most about that much
-    finished work: slow items are written one by one), before waiting for another
-    process's signature lock, and in the engine's `finally` (also after a failure or
-    Ctrl-C). Signature locks handed to `hold` stay taken until their refs are
-    written, so another process waiting on one still finds the record instead of
-    running it again.
+    publishes them (one pack) before the refs are written.
+
+    The writing of a record's objects may wait here too (`defer`): a sweep item's
+    record is made from what it holds already, so the engine has it written while the
+    next item's command runs (`run_deferred`), where it costs the items nothing. A
+    deferred record is written before any flush, and whenever its commit is asked for.
+    A record whose command took `max_wait` or more is never deferred.
+
+    Flushing happens when the first queued or deferred record has waited `max_wait`
+    seconds (`add`, `tick`) or a record's command took that long (so a kill -9 loses
+    at most about that much finished work: slow items are written one by one), when
+    `limit` records wait and the engine has a command running (`due`: written while it
+    runs; with twice `limit` waiting, at once), before waiting for another process's
+    signature lock, and in the engine's `finally` (also after a failure or Ctrl-C).
+    Signature locks handed to `hold` stay taken until their refs are written, so
+    another process waiting on one still finds the record instead of running it again.
     """
 
     def __init__(self, store: RecordStore, limit: int = 100, max_wait: float = 1.0) -> None:
@@ -648,50 +703,110 @@ class RefBatch:
         self._limit = limit
         self._max_wait = max_wait
         self._queued: list[tuple[str, Record, list[RefUpdate], list[str]]] = []
-        self._since = 0.0  # time.monotonic() when the first queued record came
+        self._since = 0.0  # time.monotonic() when the first queued or deferred one came
         self._held = ExitStack()
+        self._deferred: deque[_Once] = deque()
+
+    @property
+    def max_wait(self) -> float:
+        return self._max_wait
+
+    def defers(self, record: Record) -> bool:
+        """Whether `record`'s writing may wait (`defer`): not a slow command's."""
+        return record.duration < self._max_wait
+
+    def defer(self, write: Callable[[], str]) -> Callable[[], str]:
+        """Keep `write` (which writes a record and queues its refs here, returning its
+        commit) for `run_deferred`; the callable returned runs it once, when first
+        called by either."""
+        once = _Once(write)
+        if not self._queued and not self._deferred:
+            self._since = time.monotonic()
+        self._deferred.append(once)
+        return once
+
+    def run_deferred(self) -> None:
+        """Write the deferred records (their refs then wait in the batch)."""
+        while self._deferred:
+            self._deferred.popleft()()
+
+    def tick(self) -> None:
+        """Flush if the first record waiting has waited `max_wait` (called between
+        steps: a deferred record is otherwise written with the next command)."""
+        if (self._queued or self._deferred) and time.monotonic() - self._since >= self._max_wait:
+            self.flush()
 
     def add(
         self, commit: str, record: Record, updates: list[RefUpdate], in_files: list[str]
     ) -> None:
         now = time.monotonic()
-        if not self._queued:
+        if not self._queued and not self._deferred:
             self._since = now
         self._queued.append((commit, record, updates, in_files))
         if (
-            len(self._queued) >= self._limit
+            len(self._queued) >= 2 * self._limit
             or record.duration >= self._max_wait
             or now - self._since >= self._max_wait
         ):
             self.flush()
+
+    @property
+    def due(self) -> bool:
+        """Enough records wait to be written at the next chance (`add`)."""
+        return len(self._queued) + len(self._deferred) >= self._limit
 
     def hold(self, locks: ExitStack) -> None:
         """Keep these (signature locks) until the queued refs are written."""
         self._held.enter_context(locks)
 
     def flush(self) -> None:
+        failure: BaseException | None = None
+        try:
+            self.run_deferred()
+        except BaseException as exc:  # the records written before it still get their refs
+            failure = exc
         queued, self._queued = self._queued, []
         try:
-            if not queued:
-                return
-            merged: dict[str, RefUpdate] = {}
-            for _commit, _record, updates, _in_files in queued:
-                for update in updates:  # a step ref set by several items: the last wins
-                    merged.pop(update.name, None)
-                    merged[update.name] = update
-            try:
-                self._store.repo.update_refs(list(merged.values()), message="gitcache: record")
-                self._store._latest.set_many(
-                    (key, commit)
-                    for commit, _record, _updates, in_files in queued
-                    for key in in_files
-                )
-                index = self._store._index_of()
-                for commit, record, _updates, _in_files in queued:
-                    index.add(RecordSummary.of(commit, record))
-            except RefConflict:  # another process recorded one of them: one by one
-                for commit, record, updates, in_files in queued:
-                    self._store._apply(commit, record, updates, in_files)
+            if queued:
+                self._write_refs(queued)
         finally:
             self._held.close()
             self._held = ExitStack()
+        if failure is not None:
+            raise failure
+
+    def _write_refs(self, queued: list[tuple[str, Record, list[RefUpdate], list[str]]]) -> None:
+        merged: dict[str, RefUpdate] = {}
+        for _commit, _record, updates, _in_files in queued:
+            for update in updates:  # a step ref set by several items: the last wins
+                merged.pop(update.name, None)
+                merged[update.name] = update
+        try:
+            self._store.repo.update_refs(list(merged.values()), message="gitcache: record")
+            self._store._latest.set_many(
+                (key, commit) for commit, _record, _updates, in_files in queued for key in in_files
+            )
+            index = self._store._index_of()
+            for commit, record, _updates, _in_files in queued:
+                index.add(RecordSummary.of(commit, record))
+        except RefConflict:  # another process recorded one of them: one by one
+            for commit, record, updates, in_files in queued:
+                self._store._apply(commit, record, updates, in_files)
+
+
+class _Once:
+    """A deferred record's writing: run on the first call, its commit on every call."""
+
+    __slots__ = ("_commit", "_write")
+
+    def __init__(self, write: Callable[[], str]) -> None:
+        self._write: Callable[[], str] | None = write
+        self._commit: str | None = None
+
+    def __call__(self) -> str:
+        if self._commit is None:
+            write, self._write = self._write, None
+            if write is None:
+                raise GitcacheError("a record's writing failed earlier in this run")
+            self._commit = write()
+        return self._commit

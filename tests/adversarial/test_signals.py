@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -288,3 +289,48 @@ def test_the_next_run_removes_state_files_half_written_by_a_killed_process(
     assert result.returncode == 0, result.stderr
     for name, kept in names.items():
         assert (state / name).exists() == kept, name
+
+
+def test_a_signal_during_held_bookkeeping_is_raised_right_after_it() -> None:
+    from gitcache.processes import signals_held
+
+    seen: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a Python handler would have run by now
+            seen.append("the block ran to its end")
+        seen.append("not reached: raised on leaving the block")
+    assert seen == ["the block ran to its end"]
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_sweep_keeps_the_records_of_the_items_that_finished(
+    make: Callable[..., Repo], signum: int, code: int
+) -> None:
+    """Items' records wait to be written while the next commands run (RefBatch): the
+    run stopped, every finished item's record is written whole, the stopped one's not."""
+    values = ", ".join(str(i) for i in range(20))
+    wait = "if [ {a} = 12 ]; then echo $$ > w.sh.pid; while [ ! -e go ]; do sleep 0.02; done; fi"
+    toml = (
+        f"[steps.s]\nmatrix = {{ a = [{values}] }}\noutputs = ['out/{{a}}.txt']\n"
+        f"run = '{wait}; echo {{a}} > {{outputs}}'\n"
+    )
+    repo = make({"gitcache.toml": toml, ".gitignore": IGNORE})
+    proc = _spawn(repo, "run")
+    pids = [_wait_for(repo.root / "w.sh.pid")]
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert _gone(pids)
+    kept = repo.refs("refs/gitcache/sig/")
+    assert len(kept) == 12, err
+    items = [json.loads(repo.git("show", f"{c}:record.json"))["item"]["a"] for c in kept.values()]
+    assert sorted(items) == list(range(12))
+    assert repo.git("fsck", "--strict", "--no-progress", "--no-dangling") == ""
+    (repo.root / "go").touch()
+    again = repo.run("run")
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr.count(": ran") == 8
