@@ -656,11 +656,13 @@ class Engine:
         return None
 
     def _collect_outputs(
-        self, evaluation: Evaluation, missing: str = "was not produced"
+        self, evaluation: Evaluation, missing: str = "was not produced", ran: bool = True
     ) -> list[OutputFile] | StepResult:
         """Store every output file as a blob; a declared output that is missing fails the step.
 
-        A declared output that is an empty directory is an output with no files.
+        A declared output that is an empty directory is an output with no files. Unless
+        a command has just written them (`ran`), files the stat cache vouches for
+        whose blobs are stored are not read again (Worktree.store_output).
         """
         step = evaluation.step
         worktree = self.project.worktree
@@ -685,9 +687,10 @@ class Engine:
         # The objects of earlier sweep items, whose refs wait in the batch, wait in the
         # writer too: a failure here drops only what this step stored.
         mark = repo.objects_mark()
+        stored = None if ran else repo.stores
         for rel in expanded:
             try:
-                files.append(worktree.store_output(rel, write_file, repo.write_blob))
+                files.append(worktree.store_output(rel, write_file, repo.write_blob, stored))
             except StepFailed as exc:
                 # The blobs stored so far wait in the writer: no record will name them.
                 repo.discard_objects(mark)
@@ -803,7 +806,9 @@ class Engine:
         if self.options.dry_run:
             return StepResult(name, "would-record", evaluation.signature)
         outputs = self._collect_outputs(
-            evaluation, "does not exist (build mode records existing outputs; it runs nothing)"
+            evaluation,
+            "does not exist (build mode records existing outputs; it runs nothing)",
+            ran=False,
         )
         if isinstance(outputs, StepResult):
             return outputs

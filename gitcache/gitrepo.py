@@ -371,6 +371,12 @@ class GitRepo:
         self.flush_objects()
         return self._exists_unflushed(oid)
 
+    def stores(self, oid: str) -> bool:
+        """has_object without publishing what our writer holds back (it counts too): for
+        a caller about to name the object from a record it writes itself."""
+        writer = self._writer
+        return writer.has(oid) if writer is not None else self._exists_unflushed(oid)
+
     def read_header(self, oid: str) -> tuple[str, int] | None:
         """(type name, size) of an object from its header, without reading it; None if
         the repository does not have it."""

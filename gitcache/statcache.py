@@ -210,6 +210,31 @@ class StatCache:
         self._dirty = True
         return FileState(oid, key[4], key[0])
 
+    def known(self, root: Path, rel: str) -> tuple[str, os.stat_result] | None:
+        """The blob id a row of this cache gives for worktree file `rel` and the lstat
+        that vouches for it (the rules `state` follows), without reading the file; None
+        when no row does (no system call when there is no row at all)."""
+        fresh = self._fresh.get(rel)
+        saved = self._saved(rel)
+        if fresh is None and saved is None:
+            return None
+        try:
+            st = os.lstat(f"{root}/{rel}")
+        except OSError:
+            return None
+        key = _key(st)
+        if fresh is not None and fresh[:5] == key:
+            return str(fresh[5]), st
+        if (
+            type(saved) is list
+            and saved[:5] == key
+            and key[1] < self._reference_ns
+            and len(saved) == 6
+            and type(saved[5]) is str
+        ):
+            return saved[5], st
+        return None
+
     # -- seals: a unit's outputs vouched for at once ----------------------------------
 
     def sealed(

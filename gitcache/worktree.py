@@ -433,9 +433,16 @@ class Worktree:
         rel: str,
         write_file: Callable[[Path], StoredFile],
         write_bytes: Callable[[bytes], str],
+        is_stored: Callable[[str], bool] | None = None,
     ) -> OutputFile:
         """Store one output file as a blob, or in chunks when big (objects/stream.py; a
         symlink as its link text): its OutputFile.
+
+        With `is_stored` (whether the repository has a blob), a file that the stat cache
+        vouches for and whose blob is stored is not read at all: re-recording outputs
+        of which few changed (`-s build`) costs a stat per unchanged file. Not for
+        files a command has just written (their rows predate it) nor chunked ones
+        (their chunk ids are not in the stat cache).
 
         Mode and size come from the stat taken after the blob was written, and the file
         is stored again if it changed meanwhile (UnreadableFile if it keeps changing).
@@ -452,6 +459,11 @@ class Worktree:
                 "(no backslash, NUL, empty, '.', '..' or '.git' component)"
             ) from None
 
+        if is_stored is not None:
+            known = self.cache.known(self.root, rel)
+            if known is not None and known[1].st_size <= _WHOLE_MAX and is_stored(known[0]):
+                st = known[1]
+                return OutputFile(path=rel, blob=known[0], mode=git_mode(st), size=st.st_size)
         small = self._store_small(rel, write_bytes)
         if small is not None:
             return small
@@ -1000,6 +1012,7 @@ _SMALL_MAX = 64 * 2**10  # bytes: a file stored in one read (_store_small)
 _READ_SMALL = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never a fifo
 _ONE_PASS_MIN = 64  # small blobs to restore that make reading their packs worth it
 _PACKED_MAX = 256 * 2**10  # objects/writer.py's PACKED_MAX (not imported by a no-op)
+_WHOLE_MAX = 16 * 2**20  # objects/chunking.py's CHUNK_THRESHOLD: a bigger file is chunks
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 

@@ -166,3 +166,39 @@ def test_a_small_file_rewritten_while_stored_gives_a_real_state_or_one_error(
             assert out.blob in {git_hash_bytes(bytes([v]) * out.size) for v in range(256)}
             outcomes["stored"] += 1
     assert sum(outcomes.values()) == 30
+
+
+def test_files_the_stat_cache_vouches_for_are_not_read_when_their_blobs_are_stored(
+    tree: Worktree,
+) -> None:
+    """`-s build` re-recording a many-file output: unchanged files cost a stat, not a
+    read; a changed one, one whose blob the repository lacks, or one with no row is read."""
+    root, repo = tree.root, tree.repo
+    (root / "out").mkdir()
+    for name in ("same", "changed", "unstored", "new"):
+        (root / "out" / name).write_bytes(f"{name}\n".encode())
+    (root / "out" / "link").symlink_to("same")
+    for rel in ("out/same", "out/changed", "out/unstored", "out/link"):
+        assert tree.state(rel) is not None  # rows, as an evaluation leaves them
+    for rel in ("out/same", "out/changed", "out/link"):
+        store(tree, rel)
+    (root / "out" / "changed").write_bytes(b"changed, a longer line\n")
+    read: list[bytes] = []
+
+    def write_bytes(data: bytes) -> str:
+        read.append(data)
+        return repo.write_blob(data)
+
+    got = {
+        rel: tree.store_output(rel, lambda p: repo.write_blob_file(p), write_bytes, repo.stores)
+        for rel in ("out/same", "out/changed", "out/unstored", "out/new", "out/link")
+    }
+    assert sorted(read) == [b"changed, a longer line\n", b"new\n", b"unstored\n"]
+    repo.flush_objects()
+    for rel, out in got.items():
+        want = (
+            os.fsencode(os.readlink(root / rel)) if rel == "out/link" else (root / rel).read_bytes()
+        )
+        assert repo.read_blob(out.blob) == want, rel
+        assert out.size == len(want)
+    assert got["out/link"].mode == MODE_LINK and got["out/same"].mode == MODE_FILE

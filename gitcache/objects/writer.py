@@ -101,6 +101,14 @@ class ObjectWriter:
             with self._writing():
                 write_loose(self.objects, oid, kind, content)  # no-op if another did
 
+    def has(self, oid: str) -> bool:
+        """Whether the object is stored: waiting here, in the open pack, or in the
+        repository (nothing is published to find out)."""
+        with self._lock:
+            if oid in self._waiting or (self._pack is not None and oid in self._pack):
+                return True
+        return self._exists(oid)
+
     def pack_waiting(self) -> None:
         """Deflate the waiting objects into the pack, if they are enough for one (or it
         is open): work to do while a command runs (the objects stay unpublished)."""

@@ -174,3 +174,33 @@ def test_assert_over_unchanged_outputs_reads_no_file(chain: Repo) -> None:
     summary = Engine(project, RunOptions(mode="assert"), TerminalReporter(quiet=True)).run([])
     assert summary.exit_code == 0
     assert project.worktree.cache.hashed == 0
+
+
+def test_build_re_records_a_directory_where_one_file_changed(make) -> None:  # type: ignore[no-untyped-def]
+    """Unchanged files are taken from the stat cache (not read); the record still holds
+    every file's blob, and restoring it gives back the edited tree."""
+    run = "mkdir -p out && for i in $(seq 40); do echo $i > out/f$i; done"
+    repo = make(
+        {
+            "gitcache.toml": f'[steps.gen]\noutputs = ["out"]\nrun = "{run}"\n',
+            ".gitignore": "out/\n",
+        }
+    )
+    assert repo.run("run").exit_code == 0
+    repo.write("out/f7", "edited by hand\n")
+    result = repo.run("run", "-s", "build")
+    assert result.exit_code == 0, result.stderr
+    assert "recorded existing outputs" in result.stderr
+    step = repo.refs()["refs/gitcache/step/gen"]
+    listing = repo.git("ls-tree", "-r", f"{step}:outputs/out").splitlines()
+    assert len(listing) == 40
+    for line in listing:
+        blob, name = line.split()[2], line.split("\t")[1]
+        assert blob == repo.blob(f"out/{name}"), name
+    # (the record it replaced is left dangling, for gc)
+    assert repo.git("fsck", "--strict", "--no-progress", "--no-dangling") == ""
+    for f in (repo.root / "out").iterdir():
+        f.unlink()
+    again = repo.run("run")
+    assert again.exit_code == 0, again.stderr
+    assert repo.read("out/f7") == "edited by hand\n" and repo.read("out/f8") == "8\n"
