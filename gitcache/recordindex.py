@@ -17,7 +17,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,6 +27,10 @@ from gitcache.stepnames import ref_component_problem
 from gitcache.sweeps import encoded_label as item_label
 
 INDEX_FILE: Final = "record-index-v1.json"
+# A record with more outputs keeps them out of its summary (None: read record.json when
+# asked, RecordStore.summary_outputs): else every record of a 50,000-file output adds
+# ~3 MB to the index that each recording run reads and rewrites whole.
+INDEXED_OUTPUTS_MAX: Final = 1000
 _SIG = re.compile(SIG_PATTERN)
 _OID = re.compile(OID_PATTERN)
 
@@ -44,7 +48,7 @@ class RecordSummary:
     duration: float
     exit_status: int
     params: dict[str, Any]
-    outputs: dict[str, str]  # path -> blob id
+    outputs: dict[str, str] | None  # path -> blob id; None: too many to index (above)
     item: dict[str, Any] | None = None  # a sweep item's values (docs/sweeps.md)
     alternate: bool = False  # listed through an alt ref (not stored in the index)
 
@@ -69,7 +73,7 @@ class RecordSummary:
             record.duration,
             record.exit_status,
             dict(record.components.params),
-            {o.path: o.blob for o in record.outputs},
+            _indexed({o.path: o.blob for o in record.outputs}),
             None if record.item is None else dict(record.item),
         )
 
@@ -87,7 +91,7 @@ class RecordSummary:
                 float(data["duration"]),
                 data["exit_status"],
                 dict(data["components"]["params"]),
-                {o["path"]: o["blob"] for o in data["outputs"]},
+                _indexed({o["path"]: o["blob"] for o in data["outputs"]}),
                 None if data.get("item") is None else dict(data["item"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -104,7 +108,10 @@ class RecordSummary:
             and isinstance(self.dirty, bool)
             and isinstance(self.started_at, str)
             and isinstance(self.exit_status, int)
-            and all(isinstance(p, str) and isinstance(b, str) for p, b in self.outputs.items())
+            and (
+                self.outputs is None
+                or all(isinstance(p, str) and isinstance(b, str) for p, b in self.outputs.items())
+            )
             and (self.item is None or isinstance(self.item, dict))
         )
 
@@ -123,6 +130,10 @@ class RecordSummary:
         ]
 
 
+def _indexed(outputs: dict[str, str]) -> dict[str, str] | None:
+    return None if len(outputs) > INDEXED_OUTPUTS_MAX else outputs
+
+
 class RecordIndex:
     def __init__(self, state_dir: Path) -> None:
         self._path = state_dir / INDEX_FILE
@@ -133,7 +144,12 @@ class RecordIndex:
             if data.get("version") == 1:
                 for commit, row in data["records"].items():
                     # A tenth column holds a sweep item's values (absent otherwise).
-                    self._entries[commit] = RecordSummary(commit, *row[:10])
+                    summary = RecordSummary(commit, *row[:10])
+                    if summary.outputs is not None and len(summary.outputs) > INDEXED_OUTPUTS_MAX:
+                        # written before the limit: dropped, so the next save is small
+                        summary = replace(summary, outputs=None)
+                        self._added = True
+                    self._entries[commit] = summary
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             self._entries = {}
 

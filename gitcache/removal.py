@@ -71,15 +71,16 @@ def sole_copies(project: Project, doomed: Sequence[RecordSummary]) -> dict[str, 
     if not removed:
         return {}
     gone = {s.commit for s in doomed}
+    store = project.store
     kept: set[tuple[str, str]] = {
         (path, blob)
-        for s in project.store.summaries()
+        for s in store.summaries()
         if s.commit not in gone
-        for path, blob in s.outputs.items()
+        for path, blob in store.summary_outputs(s).items()
     }
     found: dict[str, str] = {}
     for s in doomed:
-        for path, blob in s.outputs.items():
+        for path, blob in store.summary_outputs(s).items():
             if (path, blob) in removed and (path, blob) not in kept:
                 found.setdefault(path, s.commit)
     return found

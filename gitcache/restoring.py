@@ -237,6 +237,6 @@ def recorded_blobs(store: RecordStore, step: str) -> dict[str, set[str]]:
     known: dict[str, set[str]] = {}
     for summary in store.summaries():
         if summary.step == step:
-            for path, blob in summary.outputs.items():
+            for path, blob in store.summary_outputs(summary).items():
                 known.setdefault(path, set()).add(blob)
     return known

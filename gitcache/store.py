@@ -309,6 +309,22 @@ class RecordStore:
         index.save({s.commit for s in found})
         return found
 
+    def summary_outputs(self, summary: RecordSummary) -> dict[str, str]:
+        """A summarized record's outputs (path -> blob id), from its record.json when
+        they were too many for the index; none when it cannot be read (a warning)."""
+        if summary.outputs is not None:
+            return summary.outputs
+        try:  # record.json alone, as _summarize reads it
+            data = self.repo.read_commit_file(summary.commit, RECORD_FILE)
+            outputs = {} if data is None else json.loads(data)["outputs"]
+            found = {o["path"]: o["blob"] for o in outputs}
+            if found and all(type(p) is str and type(b) is str for p, b in found.items()):
+                return found
+        except (ValueError, TypeError, KeyError, GitcacheError):
+            pass
+        stored = self._load_or_warn(summary.commit)
+        return {} if stored is None else {o.path: o.blob for o in stored.record.outputs}
+
     def alternate_summaries(self) -> list[RecordSummary]:
         """Summaries of the records kept under alt refs, marked as alternates."""
         index = self._index_of()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 from gitcache.gitrepo import GitRepo
-from gitcache.recordindex import INDEX_FILE
+from gitcache.recordindex import INDEX_FILE, INDEXED_OUTPUTS_MAX, RecordIndex
 from gitcache.store import RecordStore
 from tests.helpers import Repo
 from tests.records import write_record
@@ -40,3 +43,46 @@ def test_record_under_the_wrong_ref_is_ignored(chain: Repo) -> None:
     store = RecordStore(GitRepo.discover(chain.root), warnings.append)
     assert [s.signature for s in store.summaries()] == ["a" * 64]
     assert "does not match its ref" in warnings[0]
+
+
+def _many_outputs(make: Callable[..., Repo], count: int) -> Repo:
+    run = f"mkdir -p out && for i in $(seq {count}); do echo $i > out/f$i; done"
+    return make({"gitcache.toml": f'[steps.gen]\noutputs = ["out"]\nrun = "{run}"\n'})
+
+
+def test_a_record_of_many_outputs_keeps_them_out_of_the_index(make: Callable[..., Repo]) -> None:
+    """Each recording run reads and rewrites the index whole: a 50,000-file record's
+    outputs in it would make every run slower by ~3 MB of JSON per such record."""
+    repo = _many_outputs(make, INDEXED_OUTPUTS_MAX + 1)
+    assert repo.run("run").exit_code == 0
+    git = GitRepo.discover(repo.root)
+    store = RecordStore(git)
+    (summary,) = store.summaries()
+    assert summary.outputs is None
+    assert (git.state_dir / INDEX_FILE).stat().st_size < 2000
+    outputs = store.summary_outputs(summary)
+    assert len(outputs) == INDEXED_OUTPUTS_MAX + 1
+    assert outputs["out/f7"] == repo.blob("out/f7")
+    # an index written before the limit is trimmed when next saved
+    index = json.loads((git.state_dir / INDEX_FILE).read_text())
+    index["records"][summary.commit][8] = outputs
+    (git.state_dir / INDEX_FILE).write_text(json.dumps(index))
+    RecordIndex(git.state_dir).save()
+    assert (git.state_dir / INDEX_FILE).stat().st_size < 2000
+    (again,) = RecordStore(git).summaries()
+    assert again == summary
+
+
+def test_the_only_copy_of_removed_outputs_is_kept_for_a_record_of_many(
+    make: Callable[..., Repo],
+) -> None:
+    repo = _many_outputs(make, INDEXED_OUTPUTS_MAX + 1)
+    assert repo.run("run").exit_code == 0
+    assert repo.run("remove", "--outputs", "gen").exit_code == 0
+    refs = repo.refs()
+    result = repo.run("remove", "gen")
+    assert result.exit_code == 2
+    assert "holds the only copy of out/f" in result.stderr
+    assert repo.refs() == refs
+    assert repo.run("restore", "gen").exit_code == 0
+    assert repo.read("out/f1001") == "1001\n"
