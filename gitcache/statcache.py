@@ -187,18 +187,9 @@ class StatCache:
         mode = MODE_LINK if S_ISLNK(mode) else MODE_EXEC if mode & 0o100 else MODE_FILE
         key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode]
         if racy_from is None or key[1] < racy_from:
-            fresh = self._fresh.get(name)
-            if fresh is not None and fresh[:5] == key:
-                return FileState(fresh[5], mode, key[0])
-            row = self._saved(name)
-            if (
-                type(row) is list
-                and row[:5] == key
-                and key[1] < self._reference_ns
-                and len(row) == 6
-                and type(row[5]) is str
-            ):
-                return FileState(row[5], mode, key[0])
+            cached = self._cached(name, key)
+            if cached is not None:
+                return FileState(cached, mode, key[0])
         if mode == MODE_LINK:
             oid = GitRepo.hash_bytes(os.fsencode(os.readlink(path)))
         else:
@@ -214,25 +205,30 @@ class StatCache:
         """The blob id a row of this cache gives for worktree file `rel` and the lstat
         that vouches for it (the rules `state` follows), without reading the file; None
         when no row does (no system call when there is no row at all)."""
-        fresh = self._fresh.get(rel)
-        saved = self._saved(rel)
-        if fresh is None and saved is None:
+        if rel not in self._fresh and self._saved(rel) is None:
             return None
         try:
             st = os.lstat(f"{root}/{rel}")
         except OSError:
             return None
-        key = _key(st)
+        cached = self._cached(rel, _key(st))
+        return None if cached is None else (cached, st)
+
+    def _cached(self, name: str, key: list[int]) -> str | None:
+        """The blob id a row gives for a file of this stat key: one this process made,
+        or a saved one older than the cache file (git's racily-clean rule)."""
+        fresh = self._fresh.get(name)
         if fresh is not None and fresh[:5] == key:
-            return str(fresh[5]), st
+            return str(fresh[5])
+        row = self._saved(name)
         if (
-            type(saved) is list
-            and saved[:5] == key
+            type(row) is list
+            and row[:5] == key
             and key[1] < self._reference_ns
-            and len(saved) == 6
-            and type(saved[5]) is str
+            and len(row) == 6
+            and type(row[5]) is str
         ):
-            return saved[5], st
+            return row[5]
         return None
 
     # -- seals: a unit's outputs vouched for at once ----------------------------------
