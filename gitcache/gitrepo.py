@@ -43,6 +43,7 @@ _LOCK_FILE = re.compile(r"failed to lock file '([^']+\.lock)'")
 # runs too, whatever its expiry) removes empty fan-out directories, so one can vanish
 # between the two; writing the object again is harmless (its id is its content).
 _OBJECT_WRITE_RACE = re.compile(r"failed to rename lockfile|failed to create locked file")
+_FULL_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # libgit2 takes a prefix as well
 _OBJECT_WRITE_ATTEMPTS: Final = 20
 T = TypeVar("T")
 _TYPE_NAMES: Final = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
@@ -373,7 +374,10 @@ class GitRepo:
 
     def stores(self, oid: str) -> bool:
         """has_object without publishing what our writer holds back (it counts too): for
-        a caller about to name the object from a record it writes itself."""
+        a caller about to name the object from a record it writes itself. Only a whole
+        lowercase id counts (one from a damaged stat cache row may be anything)."""
+        if _FULL_ID.fullmatch(oid) is None:
+            return False
         writer = self._writer
         return writer.has(oid) if writer is not None else self._exists_unflushed(oid)
 

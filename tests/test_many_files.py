@@ -202,3 +202,17 @@ def test_files_the_stat_cache_vouches_for_are_not_read_when_their_blobs_are_stor
         assert repo.read_blob(out.blob) == want, rel
         assert out.size == len(want)
     assert got["out/link"].mode == MODE_LINK and got["out/same"].mode == MODE_FILE
+
+
+@pytest.mark.parametrize("damage", ["", "zz", "prefix", "upper", "longer"])
+def test_a_damaged_stat_cache_row_gives_no_blob_id_to_a_record(tree: Worktree, damage: str) -> None:
+    root, repo = tree.root, tree.repo
+    (root / "f").write_bytes(b"content\n")
+    assert tree.state("f") is not None
+    real = store(tree, "f").blob
+    # what a hand-edited or damaged cache file could hold (libgit2 finds an object by
+    # its id in capitals, and its look-up takes prefixes)
+    bad = {"prefix": real[:39], "upper": real.upper(), "longer": real + "0"}.get(damage, damage)
+    tree.cache._fresh["f"][5] = bad
+    out = tree.store_output("f", lambda p: repo.write_blob_file(p), repo.write_blob, repo.stores)
+    assert out.blob == git(root, "hash-object", "f").strip()
