@@ -712,6 +712,9 @@ class RefBatch:
     signature lock, and in the engine's `finally` (also after a failure or Ctrl-C).
     Signature locks handed to `hold` stay taken until their refs are written, so
     another process waiting on one still finds the record instead of running it again.
+
+    Not thread-safe: the engine uses it, and asks for deferred records' commits, only
+    under its lock.
     """
 
     def __init__(self, store: RecordStore, limit: int = 100, max_wait: float = 1.0) -> None:
