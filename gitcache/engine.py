@@ -366,14 +366,14 @@ class Engine:
         if signature is None:
             return
         declared = {d: i for i, d in enumerate(step.outputs)}
-        groups: list[list[str] | None] = [[] for _ in step.outputs]
+        groups: list[list[tuple[str, str]] | None] = [[] for _ in step.outputs]
         for out in outputs:
             group = _declared_index(out.path, declared)
             if group is None:  # not under a declared output: nothing to vouch for
                 return
             found = groups[group]
             assert found is not None
-            found.append(out.path)
+            found.append((out.path, out.blob))
         self.project.worktree.cache.seal(step.key, signature, commit, groups)
 
     def _keep_in_store(self, evaluation: Evaluation, stored: StoredRecord) -> StepResult:
