@@ -820,6 +820,12 @@ class Engine:
                 path.write_bytes(b"")
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
             stored = self._record(evaluation, command, outputs, logs, stamp, 0.0)
+        if evaluation.step.item is not None:
+            # Its record and refs wait in the batch, naming blobs found stored that only
+            # a removed record may hold: no `gc --prune` until they are written (as _execute).
+            held = ExitStack()
+            held.enter_context(writing_objects(self.project.repo.state_dir, None))
+            self._batch.hold(held)
         return StepResult(name, "recorded", evaluation.signature, stored)
 
     def _newer_than_inputs(self, name: str) -> bool:
