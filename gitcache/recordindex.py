@@ -81,6 +81,10 @@ class RecordSummary:
     def from_json(cls, commit: str, data: Any) -> RecordSummary | None:
         """A summary from record.json's parsed JSON, or None if anything looks wrong."""
         try:
+            outputs = {o["path"]: o["blob"] for o in data["outputs"]}
+            # checked before they are dropped (_indexed), as _plausible checks the kept
+            if not all(type(p) is str and type(b) is str for p, b in outputs.items()):
+                return None
             summary = cls(
                 commit,
                 data["step"],
@@ -91,7 +95,7 @@ class RecordSummary:
                 float(data["duration"]),
                 data["exit_status"],
                 dict(data["components"]["params"]),
-                _indexed({o["path"]: o["blob"] for o in data["outputs"]}),
+                _indexed(outputs),
                 None if data.get("item") is None else dict(data["item"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError):

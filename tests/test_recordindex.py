@@ -86,3 +86,31 @@ def test_the_only_copy_of_removed_outputs_is_kept_for_a_record_of_many(
     assert repo.refs() == refs
     assert repo.run("restore", "gen").exit_code == 0
     assert repo.read("out/f1001") == "1001\n"
+
+
+def test_a_record_of_many_outputs_with_a_bad_blob_id_is_not_listed(
+    make: Callable[..., Repo],
+) -> None:
+    """Its summary drops the outputs, but only once they were checked: a record.json
+    whose outputs are not path -> blob id strings is as unreadable as with few."""
+    repo = _many_outputs(make, INDEXED_OUTPUTS_MAX + 1)
+    assert repo.run("run").exit_code == 0
+    good = repo.refs("refs/gitcache/sig/")
+    (commit,) = good.values()
+    data = json.loads(repo.git("show", f"{commit}:record.json"))
+    data["outputs"][0]["blob"] = 5
+    data["signature"] = "f" * 64
+    blob = repo.git("hash-object", "-w", "--stdin", input=json.dumps(data)).strip()
+    entries = [
+        e for e in repo.git("ls-tree", commit).splitlines() if not e.endswith("\trecord.json")
+    ]
+    tree = repo.git(
+        "mktree", input="\n".join([*entries, f"100644 blob {blob}\trecord.json"]) + "\n"
+    )
+    forged = repo.git("commit-tree", tree.strip(), "-m", "forged").strip()
+    repo.git("update-ref", "refs/gitcache/sig/ff/" + "f" * 64, forged)
+    listed = repo.run("log", "--json")
+    assert [r["record"] for r in json.loads(listed.stdout)] == list(good.values())
+    assert f"ignoring unreadable record: invalid record.json in record {forged[:12]}" in (
+        listed.stderr
+    )
