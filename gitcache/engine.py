@@ -366,14 +366,14 @@ class Engine:
         if signature is None:
             return
         declared = {d: i for i, d in enumerate(step.outputs)}
-        groups: list[list[str] | None] = [[] for _ in step.outputs]
+        groups: list[list[tuple[str, str]] | None] = [[] for _ in step.outputs]
         for out in outputs:
             group = _declared_index(out.path, declared)
             if group is None:  # not under a declared output: nothing to vouch for
                 return
             found = groups[group]
             assert found is not None
-            found.append(out.path)
+            found.append((out.path, out.blob))
         self.project.worktree.cache.seal(step.key, signature, commit, groups)
 
     def _keep_in_store(self, evaluation: Evaluation, stored: StoredRecord) -> StepResult:
@@ -820,6 +820,12 @@ class Engine:
                 path.write_bytes(b"")
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
             stored = self._record(evaluation, command, outputs, logs, stamp, 0.0)
+        if evaluation.step.item is not None:
+            # Its record and refs wait in the batch, naming blobs found stored that only
+            # a removed record may hold: no `gc --prune` until they are written (as _execute).
+            held = ExitStack()
+            held.enter_context(writing_objects(self.project.repo.state_dir, None))
+            self._batch.hold(held)
         return StepResult(name, "recorded", evaluation.signature, stored)
 
     def _newer_than_inputs(self, name: str) -> bool:

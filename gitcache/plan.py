@@ -218,11 +218,15 @@ class Planner:
             step, inputs, unknown, missing, components, signature, record, outputs
         )
         if record is not None and signature is not None and not evaluation.mismatches():
+            blobs = {out.path: out.blob for out in record.record.outputs}
             worktree.cache.seal(
                 step.key,
                 signature,
                 record.commit,
-                [None if found is None else [rel for rel, _ in found] for found in walked],
+                [
+                    None if found is None else [(rel, blobs.get(rel, "")) for rel, _ in found]
+                    for found in walked
+                ],
             )
         return evaluation
 

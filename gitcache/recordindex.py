@@ -2,7 +2,7 @@
 
 A record commit never changes, so its summary (step, signature, times, params,
 output blob ids) is cached under the commit id in
-`.git/gitcache/record-index-v1.json` and never needs invalidating; entries for
+`.git/gitcache/record-index-v2.json` and never needs invalidating; entries for
 commits no ref names any more are dropped when the file is rewritten. A missing
 or damaged file only costs reading record.json again.
 
@@ -17,7 +17,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,7 +26,11 @@ from gitcache.scratch import temp_prefix
 from gitcache.stepnames import ref_component_problem
 from gitcache.sweeps import encoded_label as item_label
 
-INDEX_FILE: Final = "record-index-v1.json"
+INDEX_FILE: Final = "record-index-v2.json"
+# Versions before INDEXED_OUTPUTS_MAX read every row's outputs as a dict (a row without
+# them failed there with an AttributeError): they keep their own file, removed when ours
+# is saved (it may hold ~3 MB per many-output record).
+_OLD_FILES: Final = ("record-index-v1.json",)
 # A record with more outputs keeps them out of its summary (None: read record.json when
 # asked, RecordStore.summary_outputs): else every record of a 50,000-file output adds
 # ~3 MB to the index that each recording run reads and rewrites whole.
@@ -81,6 +85,10 @@ class RecordSummary:
     def from_json(cls, commit: str, data: Any) -> RecordSummary | None:
         """A summary from record.json's parsed JSON, or None if anything looks wrong."""
         try:
+            outputs = {o["path"]: o["blob"] for o in data["outputs"]}
+            # checked before they are dropped (_indexed), as _plausible checks the kept
+            if not all(type(p) is str and type(b) is str for p, b in outputs.items()):
+                return None
             summary = cls(
                 commit,
                 data["step"],
@@ -91,7 +99,7 @@ class RecordSummary:
                 float(data["duration"]),
                 data["exit_status"],
                 dict(data["components"]["params"]),
-                _indexed({o["path"]: o["blob"] for o in data["outputs"]}),
+                _indexed(outputs),
                 None if data.get("item") is None else dict(data["item"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -141,15 +149,10 @@ class RecordIndex:
         self._added = False
         try:
             data = json.loads(self._path.read_bytes())
-            if data.get("version") == 1:
+            if data.get("version") == 2:
                 for commit, row in data["records"].items():
                     # A tenth column holds a sweep item's values (absent otherwise).
-                    summary = RecordSummary(commit, *row[:10])
-                    if summary.outputs is not None and len(summary.outputs) > INDEXED_OUTPUTS_MAX:
-                        # written before the limit: dropped, so the next save is small
-                        summary = replace(summary, outputs=None)
-                        self._added = True
-                    self._entries[commit] = summary
+                    self._entries[commit] = RecordSummary(commit, *row[:10])
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             self._entries = {}
 
@@ -165,7 +168,7 @@ class RecordIndex:
         if not self._added:
             return
         entries = {c: s for c, s in self._entries.items() if live is None or c in live}
-        payload = {"version": 1, "records": {c: s.as_list() for c, s in entries.items()}}
+        payload = {"version": 2, "records": {c: s.as_list() for c, s in entries.items()}}
         self._path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=temp_prefix("record-index"))
         try:
@@ -178,5 +181,8 @@ class RecordIndex:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             return
+        for old in _OLD_FILES:
+            with contextlib.suppress(OSError):
+                os.unlink(self._path.parent / old)
         self._entries = entries
         self._added = False

@@ -270,14 +270,20 @@ class StatCache:
             return False
 
     def seal(
-        self, key: str, signature: str, commit: str, files: Sequence[Sequence[str] | None]
+        self,
+        key: str,
+        signature: str,
+        commit: str,
+        files: Sequence[Sequence[tuple[str, str]] | None],
     ) -> None:
-        """Vouch that unit `key`'s declared outputs hold `files` (per declared output;
-        None: missing) and that they are what record `commit` of `signature` holds.
+        """Vouch that unit `key`'s declared outputs hold `files` (per declared output its
+        (path, blob id) pairs; None: missing) and that they are what record `commit` of
+        `signature` holds.
 
         The caller knows the second (it compared or wrote them); the seal stands for the
         stat rows this cache has for those files now, the rows that gave or took their
-        blob ids. A file without a usable row: no seal.
+        blob ids. A file without a usable row, or whose row names another blob (the file
+        changed and was hashed again before a deferred record's seal): no seal.
         """
         shape: list[int] = []
         paths: list[str] = []
@@ -287,12 +293,14 @@ class StatCache:
                 shape.append(-1)
                 continue
             shape.append(len(group))
-            for rel in sorted(group):
+            for rel, blob in sorted(group):
                 row = self._fresh.get(rel)
                 if row is None:
                     row = self._saved(rel)
                     if not (type(row) is list and len(row) == 6 and row[1] < self._reference_ns):
                         return
+                if row[5] != blob:
+                    return
                 paths.append(rel)
                 numbers.extend(row[:5])
         try:

@@ -725,6 +725,7 @@ class RefBatch:
         self._since = 0.0  # time.monotonic() when the first queued or deferred one came
         self._held = ExitStack()
         self._deferred: deque[_Once] = deque()
+        self._running = False  # run_deferred is writing the deferred records
 
     @property
     def max_wait(self) -> float:
@@ -746,8 +747,14 @@ class RefBatch:
 
     def run_deferred(self) -> None:
         """Write the deferred records (their refs then wait in the batch)."""
-        while self._deferred:
-            self._deferred.popleft()()
+        if self._running:  # a flush asked for by one of them (`add`): this loop goes on
+            return
+        self._running = True
+        try:
+            while self._deferred:
+                self._deferred.popleft()()
+        finally:
+            self._running = False
 
     def tick(self) -> None:
         """Flush if the first record waiting has waited `max_wait` (called between
@@ -762,7 +769,10 @@ class RefBatch:
         if not self._queued and not self._deferred:
             self._since = now
         self._queued.append((commit, record, updates, in_files))
-        if (
+        # While deferred records are written, their refs wait for the caller's flush:
+        # a flush from here would write the next deferred one, which would flush from
+        # here... one stack level per record (a RecursionError past a few hundred).
+        if not self._running and (
             len(self._queued) >= 2 * self._limit
             or record.duration >= self._max_wait
             or now - self._since >= self._max_wait

@@ -24,7 +24,7 @@ def test_summaries_match_records_and_survive_a_lost_index(chain: Repo) -> None:
     index_file.write_text("{not json")
     again = {s.commit: s for s in RecordStore(repo).summaries()}
     assert again == first
-    assert index_file.read_text().startswith('{"version":1')
+    assert index_file.read_text().startswith('{"version":2')
 
 
 def test_index_drops_removed_records(chain: Repo) -> None:
@@ -63,14 +63,26 @@ def test_a_record_of_many_outputs_keeps_them_out_of_the_index(make: Callable[...
     outputs = store.summary_outputs(summary)
     assert len(outputs) == INDEXED_OUTPUTS_MAX + 1
     assert outputs["out/f7"] == repo.blob("out/f7")
-    # an index written before the limit is trimmed when next saved
-    index = json.loads((git.state_dir / INDEX_FILE).read_text())
-    index["records"][summary.commit][8] = outputs
-    (git.state_dir / INDEX_FILE).write_text(json.dumps(index))
-    RecordIndex(git.state_dir).save()
-    assert (git.state_dir / INDEX_FILE).stat().st_size < 2000
     (again,) = RecordStore(git).summaries()
     assert again == summary
+
+
+def test_an_older_gitcache_never_reads_a_summary_without_outputs(
+    make: Callable[..., Repo],
+) -> None:
+    """Versions before the limit read record-index-v1.json's rows' outputs as a dict
+    (`restore` and `run` then failed with an AttributeError): a summary without them
+    goes to a file of its own, and the old one (outputs and all) goes."""
+    repo = _many_outputs(make, INDEXED_OUTPUTS_MAX + 1)
+    git = GitRepo.discover(repo.root)
+    old = git.state_dir / "record-index-v1.json"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_text(json.dumps({"version": 1, "records": {}}))
+    assert repo.run("run").exit_code == 0
+    assert not old.exists()
+    index = json.loads((git.state_dir / INDEX_FILE).read_text())
+    assert index["version"] == 2 and [row[8] for row in index["records"].values()] == [None]
+    assert RecordIndex(git.state_dir).get(next(iter(index["records"]))) is not None
 
 
 def test_the_only_copy_of_removed_outputs_is_kept_for_a_record_of_many(
@@ -86,3 +98,31 @@ def test_the_only_copy_of_removed_outputs_is_kept_for_a_record_of_many(
     assert repo.refs() == refs
     assert repo.run("restore", "gen").exit_code == 0
     assert repo.read("out/f1001") == "1001\n"
+
+
+def test_a_record_of_many_outputs_with_a_bad_blob_id_is_not_listed(
+    make: Callable[..., Repo],
+) -> None:
+    """Its summary drops the outputs, but only once they were checked: a record.json
+    whose outputs are not path -> blob id strings is as unreadable as with few."""
+    repo = _many_outputs(make, INDEXED_OUTPUTS_MAX + 1)
+    assert repo.run("run").exit_code == 0
+    good = repo.refs("refs/gitcache/sig/")
+    (commit,) = good.values()
+    data = json.loads(repo.git("show", f"{commit}:record.json"))
+    data["outputs"][0]["blob"] = 5
+    data["signature"] = "f" * 64
+    blob = repo.git("hash-object", "-w", "--stdin", input=json.dumps(data)).strip()
+    entries = [
+        e for e in repo.git("ls-tree", commit).splitlines() if not e.endswith("\trecord.json")
+    ]
+    tree = repo.git(
+        "mktree", input="\n".join([*entries, f"100644 blob {blob}\trecord.json"]) + "\n"
+    )
+    forged = repo.git("commit-tree", tree.strip(), "-m", "forged").strip()
+    repo.git("update-ref", "refs/gitcache/sig/ff/" + "f" * 64, forged)
+    listed = repo.run("log", "--json")
+    assert [r["record"] for r in json.loads(listed.stdout)] == list(good.values())
+    assert f"ignoring unreadable record: invalid record.json in record {forged[:12]}" in (
+        listed.stderr
+    )

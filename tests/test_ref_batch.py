@@ -17,7 +17,7 @@ from tests.helpers import Repo
 
 
 def _sig(n: int) -> str:
-    return f"{n:02x}" + "0" * 62
+    return f"{n:064x}"
 
 
 def _quick(repo: GitRepo, scratch: Path, n: int, duration: float = 0.01) -> NewRecord:
@@ -138,3 +138,19 @@ def test_due_counts_deferred_and_queued_records(
     assert batch.due
     batch.flush()
     assert not batch.due and len(_repo.refs("refs/gitcache/sig/")) == 3
+
+
+def test_a_long_backlog_of_deferred_records_is_written_without_recursing(
+    store: tuple[Repo, RecordStore], tmp_path: Path
+) -> None:
+    # `-s build` over a big sweep defers every item's record (no command runs to write
+    # them); once the first has waited max_wait, each record's `add` asked for a flush
+    # from inside the flush writing them: one stack frame level per record.
+    repo, s = store
+    batch = RefBatch(s, max_wait=0.05)
+    count = 400
+    written = [s.write(_quick(s.repo, tmp_path, n), None, batch=batch) for n in range(count)]
+    time.sleep(0.1)
+    batch.tick()
+    assert set(repo.refs("refs/gitcache/sig/").values()) == {w.commit for w in written}
+    assert len(written) == count

@@ -9,6 +9,7 @@ the objects lock, and object writes are tried again when their directory vanishe
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import threading
@@ -18,10 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from gitcache.engine import Engine, RunOptions, StepResult
 from gitcache.gitrepo import GitRepo
-from gitcache.locks import dropping_records, writing_objects
+from gitcache.locks import dropping_records, objects_lock_path, writing_objects
+from gitcache.project import Project
 from tests.helpers import Repo
 from tests.records import write_record
+from tests.test_noop import Silent
 
 MANY = """\
 [params]
@@ -148,3 +152,38 @@ def _wait_for(path: Path, timeout: float = 30) -> None:
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)
+
+
+def test_build_keeps_gc_prune_out_until_a_sweep_items_refs_are_written(
+    make: Callable[..., Repo],
+) -> None:
+    # `-s build` names blobs it finds stored (perhaps only by a removed record's tree,
+    # which `git gc --prune=now` deletes) in records whose refs wait in the run's batch:
+    # between the item's step and that flush, no `gitcache gc --prune` may run.
+    toml = "[steps.s]\nmatrix = { a = [1, 2] }\noutputs = ['o/{a}.txt']\nrun = 'echo {a} > {outputs}'\n"
+    repo = make({"gitcache.toml": toml, ".gitignore": "o/\n"})
+    assert repo.run("run").exit_code == 0
+    assert repo.run("remove", "s").exit_code == 0  # the outputs' blobs: unreachable now
+    project = Project.open(repo.root)
+    engine = Engine(project, RunOptions(mode="build"), Silent())
+    step_locked = engine._step_locked
+    probes: list[tuple[str, bool, int]] = []
+
+    def probe(name: str) -> StepResult:
+        result = step_locked(name)
+        # What `gitcache gc --prune` would try now, from another process's file.
+        with open(objects_lock_path(project.repo.state_dir), "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                free = True
+            except BlockingIOError:
+                free = False
+        probes.append((result.outcome, free, len(repo.refs("refs/gitcache/sig/"))))
+        return result
+
+    engine._step_locked = probe  # type: ignore[method-assign]
+    engine.run([])
+    project.save()
+    assert probes == [("recorded", False, 0), ("recorded", False, 0)]
+    assert len(repo.refs("refs/gitcache/sig/")) == 2
+    repo.git("fsck", "--strict")

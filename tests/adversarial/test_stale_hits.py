@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from tests.helpers import Repo
@@ -56,3 +57,35 @@ def test_a_dynamic_foreach_item_reruns_when_its_producer_changes_the_file(
     assert "use[gen/a.txt]: ran" in result.stderr
     assert "use[gen/b.txt]: up to date" in result.stderr
     assert repo.read("used/a.txt") == "2\n"
+
+
+# Item a[n=1]'s record is deferred (written when the next command starts). With -j 2,
+# m (started first) rewrites the item's output and d hashes it as an input before that:
+# the seal written with the deferred record must not vouch for the rewritten file.
+REWRITTEN_BEFORE_DEFERRED_SEAL = """\
+[steps.a]
+matrix = { n = [1] }
+outputs = ["a/{n}.out"]
+run = "while [ ! -e m.started ]; do sleep 0.01; done; sleep 0.2; mkdir -p a; echo good > {outputs}"
+
+[steps.m]
+outputs = ["m.out"]
+run = "touch m.started; while [ ! -e a/1.out ]; do sleep 0.01; done; sleep 0.3; echo evil > a/1.out; echo m > m.out"
+
+[steps.d]
+inputs = ["a/1.out", "m.out"]
+outputs = ["d.out"]
+run = "cat {inputs} > {outputs}"
+"""
+
+
+def test_an_output_rewritten_before_its_deferred_seal_is_not_up_to_date(
+    make: Callable[..., Repo],
+) -> None:
+    repo = make({"gitcache.toml": REWRITTEN_BEFORE_DEFERRED_SEAL, ".gitignore": "a/\n*.out\n"})
+    result = repo.run("run", "-j", "2")
+    assert result.exit_code == 0, result.stderr
+    assert repo.read("a/1.out") == "evil\n"
+    assert repo.git("show", "refs/gitcache/step/a:outputs/a/1.out") == "good\n"
+    status = json.loads(repo.run("status", "--json", "a").stdout)
+    assert [s["state"] for s in status] == ["restorable"], status

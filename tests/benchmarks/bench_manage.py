@@ -124,7 +124,7 @@ def bench_log(base: Path, records: int) -> None:
     print(
         f"  (wrote {records} records through RecordStore.write in {time.perf_counter() - t0:.1f} s)"
     )
-    index = root / ".git" / "gitcache" / "record-index-v1.json"
+    index = root / ".git" / "gitcache" / "record-index-v2.json"
     floor = timed(lambda: sh(root, "git", "for-each-ref", "refs/gitcache/sig/"), 3)
     warm = timed(gitcache(root, "log"), 3)
     warm_n = timed(gitcache(root, "log", "-n", "20"), 3)

@@ -41,7 +41,7 @@ def test_dates_run_and_are_recorded(make: Callable[..., Repo]) -> None:
         "local": {"$local-date-time": "1979-05-27T07:32:00"},
         "clock": {"$local-time": "07:32:00"},
     }
-    index = json.loads((repo.root / ".git/gitcache/record-index-v1.json").read_text())
+    index = json.loads((repo.root / ".git/gitcache/record-index-v2.json").read_text())
     assert listed[0]["record"] in index["records"]
     shown = repo.run("show", "when").stdout
     assert "  day = 2024-01-31\n" in shown and "  at = 1979-05-27T07:32:00-08:00\n" in shown

@@ -451,7 +451,7 @@ def test_fetched_records_are_indexed_for_listing(
     assert b.run("fetch").exit_code == 0
     # fetch validated every record already: their summaries are in the record index, so
     # `gitcache log` reads no record.json of them again.
-    index = json.loads((b.root / ".git/gitcache/record-index-v1.json").read_text())
+    index = json.loads((b.root / ".git/gitcache/record-index-v2.json").read_text())
     assert set(index["records"]) == set(sig_refs(a).values())
     listed = json.loads(b.run("log", "--json").stdout)
     assert {r["record"] for r in listed} == set(sig_refs(a).values())
