@@ -534,27 +534,32 @@ class Engine:
                 evaluation, command, execution, record, replace, source, started
             )
 
-    def _while_command_runs(self, failures: list[Exception], flush: bool) -> None:
+    def _while_command_runs(self, failures: list[Exception], flush: bool) -> float | None:
         """What the running command's time can hide: writing the records of earlier
         sweep items (RefBatch.defer), deflating their objects into the pack, and their
-        refs when the batch is due or the command is not an item's (`flush`: a step
-        after a sweep may run long, and a kill -9 meanwhile would lose the sweep's
-        records). Skipped while another thread uses git (-j N); an error is kept for
-        when the command has finished."""
+        refs when the batch is due, when the first has waited `max_wait`, or when the
+        command is not an item's (`flush`). Returns when to be called again (the runner
+        does, while the command runs): a long command does not keep the refs of the
+        items before it unwritten, which a kill -9 meanwhile would lose. Skipped while
+        another thread uses git (-j N); an error is kept for when the command ends."""
+        batch = self._batch
         # A signal now would leave the engine's lock taken (and the run stuck).
         with signals_held():
             if not self._lock.acquire(blocking=False):
-                return
+                return batch.max_wait  # another thread's turn: try again later
             try:
-                if flush or self._batch.due:
-                    self._batch.flush()
+                if flush or batch.due:
+                    batch.flush()
                 else:
-                    self._batch.run_deferred()
+                    batch.tick()
+                    batch.run_deferred()
                     self.project.repo.pack_waiting_objects()
             except Exception as exc:
                 failures.append(exc)
+                return None
             finally:
                 self._lock.release()
+        return batch.wait_left()
 
     def _command_env(self, evaluation: Evaluation, record: bool) -> dict[str, str]:
         """The command's environment: ours, naming the locks we hold while it runs (the

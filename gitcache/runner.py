@@ -48,14 +48,15 @@ def execute(
     sink: OutputSink,
     env: Mapping[str, str] | None = None,
     children: Children | None = None,
-    while_running: Callable[[], None] | None = None,
+    while_running: Callable[[], float | None] | None = None,
 ) -> Execution:
     """Run argv in a process group of its own; output to `sink` and to scratch/<stream>.
 
     `while_running` is called once the command has started, before its output is
-    read: work of the caller's that the command's run time hides (it must raise
-    nothing but the signals' exceptions; the pipes hold what the command prints
-    meanwhile).
+    read, and again after the seconds it returns (None: not again) for as long as the
+    command's output is open: work of the caller's that the command's run time hides
+    (it must raise nothing but the signals' exceptions; the pipes hold what the
+    command prints meanwhile).
 
     On Ctrl-C, SIGTERM or SIGHUP (in the thread that receives signals) every command
     in `children` is stopped and Interrupted is raised: the caller records nothing.
@@ -78,11 +79,10 @@ def execute(
         children.add(proc)  # at once: a signal may come any time now (killed if stopping)
     assert proc.stdout is not None and proc.stderr is not None
     try:
-        if while_running is not None:
-            while_running()
+        again = None if while_running is None else while_running()
         # Both pipes read by this thread (poll): two pump threads per command cost more
         # than a trivial command itself (thread start-up under the GIL).
-        _pump(proc.stdout, proc.stderr, logs, sink)
+        _pump(proc.stdout, proc.stderr, logs, sink, while_running, again)
         status = proc.wait()
     except (KeyboardInterrupt, Terminated) as exc:
         signum = stop_signal(exc)
@@ -97,8 +97,17 @@ def execute(
     return Execution(status, started, time.monotonic() - t0, logs)
 
 
-def _pump(stdout: IO[bytes], stderr: IO[bytes], logs: dict[str, Path], sink: OutputSink) -> None:
-    """Copy both pipes to their capture files and to `sink` until both end."""
+def _pump(
+    stdout: IO[bytes],
+    stderr: IO[bytes],
+    logs: dict[str, Path],
+    sink: OutputSink,
+    while_running: Callable[[], float | None] | None = None,
+    again: float | None = None,
+) -> None:
+    """Copy both pipes to their capture files and to `sink` until both end, calling
+    `while_running` again `again` seconds from now, and so on (execute)."""
+    due = None if again is None else time.monotonic() + again
     poller = select.poll()
     streams: dict[int, tuple[str, IO[bytes]]] = {}
     showing: set[int] = set()
@@ -109,7 +118,14 @@ def _pump(stdout: IO[bytes], stderr: IO[bytes], logs: dict[str, Path], sink: Out
             showing.add(fd)
             poller.register(fd, select.POLLIN)
         while streams:
-            for fd, _event in poller.poll():
+            if due is None:
+                events = poller.poll()
+            else:
+                events = poller.poll(max(0.0, due - time.monotonic()) * 1000)
+                if time.monotonic() >= due and while_running is not None:
+                    again = while_running()
+                    due = None if again is None else time.monotonic() + max(again, _AGAIN_MIN)
+            for fd, _event in events:
                 chunk = os.read(fd, 65536)
                 name, capture = streams[fd]
                 if not chunk:
@@ -124,3 +140,6 @@ def _pump(stdout: IO[bytes], stderr: IO[bytes], logs: dict[str, Path], sink: Out
                         # The terminal or pipe gitcache writes to is gone (`| head`, or
                         # gitcache exiting after a signal): keep capturing, stop showing.
                         showing.discard(fd)
+
+
+_AGAIN_MIN = 0.05  # seconds: `while_running` asking to be called at once is not a busy loop

@@ -705,7 +705,8 @@ class RefBatch:
     A record whose command took `max_wait` or more is never deferred.
 
     Flushing happens when the first queued or deferred record has waited `max_wait`
-    seconds (`add`, `tick`) or a record's command took that long (so a kill -9 loses
+    seconds (`add`, `tick`; and `wait_left` tells the engine when, so that it flushes
+    while a long command runs) or a record's command took that long (so a kill -9 loses
     at most about that much finished work: slow items are written one by one), when
     `limit` records wait and the engine has a command running (`due`: written while it
     runs; with twice `limit` waiting, at once), before waiting for another process's
@@ -755,6 +756,13 @@ class RefBatch:
                 self._deferred.popleft()()
         finally:
             self._running = False
+
+    def wait_left(self) -> float | None:
+        """Seconds until the first record waiting here has waited `max_wait` (None:
+        none waits)."""
+        if not self._queued and not self._deferred:
+            return None
+        return max(0.0, self._since + self._max_wait - time.monotonic())
 
     def tick(self) -> None:
         """Flush if the first record waiting has waited `max_wait` (called between

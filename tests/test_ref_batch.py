@@ -154,3 +154,18 @@ def test_a_long_backlog_of_deferred_records_is_written_without_recursing(
     batch.tick()
     assert set(repo.refs("refs/gitcache/sig/").values()) == {w.commit for w in written}
     assert len(written) == count
+
+
+def test_wait_left_counts_down_from_the_first_record_waiting(
+    store: tuple[Repo, RecordStore], tmp_path: Path
+) -> None:
+    _repo, s = store
+    batch = RefBatch(s, max_wait=0.3)
+    assert batch.wait_left() is None  # nothing waits: never call back for it
+    s.write(_quick(s.repo, tmp_path, 1), None, batch=batch)
+    left = batch.wait_left()
+    assert left is not None and 0.2 < left <= 0.3
+    time.sleep(0.35)
+    assert batch.wait_left() == 0.0
+    batch.tick()
+    assert batch.wait_left() is None and len(_repo.refs("refs/gitcache/sig/")) == 1

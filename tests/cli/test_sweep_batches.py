@@ -190,3 +190,37 @@ def test_one_job_stops_after_a_failed_item(make: Callable[..., Repo]) -> None:
     items = [r for r in repo.refs() if r.startswith("refs/gitcache/item/s/")]
     assert len(items) == 3
     _plain_git(repo)
+
+
+def test_a_long_items_command_does_not_keep_the_records_before_it_unwritten(
+    make: Callable[..., Repo],
+) -> None:
+    """Quick items' records wait in the batch; while item 5's command runs for long,
+    they are written once the first has waited a second: a kill -9 then keeps them."""
+    wait = "if [ {a} = 5 ]; then touch started; while [ ! -e stop ]; do sleep 0.02; done; fi; "
+    repo = make({"gitcache.toml": _matrix(8, wait + "echo {a} > {outputs}"), ".gitignore": "*\n"})
+    proc = repo.spawn("run")
+    try:
+        deadline = time.monotonic() + 60
+        while not (repo.root / "started").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
+            time.sleep(0.02)
+        started = time.monotonic()
+        while len(repo.refs("refs/gitcache/sig/")) < 5:  # within about a second
+            assert time.monotonic() < started + 10 and proc.poll() is None
+            time.sleep(0.05)
+        assert proc.poll() is None  # item 5's command still runs
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    kept = repo.refs("refs/gitcache/sig/")
+    items = sorted(
+        json.loads(repo.git("show", f"{c}:record.json"))["item"]["a"] for c in kept.values()
+    )
+    assert items == [0, 1, 2, 3, 4]
+    assert repo.git("fsck", "--strict", "--no-progress", "--no-dangling") == ""
+    (repo.root / "stop").write_text("")
+    (repo.root / "started").unlink()
+    result = repo.run("run")
+    assert result.exit_code == 0, result.stderr
+    assert _ran(result.stderr) == 3
