@@ -473,7 +473,15 @@ class GitRepo:
             obj = self._commit(commit).tree[path]
         except KeyError:
             return None
-        return bytes(obj.data) if isinstance(obj, pygit2.Blob) else None
+        if not isinstance(obj, pygit2.Blob):
+            return None
+        try:
+            return bytes(obj.data)
+        except KeyError:  # libgit2's NotFoundError: the tree names a blob that is gone
+            raise RepositoryError(
+                f"object {obj.id} ({path} of commit {commit[:12]}) is missing from "
+                f"{self.git_dir}; `git fsck` lists what else is"
+            ) from None
 
     def tree_entry(self, tree_oid: str, path: str) -> TreeEntry | None:
         tree = self._get(tree_oid)

@@ -124,3 +124,19 @@ def test_an_environment_value_that_is_not_utf8_is_named(
         "so its value cannot enter the signature"
     )
     assert repo.refs() == {}
+
+
+@pytest.mark.parametrize("args", [("remove", "-z", "a"), ("restore", "a")])
+def test_a_record_whose_record_json_object_is_gone_is_named(
+    make: Callable[..., Repo], args: tuple[str, ...]
+) -> None:
+    repo = make({"gitcache.toml": '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > a.txt"\n'})
+    assert repo.run("run").exit_code == 0
+    commit = repo.refs()["refs/gitcache/step/a"]
+    blob = repo.git("rev-parse", f"{commit}:record.json").strip()
+    (repo.root / ".git" / "objects" / blob[:2] / blob[2:]).unlink()  # a damaged repository
+    result = repo.run(*args)
+    assert result.exit_code == 2
+    line = error_line(result.stderr)
+    assert f"object {blob} (record.json of commit {commit[:12]}) is missing from" in line
+    assert "git fsck" in line
