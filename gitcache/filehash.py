@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from gitcache.errors import UnreadableFile, disk_full, no_space
+from gitcache.processes import start_quiet
 
 BLOCK: Final = 1 << 20  # bytes read at a time
 # The stat cache's file in a worktree's git dir `gitcache/` (statcache.py): here, so that
@@ -174,7 +175,7 @@ def hash_ahead(paths: Sequence[str], clock_dir: str) -> None:
         thread = threading.Thread(
             target=_hash_queued, args=(queued, clock_dir), name="gitcache-hash-ahead", daemon=True
         )
-        thread.start()
+        start_quiet(thread)
 
 
 def _hash_queued(queued: Sequence[_Ahead], clock_dir: str) -> None:

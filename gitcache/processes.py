@@ -197,6 +197,19 @@ FORWARDED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGT
 _STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+def start_quiet(*threads: threading.Thread) -> None:
+    """Start helper threads (hashing, writing chunks, reading a pipe) with Ctrl-C,
+    SIGTERM and SIGHUP blocked in them: the kernel then gives those signals to the
+    main thread only, so `signals_held` there keeps them all out. Never for a thread
+    that starts commands: a child inherits its thread's signal mask."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        for thread in threads:
+            thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 @contextmanager
 def signals_held() -> Iterator[None]:
     """Ctrl-C, SIGTERM and SIGHUP wait until the block has run (they are raised right

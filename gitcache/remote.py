@@ -20,7 +20,7 @@ import blake3
 
 from gitcache.errors import RemoteError, is_utf8
 from gitcache.gitrepo import GitRepo
-from gitcache.processes import stopping_children
+from gitcache.processes import start_quiet, stopping_children
 from gitcache.record import is_oid
 from gitcache.stepnames import ref_component_problem
 
@@ -213,7 +213,7 @@ def _talk(
     assert proc.stdout is not None and proc.stderr is not None
     err: list[bytes] = []
     pump = threading.Thread(target=_pump, args=(proc.stderr, err, progress), daemon=True)
-    pump.start()
+    start_quiet(pump)
     # On an exception (a signal), stopping_children stops git; the pump then ends.
     if stdin is not None and proc.stdin is not None:
         # git fetch --stdin reads all of it before it starts: no deadlock with stdout.

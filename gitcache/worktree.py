@@ -46,6 +46,7 @@ from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
 from gitcache.journal import Journal
 from gitcache.objects.loose import blob_hasher, write_pieces
 from gitcache.objects.stored import StoredFile
+from gitcache.processes import start_quiet
 from gitcache.record import OutputFile, check_relative_path, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
 from gitcache.transfer import Meter
@@ -1076,7 +1077,7 @@ def _hashing(digest: hashlib._Hash, threaded: bool) -> Iterator[Callable[[list[m
             del pieces
 
     thread = threading.Thread(target=run, name="gitcache-restore-hash", daemon=True)
-    thread.start()
+    start_quiet(thread)
     try:
         yield waiting.put
     finally:

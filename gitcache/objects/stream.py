@@ -31,6 +31,7 @@ from gitcache.objects.deflate import Bytes
 from gitcache.objects.loose import blob_hasher
 from gitcache.objects.loose import blob_id as blob_id  # re-exported
 from gitcache.objects.stored import StoredFile
+from gitcache.processes import start_quiet
 
 _WRITERS: Final = 2  # threads deflating and writing chunks (ISA-L and zlib release the
 # GIL): compressible data deflates at ~350 MB/s a core, below what reading goes at
@@ -195,8 +196,7 @@ def _store_chunks(
         threading.Thread(target=write_chunks, name="gitcache-chunks", daemon=True)
         for _ in range(_WRITERS)
     ]
-    for writer in writers:
-        writer.start()
+    start_quiet(*writers)
     total = 0
     try:
         for index, (piece, window) in enumerate(pieces):

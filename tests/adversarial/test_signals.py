@@ -334,3 +334,24 @@ def test_a_signal_mid_sweep_keeps_the_records_of_the_items_that_finished(
     again = repo.run("run")
     assert again.exit_code == 0, again.stderr
     assert again.stderr.count(": ran") == 8
+
+
+def test_helper_threads_leave_stop_signals_to_the_main_thread() -> None:
+    """Hashing and chunk-writing threads block Ctrl-C, SIGTERM and SIGHUP, so the kernel
+    gives those to the main thread, where `signals_held` can keep them out."""
+    import threading
+
+    from gitcache.processes import start_quiet
+
+    masks: list[set[int]] = []
+    threads = [
+        threading.Thread(target=lambda: masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        for _ in range(2)
+    ]
+    start_quiet(*threads)
+    for thread in threads:
+        thread.join()
+    assert len(masks) == 2
+    for mask in masks:
+        assert {signal.SIGINT, signal.SIGTERM, signal.SIGHUP} <= mask
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # ours unchanged
