@@ -210,6 +210,20 @@ def test_a_genuine_record_is_restored(scene: Scene) -> None:
     assert scene.runs() == 0 and scene.victim.read("out/data.txt") == "ok\n"
 
 
+@pytest.mark.parametrize("started", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_a_start_time_at_the_calendars_edge_is_shown_as_it_is(scene: Scene, started: str) -> None:
+    """Valid ISO text whose local time falls outside the calendar: log, show and gc
+    show the text instead of failing with an internal error."""
+    scene.forge({"out/data.txt": (b"ok\n", MODE_FILE)}, record_changes={"started_at": started})
+    assert scene.victim.run("fetch").exit_code == 0
+    for args in (["log"], ["gc", "--all", "--keep", "0", "-n"]):
+        result = scene.victim.run(*args)
+        assert result.exit_code == 0, (args, result.stderr)
+        assert started in result.stdout, (args, result.stdout)
+    shown = scene.victim.run("show", scene.signature)
+    assert shown.exit_code == 0 and started in shown.stdout, shown.stderr
+
+
 # -- records that arrived by plain `git fetch`, without gitcache's validation -------------
 
 
