@@ -9,6 +9,7 @@ the command that runs is the victim's own, and the step runs instead of restorin
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,27 @@ def test_symlink_out_of_the_worktree_is_refused(scene: Scene) -> None:
     )
     assert_refused_and_ran(scene, forged, "symlink to '../../outside' leaves the worktree")
     assert not (scene.victim.root / "out" / "link").exists()
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ({"out/" + "a" * 300: (b"x\n", MODE_FILE)}, "too long"),  # a name past NAME_MAX
+        ({"out/" + ("d" * 100 + "/") * 45 + "x": (b"x\n", MODE_FILE)}, "too long"),  # PATH_MAX
+        ({"out/link": (b"a/" * 3000, MODE_LINK)}, "too long"),  # symlink(2) refuses it
+        ({"out/link": (b"a/" * 2047 + b"a", MODE_LINK)}, "too long"),  # resolved: past PATH_MAX
+    ],
+    ids=["name", "path", "link-text", "link-resolved"],
+)
+def test_a_path_too_long_for_the_file_system_is_refused_before_any_write(
+    scene: Scene, outputs: dict[str, tuple[bytes, int]], message: str
+) -> None:
+    """Valid in git, but lstat or open fails (ENAMETOOLONG): refused with the other
+    checks, not an internal error that stops the run."""
+    forged = scene.forge({"out/data.txt": (b"ok\n", MODE_FILE), **outputs})
+    assert_refused_and_ran(scene, forged, message)
+    assert sorted(os.listdir(scene.victim.root / "out")) == ["data.txt"]
+    assert scene.victim.run("restore", "make").exit_code == 0
 
 
 def test_symlink_into_git_is_refused(scene: Scene) -> None:
