@@ -168,6 +168,35 @@ def test_a_path_too_long_for_the_file_system_is_refused_before_any_write(
     assert scene.victim.run("restore", "make").exit_code == 0
 
 
+def test_a_tree_nested_deeper_than_pythons_recursion_limit_is_read(scene: Scene) -> None:
+    """outputs/out/deep/a/a/.../x, 1,200 trees deep (made with git mktree): fetch and
+    run read it without a RecursionError; what record.json does not list is not written."""
+    attacker = scene.attacker
+    name = f"refs/gitcache/sig/{scene.signature[:2]}/{scene.signature}"
+    legit = attacker.git("rev-parse", name).strip()
+
+    def mktree(*lines: str) -> str:
+        return attacker.git("mktree", input="".join(f"{line}\n" for line in lines)).strip()
+
+    blob = attacker.git("rev-parse", f"{legit}:outputs/out/data.txt").strip()
+    tree = mktree(f"100644 blob {blob}\tx")
+    for _ in range(1200):
+        tree = mktree(f"040000 tree {tree}\ta")
+    out = mktree(f"100644 blob {blob}\tdata.txt", f"040000 tree {tree}\tdeep")
+    outputs = mktree(f"040000 tree {out}\tout")
+    record_json = attacker.git("rev-parse", f"{legit}:record.json").strip()
+    top = mktree(f"100644 blob {record_json}\trecord.json", f"040000 tree {outputs}\toutputs")
+    commit = attacker.git("commit-tree", top, "-p", f"{legit}^", "-m", "deep").strip()
+    attacker.git("update-ref", name, commit)
+    attacker.git("push", "-q", "-f", "origin", f"{name}:{name}")
+    fetched = scene.victim.run("fetch")
+    assert fetched.exit_code == 0, fetched.stderr
+    result = scene.victim.run("run")
+    assert result.exit_code == 0 and "restored from git" in result.stderr, result.stderr
+    assert sorted(os.listdir(scene.victim.root / "out")) == ["data.txt"]
+    assert scene.runs() == 0
+
+
 def test_symlink_into_git_is_refused(scene: Scene) -> None:
     forged = scene.forge({"out/link": (b"../.git/config", MODE_LINK)})
     assert_refused_and_ran(scene, forged, "symlink into .git")
