@@ -447,16 +447,28 @@ class GitRepo:
         return b"".join(row for _key, row in rows)
 
     def walk_tree(self, oid: str, prefix: str = "") -> Iterator[TreeEntry]:
-        """Every non-tree entry under a tree, recursively, with full paths."""
+        """Every non-tree entry under a tree, depth first, with full paths.
+
+        A stack of the trees being listed, not recursion: a fetched record's tree may
+        nest deeper than Python's recursion limit.
+        """
+        stack = [(iter(self._tree(oid)), prefix)]
+        while stack:
+            items, base = stack[-1]
+            for item in items:
+                path = f"{base}{item.name}"
+                if item.filemode == MODE_TREE:
+                    stack.append((iter(self._tree(str(item.id))), path + "/"))
+                    break
+                yield TreeEntry(path, str(item.id), int(item.filemode))
+            else:
+                stack.pop()
+
+    def _tree(self, oid: str) -> pygit2.Tree:
         tree = self._get(oid)
         if not isinstance(tree, pygit2.Tree):
             raise RepositoryError(f"object {oid} is not a tree")
-        for item in tree:
-            path = f"{prefix}{item.name}"
-            if item.filemode == MODE_TREE:
-                yield from self.walk_tree(str(item.id), path + "/")
-            else:
-                yield TreeEntry(path, str(item.id), int(item.filemode))
+        return tree
 
     def list_tree(self, oid: str) -> Iterator[TreeEntry]:
         """The entries of one tree (not recursive), in git's order."""

@@ -54,7 +54,7 @@ def execute(
 
     `while_running` is called once the command has started, before its output is
     read, and again after the seconds it returns (None: not again) for as long as the
-    command's output is open: work of the caller's that the command's run time hides
+    command runs: work of the caller's that the command's run time hides
     (it must raise nothing but the signals' exceptions; the pipes hold what the
     command prints meanwhile).
 
@@ -82,8 +82,8 @@ def execute(
         again = None if while_running is None else while_running()
         # Both pipes read by this thread (poll): two pump threads per command cost more
         # than a trivial command itself (thread start-up under the GIL).
-        _pump(proc.stdout, proc.stderr, logs, sink, while_running, again)
-        status = proc.wait()
+        due = _pump(proc.stdout, proc.stderr, logs, sink, while_running, again)
+        status = _wait(proc, while_running, due)
     except (KeyboardInterrupt, Terminated) as exc:
         signum = stop_signal(exc)
         children.stop_all(signum)
@@ -104,9 +104,10 @@ def _pump(
     sink: OutputSink,
     while_running: Callable[[], float | None] | None = None,
     again: float | None = None,
-) -> None:
+) -> float | None:
     """Copy both pipes to their capture files and to `sink` until both end, calling
-    `while_running` again `again` seconds from now, and so on (execute)."""
+    `while_running` again `again` seconds from now, and so on (execute). Returns when
+    `while_running` is due next (None: not again)."""
     due = None if again is None else time.monotonic() + again
     poller = select.poll()
     streams: dict[int, tuple[str, IO[bytes]]] = {}
@@ -140,6 +141,23 @@ def _pump(
                         # The terminal or pipe gitcache writes to is gone (`| head`, or
                         # gitcache exiting after a signal): keep capturing, stop showing.
                         showing.discard(fd)
+    return due
+
+
+def _wait(
+    proc: subprocess.Popen[bytes],
+    while_running: Callable[[], float | None] | None,
+    due: float | None,
+) -> int:
+    """The command's exit status, calling `while_running` when due meanwhile: a
+    command may run on long after closing its output (`exec >log 2>&1`)."""
+    while due is not None and while_running is not None:
+        try:
+            return proc.wait(max(0.0, due - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            again = while_running()
+            due = None if again is None else time.monotonic() + max(again, _AGAIN_MIN)
+    return proc.wait()
 
 
 _AGAIN_MIN = 0.05  # seconds: `while_running` asking to be called at once is not a busy loop

@@ -272,7 +272,8 @@ class Units:
     # Dynamic foreach steps not fanned out yet -> the fixed directories they write under.
     dynamic: dict[str, list[str]] = field(default_factory=dict)
     group: dict[str, str] = field(default_factory=dict)  # item of a dynamic step -> step
-    wanted: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # dynamic filters
+    # Dynamic step -> its selectors (text, parsed): filters for its items once known.
+    wanted: dict[str, list[tuple[str, dict[str, str]]]] = field(default_factory=dict)
 
     @property
     def graph(self) -> StepGraph:
@@ -306,7 +307,7 @@ class Units:
                 raise ConfigError(f"{target!r}: step {name!r} is not a sweep; it has no items")
             wanted = parse_selector(step, selector)
             if name in self.dynamic:  # its items are known once it is reached
-                self.wanted.setdefault(name, []).append(wanted)
+                self.wanted.setdefault(name, []).append((selector, wanted))
                 keys.append(name)
                 continue
             found = [k for k in self.of_step[name] if matches(self.steps[k], wanted)]
@@ -329,9 +330,13 @@ class Units:
         step = self.steps[name]
         where = f"{self.file}: steps.{name}"
         items = [make_item(step, {ITEM: f}, self.params, self.root, where) for f in files]
-        filters = self.wanted.get(name)
+        filters = self.wanted.get(name, [])
+        for selector, wanted in filters:  # each must name an item, as in `resolve`
+            if not any(matches(i, wanted) for i in items):
+                count = f"{len(items)} item{'s' if len(items) != 1 else ''}"
+                raise ConfigError(f"step {name!r} has no item {selector} (it has {count})")
         if filters:
-            items = [i for i in items if any(matches(i, w) for w in filters)]
+            items = [i for i in items if any(matches(i, w) for _, w in filters)]
         _check_outputs(where, items, _patterns_or_none(step, self.params, self.root, self.file))
         keys = [i.key for i in items]
         for item in items:

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 
 GLOB_CHARS = frozenset("*?[")
 _MAX_LINK_HOPS = 40  # as Linux's ELOOP limit
+_NAME_MAX = 255  # bytes in a file name (Linux, macOS)
+_PATH_MAX = 4096  # bytes in a path with its NUL (Linux)
 
 
 @dataclass(frozen=True)
@@ -729,6 +731,7 @@ class Worktree:
             check_relative_path(rel)
         except ValueError as exc:
             raise UnsafeRecord(f"refusing to {verb} {rel!r}: {exc}") from None
+        self._check_length(rel, verb)
         parts = rel.split("/")
         prefix = ""
         for part in parts[:-1]:
@@ -749,6 +752,19 @@ class Worktree:
                 )
             raise UnsafeRecord(f"refusing to {verb} {rel}: {prefix} is a file")
         return True
+
+    def _check_length(self, rel: str, verb: str) -> None:
+        """A name git holds but the file system cannot (ENAMETOOLONG) would fail only
+        when written, after other files: refused with the checks instead."""
+        data = os.fsencode(rel)
+        if len(data) + len(os.fsencode(self.root)) + 1 >= _PATH_MAX or (
+            len(data) > _NAME_MAX and any(len(p) > _NAME_MAX for p in data.split(b"/"))
+        ):
+            shown = shown_path(rel)
+            shown = shown if len(shown) <= 200 else shown[:200] + "..."
+            raise UnsafeRecord(
+                f"refusing to {verb} {shown}: the path is too long for the file system"
+            )
 
     def _kind_on_the_way(self, prefix: str, removing: set[str]) -> str:
         if prefix in removing:
@@ -816,6 +832,8 @@ class Worktree:
             raise UnsafeRecord(f"{where}: symlink text {link!r} is not a path")
         if os.path.isabs(link):
             raise UnsafeRecord(f"{where}: symlink to {link!r} is an absolute path")
+        if len(os.fsencode(link)) >= _PATH_MAX:  # symlink(2) would refuse it mid-restore
+            raise UnsafeRecord(f"{where}: symlink text too long ({len(link)} characters)")
         resolved = os.path.normpath(os.path.join(os.path.dirname(out.path), link))
         if resolved == ".." or resolved.startswith("../"):
             raise UnsafeRecord(f"{where}: symlink to {link!r} leaves the worktree")
@@ -852,7 +870,12 @@ class Worktree:
             rel = "/".join(parts)
             text = links.get(rel)
             if text is None and rel not in planned:
-                text = self._existing_link(rel)
+                try:
+                    text = self._existing_link(rel)
+                except OSError as exc:  # ENAMETOOLONG: a path that cannot be checked
+                    raise UnsafeRecord(
+                        f"{where}: symlink cannot be resolved: {exc.strerror}"
+                    ) from None
             if text is None:
                 continue
             hops += 1

@@ -9,6 +9,7 @@ the command that runs is the victim's own, and the step runs instead of restorin
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,56 @@ def test_symlink_out_of_the_worktree_is_refused(scene: Scene) -> None:
     assert not (scene.victim.root / "out" / "link").exists()
 
 
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ({"out/" + "a" * 300: (b"x\n", MODE_FILE)}, "too long"),  # a name past NAME_MAX
+        ({"out/" + ("d" * 100 + "/") * 45 + "x": (b"x\n", MODE_FILE)}, "too long"),  # PATH_MAX
+        ({"out/link": (b"a/" * 3000, MODE_LINK)}, "too long"),  # symlink(2) refuses it
+        ({"out/link": (b"a/" * 2047 + b"a", MODE_LINK)}, "too long"),  # resolved: past PATH_MAX
+    ],
+    ids=["name", "path", "link-text", "link-resolved"],
+)
+def test_a_path_too_long_for_the_file_system_is_refused_before_any_write(
+    scene: Scene, outputs: dict[str, tuple[bytes, int]], message: str
+) -> None:
+    """Valid in git, but lstat or open fails (ENAMETOOLONG): refused with the other
+    checks, not an internal error that stops the run."""
+    forged = scene.forge({"out/data.txt": (b"ok\n", MODE_FILE), **outputs})
+    assert_refused_and_ran(scene, forged, message)
+    assert sorted(os.listdir(scene.victim.root / "out")) == ["data.txt"]
+    assert scene.victim.run("restore", "make").exit_code == 0
+
+
+def test_a_tree_nested_deeper_than_pythons_recursion_limit_is_read(scene: Scene) -> None:
+    """outputs/out/deep/a/a/.../x, 1,200 trees deep (made with git mktree): fetch and
+    run read it without a RecursionError; what record.json does not list is not written."""
+    attacker = scene.attacker
+    name = f"refs/gitcache/sig/{scene.signature[:2]}/{scene.signature}"
+    legit = attacker.git("rev-parse", name).strip()
+
+    def mktree(*lines: str) -> str:
+        return attacker.git("mktree", input="".join(f"{line}\n" for line in lines)).strip()
+
+    blob = attacker.git("rev-parse", f"{legit}:outputs/out/data.txt").strip()
+    tree = mktree(f"100644 blob {blob}\tx")
+    for _ in range(1200):
+        tree = mktree(f"040000 tree {tree}\ta")
+    out = mktree(f"100644 blob {blob}\tdata.txt", f"040000 tree {tree}\tdeep")
+    outputs = mktree(f"040000 tree {out}\tout")
+    record_json = attacker.git("rev-parse", f"{legit}:record.json").strip()
+    top = mktree(f"100644 blob {record_json}\trecord.json", f"040000 tree {outputs}\toutputs")
+    commit = attacker.git("commit-tree", top, "-p", f"{legit}^", "-m", "deep").strip()
+    attacker.git("update-ref", name, commit)
+    attacker.git("push", "-q", "-f", "origin", f"{name}:{name}")
+    fetched = scene.victim.run("fetch")
+    assert fetched.exit_code == 0, fetched.stderr
+    result = scene.victim.run("run")
+    assert result.exit_code == 0 and "restored from git" in result.stderr, result.stderr
+    assert sorted(os.listdir(scene.victim.root / "out")) == ["data.txt"]
+    assert scene.runs() == 0
+
+
 def test_symlink_into_git_is_refused(scene: Scene) -> None:
     forged = scene.forge({"out/link": (b"../.git/config", MODE_LINK)})
     assert_refused_and_ran(scene, forged, "symlink into .git")
@@ -208,6 +259,20 @@ def test_a_genuine_record_is_restored(scene: Scene) -> None:
     result = scene.victim.run("run", "--remote", "origin")
     assert result.exit_code == 0 and "restored from git [" in result.stderr
     assert scene.runs() == 0 and scene.victim.read("out/data.txt") == "ok\n"
+
+
+@pytest.mark.parametrize("started", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_a_start_time_at_the_calendars_edge_is_shown_as_it_is(scene: Scene, started: str) -> None:
+    """Valid ISO text whose local time falls outside the calendar: log, show and gc
+    show the text instead of failing with an internal error."""
+    scene.forge({"out/data.txt": (b"ok\n", MODE_FILE)}, record_changes={"started_at": started})
+    assert scene.victim.run("fetch").exit_code == 0
+    for args in (["log"], ["gc", "--all", "--keep", "0", "-n"]):
+        result = scene.victim.run(*args)
+        assert result.exit_code == 0, (args, result.stderr)
+        assert started in result.stdout, (args, result.stdout)
+    shown = scene.victim.run("show", scene.signature)
+    assert shown.exit_code == 0 and started in shown.stdout, shown.stderr
 
 
 # -- records that arrived by plain `git fetch`, without gitcache's validation -------------

@@ -51,7 +51,7 @@ def short(oid: str | None, n: int = 12) -> str:
 def when(iso: str) -> str:
     try:
         return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
+    except (ValueError, OverflowError):  # a fetched record's text; local time past year 9999
         return iso
 
 

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import Repo
 from tests.remotes import bare, clone
 
@@ -192,12 +194,18 @@ def test_one_job_stops_after_a_failed_item(make: Callable[..., Repo]) -> None:
     _plain_git(repo)
 
 
+@pytest.mark.parametrize(
+    "detach",
+    ["", "exec >/dev/null 2>&1; ", "exec >&- 2>&-; "],
+    ids=["output-open", "output-redirected", "output-closed"],
+)
 def test_a_long_items_command_does_not_keep_the_records_before_it_unwritten(
-    make: Callable[..., Repo],
+    make: Callable[..., Repo], detach: str
 ) -> None:
     """Quick items' records wait in the batch; while item 5's command runs for long,
-    they are written once the first has waited a second: a kill -9 then keeps them."""
-    wait = "if [ {a} = 5 ]; then touch started; while [ ! -e stop ]; do sleep 0.02; done; fi; "
+    they are written once the first has waited a second: a kill -9 then keeps them.
+    Also when that command no longer writes to gitcache's pipes (`exec >log`)."""
+    wait = f"if [ {{a}} = 5 ]; then {detach}touch started; while [ ! -e stop ]; do sleep 0.02; done; fi; "
     repo = make({"gitcache.toml": _matrix(8, wait + "echo {a} > {outputs}"), ".gitignore": "*\n"})
     proc = repo.spawn("run")
     try:

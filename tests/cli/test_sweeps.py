@@ -264,6 +264,26 @@ def test_foreach_over_another_steps_outputs_fans_out_after_it(
     assert repo.read("small/d.txt") == "5\n5\n"
 
 
+def test_a_selector_of_a_dynamic_foreach_that_names_no_item_is_an_error(
+    make: Callable[..., Repo],
+) -> None:
+    """As for any sweep (docs/sweeps.md, "Selecting"): a typo in the selector of a
+    step whose items are known once its producer ran does not pass as nothing to do."""
+    repo = make({"gitcache.toml": DYNAMIC, **_files(), ".gitignore": "*/\nreport.txt\n"})
+    result = repo.run("run", "small[thumbs/zzz.txt]")
+    assert result.exit_code != 0
+    assert "step 'small' has no item thumbs/zzz.txt (it has 3 items)" in result.stderr
+    for command in ("status", "restore"):  # as for `train[lr=7]` (log and remove: records)
+        result = repo.run(command, "small[thumbs/zzz.txt]")
+        assert result.exit_code == 2, (command, result.stderr)
+        assert "step 'small' has no item thumbs/zzz.txt" in result.stderr, command
+    # one selector that matches and one that does not: still an error, nothing runs
+    result = repo.run("run", "small[thumbs/a.txt]", "small[thumbs/zzz.txt]")
+    assert result.exit_code != 0 and "small[thumbs/a.txt]: ran" not in result.stderr
+    result = repo.run("run", "small[thumbs/a*]")
+    assert result.exit_code == 0 and _ran(result.stderr) == ["small[thumbs/a.txt]"]
+
+
 @pytest.mark.usefixtures("hooks_import_this_checkout")
 def test_items_travel_and_carry_over_with_no_special_case(
     make: Callable[..., Repo], tmp_path: Path
