@@ -442,9 +442,7 @@ class Engine:
             replace = self.options.mode == "force" or refused is not None
             result = self._run_command(evaluation, command, record=True, replace=replace)
             if step.item is not None and result.record is not None:
-                # Its refs wait in the batch: its signature's lock, and no `gc --prune`
-                # on its objects, until they are written.
-                locks.enter_context(writing_objects(self.project.repo.state_dir, None))
+                # Its refs wait in the batch (_record): its signature's lock until then.
                 self._batch.hold(locks.pop_all())
             return result
 
@@ -743,13 +741,20 @@ class Engine:
         replace = replace or self.options.mode in ("force", "build")
         # A sweep item's refs wait in the batch (one transaction per hundred items).
         batch = self._batch if evaluation.step.item is not None else None
-        return self.project.store.write(
+        stored = self.project.store.write(
             new,
             source.source_commit,
             replace=replace,
             batch=batch,
             then=lambda commit: self._seal(evaluation, commit, outputs),
         )
+        if batch is not None:
+            # Its record may name blobs only a removed record holds (found stored, not
+            # written again): no `gc --prune` until the batch's refs are written.
+            held = ExitStack()
+            held.enter_context(writing_objects(self.project.repo.state_dir, None))
+            batch.hold(held)
+        return stored
 
     def _scratch(self, step: Step) -> AbstractContextManager[Path]:
         """Where a command's output is captured (scratch.py): for a sweep item, a
@@ -825,12 +830,6 @@ class Engine:
                 path.write_bytes(b"")
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
             stored = self._record(evaluation, command, outputs, logs, stamp, 0.0)
-        if evaluation.step.item is not None:
-            # Its record and refs wait in the batch, naming blobs found stored that only
-            # a removed record may hold: no `gc --prune` until they are written (as _execute).
-            held = ExitStack()
-            held.enter_context(writing_objects(self.project.repo.state_dir, None))
-            self._batch.hold(held)
         return StepResult(name, "recorded", evaluation.signature, stored)
 
     def _newer_than_inputs(self, name: str) -> bool:

@@ -84,11 +84,11 @@ class RecordSummary:
     @classmethod
     def from_json(cls, commit: str, data: Any) -> RecordSummary | None:
         """A summary from record.json's parsed JSON, or None if anything looks wrong."""
+        # checked before they are dropped (_indexed), as _plausible checks the kept
+        outputs = record_outputs(data)
+        if outputs is None:
+            return None
         try:
-            outputs = {o["path"]: o["blob"] for o in data["outputs"]}
-            # checked before they are dropped (_indexed), as _plausible checks the kept
-            if not all(type(p) is str and type(b) is str for p, b in outputs.items()):
-                return None
             summary = cls(
                 commit,
                 data["step"],
@@ -136,6 +136,18 @@ class RecordSummary:
             self.outputs,
             *([] if self.item is None else [self.item]),
         ]
+
+
+def record_outputs(data: Any) -> dict[str, str] | None:
+    """Output path -> blob id from a record.json's parsed JSON; None if it is not that
+    shape (a list of objects with string `path` and `blob`)."""
+    try:
+        outputs = {o["path"]: o["blob"] for o in data["outputs"]}
+    except (KeyError, TypeError, AttributeError):
+        return None
+    if not all(type(p) is str and type(b) is str for p, b in outputs.items()):
+        return None
+    return outputs
 
 
 def _indexed(outputs: dict[str, str]) -> dict[str, str] | None:

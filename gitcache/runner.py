@@ -79,10 +79,10 @@ def execute(
         children.add(proc)  # at once: a signal may come any time now (killed if stopping)
     assert proc.stdout is not None and proc.stderr is not None
     try:
-        again = None if while_running is None else while_running()
+        due = None if while_running is None else _next_due(while_running)
         # Both pipes read by this thread (poll): two pump threads per command cost more
         # than a trivial command itself (thread start-up under the GIL).
-        due = _pump(proc.stdout, proc.stderr, logs, sink, while_running, again)
+        due = _pump(proc.stdout, proc.stderr, logs, sink, while_running, due)
         status = _wait(proc, while_running, due)
     except (KeyboardInterrupt, Terminated) as exc:
         signum = stop_signal(exc)
@@ -103,12 +103,11 @@ def _pump(
     logs: dict[str, Path],
     sink: OutputSink,
     while_running: Callable[[], float | None] | None = None,
-    again: float | None = None,
+    due: float | None = None,
 ) -> float | None:
     """Copy both pipes to their capture files and to `sink` until both end, calling
-    `while_running` again `again` seconds from now, and so on (execute). Returns when
-    `while_running` is due next (None: not again)."""
-    due = None if again is None else time.monotonic() + again
+    `while_running` when `due` (a time.monotonic() time) and then when it says
+    (execute). Returns when it is due next (None: not again)."""
     poller = select.poll()
     streams: dict[int, tuple[str, IO[bytes]]] = {}
     showing: set[int] = set()
@@ -124,8 +123,7 @@ def _pump(
             else:
                 events = poller.poll(max(0.0, due - time.monotonic()) * 1000)
                 if time.monotonic() >= due and while_running is not None:
-                    again = while_running()
-                    due = None if again is None else time.monotonic() + max(again, _AGAIN_MIN)
+                    due = _next_due(while_running)
             for fd, _event in events:
                 chunk = os.read(fd, 65536)
                 name, capture = streams[fd]
@@ -174,12 +172,17 @@ def _wait(
                     return proc.wait(timeout)
                 except subprocess.TimeoutExpired:
                     pass
-            again = while_running()
-            due = None if again is None else time.monotonic() + max(again, _AGAIN_MIN)
+            due = _next_due(while_running)
     finally:
         if pidfd is not None:
             os.close(pidfd)
     return proc.wait()
+
+
+def _next_due(while_running: Callable[[], float | None]) -> float | None:
+    """Call `while_running`; when it wants to be called again (None: never)."""
+    again = while_running()
+    return None if again is None else time.monotonic() + max(again, _AGAIN_MIN)
 
 
 _AGAIN_MIN = 0.05  # seconds: `while_running` asking to be called at once is not a busy loop

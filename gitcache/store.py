@@ -27,7 +27,7 @@ from gitcache.latest import item_ref as item_ref
 from gitcache.latest import step_ref as step_ref
 from gitcache.objects.stored import StoredFile
 from gitcache.record import Record, is_oid, parse_record
-from gitcache.recordindex import RecordIndex, RecordSummary
+from gitcache.recordindex import RecordIndex, RecordSummary, record_outputs
 
 REF_ROOT: Final = "refs/gitcache/"
 SIG_PREFIX: Final = REF_ROOT + "sig/"
@@ -316,11 +316,10 @@ class RecordStore:
             return summary.outputs
         try:  # record.json alone, as _summarize reads it
             data = self.repo.read_commit_file(summary.commit, RECORD_FILE)
-            outputs = {} if data is None else json.loads(data)["outputs"]
-            found = {o["path"]: o["blob"] for o in outputs}
-            if found and all(type(p) is str and type(b) is str for p, b in found.items()):
+            found = None if data is None else record_outputs(json.loads(data))
+            if found:
                 return found
-        except (ValueError, TypeError, KeyError, GitcacheError):
+        except (ValueError, GitcacheError):
             pass
         stored = self._load_or_warn(summary.commit)
         return {} if stored is None else {o.path: o.blob for o in stored.record.outputs}
@@ -741,10 +740,14 @@ class RefBatch:
         commit) for `run_deferred`; the callable returned runs it once, when first
         called by either."""
         once = _Once(write)
-        if not self._queued and not self._deferred:
-            self._since = time.monotonic()
+        self._start_clock(time.monotonic())
         self._deferred.append(once)
         return once
+
+    def _start_clock(self, now: float) -> None:
+        """The first record to wait starts the `max_wait` clock."""
+        if not self._queued and not self._deferred:
+            self._since = now
 
     def run_deferred(self) -> None:
         """Write the deferred records (their refs then wait in the batch)."""
@@ -767,15 +770,14 @@ class RefBatch:
     def tick(self) -> None:
         """Flush if the first record waiting has waited `max_wait` (called between
         steps: a deferred record is otherwise written with the next command)."""
-        if (self._queued or self._deferred) and time.monotonic() - self._since >= self._max_wait:
+        if self.wait_left() == 0.0:
             self.flush()
 
     def add(
         self, commit: str, record: Record, updates: list[RefUpdate], in_files: list[str]
     ) -> None:
         now = time.monotonic()
-        if not self._queued and not self._deferred:
-            self._since = now
+        self._start_clock(now)
         self._queued.append((commit, record, updates, in_files))
         # While deferred records are written, their refs wait for the caller's flush:
         # a flush from here would write the next deferred one, which would flush from
