@@ -240,11 +240,15 @@ def read_stable(
     read: Callable[[Path], T],
     follow: bool = False,
     read_link: Callable[[Path], T] | None = None,
+    size_of: Callable[[T], int] | None = None,
 ) -> tuple[T, os.stat_result]:
     """`read(path)` (e.g. storing the file as a blob) and the stat of what it read.
 
     The file is stat'ed before and after; if it moved meanwhile (or `read` failed
     while it moved: libgit2 fails on a file that shrinks under it), it is read again.
+    `size_of` (the bytes `read` read) must also be the size stat'ed: a file emptied,
+    written and emptied again within one tick of the file system's clock keeps its
+    stat, and what was read in between is not what the stat describes.
     `read_link`: what reads a symlink instead (without `follow`), chosen by the stat
     taken before. Raises UnreadableFile as hash_file does.
     """
@@ -267,7 +271,9 @@ def read_stable(
             after = os.stat(path) if follow else os.lstat(path)
         except FileNotFoundError:
             raise _vanished(name) from None
-        if same_file(before, after):
+        if same_file(before, after) and (
+            failure is not None or size_of is None or size_of(value) == after.st_size
+        ):
             if failure is not None and no_space(failure):
                 # Storing writes too: a full disk is no read error of the user's file.
                 raise disk_full(f"cannot store {name}", failure) from None

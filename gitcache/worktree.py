@@ -476,7 +476,9 @@ class Worktree:
             return StoredFile(write_bytes(text), len(text))
 
         # A symlink or not: told by the stat read_stable takes anyway (no lstat of ours).
-        stored, st = read_stable(self.root / rel, rel, write_file, read_link=store_link)
+        stored, st = read_stable(
+            self.root / rel, rel, write_file, read_link=store_link, size_of=lambda s: s.size
+        )
         self.cache.remember(rel, st, stored.oid)
         chunks = None if stored.chunks is None else len(stored.chunks)
         return OutputFile(

@@ -196,3 +196,23 @@ def test_status_while_an_input_is_rewritten_never_crashes(make: Callable[..., Re
                 assert done.stderr.startswith(
                     "gitcache: error: big.bin keeps changing while gitcache reads it ("
                 ), done.stderr
+
+
+def test_what_was_read_must_be_the_size_the_stat_gives(tmp_path: Path) -> None:
+    """A file emptied, written and emptied again within one tick of the file system's
+    clock keeps its stat: the N bytes read in between are not what the stat (size 0)
+    describes, and a record naming them with size 0 would be wrong."""
+    path = tmp_path / "busy"
+    path.write_bytes(b"")
+    reads: list[int] = []
+
+    def read(p: Path) -> int:
+        reads.append(1)
+        return 4096  # as if 4096 bytes had been there while it was read
+
+    with pytest.raises(UnreadableFile, match="busy"):
+        read_stable(path, "busy", read, size_of=lambda n: n)
+    assert len(reads) == TRIES  # read again each time, then refused
+    # the same file read whole is accepted, with the stat that goes with it
+    value, st = read_stable(path, "busy", lambda p: len(p.read_bytes()), size_of=lambda n: n)
+    assert value == 0 == st.st_size
