@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +26,7 @@ from gitcache.statcache import FileState
 from gitcache.store import StoredRecord
 from gitcache.sweeps import Units
 from gitcache.workflow import Step
+from gitcache.worktree import Worktree
 
 _MAX_HOPS = 40  # symlinks followed in a row, as the kernel's limit (ELOOP)
 
@@ -113,6 +114,42 @@ class _RecordedOutputs(Mapping[str, FileState | None]):
         return len(self._states)
 
 
+class _WorktreeOutputs(Mapping[str, FileState | None]):
+    """An evaluation's outputs when no record is there to compare them with: nothing
+    needs them then (a miss runs the step, `-s build` stores what is there), so a big
+    output is not hashed for nothing; read from the worktree if someone asks."""
+
+    def __init__(self, worktree: Worktree, declared: Sequence[str]) -> None:
+        self._worktree = worktree
+        self._declared = declared
+
+    @cached_property
+    def _states(self) -> Mapping[str, FileState | None]:
+        return self._worktree.output_states(self._declared)
+
+    def __getitem__(self, path: str) -> FileState | None:
+        return self._states[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._states)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+def _unrecorded(
+    step: Step,
+    inputs: dict[str, str],
+    unknown: list[str],
+    missing: list[str],
+    components: Components | None,
+    signature: str | None,
+    worktree: Worktree,
+) -> Evaluation:
+    outputs = _WorktreeOutputs(worktree, step.outputs)
+    return Evaluation(step, inputs, unknown, missing, components, signature, None, outputs)
+
+
 @dataclass
 class Planner:
     """Evaluates units (plain steps and sweep items, keyed as `Units` keys them)."""
@@ -196,28 +233,31 @@ class Planner:
             components = shell_components(step, self.params, inputs, self.environ, executable)
             signature = signature_of(components)
             commit = store.sig_commit(signature)
+        if commit is None:  # no record to compare with: the outputs are not read
+            return _unrecorded(step, inputs, unknown, missing, components, signature, worktree)
+        assert signature is not None  # a commit was looked up by it
         walked = worktree.output_walk(step.outputs)
-        if commit is not None:
-            assert signature is not None
-            if worktree.cache.sealed(step.key, signature, commit, walked):
-                sealed = store.sealed(commit, signature)
-                return Evaluation(
-                    step,
-                    inputs,
-                    unknown,
-                    missing,
-                    components,
-                    signature,
-                    sealed,
-                    _RecordedOutputs(sealed),
-                    sealed=True,
-                )
-        record = None if commit is None or signature is None else store.usable(commit, signature)
+        if worktree.cache.sealed(step.key, signature, commit, walked):
+            sealed = store.sealed(commit, signature)
+            return Evaluation(
+                step,
+                inputs,
+                unknown,
+                missing,
+                components,
+                signature,
+                sealed,
+                _RecordedOutputs(sealed),
+                sealed=True,
+            )
+        record = store.usable(commit, signature)
+        if record is None:
+            return _unrecorded(step, inputs, unknown, missing, components, signature, worktree)
         outputs = worktree.output_states(step.outputs, walked)
         evaluation = Evaluation(
             step, inputs, unknown, missing, components, signature, record, outputs
         )
-        if record is not None and signature is not None and not evaluation.mismatches():
+        if not evaluation.mismatches():
             blobs = {out.path: out.blob for out in record.record.outputs}
             worktree.cache.seal(
                 step.key,

@@ -186,3 +186,18 @@ def test_a_damaged_seal_is_ignored(sealed: Repo) -> None:
     assert not evaluation.sealed and evaluation.mismatches() == []
     cache.write_text(text.replace(f'"{digest}"', "7"))  # not a string: no seal at all
     assert StatCache(cache.parent)._seals == {}
+
+
+def test_outputs_are_not_read_when_no_record_can_match(sealed: Repo) -> None:
+    """A new signature has no record to compare the outputs with: a miss runs the step
+    anyway, so the outputs (stats the cache cannot vouch for) are not hashed for it;
+    they are read only if asked for."""
+    sealed.write("gitcache.toml", TOML.replace('run = "sh gen.sh"', 'run = "sh ./gen.sh"'))
+    (sealed.root / ".git" / "gitcache" / CACHE_FILE).unlink()  # no row vouches for a file
+    project = Project.open(sealed.root)
+    evaluation = Planner(project, project.workflow.params, os.environ).evaluate("many")
+    assert evaluation.record is None and evaluation.signature is not None
+    assert project.worktree.cache.hashed == 1  # the input, gen.sh: no output
+    assert evaluation.outputs["summary.txt"] is not None  # asked for: read now
+    assert project.worktree.cache.hashed > 1
+    assert (sealed.root / "out/a/1.txt").read_text() == "a 1\n"  # the step did not run
