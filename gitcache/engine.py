@@ -521,6 +521,12 @@ class Engine:
                         while_running=lambda: self._while_command_runs(
                             failures, flush=evaluation.step.item is None
                         ),
+                        held_open=lambda: self.reporter.warning(
+                            f"step {step.key}: its command exited, but a process it "
+                            "started still holds its output open; waiting for that "
+                            "process to end (redirect a background job's output, "
+                            "or `wait` for it)"
+                        ),
                     )
             except OSError as exc:  # the shell could not be started: E2BIG for a huge command
                 return self._cannot_start(evaluation, command, exc)

@@ -49,6 +49,7 @@ def execute(
     env: Mapping[str, str] | None = None,
     children: Children | None = None,
     while_running: Callable[[], float | None] | None = None,
+    held_open: Callable[[], None] | None = None,
 ) -> Execution:
     """Run argv in a process group of its own; output to `sink` and to scratch/<stream>.
 
@@ -57,6 +58,11 @@ def execute(
     command runs: work of the caller's that the command's run time hides
     (it must raise nothing but the signals' exceptions; the pipes hold what the
     command prints meanwhile).
+
+    The command has ended when its process has exited and its output has ended: a
+    process it started in the background that still holds the output (`server &`)
+    may still be writing the step's outputs, so it is waited for. `held_open` is
+    called once if that wait lasts over a second, so that the wait can be explained.
 
     On Ctrl-C, SIGTERM or SIGHUP (in the thread that receives signals) every command
     in `children` is stopped and Interrupted is raised: the caller records nothing.
@@ -82,8 +88,13 @@ def execute(
         due = None if while_running is None else _next_due(while_running)
         # Both pipes read by this thread (poll): two pump threads per command cost more
         # than a trivial command itself (thread start-up under the GIL).
-        due = _pump(proc.stdout, proc.stderr, logs, sink, while_running, due)
-        status = _wait(proc, while_running, due)
+        pidfd = _pidfd(proc) if held_open is not None or due is not None else None
+        try:
+            due = _pump(proc, logs, sink, while_running, due, held_open, pidfd)
+            status = _wait(proc, while_running, due, pidfd)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
     except (KeyboardInterrupt, Terminated) as exc:
         signum = stop_signal(exc)
         children.stop_all(signum)
@@ -98,33 +109,50 @@ def execute(
 
 
 def _pump(
-    stdout: IO[bytes],
-    stderr: IO[bytes],
+    proc: subprocess.Popen[bytes],
     logs: dict[str, Path],
     sink: OutputSink,
     while_running: Callable[[], float | None] | None = None,
     due: float | None = None,
+    held_open: Callable[[], None] | None = None,
+    pidfd: int | None = None,
 ) -> float | None:
     """Copy both pipes to their capture files and to `sink` until both end, calling
-    `while_running` when `due` (a time.monotonic() time) and then when it says
-    (execute). Returns when it is due next (None: not again)."""
+    `while_running` when `due` (a time.monotonic() time) and then when it says, and
+    `held_open` once the pipes outlast the process by _HELD_OPEN seconds (execute).
+    Returns when `while_running` is due next (None: not again)."""
+    assert proc.stdout is not None and proc.stderr is not None
     poller = select.poll()
     streams: dict[int, tuple[str, IO[bytes]]] = {}
     showing: set[int] = set()
+    # The process's exit, seen through its pidfd (not reaped here: _wait does): from
+    # then on, pipes still open belong to a process it left behind.
+    if pidfd is not None and held_open is not None:
+        poller.register(pidfd, select.POLLIN)
+    tell_at: float | None = None  # when to call `held_open`
     with open(logs["stdout"], "wb") as out, open(logs["stderr"], "wb") as err:
-        for pipe, name, file in ((stdout, "stdout", out), (stderr, "stderr", err)):
+        for pipe, name, file in ((proc.stdout, "stdout", out), (proc.stderr, "stderr", err)):
             fd = pipe.fileno()
             streams[fd] = (name, file)
             showing.add(fd)
             poller.register(fd, select.POLLIN)
         while streams:
-            if due is None:
+            wake = min((t for t in (due, tell_at) if t is not None), default=None)
+            if wake is None:
                 events = poller.poll()
             else:
-                events = poller.poll(max(0.0, due - time.monotonic()) * 1000)
-                if time.monotonic() >= due and while_running is not None:
-                    due = _next_due(while_running)
+                events = poller.poll(max(0.0, wake - time.monotonic()) * 1000)
+            now = time.monotonic()
+            if due is not None and now >= due and while_running is not None:
+                due = _next_due(while_running)
+            if tell_at is not None and now >= tell_at and held_open is not None:
+                held_open()
+                tell_at = held_open = None
             for fd, _event in events:
+                if fd == pidfd:  # exited; its output may still be draining
+                    poller.unregister(fd)
+                    tell_at = now + _HELD_OPEN
+                    continue
                 chunk = os.read(fd, 65536)
                 name, capture = streams[fd]
                 if not chunk:
@@ -136,16 +164,27 @@ def _pump(
                     try:
                         sink(name, chunk)
                     except (OSError, ValueError):
-                        # The terminal or pipe gitcache writes to is gone (`| head`, or
-                        # gitcache exiting after a signal): keep capturing, stop showing.
+                        # The terminal or pipe gitcache writes to is gone (`| head`,
+                        # or gitcache exiting after a signal): keep capturing, stop
+                        # showing.
                         showing.discard(fd)
     return due
+
+
+def _pidfd(proc: subprocess.Popen[bytes]) -> int | None:
+    """A pidfd of the process (readable once it has exited); None without pidfds
+    (Linux before 5.3, other systems)."""
+    try:
+        return os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _wait(
     proc: subprocess.Popen[bytes],
     while_running: Callable[[], float | None] | None,
     due: float | None,
+    pidfd: int | None,
 ) -> int:
     """The command's exit status, calling `while_running` when due meanwhile: a
     command may run on long after closing its output (`exec >log 2>&1`).
@@ -154,28 +193,20 @@ def _wait(
     sleeps of 0.5 ms and up, which would add that much to each quick sweep item."""
     if due is None or while_running is None:
         return proc.wait()
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):  # no pidfd (Linux before 5.3): the polling wait
-        pidfd = None
-    try:
-        poller = select.poll()
+    poller = select.poll()
+    if pidfd is not None:  # else the polling wait
+        poller.register(pidfd, select.POLLIN)
+    while due is not None:
+        timeout = max(0.0, due - time.monotonic())
         if pidfd is not None:
-            poller.register(pidfd, select.POLLIN)
-        while due is not None:
-            timeout = max(0.0, due - time.monotonic())
-            if pidfd is not None:
-                if poller.poll(timeout * 1000):
-                    break  # it exited: reaped below
-            else:
-                try:
-                    return proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    pass
-            due = _next_due(while_running)
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
+            if poller.poll(timeout * 1000):
+                break  # it exited: reaped below
+        else:
+            try:
+                return proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        due = _next_due(while_running)
     return proc.wait()
 
 
@@ -186,3 +217,4 @@ def _next_due(while_running: Callable[[], float | None]) -> float | None:
 
 
 _AGAIN_MIN = 0.05  # seconds: `while_running` asking to be called at once is not a busy loop
+_HELD_OPEN = 1.0  # seconds the output may outlast the process before `held_open` is told

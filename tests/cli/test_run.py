@@ -348,3 +348,30 @@ def test_an_input_added_to_a_directory_while_the_step_runs_is_not_recorded(
     result = repo.run("run")
     assert result.exit_code == 1 and "input data/b changed while the step ran" in result.stderr
     assert not sig_refs(repo)
+
+
+def test_a_background_job_holding_the_output_is_waited_for_with_one_warning(
+    make: Callable[..., Repo],
+) -> None:
+    """The job may still be writing the step's outputs: its end is waited for (the record
+    holds what it wrote), and the wait is explained once instead of looking like a hang."""
+    repo = make(
+        {
+            "gitcache.toml": '[steps.bg]\noutputs = ["out.txt"]\n'
+            'run = "echo early > out.txt; (sleep 1.5; echo late >> out.txt; echo bye) &"\n'
+        }
+    )
+    result = repo.run("run")
+    assert result.exit_code == 0, result.stderr
+    assert repo.read("out.txt") == "early\nlate\n"
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "gitcache: warning: step bg: its command exited, but a process it started still "
+        "holds its output open; waiting for that process to end (redirect a background "
+        "job's output, or `wait` for it)"
+    ]
+    (repo.root / "out.txt").unlink()
+    restored = repo.run("run")
+    assert restored.exit_code == 0 and "restored" in restored.stderr
+    assert repo.read("out.txt") == "early\nlate\n"
+    assert "warning" not in restored.stderr
