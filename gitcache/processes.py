@@ -175,7 +175,31 @@ def _group_alive(proc: Group) -> bool:
         return running  # no such group: a child in gitcache's own group
     except PermissionError:
         return True
-    return True
+    return running or _live_member(proc.pid)
+
+
+def _live_member(pgid: int) -> bool:
+    """Whether a process of group `pgid` is still running, not a zombie. A member whose
+    parent died is reaped by PID 1, which in a container may be slow to do it or never
+    do it: counted as alive, it would hold a stop for the whole grace of each signal.
+    True when /proc cannot tell (not Linux)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                text = handle.read()
+        except OSError:  # gone meanwhile
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+        fields = text[text.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == b"%d" % pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def _killpg(proc: Group, signum: int) -> None:

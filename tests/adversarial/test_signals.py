@@ -15,13 +15,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import Repo
+from tests.helpers import Repo, gitcache_env
 
 # The shell and a background sleep (which ignores SIGINT: sh starts `&` jobs so, and
 # only the escalation to SIGTERM stops it), then a foreground one.
@@ -355,3 +356,45 @@ def test_helper_threads_leave_stop_signals_to_the_main_thread() -> None:
     for mask in masks:
         assert {signal.SIGINT, signal.SIGTERM, signal.SIGHUP} <= mask
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # ours unchanged
+
+
+# Runs gitcache as the child subreaper of its command's orphans, never reaping them: the
+# command's processes that gitcache does not reap itself stay zombies, as under a PID 1
+# that is slow to reap (a container's). Prints gitcache's exit status and how long it
+# took to exit after SIGTERM.
+_ZOMBIE_KEEPER = """\
+import ctypes, json, os, signal, subprocess, sys, time
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+proc = subprocess.Popen([sys.executable, "-m", "gitcache", "run"], stderr=subprocess.PIPE)
+deadline = time.monotonic() + 30
+while not os.path.exists("keeper.bg.pid") or not open("keeper.bg.pid").read().strip():
+    assert time.monotonic() < deadline
+    time.sleep(0.02)
+time.sleep(0.2)
+t0 = time.monotonic()
+proc.send_signal(signal.SIGTERM)
+_out, err = proc.communicate(timeout=30)
+print(json.dumps({"code": proc.returncode, "seconds": time.monotonic() - t0,
+                  "err": err.decode()}))
+"""
+
+
+def test_sigterm_does_not_wait_for_zombies_of_the_command(make: Callable[..., Repo]) -> None:
+    """The command's orphaned processes are stopped, but nobody reaps them at once: the
+    stop does not wait out each signal's grace for processes that already ended."""
+    repo = make({"gitcache.toml": SLOW.format(name="keeper"), ".gitignore": IGNORE})
+    _ROOTS.append(repo.root)
+    done = subprocess.run(
+        [sys.executable, "-c", _ZOMBIE_KEEPER],
+        cwd=repo.root,
+        env=gitcache_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["code"] == 143, report["err"]
+    assert report["seconds"] < 1.0, report  # 4 s (two graces) when zombies count as alive
+    assert repo.refs() == {}
