@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -93,39 +93,19 @@ class Evaluation:
         return tuple(found)
 
 
-class _RecordedOutputs(Mapping[str, FileState | None]):
-    """A sealed evaluation's outputs: the record's files, which the worktree holds (the
-    seal says so), read from the record only if someone asks."""
+class _LazyOutputs(Mapping[str, FileState | None]):
+    """An evaluation's outputs, found only if someone asks: a sealed evaluation's are the
+    record's files, which the worktree holds (the seal says so); an evaluation with no
+    record to compare them with has the worktree's, which nothing needs then (a miss runs
+    the step, `-s build` stores what is there), so a big output is not hashed for
+    nothing."""
 
-    def __init__(self, stored: StoredRecord) -> None:
-        self._stored = stored
-
-    @cached_property
-    def _states(self) -> dict[str, FileState | None]:
-        return {o.path: FileState(o.blob, o.mode, o.size) for o in self._stored.record.outputs}
-
-    def __getitem__(self, path: str) -> FileState | None:
-        return self._states[path]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._states)
-
-    def __len__(self) -> int:
-        return len(self._states)
-
-
-class _WorktreeOutputs(Mapping[str, FileState | None]):
-    """An evaluation's outputs when no record is there to compare them with: nothing
-    needs them then (a miss runs the step, `-s build` stores what is there), so a big
-    output is not hashed for nothing; read from the worktree if someone asks."""
-
-    def __init__(self, worktree: Worktree, declared: Sequence[str]) -> None:
-        self._worktree = worktree
-        self._declared = declared
+    def __init__(self, find: Callable[[], Mapping[str, FileState | None]]) -> None:
+        self._find = find
 
     @cached_property
     def _states(self) -> Mapping[str, FileState | None]:
-        return self._worktree.output_states(self._declared)
+        return self._find()
 
     def __getitem__(self, path: str) -> FileState | None:
         return self._states[path]
@@ -135,6 +115,12 @@ class _WorktreeOutputs(Mapping[str, FileState | None]):
 
     def __len__(self) -> int:
         return len(self._states)
+
+
+def _recorded_outputs(stored: StoredRecord) -> _LazyOutputs:
+    return _LazyOutputs(
+        lambda: {o.path: FileState(o.blob, o.mode, o.size) for o in stored.record.outputs}
+    )
 
 
 def _unrecorded(
@@ -146,7 +132,7 @@ def _unrecorded(
     signature: str | None,
     worktree: Worktree,
 ) -> Evaluation:
-    outputs = _WorktreeOutputs(worktree, step.outputs)
+    outputs = _LazyOutputs(lambda: worktree.output_states(step.outputs))
     return Evaluation(step, inputs, unknown, missing, components, signature, None, outputs)
 
 
@@ -247,7 +233,7 @@ class Planner:
                 components,
                 signature,
                 sealed,
-                _RecordedOutputs(sealed),
+                _recorded_outputs(sealed),
                 sealed=True,
             )
         record = store.usable(commit, signature)
