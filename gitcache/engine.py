@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate, locks, provenance, statcache
-from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
+from gitcache.errors import ConfigError, StepFailed, UnreadableFile, UnsafeRecord
 from gitcache.gitrepo import MODE_EXEC, TreeEntry
 from gitcache.graph import input_matches_output, is_glob
 from gitcache.locks import LockSpares, signature_lock, writing_objects
@@ -700,7 +700,9 @@ class Engine:
         for rel in expanded:
             try:
                 files.append(worktree.store_output(rel, write_file, repo.write_blob, stored))
-            except StepFailed as exc:
+            except (StepFailed, UnreadableFile) as exc:
+                # An output that cannot be recorded (a fifo the command made, a file it
+                # keeps writing) fails its step, not the run: `-k` goes on with others.
                 # The blobs stored so far wait in the writer: no record will name them.
                 repo.discard_objects(mark)
                 return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)

@@ -131,6 +131,27 @@ def test_a_fifo_among_the_inputs_is_one_line_not_a_hang(make: Callable[..., Repo
     )
 
 
+def test_an_output_that_is_a_fifo_fails_its_step_and_keep_going_runs_the_others(
+    make: Callable[..., Repo],
+) -> None:
+    """A fifo the command made where its output goes cannot be recorded: that step fails
+    (exit 1, no record), and `-k` still runs and records the steps that do not need it."""
+    toml = (
+        '[steps.pipe]\noutputs = ["o/pipe"]\nrun = "mkfifo {outputs}"\n\n'
+        '[steps.plain]\noutputs = ["o/plain.txt"]\nrun = "echo hi > {outputs}"\n'
+    )
+    repo = make({"gitcache.toml": toml, ".gitignore": "/o/\n"})
+    done = repo.process("run", "-k", timeout=30)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "gitcache: error: step 'pipe' failed: o/pipe is a fifo; gitcache reads only "
+        "regular files and symlinks"
+    )
+    assert "Traceback" not in done.stderr
+    refs = repo.refs()
+    assert "refs/gitcache/step/plain" in refs and "refs/gitcache/step/pipe" not in refs
+
+
 def test_hashing_while_another_process_rewrites_gives_a_real_state_or_one_error(
     tmp_path: Path,
 ) -> None:
