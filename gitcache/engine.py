@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate, locks, provenance, statcache
+from gitcache.dirtree import make_dirs
 from gitcache.errors import ConfigError, StepFailed, UnsafeRecord
 from gitcache.gitrepo import MODE_EXEC, TreeEntry
 from gitcache.graph import input_matches_output, is_glob
@@ -493,7 +494,7 @@ class Engine:
         for declared in step.outputs:  # as make users expect: the command only writes files
             parent = (self.project.repo.root / declared).parent
             try:
-                parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(parent)  # no recursion: a declared path may nest deep
             except OSError as exc:  # a file where a directory must be, no permission...
                 where = parent.relative_to(self.project.repo.root).as_posix()
                 why = exc.strerror or str(exc)

@@ -413,23 +413,40 @@ class GitRepo:
             node[parts[-1]] = entry
         return self._write_nested(nested)
 
-    def _write_nested(self, node: Mapping[str, object]) -> str:
+    def _write_nested(self, root: Mapping[str, object]) -> str:
+        """Write the trees of a nested mapping, each subtree before the tree naming it.
+
+        An explicit stack, not recursion: an output directory may nest deeper than
+        Python's recursion limit (Linux allows it with relative paths).
+        """
+        written: dict[int, str] = {}  # id() of a node (all alive meanwhile) -> its tree id
+        stack: list[tuple[Mapping[str, object], bool]] = [(root, False)]
+        while stack:
+            node, children_written = stack.pop()
+            if not children_written:
+                stack.append((node, True))
+                stack.extend((child, False) for child in node.values() if isinstance(child, dict))
+                continue
+            written[id(node)] = self._write_one_tree(node, written)
+        return written[id(root)]
+
+    def _write_one_tree(self, node: Mapping[str, object], written: Mapping[int, str]) -> str:
+        """One tree of `_write_nested`, its subtrees' ids in `written`."""
         writer = self.objects
         if writer is not None:  # our writer: the tree waits with the record's blobs
             # Not looked up first: trees are small and nearly always new (a copy of one
             # the repository has, in a pack, is harmless; git gc drops it).
-            return writer.write_object("tree", self._tree_bytes(node), False)
+            return writer.write_object("tree", self._tree_bytes(node, written), False)
         builder = self._repo.TreeBuilder()
         for name, value in node.items():
             if isinstance(value, TreeEntry):
                 builder.insert(name, pygit2.Oid(hex=value.oid), value.mode)
             else:
-                assert isinstance(value, dict)
-                builder.insert(name, pygit2.Oid(hex=self._write_nested(value)), MODE_TREE)
+                builder.insert(name, pygit2.Oid(hex=written[id(value)]), MODE_TREE)
         return str(_write_object(builder.write))
 
-    def _tree_bytes(self, node: Mapping[str, object]) -> bytes:
-        """A tree object's content (its subtrees written first), as git lays it out:
+    def _tree_bytes(self, node: Mapping[str, object], written: Mapping[int, str]) -> bytes:
+        """A tree object's content (its subtrees' ids in `written`), as git lays it out:
         entries sorted by name, a subtree's name compared as if it ended in `/`."""
         rows: list[tuple[bytes, bytes]] = []
         for name, value in node.items():
@@ -439,8 +456,7 @@ class GitRepo:
                     raise RepositoryError(f"tree entry {value.path}: invalid mode {value.mode:o}")
                 mode, oid = value.mode, value.oid
             else:
-                assert isinstance(value, dict)
-                mode, oid = MODE_TREE, self._write_nested(value)
+                mode, oid = MODE_TREE, written[id(value)]
             key = raw + b"/" if mode == MODE_TREE else raw
             rows.append((key, b"%o %s\0%s" % (mode, raw, bytes.fromhex(oid))))
         rows.sort()
