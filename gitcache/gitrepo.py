@@ -279,12 +279,20 @@ class GitRepo:
         writer = self.objects
         if writer is not None:
             return writer.write_file(path, progress)
-        size = os.lstat(path).st_size
-        stored = StoredFile(
-            str(_write_object(lambda: self._repo.create_blob_fromdisk(str(path)))), size
-        )
+        # libgit2 (a SHA-256 repository): the file's bytes as they are, as our writer and
+        # hash_file take them (create_blob_fromdisk would apply the worktree's clean
+        # filters), and the size of the blob stored, that is of what was read, for
+        # read_stable to check against the stat (a size stat'ed here could be older).
+        with open(path, "rb") as file:
+
+            def write() -> pygit2.Oid:
+                file.seek(0)  # again from the start when tried again
+                return self._repo.create_blob_fromiobase(file)
+
+            oid = str(_write_object(write))
+        stored = StoredFile(oid, self.blob_size(oid))
         if progress is not None:
-            progress(size)
+            progress(stored.size)
         return stored
 
     def write_buffer(self, data: bytes | memoryview) -> StoredFile:
@@ -775,7 +783,9 @@ class GitRepo:
             if stat.S_ISDIR(st.st_mode):  # a submodule: keep the recorded gitlink
                 continue
             # Read again if the file changes meanwhile (a step may be writing it).
-            oid, _ = read_stable(self.root / path, path, self._blob_from_workdir)
+            (oid, _size), _ = read_stable(
+                self.root / path, path, self._blob_from_workdir, size_of=lambda v: v[1]
+            )
             if stat.S_ISLNK(st.st_mode):
                 mode = MODE_LINK
             elif not filemode:
@@ -785,10 +795,15 @@ class GitRepo:
             snapshot.add(pygit2.IndexEntry(path, oid, pygit2.enums.FileMode(mode)))
         return str(snapshot.write_tree(self._repo))
 
-    def _blob_from_workdir(self, path: Path) -> pygit2.Oid:
-        """A worktree file as a blob, through git's clean filters (as `git add` does)."""
+    def _blob_from_workdir(self, path: Path) -> tuple[pygit2.Oid, int | None]:
+        """A worktree file as a blob, through git's clean filters (as `git add` does), and
+        the blob's size when no filter applies to the path: the bytes read, which
+        read_stable checks against the stat (None when a filter may change the size)."""
         rel = path.relative_to(self.root).as_posix()
-        return _write_object(lambda: self._repo.create_blob_fromworkdir(rel))
+        oid = _write_object(lambda: self._repo.create_blob_fromworkdir(rel))
+        if self._repo.load_filter_list(rel) is not None:
+            return oid, None
+        return oid, self.blob_size(str(oid))
 
     def commits_between(self, tip: str, hide: Sequence[str] = ()) -> list[str]:
         """Commits reachable from tip but from none of `hide` (`git rev-list tip ^hide...`)."""
