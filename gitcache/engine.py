@@ -435,7 +435,7 @@ class Engine:
             )
             if self.options.mode != "force":
                 # Another process may have recorded it while we waited for the lock.
-                again = self.project.store.lookup(evaluation.signature)
+                again = self.project.store.lookup(evaluation.signature, step=step.name)
                 if again is not None and again.commit != refused:
                     fresh = self.planner.evaluate(step.key)
                     return self._use_record(fresh, again, locked=True)

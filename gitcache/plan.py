@@ -212,7 +212,11 @@ class Planner:
                     _RecordedOutputs(sealed),
                     sealed=True,
                 )
-        record = None if commit is None or signature is None else store.usable(commit, signature)
+        record = (
+            None
+            if commit is None or signature is None
+            else store.usable(commit, signature, step.name)
+        )
         outputs = worktree.output_states(step.outputs, walked)
         evaluation = Evaluation(
             step, inputs, unknown, missing, components, signature, record, outputs

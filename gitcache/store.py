@@ -240,23 +240,26 @@ class RecordStore:
             )
         return self.repo.read_blob(entry.oid)
 
-    def lookup(self, signature: str, quick: bool = False) -> StoredRecord | None:
-        """The record of a signature; a corrupt one is a miss with a warning.
+    def lookup(
+        self, signature: str, quick: bool = False, step: str | None = None
+    ) -> StoredRecord | None:
+        """The record of a signature; a corrupt one is a miss with a warning, and so is
+        one of another step than `step` (when given).
 
         `quick` reads and validates record.json only, leaving the check that the tree
         holds the outputs it names for `verified` (a no-op compares blob ids and writes
         nothing, so it need not walk the tree; anything that restores must verify).
         """
         commit = self.repo.ref_target(sig_ref(signature))
-        return None if commit is None else self._usable(commit, signature, quick)
+        return None if commit is None else self._usable(commit, signature, quick, step)
 
     def sig_commit(self, signature: str) -> str | None:
         """The commit the signature's ref names (one ref read), not yet read or checked."""
         return self.repo.ref_target(sig_ref(signature))
 
-    def usable(self, commit: str, signature: str) -> StoredRecord | None:
-        """`lookup(signature, quick=True)` once the ref was read (`sig_commit`)."""
-        return self._usable(commit, signature, quick=True)
+    def usable(self, commit: str, signature: str, step: str | None = None) -> StoredRecord | None:
+        """`lookup(signature, quick=True, step=step)` once the ref was read (`sig_commit`)."""
+        return self._usable(commit, signature, True, step)
 
     def sealed(self, commit: str, signature: str) -> StoredRecord:
         """The record of a commit that a seal (statcache.py) says is the signature's and
@@ -286,13 +289,24 @@ class RecordStore:
             self._warn(f"ignoring unreadable record: {exc.message}")
             return None
 
-    def _usable(self, commit: str, signature: str, quick: bool = False) -> StoredRecord | None:
+    def _usable(
+        self, commit: str, signature: str, quick: bool = False, step: str | None = None
+    ) -> StoredRecord | None:
         stored = self._quick(commit) if quick else self._load_or_warn(commit)
         if stored is not None and stored.record.signature != signature:
             # A fetched ref may point at another signature's record: never a silent wrong hit.
             self._warn(
                 f"ignoring record {commit[:12]}: it is for signature "
                 f"{stored.record.signature[:12]}, not {signature[:12]}"
+            )
+            return None
+        if stored is not None and step is not None and stored.record.step != step:
+            # The step is not part of the signature: a record that says another step would
+            # be listed, expired and trusted as that step's (trust.check_step).
+            self._warn(
+                f"ignoring record {commit[:12]}: it is filed under the signature "
+                f"{signature[:12]} of step {step!r}, but its record.json says step "
+                f"{stored.record.step!r}"
             )
             return None
         return stored
@@ -565,7 +579,7 @@ class RecordStore:
         except RefConflict as exc:
             if exc.name != name or exc.found is None:
                 raise
-            existing = self._usable(exc.found, record.signature)
+            existing = self._usable(exc.found, record.signature, step=record.step)
             if existing is not None:
                 return existing
             # The ref holds no usable record (corrupt, or another signature's, e.g. from
