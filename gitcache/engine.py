@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from gitcache import __version__, interpolate, locks, provenance, statcache
+from gitcache.dirtree import make_dirs
 from gitcache.errors import ConfigError, StepFailed, UnreadableFile, UnsafeRecord
 from gitcache.gitrepo import MODE_EXEC, TreeEntry
 from gitcache.graph import input_matches_output, is_glob
@@ -434,7 +435,7 @@ class Engine:
             )
             if self.options.mode != "force":
                 # Another process may have recorded it while we waited for the lock.
-                again = self.project.store.lookup(evaluation.signature)
+                again = self.project.store.lookup(evaluation.signature, step=step.name)
                 if again is not None and again.commit != refused:
                     fresh = self.planner.evaluate(step.key)
                     return self._use_record(fresh, again, locked=True)
@@ -493,7 +494,7 @@ class Engine:
         for declared in step.outputs:  # as make users expect: the command only writes files
             parent = (self.project.repo.root / declared).parent
             try:
-                parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(parent)  # no recursion: a declared path may nest deep
             except OSError as exc:  # a file where a directory must be, no permission...
                 where = parent.relative_to(self.project.repo.root).as_posix()
                 why = exc.strerror or str(exc)

@@ -240,7 +240,7 @@ def read_stable(
     read: Callable[[Path], T],
     follow: bool = False,
     read_link: Callable[[Path], T] | None = None,
-    size_of: Callable[[T], int] | None = None,
+    size_of: Callable[[T], int | None] | None = None,
 ) -> tuple[T, os.stat_result]:
     """`read(path)` (e.g. storing the file as a blob) and the stat of what it read.
 
@@ -248,7 +248,8 @@ def read_stable(
     while it moved: libgit2 fails on a file that shrinks under it), it is read again.
     `size_of` (the bytes `read` read) must also be the size stat'ed: a file emptied,
     written and emptied again within one tick of the file system's clock keeps its
-    stat, and what was read in between is not what the stat describes.
+    stat, and what was read in between is not what the stat describes. (`size_of`
+    gives None when it cannot tell: a clean filter may change the size of a blob.)
     `read_link`: what reads a symlink instead (without `follow`), chosen by the stat
     taken before. Raises UnreadableFile as hash_file does.
     """
@@ -272,7 +273,7 @@ def read_stable(
         except FileNotFoundError:
             raise _vanished(name) from None
         if same_file(before, after) and (
-            failure is not None or size_of is None or size_of(value) == after.st_size
+            failure is not None or size_of is None or size_of(value) in (None, after.st_size)
         ):
             if failure is not None and no_space(failure):
                 # Storing writes too: a full disk is no read error of the user's file.

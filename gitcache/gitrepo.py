@@ -279,12 +279,20 @@ class GitRepo:
         writer = self.objects
         if writer is not None:
             return writer.write_file(path, progress)
-        size = os.lstat(path).st_size
-        stored = StoredFile(
-            str(_write_object(lambda: self._repo.create_blob_fromdisk(str(path)))), size
-        )
+        # libgit2 (a SHA-256 repository): the file's bytes as they are, as our writer and
+        # hash_file take them (create_blob_fromdisk would apply the worktree's clean
+        # filters), and the size of the blob stored, that is of what was read, for
+        # read_stable to check against the stat (a size stat'ed here could be older).
+        with open(path, "rb") as file:
+
+            def write() -> pygit2.Oid:
+                file.seek(0)  # again from the start when tried again
+                return self._repo.create_blob_fromiobase(file)
+
+            oid = str(_write_object(write))
+        stored = StoredFile(oid, self.blob_size(oid))
         if progress is not None:
-            progress(size)
+            progress(stored.size)
         return stored
 
     def write_buffer(self, data: bytes | memoryview) -> StoredFile:
@@ -413,23 +421,40 @@ class GitRepo:
             node[parts[-1]] = entry
         return self._write_nested(nested)
 
-    def _write_nested(self, node: Mapping[str, object]) -> str:
+    def _write_nested(self, root: Mapping[str, object]) -> str:
+        """Write the trees of a nested mapping, each subtree before the tree naming it.
+
+        An explicit stack, not recursion: an output directory may nest deeper than
+        Python's recursion limit (Linux allows it with relative paths).
+        """
+        written: dict[int, str] = {}  # id() of a node (all alive meanwhile) -> its tree id
+        stack: list[tuple[Mapping[str, object], bool]] = [(root, False)]
+        while stack:
+            node, children_written = stack.pop()
+            if not children_written:
+                stack.append((node, True))
+                stack.extend((child, False) for child in node.values() if isinstance(child, dict))
+                continue
+            written[id(node)] = self._write_one_tree(node, written)
+        return written[id(root)]
+
+    def _write_one_tree(self, node: Mapping[str, object], written: Mapping[int, str]) -> str:
+        """One tree of `_write_nested`, its subtrees' ids in `written`."""
         writer = self.objects
         if writer is not None:  # our writer: the tree waits with the record's blobs
             # Not looked up first: trees are small and nearly always new (a copy of one
             # the repository has, in a pack, is harmless; git gc drops it).
-            return writer.write_object("tree", self._tree_bytes(node), False)
+            return writer.write_object("tree", self._tree_bytes(node, written), False)
         builder = self._repo.TreeBuilder()
         for name, value in node.items():
             if isinstance(value, TreeEntry):
                 builder.insert(name, pygit2.Oid(hex=value.oid), value.mode)
             else:
-                assert isinstance(value, dict)
-                builder.insert(name, pygit2.Oid(hex=self._write_nested(value)), MODE_TREE)
+                builder.insert(name, pygit2.Oid(hex=written[id(value)]), MODE_TREE)
         return str(_write_object(builder.write))
 
-    def _tree_bytes(self, node: Mapping[str, object]) -> bytes:
-        """A tree object's content (its subtrees written first), as git lays it out:
+    def _tree_bytes(self, node: Mapping[str, object], written: Mapping[int, str]) -> bytes:
+        """A tree object's content (its subtrees' ids in `written`), as git lays it out:
         entries sorted by name, a subtree's name compared as if it ended in `/`."""
         rows: list[tuple[bytes, bytes]] = []
         for name, value in node.items():
@@ -439,8 +464,7 @@ class GitRepo:
                     raise RepositoryError(f"tree entry {value.path}: invalid mode {value.mode:o}")
                 mode, oid = value.mode, value.oid
             else:
-                assert isinstance(value, dict)
-                mode, oid = MODE_TREE, self._write_nested(value)
+                mode, oid = MODE_TREE, written[id(value)]
             key = raw + b"/" if mode == MODE_TREE else raw
             rows.append((key, b"%o %s\0%s" % (mode, raw, bytes.fromhex(oid))))
         rows.sort()
@@ -759,7 +783,9 @@ class GitRepo:
             if stat.S_ISDIR(st.st_mode):  # a submodule: keep the recorded gitlink
                 continue
             # Read again if the file changes meanwhile (a step may be writing it).
-            oid, _ = read_stable(self.root / path, path, self._blob_from_workdir)
+            (oid, _size), _ = read_stable(
+                self.root / path, path, self._blob_from_workdir, size_of=lambda v: v[1]
+            )
             if stat.S_ISLNK(st.st_mode):
                 mode = MODE_LINK
             elif not filemode:
@@ -769,10 +795,15 @@ class GitRepo:
             snapshot.add(pygit2.IndexEntry(path, oid, pygit2.enums.FileMode(mode)))
         return str(snapshot.write_tree(self._repo))
 
-    def _blob_from_workdir(self, path: Path) -> pygit2.Oid:
-        """A worktree file as a blob, through git's clean filters (as `git add` does)."""
+    def _blob_from_workdir(self, path: Path) -> tuple[pygit2.Oid, int | None]:
+        """A worktree file as a blob, through git's clean filters (as `git add` does), and
+        the blob's size when no filter applies to the path: the bytes read, which
+        read_stable checks against the stat (None when a filter may change the size)."""
         rel = path.relative_to(self.root).as_posix()
-        return _write_object(lambda: self._repo.create_blob_fromworkdir(rel))
+        oid = _write_object(lambda: self._repo.create_blob_fromworkdir(rel))
+        if self._repo.load_filter_list(rel) is not None:
+            return oid, None
+        return oid, self.blob_size(str(oid))
 
     def commits_between(self, tip: str, hide: Sequence[str] = ()) -> list[str]:
         """Commits reachable from tip but from none of `hide` (`git rev-list tip ^hide...`)."""

@@ -64,17 +64,41 @@ def _reach(pattern: Sequence[str], path: Sequence[str], literal: bool = True) ->
 
 
 def _covers(pattern: Sequence[str], path: Sequence[str]) -> bool:
-    """All of `pattern` matches `path` or a directory above it: its expansion holds `path`."""
-    if not pattern:
-        return True
-    if not path:
-        return all(p == "**" for p in pattern)
-    head = pattern[0]
-    if head == "**":
-        if _covers(pattern[1:], path):
+    """All of `pattern` matches `path` or a directory above it: its expansion holds `path`.
+
+    The pattern positions reachable after each component of `path`, not recursion per
+    component: `path` is a file found under an output, which may nest deeper than
+    Python's recursion limit. `**` matches zero or more components (no dot names).
+    """
+    end = len(pattern)
+
+    def closure(found: set[int]) -> set[int]:  # `**` may match no component
+        more = [i for i in found if i < end and pattern[i] == "**"]
+        while more:
+            i = more.pop() + 1
+            if i not in found:
+                found.add(i)
+                if i < end and pattern[i] == "**":
+                    more.append(i)
+        return found
+
+    states = closure({0})
+    for part in path:
+        if end in states:  # all of the pattern matched a directory above
             return True
-        return not path[0].startswith(".") and _covers(pattern, path[1:])
-    return _component_matches(head, path[0]) and _covers(pattern[1:], path[1:])
+        following: set[int] = set()
+        for i in states:
+            if i == end:
+                continue
+            if pattern[i] == "**":
+                if not part.startswith("."):
+                    following.add(i)
+            elif _component_matches(pattern[i], part):
+                following.add(i + 1)
+        states = closure(following)
+        if not states:
+            return False
+    return end in states
 
 
 def reach(pattern: str, output: str) -> int:

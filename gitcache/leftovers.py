@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from gitcache.dirtree import walk
 from gitcache.scratch import process_alive
 
 TEMP_PREFIX = ".gitcache-tmp-"
@@ -57,7 +58,7 @@ def _candidates(root: Path, outputs: Iterable[str]) -> list[Path]:
                 continue
             seen.add(directory)
             if directory == path:  # a directory output: everything under it
-                for dirpath, _dirs, names in os.walk(directory):
+                for dirpath, _dirs, names in walk(directory):
                     found += [Path(dirpath, n) for n in names if n.startswith(TEMP_PREFIX)]
             else:
                 with contextlib.suppress(OSError), os.scandir(directory) as entries:

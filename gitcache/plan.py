@@ -236,7 +236,7 @@ class Planner:
                 _recorded_outputs(sealed),
                 sealed=True,
             )
-        record = store.usable(commit, signature)
+        record = store.usable(commit, signature, step.name)
         if record is None:
             return _unrecorded(step, inputs, unknown, missing, components, signature, worktree)
         outputs = worktree.output_states(step.outputs, walked)

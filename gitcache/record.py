@@ -31,6 +31,13 @@ RECORD_FORMAT = 2
 OID_PATTERN = r"^[0-9a-f]{40}([0-9a-f]{24})?$"
 SIG_PATTERN = r"^[0-9a-f]{64}$"
 _OID = re.compile(OID_PATTERN)
+LINK_MAX = 4096  # Linux's PATH_MAX, with the NUL: symlink(2) refuses a longer text
+# record.json is read whole and parsed by anything that uses a record (fetch, log, run,
+# restore), and a fetched one could be any size: its size is checked from the object's
+# header first (store.py). A record of 50,000 outputs is ~4.8 MB, so this leaves room for
+# ten times the [restore] max_files default (100,000) and big Python arguments, and
+# bounds what a hostile one costs (about twice this in memory while it is parsed).
+RECORD_JSON_MAX = 64 << 20
 
 
 def shown_path(path: str) -> str:
@@ -159,6 +166,10 @@ class OutputFile(_OmitsUnused):
     def _links_whole(self) -> OutputFile:
         if self.chunks is not None and self.mode == 0o120000:
             raise ValueError("a symlink is never stored in chunks")
+        # A link's text is a path (symlink(2) takes less than PATH_MAX, 4096 bytes): a
+        # bigger "link" blob of a fetched record is never read into memory to find out.
+        if self.mode == 0o120000 and self.size >= LINK_MAX:
+            raise ValueError(f"a symlink's text must be shorter than {LINK_MAX} bytes (PATH_MAX)")
         return self
 
 

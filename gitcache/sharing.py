@@ -47,7 +47,7 @@ from gitcache.store import (
     parse_sig_ref,
     sig_ref,
 )
-from gitcache.trust import check_signature
+from gitcache.trust import check_signature, check_step
 
 STAGE_PREFIX: Final = REF_ROOT + "remotes/"
 LOCAL_ONLY: Final = (STEP_PREFIX, STAGE_PREFIX)
@@ -211,8 +211,10 @@ def _plan_ref(
     def local(name: str) -> str | None:
         return planned.get(name) or store.repo.ref_target(name)
 
-    def create(name: str, signature: str | None, into: list[str]) -> None:
-        if signature is not None and not _admit(store, rel, target, signature, report):
+    def create(
+        name: str, signature: str | None, into: list[str], beside: str | None = None
+    ) -> None:
+        if signature is not None and not _admit(store, rel, target, signature, report, beside):
             return
         planned[name] = target
         into.append(signature or name)
@@ -228,7 +230,7 @@ def _plan_ref(
         elif target in (mine, local(alt_ref(signature, target))):
             report.unchanged += 1
         else:
-            create(alt_ref(signature, target), signature, report.alternates)
+            create(alt_ref(signature, target), signature, report.alternates, mine)
     elif alt is not None:
         signature, commit = alt
         if commit != target:
@@ -236,7 +238,12 @@ def _plan_ref(
         elif target in (local(sig_ref(signature)), local(alt_ref(signature, commit))):
             report.unchanged += 1
         else:
-            create(alt_ref(signature, commit), signature, report.alternates)
+            create(
+                alt_ref(signature, commit),
+                signature,
+                report.alternates,
+                local(sig_ref(signature)),
+            )
     elif rewrite is None:
         report.refused.append((name, shape_problem(name) or "not a valid gitcache ref name"))
     elif not _is_mapping(store.repo, target, rewrite):
@@ -263,11 +270,23 @@ def _is_mapping(repo: GitRepo, commit: str, rewrite: Rewrite) -> bool:
         return False
 
 
-def _admit(store: RecordStore, rel: str, commit: str, signature: str, report: FetchReport) -> bool:
-    """Validate a fetched record before any local ref points at it."""
+def _admit(
+    store: RecordStore,
+    rel: str,
+    commit: str,
+    signature: str,
+    report: FetchReport,
+    beside: str | None = None,
+) -> bool:
+    """Validate a fetched record before any local ref points at it; `beside`: the
+    signature's record here, whose step the fetched one must name too (the step is not
+    part of the signature: the record here says which step the signature is)."""
     try:
         stored = store.load(commit)
         check_signature(stored, signature)
+        here = None if beside is None else store.load_or_none(beside)
+        if here is not None:
+            check_step(stored, here.record.step, signature)
     except (UnsafeRecord, RepositoryError) as exc:
         report.refused.append((REF_ROOT + rel, exc.message))
         return False

@@ -18,7 +18,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from gitcache.errors import GitcacheError, RecordNotFound, UnsafeRecord, command_line_text
+from gitcache.errors import (
+    GitcacheError,
+    RecordNotFound,
+    RepositoryError,
+    StepFailed,
+    UnsafeRecord,
+    command_line_text,
+)
 from gitcache.gitrepo import MODE_FILE, MODE_TREE, GitRepo, RefConflict, RefUpdate, TreeEntry
 from gitcache.latest import ITEM_PREFIX as ITEM_PREFIX  # re-exported: refs/gitcache/item/
 from gitcache.latest import STEP_PREFIX as STEP_PREFIX  # re-exported: refs/gitcache/step/
@@ -26,7 +33,7 @@ from gitcache.latest import LatestRecords, latest_key
 from gitcache.latest import item_ref as item_ref
 from gitcache.latest import step_ref as step_ref
 from gitcache.objects.stored import StoredFile
-from gitcache.record import Record, is_oid, parse_record
+from gitcache.record import RECORD_JSON_MAX, Record, is_oid, parse_record
 from gitcache.recordindex import RecordIndex, RecordSummary, record_outputs
 
 REF_ROOT: Final = "refs/gitcache/"
@@ -178,10 +185,12 @@ class RecordStore:
         so a 50,000-output record is not parsed twice; the tree is checked all the same.
         """
         tree = self.repo.commit_tree(commit)
-        entry = self.repo.tree_entry(tree, RECORD_FILE)
-        if entry is None:
-            raise UnsafeRecord(f"record commit {commit[:12]} has no {RECORD_FILE}")
-        record = parsed or parse_record(self.repo.read_blob(entry.oid), f"record {commit[:12]}")
+        record = parsed
+        if record is None:
+            data = self._record_json(commit, tree)
+            if data is None:
+                raise UnsafeRecord(f"record commit {commit[:12]} has no {RECORD_FILE}")
+            record = parse_record(data, f"record {commit[:12]}")
         # One walk of outputs/ rather than a path lookup per output: a lookup scans its
         # directory, so 10,000 outputs in one directory would cost seconds.
         subtree = self.repo.tree_entry(tree, OUTPUTS_DIR.rstrip("/")) if record.outputs else None
@@ -211,32 +220,53 @@ class RecordStore:
         chunks.take_rest(_other_chunked(record.python is not None))
         return StoredRecord(commit, record, chunks=found)
 
-    def lookup(self, signature: str, quick: bool = False) -> StoredRecord | None:
-        """The record of a signature; a corrupt one is a miss with a warning.
+    def _record_json(self, commit: str, tree: str | None = None) -> bytes | None:
+        """A record's record.json (None if it has none), its size checked from the
+        object's header before it is read: a fetched one may be of any size
+        (RECORD_JSON_MAX). Raises UnsafeRecord when it is too big."""
+        entry = self.repo.tree_entry(tree or self.repo.commit_tree(commit), RECORD_FILE)
+        if entry is None or entry.mode == MODE_TREE:
+            return None
+        header = self.repo.read_header(entry.oid)
+        if header is None or header[0] != "blob":
+            raise RepositoryError(
+                f"object {entry.oid} ({RECORD_FILE} of commit {commit[:12]}) is missing from "
+                f"{self.repo.git_dir}; `git fsck` lists what else is"
+            )
+        if header[1] > RECORD_JSON_MAX:
+            raise UnsafeRecord(
+                f"record {commit[:12]}: its {RECORD_FILE} is {header[1]:,} bytes, more than "
+                f"the {RECORD_JSON_MAX >> 20} MiB gitcache reads"
+            )
+        return self.repo.read_blob(entry.oid)
+
+    def lookup(
+        self, signature: str, quick: bool = False, step: str | None = None
+    ) -> StoredRecord | None:
+        """The record of a signature; a corrupt one is a miss with a warning, and so is
+        one of another step than `step` (when given).
 
         `quick` reads and validates record.json only, leaving the check that the tree
         holds the outputs it names for `verified` (a no-op compares blob ids and writes
         nothing, so it need not walk the tree; anything that restores must verify).
         """
         commit = self.repo.ref_target(sig_ref(signature))
-        return None if commit is None else self._usable(commit, signature, quick)
+        return None if commit is None else self._usable(commit, signature, quick, step)
 
     def sig_commit(self, signature: str) -> str | None:
         """The commit the signature's ref names (one ref read), not yet read or checked."""
         return self.repo.ref_target(sig_ref(signature))
 
-    def usable(self, commit: str, signature: str) -> StoredRecord | None:
-        """`lookup(signature, quick=True)` once the ref was read (`sig_commit`)."""
-        return self._usable(commit, signature, quick=True)
+    def usable(self, commit: str, signature: str, step: str | None = None) -> StoredRecord | None:
+        """`lookup(signature, quick=True, step=step)` once the ref was read (`sig_commit`)."""
+        return self._usable(commit, signature, True, step)
 
     def sealed(self, commit: str, signature: str) -> StoredRecord:
         """The record of a commit that a seal (statcache.py) says is the signature's and
         matches the worktree: record.json is read and validated when first used."""
 
         def read() -> Record:
-            return parse_record(
-                self.repo.read_commit_file(commit, RECORD_FILE) or b"", f"record {commit[:12]}"
-            )
+            return parse_record(self._record_json(commit) or b"", f"record {commit[:12]}")
 
         return StoredRecord(commit, None, False, read=read, signature=signature)
 
@@ -248,7 +278,7 @@ class RecordStore:
 
     def _quick(self, commit: str) -> StoredRecord | None:
         try:
-            data = self.repo.read_commit_file(commit, RECORD_FILE)
+            data = self._record_json(commit)
         except GitcacheError:
             data = None
         if data is None:
@@ -259,13 +289,24 @@ class RecordStore:
             self._warn(f"ignoring unreadable record: {exc.message}")
             return None
 
-    def _usable(self, commit: str, signature: str, quick: bool = False) -> StoredRecord | None:
+    def _usable(
+        self, commit: str, signature: str, quick: bool = False, step: str | None = None
+    ) -> StoredRecord | None:
         stored = self._quick(commit) if quick else self._load_or_warn(commit)
         if stored is not None and stored.record.signature != signature:
             # A fetched ref may point at another signature's record: never a silent wrong hit.
             self._warn(
                 f"ignoring record {commit[:12]}: it is for signature "
                 f"{stored.record.signature[:12]}, not {signature[:12]}"
+            )
+            return None
+        if stored is not None and step is not None and stored.record.step != step:
+            # The step is not part of the signature: a record that says another step would
+            # be listed, expired and trusted as that step's (trust.check_step).
+            self._warn(
+                f"ignoring record {commit[:12]}: it is filed under the signature "
+                f"{signature[:12]} of step {step!r}, but its record.json says step "
+                f"{stored.record.step!r}"
             )
             return None
         return stored
@@ -315,7 +356,7 @@ class RecordStore:
         if summary.outputs is not None:
             return summary.outputs
         try:  # record.json alone, as _summarize reads it
-            data = self.repo.read_commit_file(summary.commit, RECORD_FILE)
+            data = self._record_json(summary.commit)
             found = None if data is None else record_outputs(json.loads(data))
             if found:
                 return found
@@ -338,7 +379,7 @@ class RecordStore:
 
     def _summarize(self, commit: str) -> RecordSummary | None:
         try:
-            data = self.repo.read_commit_file(commit, RECORD_FILE)
+            data = self._record_json(commit)
             summary = None if data is None else RecordSummary.from_json(commit, json.loads(data))
         except (ValueError, GitcacheError):
             summary = None
@@ -478,7 +519,16 @@ class RecordStore:
         batch: RefBatch | None,
     ) -> StoredRecord:
         record = new.record
-        record_json = self.repo.write_blob(record.to_json(), new=True)
+        data = record.to_json()
+        if len(data) > RECORD_JSON_MAX:  # it could never be read back (`_record_json`)
+            raise StepFailed(
+                f"step {record.step}: its {RECORD_FILE} would be {len(data):,} bytes, more than "
+                f"the {RECORD_JSON_MAX >> 20} MiB gitcache reads; nothing was recorded",
+                hint=None
+                if record.python is None
+                else "pass big data as gitcache.File or numpy arguments, not as JSON values",
+            )
+        record_json = self.repo.write_blob(data, new=True)
         entries = [TreeEntry(RECORD_FILE, record_json, MODE_FILE)]
         chunked = {o.path: o.chunks for o in record.outputs if o.chunks is not None}
         for e in new.outputs:
@@ -529,7 +579,7 @@ class RecordStore:
         except RefConflict as exc:
             if exc.name != name or exc.found is None:
                 raise
-            existing = self._usable(exc.found, record.signature)
+            existing = self._usable(exc.found, record.signature, step=record.step)
             if existing is not None:
                 return existing
             # The ref holds no usable record (corrupt, or another signature's, e.g. from

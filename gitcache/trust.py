@@ -28,6 +28,18 @@ def check_signature(stored: StoredRecord, signature: str) -> None:
         raise UnsafeRecord(f"{where}: its components do not hash to its signature {signature[:12]}")
 
 
+def check_step(stored: StoredRecord, step: str, signature: str) -> None:
+    """The record is a record of `step`, whose signature it is filed under. The step's
+    name is not part of the signature, so only the step looking the signature up knows
+    it; a record saying another step would be listed, expired (`gc` counts records per
+    step) and taken as recorded content (`restoring.recorded_blobs`) as that step's."""
+    if stored.record.step != step:
+        raise UnsafeRecord(
+            f"record {stored.commit[:12]} is filed under the signature {signature[:12]} of "
+            f"step {step!r}, but its record.json says step {stored.record.step!r}"
+        )
+
+
 def check_outputs(stored: StoredRecord, step: str, declared: Sequence[str]) -> None:
     """Every file the record would write is (or lies under) an output the step declares."""
     for out in stored.record.outputs:
@@ -41,4 +53,5 @@ def check_outputs(stored: StoredRecord, step: str, declared: Sequence[str]) -> N
 def vet(stored: StoredRecord, step: str, declared: Sequence[str], signature: str) -> None:
     """All the checks before restoring a record's outputs for `step` (raises UnsafeRecord)."""
     check_signature(stored, signature)
+    check_step(stored, step, signature)
     check_outputs(stored, step, declared)

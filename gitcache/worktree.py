@@ -24,7 +24,6 @@ import fnmatch
 import hashlib
 import os
 import queue
-import shutil
 import stat
 import tempfile
 import threading
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from gitcache.dirtree import make_dirs, remove_tree, walk
 from gitcache.errors import (
     StepFailed,
     UnreadableFile,
@@ -288,18 +288,25 @@ class Worktree:
         """`rel` and each directory under it that `**` matches (no dot names), symlinked
         ones followed unless they lead to a directory already on the way; each with the
         real directories on its way."""
-        try:
-            st = os.stat(self.root / rel)
-        except OSError:
-            return
-        key = (st.st_dev, st.st_ino)
-        if key in ancestors:
-            return
-        seen = ancestors | {key}
-        yield rel, seen
-        for name, is_dir in self._entries(rel):
-            if is_dir and not name.startswith("."):
-                yield from self._dirs_below(f"{rel}/{name}" if rel else name, seen)
+        # A stack, not recursion: a directory may nest deeper than the recursion limit.
+        stack = [(rel, ancestors)]
+        while stack:
+            rel, ancestors = stack.pop()
+            try:
+                st = os.stat(self.root / rel)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:
+                continue
+            seen = ancestors | {key}
+            yield rel, seen
+            below = [
+                (f"{rel}/{name}" if rel else name, seen)
+                for name, is_dir in self._entries(rel)
+                if is_dir and not name.startswith(".")
+            ]
+            stack.extend(reversed(below))  # popped in sorted order, as before
 
     def output_files(self, declared: str) -> list[str] | None:
         """The files of a declared output, symlinks as files (never followed), sorted.
@@ -388,7 +395,7 @@ class Worktree:
 
         So the command never writes through a symlink that a record put there, and a
         directory output holds only what this run makes. A symlink is unlinked, never
-        followed (shutil.rmtree does not follow links inside a directory either).
+        followed (`dirtree.remove_tree` does not follow links inside a directory either).
         Raises StepFailed when one cannot be removed, or would take the repository with
         it (reached through a symlinked parent: `up/repo` with `up -> ..`).
         """
@@ -398,7 +405,7 @@ class Worktree:
                 st = os.lstat(path)
                 if stat.S_ISDIR(st.st_mode):
                     self._check_clearable(rel, path)
-                    shutil.rmtree(path)
+                    remove_tree(path)
                 else:
                     os.unlink(path)
             except (FileNotFoundError, NotADirectoryError):
@@ -423,7 +430,7 @@ class Worktree:
                 )
         # A repository inside (a nested clone, a submodule's checkout): its history and
         # unpushed work are in no record, so it is never removed with the output.
-        for dirpath, dirnames, filenames in os.walk(path):
+        for dirpath, dirnames, filenames in walk(path):
             if ".git" in dirnames or ".git" in filenames:
                 nested = relative_posix(self.root, Path(dirpath) / ".git")
                 raise StepFailed(
@@ -624,11 +631,11 @@ class Worktree:
         for rel in plan.remove:
             self._prune(rel, plan.scopes)
         for rel in plan.dirs:
-            (self.root / rel).mkdir(parents=True, exist_ok=True)
+            make_dirs(self.root / rel)
         # Each directory the files go to, made once (checked above: no symlink on the
         # way), not looked up again for every file.
         for parent in sorted({os.path.dirname(target) for _, target, _ in targets}):
-            os.makedirs(parent, exist_ok=True)
+            make_dirs(parent)
         # Files that are absent (a whole file, not a link) are written in place, the
         # paths listed in a journal first (journal.py); others through a temporary file.
         in_place = [out.path for out, _, absent in targets if absent and _in_place(out)]
@@ -805,7 +812,7 @@ class Worktree:
 
     def _left_in(self, rel_dir: str, removing: set[str]) -> str | None:
         """Something under the directory `rel_dir` that the plan does not remove, if any."""
-        for dirpath, dirs, names in os.walk(self.root / rel_dir):
+        for dirpath, dirs, names in walk(self.root / rel_dir):
             rel = Path(dirpath).relative_to(self.root).as_posix()
             for name in names + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
                 if f"{rel}/{name}" not in removing:
@@ -922,7 +929,7 @@ class Worktree:
         except FileNotFoundError:
             here = 0
         if stat.S_ISDIR(here):
-            for dirpath, _dirs, _names in os.walk(target, topdown=False):
+            for dirpath, _dirs, _names in walk(target, topdown=False):
                 os.rmdir(dirpath)  # empty directories only: never rmtree what was not checked
         if out.mode == MODE_LINK:
             tmp = str(target.parent / f".gitcache-tmp-{os.getpid()}-{target.name}")

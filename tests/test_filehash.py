@@ -237,3 +237,51 @@ def test_what_was_read_must_be_the_size_the_stat_gives(tmp_path: Path) -> None:
     # the same file read whole is accepted, with the stat that goes with it
     value, st = read_stable(path, "busy", lambda p: len(p.read_bytes()), size_of=lambda n: n)
     assert value == 0 == st.st_size
+
+
+def libgit2_writes(repo: Repo) -> GitRepo:
+    """The repository with libgit2 writing objects, as in a SHA-256 repository (which this
+    libgit2 cannot open): gitcache's own object writer is not used."""
+    gr = GitRepo.discover(repo.root)
+    gr._writer_chosen = True  # decided: no writer
+    assert gr.objects is None
+    return gr
+
+
+def test_through_libgit2_a_file_is_stored_as_read_with_the_size_read(
+    make: Callable[..., Repo],
+) -> None:
+    """The libgit2 way stores the bytes read, unfiltered (as hash_file and the object
+    writer take them), and says the size of what it stored: a file whose stat says 0
+    bytes while reading gives more (as /proc's do, and as a file emptied, written and
+    emptied again within a tick looks) is refused by read_stable, not stored as 0 bytes."""
+    repo = make({".gitattributes": "* text\n"})
+    gr = libgit2_writes(repo)
+    crlf = repo.root / "crlf.txt"
+    crlf.write_bytes(b"a\r\nb\r\n")  # the `text` attribute's clean filter would make it LF
+    stored = gr.write_blob_file(crlf)
+    assert (stored.oid, stored.size) == (git_blob(crlf), 6) and gr.blob_size(stored.oid) == 6
+
+    proc = Path("/proc/self/status")
+    assert os.stat(proc).st_size == 0
+    stored = gr.write_blob_file(proc)
+    assert stored.size == gr.blob_size(stored.oid) > 0
+    with pytest.raises(UnreadableFile, match="keeps changing"):
+        read_stable(proc, "status", gr.write_blob_file, size_of=lambda s: s.size)
+
+
+def test_the_dirty_snapshot_knows_the_size_it_stored_unless_a_filter_applies(
+    make: Callable[..., Repo],
+) -> None:
+    """read_stable checks the snapshot's blobs against the stat too: the blob's size is
+    the bytes read when no clean filter applies (with one, the size may differ: None)."""
+    repo = make({".gitattributes": "*.txt text\n", "plain.bin": "x\n", "text.txt": "y\n"})
+    repo.write("plain.bin", "changed\n")
+    repo.write("text.txt", "changed\r\n")
+    gr = GitRepo.discover(repo.root)
+    oid, size = gr._blob_from_workdir(repo.root / "plain.bin")
+    assert (str(oid), size) == (repo.git("hash-object", "plain.bin").strip(), 8)
+    oid, size = gr._blob_from_workdir(repo.root / "text.txt")
+    assert (str(oid), size) == (repo.git("hash-object", "text.txt").strip(), None)
+    tree = gr.worktree_tree(["plain.bin", "text.txt"])
+    assert repo.git("rev-parse", f"{tree}:text.txt").strip() == str(oid)

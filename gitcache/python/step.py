@@ -45,7 +45,7 @@ from gitcache.python.signing import (
 from gitcache.record import OutputFile, PythonRun, Record
 from gitcache.stepnames import ref_component_problem
 from gitcache.store import StoredRecord
-from gitcache.trust import check_outputs, check_signature
+from gitcache.trust import check_outputs, check_signature, check_step
 
 # Not typing.TYPE_CHECKING (see gitcache/__init__.py). What only a miss needs (the
 # provenance snapshot, which loads the workflow file's parser; output capture; the
@@ -259,6 +259,7 @@ class StepFunction(Generic[P, R]):
         # trust.vet, the components hashed as the call's were (`Call.document`)
         if record.signature != call.signature:
             check_signature(stored, call.signature)  # raises, saying so
+        check_step(stored, self.name, call.signature)
         if components_signature(record.components) != call.signature:
             raise UnsafeRecord(
                 f"record {stored.commit[:12]}: its components do not hash to its signature "

@@ -3,6 +3,7 @@ can, and the full way otherwise: packed objects, records it must refuse."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gitcache.gitrepo import MODE_FILE, GitRepo, RefUpdate, TreeEntry
 from gitcache.python import quick
 from gitcache.python.session import GitcacheWarning, forget_sessions, session_for
 from gitcache.python.signing import components_signature
@@ -203,3 +205,30 @@ def _any_step(pyrepo: PyRepo) -> Any:
         _MODULES.clear()
         _MODULES[pyrepo.root] = pyrepo.module("anything.py", ANY_STEP)
     return _MODULES[pyrepo.root]
+
+
+def test_a_record_that_names_another_step_is_refused_the_full_way(pyrepo: PyRepo, steps) -> None:
+    """The step is not part of the signature: a record of scale(3, 0.5)'s signature that
+    says step `pair` is not scale's, and would be listed as pair's."""
+    steps.scale(3, 0.5)
+    gr = GitRepo.discover(pyrepo.root)
+    (name,) = (r for r in pyrepo.refs() if "/sig/" in r)
+    legit = gr.ref_target(name)
+    assert legit is not None
+    data = json.loads(gr.read_commit_file(legit, "record.json") or b"")
+    data["step"] = "pair"
+    entries = [e for e in gr.walk_tree(gr.commit_tree(legit)) if e.path != "record.json"]
+    entries.append(TreeEntry("record.json", gr.write_blob(json.dumps(data).encode()), MODE_FILE))
+    forged = gr.write_commit(gr.write_tree(entries), gr.commit_parents(legit), "forged\n")
+    gr.update_refs([RefUpdate(name, forged, legit)])
+    _new_process(steps.scale)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert steps.scale(3, 0.5) == 1.5
+    assert any(
+        issubclass(w.category, GitcacheWarning)
+        and "its record.json says step 'pair'" in str(w.message)
+        for w in caught
+    ), [str(w.message) for w in caught]
+    assert _calls(pyrepo) == ["scale", "scale"]  # ran again
+    assert pyrepo.refs()[name] != forged  # its record replaced the forged one
