@@ -7,6 +7,7 @@ through relative paths): these keep an explicit stack instead.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,11 +51,14 @@ def walk(top: str | Path, topdown: bool = True) -> Iterator[tuple[str, list[str]
 def remove_tree(path: str | Path) -> None:
     """shutil.rmtree(path) without recursion, and as safe: each directory is opened from
     its parent's descriptor without following a symlink (a link swapped in meanwhile is
-    removed, never followed), and only one descriptor is held at a time (`..` of a
-    directory is its real parent), so no depth runs out of descriptors or PATH_MAX.
+    removed, never followed), and only one descriptor is held at a time, so no depth
+    runs out of descriptors or PATH_MAX. Going back up is by `..`, which is checked to be
+    the very directory (device, inode) that was gone down from: a directory moved
+    elsewhere meanwhile stops the removal (OSError) rather than lead it out of the tree.
     Raises OSError as rmtree does."""
     fd = os.open(path, _OPEN_DIR)
-    names: list[str] = []  # the directories entered below `path`, in order
+    # The directories entered below `path`, in order, each with its parent's identity.
+    entered: list[tuple[str, tuple[int, int]]] = []
     try:
         while True:
             child = None
@@ -65,17 +69,22 @@ def remove_tree(path: str | Path) -> None:
                         break
                     os.unlink(entry.name, dir_fd=fd)
             if child is not None:  # go down; its files go first
+                here = os.fstat(fd)
                 down = os.open(child, _OPEN_DIR, dir_fd=fd)
                 os.close(fd)
                 fd = down
-                names.append(child)
+                entered.append((child, (here.st_dev, here.st_ino)))
                 continue
-            if not names:  # `path` itself is empty now
+            if not entered:  # `path` itself is empty now
                 break
+            name, parent = entered.pop()
             up = os.open("..", _OPEN_DIR, dir_fd=fd)
             os.close(fd)
             fd = up
-            os.rmdir(names.pop(), dir_fd=fd)
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != parent:
+                raise OSError(errno.ENOTEMPTY, f"{path}: moved while it was being removed")
+            os.rmdir(name, dir_fd=fd)
     finally:
         os.close(fd)
     os.rmdir(path)

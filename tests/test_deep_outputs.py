@@ -113,6 +113,31 @@ def test_trees_deeper_than_path_max_are_removed_without_following_links(tmp_path
     assert not top.exists() and (outside / "keep").read_text() == "kept\n"
 
 
+def test_a_directory_moved_out_while_it_is_removed_stops_the_removal_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Going back up by `..` from a directory that another process moved elsewhere would
+    lead the removal into the place it was moved to: it stops there instead."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("kept\n")
+    top = tmp_path / "top"
+    (top / "x" / "y").mkdir(parents=True)
+    (top / "x" / "y" / "file").write_text("f\n")
+    unlink = os.unlink
+
+    def moving_unlink(name: str, *args: object, **kwargs: object) -> None:
+        unlink(name, *args, **kwargs)  # type: ignore[arg-type]
+        if name == "file":  # remove_tree is inside top/x/y: move it away now
+            os.rename(top / "x" / "y", elsewhere / "y")
+
+    monkeypatch.setattr(os, "unlink", moving_unlink)
+    with pytest.raises(OSError, match="moved while it was being removed"):
+        remove_tree(top)
+    assert (elsewhere / "keep.txt").read_text() == "kept\n"
+    assert (elsewhere / "y").is_dir()
+
+
 def test_walk_and_make_dirs_go_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
     made = tmp_path / "made"
     make_dirs(made / ("b/" * DEPTH))
