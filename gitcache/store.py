@@ -306,7 +306,7 @@ class RecordStore:
             self._warn(
                 f"ignoring record {commit[:12]}: it is filed under the signature "
                 f"{signature[:12]} of step {step!r}, but its record.json says step "
-                f"{stored.record.step!r}"
+                f"{stored.record.step!r} (a renamed step runs once under its new name)"
             )
             return None
         return stored

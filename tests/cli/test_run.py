@@ -375,3 +375,21 @@ def test_a_background_job_holding_the_output_is_waited_for_with_one_warning(
     assert restored.exit_code == 0 and "restored" in restored.stderr
     assert repo.read("out.txt") == "early\nlate\n"
     assert "warning" not in restored.stderr
+
+
+def test_a_renamed_step_runs_once_under_its_new_name(make: Callable[..., Repo]) -> None:
+    """The step's name is not in the signature, but a record belongs to one step: the
+    renamed step does not take the old name's record (one warning), runs, and is then up
+    to date under its new name."""
+    toml = '[steps.{}]\noutputs = ["o.txt"]\nrun = "echo hi > o.txt; echo x >> runs.log"\n'
+    repo = make({"gitcache.toml": toml.format("old"), ".gitignore": "o.txt\nruns.log\n"})
+    assert repo.run("run").exit_code == 0 and runs(repo) == 1
+    repo.write("gitcache.toml", toml.format("new"))
+    renamed = repo.run("run")
+    assert renamed.exit_code == 0, renamed.stderr
+    warnings = [line for line in renamed.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "a renamed step runs once under its new name" in warnings[0]
+    assert runs(repo) == 2
+    again = repo.run("run")
+    assert again.exit_code == 0 and "warning" not in again.stderr and runs(repo) == 2
+    assert "new: up to date" in again.stderr
