@@ -329,6 +329,18 @@ class CodeWalker:
         self._follow_function(func, outer, body, main)
         return self._doc
 
+    def class_document(self, cls: type) -> CodeDocument | None:
+        """The code of a repository's class (its form, what it uses), for a class an
+        argument's value has; None for a class from outside the repository."""
+        filename = _filename_of(cls)
+        if filename is None or self.location(filename) is None:
+            return None
+        main = self.key_of(cls)
+        self._doc = CodeDocument(main, {})
+        _LIVE[id(self._doc)] = self._doc
+        self._visit(cls, [], main)
+        return self._doc
+
     def _put(self, key: str, entry: list[Any], digest: str | None) -> None:
         assert self._doc is not None
         self._doc.entries[key] = entry

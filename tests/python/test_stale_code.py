@@ -47,3 +47,49 @@ def test_comments_added_after_the_import_are_no_edit(pyrepo: PyRepo) -> None:
     assert done.stdout.strip() == "11", done.stdout
     assert pyrepo.python("import ed\nprint(ed.inc(1))").stdout.strip() == "11"
     assert len([r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")]) == 1
+
+
+SHAPES = """
+import gitcache
+from pydantic import BaseModel
+
+class Shape(BaseModel):
+    side: float
+
+    def area(self) -> float:
+        return 0.0
+
+class Square(Shape):
+    def area(self) -> float:
+        return self.side * self.side
+
+@gitcache.step
+def measure(shape: Shape) -> float:
+    return shape.area()
+"""
+
+MEASURE = "import shapes\nprint(shapes.measure(shapes.Square(side=3)), shapes.measure(shapes.Shape(side=3)))"
+
+
+def test_the_code_of_an_arguments_class_counts_when_the_hint_names_another(
+    pyrepo: PyRepo,
+) -> None:
+    pyrepo.write("shapes.py", SHAPES)
+    assert pyrepo.python(MEASURE).stdout.split() == ["9.0", "0.0"]
+    pyrepo.write("shapes.py", SHAPES.replace("self.side * self.side", "self.side * 4"))
+    assert pyrepo.python(MEASURE).stdout.split() == ["12.0", "0.0"]
+    # Square's edit re-ran its call only: the call with the hinted class kept its record.
+    assert len([r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")]) == 3
+
+
+def test_an_argument_of_a_class_the_code_names_adds_nothing(pyrepo: PyRepo) -> None:
+    from gitcache.python.session import session_for
+
+    module = pyrepo.module("shapes.py", SHAPES)
+    session = session_for(pyrepo.root)
+    signer = module.measure.signer
+    code = signer.code(session.root, session.forms)
+    call = module.measure.sign(session, [module.Shape(side=1)], {})
+    assert call.document["references"] == code.references  # signatures as before
+    call = module.measure.sign(session, [module.Square(side=1)], {})
+    assert set(call.document["references"]) - set(code.references) == {"shapes.py:Square"}
