@@ -554,7 +554,7 @@ class CodeWalker:
                     return node
         raise CodeError(f"cannot find the source of {_describe(func)} in {code.co_filename}")
 
-    def class_node(self, cls: type) -> ast.ClassDef:
+    def class_node(self, cls: type) -> ast.AST:
         filename = _filename_of(cls)
         if filename is None:
             raise CodeError(f"cannot find the source of class {cls.__qualname__}")
@@ -564,11 +564,23 @@ class CodeWalker:
         found = [n for n in _class_defs(tree, path)]
         if not found:
             raise CodeError(f"cannot find the source of class {cls.__qualname__} in {filename}")
-        first = getattr(cls, "__firstlineno__", None)  # 3.13+
+        if len(found) == 1:
+            return found[0]
+        # A class defined twice in one file (`if FAST: class Impl ... else: class Impl`):
+        # the definition that ran, by its first line (3.13+), else by where its methods
+        # are. The later one is not always it: its edits would change nothing.
+        first = getattr(cls, "__firstlineno__", None)
         for node in found:
             if node.lineno == first or any(d.lineno == first for d in node.decorator_list):
                 return node
-        return found[-1]  # a class defined twice in one file: the later one is alive
+        lines = _method_lines(cls, filename)
+        holding = [
+            n for n in found if all(n.lineno <= x <= (n.end_lineno or n.lineno) for x in lines)
+        ]
+        if lines and len(holding) == 1:
+            return holding[0]
+        # Nothing tells them apart (no methods): all of them stand for it.
+        return ast.Module(body=list(found), type_ignores=[])
 
     # -- following references ----------------------------------------------------------------
 
@@ -687,7 +699,9 @@ class CodeWalker:
         if filename is not None:
             digest = self._file_digest(filename, getattr(module, "__dict__", None))
         first = getattr(cls, "__firstlineno__", "")
-        key = f"c:{cls.__qualname__}:{first}"
+        lines = _method_lines(cls, filename) if first == "" and filename is not None else []
+        # Which definition of a class defined twice in the file (class_node): in the key.
+        key = f"c:{cls.__qualname__}:{first}" + (f":m{min(lines)}" if lines else "")
         cached = self._forms.get(digest, key) if digest is not None else None
         if cached is not None:
             return cached[0], cached[1], self._cached_hash(cached, 2)
@@ -867,6 +881,15 @@ def _class_functions(cls: type) -> Iterator[Any]:
             cls.__qualname__ + "."
         ):
             yield value
+
+
+def _method_lines(cls: type, filename: str) -> list[int]:
+    """First lines of the class's own functions in its file (not a decorator's)."""
+    return [
+        f.__code__.co_firstlineno
+        for f in _class_functions(cls)
+        if f.__code__.co_filename == filename
+    ]
 
 
 def _class_defs(tree: ast.AST, path: list[str]) -> Iterator[ast.ClassDef]:

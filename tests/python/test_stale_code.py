@@ -93,3 +93,49 @@ def test_an_argument_of_a_class_the_code_names_adds_nothing(pyrepo: PyRepo) -> N
     assert call.document["references"] == code.references  # signatures as before
     call = module.measure.sign(session, [module.Square(side=1)], {})
     assert set(call.document["references"]) - set(code.references) == {"shapes.py:Square"}
+
+
+TWICE = """
+import gitcache
+
+FAST = True
+
+if FAST:
+    class Impl:
+        def run(self) -> int:
+            return 1
+else:
+    class Impl:
+        def run(self) -> int:
+            return 2
+
+if FAST:
+    class Plain:
+        K = 10
+else:
+    class Plain:
+        K = 20
+
+@gitcache.step
+def f(x: int) -> int:
+    return x + Impl().run() + Plain.K
+"""
+
+
+def test_a_class_defined_twice_in_a_file_counts_by_the_definition_that_ran(
+    pyrepo: PyRepo,
+) -> None:
+    """Before 3.13 a class does not say its first line: the later definition was taken,
+    and an edit of the one that ran changed nothing."""
+    pyrepo.write("twice.py", TWICE)
+    call = "import twice\nprint(twice.f(100))"
+    assert pyrepo.python(call).stdout.strip() == "111"
+    pyrepo.write("twice.py", TWICE.replace("return 1\n", "return 3\n"))
+    assert pyrepo.python(call).stdout.strip() == "113"
+    pyrepo.write("twice.py", TWICE.replace("return 1\n", "return 3\n").replace("K = 10", "K = 30"))
+    assert pyrepo.python(call).stdout.strip() == "133"  # no methods: every definition counts
+    sigs = [r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")]
+    text = TWICE.replace("return 1\n", "return 3\n").replace("K = 10", "K = 30")
+    pyrepo.write("twice.py", text.replace("return 2\n", "return 4\n"))  # the one not run
+    assert pyrepo.python(call).stdout.strip() == "133"
+    assert [r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")] == sigs
