@@ -611,7 +611,39 @@ class CodeWalker:
             return  # a builtin, or a name not bound yet
         self._doc.bindings.append((namespace, name, value))
         where = self.location(namespace.get("__file__") or "") or INTERACTIVE
-        self._visit(value, attrs, f"{where}:{name}")
+        key = f"{where}:{name}"
+        self._visit(value, attrs, key)
+        entry = self._doc.entries.get(key)
+        if entry is not None and len(entry) == 2 and entry[0] == "constant" and _opaque(entry[1]):
+            self._bound_by(namespace, name, key, entry)
+
+    def _bound_by(self, namespace: dict[str, Any], name: str, key: str, entry: list[Any]) -> None:
+        """A module-level constant holding an object counted by its type alone (a compiled
+        regex, a Fraction, a third-party model's settings): its value says nothing of
+        `WORD = re.compile("[a-z]+")`'s pattern, so the statements binding it count, and
+        what they use (`re.compile(PATTERN)`, `make_model()`) is followed as code."""
+        filename = namespace.get("__file__")
+        if not isinstance(filename, str) or self.location(filename) is None:
+            return  # a notebook's cells: no module text to find the statement in
+        digest = self._file_digest(filename, namespace)
+        if digest is None:
+            return
+        cached = self._forms.get(digest, f"s:{name}")
+        if cached is None:
+            try:
+                tree = self._module_tree(filename, namespace)
+            except CodeError:
+                return
+            statements: list[ast.AST] = list(_binding_statements(tree.body, name))
+            cached = [[normalize(s) for s in statements], _references(statements)]
+            self._forms.put(digest, f"s:{name}", cached)
+        forms, references = cached
+        if not forms:
+            return
+        self._put(key, [*entry, ["bound by", forms]], None)
+        for used, attrs in references:
+            if used != name and not (used.startswith("__") and used.endswith("__")):
+                self._global(namespace, used, attrs)  # `__name__` differs in a script
 
     def _visit(self, value: Any, attrs: list[str], key: str) -> None:
         assert self._doc is not None
@@ -881,6 +913,51 @@ def _class_functions(cls: type) -> Iterator[Any]:
             cls.__qualname__ + "."
         ):
             yield value
+
+
+def _opaque(form: Any) -> bool:
+    """Whether a constant's form holds an object counted by its type alone."""
+    if not isinstance(form, list) or len(form) < 2:
+        return False
+    tag, rest = form[0], form[1]
+    if tag == "object":
+        return len(form) == 2 or _opaque(form[2])
+    if tag in ("list", "tuple", "set", "frozenset") and isinstance(rest, list):
+        return any(_opaque(v) for v in rest)
+    if tag == "dict" and isinstance(rest, list):
+        return any(_opaque(v) for pair in rest if isinstance(pair, list) for v in pair)
+    return False
+
+
+def _binding_statements(body: list[ast.stmt], name: str) -> Iterator[ast.stmt]:
+    """Module-level statements that bind `name` (in `if`/`try`/`with` blocks too; not
+    inside functions and classes, whose code counts as such)."""
+    for stmt in body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        blocks = [getattr(stmt, f, None) for f in ("body", "orelse", "finalbody")]
+        blocks += [h.body for h in getattr(stmt, "handlers", ())]
+        blocks += [c.body for c in getattr(stmt, "cases", ())]
+        nested = [b for b in blocks if isinstance(b, list) and b]
+        if not nested:
+            if _stores(stmt, name):
+                yield stmt
+            continue
+        heads = [getattr(stmt, f) for f in ("target", "items") if hasattr(stmt, f)]
+        if any(_stores(h, name) for h in heads):  # `for NAME in ...`, `with ... as NAME`
+            yield stmt
+            continue
+        for block in nested:
+            yield from _binding_statements(block, name)
+
+
+def _stores(node: Any, name: str) -> bool:
+    nodes = node if isinstance(node, list) else [node]
+    return any(
+        isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)
+        for top in nodes
+        for n in ast.walk(top)
+    )
 
 
 def _method_lines(cls: type, filename: str) -> list[int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.python.conftest import PyRepo
 
 EDITED = """
@@ -139,3 +141,49 @@ def test_a_class_defined_twice_in_a_file_counts_by_the_definition_that_ran(
     pyrepo.write("twice.py", text.replace("return 2\n", "return 4\n"))  # the one not run
     assert pyrepo.python(call).stdout.strip() == "133"
     assert [r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")] == sigs
+
+
+REGEX = """
+import logging
+import re
+import gitcache
+
+log = logging.getLogger(__name__)
+
+def build():
+    return re.compile(r"[a-z]+")
+
+WORD = re.compile(r"[a-z]+")
+BUILT = build()
+
+@gitcache.step
+def words(text: str) -> int:
+    log.debug("counting")
+    return len(WORD.findall(text)) + 10 * len(BUILT.findall(text))
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('WORD = re.compile(r"[a-z]+")', 'WORD = re.compile(r"[a-z0-9]+")', "34"),
+        ('return re.compile(r"[a-z]+")', 'return re.compile(r"[a-z0-9]+")', "43"),
+    ],
+)
+def test_a_constant_counted_by_its_type_counts_with_the_statement_binding_it(
+    pyrepo: PyRepo, old: str, new: str, expected: str
+) -> None:
+    """A compiled regex is an object of an outside type, counted by its type: editing
+    its pattern changed nothing."""
+    pyrepo.write("rx.py", REGEX)
+    call = 'import rx\nprint(rx.words("ab cd-ef 12"))'
+    assert pyrepo.python(call).stdout.strip() == "33"
+    pyrepo.write("rx.py", REGEX.replace(old, new))
+    assert pyrepo.python(call).stdout.strip() == expected
+
+
+def test_a_script_and_its_importers_share_records_of_such_constants(pyrepo: PyRepo) -> None:
+    pyrepo.write("rx.py", REGEX + '\nif __name__ == "__main__":\n    print(words("ab 1"))\n')
+    assert pyrepo.run_file("rx.py").stdout.strip() == "11"
+    assert pyrepo.python('import rx\nprint(rx.words("ab 1"))').stdout.strip() == "11"
+    assert len([r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")]) == 1
