@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import enum
 import functools
 import hashlib
 import importlib.util
@@ -40,7 +41,7 @@ import time
 import types
 import typing
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -74,7 +75,7 @@ class CodeDocument:
     packages: set[str] = field(default_factory=set)  # top-level modules from outside the repo
     # (namespace, name, value) of every global binding read, and (cell, value) of every
     # closure cell: while all still hold the same objects, the document is still true.
-    bindings: list[tuple[dict[str, Any], str, Any]] = field(default_factory=list)
+    bindings: list[tuple[Mapping[str, Any], str, Any]] = field(default_factory=list)
     cells: list[tuple[types.CellType, Any]] = field(default_factory=list)
     # key -> hash of its entry, for the entries whose hash came with their cached form
     digests: dict[str, str] = field(default_factory=dict)
@@ -724,7 +725,8 @@ class CodeWalker:
         if attrs:  # `helpers.smooth(...)`: what is used from the repository's module
             self._global(module.__dict__, attrs[0], attrs[1:])
 
-    def _class_form(self, cls: type) -> tuple[Any, list[Any], str | None]:
+    def _class_key(self, cls: type) -> tuple[str | None, str]:
+        """The hash of the class's file and the key of its form in the form cache."""
         filename = _filename_of(cls)
         module = sys.modules.get(cls.__module__)
         digest = None
@@ -733,7 +735,21 @@ class CodeWalker:
         first = getattr(cls, "__firstlineno__", "")
         lines = _method_lines(cls, filename) if first == "" and filename is not None else []
         # Which definition of a class defined twice in the file (class_node): in the key.
-        key = f"c:{cls.__qualname__}:{first}" + (f":m{min(lines)}" if lines else "")
+        return digest, f"c:{cls.__qualname__}:{first}" + (f":m{min(lines)}" if lines else "")
+
+    def _class_literals(self, cls: type) -> list[Any]:
+        """[name, literal's form] of the class body's `NAME = <literal>` statements."""
+        digest, key = self._class_key(cls)
+        key = "l" + key[1:]
+        cached = self._forms.get(digest, key) if digest is not None else None
+        if cached is None:
+            cached = _literal_attributes(self.class_node(cls))
+            if digest is not None:
+                self._forms.put(digest, key, cached)
+        return list(cached)
+
+    def _class_form(self, cls: type) -> tuple[Any, list[Any], str | None]:
+        digest, key = self._class_key(cls)
         cached = self._forms.get(digest, key) if digest is not None else None
         if cached is not None:
             return cached[0], cached[1], self._cached_hash(cached, 2)
@@ -754,6 +770,8 @@ class CodeWalker:
         for name, attrs in references:
             if name in namespace:
                 self._global(namespace, name, attrs)
+        if not issubclass(cls, enum.Enum):  # members are no literals, and cannot be set
+            self._class_attributes(cls)
         filename = _filename_of(cls)
         for method in _class_functions(cls):
             if method.__code__.co_filename != filename:
@@ -770,6 +788,23 @@ class CodeWalker:
                     continue
                 self._doc.cells.append((cell, value))
                 self._visit(value, [], f"{self.key_of(method)}.<closure>.{name}")
+
+    def _class_attributes(self, cls: type) -> None:
+        """A class attribute whose body says `K = 2` but which holds another value now
+        (`Config.K = 3` in a script, a list appended to) counts by that value: the class's
+        text no longer says what the code uses. Equal values add nothing."""
+        assert self._doc is not None
+        state = vars(cls)
+        for name, literal in self._class_literals(cls):
+            value = state.get(name, _MISSING)
+            if value is _MISSING or hasattr(type(value), "__get__"):
+                continue  # a field a decorator or metaclass took over (pydantic, NamedTuple)
+            self._doc.bindings.append((state, name, value))
+            if _json_form(value) == literal:
+                if not _immutable(value):  # appended to later: another value
+                    self._doc.mutables.append((literal, functools.partial(_json_form, value)))
+                continue
+            self._put_constant(f"{self.key_of(cls)}.{name}", value)
 
     def _container(self, value: Any, key: str) -> Any:
         """A list, tuple, set or dict holding code (`OPS = {"add": add}`, `PIPE = [f, g]`):
@@ -913,6 +948,37 @@ def _class_functions(cls: type) -> Iterator[Any]:
             cls.__qualname__ + "."
         ):
             yield value
+
+
+def _json_form(value: Any) -> Any:
+    try:
+        return json_constant(value)
+    except TypeError:
+        return None
+
+
+def _literal_attributes(node: ast.AST) -> list[Any]:
+    """[name, json form] of a class body's `NAME = <literal>` (or `NAME: T = <literal>`)
+    statements, the last one of each name (nothing for several definitions at once)."""
+    found: dict[str, Any] = {}
+    for stmt in node.body if isinstance(node, ast.ClassDef) else []:
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            continue
+        try:
+            form = json_constant(ast.literal_eval(value))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            for target in targets:  # computed: its text counts, not a value
+                if isinstance(target, ast.Name):
+                    found.pop(target.id, None)
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name):
+                found[target.id] = form
+    return [[name, form] for name, form in found.items()]
 
 
 def _opaque(form: Any) -> bool:

@@ -187,3 +187,39 @@ def test_a_script_and_its_importers_share_records_of_such_constants(pyrepo: PyRe
     assert pyrepo.run_file("rx.py").stdout.strip() == "11"
     assert pyrepo.python('import rx\nprint(rx.words("ab 1"))').stdout.strip() == "11"
     assert len([r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")]) == 1
+
+
+CONFIG = """
+import gitcache
+
+class Config:
+    K = 2
+    ITEMS = [1, 2]
+    LABEL: str = "x"
+
+@gitcache.step
+def scaled(x: int) -> int:
+    return x * Config.K * sum(Config.ITEMS)
+"""
+
+SET_AND_CALL = """
+import sys
+import config
+
+if len(sys.argv) > 1:
+    config.Config.K = int(sys.argv[1])
+print(config.scaled(1))
+config.Config.ITEMS.append(3)
+print(config.scaled(1))
+"""
+
+
+def test_a_class_attribute_set_at_run_time_counts_by_its_value(pyrepo: PyRepo) -> None:
+    """The class's text says K = 2; a script that sets Config.K = 5 before calling got
+    the result made with 2."""
+    pyrepo.write("config.py", CONFIG)
+    assert pyrepo.python(SET_AND_CALL).stdout.split() == ["6", "12"]
+    assert pyrepo.python(SET_AND_CALL, "5").stdout.split() == ["15", "30"]
+    sigs = [r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")]
+    assert pyrepo.python(SET_AND_CALL, "2").stdout.split() == ["6", "12"]  # as its text says
+    assert [r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")] == sigs
