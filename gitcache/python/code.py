@@ -604,6 +604,79 @@ class CodeWalker:
                 self._visit(value, attrs, f"{owner}.<closure>.{name}")
             elif name in names:
                 self._global(func.__globals__, name, attrs)
+        code = func.__code__
+        key = f"i:{code.co_firstlineno}:{code.co_name}"
+        imports = self._imports_in(code.co_filename, func.__globals__, key, func)
+        self._follow_imports(imports, body, func.__globals__)
+
+    def _imports_in(
+        self, filename: str, namespace: dict[str, Any], key: str, definition: Any
+    ) -> list[Any]:
+        """The `import` statements inside a function's or class's body (kept with the forms)."""
+        digest = self._file_digest(filename, namespace)
+        cached = self._forms.get(digest, key) if digest is not None else None
+        if cached is None:
+            if isinstance(definition, type):
+                node = self.class_node(definition)
+            else:
+                node = self.function_node(definition)
+            cached = _local_imports(node)
+            if digest is not None:
+                self._forms.put(digest, key, cached)
+        return list(cached)
+
+    def _follow_imports(
+        self, imports: list[Any], used: list[Any], namespace: dict[str, Any]
+    ) -> None:
+        """Names bound by imports inside a body (`import helpers`, `from helpers import
+        g`, in the function to import lazily) are no globals: what the body uses of them
+        is followed in the module they come from, as for module-level imports."""
+        for bound, module_name, attribute, level in imports:
+            uses = [attrs for name, attrs in used if name == bound]
+            if not uses:
+                continue
+            module = self._import(module_name, level, namespace)
+            if module is None:
+                continue
+            for attrs in uses:
+                if attribute is None:
+                    self._module(module, attrs)
+                    continue
+                if attribute not in module.__dict__:  # `from package import submodule`
+                    sub = self._import(f"{module.__name__}.{attribute}", 0, namespace)
+                    if sub is not None:
+                        self._module(sub, attrs)
+                    continue
+                self._global(module.__dict__, attribute, attrs)
+
+    def _import(self, name: str, level: int, namespace: dict[str, Any]) -> Any:
+        """The module an import inside a body gives: already imported, or one of the
+        repository's (imported now, as the body would); None for another package's that
+        is not imported yet (its name is noted, not imported: a hit must stay cheap)."""
+        try:
+            full = importlib.util.resolve_name("." * level + name, namespace.get("__package__"))
+        except (ImportError, ValueError):
+            return None
+        module = sys.modules.get(full)
+        if module is not None:
+            return module
+        top = full.split(".")[0]
+        found = sys.modules.get(top)
+        try:  # the top-level package only: finding `a.b` would import `a`
+            origin = getattr(found, "__file__", None) if found else importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            origin = None
+        if origin is not None and not isinstance(origin, str):
+            origin = origin.origin
+        if not isinstance(origin, str) or self.location(origin) is None:
+            if top not in sys.stdlib_module_names and top not in _NOT_PACKAGES:
+                assert self._doc is not None
+                self._doc.packages.add(top)
+            return None
+        try:
+            return importlib.import_module(full)
+        except Exception:  # it fails as the body would: nothing to follow
+            return None
 
     def _global(self, namespace: dict[str, Any], name: str, attrs: list[str]) -> None:
         assert self._doc is not None
@@ -772,6 +845,10 @@ class CodeWalker:
                 self._global(namespace, name, attrs)
         if not issubclass(cls, enum.Enum):  # members are no literals, and cannot be set
             self._class_attributes(cls)
+        if module is not None:
+            key = "i" + self._class_key(cls)[1][1:]
+            imports = self._imports_in(_filename_of(cls) or "", namespace, key, cls)
+            self._follow_imports(imports, references, namespace)
         filename = _filename_of(cls)
         for method in _class_functions(cls):
             if method.__code__.co_filename != filename:
@@ -948,6 +1025,27 @@ def _class_functions(cls: type) -> Iterator[Any]:
             cls.__qualname__ + "."
         ):
             yield value
+
+
+def _local_imports(node: ast.AST) -> list[Any]:
+    """[bound name, module, attribute or None, level] of every import statement in a
+    definition's body (`import a.b` binds `a`; `import a.b as x` binds x to `a.b`;
+    `from .a import f as g` binds g to `f` of `.a`)."""
+    found: list[Any] = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Import):
+            for alias in sub.names:
+                if alias.asname is None:
+                    top = alias.name.split(".")[0]
+                    found.append([top, top, None, 0])
+                else:
+                    found.append([alias.asname, alias.name, None, 0])
+        elif isinstance(sub, ast.ImportFrom):
+            for alias in sub.names:
+                if alias.name != "*":
+                    bound = alias.asname or alias.name
+                    found.append([bound, sub.module or "", alias.name, sub.level])
+    return found
 
 
 def _json_form(value: Any) -> Any:

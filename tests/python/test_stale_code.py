@@ -223,3 +223,39 @@ def test_a_class_attribute_set_at_run_time_counts_by_its_value(pyrepo: PyRepo) -
     sigs = [r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")]
     assert pyrepo.python(SET_AND_CALL, "2").stdout.split() == ["6", "12"]  # as its text says
     assert [r for r in pyrepo.refs() if r.startswith("refs/gitcache/sig/")] == sigs
+
+
+LAZY = """
+import gitcache
+
+@gitcache.step
+def lazy(x: int) -> int:
+    import json
+    import lochelp
+    from lochelp import g
+    from pkg import sub
+    from pkg.sub import h as hh
+    return lochelp.g(x) + g(x) + sub.h(x) + hh(x) + len(json.dumps(x))
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new", "expected"),
+    [
+        ("lochelp.py", "v * 2", "v * 3", "209"),
+        ("pkg/sub.py", "v + 100", "v + 200", "407"),
+    ],
+)
+def test_what_a_step_imports_inside_its_body_counts(
+    pyrepo: PyRepo, path: str, old: str, new: str, expected: str
+) -> None:
+    """`import helpers` inside the function (a lazy import) binds no global: the code of
+    what the body used from it did not count."""
+    pyrepo.write("lochelp.py", "def g(v: int) -> int:\n    return v * 2\n")
+    pyrepo.write("pkg/__init__.py", "")
+    pyrepo.write("pkg/sub.py", "def h(v: int) -> int:\n    return v + 100\n")
+    pyrepo.write("lazy.py", LAZY)
+    call = "import lazy\nprint(lazy.lazy(1))"
+    assert pyrepo.python(call).stdout.strip() == "207"
+    pyrepo.write(path, pyrepo.read(path).replace(old, new))
+    assert pyrepo.python(call).stdout.strip() == expected
