@@ -397,6 +397,7 @@ class Signer:
             for name, value in arguments.items()
             if name not in options.ignore
         }
+        classes += fingerprint.pickled
         references = code.references
         if classes and code.document is not None:  # not under version="...": the user's call
             extra = self.argument_code(classes, root, forms, references)

@@ -259,3 +259,32 @@ def test_what_a_step_imports_inside_its_body_counts(
     assert pyrepo.python(call).stdout.strip() == "207"
     pyrepo.write(path, pyrepo.read(path).replace(old, new))
     assert pyrepo.python(call).stdout.strip() == expected
+
+
+PICKLED = """
+from typing import Any
+import gitcache
+
+class Square:
+    def __init__(self, side: float) -> None:
+        self.side = side
+
+    def area(self) -> float:
+        return self.side * self.side
+
+class Box:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+@gitcache.step(allow_pickle=True)
+def measure(box: Any) -> float:
+    return box.inner.area()
+"""
+
+
+def test_the_code_of_classes_inside_a_pickled_argument_counts(pyrepo: PyRepo) -> None:
+    pyrepo.write("boxes.py", PICKLED)
+    call = "import boxes\nprint(boxes.measure(boxes.Box(boxes.Square(3))))"
+    assert pyrepo.python(call).stdout.strip() == "9.0"
+    pyrepo.write("boxes.py", PICKLED.replace("self.side * self.side", "self.side * 4"))
+    assert pyrepo.python(call).stdout.strip() == "12.0"
