@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import enum
 import functools
 import hashlib
 import importlib.util
@@ -40,7 +41,7 @@ import time
 import types
 import typing
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -74,7 +75,7 @@ class CodeDocument:
     packages: set[str] = field(default_factory=set)  # top-level modules from outside the repo
     # (namespace, name, value) of every global binding read, and (cell, value) of every
     # closure cell: while all still hold the same objects, the document is still true.
-    bindings: list[tuple[dict[str, Any], str, Any]] = field(default_factory=list)
+    bindings: list[tuple[Mapping[str, Any], str, Any]] = field(default_factory=list)
     cells: list[tuple[types.CellType, Any]] = field(default_factory=list)
     # key -> hash of its entry, for the entries whose hash came with their cached form
     digests: dict[str, str] = field(default_factory=dict)
@@ -323,9 +324,22 @@ class CodeWalker:
         self._doc = CodeDocument(main, {})
         _LIVE[id(self._doc)] = self._doc
         self._seen.add(id(func))
+        self._check_running(func.__code__, func.__globals__)
         form, outer, body, digest = self._function_form(func, step=True)
         self._put(main, ["function", form], digest)
         self._follow_function(func, outer, body, main)
+        return self._doc
+
+    def class_document(self, cls: type) -> CodeDocument | None:
+        """The code of a repository's class (its form, what it uses), for a class an
+        argument's value has; None for a class from outside the repository."""
+        filename = _filename_of(cls)
+        if filename is None or self.location(filename) is None:
+            return None
+        main = self.key_of(cls)
+        self._doc = CodeDocument(main, {})
+        _LIVE[id(self._doc)] = self._doc
+        self._visit(cls, [], main)
         return self._doc
 
     def _put(self, key: str, entry: list[Any], digest: str | None) -> None:
@@ -402,6 +416,50 @@ class CodeWalker:
         if digest is not None:
             self._forms.put(digest, key, found)
         return found[0], found[1], found[2], self._cached_hash(found, 3)
+
+    def _check_running(self, code: types.CodeType, namespace: dict[str, Any] | None) -> None:
+        """Raise CodeError unless `code`, which is what runs, is what its file on disk
+        compiles to. The forms come from the file as it is now: a module edited after it
+        was imported (a notebook without autoreload, a long-lived process) would give
+        the new code's signature to the old code's result, and every later process with
+        the new code would load that result."""
+        if namespace is not None and "@pytest_ar" in namespace:
+            return  # a module pytest rewrote (its asserts): not what the file compiles to
+        filename = code.co_filename
+        data = self._source_bytes(filename, namespace)
+        if data is None or not data.startswith(b"file\0"):
+            return  # a notebook cell: its text is the code that ran, and cannot change
+        compiled = self._compiled(filename, data)
+        if _code_print(code) not in compiled.get(f"{code.co_firstlineno}:{code.co_qualname}", ()):
+            where = self.location(filename) or filename
+            raise CodeError(
+                f"{code.co_qualname} is not the code in {where} any more (the file was "
+                "edited after it was imported): reload the module or start a new process"
+            )
+
+    def _compiled(self, filename: str, data: bytes) -> dict[str, list[str]]:
+        """`line:qualname` -> prints of the code objects the file compiles to (as import
+        compiles it), kept with the forms per Python version and optimization level."""
+        digest = self._file_digest(filename, None)
+        key = f"b:{sys.implementation.cache_tag}:{sys.flags.optimize}"
+        cached = self._forms.get(digest, key) if digest is not None else None
+        if isinstance(cached, dict):
+            return cached
+        try:
+            module = compile(data[5:], filename, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError):
+            raise CodeError(f"cannot compile {filename}") from None
+        found: dict[str, list[str]] = {}
+        pending = [module]
+        while pending:
+            code = pending.pop()
+            found.setdefault(f"{code.co_firstlineno}:{code.co_qualname}", []).append(
+                _code_print(code)
+            )
+            pending.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+        if digest is not None:
+            self._forms.put(digest, key, found)
+        return found
 
     def _cached_hash(self, cached: list[Any], at: int) -> str | None:
         found = cached[at] if self._hash_entry is not None and len(cached) > at else None
@@ -497,7 +555,7 @@ class CodeWalker:
                     return node
         raise CodeError(f"cannot find the source of {_describe(func)} in {code.co_filename}")
 
-    def class_node(self, cls: type) -> ast.ClassDef:
+    def class_node(self, cls: type) -> ast.AST:
         filename = _filename_of(cls)
         if filename is None:
             raise CodeError(f"cannot find the source of class {cls.__qualname__}")
@@ -507,11 +565,23 @@ class CodeWalker:
         found = [n for n in _class_defs(tree, path)]
         if not found:
             raise CodeError(f"cannot find the source of class {cls.__qualname__} in {filename}")
-        first = getattr(cls, "__firstlineno__", None)  # 3.13+
+        if len(found) == 1:
+            return found[0]
+        # A class defined twice in one file (`if FAST: class Impl ... else: class Impl`):
+        # the definition that ran, by its first line (3.13+), else by where its methods
+        # are. The later one is not always it: its edits would change nothing.
+        first = getattr(cls, "__firstlineno__", None)
         for node in found:
             if node.lineno == first or any(d.lineno == first for d in node.decorator_list):
                 return node
-        return found[-1]  # a class defined twice in one file: the later one is alive
+        lines = _method_lines(cls, filename)
+        holding = [
+            n for n in found if all(n.lineno <= x <= (n.end_lineno or n.lineno) for x in lines)
+        ]
+        if lines and len(holding) == 1:
+            return holding[0]
+        # Nothing tells them apart (no methods): all of them stand for it.
+        return ast.Module(body=list(found), type_ignores=[])
 
     # -- following references ----------------------------------------------------------------
 
@@ -534,6 +604,79 @@ class CodeWalker:
                 self._visit(value, attrs, f"{owner}.<closure>.{name}")
             elif name in names:
                 self._global(func.__globals__, name, attrs)
+        code = func.__code__
+        key = f"i:{code.co_firstlineno}:{code.co_name}"
+        imports = self._imports_in(code.co_filename, func.__globals__, key, func)
+        self._follow_imports(imports, body, func.__globals__)
+
+    def _imports_in(
+        self, filename: str, namespace: dict[str, Any], key: str, definition: Any
+    ) -> list[Any]:
+        """The `import` statements inside a function's or class's body (kept with the forms)."""
+        digest = self._file_digest(filename, namespace)
+        cached = self._forms.get(digest, key) if digest is not None else None
+        if cached is None:
+            if isinstance(definition, type):
+                node = self.class_node(definition)
+            else:
+                node = self.function_node(definition)
+            cached = _local_imports(node)
+            if digest is not None:
+                self._forms.put(digest, key, cached)
+        return list(cached)
+
+    def _follow_imports(
+        self, imports: list[Any], used: list[Any], namespace: dict[str, Any]
+    ) -> None:
+        """Names bound by imports inside a body (`import helpers`, `from helpers import
+        g`, in the function to import lazily) are no globals: what the body uses of them
+        is followed in the module they come from, as for module-level imports."""
+        for bound, module_name, attribute, level in imports:
+            uses = [attrs for name, attrs in used if name == bound]
+            if not uses:
+                continue
+            module = self._import(module_name, level, namespace)
+            if module is None:
+                continue
+            for attrs in uses:
+                if attribute is None:
+                    self._module(module, attrs)
+                    continue
+                if attribute not in module.__dict__:  # `from package import submodule`
+                    sub = self._import(f"{module.__name__}.{attribute}", 0, namespace)
+                    if sub is not None:
+                        self._module(sub, attrs)
+                    continue
+                self._global(module.__dict__, attribute, attrs)
+
+    def _import(self, name: str, level: int, namespace: dict[str, Any]) -> Any:
+        """The module an import inside a body gives: already imported, or one of the
+        repository's (imported now, as the body would); None for another package's that
+        is not imported yet (its name is noted, not imported: a hit must stay cheap)."""
+        try:
+            full = importlib.util.resolve_name("." * level + name, namespace.get("__package__"))
+        except (ImportError, ValueError):
+            return None
+        module = sys.modules.get(full)
+        if module is not None:
+            return module
+        top = full.split(".")[0]
+        found = sys.modules.get(top)
+        try:  # the top-level package only: finding `a.b` would import `a`
+            origin = getattr(found, "__file__", None) if found else importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            origin = None
+        if origin is not None and not isinstance(origin, str):
+            origin = origin.origin
+        if not isinstance(origin, str) or self.location(origin) is None:
+            if top not in sys.stdlib_module_names and top not in _NOT_PACKAGES:
+                assert self._doc is not None
+                self._doc.packages.add(top)
+            return None
+        try:
+            return importlib.import_module(full)
+        except Exception:  # it fails as the body would: nothing to follow
+            return None
 
     def _global(self, namespace: dict[str, Any], name: str, attrs: list[str]) -> None:
         assert self._doc is not None
@@ -542,7 +685,39 @@ class CodeWalker:
             return  # a builtin, or a name not bound yet
         self._doc.bindings.append((namespace, name, value))
         where = self.location(namespace.get("__file__") or "") or INTERACTIVE
-        self._visit(value, attrs, f"{where}:{name}")
+        key = f"{where}:{name}"
+        self._visit(value, attrs, key)
+        entry = self._doc.entries.get(key)
+        if entry is not None and len(entry) == 2 and entry[0] == "constant" and _opaque(entry[1]):
+            self._bound_by(namespace, name, key, entry)
+
+    def _bound_by(self, namespace: dict[str, Any], name: str, key: str, entry: list[Any]) -> None:
+        """A module-level constant holding an object counted by its type alone (a compiled
+        regex, a Fraction, a third-party model's settings): its value says nothing of
+        `WORD = re.compile("[a-z]+")`'s pattern, so the statements binding it count, and
+        what they use (`re.compile(PATTERN)`, `make_model()`) is followed as code."""
+        filename = namespace.get("__file__")
+        if not isinstance(filename, str) or self.location(filename) is None:
+            return  # a notebook's cells: no module text to find the statement in
+        digest = self._file_digest(filename, namespace)
+        if digest is None:
+            return
+        cached = self._forms.get(digest, f"s:{name}")
+        if cached is None:
+            try:
+                tree = self._module_tree(filename, namespace)
+            except CodeError:
+                return
+            statements: list[ast.AST] = list(_binding_statements(tree.body, name))
+            cached = [[normalize(s) for s in statements], _references(statements)]
+            self._forms.put(digest, f"s:{name}", cached)
+        forms, references = cached
+        if not forms:
+            return
+        self._put(key, [*entry, ["bound by", forms]], None)
+        for used, attrs in references:
+            if used != name and not (used.startswith("__") and used.endswith("__")):
+                self._global(namespace, used, attrs)  # `__name__` differs in a script
 
     def _visit(self, value: Any, attrs: list[str], key: str) -> None:
         assert self._doc is not None
@@ -577,6 +752,7 @@ class CodeWalker:
                 self._outside(value)
                 return
             if isinstance(value, types.FunctionType):
+                self._check_running(value.__code__, value.__globals__)
                 form, outer, body, digest = self._function_form(value)
                 # Closures of one function (`add2 = make_adder(2)`, `add3 = ...`) share a
                 # qualname, and so do all lambdas of a module (`inc = lambda ...`, `dbl =
@@ -622,14 +798,31 @@ class CodeWalker:
         if attrs:  # `helpers.smooth(...)`: what is used from the repository's module
             self._global(module.__dict__, attrs[0], attrs[1:])
 
-    def _class_form(self, cls: type) -> tuple[Any, list[Any], str | None]:
+    def _class_key(self, cls: type) -> tuple[str | None, str]:
+        """The hash of the class's file and the key of its form in the form cache."""
         filename = _filename_of(cls)
         module = sys.modules.get(cls.__module__)
         digest = None
         if filename is not None:
             digest = self._file_digest(filename, getattr(module, "__dict__", None))
         first = getattr(cls, "__firstlineno__", "")
-        key = f"c:{cls.__qualname__}:{first}"
+        lines = _method_lines(cls, filename) if first == "" and filename is not None else []
+        # Which definition of a class defined twice in the file (class_node): in the key.
+        return digest, f"c:{cls.__qualname__}:{first}" + (f":m{min(lines)}" if lines else "")
+
+    def _class_literals(self, cls: type) -> list[Any]:
+        """[name, literal's form] of the class body's `NAME = <literal>` statements."""
+        digest, key = self._class_key(cls)
+        key = "l" + key[1:]
+        cached = self._forms.get(digest, key) if digest is not None else None
+        if cached is None:
+            cached = _literal_attributes(self.class_node(cls))
+            if digest is not None:
+                self._forms.put(digest, key, cached)
+        return list(cached)
+
+    def _class_form(self, cls: type) -> tuple[Any, list[Any], str | None]:
+        digest, key = self._class_key(cls)
         cached = self._forms.get(digest, key) if digest is not None else None
         if cached is not None:
             return cached[0], cached[1], self._cached_hash(cached, 2)
@@ -650,10 +843,17 @@ class CodeWalker:
         for name, attrs in references:
             if name in namespace:
                 self._global(namespace, name, attrs)
+        if not issubclass(cls, enum.Enum):  # members are no literals, and cannot be set
+            self._class_attributes(cls)
+        if module is not None:
+            key = "i" + self._class_key(cls)[1][1:]
+            imports = self._imports_in(_filename_of(cls) or "", namespace, key, cls)
+            self._follow_imports(imports, references, namespace)
         filename = _filename_of(cls)
         for method in _class_functions(cls):
             if method.__code__.co_filename != filename:
                 continue  # generated by a decorator (dataclass): its class's source says it
+            self._check_running(method.__code__, namespace)
             # Closure cells of methods (rare, but they count); __class__ is the class.
             cells = zip(method.__code__.co_freevars, method.__closure__ or (), strict=False)
             for name, cell in cells:
@@ -665,6 +865,23 @@ class CodeWalker:
                     continue
                 self._doc.cells.append((cell, value))
                 self._visit(value, [], f"{self.key_of(method)}.<closure>.{name}")
+
+    def _class_attributes(self, cls: type) -> None:
+        """A class attribute whose body says `K = 2` but which holds another value now
+        (`Config.K = 3` in a script, a list appended to) counts by that value: the class's
+        text no longer says what the code uses. Equal values add nothing."""
+        assert self._doc is not None
+        state = vars(cls)
+        for name, literal in self._class_literals(cls):
+            value = state.get(name, _MISSING)
+            if value is _MISSING or hasattr(type(value), "__get__"):
+                continue  # a field a decorator or metaclass took over (pydantic, NamedTuple)
+            self._doc.bindings.append((state, name, value))
+            if _json_form(value) == literal:
+                if not _immutable(value):  # appended to later: another value
+                    self._doc.mutables.append((literal, functools.partial(_json_form, value)))
+                continue
+            self._put_constant(f"{self.key_of(cls)}.{name}", value)
 
     def _container(self, value: Any, key: str) -> Any:
         """A list, tuple, set or dict holding code (`OPS = {"add": add}`, `PIPE = [f, g]`):
@@ -810,6 +1027,112 @@ def _class_functions(cls: type) -> Iterator[Any]:
             yield value
 
 
+def _local_imports(node: ast.AST) -> list[Any]:
+    """[bound name, module, attribute or None, level] of every import statement in a
+    definition's body (`import a.b` binds `a`; `import a.b as x` binds x to `a.b`;
+    `from .a import f as g` binds g to `f` of `.a`)."""
+    found: list[Any] = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Import):
+            for alias in sub.names:
+                if alias.asname is None:
+                    top = alias.name.split(".")[0]
+                    found.append([top, top, None, 0])
+                else:
+                    found.append([alias.asname, alias.name, None, 0])
+        elif isinstance(sub, ast.ImportFrom):
+            for alias in sub.names:
+                if alias.name != "*":
+                    bound = alias.asname or alias.name
+                    found.append([bound, sub.module or "", alias.name, sub.level])
+    return found
+
+
+def _json_form(value: Any) -> Any:
+    try:
+        return json_constant(value)
+    except TypeError:
+        return None
+
+
+def _literal_attributes(node: ast.AST) -> list[Any]:
+    """[name, json form] of a class body's `NAME = <literal>` (or `NAME: T = <literal>`)
+    statements, the last one of each name (nothing for several definitions at once)."""
+    found: dict[str, Any] = {}
+    for stmt in node.body if isinstance(node, ast.ClassDef) else []:
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            continue
+        try:
+            form = json_constant(ast.literal_eval(value))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            for target in targets:  # computed: its text counts, not a value
+                if isinstance(target, ast.Name):
+                    found.pop(target.id, None)
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name):
+                found[target.id] = form
+    return [[name, form] for name, form in found.items()]
+
+
+def _opaque(form: Any) -> bool:
+    """Whether a constant's form holds an object counted by its type alone."""
+    if not isinstance(form, list) or len(form) < 2:
+        return False
+    tag, rest = form[0], form[1]
+    if tag == "object":
+        return len(form) == 2 or _opaque(form[2])
+    if tag in ("list", "tuple", "set", "frozenset") and isinstance(rest, list):
+        return any(_opaque(v) for v in rest)
+    if tag == "dict" and isinstance(rest, list):
+        return any(_opaque(v) for pair in rest if isinstance(pair, list) for v in pair)
+    return False
+
+
+def _binding_statements(body: list[ast.stmt], name: str) -> Iterator[ast.stmt]:
+    """Module-level statements that bind `name` (in `if`/`try`/`with` blocks too; not
+    inside functions and classes, whose code counts as such)."""
+    for stmt in body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        blocks = [getattr(stmt, f, None) for f in ("body", "orelse", "finalbody")]
+        blocks += [h.body for h in getattr(stmt, "handlers", ())]
+        blocks += [c.body for c in getattr(stmt, "cases", ())]
+        nested = [b for b in blocks if isinstance(b, list) and b]
+        if not nested:
+            if _stores(stmt, name):
+                yield stmt
+            continue
+        heads = [getattr(stmt, f) for f in ("target", "items") if hasattr(stmt, f)]
+        if any(_stores(h, name) for h in heads):  # `for NAME in ...`, `with ... as NAME`
+            yield stmt
+            continue
+        for block in nested:
+            yield from _binding_statements(block, name)
+
+
+def _stores(node: Any, name: str) -> bool:
+    nodes = node if isinstance(node, list) else [node]
+    return any(
+        isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)
+        for top in nodes
+        for n in ast.walk(top)
+    )
+
+
+def _method_lines(cls: type, filename: str) -> list[int]:
+    """First lines of the class's own functions in its file (not a decorator's)."""
+    return [
+        f.__code__.co_firstlineno
+        for f in _class_functions(cls)
+        if f.__code__.co_filename == filename
+    ]
+
+
 def _class_defs(tree: ast.AST, path: list[str]) -> Iterator[ast.ClassDef]:
     """ClassDef nodes whose nesting of class and function names ends in `path`."""
 
@@ -825,6 +1148,37 @@ def _class_defs(tree: ast.AST, path: list[str]) -> Iterator[ast.ClassDef]:
                 yield from walk(child, trail)
 
     return walk(tree, [])
+
+
+def _code_print(code: types.CodeType) -> str:
+    """What a code object does, its positions left out (a comment added within it does
+    not count): its bytecode, names, argument counts, flags and constants, nested code
+    by its own print. The same in every process for the same text and Python."""
+    text = repr(
+        [
+            code.co_code.hex(),
+            code.co_names,
+            code.co_varnames,
+            code.co_freevars,
+            code.co_cellvars,
+            code.co_argcount,
+            code.co_posonlyargcount,
+            code.co_kwonlyargcount,
+            code.co_flags,
+            [_const_print(c) for c in code.co_consts],
+        ]
+    )
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _const_print(value: Any) -> Any:
+    if isinstance(value, types.CodeType):
+        return ["code", _code_print(value)]
+    if isinstance(value, tuple):
+        return ["tuple", [_const_print(v) for v in value]]
+    if isinstance(value, frozenset):  # its order follows string hashes, which vary
+        return ["frozenset", sorted(repr(_const_print(v)) for v in value)]
+    return [type(value).__name__, repr(value)]
 
 
 def _global_names(code: types.CodeType) -> set[str]:

@@ -23,7 +23,9 @@ are encoded by their runtime type:
 | anything else | an error naming the argument; with `allow_pickle=True`, `{"$pickle": BLAKE3}` |
 
 `class` is where the class is defined (`file:qualname` for the repository's own
-classes, as code keys are; `module.qualname` otherwise). numpy and pandas are
+classes, as code keys are; `module.qualname` otherwise). A pickled value's objects'
+classes are noted in `Fingerprinter.pickled`: the signer adds their code, which the
+bytes do not hold. numpy and pandas are
 never imported here: a value is recognized as theirs only if its module is.
 """
 
@@ -67,6 +69,8 @@ class Fingerprinter:
     class_key: Callable[[type], str] = class_path
     allow_pickle: bool = False
     files: dict[str, str] = field(default_factory=dict)  # argument path -> file path
+    # Classes of the objects a pickled argument holds: their code is not in the bytes.
+    pickled: list[type] = field(default_factory=list)
 
     def __call__(self, value: Any, where: str) -> Any:
         return self._encode(value, where)
@@ -218,13 +222,24 @@ class Fingerprinter:
             except PydanticSerializationError:
                 pass
         if self.allow_pickle:
+            import io
             import pickle
 
+            seen = self.pickled
+
+            class Pickler(pickle.Pickler):
+                # Called for every object but the plain built-in ones; the bytes are
+                # those of pickle.dumps.
+                def reducer_override(self, obj: Any) -> Any:
+                    seen.append(obj if isinstance(obj, type) else type(obj))
+                    return NotImplemented
+
+            buffer = io.BytesIO()
             try:
-                data = pickle.dumps(value, protocol=5)
+                Pickler(buffer, protocol=5).dump(value)
             except (pickle.PicklingError, TypeError, AttributeError) as exc:
                 raise ArgumentError(f"argument {where}: cannot pickle it: {exc}") from None
-            return {"$pickle": hash_buffer(data)}
+            return {"$pickle": hash_buffer(buffer.getbuffer())}
         raise ArgumentError(
             f"argument {where}: a value of type {class_path(kind)} cannot be part of a signature",
             hint="use JSON values, pydantic models, dataclasses, numpy arrays or gitcache.File, "

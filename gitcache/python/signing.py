@@ -208,6 +208,8 @@ class Signer:
         self._code: Code | None = None
         self._plain: dict[str, tuple[type, ...]] | None = None
         self._class_keys: dict[Path, Callable[[type], str]] = {}
+        # Code of the repository's classes of argument values, by root and class.
+        self._argument_codes: dict[tuple[Path, type], tuple[CodeDocument, dict[str, str]]] = {}
 
     # -- type hints ------------------------------------------------------------------------
 
@@ -382,12 +384,25 @@ class Signer:
     ) -> Call:
         options = self.options
         code = self.code(root, forms)
-        fingerprint = Fingerprinter(blob_of, self.class_key(root), options.allow_pickle)
+        classes: list[type] = []  # of the models, dataclasses, enums... among the arguments
+        class_key = self.class_key(root)
+
+        def key(cls: type) -> str:
+            classes.append(cls)
+            return class_key(cls)
+
+        fingerprint = Fingerprinter(blob_of, key, options.allow_pickle)
         params = {
             name: fingerprint(value, name)
             for name, value in arguments.items()
             if name not in options.ignore
         }
+        classes += fingerprint.pickled
+        references = code.references
+        if classes and code.document is not None:  # not under version="...": the user's call
+            extra = self.argument_code(classes, root, forms, references)
+            if extra:
+                references = {**references, **extra}
         document: dict[str, Any] = {
             "format": SIGNATURE_FORMAT,
             "kind": "python",
@@ -396,7 +411,7 @@ class Signer:
             "inputs": {},
             "outputs": self.outputs(arguments, root),  # each checked by check_relative_path
             "env": {name: os.environ.get(name) for name in sorted(options.env)},
-            "references": code.references,
+            "references": references,
         }
         if options.versions:
             document["versions"] = {n: version_of(n) for n in sorted(options.versions)}
@@ -408,6 +423,43 @@ class Signer:
             document = components.model_dump(mode="json")
             signature = signature_of(components)
         return Call(arguments, document, signature, code, dict(fingerprint.files), components)
+
+    def argument_code(
+        self,
+        classes: list[type],
+        root: Path,
+        forms: FormCache | None,
+        references: Mapping[str, str],
+    ) -> dict[str, str]:
+        """Hashes of the code of the repository's classes of argument values that the
+        step's code does not reference itself (a subclass of the hinted class, a model in
+        a `list[Any]`): their methods decide the result as the step's helpers do. Nothing
+        when the code references them already, so such signatures are as they were."""
+        found: dict[str, str] = {}
+        for cls in dict.fromkeys(classes):
+            known = self._argument_codes.get((root, cls))
+            if known is None or not known[0].still_valid():
+                constants = Fingerprinter(blob_of=_no_files, class_key=self.class_key(root))
+                walker = CodeWalker(root, _constant_encoder(constants), forms, hash_json)
+                try:
+                    document = walker.class_document(cls)
+                except (CodeError, UnicodeEncodeError) as exc:
+                    raise StepDefinitionError(
+                        f"step {self.options.name}: argument of class {cls.__qualname__}: {exc}",
+                        hint='give the step a version="..." to take responsibility for its code',
+                    ) from None
+                finally:
+                    if forms is not None:
+                        forms.save()
+                if document is None:
+                    continue  # from outside the repository: not followed, as in the code
+                digests = document.digests
+                hashes = {k: digests.get(k) or hash_json(v) for k, v in document.entries.items()}
+                known = self._argument_codes[(root, cls)] = (document, hashes)
+            for name, digest in known[1].items():
+                if name not in references:
+                    found[name] = digest
+        return found
 
     def outputs(self, arguments: Mapping[str, Any], root: Path) -> list[str]:
         """The declared outputs with `{argument}` filled in, relative to the root."""

@@ -116,7 +116,8 @@ def test_a_cached_form_brings_its_hash_and_the_code_is_the_same(pyrepo: PyRepo) 
     fresh = module.boxed.signer.code(session.root, session.forms)  # parsed, then cached
     [form_file] = _forms(pyrepo)
     cached = __import__("json").loads(form_file.read_text())
-    assert all(isinstance(value[-1], str) and len(value[-1]) == 64 for value in cached.values())
+    forms = {k: v for k, v in cached.items() if k[:2] in ("f:", "c:")}  # of functions, classes
+    assert all(isinstance(value[-1], str) and len(value[-1]) == 64 for value in forms.values())
     forget_sessions()
     session = session_for(pyrepo.root)
     again = Signer(module.boxed.__gitcache_function__, module.boxed.options)
