@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gitcache.gitrepo import MODE_LINK
+from tests.adversarial.chain import runs
 from tests.helpers import Repo, gitcache_env
 from tests.remotes import forge
 
@@ -29,11 +30,6 @@ run = "echo ran >> counter.log && mkdir -p out && cat in.txt > out/a.txt"
 """
 IGNORE = "out/\ncounter.log\n"
 HOOK = b"#!/bin/sh\necho hook\n"
-
-
-def runs(repo: Repo) -> int:
-    path = repo.root / "counter.log"
-    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 @pytest.fixture

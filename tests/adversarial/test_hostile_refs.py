@@ -14,20 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.adversarial.chain import IGNORE, TOML, runs
 from tests.helpers import Repo
 from tests.remotes import bare, clone, git_daemon
-
-TOML = """\
-[steps.make]
-outputs = ["out/data.txt"]
-run = "echo ran >> counter.log && echo made > {outputs}"
-
-[steps.more]
-inputs = ["out/data.txt"]
-outputs = ["out/more.txt"]
-run = "echo ran >> counter.log && cat {inputs} {inputs} > {outputs}"
-"""
-IGNORE = "out/\ncounter.log\n"
 
 # Names that collide with gitcache's own namespaces, or are prefix directories of them.
 HOSTILE = [
@@ -38,11 +27,6 @@ HOSTILE = [
     "refs/gitcache/junk",
     "refs/gitcache/rewritten/x/y",
 ]
-
-
-def runs(repo: Repo) -> int:
-    path = repo.root / "counter.log"
-    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def pack_by_hand(remote: Path, extra: dict[str, str]) -> None:

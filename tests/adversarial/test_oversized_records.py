@@ -21,26 +21,11 @@ from gitcache.errors import StepFailed
 from gitcache.gitrepo import MODE_FILE, MODE_LINK, GitRepo, RefUpdate, TreeEntry
 from gitcache.store import RecordStore, sig_ref
 from tests import records
+from tests.adversarial.chain import IGNORE, TOML, runs
 from tests.helpers import Repo
 from tests.remotes import bare, clone, forge
 
-TOML = """\
-[steps.make]
-outputs = ["out/data.txt"]
-run = "echo ran >> counter.log && echo made > {outputs}"
-
-[steps.more]
-inputs = ["out/data.txt"]
-outputs = ["out/more.txt"]
-run = "echo ran >> counter.log && cat {inputs} {inputs} > {outputs}"
-"""
-IGNORE = "out/\ncounter.log\n"
 RECORD_JSON_MAX = 64 << 20  # gitcache.record.RECORD_JSON_MAX, as docs/format.md states
-
-
-def runs(repo: Repo) -> int:
-    path = repo.root / "counter.log"
-    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def sig_of(repo: Repo, step: str) -> str:

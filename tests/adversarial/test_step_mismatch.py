@@ -17,25 +17,9 @@ from pathlib import Path
 
 from gitcache.gitrepo import MODE_FILE, GitRepo
 from gitcache.store import sig_ref
+from tests.adversarial.chain import IGNORE, TOML, runs
 from tests.helpers import Repo
 from tests.remotes import bare, clone, forge
-
-TOML = """\
-[steps.make]
-outputs = ["out/data.txt"]
-run = "echo ran >> counter.log && echo made > {outputs}"
-
-[steps.more]
-inputs = ["out/data.txt"]
-outputs = ["out/more.txt"]
-run = "echo ran >> counter.log && cat {inputs} {inputs} > {outputs}"
-"""
-IGNORE = "out/\ncounter.log\n"
-
-
-def runs(repo: Repo) -> int:
-    path = repo.root / "counter.log"
-    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def sig_of(repo: Repo, step: str) -> str:
