@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from tests.helpers import Repo
+from tests.remotes import bare
 
 TOML = """\
 [steps.make]
@@ -22,3 +26,12 @@ def runs(repo: Repo) -> int:
     """How many commands ran so far (lines of counter.log)."""
     path = repo.root / "counter.log"
     return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def with_origin(make: Callable[..., Repo], tmp_path: Path) -> tuple[Path, Repo]:
+    """A bare `origin` and a repository `a` of the workflow whose main is pushed there."""
+    origin = bare(tmp_path / "origin.git")
+    a = make({"gitcache.toml": TOML, ".gitignore": IGNORE}, name="a")
+    a.git("remote", "add", "origin", str(origin))
+    a.git("push", "-q", "origin", "main")
+    return origin, a

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversarial.chain import IGNORE, TOML, runs
+from tests.adversarial.chain import IGNORE, TOML, runs, with_origin
 from tests.helpers import Repo
 from tests.remotes import bare, clone, git_daemon
 
@@ -148,10 +148,7 @@ def test_push_sends_only_shared_names(make: Callable[..., Repo], tmp_path: Path)
 def test_a_mapping_must_be_a_child_of_its_two_commits(
     make: Callable[..., Repo], tmp_path: Path
 ) -> None:
-    origin = bare(tmp_path / "origin.git")
-    a = make({"gitcache.toml": TOML, ".gitignore": IGNORE}, name="a")
-    a.git("remote", "add", "origin", str(origin))
-    a.git("push", "-q", "origin", "main")
+    origin, a = with_origin(make, tmp_path)
     first = a.head()
     second = a.commit("second")
     forged = f"refs/gitcache/rewritten/{first}/{second}"
@@ -169,10 +166,7 @@ def test_a_mapping_must_be_a_child_of_its_two_commits(
 def test_names_left_in_the_staging_namespace_by_older_versions_are_cleared(
     make: Callable[..., Repo], tmp_path: Path
 ) -> None:
-    origin = bare(tmp_path / "origin.git")
-    a = make({"gitcache.toml": TOML, ".gitignore": IGNORE}, name="a")
-    a.git("remote", "add", "origin", str(origin))
-    a.git("push", "-q", "origin", "main")
+    origin, a = with_origin(make, tmp_path)
     a.run("run")
     a.run("push")
     b = clone(str(origin), tmp_path / "b")
@@ -194,10 +188,7 @@ def test_a_pushed_name_that_shadows_a_local_namespace_is_refused(
     make: Callable[..., Repo], tmp_path: Path
 ) -> None:
     # Anyone who can push can create these on an ordinary git server.
-    origin = bare(tmp_path / "origin.git")
-    a = make({"gitcache.toml": TOML, ".gitignore": IGNORE}, name="a")
-    a.git("remote", "add", "origin", str(origin))
-    a.git("push", "-q", "origin", "main")
+    origin, a = with_origin(make, tmp_path)
     for name in ("refs/gitcache/step", "refs/gitcache/alt", "refs/gitcache/remotes"):
         a.git("push", "-q", "origin", f"main:{name}")
     b = clone(str(origin), tmp_path / "b")
@@ -217,10 +208,7 @@ def test_a_pushed_name_that_shadows_a_local_namespace_is_refused(
 def test_a_lookup_clears_a_staged_name_below_the_signature(
     make: Callable[..., Repo], tmp_path: Path
 ) -> None:
-    origin = bare(tmp_path / "origin.git")
-    a = make({"gitcache.toml": TOML, ".gitignore": IGNORE}, name="a")
-    a.git("remote", "add", "origin", str(origin))
-    a.git("push", "-q", "origin", "main")
+    origin, a = with_origin(make, tmp_path)
     assert a.run("run").exit_code == 0 and a.run("push").exit_code == 0
     b = clone(str(origin), tmp_path / "b")
     for name in a.refs("refs/gitcache/sig/"):

@@ -21,9 +21,9 @@ from gitcache.errors import StepFailed
 from gitcache.gitrepo import MODE_FILE, MODE_LINK, GitRepo, RefUpdate, TreeEntry
 from gitcache.store import RecordStore, sig_ref
 from tests import records
-from tests.adversarial.chain import IGNORE, TOML, runs
+from tests.adversarial.chain import IGNORE, TOML, runs, with_origin
 from tests.helpers import Repo
-from tests.remotes import bare, clone, forge
+from tests.remotes import clone, forge
 
 RECORD_JSON_MAX = 64 << 20  # gitcache.record.RECORD_JSON_MAX, as docs/format.md states
 
@@ -74,10 +74,7 @@ def origin_with(
     make: Callable[..., Repo], tmp_path: Path, forge_it: Callable[[Repo], str]
 ) -> tuple[Repo, str]:
     """`a` recorded both steps, forged `make`'s record (forge_it) and pushed them all."""
-    origin = bare(tmp_path / "origin.git")
-    a = make({"gitcache.toml": TOML, ".gitignore": IGNORE}, name="a")
-    a.git("remote", "add", "origin", str(origin))
-    a.git("push", "-q", "origin", "main")
+    _origin, a = with_origin(make, tmp_path)
     assert a.run("run").exit_code == 0 and runs(a) == 2
     forged = forge_it(a)
     assert a.run("push").exit_code == 0

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from gitcache.gitrepo import MODE_FILE, GitRepo
 from gitcache.store import sig_ref
-from tests.adversarial.chain import IGNORE, TOML, runs
+from tests.adversarial.chain import IGNORE, TOML, runs, with_origin
 from tests.helpers import Repo
-from tests.remotes import bare, clone, forge
+from tests.remotes import clone, forge
 
 
 def sig_of(repo: Repo, step: str) -> str:
@@ -63,10 +63,7 @@ def test_a_record_of_another_step_is_not_used_and_is_replaced(make: Callable[...
 def test_fetch_refuses_a_record_whose_signature_here_is_another_steps(
     make: Callable[..., Repo], tmp_path: Path
 ) -> None:
-    origin = bare(tmp_path / "origin.git")
-    a = make({"gitcache.toml": TOML, ".gitignore": IGNORE}, name="a")
-    a.git("remote", "add", "origin", str(origin))
-    a.git("push", "-q", "origin", "main")
+    origin, a = with_origin(make, tmp_path)
     assert a.run("run").exit_code == 0 and a.run("push").exit_code == 0
     b = clone(str(origin), tmp_path / "b")
     assert b.run("fetch").exit_code == 0 and listed_steps(b) == ["make", "more"]
