@@ -28,7 +28,7 @@ def explain(
     session = session_for(Path.cwd())
     call = step.sign(session, args, dict(kwargs))
     with session.lock:
-        found = session.store.lookup(call.signature)
+        found = session.store.lookup(call.signature, step=step.name)
         latest = session.store.latest(step.name)
     # Records are named by their commit ids, as `gitcache status` and `log` name them.
     if found is not None:

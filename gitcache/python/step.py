@@ -178,7 +178,7 @@ class StepFunction(Generic[P, R]):
 
     def _lookup_or_run(self, session: Session, call: Call) -> Any:
         with session.lock:
-            stored = session.store.lookup(call.signature)
+            stored = session.store.lookup(call.signature, step=self.name)
             if stored is not None:
                 loaded = self._use(session, call, stored)
                 if loaded is not _MISS:
@@ -186,7 +186,7 @@ class StepFunction(Generic[P, R]):
         with signature_lock(session.repo.state_dir, call.signature, warn):
             refused: str | None = None
             with session.lock:
-                stored = session.store.lookup(call.signature)
+                stored = session.store.lookup(call.signature, step=self.name)
                 if stored is not None:  # recorded by another process while we waited
                     loaded = self._use(session, call, stored)
                     if loaded is not _MISS:
@@ -195,7 +195,7 @@ class StepFunction(Generic[P, R]):
                 elif session.remote_lookup is not None and session.remote_lookup(call.signature):
                     # Fetched from the remote (as `gitcache run --remote` does for shell
                     # steps): vetted and validated like any record.
-                    stored = session.store.lookup(call.signature)
+                    stored = session.store.lookup(call.signature, step=self.name)
                     if stored is not None:
                         loaded = self._use(session, call, stored)
                         if loaded is not _MISS:

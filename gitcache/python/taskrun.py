@@ -50,12 +50,12 @@ def run_one(path: str, root: str, remote: str | None = None) -> TaskOutcome:
             session.remote_name = remote
         with session.lock:
             call = task.step.sign_bound(session, task.arguments)
-            recorded = session.store.lookup(call.signature) is not None
+            recorded = session.store.lookup(call.signature, step=step) is not None
             fetched = (
                 not recorded
                 and session.remote_lookup is not None
                 and session.remote_lookup(call.signature)
-                and session.store.lookup(call.signature) is not None
+                and session.store.lookup(call.signature, step=step) is not None
             )
         changed = code_digest(call) != document.get("code")
         if recorded or fetched:

@@ -80,7 +80,7 @@ class Task:
         session = session_for(Path.cwd())
         with session.lock:
             call = self.step.sign_bound(session, self.arguments)
-            return session.store.lookup(call.signature) is not None
+            return session.store.lookup(call.signature, step=self.step.name) is not None
 
     def document(self) -> dict[str, Any]:
         """The task file's JSON value."""

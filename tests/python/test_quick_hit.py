@@ -207,10 +207,8 @@ def _any_step(pyrepo: PyRepo) -> Any:
     return _MODULES[pyrepo.root]
 
 
-def test_a_record_that_names_another_step_is_refused_the_full_way(pyrepo: PyRepo, steps) -> None:
-    """The step is not part of the signature: a record of scale(3, 0.5)'s signature that
-    says step `pair` is not scale's, and would be listed as pair's."""
-    steps.scale(3, 0.5)
+def _forge_as_pair(pyrepo: PyRepo) -> tuple[str, str]:
+    """The only signature ref's record, rewritten to say step `pair`: (ref, forged commit)."""
     gr = GitRepo.discover(pyrepo.root)
     (name,) = (r for r in pyrepo.refs() if "/sig/" in r)
     legit = gr.ref_target(name)
@@ -221,6 +219,14 @@ def test_a_record_that_names_another_step_is_refused_the_full_way(pyrepo: PyRepo
     entries.append(TreeEntry("record.json", gr.write_blob(json.dumps(data).encode()), MODE_FILE))
     forged = gr.write_commit(gr.write_tree(entries), gr.commit_parents(legit), "forged\n")
     gr.update_refs([RefUpdate(name, forged, legit)])
+    return name, forged
+
+
+def test_a_record_that_names_another_step_is_refused_the_full_way(pyrepo: PyRepo, steps) -> None:
+    """The step is not part of the signature: a record of scale(3, 0.5)'s signature that
+    says step `pair` is not scale's, and would be listed as pair's."""
+    steps.scale(3, 0.5)
+    name, forged = _forge_as_pair(pyrepo)
     _new_process(steps.scale)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -232,3 +238,16 @@ def test_a_record_that_names_another_step_is_refused_the_full_way(pyrepo: PyRepo
     ), [str(w.message) for w in caught]
     assert _calls(pyrepo) == ["scale", "scale"]  # ran again
     assert pyrepo.refs()[name] != forged  # its record replaced the forged one
+
+
+def test_a_task_is_not_recorded_by_a_record_that_names_another_step(pyrepo: PyRepo, steps) -> None:
+    """A task's status (`Task.is_recorded`, and `gitcache run` of task files, which
+    skips recorded ones) asks for a record of its own step, as a call does."""
+    steps.scale(3, 0.5)
+    task = steps.scale.task(3, 0.5)
+    assert task.is_recorded()
+    _forge_as_pair(pyrepo)
+    _new_process(steps.scale)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert not steps.scale.task(3, 0.5).is_recorded()
