@@ -212,7 +212,21 @@ class GitRepo:
     def _get(self, oid: str) -> pygit2.Object | None:
         """An object through libgit2, once the objects our writer holds are published."""
         self.flush_objects()
-        return self._repo.get(oid)
+        return self._lookup(oid)
+
+    def _lookup(self, oid: str) -> pygit2.Object | None:
+        """`Repository.get`, a damaged object (a bad zlib stream in a pack, a truncated
+        loose file) said as a RepositoryError naming it rather than libgit2's GitError,
+        which no caller expects (an internal error, mid-restore)."""
+        try:
+            return self._repo.get(oid)
+        except pygit2.GitError as exc:
+            reason = str(exc).removeprefix(f"{oid}: ")
+            raise RepositoryError(
+                f"object {oid} in {self.common_dir / 'objects'} cannot be read ({reason}): "
+                "the repository is damaged",
+                hint="`git fsck` lists the damaged objects; fetch them again from a clone",
+            ) from None
 
     # -- blobs ------------------------------------------------------------------
 
@@ -329,7 +343,7 @@ class GitRepo:
         self.flush_objects()
         own = len(oid) == 40  # a SHA-1 id (hashlib checks it)
         with self.unchecked_reads(own):
-            obj = self._repo.get(oid)
+            obj = self._lookup(oid)
         if not isinstance(obj, pygit2.Blob):
             raise RepositoryError(f"object {oid} is not a blob")
         view = memoryview(obj)
