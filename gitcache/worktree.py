@@ -932,7 +932,9 @@ class Worktree:
             for dirpath, _dirs, _names in walk(target, topdown=False):
                 os.rmdir(dirpath)  # empty directories only: never rmtree what was not checked
         if out.mode == MODE_LINK:
-            tmp = str(target.parent / f".gitcache-tmp-{os.getpid()}-{target.name}")
+            # Cut to NAME_MAX: a link with a long name (checked to fit) is still made.
+            name = os.fsencode(f".gitcache-tmp-{os.getpid()}-{target.name}")[:_NAME_MAX]
+            tmp = os.path.join(target.parent, os.fsdecode(name))
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             assert link is not None  # apply read every link's text for its checks

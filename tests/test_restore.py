@@ -291,3 +291,14 @@ def test_clearing_never_removes_a_repository_inside_an_output(
     (tree.root / "out" / "plain").mkdir()
     tree.clear_outputs(["out/plain"])  # a directory without one is cleared as before
     assert not (tree.root / "out" / "plain").exists()
+
+
+def test_a_link_with_a_long_name_is_restored(tree: Worktree) -> None:
+    # Its temporary name (`.gitcache-tmp-<pid>-<name>`) once passed NAME_MAX: an
+    # internal error (ENAMETOOLONG) halfway through the batch.
+    name = "l" * 250
+    tree.restore([out(tree, "out/t", b"x"), out(tree, f"out/{name}", b"t", MODE_LINK)])
+    assert os.readlink(tree.root / "out" / name) == "t"
+    tree.restore([out(tree, f"out/{name}", b"../out/t", MODE_LINK)])  # over the old link
+    assert os.readlink(tree.root / "out" / name) == "../out/t"
+    assert sorted(p.name for p in (tree.root / "out").iterdir()) == sorted(["t", name])
