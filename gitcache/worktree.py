@@ -43,7 +43,7 @@ from gitcache.errors import (
 )
 from gitcache.filehash import read_stable, same_file
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
-from gitcache.journal import Journal
+from gitcache.journal import Journal, recover
 from gitcache.objects.loose import blob_hasher, write_pieces
 from gitcache.objects.stored import StoredFile
 from gitcache.processes import start_quiet
@@ -658,9 +658,16 @@ class Worktree:
                     self._write(out, Path(target), source, progress, link, umask, packed)
                     if progress is not None:
                         progress.file_done()
-        finally:
+        except BaseException:
             if journal is not None:
+                # A signal (Ctrl-C, SIGTERM) may land between the open that made a file
+                # and its cleanup: only the journal knows it, so it is kept and undone now.
+                journal.keep = True
                 journal.close()
+                recover(self.root, self.repo.worktree_state_dir)
+            raise
+        if journal is not None:
+            journal.close()
         if progress is not None:
             progress.finish()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import stat
 import subprocess
@@ -13,8 +14,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from gitcache.journal import JOURNAL_DIR, Journal, recover
+from gitcache.project import Project
+from gitcache.restoring import restore_outputs
 from tests.helpers import Repo, gitcache_env
 
 FILES = 200
@@ -231,3 +237,38 @@ def test_recovery_never_goes_through_a_symlink(tmp_path: Path) -> None:
     os.symlink(outside / "out", root / "out")
     assert recover(root, state) == []
     assert (outside / "out" / "a").exists()
+
+
+def test_a_signal_right_after_a_file_is_created_leaves_no_mode_000_file(
+    make: Callable[..., Repo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM, which gitcache raises as Terminated) between the open that
+    creates a file in place and the bookkeeping after it: the empty mode-000 file is
+    removed before the exception leaves the restore. Its journal was once removed at
+    once, so no later command could tell it from the user's."""
+    repo = _repo(make)
+    shutil.rmtree(repo.root / "out")
+    project = Project.open(repo.root)
+    stored = project.store.latest("many")
+    assert stored is not None
+    real_open = os.open
+    opened: list[str] = []
+
+    def interrupted_open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        fd = real_open(path, flags, mode, **kw)
+        if flags & os.O_EXCL and str(path).endswith(".txt"):
+            opened.append(str(path))
+            if len(opened) == 50:
+                raise KeyboardInterrupt  # as a signal handler raises it, here
+        return fd
+
+    monkeypatch.setattr(os, "open", interrupted_open)
+    with pytest.raises(KeyboardInterrupt):
+        restore_outputs(project, stored)
+    monkeypatch.undo()
+    assert not os.path.lexists(opened[-1])
+    stuck = [p for p in (repo.root / "out").rglob("*") if stat.S_IMODE(p.lstat().st_mode) == 0]
+    assert stuck == []
+    assert _journals(repo) == []
+    assert repo.process("run").returncode == 0
+    assert len(list((repo.root / "out").rglob("*.txt"))) == FILES
