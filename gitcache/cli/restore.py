@@ -7,6 +7,7 @@ import click
 from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.cli.output import TerminalReporter, short, some_paths, warn
 from gitcache.locks import writing_objects
+from gitcache.processes import Children, forwarding_signals
 from gitcache.restoring import find_records, restore_record
 from gitcache.sweeps import encoded_label
 from gitcache.transfer import Meter
@@ -40,7 +41,9 @@ def restore(
     try:
         overrides = parse_overrides(project.workflow, list(params))
         # No `gitcache gc --prune` between finding the records and reading their blobs.
-        with writing_objects(project.repo.state_dir, warn):
+        # SIGTERM and SIGHUP unwind as Ctrl-C does (Terminated), so the file being written
+        # goes: by default they end the process with its temporary file left behind.
+        with forwarding_signals(Children()), writing_objects(project.repo.state_dir, warn):
             for stored in find_records(project, ident, rev, overrides):
                 step = stored.record.step
 

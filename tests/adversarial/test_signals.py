@@ -398,3 +398,62 @@ def test_sigterm_does_not_wait_for_zombies_of_the_command(make: Callable[..., Re
     assert report["code"] == 143, report["err"]
     assert report["seconds"] < 1.0, report  # 4 s (two graces) when zombies count as alive
     assert repo.refs() == {}
+
+
+# gitcache whose restore gets SIGTERM (or SIGHUP) while it writes a file of SIG_AT bytes
+# or more: in the middle of a chunked file's temporary file, or of a file made in place.
+SIGNALLED_MIDWAY = """\
+import os, signal, sys
+from gitcache import worktree
+
+original = worktree.write_pieces
+
+def signalled(fd, pieces):
+    if sum(map(len, pieces)) >= int(os.environ["SIG_AT"]):
+        os.write(fd, b"half")
+        os.kill(os.getpid(), int(os.environ["SIG"]))
+    return original(fd, pieces)
+
+worktree.write_pieces = signalled
+from gitcache.cli.main import main
+main(sys.argv[1:], prog_name="gitcache")
+"""
+
+
+@pytest.mark.parametrize(
+    ("signum", "sig_at"),
+    [(signal.SIGTERM, 1 << 20), (signal.SIGHUP, 1 << 20), (signal.SIGTERM, 100)],
+)
+def test_a_signal_to_gitcache_restore_leaves_no_temporary_or_half_written_file(
+    make: Callable[..., Repo], signum: int, sig_at: int
+) -> None:
+    """`gitcache restore` once died of SIGTERM's default action, leaving a chunked
+    file's temporary file (and a mode-000 file made in place) for the next command."""
+    toml = """\
+        [steps.big]
+        outputs = ["out"]
+        run = "python3 -c \\"import os; os.makedirs('out'); open('out/big.bin', 'wb').write(os.urandom(20 << 20)); open('out/a.txt', 'w').write('s' * 200)\\""
+        """
+    repo = make({"gitcache.toml": toml, ".gitignore": IGNORE})
+    assert repo.process("run").returncode == 0
+    for name in ("a.txt", "big.bin"):  # a.txt first: made in place
+        (repo.root / "out" / name).unlink()
+
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNALLED_MIDWAY, "restore", "big"],
+        cwd=repo.root,
+        env={**gitcache_env(), "SIG": str(int(signum)), "SIG_AT": str(sig_at)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+    assert done.returncode == 128 + signum, done.stderr
+    assert done.stderr.strip().endswith(f"stopped by {signal.Signals(signum).name}")
+    assert "Traceback" not in done.stderr
+    # Nothing half-written, no temporary file: only a.txt, whole, when big.bin was hit.
+    left = sorted(os.listdir(repo.root / "out"))
+    assert left == ([] if sig_at <= 200 else ["a.txt"])
+    for name in left:
+        assert (repo.root / "out" / name).read_text() == "s" * 200
