@@ -7,8 +7,9 @@ inside a declared directory output it looks like a file of the user's, which the
 restore then refuses to remove. So before restoring a step's outputs, the temporary
 files under and beside them that no live process is writing go.
 
-Whose is it: a name that holds a pid (`.gitcache-tmp-<pid>-<name>`) belongs to that
-process; any other (`tempfile.mkstemp`'s random suffix) is taken as abandoned when no
+Only what a restore makes counts, never a user's file that merely has the prefix: a
+symlink named `.gitcache-tmp-<pid>-<name>` belongs to that process; a regular file
+named by `tempfile.mkstemp` (8 random characters after the prefix) is taken as abandoned when no
 process holds it open (Linux: /proc/<pid>/fd) and it was not written in the last
 `_QUIET_S` seconds (the writer closes it just before renaming it). Without /proc, such a
 file goes only once it is an hour old.
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +29,7 @@ from gitcache.dirtree import walk
 from gitcache.scratch import process_alive
 
 TEMP_PREFIX = ".gitcache-tmp-"
+_MKSTEMP_NAME = re.compile(r"[a-z0-9_]{8}")  # tempfile's random part of a name
 _QUIET_S = 0.1  # a live writer renames the file this soon after its last write
 _NO_PROC_AGE_S = 3600  # without /proc: abandoned after an hour
 
@@ -42,7 +46,7 @@ def remove_restore_leftovers(root: Path, outputs: Iterable[str]) -> list[str]:
     removed = []
     for path in found:
         if _abandoned(path, held, now):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone, or not ours to remove: left
                 os.unlink(path)
                 removed.append(path.relative_to(root).as_posix())
     return removed
@@ -75,12 +79,20 @@ def _real_directory(root: Path, directory: Path) -> bool:
 
 
 def _abandoned(path: Path, held: set[tuple[int, int]] | None, now: float) -> bool:
-    pid_text, dash, _rest = path.name[len(TEMP_PREFIX) :].partition("-")
-    if pid_text.isdigit() and dash:
-        return int(pid_text) != os.getpid() and not process_alive(int(pid_text))
     try:
         info = os.lstat(path)
     except FileNotFoundError:
+        return False
+    suffix = path.name[len(TEMP_PREFIX) :]
+    # Only what a restore makes: a link as `<pid>-<name>`, a file by mkstemp (8 random
+    # characters). Anything else with the prefix (`.gitcache-tmp-notes.txt`, a directory)
+    # is the user's, and stays.
+    pid_text, dash, rest = suffix.partition("-")
+    if stat.S_ISLNK(info.st_mode):
+        if not (pid_text.isdigit() and dash and rest):
+            return False
+        return int(pid_text) != os.getpid() and not process_alive(int(pid_text))
+    if not stat.S_ISREG(info.st_mode) or _MKSTEMP_NAME.fullmatch(suffix) is None:
         return False
     if held is None:
         return now - info.st_mtime > _NO_PROC_AGE_S
