@@ -626,16 +626,18 @@ class Worktree:
             if out.mode == MODE_LINK:
                 self._check_link(out, links, planned)
         for rel in plan.remove:
-            with contextlib.suppress(FileNotFoundError):
+            with _writing("remove", rel), contextlib.suppress(FileNotFoundError):
                 os.unlink(self.root / rel)  # a symlink is unlinked, never followed
         for rel in plan.remove:
             self._prune(rel, plan.scopes)
         for rel in plan.dirs:
-            make_dirs(self.root / rel)
+            with _writing("create directory", rel):
+                make_dirs(self.root / rel)
         # Each directory the files go to, made once (checked above: no symlink on the
         # way), not looked up again for every file.
         for parent in sorted({os.path.dirname(target) for _, target, _ in targets}):
-            make_dirs(parent)
+            with _writing("create directory", relative_posix(self.root, Path(parent))):
+                make_dirs(parent)
         # Files that are absent (a whole file, not a link) are written in place, the
         # paths listed in a journal first (journal.py); others through a temporary file.
         in_place = [out.path for out, _, absent in targets if absent and _in_place(out)]
@@ -646,16 +648,18 @@ class Worktree:
             with self.repo.unchecked_reads():  # _write hashes every file it writes
                 for out, target, absent in targets:
                     if journal is not None and absent and _in_place(out):
-                        written = self._write_new(
-                            out, target, source, progress, journal, slot, umask, packed
-                        )
+                        with _writing("restore", out.path):
+                            written = self._write_new(
+                                out, target, source, progress, journal, slot, umask, packed
+                            )
                         slot += 1
                         if written:
                             if progress is not None:
                                 progress.file_done()
                             continue
                     link = links.get(out.path)
-                    self._write(out, Path(target), source, progress, link, umask, packed)
+                    with _writing("restore", out.path):
+                        self._write(out, Path(target), source, progress, link, umask, packed)
                     if progress is not None:
                         progress.file_done()
         except BaseException:
@@ -1074,6 +1078,22 @@ def _journal(state_dir: Path, paths: Sequence[str]) -> Journal | None:
         if no_space(exc):
             raise  # the restore itself would find no room either: said as such
         return None
+
+
+@contextlib.contextmanager
+def _writing(verb: str, rel: str) -> Iterator[None]:
+    """The worktree refusing a write (EACCES, EPERM: a read-only or immutable directory,
+    EROFS) is a StepFailed naming the path, not an internal error; a full disk is left
+    to the CLI's own message."""
+    try:
+        yield
+    except OSError as exc:
+        if no_space(exc):
+            raise
+        raise StepFailed(
+            f"cannot {verb} {shown_path(rel)}: {exc.strerror or exc}",
+            hint="make the worktree writable there, then run again",
+        ) from None
 
 
 def _check(out: OutputFile, chunks: ChunkIds, digest: hashlib._Hash, size: int) -> None:
