@@ -373,12 +373,21 @@ class GitRepo:
         the blob is small, so likely packed (objects/writer.py): libgit2 at once, without
         looking for a loose file."""
         self.flush_objects()
-        if loose and len(oid) == 40:
-            from gitcache.objects.reader import loose_blob
+        if len(oid) == 40:
+            from gitcache.objects.reader import loose_blob, loose_truncated
 
-            pieces = loose_blob(self.common_dir / "objects", oid)
-            if pieces is not None:
-                return pieces
+            objects = self.common_dir / "objects"
+            if loose:
+                pieces = loose_blob(objects, oid)
+                if pieces is not None:
+                    return pieces
+            # Only what the fast paths did not read comes here: libgit2 would never
+            # return from a loose object that is cut short.
+            if loose_truncated(objects, oid):
+                raise RepositoryError(
+                    f"object {oid} in {objects} is truncated: the repository is damaged",
+                    hint="`git fsck` lists the damaged objects; fetch them again from a clone",
+                )
         return [self.blob_view(oid, verified=False)]
 
     def packed_blobs(self, oids: Sequence[str]) -> PackedBlobs:

@@ -86,3 +86,38 @@ def test_a_damaged_record_commit_is_one_line(make: Callable[..., Repo]) -> None:
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
     assert "cannot be read" in done.stderr
     assert not (repo.root / "out.txt").exists()
+
+
+@pytest.mark.parametrize("big", [True, False])  # a chunk, a small whole file
+def test_a_truncated_loose_object_is_refused_not_a_hang(
+    make: Callable[..., Repo], big: bool
+) -> None:
+    # libgit2 never returns from reading a loose object that is cut short: the restore
+    # once spun forever on a chunk truncated by an interrupted copy.
+    data = "os.urandom(20 << 20)" if big else "os.urandom(3000)"
+    gen = f"import os\nos.makedirs('out', exist_ok=True)\nopen('out/f.bin', 'wb').write({data})\n"
+    toml = """\
+        [steps.one]
+        inputs = ["gen.py"]
+        outputs = ["out/f.bin"]
+        run = "python3 gen.py"
+        """
+    repo = make({"gitcache.toml": toml, "gen.py": gen, ".gitignore": "out/\n"})
+    ran = repo.process("run")
+    assert ran.returncode == 0, ran.stderr
+    objects = repo.root / ".git/objects"
+    oid = repo.blob("out/f.bin")
+    victim = objects / oid[:2] / oid[2:]  # the file's blob
+    if big:  # one of its chunks
+        victim = max(objects.glob("??/*"), key=lambda p: p.stat().st_size)
+    assert victim.exists()
+    victim.chmod(0o644)
+    os.truncate(victim, victim.stat().st_size // 2)
+    (repo.root / "out/f.bin").unlink()
+
+    done = repo.process("restore", "one", timeout=30)
+
+    assert done.returncode == 2, done.stderr
+    assert "is truncated: the repository is damaged" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert os.listdir(repo.root / "out") == []

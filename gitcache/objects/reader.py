@@ -56,6 +56,24 @@ def loose_blob(objects: Path, oid: str) -> list[memoryview] | None:
         return None  # not what we write: libgit2 reads it, or says what is wrong
 
 
+def loose_truncated(objects: Path, oid: str) -> bool:
+    """Whether loose object `oid` is a zlib stream cut short (a copy interrupted, a full
+    disk): libgit2 loops forever reading one, so it is never handed such a file. Read
+    through once, at most 1 MiB of it inflated at a time; False when not loose."""
+    engine = zlib.decompressobj()
+    try:
+        with open(object_path(objects, oid), "rb") as f:
+            while chunk := f.read(1 << 20):
+                while chunk and not engine.eof:
+                    engine.decompress(chunk, 1 << 20)
+                    chunk = engine.unconsumed_tail
+                if engine.eof:
+                    return False
+    except (OSError, zlib.error):  # not loose, or damaged otherwise: libgit2 says so
+        return False
+    return True
+
+
 def _inflated(view: memoryview) -> list[memoryview] | None:
     """A compressed loose blob inflated by ISA-L (twice zlib's speed, which libgit2
     uses), if its header says it is at most _INFLATE_MAX bytes; else None."""
