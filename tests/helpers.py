@@ -98,3 +98,10 @@ def make_repo(root: Path, files: dict[str, str], commit: bool = True) -> Repo:
     if commit:
         repo.commit("initial")
     return repo
+
+
+def runs(repo: Repo, log: str = "counter.log") -> int:
+    """How many times step commands ran: the lines of `log`, which each appends to (the
+    log is not an output, so a restore leaves it)."""
+    path = repo.root / log
+    return len(path.read_text().splitlines()) if path.exists() else 0

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gitcache.dirtree import make_dirs, remove_tree, walk
-from tests.helpers import Repo
+from tests.helpers import Repo, runs
 
 DEPTH = 1500
 MAKE = """\
@@ -49,10 +49,6 @@ def nothing_deep_left(tmp_path: Path) -> Iterator[None]:
     and would fail on these trees in a later session: each test removes its own."""
     yield
     subprocess.run(["rm", "-rf", str(tmp_path)], check=False)
-
-
-def runs(repo: Repo) -> int:
-    return len((repo.root / "counter.log").read_text().splitlines())
 
 
 def deep_dirs(top: Path, depth: int) -> None:

@@ -1,5 +1,5 @@
 """The two-step workflow the hostile-record tests share: `make` writes out/data.txt,
-`more` reads it; each run of a command adds a line to counter.log (`runs`)."""
+`more` reads it; each run of a command adds a line to counter.log (helpers.runs)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,6 @@ outputs = ["out/more.txt"]
 run = "echo ran >> counter.log && cat {inputs} {inputs} > {outputs}"
 """
 IGNORE = "out/\ncounter.log\n"
-
-
-def runs(repo: Repo) -> int:
-    """How many commands ran so far (lines of counter.log)."""
-    path = repo.root / "counter.log"
-    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def with_origin(make: Callable[..., Repo], tmp_path: Path) -> tuple[Path, Repo]:

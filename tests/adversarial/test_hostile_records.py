@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from gitcache.gitrepo import MODE_LINK
-from tests.adversarial.chain import runs
-from tests.helpers import Repo, gitcache_env
+from tests.helpers import Repo, gitcache_env, runs
 from tests.remotes import forge
 
 TOML = """\

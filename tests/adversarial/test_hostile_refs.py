@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversarial.chain import IGNORE, TOML, runs, with_origin
-from tests.helpers import Repo
+from tests.adversarial.chain import IGNORE, TOML, with_origin
+from tests.helpers import Repo, runs
 from tests.remotes import bare, clone, git_daemon
 
 # Names that collide with gitcache's own namespaces, or are prefix directories of them.

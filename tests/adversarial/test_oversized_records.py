@@ -21,8 +21,8 @@ from gitcache.errors import StepFailed
 from gitcache.gitrepo import MODE_FILE, MODE_LINK, GitRepo, RefUpdate, TreeEntry
 from gitcache.store import RecordStore, sig_ref
 from tests import records
-from tests.adversarial.chain import IGNORE, TOML, runs, with_origin
-from tests.helpers import Repo
+from tests.adversarial.chain import IGNORE, TOML, with_origin
+from tests.helpers import Repo, runs
 from tests.remotes import clone, forge
 
 RECORD_JSON_MAX = 64 << 20  # gitcache.record.RECORD_JSON_MAX, as docs/format.md states

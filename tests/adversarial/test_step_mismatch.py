@@ -17,8 +17,8 @@ from pathlib import Path
 
 from gitcache.gitrepo import MODE_FILE, GitRepo
 from gitcache.store import sig_ref
-from tests.adversarial.chain import IGNORE, TOML, runs, with_origin
-from tests.helpers import Repo
+from tests.adversarial.chain import IGNORE, TOML, with_origin
+from tests.helpers import Repo, runs
 from tests.remotes import clone, forge
 
 

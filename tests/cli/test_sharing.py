@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Repo
+from tests.helpers import Repo, runs
 from tests.remotes import bare, clone, closed_url, git_daemon
 
 COUNTED = """\
@@ -36,12 +36,6 @@ run = "echo calm > {outputs}"
 """
 
 IGNORE = "out/\ncounter.log\n"
-
-
-def runs(repo: Repo) -> int:
-    """How many times a step command ran in this worktree (the counter is not an output)."""
-    path = repo.root / "counter.log"
-    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def sig_refs(repo: Repo) -> dict[str, str]:
