@@ -644,24 +644,27 @@ class Worktree:
         journal = _journal(self.repo.worktree_state_dir, in_place) if in_place else None
         umask = _umask()
         slot = 0
+        current = ""  # the file being written: named if the worktree refuses the write
         try:
-            with self.repo.unchecked_reads():  # _write hashes every file it writes
-                for out, target, absent in targets:
-                    if journal is not None and absent and _in_place(out):
-                        with _writing("restore", out.path):
+            try:
+                with self.repo.unchecked_reads():  # _write hashes every file it writes
+                    for out, target, absent in targets:
+                        current = out.path
+                        if journal is not None and absent and _in_place(out):
                             written = self._write_new(
                                 out, target, source, progress, journal, slot, umask, packed
                             )
-                        slot += 1
-                        if written:
-                            if progress is not None:
-                                progress.file_done()
-                            continue
-                    link = links.get(out.path)
-                    with _writing("restore", out.path):
+                            slot += 1
+                            if written:
+                                if progress is not None:
+                                    progress.file_done()
+                                continue
+                        link = links.get(out.path)
                         self._write(out, Path(target), source, progress, link, umask, packed)
-                    if progress is not None:
-                        progress.file_done()
+                        if progress is not None:
+                            progress.file_done()
+            except OSError as exc:  # one handler for the batch: not a `with` per file
+                raise _write_refused("restore", current, exc) from None
         except BaseException:
             if journal is not None:
                 # A signal (Ctrl-C, SIGTERM) may land between the open that made a file
@@ -1082,18 +1085,23 @@ def _journal(state_dir: Path, paths: Sequence[str]) -> Journal | None:
 
 @contextlib.contextmanager
 def _writing(verb: str, rel: str) -> Iterator[None]:
-    """The worktree refusing a write (EACCES, EPERM: a read-only or immutable directory,
-    EROFS) is a StepFailed naming the path, not an internal error; a full disk is left
-    to the CLI's own message."""
+    """`_write_refused` for the writes of the block."""
     try:
         yield
     except OSError as exc:
-        if no_space(exc):
-            raise
-        raise StepFailed(
-            f"cannot {verb} {shown_path(rel)}: {exc.strerror or exc}",
-            hint="make the worktree writable there, then run again",
-        ) from None
+        raise _write_refused(verb, rel, exc) from None
+
+
+def _write_refused(verb: str, rel: str, exc: OSError) -> Exception:
+    """The worktree refusing a write (EACCES, EPERM: a read-only or immutable directory,
+    EROFS) as a StepFailed naming the path, not an internal error; a full disk is left
+    (`exc` itself) to the CLI's own message."""
+    if no_space(exc):
+        return exc
+    return StepFailed(
+        f"cannot {verb} {shown_path(rel)}: {exc.strerror or exc}",
+        hint="make the worktree writable there, then run again",
+    )
 
 
 def _check(out: OutputFile, chunks: ChunkIds, digest: hashlib._Hash, size: int) -> None:
