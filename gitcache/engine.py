@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from gitcache import __version__, interpolate, locks, provenance, statcache
 from gitcache.dirtree import make_dirs
 from gitcache.errors import ConfigError, StepFailed, UnreadableFile, UnsafeRecord
-from gitcache.gitrepo import MODE_EXEC, TreeEntry
+from gitcache.gitrepo import MODE_EXEC
 from gitcache.graph import input_matches_output, is_glob
 from gitcache.locks import LockSpares, signature_lock, writing_objects
 from gitcache.objects.stored import StoredFile
@@ -743,8 +743,7 @@ class Engine:
             gitcache_version=__version__,
             item=None if evaluation.step.item is None else encode(evaluation.step.item),
         )
-        outs = [TreeEntry(o.path, o.blob, o.mode) for o in outputs]
-        new = NewRecord(record, outs, logs, source.tree_entries())
+        new = NewRecord(record, logs, source.tree_entries())
         # force replaces the signature's record; build records what the worktree holds now;
         # a record we refused to restore is replaced by the one this run made.
         replace = replace or self.options.mode in ("force", "build")

@@ -47,6 +47,7 @@ _FULL_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # libgit2 takes a prefi
 _OBJECT_WRITE_ATTEMPTS: Final = 20
 T = TypeVar("T")
 _TYPE_NAMES: Final = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
+_BLOB: Final = 3
 _TREE_MODES: Final = frozenset({0o100644, 0o100755, 0o120000, 0o040000, 0o160000})
 
 # libgit2 looks up every object a new tree entry or commit names ("strict object
@@ -422,6 +423,21 @@ class GitRepo:
             return None
         return _TYPE_NAMES.get(int(kind), "unknown"), int(size)
 
+    def blob_sizes(self, oids: Sequence[str]) -> list[int | None]:
+        """The size of each blob, from its header (None: missing, or not a blob): one
+        flush for all, as a record's 50,000 outputs are read."""
+        self.flush_objects()
+        read = self._repo.odb.read_header
+        sizes: list[int | None] = []
+        for oid in oids:
+            try:
+                kind, size = read(oid)
+            except (KeyError, ValueError, pygit2.GitError):
+                sizes.append(None)
+                continue
+            sizes.append(int(size) if int(kind) == _BLOB else None)
+        return sizes
+
     def blob_size(self, oid: str) -> int:
         found = self.read_header(oid)
         if found is None or found[0] != "blob":
@@ -465,9 +481,10 @@ class GitRepo:
         """One tree of `_write_nested`, its subtrees' ids in `written`."""
         writer = self.objects
         if writer is not None:  # our writer: the tree waits with the record's blobs
-            # Not looked up first: trees are small and nearly always new (a copy of one
-            # the repository has, in a pack, is harmless; git gc drops it).
-            return writer.write_object("tree", self._tree_bytes(node, written), False)
+            # Looked up first: re-recording a directory of which one file changed leaves
+            # all its other trees as they were, and writing them again would cost as
+            # much as the change (1,000 entries, ~40 KB, per tree).
+            return writer.write_object("tree", self._tree_bytes(node, written))
         builder = self._repo.TreeBuilder()
         for name, value in node.items():
             if isinstance(value, TreeEntry):
@@ -510,6 +527,11 @@ class GitRepo:
                 yield TreeEntry(path, str(item.id), int(item.filemode))
             else:
                 stack.pop()
+
+    def tree_object(self, oid: str) -> pygit2.Tree | None:
+        """A tree through libgit2, to iterate its entries; None if `oid` is no tree."""
+        tree = self._get(oid)
+        return tree if isinstance(tree, pygit2.Tree) else None
 
     def _tree(self, oid: str) -> pygit2.Tree:
         tree = self._get(oid)

@@ -7,8 +7,10 @@ relative path that stays inside the worktree.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -17,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    TypeAdapter,
     ValidationError,
     model_serializer,
     model_validator,
@@ -26,16 +29,18 @@ from gitcache.errors import UnsafeRecord, is_utf8
 from gitcache.stepnames import StepName
 
 # 2: a file over the chunk threshold is stored as chunks (`chunks/<tree path>/<index>`,
-# OutputFile.chunks); records of format 1 are read as before.
-RECORD_FORMAT = 2
+# OutputFile.chunks). 3: record.json lists only the outputs stored in chunks (`chunked`);
+# the others are the entries of the tree's outputs/ (outputtree.py). Records of formats
+# 1 and 2 are read as before.
+RECORD_FORMAT = 3
 OID_PATTERN = r"^[0-9a-f]{40}([0-9a-f]{24})?$"
 SIG_PATTERN = r"^[0-9a-f]{64}$"
 _OID = re.compile(OID_PATTERN)
 LINK_MAX = 4096  # Linux's PATH_MAX, with the NUL: symlink(2) refuses a longer text
 # record.json is read whole and parsed by anything that uses a record (fetch, log, run,
 # restore), and a fetched one could be any size: its size is checked from the object's
-# header first (store.py). A record of 50,000 outputs is ~4.8 MB, so this leaves room for
-# ten times the [restore] max_files default (100,000) and big Python arguments, and
+# header first (store.py). From format 3 on it does not grow with the outputs (a format-2
+# record of 50,000 outputs is ~4.8 MB), so this leaves room for big Python arguments, and
 # bounds what a hostile one costs (about twice this in memory while it is parsed).
 RECORD_JSON_MAX = 64 << 20
 
@@ -218,17 +223,87 @@ class Record(_OmitsUnused):
         return self
 
     def to_json(self) -> bytes:
-        return (self.model_dump_json(indent=2) + "\n").encode()
+        """record.json as stored: from format 3 on, the outputs stored whole are left
+        to the tree (their entries are the list), those in chunks are `chunked`."""
+        if self.format < 3:
+            return (self.model_dump_json(indent=2) + "\n").encode()
+        doc: dict[str, Any] = {}
+        for key, value in self.model_dump(mode="json", exclude={"outputs"}).items():
+            doc[key] = value
+            if key == "command":  # where `outputs` stood in format 2
+                doc[CHUNKED] = [
+                    o.model_dump(mode="json") for o in self.outputs if o.chunks is not None
+                ]
+        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def parse_record(data: bytes, where: str) -> Record:
-    """Validate record.json bytes; raise UnsafeRecord naming `where` on any defect."""
+CHUNKED = "chunked"  # record.json's list of the outputs stored in chunks (format 3)
+_OUTPUT_LIST = TypeAdapter(list[OutputFile])
+
+
+def parse_record(data: bytes, where: str, whole_outputs: Callable[[], list[OutputFile]]) -> Record:
+    """Validate record.json bytes; raise UnsafeRecord naming `where` on any defect.
+
+    `whole_outputs`: the outputs the record's tree holds whole (outputtree.py), asked
+    for only when record.json is of format 3, which does not list them.
+    """
     try:
-        return Record.model_validate_json(data)
+        doc = json.loads(data)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise UnsafeRecord(f"invalid record.json in {where}: not JSON ({exc})") from None
+    try:
+        if isinstance(doc, dict) and type(doc.get("format")) is int and doc["format"] >= 3:
+            doc = _with_outputs(doc, where, whole_outputs)
+        return Record.model_validate(doc)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         raise UnsafeRecord(f"invalid record.json in {where}: {loc}: {first['msg']}") from exc
+
+
+def _with_outputs(
+    doc: dict[str, Any], where: str, whole_outputs: Callable[[], list[OutputFile]]
+) -> dict[str, Any]:
+    """A format-3 document with `outputs` filled in: its chunked ones and the tree's."""
+    if doc["format"] > RECORD_FORMAT:
+        raise UnsafeRecord(
+            f"record.json in {where} is of format {doc['format']}, newer than this gitcache "
+            f"reads ({RECORD_FORMAT})",
+            hint="upgrade gitcache",
+        )
+    if "outputs" in doc:
+        raise UnsafeRecord(
+            f"invalid record.json in {where}: outputs: a record of format 3 leaves its "
+            "outputs to its tree"
+        )
+    if CHUNKED not in doc:
+        raise UnsafeRecord(f"invalid record.json in {where}: {CHUNKED}: Field required")
+    try:
+        chunked = _OUTPUT_LIST.validate_python(doc.pop(CHUNKED))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in (CHUNKED, *first["loc"]))
+        raise UnsafeRecord(f"invalid record.json in {where}: {loc}: {first['msg']}") from exc
+    whole = whole_outputs()
+    paths = {o.path for o in whole}
+    for out in chunked:
+        if out.chunks is None:
+            raise UnsafeRecord(
+                f"invalid record.json in {where}: {CHUNKED}: {out.path} has no chunk count"
+            )
+        parents = out.path.split("/")
+        # One file per path: a chunked output is not also a file, nor a directory, of
+        # the tree, nor under a file of it (each would be two writes to one path).
+        clash = out.path in paths or any(
+            "/".join(parents[:n]) in paths for n in range(1, len(parents))
+        )
+        if clash or any(p.startswith(out.path + "/") for p in paths):
+            raise UnsafeRecord(
+                f"{where}: {shown_path(out.path)} is both in {CHUNKED} and in its tree's outputs/"
+            )
+        paths.add(out.path)
+    doc["outputs"] = sorted([*whole, *chunked], key=lambda o: o.path)
+    return doc
 
 
 def is_oid(text: str) -> bool:

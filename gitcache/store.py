@@ -33,7 +33,8 @@ from gitcache.latest import LatestRecords, latest_key
 from gitcache.latest import item_ref as item_ref
 from gitcache.latest import step_ref as step_ref
 from gitcache.objects.stored import StoredFile
-from gitcache.record import RECORD_JSON_MAX, Record, is_oid, parse_record
+from gitcache.outputtree import whole_outputs
+from gitcache.record import CHUNKED, RECORD_JSON_MAX, OutputFile, Record, is_oid, parse_record
 from gitcache.recordindex import RecordIndex, RecordSummary, record_outputs
 
 REF_ROOT: Final = "refs/gitcache/"
@@ -45,6 +46,7 @@ SIG_PREFIX: Final = REF_ROOT + "sig/"
 ALT_PREFIX: Final = REF_ROOT + "alt/"
 RECORD_FILE: Final = "record.json"
 OUTPUTS_DIR: Final = "outputs/"
+OUTPUTS_TREE: Final = "outputs"
 CHUNKS_DIR: Final = "chunks/"
 LOG_STREAMS: Final = ("stdout", "stderr")
 _SIG_NAME = re.compile(r"^refs/gitcache/sig/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
@@ -155,8 +157,7 @@ class StoredRecord:
 class NewRecord:
     """What the runner hands to the store: the record and the files to put beside it."""
 
-    record: Record
-    outputs: Sequence[TreeEntry]  # paths relative to the worktree, blobs already written
+    record: Record  # its outputs' blobs (and chunks) already written
     logs: dict[str, Path]  # stream name -> captured file
     extra: Sequence[TreeEntry] = ()  # further tree entries (e.g. the dirty worktree snapshot)
 
@@ -190,10 +191,35 @@ class RecordStore:
             data = self._record_json(commit, tree)
             if data is None:
                 raise UnsafeRecord(f"record commit {commit[:12]} has no {RECORD_FILE}")
-            record = parse_record(data, f"record {commit[:12]}")
+            record = self._parse(commit, data, tree)
+        if record.format < 3:  # from format 3 on, the tree is the list (outputtree.py)
+            self._check_listed(commit, tree, record)
+        chunks = ChunkLayout(self.repo, tree, commit[:12])
+        found: dict[str, tuple[str, ...]] = {}
+        for out in record.outputs:
+            if out.chunks is not None:
+                ids = chunks.take(OUTPUTS_DIR + out.path, out.chunks, out.size)
+                found[out.path] = ids
+        chunks.take_rest(_other_chunked(record.python is not None))
+        return StoredRecord(commit, record, chunks=found)
+
+    def _parse(self, commit: str, data: bytes, tree: str | None = None) -> Record:
+        """Parse a record's record.json, the outputs of format 3 read from its tree."""
+        where = f"record {commit[:12]}"
+
+        def whole() -> list[OutputFile]:
+            top = self.repo.tree_entry(tree or self.repo.commit_tree(commit), OUTPUTS_TREE)
+            if top is not None and top.mode != MODE_TREE:
+                raise UnsafeRecord(f"{where}: {OUTPUTS_TREE} is not a directory")
+            return whole_outputs(self.repo, None if top is None else top.oid, where)
+
+        return parse_record(data, where, whole)
+
+    def _check_listed(self, commit: str, tree: str, record: Record) -> None:
+        """Formats 1 and 2: every output record.json lists is in the tree as it says."""
         # One walk of outputs/ rather than a path lookup per output: a lookup scans its
         # directory, so 10,000 outputs in one directory would cost seconds.
-        subtree = self.repo.tree_entry(tree, OUTPUTS_DIR.rstrip("/")) if record.outputs else None
+        subtree = self.repo.tree_entry(tree, OUTPUTS_TREE) if record.outputs else None
         held = (
             {}
             if subtree is None or subtree.mode != MODE_TREE
@@ -211,14 +237,6 @@ class RecordStore:
                 raise UnsafeRecord(
                     f"record {commit[:12]}: outputs/{out.path} does not match record.json"
                 )
-        chunks = ChunkLayout(self.repo, tree, commit[:12])
-        found: dict[str, tuple[str, ...]] = {}
-        for out in record.outputs:
-            if out.chunks is not None:
-                ids = chunks.take(OUTPUTS_DIR + out.path, out.chunks, out.size)
-                found[out.path] = ids
-        chunks.take_rest(_other_chunked(record.python is not None))
-        return StoredRecord(commit, record, chunks=found)
 
     def _record_json(self, commit: str, tree: str | None = None) -> bytes | None:
         """A record's record.json (None if it has none), its size checked from the
@@ -266,7 +284,7 @@ class RecordStore:
         matches the worktree: record.json is read and validated when first used."""
 
         def read() -> Record:
-            return parse_record(self._record_json(commit) or b"", f"record {commit[:12]}")
+            return self._parse(commit, self._record_json(commit) or b"")
 
         return StoredRecord(commit, None, False, read=read, signature=signature)
 
@@ -284,7 +302,7 @@ class RecordStore:
         if data is None:
             return self._load_or_warn(commit)  # names what is wrong
         try:
-            return StoredRecord(commit, parse_record(data, f"record {commit[:12]}"), False)
+            return StoredRecord(commit, self._parse(commit, data), False)
         except UnsafeRecord as exc:
             self._warn(f"ignoring unreadable record: {exc.message}")
             return None
@@ -351,8 +369,9 @@ class RecordStore:
         return found
 
     def summary_outputs(self, summary: RecordSummary) -> dict[str, str]:
-        """A summarized record's outputs (path -> blob id), from its record.json when
-        they were too many for the index; none when it cannot be read (a warning)."""
+        """A summarized record's outputs (path -> blob id), from its record.json (or,
+        from format 3 on, its tree) when they were too many for the index; none when it
+        cannot be read (a warning)."""
         if summary.outputs is not None:
             return summary.outputs
         try:  # record.json alone, as _summarize reads it
@@ -380,8 +399,13 @@ class RecordStore:
     def _summarize(self, commit: str) -> RecordSummary | None:
         try:
             data = self._record_json(commit)
-            summary = None if data is None else RecordSummary.from_json(commit, json.loads(data))
-        except (ValueError, GitcacheError):
+            doc = None if data is None else json.loads(data)
+            summary = None if doc is None else RecordSummary.from_json(commit, doc)
+            if summary is None and data is not None and isinstance(doc, dict) and CHUNKED in doc:
+                # Format 3 lists its outputs in its tree: parsed with them (no chunk
+                # layout check, which a restore's full load does).
+                summary = RecordSummary.of(commit, self._parse(commit, data))
+        except (ValueError, TypeError, GitcacheError):
             summary = None
         if summary is not None:
             return summary
@@ -530,16 +554,16 @@ class RecordStore:
             )
         record_json = self.repo.write_blob(data, new=True)
         entries = [TreeEntry(RECORD_FILE, record_json, MODE_FILE)]
-        chunked = {o.path: o.chunks for o in record.outputs if o.chunks is not None}
-        for e in new.outputs:
-            count = chunked.get(e.path)
-            if count is None:
-                entries.append(TreeEntry(OUTPUTS_DIR + e.path, e.oid, e.mode))
+        for out in record.outputs:
+            if out.chunks is None:
+                entries.append(TreeEntry(OUTPUTS_DIR + out.path, out.blob, out.mode))
                 continue
-            ids = self.repo.chunks_of(e.oid)
-            if ids is None or len(ids) != count:
-                raise GitcacheError(f"output {e.path}: its chunks were not stored by this process")
-            entries += chunk_entries(OUTPUTS_DIR + e.path, ids)
+            ids = self.repo.chunks_of(out.blob)
+            if ids is None or len(ids) != out.chunks:
+                raise GitcacheError(
+                    f"output {out.path}: its chunks were not stored by this process"
+                )
+            entries += chunk_entries(OUTPUTS_DIR + out.path, ids)
         entries += logs
         entries += list(new.extra)
         tree = self.repo.write_tree(entries)

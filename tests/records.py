@@ -6,8 +6,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from gitcache.gitrepo import MODE_FILE, GitRepo, TreeEntry
-from gitcache.record import Components, OutputFile, Record
+from gitcache.gitrepo import MODE_FILE, GitRepo
+from gitcache.record import RECORD_FORMAT, Components, OutputFile, Record
 from gitcache.store import NewRecord, RecordStore, StoredRecord
 
 
@@ -20,10 +20,13 @@ def new_record(
     params: dict[str, Any] | None = None,
     content: bytes = b"data\n",
     path: str = "out.txt",
+    format: int = RECORD_FORMAT,
 ) -> NewRecord:
-    """A record of one output file, its blob written, its logs captured in `scratch`."""
+    """A record of one output file, its blob written, its logs captured in `scratch`;
+    `format`: the record format it is written in (2: record.json lists the output)."""
     blob = repo.write_blob(content)
     record = Record(
+        format=format,
         step=step,
         signature=signature,
         components=Components(
@@ -49,7 +52,7 @@ def new_record(
     logs = {s: scratch / s for s in ("stdout", "stderr")}
     for name, log in logs.items():
         log.write_bytes(name.encode())
-    return NewRecord(record, [TreeEntry(path, blob, MODE_FILE)], logs)
+    return NewRecord(record, logs)
 
 
 def write_record(
@@ -60,11 +63,14 @@ def write_record(
     params: dict[str, Any] | None = None,
     content: bytes = b"data\n",
     path: str = "out.txt",
+    format: int = RECORD_FORMAT,
 ) -> StoredRecord:
     repo = GitRepo.discover(root)
     store = RecordStore(repo)
     with tempfile.TemporaryDirectory() as scratch:
-        new = new_record(repo, Path(scratch), step, signature, started_at, params, content, path)
+        new = new_record(
+            repo, Path(scratch), step, signature, started_at, params, content, path, format
+        )
         stored = store.write(new, repo.head_commit())
     store.flush_index()
     return stored

@@ -112,6 +112,8 @@ def forge(
     `outputs` (path -> (content, mode)) replace the record's outputs, in record.json and
     in the tree; `record_changes` and `output_changes` (per path) then edit record.json
     freely, so it may say what the tree does not. The sig ref is moved to the forgery.
+    record.json is of format 2, which lists the outputs (gitcache still reads it): so it
+    can name paths no tree can hold. Format 3's trees: tests/test_record_format3.py.
     """
     gr = GitRepo.discover(repo.root)
     name = sig_ref(signature)
@@ -127,6 +129,8 @@ def forge(
     for item in listed:
         item.update((output_changes or {}).get(item["path"], {}))
     base["outputs"] = listed
+    base["format"] = 2
+    base.pop("chunked", None)
     base.update(record_changes or {})
     entries.append(TreeEntry("record.json", gr.write_blob(json.dumps(base).encode()), MODE_FILE))
     commit = gr.write_commit(gr.write_tree(entries), gr.commit_parents(legit), "forged\n")

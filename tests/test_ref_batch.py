@@ -26,7 +26,7 @@ def _quick(repo: GitRepo, scratch: Path, n: int, duration: float = 0.01) -> NewR
     new = records.new_record(
         repo, scratch / str(n), "s", _sig(n), content=f"{n}\n".encode(), path=f"o/{n}"
     )
-    return NewRecord(new.record.model_copy(update={"duration": duration}), new.outputs, new.logs)
+    return NewRecord(new.record.model_copy(update={"duration": duration}), new.logs)
 
 
 @pytest.fixture

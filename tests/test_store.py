@@ -89,13 +89,19 @@ def test_corrupt_record_is_a_miss_with_a_warning(
 def test_record_whose_tree_disagrees_is_refused(
     store: tuple[Repo, RecordStore], tmp_path: Path
 ) -> None:
+    """Formats 1 and 2 list every output in record.json: the tree must agree (from
+    format 3 on the tree is the list, and cannot disagree)."""
     _repo, s = store
-    new = new_record(s.repo, tmp_path, SIG)
+    record = new_record(s.repo, tmp_path, SIG).record.model_copy(update={"format": 2})
+    listed = s.repo.write_blob(record.to_json())
+    assert b'"outputs"' in s.repo.read_blob(listed)
     other = s.repo.write_blob(b"not what record.json says\n")
-    tampered = NewRecord(new.record, [TreeEntry("o.txt", other, MODE_FILE)], new.logs)
-    stored = s.write(tampered, None)
+    tree = s.repo.write_tree(
+        [TreeEntry("record.json", listed, MODE_FILE), TreeEntry("outputs/o.txt", other, MODE_FILE)]
+    )
+    commit = s.repo.write_commit(tree, [], "tampered")
     with pytest.raises(UnsafeRecord, match=r"does not match record\.json"):
-        s.load(stored.commit)
+        s.load(commit)
 
 
 def test_resolve_by_step_prefix_and_ambiguity(
@@ -167,6 +173,8 @@ def test_record_ids_must_be_exact_lowercase_hex(field: str, value: str, message:
         "host": "h",
         "gitcache_version": "0",
     }
-    assert parse_record(json.dumps(good).encode(), "r").signature == "a" * 64  # sha256 ids too
+    assert (
+        parse_record(json.dumps(good).encode(), "r", list).signature == "a" * 64
+    )  # sha256 ids too
     with pytest.raises(UnsafeRecord, match=message.replace("(", r"\(")):
-        parse_record(json.dumps({**good, field: value}).encode(), "r")
+        parse_record(json.dumps({**good, field: value}).encode(), "r", list)

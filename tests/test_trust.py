@@ -10,6 +10,7 @@ the command that runs is the victim's own, and the step runs instead of restorin
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +171,8 @@ def test_a_path_too_long_for_the_file_system_is_refused_before_any_write(
 
 def test_a_tree_nested_deeper_than_pythons_recursion_limit_is_read(scene: Scene) -> None:
     """outputs/out/deep/a/a/.../x, 1,200 trees deep (made with git mktree): fetch and
-    run read it without a RecursionError; what record.json does not list is not written."""
+    run read it without a RecursionError. record.json is of format 3, so the tree lists
+    the outputs: the deep file is one, restored where it lies."""
     attacker = scene.attacker
     name = f"refs/gitcache/sig/{scene.signature[:2]}/{scene.signature}"
     legit = attacker.git("rev-parse", name).strip()
@@ -193,8 +195,12 @@ def test_a_tree_nested_deeper_than_pythons_recursion_limit_is_read(scene: Scene)
     assert fetched.exit_code == 0, fetched.stderr
     result = scene.victim.run("run")
     assert result.exit_code == 0 and "restored from git" in result.stderr, result.stderr
-    assert sorted(os.listdir(scene.victim.root / "out")) == ["data.txt"]
+    assert sorted(os.listdir(scene.victim.root / "out")) == ["data.txt", "deep"]
+    deep = scene.victim.root / "out" / "deep" / "/".join(["a"] * 1200) / "x"
+    assert deep.read_bytes() == (scene.victim.root / "out/data.txt").read_bytes()
     assert scene.runs() == 0
+    # pytest's clean-up of old temporary directories recurses per level: not this deep.
+    subprocess.run(["rm", "-rf", str(scene.victim.root / "out")], check=True)
 
 
 def test_symlink_into_git_is_refused(scene: Scene) -> None:

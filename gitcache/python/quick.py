@@ -19,7 +19,7 @@ from gitcache.errors import UnsafeRecord
 from gitcache.gitread import GitDirs, commit_tree, read_loose, read_ref, tree_entries
 from gitcache.latest import LATEST_FILE, read_file, step_ref
 from gitcache.record import parse_record
-from gitcache.store import CHUNKS_DIR, RECORD_FILE, StoredRecord, sig_ref
+from gitcache.store import CHUNKS_DIR, OUTPUTS_TREE, RECORD_FILE, StoredRecord, sig_ref
 
 
 class NotQuick(Exception):
@@ -62,15 +62,16 @@ def read_record(dirs: GitDirs, signature: str) -> QuickRecord | None:
     tree_id = commit_tree(found[1]) if found and found[0] == "commit" else None
     tree = read_loose(objects, tree_id) if tree_id else None
     entries = tree_entries(tree[1]) if tree and tree[0] == "tree" else None
-    # A record with chunks has its layout checked by `RecordStore.load`.
-    if entries is None or CHUNKS_DIR.rstrip("/") in entries:
+    # A record with chunks has its layout checked by `RecordStore.load`, and one with
+    # outputs its outputs/ tree (format 3: the list of its outputs, outputtree.py).
+    if entries is None or CHUNKS_DIR.rstrip("/") in entries or OUTPUTS_TREE in entries:
         return None
     entry = entries.get(RECORD_FILE)
     blob = None if entry is None else read_loose(objects, entry[1])
     if blob is None or blob[0] != "blob":
         return None
     try:
-        record = parse_record(blob[1], f"record {commit[:12]}")
+        record = parse_record(blob[1], f"record {commit[:12]}", list)
     except UnsafeRecord:
         return None
     if record.outputs or record.signature != signature:

@@ -364,7 +364,6 @@ class StepFunction(Generic[P, R]):
     ) -> StoredRecord:
         import socket
 
-        from gitcache.gitrepo import TreeEntry
         from gitcache.store import NewRecord
 
         outputs = self._collect_outputs(session, call.outputs)
@@ -385,12 +384,7 @@ class StepFunction(Generic[P, R]):
             gitcache_version=__version__,
             python=self.run_info(session, call, encoded.kind),
         )
-        new = NewRecord(
-            record,
-            [TreeEntry(o.path, o.blob, o.mode) for o in outputs],
-            logs,
-            [*entries, *source.tree_entries()],
-        )
+        new = NewRecord(record, logs, [*entries, *source.tree_entries()])
         return session.store.write(new, source.source_commit, replace=refused is not None)
 
     def _collect_outputs(self, session: Session, declared: list[str]) -> list[OutputFile]:

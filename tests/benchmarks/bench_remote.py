@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from gitcache import sharing  # noqa: E402
-from gitcache.gitrepo import MODE_FILE, GitRepo, TreeEntry  # noqa: E402
+from gitcache.gitrepo import MODE_FILE, GitRepo  # noqa: E402
 from gitcache.record import Components, OutputFile, Record  # noqa: E402
 from gitcache.remote import choose_remote  # noqa: E402
 from gitcache.signature import signature_of  # noqa: E402
@@ -100,7 +100,7 @@ def populate(root: Path, count: int, max_kb: int) -> tuple[list[str], int]:
             host="bench",
             gitcache_version="bench",
         )
-        store.write(NewRecord(record, [TreeEntry(path, blob, MODE_FILE)], logs), head)
+        store.write(NewRecord(record, logs), head)
         signatures.append(record.signature)
     return signatures, total
 

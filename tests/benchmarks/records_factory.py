@@ -10,7 +10,7 @@ from pathlib import Path
 import blake3
 
 from gitcache import __version__
-from gitcache.gitrepo import MODE_FILE, GitRepo, TreeEntry
+from gitcache.gitrepo import MODE_FILE, GitRepo
 from gitcache.record import Components, OutputFile, Record
 from gitcache.store import NewRecord, RecordStore
 
@@ -55,6 +55,6 @@ def make_records(root: Path, count: int, steps: int = 10) -> None:
                 host=socket.gethostname(),
                 gitcache_version=__version__,
             )
-            new = NewRecord(record, [TreeEntry(f"out/{step}.txt", blob, MODE_FILE)], logs)
+            new = NewRecord(record, logs)
             store.write(new, head)
     store.flush_index()  # as Project.save does after a run

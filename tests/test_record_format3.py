@@ -1,0 +1,264 @@
+"""Record format 3: record.json lists only chunked outputs; the tree's outputs/ is the list.
+
+A record's outputs stored whole are read from its tree (path, mode, blob id; the size
+from the object's header), so that tree is checked as a hostile one could be laid out:
+each case below is a crafted tree object (git itself never writes one) and must be
+refused by `store.load`, naming the record, before anything is restored.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from gitcache.errors import RepositoryError, UnsafeRecord
+from gitcache.gitrepo import GitRepo
+from gitcache.record import RECORD_FORMAT
+from gitcache.store import RecordStore
+from tests.helpers import Repo
+
+TOML = """\
+[steps.make]
+outputs = ["out"]
+run = '''
+mkdir -p out/sub
+printf 'hello\\n' > out/a.txt
+printf 'run\\n' > out/sub/run.sh && chmod +x out/sub/run.sh
+ln -s a.txt out/link
+'''
+"""
+
+# An edit of one file out of many, so that what -s build writes can be counted.
+MANY = """\
+[steps.many]
+outputs = ["out"]
+run = "mkdir -p out/a out/b && for i in $(seq 1 200); do echo $i > out/a/$i; echo $i > out/b/$i; done"
+"""
+
+
+@pytest.fixture
+def made(make: Callable[..., Repo]) -> Repo:
+    repo = make({"gitcache.toml": TOML, ".gitignore": "/out/\n"})
+    result = repo.run("run")
+    assert result.exit_code == 0, result.stderr
+    return repo
+
+
+def _commit(repo: Repo) -> str:
+    return repo.refs()["refs/gitcache/step/make"]
+
+
+def test_record_json_leaves_the_outputs_to_the_tree(made: Repo) -> None:
+    commit = _commit(made)
+    data = json.loads(made.git("show", f"{commit}:record.json"))
+    assert RECORD_FORMAT == 3 and data["format"] == 3
+    assert "outputs" not in data and data["chunked"] == []
+    stored = RecordStore(GitRepo.discover(made.root)).load(commit)
+    listed = [(o.path, o.mode, o.blob, o.size) for o in stored.record.outputs]
+    assert listed == [
+        ("out/a.txt", 0o100644, made.blob("out/a.txt"), 6),
+        ("out/link", 0o120000, made.git("hash-object", "--stdin", input="a.txt").strip(), 5),
+        ("out/sub/run.sh", 0o100755, made.blob("out/sub/run.sh"), 4),
+    ]
+    # What `gitcache show --json` prints lists them all, as record.json did up to format 2.
+    shown = json.loads(made.run("show", "--json", "make").stdout)
+    assert [o["path"] for o in shown["outputs"]] == ["out/a.txt", "out/link", "out/sub/run.sh"]
+
+
+def test_restore_and_assert_work_from_the_tree(made: Repo) -> None:
+    (made.root / "out/sub/run.sh").unlink()
+    (made.root / "out/link").unlink()
+    result = made.run("run")
+    assert result.exit_code == 0 and "restored" in result.stderr, result.stderr
+    assert (made.root / "out/link").readlink() == Path("a.txt")
+    assert (made.root / "out/sub/run.sh").stat().st_mode & 0o111
+    assert made.run("run", "-s", "assert").exit_code == 0
+
+
+def test_rebuilding_one_file_of_many_writes_its_blob_and_the_trees_above_it(
+    make: Callable[..., Repo],
+) -> None:
+    """-s build after one file of 400 was edited: the new objects are that blob, the
+    trees on its path, record.json and the commit. Nothing else: not the other trees
+    (they exist), not a list of every output."""
+    repo = make({"gitcache.toml": MANY, ".gitignore": "/out/\n"})
+    assert repo.run("run").exit_code == 0
+    before = set(_objects(repo))
+    (repo.root / "out/a/7").write_text("edited\n")
+    result = repo.run("run", "-s", "build")
+    assert result.exit_code == 0 and "recorded existing outputs" in result.stderr, result.stderr
+    commit = repo.refs()["refs/gitcache/step/many"]
+    new = {oid: kind for oid, kind in _objects(repo).items() if oid not in before}
+
+    def at(path: str) -> str:
+        return repo.git("rev-parse", f"{commit}:{path}").strip()
+
+    expected = {
+        commit: "commit",
+        at(""): "tree",
+        at("outputs"): "tree",
+        at("outputs/out"): "tree",
+        at("outputs/out/a"): "tree",
+        at("outputs/out/a/7"): "blob",
+        at("record.json"): "blob",
+    }
+    assert new == expected
+    assert len(repo.git("cat-file", "-p", at("record.json"))) < 2000
+
+
+def _objects(repo: Repo) -> dict[str, str]:
+    out = repo.git("cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)")
+    return dict(line.split() for line in out.splitlines())  # type: ignore[misc]
+
+
+# -- hostile trees -------------------------------------------------------------------
+
+
+def _raw_tree(repo: pygit2.Repository, rows: list[tuple[bytes, bytes, str]]) -> str:
+    """A tree object exactly as given (mode, name, id), as no git command writes one."""
+    data = b"".join(m + b" " + n + b"\0" + bytes.fromhex(o) for m, n, o in rows)
+    return str(repo.odb.write(pygit2.enums.ObjectType.TREE, data))
+
+
+def _with_outputs(
+    made: Repo, rows: list[tuple[bytes, bytes, str]], record_json: bytes | None = None
+) -> str:
+    """The good record's commit, its outputs/ tree replaced by `rows` (and its
+    record.json by `record_json`)."""
+    raw = pygit2.Repository(str(made.root))
+    good = raw[_commit(made)].peel(pygit2.Tree)
+    top: list[tuple[bytes, bytes, str]] = []
+    for entry in good:
+        oid = str(entry.id)
+        if entry.name == "outputs":
+            oid = _raw_tree(raw, rows)
+        elif entry.name == "record.json" and record_json is not None:
+            oid = str(raw.create_blob(record_json))
+        top.append((b"%o" % entry.filemode, entry.raw_name, oid))
+    tree = _raw_tree(raw, top)
+    return GitRepo.discover(made.root).write_commit(tree, [], "hostile")
+
+
+def _blob(made: Repo, data: bytes) -> str:
+    return str(pygit2.Repository(str(made.root)).create_blob(data))
+
+
+def _refused(made: Repo, commit: str, pattern: str) -> None:
+    with pytest.raises(UnsafeRecord, match=pattern):
+        RecordStore(GitRepo.discover(made.root)).load(commit)
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern"),
+    [
+        (b"a/b", r"outputs/'a/b': a name in a tree may not hold '/'"),
+        (b"..", r"outputs/\.\.: unsafe path"),
+        (b".", r"outputs/\.: unsafe path"),
+        (b".GIT", r"inside \.git"),
+        (b"\xff", r"outputs/\\xff: path is not valid UTF-8"),
+    ],
+)
+def test_an_entry_name_no_worktree_path_may_have_is_refused(
+    made: Repo, name: bytes, pattern: str
+) -> None:
+    bad = _with_outputs(made, [(b"100644", name, _blob(made, b"x"))])
+    _refused(made, bad, pattern)
+
+
+def test_a_name_twice_in_one_tree_is_refused(made: Repo) -> None:
+    blob = _blob(made, b"x")
+    bad = _with_outputs(made, [(b"100644", b"a", blob), (b"100644", b"a", blob)])
+    _refused(made, bad, r"outputs/a is in its tree twice")
+
+
+def test_a_gitlink_is_refused(made: Repo) -> None:
+    bad = _with_outputs(made, [(b"160000", b"sub", "1" * 40)])
+    _refused(made, bad, r"outputs/sub has mode 160000")
+
+
+def test_an_entry_naming_a_missing_object_or_a_tree_as_a_file_is_refused(made: Repo) -> None:
+    missing = _with_outputs(made, [(b"100644", b"a", "2" * 40)])
+    with pytest.raises(
+        RepositoryError, match=r"object 2{40} \(outputs/a of record \w+\) is missing"
+    ):
+        RecordStore(GitRepo.discover(made.root)).load(missing)
+    raw = pygit2.Repository(str(made.root))
+    subtree = _raw_tree(raw, [(b"100644", b"x", _blob(made, b"x"))])
+    as_file = _with_outputs(made, [(b"100644", b"a", subtree)])
+    _refused(made, as_file, r"outputs/a: object \w+ is a tree, not a blob")
+    as_dir = _with_outputs(made, [(b"40000", b"a", _blob(made, b"x"))])
+    _refused(made, as_dir, r"a is not a directory")
+
+
+def test_a_symlink_text_of_path_max_or_more_is_refused_unread(made: Repo) -> None:
+    bad = _with_outputs(made, [(b"120000", b"link", _blob(made, b"x" * 4096))])
+    _refused(made, bad, r"outputs/link: Value error, a symlink's text must be shorter than 4096")
+
+
+def test_outputs_that_is_a_file_is_refused(made: Repo) -> None:
+    raw = pygit2.Repository(str(made.root))
+    good = raw[_commit(made)].peel(pygit2.Tree)
+    rows = [
+        (b"100644" if e.name == "outputs" else b"%o" % e.filemode, e.raw_name, str(e.id))
+        for e in good
+    ]
+    rows = [(m, n, _blob(made, b"x") if n == b"outputs" else o) for m, n, o in rows]
+    bad = GitRepo.discover(made.root).write_commit(_raw_tree(raw, rows), [], "hostile")
+    _refused(made, bad, r"outputs is not a directory")
+
+
+def _record_json(made: Repo, **changes: object) -> bytes:
+    data = json.loads(made.git("show", f"{_commit(made)}:record.json"))
+    data.update(changes)
+    return json.dumps({k: v for k, v in data.items() if v is not None}).encode()
+
+
+def test_a_format3_record_json_that_lists_outputs_is_refused(made: Repo) -> None:
+    """A format-2 list in a format-3 record would be a second list for the tree to
+    disagree with (and an older gitcache must not read a format-3 record as one)."""
+    rows = [(b"100644", b"a.txt", _blob(made, b"hello\n"))]
+    bad = _with_outputs(made, rows, _record_json(made, outputs=[]))
+    _refused(made, bad, r"outputs: a record of format 3 leaves its outputs to its tree")
+    without = _with_outputs(made, rows, _record_json(made, chunked=None))
+    _refused(made, without, r"chunked: Field required")
+
+
+def test_a_record_of_a_newer_format_is_refused_with_a_hint(made: Repo) -> None:
+    rows = [(b"100644", b"a.txt", _blob(made, b"hello\n"))]
+    newer = _with_outputs(made, rows, _record_json(made, format=4))
+    with pytest.raises(UnsafeRecord, match=r"is of format 4, newer than this gitcache") as info:
+        RecordStore(GitRepo.discover(made.root)).load(newer)
+    assert info.value.hint == "upgrade gitcache"
+
+
+def test_a_chunked_entry_must_say_its_chunks_and_not_clash_with_the_tree(made: Repo) -> None:
+    rows = [(b"40000", b"out", _raw_tree(pygit2.Repository(str(made.root)), []))]
+    entry = {"path": "out/big.bin", "blob": "3" * 40, "mode": 33188, "size": 5}
+    no_count = _with_outputs(made, rows, _record_json(made, chunked=[entry]))
+    _refused(made, no_count, r"chunked: out/big\.bin has no chunk count")
+    raw = pygit2.Repository(str(made.root))
+    under = _raw_tree(raw, [(b"100644", b"x", _blob(made, b"x"))])
+    clash = [(b"40000", b"out", _raw_tree(raw, [(b"40000", b"big.bin", under)]))]
+    chunked = [{**entry, "chunks": 1}]
+    as_dir = _with_outputs(made, clash, _record_json(made, chunked=chunked))
+    _refused(made, as_dir, r"out/big\.bin is both in chunked and in its tree's outputs/")
+
+
+def test_a_hostile_tree_under_the_signature_is_a_miss_and_the_step_runs(made: Repo) -> None:
+    """Through the CLI: the record is ignored with a warning, the step runs, its new
+    record replaces the hostile one, and nothing is written outside out/."""
+    bad = _with_outputs(made, [(b"100644", b"..", _blob(made, b"pwned\n"))])
+    (sig_ref,) = [r for r in made.refs() if r.startswith("refs/gitcache/sig/")]
+    made.git("update-ref", sig_ref, bad)
+    subprocess.run(["rm", "-rf", str(made.root / "out")], check=True)
+    result = made.run("run")
+    assert result.exit_code == 0, result.stderr
+    assert "ignoring unreadable record" in result.stderr and "make: ran" in result.stderr
+    assert made.refs()[sig_ref] != bad
+    assert not (made.root / "pwned").exists() and not (made.root.parent / "pwned").exists()
+    assert made.read("out/a.txt") == "hello\n"
