@@ -22,7 +22,7 @@ from gitcache.dirtree import make_dirs
 from gitcache.errors import ConfigError, StepFailed, UnreadableFile, UnsafeRecord
 from gitcache.gitrepo import MODE_EXEC
 from gitcache.graph import input_matches_output, is_glob
-from gitcache.locks import LockSpares, signature_lock, writing_objects
+from gitcache.locks import LockSpares, outputs_lock, signature_lock, writing_objects
 from gitcache.objects.stored import StoredFile
 from gitcache.params import encode
 from gitcache.plan import Evaluation, Mismatch, Planner
@@ -285,8 +285,9 @@ class Engine:
             evaluation = self._look_elsewhere(evaluation)
         if mode == "assert":
             return self._assert(evaluation)
-        if mode == "build":
-            return self._build(evaluation)
+        if mode == "build":  # nothing else writes the outputs while they are recorded
+            with self._writing_outputs(evaluation.step):
+                return self._build(evaluation)
         if mode != "force" and evaluation.record is not None:
             return self._use_record(evaluation, evaluation.record)
         return self._execute(evaluation, record=True)
@@ -357,6 +358,8 @@ class Engine:
             stored,
             hint=hint,
             progress=lambda files, size: self._meter(step, "restoring", files, size),
+            on_wait=self._waiting,
+            unlocked=self._unlocked,
         )
 
     def _seal(self, evaluation: Evaluation, commit: str, outputs: Sequence[OutputFile]) -> None:
@@ -447,6 +450,14 @@ class Engine:
                 self._batch.hold(locks.pop_all())
             return result
 
+    def _writing_outputs(self, step: Step) -> AbstractContextManager[None]:
+        """The step's output locks (locks.outputs_lock), the engine's own lock let go
+        while waiting for another process."""
+        if self.options.dry_run:
+            return nullcontext()
+        state_dir = self.project.repo.state_dir
+        return outputs_lock(state_dir, step.outputs, self._waiting, unlocked=self._unlocked)
+
     def _waiting(self, message: str) -> None:
         """About to wait for a signature's lock another process holds: first write the
         refs of the batch, which releases the locks it keeps (that process may be
@@ -485,59 +496,61 @@ class Engine:
         # Taken before the command runs: the code that ran, and require_clean refuses early.
         source = self._provenance() if record else None
         self.reporter.step_started(step.key, "running")
-        try:
-            # A record holds exactly what this run made, and the command never writes
-            # through a symlink that a record (perhaps a fetched one) put there.
-            self.project.worktree.clear_outputs(step.outputs)
-        except StepFailed as exc:
-            return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
-        for declared in step.outputs:  # as make users expect: the command only writes files
-            parent = (self.project.repo.root / declared).parent
+        # No other gitcache writes these outputs until this run's record holds them.
+        with self._writing_outputs(step):
             try:
-                make_dirs(parent)  # no recursion: a declared path may nest deep
-            except OSError as exc:  # a file where a directory must be, no permission...
-                where = parent.relative_to(self.project.repo.root).as_posix()
-                why = exc.strerror or str(exc)
-                detail = f"cannot make the directory {where!r} of output {declared!r}: {why}"
-                if exc.errno in (errno.EEXIST, errno.ENOTDIR):
-                    detail += " (a file is in the way: move it, or remove it)"
-                return StepResult(step.key, "failed", evaluation.signature, detail=detail)
-        # The scratch directory goes whatever happens (a signal included); one left by a
-        # process killed with -9 goes at the start of a later run (scratch.py).
-        with self._scratch(step) as scratch:
-            # After the inputs were hashed, before the command starts: an input whose
-            # mtime is not older may have been rewritten since within one tick. (A step
-            # without inputs has none to check: no temporary file to read the clock.)
-            started = statcache.filesystem_now(scratch) if record and step.signed_inputs else 0
-            failures: list[Exception] = []
-            try:
-                with self._unlocked():
-                    execution = execute(
-                        shell_argv(step.spec.shell, command),
-                        self.project.repo.root,
-                        scratch,
-                        lambda stream, data: self.reporter.output(step.key, stream, data),
-                        env=self._command_env(evaluation, record),
-                        children=self._children,
-                        while_running=lambda: self._while_command_runs(
-                            failures, flush=evaluation.step.item is None
-                        ),
-                        held_open=lambda: self.reporter.warning(
-                            f"step {step.key}: its command exited, but a process it "
-                            "started still holds its output open; waiting for that "
-                            "process to end (redirect a background job's output, "
-                            "or `wait` for it)"
-                        ),
-                    )
-            except OSError as exc:  # the shell could not be started: E2BIG for a huge command
-                return self._cannot_start(evaluation, command, exc)
-            if failures:  # writing earlier items' records failed (a full disk, say)
-                raise failures[0]
-            # An item's capture files serve its thread's next item (the runner truncates
-            # them) and go with the directory at the end of the run: no unlink per item.
-            return self._after_command(
-                evaluation, command, execution, record, replace, source, started
-            )
+                # A record holds exactly what this run made, and the command never writes
+                # through a symlink that a record (perhaps a fetched one) put there.
+                self.project.worktree.clear_outputs(step.outputs)
+            except StepFailed as exc:
+                return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
+            for declared in step.outputs:  # as make users expect: the command only writes files
+                parent = (self.project.repo.root / declared).parent
+                try:
+                    make_dirs(parent)  # no recursion: a declared path may nest deep
+                except OSError as exc:  # a file where a directory must be, no permission...
+                    where = parent.relative_to(self.project.repo.root).as_posix()
+                    why = exc.strerror or str(exc)
+                    detail = f"cannot make the directory {where!r} of output {declared!r}: {why}"
+                    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+                        detail += " (a file is in the way: move it, or remove it)"
+                    return StepResult(step.key, "failed", evaluation.signature, detail=detail)
+            # The scratch directory goes whatever happens (a signal included); one left by a
+            # process killed with -9 goes at the start of a later run (scratch.py).
+            with self._scratch(step) as scratch:
+                # After the inputs were hashed, before the command starts: an input whose
+                # mtime is not older may have been rewritten since within one tick. (A step
+                # without inputs has none to check: no temporary file to read the clock.)
+                started = statcache.filesystem_now(scratch) if record and step.signed_inputs else 0
+                failures: list[Exception] = []
+                try:
+                    with self._unlocked():
+                        execution = execute(
+                            shell_argv(step.spec.shell, command),
+                            self.project.repo.root,
+                            scratch,
+                            lambda stream, data: self.reporter.output(step.key, stream, data),
+                            env=self._command_env(evaluation, record),
+                            children=self._children,
+                            while_running=lambda: self._while_command_runs(
+                                failures, flush=evaluation.step.item is None
+                            ),
+                            held_open=lambda: self.reporter.warning(
+                                f"step {step.key}: its command exited, but a process it "
+                                "started still holds its output open; waiting for that "
+                                "process to end (redirect a background job's output, "
+                                "or `wait` for it)"
+                            ),
+                        )
+                except OSError as exc:  # the shell could not be started: E2BIG for a huge command
+                    return self._cannot_start(evaluation, command, exc)
+                if failures:  # writing earlier items' records failed (a full disk, say)
+                    raise failures[0]
+                # An item's capture files serve its thread's next item (the runner truncates
+                # them) and go with the directory at the end of the run: no unlink per item.
+                return self._after_command(
+                    evaluation, command, execution, record, replace, source, started
+                )
 
     def _while_command_runs(self, failures: list[Exception], flush: bool) -> float | None:
         """What the running command's time can hide: writing the records of earlier
@@ -568,15 +581,17 @@ class Engine:
 
     def _command_env(self, evaluation: Evaluation, record: bool) -> dict[str, str]:
         """The command's environment: ours, naming the locks we hold while it runs (the
-        objects lock; the signature's when recording), so a gitcache it starts that
-        would wait for one fails at once (locks.py)."""
+        objects lock; the signature's when recording; its outputs'), so a gitcache it
+        starts that would wait for one fails at once (locks.py)."""
         state_dir = self.project.repo.state_dir
         held = [locks.objects_lock_path(state_dir)]
         if record and evaluation.signature is not None:
             held.append(locks.signature_lock_path(state_dir, evaluation.signature))
+        outputs = evaluation.step.outputs
+        held += locks.output_lock_paths(state_dir, outputs)
         if self._environ is None:  # decoding every variable costs ~0.1 ms per command
             self._environ = dict(os.environ)
-        return {**self._environ, **locks.held_env(held)}
+        return {**self._environ, **locks.held_env(held, outputs)}
 
     def _cannot_start(self, evaluation: Evaluation, command: str, exc: OSError) -> StepResult:
         size = len(command.encode())

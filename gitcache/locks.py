@@ -1,6 +1,9 @@
 """Locks between gitcache processes, all released by the kernel when a process dies.
 
 - Per-signature locks (flock): two processes about to run one signature run it once.
+- Output locks (flock, `outputs_lock`): two processes never write one declared output at
+  once (two runs of a step with other parameters, a restore while the step runs): else
+  each could record the other's bytes under its own signature, a wrong hit for good.
 - The objects lock: a reader/writer lock between everything that writes git objects
   before the refs that keep them, or relies on a record staying (a run, a Python
   step, a fetch, a rewrite mapping, `restore`, `remove --outputs`; shared) and what
@@ -24,18 +27,26 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+
+import blake3
 
 from gitcache.errors import LockHeld
 
 OBJECTS_LOCK = "objects.lock"  # under <state dir>/locks/
 HELD_ENV = "GITCACHE_HELD_LOCKS"  # lock files the gitcache that started a command holds
 HELD_BY_ENV = "GITCACHE_HELD_BY"  # that gitcache's pid
+HELD_OUTPUTS_ENV = "GITCACHE_HELD_OUTPUTS"  # the outputs whose locks it holds (a JSON list)
+# Output locks are shared by outputs whose path hashes alike: a sweep of 10,000 items
+# would otherwise create 10,000 lock files (a file costs 0.15-0.3 ms to create here). Two
+# outputs in one bucket only wait for each other needlessly, and rarely.
+OUTPUT_BUCKETS = 256
 
 
 @functools.lru_cache(maxsize=16)  # asked a few times per step: a sweep has thousands
@@ -47,12 +58,16 @@ def signature_lock_path(state_dir: Path, signature: str) -> Path:
     return state_dir / "locks" / f"{signature}.lock"
 
 
-def held_env(paths: Iterable[Path]) -> dict[str, str]:
-    """The environment entries telling a step's command which locks its gitcache holds."""
-    return {
+def held_env(paths: Iterable[Path], outputs: Sequence[str] = ()) -> dict[str, str]:
+    """The environment entries telling a step's command which locks its gitcache holds
+    (`outputs`: the declared outputs whose locks are among them)."""
+    env = {
         HELD_ENV: os.pathsep.join(str(p.absolute()) for p in paths),
         HELD_BY_ENV: str(os.getpid()),
     }
+    if outputs:
+        env[HELD_OUTPUTS_ENV] = json.dumps(list(outputs))
+    return env
 
 
 _announced: dict[str, int] = {}  # lock path -> holders in this process that announce it
@@ -218,6 +233,69 @@ def signature_lock(
 
 
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+
+
+def output_lock_paths(state_dir: Path, outputs: Iterable[str]) -> list[Path]:
+    """The lock files of these declared outputs, in the one order every holder takes
+    them (so two processes each waiting for a lock the other holds cannot happen)."""
+    buckets = {blake3.blake3(p.encode()).digest()[0] % OUTPUT_BUCKETS for p in outputs}
+    # No `.lock` suffix: to git and its users a `.lock` file is one left behind.
+    return [state_dir / "locks" / f"outputs-{b:02x}" for b in sorted(buckets)]
+
+
+@contextmanager
+def outputs_lock(
+    state_dir: Path,
+    outputs: Sequence[str],
+    on_wait: Callable[[str], None],
+    unlocked: Callable[[], AbstractContextManager[None]] = nullcontext,
+) -> Iterator[None]:
+    """Hold the locks of a step's declared outputs while the block writes them (clears,
+    runs the command and records it, or restores a record).
+
+    A gitcache started by a step's command whose outputs share a lock with the step's
+    (the same bucket) does not wait for its parent, which waits for it: it fails at once
+    (LockHeld) when it would write one of those very outputs, and else goes on, under the
+    lock its parent holds (no third process takes it meanwhile).
+    """
+    try:
+        held_above = set(json.loads(os.environ.get(HELD_OUTPUTS_ENV, "[]")))
+    except (ValueError, TypeError):
+        held_above = set()
+    fds: list[int] = []
+    try:
+        for path in output_lock_paths(state_dir, outputs):
+            try:
+                fd = os.open(path, _LOCK_FLAGS, 0o644)
+            except FileNotFoundError:  # the first lock in this repository
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, _LOCK_FLAGS, 0o644)
+            fds.append(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if _held_above(path):
+                    mine = sorted(held_above.intersection(outputs))
+                    if mine:
+                        _check_not_held_above(path, f"cannot write output {mine[0]}")
+                    continue  # only the bucket is shared: the parent holds it for us
+                on_wait(
+                    f"waiting for lock on {path} (another gitcache is writing the outputs "
+                    f"{', '.join(outputs[:3])}{', ...' if len(outputs) > 3 else ''})"
+                )
+                with unlocked():
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)  # releases its flock
+
+
+def _held_above(path: Path) -> bool:
+    """Whether the gitcache that started this process holds the lock `path`."""
+    if os.environ.get(HELD_BY_ENV) == str(os.getpid()):
+        return False
+    return str(path.absolute()) in os.environ.get(HELD_ENV, "").split(os.pathsep)
 
 
 def _still_named(fd: int, path: Path) -> bool:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from gitcache.errors import ConfigError, RecordNotFound
 from gitcache.history import item_matches, newest_first, param_matches
 from gitcache.leftovers import remove_restore_leftovers
+from gitcache.locks import outputs_lock
 from gitcache.params import decode
 from gitcache.plan import Planner
 from gitcache.project import Project
@@ -161,9 +163,10 @@ def restore_record(
     stored: StoredRecord,
     force: bool,
     progress: Callable[[int, int | None], Meter] | None = None,
+    on_wait: Callable[[str], None] = lambda _message: None,
 ) -> RestoreResult:
     """Write the record's outputs; refuse (before writing anything) to lose unrecorded work."""
-    return restore_outputs(project, stored, force, progress=progress)
+    return restore_outputs(project, stored, force, progress=progress, on_wait=on_wait)
 
 
 def restore_outputs(
@@ -172,13 +175,17 @@ def restore_outputs(
     force: bool = False,
     hint: str | None = None,
     progress: Callable[[int, int | None], Meter] | None = None,
+    on_wait: Callable[[str], None] = lambda _message: None,
+    unlocked: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> RestoreResult:
     """Make the step's outputs hold exactly what the record holds (Worktree.plan_restore).
 
     Only the outputs the step declares in gitcache.toml are touched (the record's own
     list when the step is no longer there): a record that would write elsewhere is an
     UnsafeRecord. Content that no record of the step holds is a WorktreeConflict
-    (with `hint`), unless `force`; nothing is written then.
+    (with `hint`), unless `force`; nothing is written then. The plan and the writes
+    are made under the outputs' locks (`locks.outputs_lock`: `on_wait`, `unlocked`), so
+    no run of the step writes them meanwhile.
     """
     # A no-op reads record.json only (store.lookup quick): check the tree before writing.
     stored = project.store.verified(stored)
@@ -191,17 +198,19 @@ def restore_outputs(
         if any(d == own or d.startswith(own + "/") for own in declared)
     ]
     worktree = project.worktree
-    remove_restore_leftovers(worktree.root, scopes)  # a killed restore's temporary files
-    plan = worktree.plan_restore(
-        record.outputs,
-        scopes,
-        lambda: recorded_blobs(project.store, record.step),
-        force,
-        record.step,
-        hint,
-    )
-    meter = None if progress is None else progress(len(plan.write), sum(o.size for o in plan.write))
-    worktree.apply(plan, meter, ChunkIds(stored.commit, stored.chunks))
+    with outputs_lock(project.repo.state_dir, declared, on_wait, unlocked):
+        remove_restore_leftovers(worktree.root, scopes)  # a killed restore's temporary files
+        plan = worktree.plan_restore(
+            record.outputs,
+            scopes,
+            lambda: recorded_blobs(project.store, record.step),
+            force,
+            record.step,
+            hint,
+        )
+        total = sum(o.size for o in plan.write)
+        meter = None if progress is None else progress(len(plan.write), total)
+        worktree.apply(plan, meter, ChunkIds(stored.commit, stored.chunks))
     project.removed.discard(o.path for o in record.outputs)
     return RestoreResult(
         stored, [o.path for o in plan.write], plan.unchanged, plan.remove, plan.dirs

@@ -50,7 +50,7 @@ def restore(
                 def meter(files: int, size: int | None, step: str = step) -> Meter:
                     return Meter(step, "restoring", files, size, reporter.transfer)
 
-                results.append(restore_record(project, stored, force, meter))
+                results.append(restore_record(project, stored, force, meter, warn))
     finally:
         project.save()
     # A summary, not a line per file: a directory output may hold thousands.
