@@ -67,7 +67,7 @@ def test_a_sweeps_records_are_packs_and_packed_refs_that_git_reads(
     # the signature locks went with the run (recycled, then removed with its scratch)
     # The signature locks' files went; the output locks' (at most 256, reused) stay.
     kept = sorted(p.name for p in (repo.root / ".git/gitcache/locks").iterdir())
-    assert kept[-1] == "objects.lock" and all(n.startswith("outputs-") for n in kept[:-1])
+    assert kept[0] == "objects.lock" and all(n.startswith("outputs-") for n in kept[1:])
     again = repo.run("run")
     assert again.exit_code == 0 and _ran(again.stderr) == 0
     # a new value: its record joins the others (a loose ref hides nothing, git agrees)
