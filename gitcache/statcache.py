@@ -143,10 +143,11 @@ class StatCache:
         return self._state_of(path, rel, name, st, follow, racy_from)
 
     def states_of(
-        self, root: Path, found: Sequence[tuple[str, os.stat_result]]
+        self, root: Path, found: Sequence[tuple[str, os.stat_result]], read: bool = True
     ) -> list[FileState | None]:
         """The states of worktree files from the lstat just taken of each (a directory:
-        None): cached blob ids where the stat vouches for them, else the file hashed.
+        None): cached blob ids where the stat vouches for them, else the file hashed
+        (without `read`: None, for a caller that reads such files itself).
         One loop for a whole output: 50,000 files cost a few dict look-ups each."""
         fresh, dirs, reference = self._fresh, self._dirs, self._reference_ns
         states: list[FileState | None] = []
@@ -169,7 +170,8 @@ class StatCache:
                     and len(row) == 6
                     and type(row[5]) is str
                 ):
-                    states.append(self._state_of(f"{root}/{rel}", rel, rel, st, False, None))
+                    path = f"{root}/{rel}"
+                    states.append(self._state_of(path, rel, rel, st, False, None) if read else None)
                     continue
             states.append(FileState(row[5], mode, key[0]))
         return states
@@ -200,19 +202,6 @@ class StatCache:
         self._fresh[name] = [*key, oid]
         self._dirty = True
         return FileState(oid, key[4], key[0])
-
-    def known(self, root: Path, rel: str) -> tuple[str, os.stat_result] | None:
-        """The blob id a row of this cache gives for worktree file `rel` and the lstat
-        that vouches for it (the rules `state` follows), without reading the file; None
-        when no row does (no system call when there is no row at all)."""
-        if rel not in self._fresh and self._saved(rel) is None:
-            return None
-        try:
-            st = os.lstat(f"{root}/{rel}")
-        except OSError:
-            return None
-        cached = self._cached(rel, _key(st))
-        return None if cached is None else (cached, st)
 
     def _cached(self, name: str, key: list[int]) -> str | None:
         """The blob id a row gives for a file of this stat key: one this process made,
