@@ -68,7 +68,9 @@ def _key(st: os.stat_result) -> list[int]:
 class StatCache:
     def __init__(self, state_dir: Path) -> None:
         self._path = state_dir / CACHE_FILE
-        self._unread: dict[str, str] = {}  # directory -> its rows as JSON text
+        # directory -> its rows as JSON text, as read (also once parsed: saved again as
+        # they were unless a row of this process changed them)
+        self._texts: dict[str, str] = {}
         self._dirs: dict[str, dict[str, Row]] = {}  # directory -> file name -> row
         self._fresh: dict[str, Row] = {}  # path -> row, made by this process
         self._seals: dict[str, list[str]] = {}  # unit key -> [signature, commit, digest]
@@ -86,7 +88,7 @@ class StatCache:
                 return
             dirs, seals = data["dirs"], data["seals"]
             if isinstance(dirs, dict) and isinstance(seals, dict):
-                self._unread = {d: text for d, text in dirs.items() if type(text) is str}
+                self._texts = {d: text for d, text in dirs.items() if type(text) is str}
                 self._seals = {
                     key: seal
                     for key, seal in seals.items()
@@ -100,12 +102,14 @@ class StatCache:
         rows = self._dirs.get(directory)
         if rows is None:
             rows = {}
-            text = self._unread.pop(directory, None)
+            text = self._texts.get(directory)
             if text is not None:
                 with contextlib.suppress(ValueError):
                     loaded = json.loads(text)
                     if isinstance(loaded, dict):
                         rows = loaded
+                if not rows:  # damaged (or empty): not written back
+                    del self._texts[directory]
             self._dirs[directory] = rows
         return rows
 
@@ -308,14 +312,16 @@ class StatCache:
     def save(self) -> None:
         if not self._dirty:
             return
-        texts = dict(self._unread)  # directories nobody asked about: as they were read
-        touched: dict[str, dict[str, Row]] = {d: dict(rows) for d, rows in self._dirs.items()}
+        # Only the directories that rows of this process changed are written anew: a
+        # 50,000-file output with one file changed costs one directory's rows, not all.
+        texts = dict(self._texts)
+        touched: dict[str, dict[str, Row]] = {}
         for rel, row in self._fresh.items():
             directory, _, base = rel.rpartition("/")
-            if directory not in touched:
-                texts.pop(directory, None)
-                touched[directory] = dict(self._rows(directory))
-            touched[directory][base] = row
+            rows = touched.get(directory)
+            if rows is None:
+                rows = touched[directory] = dict(self._rows(directory))
+            rows[base] = row
         for directory, rows in touched.items():
             texts[directory] = json.dumps(rows, separators=(",", ":"))
         payload = {"version": 2, "dirs": texts, "seals": self._seals}

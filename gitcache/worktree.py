@@ -453,7 +453,23 @@ class Worktree:
         StepFailed naming it.
         """
         _check_output_path(rel)
-        return self._store_checked(rel, write_file, write_bytes)
+        small = self._store_small(rel, write_bytes)
+        if small is not None:
+            return small
+
+        def store_link(path: Path) -> StoredFile:
+            text = os.fsencode(os.readlink(path))
+            return StoredFile(write_bytes(text), len(text))
+
+        # A symlink or not: told by the stat read_stable takes anyway (no lstat of ours).
+        stored, st = read_stable(
+            self.root / rel, rel, write_file, read_link=store_link, size_of=lambda s: s.size
+        )
+        self.cache.remember(rel, st, stored.oid)
+        chunks = None if stored.chunks is None else len(stored.chunks)
+        return OutputFile(
+            path=rel, blob=stored.oid, mode=git_mode(st), size=st.st_size, chunks=chunks
+        )
 
     def store_walked(
         self,
@@ -476,10 +492,9 @@ class Worktree:
         alone. Anything else (no row, a changed or racy stat, a blob not stored, a big
         file: its chunk ids are not in the stat cache) is stored by `store_output`.
         `recorded`: the outputs of the record these files were compared with; a file
-        that holds what it says is given that same OutputFile.
+        that holds what it says is that same OutputFile again (a new pydantic model is a
+        few µs, 50,000 of them add up), its path checked when the record was read.
         """
-        for rel, _ in found:  # every path, whichever way its file is stored
-            _check_output_path(rel)
         if states is None:
             known = self.cache.states_of(self.root, found, read=False)
         else:
@@ -488,41 +503,22 @@ class Worktree:
         files: list[OutputFile] = []
         for (rel, _), state in zip(found, known, strict=True):
             if state is None or state.size > _WHOLE_MAX or not is_stored(state.oid):
-                files.append(self._store_checked(rel, write_file, write_bytes))
-            elif (out := recorded.get(rel)) is not None and (
-                (out.blob, out.mode, out.size, out.chunks)
-                == (state.oid, state.mode, state.size, None)
-            ):
-                files.append(out)  # a pydantic model costs a few µs: 50,000 of them add up
+                files.append(self.store_output(rel, write_file, write_bytes))
             else:
-                files.append(OutputFile(path=rel, blob=state.oid, mode=state.mode, size=state.size))
+                out = recorded.get(rel)
+                if (
+                    out is None
+                    or out.blob != state.oid
+                    or out.mode != state.mode
+                    or out.size != state.size
+                    or out.chunks is not None
+                ):
+                    _check_output_path(rel)
+                    out = OutputFile(path=rel, blob=state.oid, mode=state.mode, size=state.size)
+                files.append(out)
             if done is not None:
                 done()
         return files
-
-    def _store_checked(
-        self,
-        rel: str,
-        write_file: Callable[[Path], StoredFile],
-        write_bytes: Callable[[bytes], str],
-    ) -> OutputFile:
-        small = self._store_small(rel, write_bytes)
-        if small is not None:
-            return small
-
-        def store_link(path: Path) -> StoredFile:
-            text = os.fsencode(os.readlink(path))
-            return StoredFile(write_bytes(text), len(text))
-
-        # A symlink or not: told by the stat read_stable takes anyway (no lstat of ours).
-        stored, st = read_stable(
-            self.root / rel, rel, write_file, read_link=store_link, size_of=lambda s: s.size
-        )
-        self.cache.remember(rel, st, stored.oid)
-        chunks = None if stored.chunks is None else len(stored.chunks)
-        return OutputFile(
-            path=rel, blob=stored.oid, mode=git_mode(st), size=st.st_size, chunks=chunks
-        )
 
     def _store_small(self, rel: str, write_bytes: Callable[[bytes], str]) -> OutputFile | None:
         """A small regular file stored in one read (the common case of a many-file

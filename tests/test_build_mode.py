@@ -187,9 +187,11 @@ def test_a_new_signature_is_built_from_the_stat_cache_rows(
     assert_records_the_worktree(recorded, result)
 
 
-def test_every_path_is_checked(recorded: Repo) -> None:
+@pytest.mark.parametrize("content", ["new\n", "a 1\n"])
+def test_every_path_is_checked(recorded: Repo, content: str) -> None:
+    """A new file's path, whether its blob is new or one the repository holds."""
     name = "out/a" + "\\" + "b"
-    (recorded.root / name).write_text("x\n")
+    (recorded.root / name).write_text(content)
     result, _ = build(recorded.root)
     assert result.outcome == "failed"
     assert result.detail is not None and f"cannot record output {name!r}" in result.detail
