@@ -368,8 +368,14 @@ class Engine:
             return
         declared = {d: i for i, d in enumerate(step.outputs)}
         groups: list[list[tuple[str, str]] | None] = [[] for _ in step.outputs]
+        parents: dict[str, int | None] = {}  # 50,000 files lie in a few directories
         for out in outputs:
-            group = _declared_index(out.path, declared)
+            group = declared.get(out.path)
+            if group is None:
+                parent = out.path.rpartition("/")[0]
+                if parent not in parents:
+                    parents[parent] = _declared_index(parent, declared)
+                group = parents[parent]
             if group is None:  # not under a declared output: nothing to vouch for
                 return
             found = groups[group]
