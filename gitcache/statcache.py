@@ -11,8 +11,9 @@ then (`filesystem_now`) and passes it as `racy_from`; a file whose mtime is not 
 is hashed again, since it may have been rewritten within the tick its stat was taken in.
 
 The file keeps each directory's rows as one JSON text, read when a file of that
-directory is first asked for (and written back as read when none was): a run that
-looks at a few inputs does not parse the rows of a 50,000-file output.
+directory is first asked for, and written back as read unless a row of it changed: a
+run that looks at a few inputs does not parse the rows of a 50,000-file output, and
+one that changed a few rows does not serialize all of them again.
 
 Seals vouch for a unit's declared outputs all at once: the record they match and a
 digest of every file's path and stat. A no-op whose outputs are sealed compares that
