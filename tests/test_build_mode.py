@@ -19,7 +19,7 @@ from gitcache.project import Project
 from gitcache.statcache import CACHE_FILE, StatCache
 from tests.helpers import Repo
 from tests.test_noop import Silent, outcomes, run_once
-from tests.test_seals import GEN, OLD_NS, TOML, _age, evaluate
+from tests.test_seals import GEN, OLD_NS, TOML, _age, _tick, evaluate
 
 
 @pytest.fixture
@@ -83,6 +83,8 @@ def test_build_stats_no_unchanged_file_again(
     assert cache.hashed == 1  # the edited file, by the evaluation
     below = {p for p in lstats if "/out/" in p}
     assert below <= {str(edited)}, sorted(below)
+    _tick(recorded.root)
+    assert evaluate(recorded.root).sealed  # the build sealed what it recorded
     assert_records_the_worktree(recorded, result)
 
 
