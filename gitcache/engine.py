@@ -371,8 +371,14 @@ class Engine:
             return
         declared = {d: i for i, d in enumerate(step.outputs)}
         groups: list[list[tuple[str, str]] | None] = [[] for _ in step.outputs]
+        parents: dict[str, int | None] = {}  # 50,000 files lie in a few directories
         for out in outputs:
-            group = _declared_index(out.path, declared)
+            group = declared.get(out.path)
+            if group is None:
+                parent = out.path.rpartition("/")[0]
+                if parent not in parents:
+                    parents[parent] = _declared_index(parent, declared)
+                group = parents[parent]
             if group is None:  # not under a declared output: nothing to vouch for
                 return
             found = groups[group]
@@ -686,25 +692,32 @@ class Engine:
         """Store every output file as a blob; a declared output that is missing fails the step.
 
         A declared output that is an empty directory is an output with no files. Unless
-        a command has just written them (`ran`), files the stat cache vouches for
-        whose blobs are stored are not read again (Worktree.store_output).
+        a command has just written them (`ran`), the outputs are taken as the
+        evaluation walked them (else walked now), and files the stat cache vouches for
+        whose blobs are stored are not read again (Worktree.store_walked).
         """
         step = evaluation.step
         worktree = self.project.worktree
-        expanded: list[str] = []
-        for declared in step.outputs:
-            found = worktree.output_files(declared)
-            if found is None:
+        names: list[list[str] | None] = []
+        walked = None
+        if ran:
+            names = [worktree.output_files(declared) for declared in step.outputs]
+        else:
+            walked = evaluation.walked
+            if walked is None:
+                walked = worktree.output_walk(step.outputs)
+        groups: Sequence[Sequence[object] | None] = names if walked is None else walked
+        for declared, group in zip(step.outputs, groups, strict=True):
+            if group is None:
                 return StepResult(
                     step.key,
                     "failed",
                     evaluation.signature,
                     detail=f"declared output {declared} {missing}",
                 )
-            expanded += found
         repo = self.project.repo
         files: list[OutputFile] = []
-        meter = self._meter(step.key, "storing", len(expanded))
+        meter = self._meter(step.key, "storing", sum(len(group or ()) for group in groups))
 
         def write_file(path: Path) -> StoredFile:
             return repo.write_blob_file(path, meter.add)
@@ -712,20 +725,36 @@ class Engine:
         # The objects of earlier sweep items, whose refs wait in the batch, wait in the
         # writer too: a failure here drops only what this step stored.
         mark = repo.objects_mark()
-        stored = None if ran else repo.stores
-        for rel in expanded:
-            try:
-                files.append(worktree.store_output(rel, write_file, repo.write_blob, stored))
-            except (StepFailed, UnreadableFile) as exc:
-                # An output that cannot be recorded (a fifo the command made, a file it
-                # keeps writing) fails its step, not the run: `-k` goes on with others.
-                # The blobs stored so far wait in the writer: no record will name them.
-                repo.discard_objects(mark)
-                return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
-            except BaseException:  # a file that kept changing, a full disk, Ctrl-C
-                repo.discard_objects(mark)
-                raise
-            meter.file_done()
+        try:
+            if walked is None:
+                for rel in (rel for group in names for rel in group or ()):
+                    files.append(worktree.store_output(rel, write_file, repo.write_blob))
+                    meter.file_done()
+            else:
+                # The evaluation's states, if it took them from this walk: the files no
+                # stat cache row vouched for were read then.
+                states = evaluation.outputs if evaluation.walked is not None else None
+                record = evaluation.record
+                recorded = {} if record is None else {o.path: o for o in record.record.outputs}
+                for found in walked:
+                    files += worktree.store_walked(
+                        found or (),
+                        write_file,
+                        repo.write_blob,
+                        repo.stores,
+                        states,
+                        recorded,
+                        meter.file_done,
+                    )
+        except (StepFailed, UnreadableFile) as exc:
+            # An output that cannot be recorded (a fifo the command made, a file it
+            # keeps writing) fails its step, not the run: `-k` goes on with others.
+            # The blobs stored so far wait in the writer: no record will name them.
+            repo.discard_objects(mark)
+            return StepResult(step.key, "failed", evaluation.signature, detail=exc.message)
+        except BaseException:  # a file that kept changing, a full disk, Ctrl-C
+            repo.discard_objects(mark)
+            raise
         meter.finish()
         return files
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -63,6 +63,9 @@ class Evaluation:
     # A seal (statcache.py) vouched that the outputs are exactly the record's: nothing
     # was compared file by file, and `outputs` is the record's, read when first used.
     sealed: bool = False
+    # The walk of the declared outputs (`Worktree.output_walk`) that `outputs` holds the
+    # states of, when there was one: `-s build` stores from it without walking again.
+    walked: Sequence[Sequence[tuple[str, os.stat_result]] | None] | None = None
 
     @property
     def known(self) -> bool:
@@ -241,7 +244,7 @@ class Planner:
             return _unrecorded(step, inputs, unknown, missing, components, signature, worktree)
         outputs = worktree.output_states(step.outputs, walked)
         evaluation = Evaluation(
-            step, inputs, unknown, missing, components, signature, record, outputs
+            step, inputs, unknown, missing, components, signature, record, outputs, walked=walked
         )
         if not evaluation.mismatches():
             blobs = {out.path: out.blob for out in record.record.outputs}

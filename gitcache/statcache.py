@@ -11,8 +11,9 @@ then (`filesystem_now`) and passes it as `racy_from`; a file whose mtime is not 
 is hashed again, since it may have been rewritten within the tick its stat was taken in.
 
 The file keeps each directory's rows as one JSON text, read when a file of that
-directory is first asked for (and written back as read when none was): a run that
-looks at a few inputs does not parse the rows of a 50,000-file output.
+directory is first asked for, and written back as read unless a row of it changed: a
+run that looks at a few inputs does not parse the rows of a 50,000-file output, and
+one that changed a few rows does not serialize all of them again.
 
 Seals vouch for a unit's declared outputs all at once: the record they match and a
 digest of every file's path and stat. A no-op whose outputs are sealed compares that
@@ -68,7 +69,9 @@ def _key(st: os.stat_result) -> list[int]:
 class StatCache:
     def __init__(self, state_dir: Path) -> None:
         self._path = state_dir / CACHE_FILE
-        self._unread: dict[str, str] = {}  # directory -> its rows as JSON text
+        # directory -> its rows as JSON text, as read (also once parsed: saved again as
+        # they were unless a row of this process changed them)
+        self._texts: dict[str, str] = {}
         self._dirs: dict[str, dict[str, Row]] = {}  # directory -> file name -> row
         self._fresh: dict[str, Row] = {}  # path -> row, made by this process
         self._seals: dict[str, list[str]] = {}  # unit key -> [signature, commit, digest]
@@ -86,7 +89,7 @@ class StatCache:
                 return
             dirs, seals = data["dirs"], data["seals"]
             if isinstance(dirs, dict) and isinstance(seals, dict):
-                self._unread = {d: text for d, text in dirs.items() if type(text) is str}
+                self._texts = {d: text for d, text in dirs.items() if type(text) is str}
                 self._seals = {
                     key: seal
                     for key, seal in seals.items()
@@ -100,12 +103,14 @@ class StatCache:
         rows = self._dirs.get(directory)
         if rows is None:
             rows = {}
-            text = self._unread.pop(directory, None)
+            text = self._texts.get(directory)
             if text is not None:
                 with contextlib.suppress(ValueError):
                     loaded = json.loads(text)
                     if isinstance(loaded, dict):
                         rows = loaded
+                if not rows:  # damaged (or empty): not written back
+                    del self._texts[directory]
             self._dirs[directory] = rows
         return rows
 
@@ -143,10 +148,11 @@ class StatCache:
         return self._state_of(path, rel, name, st, follow, racy_from)
 
     def states_of(
-        self, root: Path, found: Sequence[tuple[str, os.stat_result]]
+        self, root: Path, found: Sequence[tuple[str, os.stat_result]], read: bool = True
     ) -> list[FileState | None]:
         """The states of worktree files from the lstat just taken of each (a directory:
-        None): cached blob ids where the stat vouches for them, else the file hashed.
+        None): cached blob ids where the stat vouches for them, else the file hashed
+        (without `read`: None, for a caller that reads such files itself).
         One loop for a whole output: 50,000 files cost a few dict look-ups each."""
         fresh, dirs, reference = self._fresh, self._dirs, self._reference_ns
         states: list[FileState | None] = []
@@ -169,7 +175,8 @@ class StatCache:
                     and len(row) == 6
                     and type(row[5]) is str
                 ):
-                    states.append(self._state_of(f"{root}/{rel}", rel, rel, st, False, None))
+                    path = f"{root}/{rel}"
+                    states.append(self._state_of(path, rel, rel, st, False, None) if read else None)
                     continue
             states.append(FileState(row[5], mode, key[0]))
         return states
@@ -200,19 +207,6 @@ class StatCache:
         self._fresh[name] = [*key, oid]
         self._dirty = True
         return FileState(oid, key[4], key[0])
-
-    def known(self, root: Path, rel: str) -> tuple[str, os.stat_result] | None:
-        """The blob id a row of this cache gives for worktree file `rel` and the lstat
-        that vouches for it (the rules `state` follows), without reading the file; None
-        when no row does (no system call when there is no row at all)."""
-        if rel not in self._fresh and self._saved(rel) is None:
-            return None
-        try:
-            st = os.lstat(f"{root}/{rel}")
-        except OSError:
-            return None
-        cached = self._cached(rel, _key(st))
-        return None if cached is None else (cached, st)
 
     def _cached(self, name: str, key: list[int]) -> str | None:
         """The blob id a row gives for a file of this stat key: one this process made,
@@ -319,14 +313,16 @@ class StatCache:
     def save(self) -> None:
         if not self._dirty:
             return
-        texts = dict(self._unread)  # directories nobody asked about: as they were read
-        touched: dict[str, dict[str, Row]] = {d: dict(rows) for d, rows in self._dirs.items()}
+        # Only the directories that rows of this process changed are written anew: a
+        # 50,000-file output with one file changed costs one directory's rows, not all.
+        texts = dict(self._texts)
+        touched: dict[str, dict[str, Row]] = {}
         for rel, row in self._fresh.items():
             directory, _, base = rel.rpartition("/")
-            if directory not in touched:
-                texts.pop(directory, None)
-                touched[directory] = dict(self._rows(directory))
-            touched[directory][base] = row
+            rows = touched.get(directory)
+            if rows is None:
+                rows = touched[directory] = dict(self._rows(directory))
+            rows[base] = row
         for directory, rows in touched.items():
             texts[directory] = json.dumps(rows, separators=(",", ":"))
         payload = {"version": 2, "dirs": texts, "seals": self._seals}

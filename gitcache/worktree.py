@@ -443,37 +443,16 @@ class Worktree:
         rel: str,
         write_file: Callable[[Path], StoredFile],
         write_bytes: Callable[[bytes], str],
-        is_stored: Callable[[str], bool] | None = None,
     ) -> OutputFile:
         """Store one output file as a blob, or in chunks when big (objects/stream.py; a
         symlink as its link text): its OutputFile.
-
-        With `is_stored` (whether the repository has a blob), a file that the stat cache
-        vouches for and whose blob is stored is not read at all: re-recording outputs
-        of which few changed (`-s build`) costs a stat per unchanged file. Not for
-        files a command has just written (their rows predate it) nor chunked ones
-        (their chunk ids are not in the stat cache).
 
         Mode and size come from the stat taken after the blob was written, and the file
         is stored again if it changed meanwhile (UnreadableFile if it keeps changing).
         A file whose path no record may hold (a backslash in its name, say) is a
         StepFailed naming it.
         """
-        try:
-            check_relative_path(rel)
-        except ValueError:
-            if not is_utf8(rel):
-                raise StepFailed(_not_utf8(rel, "output")) from None
-            raise StepFailed(
-                f"cannot record output {rel!r}: a record may not hold this path "
-                "(no backslash, NUL, empty, '.', '..' or '.git' component)"
-            ) from None
-
-        if is_stored is not None:
-            known = self.cache.known(self.root, rel)
-            if known is not None and known[1].st_size <= _WHOLE_MAX and is_stored(known[0]):
-                st = known[1]
-                return OutputFile(path=rel, blob=known[0], mode=git_mode(st), size=st.st_size)
+        _check_output_path(rel)
         small = self._store_small(rel, write_bytes)
         if small is not None:
             return small
@@ -491,6 +470,55 @@ class Worktree:
         return OutputFile(
             path=rel, blob=stored.oid, mode=git_mode(st), size=st.st_size, chunks=chunks
         )
+
+    def store_walked(
+        self,
+        found: Sequence[tuple[str, os.stat_result]],
+        write_file: Callable[[Path], StoredFile],
+        write_bytes: Callable[[bytes], str],
+        is_stored: Callable[[str], bool],
+        states: Mapping[str, FileState | None] | None = None,
+        recorded: Mapping[str, OutputFile] | None = None,
+        done: Callable[[], None] | None = None,
+    ) -> list[OutputFile]:
+        """`store_output` of each file of an output just walked (`output_stats`), for
+        files no command has just written (`-s build`; a command's are newer than any
+        row): a file whose blob id the stat cache vouches for as of that walk, and whose
+        blob the repository holds, is not read at all, so re-recording an output of
+        which few files changed costs the walk's stat per unchanged file.
+
+        `states`: what `output_states` gave for this walk (an evaluation's: it read the
+        files no row vouched for, and their blob ids count too); without it, the rows
+        alone. Anything else (no row, a changed or racy stat, a blob not stored, a big
+        file: its chunk ids are not in the stat cache) is stored by `store_output`.
+        `recorded`: the outputs of the record these files were compared with; a file
+        that holds what it says is that same OutputFile again (a new pydantic model is a
+        few µs, 50,000 of them add up), its path checked when the record was read.
+        """
+        if states is None:
+            known = self.cache.states_of(self.root, found, read=False)
+        else:
+            known = [states.get(rel) for rel, _ in found]
+        recorded = recorded or {}
+        files: list[OutputFile] = []
+        for (rel, _), state in zip(found, known, strict=True):
+            if state is None or state.size > _WHOLE_MAX or not is_stored(state.oid):
+                files.append(self.store_output(rel, write_file, write_bytes))
+            else:
+                out = recorded.get(rel)
+                if (
+                    out is None
+                    or out.blob != state.oid
+                    or out.mode != state.mode
+                    or out.size != state.size
+                    or out.chunks is not None
+                ):
+                    _check_output_path(rel)
+                    out = OutputFile(path=rel, blob=state.oid, mode=state.mode, size=state.size)
+                files.append(out)
+            if done is not None:
+                done()
+        return files
 
     def _store_small(self, rel: str, write_bytes: Callable[[bytes], str]) -> OutputFile | None:
         """A small regular file stored in one read (the common case of a many-file
@@ -1162,6 +1190,19 @@ _HASH_AHEAD = 2  # chunks (<= 8 MiB each) the hashing thread may lag behind the 
 def for_each(call: Callable[[memoryview], object], pieces: Iterable[memoryview]) -> None:
     for piece in pieces:
         call(piece)
+
+
+def _check_output_path(rel: str) -> None:
+    """StepFailed if no record may hold output path `rel`."""
+    try:
+        check_relative_path(rel)
+    except ValueError:
+        if not is_utf8(rel):
+            raise StepFailed(_not_utf8(rel, "output")) from None
+        raise StepFailed(
+            f"cannot record output {rel!r}: a record may not hold this path "
+            "(no backslash, NUL, empty, '.', '..' or '.git' component)"
+        ) from None
 
 
 def _not_utf8(rel: str, what: str) -> str:

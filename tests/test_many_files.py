@@ -189,10 +189,11 @@ def test_files_the_stat_cache_vouches_for_are_not_read_when_their_blobs_are_stor
         read.append(data)
         return repo.write_blob(data)
 
-    got = {
-        rel: tree.store_output(rel, lambda p: repo.write_blob_file(p), write_bytes, repo.stores)
-        for rel in ("out/same", "out/changed", "out/unstored", "out/new", "out/link")
-    }
+    found = tree.output_stats("out")
+    assert found is not None
+    stored = tree.store_walked(found, lambda p: repo.write_blob_file(p), write_bytes, repo.stores)
+    got = {out.path: out for out in stored}
+    assert sorted(got) == ["out/changed", "out/link", "out/new", "out/same", "out/unstored"]
     assert sorted(read) == [b"changed, a longer line\n", b"new\n", b"unstored\n"]
     repo.flush_objects()
     for rel, out in got.items():
@@ -214,5 +215,9 @@ def test_a_damaged_stat_cache_row_gives_no_blob_id_to_a_record(tree: Worktree, d
     # its id in capitals, and its look-up takes prefixes)
     bad = {"prefix": real[:39], "upper": real.upper(), "longer": real + "0"}.get(damage, damage)
     tree.cache._fresh["f"][5] = bad
-    out = tree.store_output("f", lambda p: repo.write_blob_file(p), repo.write_blob, repo.stores)
+    found = tree.output_stats("f")
+    assert found is not None
+    (out,) = tree.store_walked(
+        found, lambda p: repo.write_blob_file(p), repo.write_blob, repo.stores
+    )
     assert out.blob == git(root, "hash-object", "f").strip()

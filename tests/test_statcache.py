@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from gitcache.gitrepo import GitRepo
 from gitcache.statcache import CACHE_FILE, StatCache, filesystem_now
@@ -117,3 +121,43 @@ def test_racy_from_hashes_a_file_not_older_than_it_again(tmp_path: Path) -> None
     clock = filesystem_now(tmp_path / "state")
     assert clock >= mtime and not list((tmp_path / "state").iterdir())  # no file left
     assert cache.state(tmp_path, "f", racy_from=mtime + 1) == first and cache.hashed == 2
+
+
+def test_a_save_writes_anew_only_the_directories_whose_rows_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows of directories only looked at are saved as they were read: a build of
+    a many-file output with one file changed does not serialize every row again."""
+    state = tmp_path / "state"
+    old = 1_600_000_000_000_000_000
+    names = [f"{d}/{f}" for d in ("a", "b", "c") for f in ("1", "2")]
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(f"{name}\n")
+        os.utime(tmp_path / name, ns=(old, old))
+    first = StatCache(state)
+    for name in names:
+        first.state(tmp_path, name)
+    first.save()
+    (tmp_path / "b/2").write_text("changed\n")
+    os.utime(tmp_path / "b/2", ns=(old, old))
+    second = StatCache(state)
+    found = [(name, os.lstat(tmp_path / name)) for name in names]
+    assert [s is not None for s in second.states_of(tmp_path, found)] == [True] * 6
+    assert second.hashed == 1
+    dumped: list[object] = []
+    dumps = json.dumps
+
+    def counting(value: object, **kwargs: Any) -> str:
+        dumped.append(value)
+        return dumps(value, **kwargs)
+
+    monkeypatch.setattr(json, "dumps", counting)
+    second.save()
+    monkeypatch.undo()
+    assert [sorted(rows) for rows in dumped if isinstance(rows, dict)] == [["1", "2"]]
+    third = StatCache(state)
+    states = third.states_of(tmp_path, found, read=False)
+    assert [s.oid if s else None for s in states] == [
+        GitRepo.hash_file(tmp_path / name) for name in names
+    ]
