@@ -29,10 +29,11 @@ from gitcache.errors import UnsafeRecord, is_utf8
 from gitcache.stepnames import StepName
 
 # 2: a file over the chunk threshold is stored as chunks (`chunks/<tree path>/<index>`,
-# OutputFile.chunks). 3: record.json lists only the outputs stored in chunks (`chunked`);
-# the others are the entries of the tree's outputs/ (outputtree.py). Records of formats
-# 1 and 2 are read as before.
+# OutputFile.chunks). 3: a record of more than OUTPUTS_LISTED_MAX outputs lists only those
+# stored in chunks (`chunked`), the others being the entries of the tree's outputs/
+# (outputtree.py); smaller ones list them all, as before. Formats 1 and 2 are read as before.
 RECORD_FORMAT = 3
+OUTPUTS_LISTED_MAX = 1000
 OID_PATTERN = r"^[0-9a-f]{40}([0-9a-f]{24})?$"
 SIG_PATTERN = r"^[0-9a-f]{64}$"
 _OID = re.compile(OID_PATTERN)
@@ -223,9 +224,11 @@ class Record(_OmitsUnused):
         return self
 
     def to_json(self) -> bytes:
-        """record.json as stored: from format 3 on, the outputs stored whole are left
-        to the tree (their entries are the list), those in chunks are `chunked`."""
-        if self.format < 3:
+        """record.json as stored: every output listed (SPEC), or, from format 3 on, for
+        a record of more than OUTPUTS_LISTED_MAX outputs, only those in chunks
+        (`chunked`): the tree lists the others, so recording such an output again with
+        one file changed does not write the whole list again."""
+        if self.format < 3 or len(self.outputs) <= OUTPUTS_LISTED_MAX:
             return (self.model_dump_json(indent=2) + "\n").encode()
         doc: dict[str, Any] = {}
         for key, value in self.model_dump(mode="json", exclude={"outputs"}).items():
@@ -264,7 +267,8 @@ def parse_record(data: bytes, where: str, whole_outputs: Callable[[], list[Outpu
 def _with_outputs(
     doc: dict[str, Any], where: str, whole_outputs: Callable[[], list[OutputFile]]
 ) -> dict[str, Any]:
-    """A format-3 document with `outputs` filled in: its chunked ones and the tree's."""
+    """A format-3 document with `outputs` filled in (its chunked ones and the tree's)
+    when it leaves them to the tree; as it is when it lists them."""
     if doc["format"] > RECORD_FORMAT:
         raise UnsafeRecord(
             f"record.json in {where} is of format {doc['format']}, newer than this gitcache "
@@ -272,12 +276,13 @@ def _with_outputs(
             hint="upgrade gitcache",
         )
     if "outputs" in doc:
-        raise UnsafeRecord(
-            f"invalid record.json in {where}: outputs: a record of format 3 leaves its "
-            "outputs to its tree"
-        )
+        if CHUNKED in doc:  # two lists that could disagree
+            raise UnsafeRecord(
+                f"invalid record.json in {where}: {CHUNKED}: not allowed beside outputs"
+            )
+        return doc  # listed: checked against the tree by RecordStore.load
     if CHUNKED not in doc:
-        raise UnsafeRecord(f"invalid record.json in {where}: {CHUNKED}: Field required")
+        raise UnsafeRecord(f"invalid record.json in {where}: outputs: Field required")
     try:
         chunked = _OUTPUT_LIST.validate_python(doc.pop(CHUNKED))
     except ValidationError as exc:

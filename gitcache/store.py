@@ -192,8 +192,9 @@ class RecordStore:
             if data is None:
                 raise UnsafeRecord(f"record commit {commit[:12]} has no {RECORD_FILE}")
             record = self._parse(commit, data, tree)
-        if record.format < 3:  # from format 3 on, the tree is the list (outputtree.py)
-            self._check_listed(commit, tree, record)
+        # Also for a record whose outputs came from its tree (outputtree.py), which
+        # holds them by construction: the record does not say which way it was read.
+        self._check_listed(commit, tree, record)
         chunks = ChunkLayout(self.repo, tree, commit[:12])
         found: dict[str, tuple[str, ...]] = {}
         for out in record.outputs:
@@ -216,7 +217,7 @@ class RecordStore:
         return parse_record(data, where, whole)
 
     def _check_listed(self, commit: str, tree: str, record: Record) -> None:
-        """Formats 1 and 2: every output record.json lists is in the tree as it says."""
+        """Every output the record lists is in the tree as it says."""
         # One walk of outputs/ rather than a path lookup per output: a lookup scans its
         # directory, so 10,000 outputs in one directory would cost seconds.
         subtree = self.repo.tree_entry(tree, OUTPUTS_TREE) if record.outputs else None

@@ -63,10 +63,11 @@ def _record(repo: Repo) -> dict[str, object]:
 def test_a_big_output_is_stored_as_chunks_under_its_path(big: Repo) -> None:
     record = _record(big)
     assert record["format"] == 3
-    # Only the chunked output is listed: the tree's outputs/ lists those stored whole.
-    (whole,) = record["chunked"]  # type: ignore[misc]
-    assert whole["path"] == "out/big.bin" and whole["blob"] == big.blob("out/big.bin")
-    assert whole["size"] == SIZE and whole["chunks"] >= 3
+    outputs = {o["path"]: o for o in record["outputs"]}  # type: ignore[attr-defined]
+    whole = outputs["out/big.bin"]
+    assert whole["blob"] == big.blob("out/big.bin") and whole["size"] == SIZE
+    assert whole["chunks"] >= 3
+    assert "chunks" not in outputs["out/small.txt"]  # omitted when stored whole
     listing = big.git("ls-tree", "-r", "--long", "refs/gitcache/step/big").splitlines()
     paths = [line.split("\t")[1] for line in listing]
     assert "outputs/out/small.txt" in paths and "outputs/out/big.bin" not in paths
@@ -209,7 +210,7 @@ def test_a_whole_blob_beside_the_chunks_is_refused(big: Repo) -> None:
     def change(es: list[TreeEntry], repo: GitRepo) -> list[TreeEntry]:
         return [*es, TreeEntry("outputs/out/big.bin", _chunks(es)[0].oid, MODE_FILE)]
 
-    with pytest.raises(UnsafeRecord, match=r"out/big\.bin is both in chunked and in its tree"):
+    with pytest.raises(UnsafeRecord, match=r"outputs/out/big\.bin is there, but record\.json"):
         _load(big, _tamper(big, change))
 
 

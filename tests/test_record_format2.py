@@ -56,21 +56,22 @@ def test_format2_record_restores_and_is_a_hit(tmp_path: Path) -> None:
     assert repo.read("out/big.bin") == "z" * BIG
     assert repo.run("run", "-s", "assert", "make").exit_code == 0
     assert repo.run("show", "make", "--stdout").stdout == "made\n"
-    # Its step recorded again (-s force) writes format 3 beside nothing else changed.
+    # Its step recorded again (-s force) writes format 3: the same list, a new number.
     assert repo.run("run", "-s", "force", "make").exit_code == 0
     commit = repo.refs()["refs/gitcache/step/make"]
     assert commit != RECORD
     again = json.loads(repo.git("show", f"{commit}:record.json"))
-    assert again["format"] == 3 and [c["path"] for c in again["chunked"]] == ["out/big.bin"]
+    before = json.loads(repo.git("show", f"{RECORD}:record.json"))
+    assert again["format"] == 3 and again["outputs"] == before["outputs"]
     fsck = subprocess.run(["git", "fsck", "--strict"], cwd=repo.root, capture_output=True)
     assert fsck.returncode == 0
 
 
 def test_docs_example_is_this_record_rewritten_in_format_3(tmp_path: Path) -> None:
     """docs/format.md ("Outputs in the tree") shows this record in format 3: the same
-    step recorded again gives exactly that tree and that `chunked` list."""
+    step recorded again gives exactly that tree and that `outputs` list."""
     doc = (Path(__file__).resolve().parents[1] / "docs" / "format.md").read_text()
-    example = doc.split("### Outputs in the tree (record format 3)")[1].split("```sh\n")[1]
+    example = doc.split("### Outputs in the tree (record format 3)")[1].split("```sh\n")[2]
     shown_json, shown_tree = example.split("$ git ls-tree -r --long refs/gitcache/step/make\n")
     repo = _clone(tmp_path)
     assert repo.run("run", "-s", "force", "make").exit_code == 0
@@ -80,6 +81,6 @@ def test_docs_example_is_this_record_rewritten_in_format_3(tmp_path: Path) -> No
     ]
     data = json.loads(repo.git("show", "refs/gitcache/step/make:record.json"))
     compact = "".join(shown_json.split())
-    assert '"chunked":' + json.dumps(data["chunked"], separators=(",", ":")) in compact
+    assert '"outputs":' + json.dumps(data["outputs"], separators=(",", ":")) in compact
     assert f'"signature": "{data["signature"]}"' in shown_json
     assert f'"source_commit": "{data["source_commit"]}"' in shown_json

@@ -1,14 +1,18 @@
-"""Record format 3: record.json lists only chunked outputs; the tree's outputs/ is the list.
+"""Record format 3: a record of many outputs leaves their list to its tree.
 
-A record's outputs stored whole are read from its tree (path, mode, blob id; the size
-from the object's header), so that tree is checked as a hostile one could be laid out:
-each case below is a crafted tree object (git itself never writes one) and must be
-refused by `store.load`, naming the record, before anything is restored.
+record.json lists every output (SPEC), except in a record of more than
+OUTPUTS_LISTED_MAX outputs: there it lists only those stored in chunks (`chunked`), and
+the outputs stored whole are read from its tree (path, mode, blob id; the size from the
+object's header). So that tree is checked as a hostile one could be laid out: each case
+below is a crafted tree object (git itself never writes one) under a record.json that
+leaves the list to the tree, and must be refused by `store.load`, naming the record,
+before anything is restored.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +22,7 @@ import pytest
 
 from gitcache.errors import RepositoryError, UnsafeRecord
 from gitcache.gitrepo import GitRepo
-from gitcache.record import RECORD_FORMAT
+from gitcache.record import OUTPUTS_LISTED_MAX, RECORD_FORMAT
 from gitcache.store import RecordStore
 from tests.helpers import Repo
 
@@ -33,11 +37,11 @@ ln -s a.txt out/link
 '''
 """
 
-# An edit of one file out of many, so that what -s build writes can be counted.
+# More outputs than record.json lists (OUTPUTS_LISTED_MAX), in two directories.
 MANY = """\
 [steps.many]
 outputs = ["out"]
-run = "mkdir -p out/a out/b && for i in $(seq 1 200); do echo $i > out/a/$i; echo $i > out/b/$i; done"
+run = "mkdir -p out/a out/b && for i in $(seq 1 600); do echo $i > out/a/$i; echo $i > out/b/$i; done"
 """
 
 
@@ -53,21 +57,39 @@ def _commit(repo: Repo) -> str:
     return repo.refs()["refs/gitcache/step/make"]
 
 
-def test_record_json_leaves_the_outputs_to_the_tree(made: Repo) -> None:
+def test_a_record_of_few_outputs_lists_them_in_record_json(made: Repo) -> None:
     commit = _commit(made)
     data = json.loads(made.git("show", f"{commit}:record.json"))
-    assert RECORD_FORMAT == 3 and data["format"] == 3
-    assert "outputs" not in data and data["chunked"] == []
-    stored = RecordStore(GitRepo.discover(made.root)).load(commit)
-    listed = [(o.path, o.mode, o.blob, o.size) for o in stored.record.outputs]
-    assert listed == [
+    assert RECORD_FORMAT == 3 and data["format"] == 3 and "chunked" not in data
+    expected = [
         ("out/a.txt", 0o100644, made.blob("out/a.txt"), 6),
         ("out/link", 0o120000, made.git("hash-object", "--stdin", input="a.txt").strip(), 5),
         ("out/sub/run.sh", 0o100755, made.blob("out/sub/run.sh"), 4),
     ]
-    # What `gitcache show --json` prints lists them all, as record.json did up to format 2.
-    shown = json.loads(made.run("show", "--json", "make").stdout)
-    assert [o["path"] for o in shown["outputs"]] == ["out/a.txt", "out/link", "out/sub/run.sh"]
+    assert [(o["path"], o["mode"], o["blob"], o["size"]) for o in data["outputs"]] == expected
+    stored = RecordStore(GitRepo.discover(made.root)).load(commit)
+    assert [(o.path, o.mode, o.blob, o.size) for o in stored.record.outputs] == expected
+
+
+def test_a_record_of_many_outputs_leaves_them_to_its_tree(make: Callable[..., Repo]) -> None:
+    repo = make({"gitcache.toml": MANY, ".gitignore": "/out/\n"})
+    assert repo.run("run").exit_code == 0
+    commit = repo.refs()["refs/gitcache/step/many"]
+    data = json.loads(repo.git("show", f"{commit}:record.json"))
+    assert data["format"] == 3 and "outputs" not in data and data["chunked"] == []
+    assert OUTPUTS_LISTED_MAX < 1200
+    stored = RecordStore(GitRepo.discover(repo.root)).load(commit)
+    outputs = stored.record.outputs
+    assert [o.path for o in outputs] == sorted(f"out/{d}/{i}" for d in "ab" for i in range(1, 601))
+    assert all(o.blob == repo.blob(o.path) and o.mode == 0o100644 for o in outputs[:50])
+    assert sum(o.size for o in outputs) == 2 * sum(len(f"{i}\n") for i in range(1, 601))
+    # What `gitcache show --json` prints lists them all, as record.json does for few.
+    shown = json.loads(repo.run("show", "--json", "many").stdout)
+    assert [o["path"] for o in shown["outputs"]] == [o.path for o in outputs]
+    shutil.rmtree(repo.root / "out/b")
+    result = repo.run("run")
+    assert result.exit_code == 0 and "restored" in result.stderr, result.stderr
+    assert repo.read("out/b/600") == "600\n"
 
 
 def test_restore_and_assert_work_from_the_tree(made: Repo) -> None:
@@ -83,7 +105,7 @@ def test_restore_and_assert_work_from_the_tree(made: Repo) -> None:
 def test_rebuilding_one_file_of_many_writes_its_blob_and_the_trees_above_it(
     make: Callable[..., Repo],
 ) -> None:
-    """-s build after one file of 400 was edited: the new objects are that blob, the
+    """-s build after one file of 1,200 was edited: the new objects are that blob, the
     trees on its path, record.json and the commit. Nothing else: not the other trees
     (they exist), not a list of every output."""
     repo = make({"gitcache.toml": MANY, ".gitignore": "/out/\n"})
@@ -128,8 +150,10 @@ def _raw_tree(repo: pygit2.Repository, rows: list[tuple[bytes, bytes, str]]) -> 
 def _with_outputs(
     made: Repo, rows: list[tuple[bytes, bytes, str]], record_json: bytes | None = None
 ) -> str:
-    """The good record's commit, its outputs/ tree replaced by `rows` (and its
-    record.json by `record_json`)."""
+    """The good record's commit, its outputs/ tree replaced by `rows`, its record.json
+    by `record_json` (by default, the good one leaving the list to the tree)."""
+    if record_json is None:
+        record_json = _record_json(made)
     raw = pygit2.Repository(str(made.root))
     good = raw[_commit(made)].peel(pygit2.Tree)
     top: list[tuple[bytes, bytes, str]] = []
@@ -208,24 +232,33 @@ def test_outputs_that_is_a_file_is_refused(made: Repo) -> None:
         for e in good
     ]
     rows = [(m, n, _blob(made, b"x") if n == b"outputs" else o) for m, n, o in rows]
+    rows = [
+        (m, n, _blob(made, _record_json(made)) if n == b"record.json" else o) for m, n, o in rows
+    ]
     bad = GitRepo.discover(made.root).write_commit(_raw_tree(raw, rows), [], "hostile")
     _refused(made, bad, r"outputs is not a directory")
 
 
 def _record_json(made: Repo, **changes: object) -> bytes:
+    """The good record's record.json as a record of many outputs has it (`chunked`, no
+    `outputs`), with `changes` (None: the key removed)."""
     data = json.loads(made.git("show", f"{_commit(made)}:record.json"))
+    del data["outputs"]
+    data["chunked"] = []
     data.update(changes)
     return json.dumps({k: v for k, v in data.items() if v is not None}).encode()
 
 
-def test_a_format3_record_json_that_lists_outputs_is_refused(made: Repo) -> None:
-    """A format-2 list in a format-3 record would be a second list for the tree to
-    disagree with (and an older gitcache must not read a format-3 record as one)."""
+def test_a_record_json_with_both_lists_or_neither_is_refused(made: Repo) -> None:
+    """`outputs` beside `chunked` would be a second list for the tree to disagree with;
+    without either, an older gitcache (and this one) would see a record of no outputs."""
     rows = [(b"100644", b"a.txt", _blob(made, b"hello\n"))]
-    bad = _with_outputs(made, rows, _record_json(made, outputs=[]))
-    _refused(made, bad, r"outputs: a record of format 3 leaves its outputs to its tree")
-    without = _with_outputs(made, rows, _record_json(made, chunked=None))
-    _refused(made, without, r"chunked: Field required")
+    both = _with_outputs(made, rows, _record_json(made, outputs=[]))
+    _refused(made, both, r"chunked: not allowed beside outputs")
+    neither = _with_outputs(made, rows, _record_json(made, chunked=None))
+    _refused(made, neither, r"outputs: Field required")
+    good = RecordStore(GitRepo.discover(made.root)).load(_with_outputs(made, rows))
+    assert [o.path for o in good.record.outputs] == ["a.txt"]
 
 
 def test_a_record_of_a_newer_format_is_refused_with_a_hint(made: Repo) -> None:
