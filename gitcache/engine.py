@@ -131,6 +131,7 @@ class Engine:
         self._explicit: set[str] = set()
         self._deferred: dict[str, OutputFile] = {}  # removed outputs not yet restored
         self._deferred_chunks: dict[str, tuple[str, ...]] = {}  # their chunks, if chunked
+        self._deferred_owners: dict[str, tuple[str, ...]] = {}  # their steps' declared outputs
         self._interrupted = threading.Event()  # a signal stopped a parallel run
         self._children = Children()  # the commands running now
         self._batch = RefBatch(project.store)  # sweep items' refs, written together
@@ -391,17 +392,22 @@ class Engine:
         self.planner.will_restore(evaluation)
         removed = {m.path for m in evaluation.mismatches()}
         self._deferred.update({o.path: o for o in stored.record.outputs if o.path in removed})
+        self._deferred_owners.update(dict.fromkeys(removed, tuple(evaluation.step.outputs)))
         if any(o.chunks is not None for o in stored.record.outputs if o.path in removed):
             self._deferred_chunks.update(self.project.store.verified(stored).chunks)
         detail = "outputs removed from the worktree, kept in the store"
         return StepResult(evaluation.step.key, "stored", evaluation.signature, stored, detail)
 
     def _restore(self, files: list[OutputFile], step: str) -> None:
-        self.project.worktree.restore(
-            files,
-            self._meter(step, "restoring", len(files), sum(f.size for f in files)),
-            ChunkIds(files=self._deferred_chunks),
-        )
+        # Under the output locks of the steps that made them, as any restore.
+        owners = {d for f in files for d in self._deferred_owners.get(f.path, ())}
+        state_dir = self.project.repo.state_dir
+        with outputs_lock(state_dir, sorted(owners), self._waiting, unlocked=self._unlocked):
+            self.project.worktree.restore(
+                files,
+                self._meter(step, "restoring", len(files), sum(f.size for f in files)),
+                ChunkIds(files=self._deferred_chunks),
+            )
         self.project.removed.discard(f.path for f in files)
 
     def _meter(self, step: str, action: str, files: int, size: int | None = None) -> Meter:
