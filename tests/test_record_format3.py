@@ -257,6 +257,8 @@ def test_a_record_json_with_both_lists_or_neither_is_refused(made: Repo) -> None
     _refused(made, both, r"chunked: not allowed beside outputs")
     neither = _with_outputs(made, rows, _record_json(made, chunked=None))
     _refused(made, neither, r"outputs: Field required")
+    older = _with_outputs(made, rows, _record_json(made, format=2))
+    _refused(made, older, r"chunked: not allowed before format 3")
     good = RecordStore(GitRepo.discover(made.root)).load(_with_outputs(made, rows))
     assert [o.path for o in good.record.outputs] == ["a.txt"]
 
