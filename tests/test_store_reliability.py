@@ -167,7 +167,7 @@ class Checker:
             assert name.endswith("/" + str(record["signature"])), (name, record)
             if commit in self.checked:
                 continue
-            outputs = record["chunked"]  # over 16 MiB: record.json lists it (format 3)
+            outputs = record["outputs"]
             assert isinstance(outputs, list) and len(outputs) == 1, outputs
             seed = record["components"]["params"]["seed"]
             assert outputs[0]["blob"] == self.expected.blob(seed), (seed, outputs)
@@ -490,7 +490,7 @@ def _full_disk_scenario(repo: Repo, resize: Callable[[int], None]) -> None:
     resize(256 * MiB)
     _run(repo, "big")
     record = _record_json(repo, repo.refs()["refs/gitcache/step/big"])
-    [out] = record["chunked"]  # 24 MiB: in chunks, so record.json lists it
+    [out] = record["outputs"]
     assert out["blob"] == _blob_id(repo.root / "out" / "big.bin")
     (repo.root / "out" / "big.bin").unlink()
     _run(repo, "big")
