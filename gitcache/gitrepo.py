@@ -48,6 +48,7 @@ _OBJECT_WRITE_ATTEMPTS: Final = 20
 T = TypeVar("T")
 _TYPE_NAMES: Final = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
 _BLOB: Final = 3
+_TREE_LOOKUP_MIN: Final = 64  # entries: a bigger tree the repository has is not written again
 _TREE_MODES: Final = frozenset({0o100644, 0o100755, 0o120000, 0o040000, 0o160000})
 
 # libgit2 looks up every object a new tree entry or commit names ("strict object
@@ -481,10 +482,13 @@ class GitRepo:
         """One tree of `_write_nested`, its subtrees' ids in `written`."""
         writer = self.objects
         if writer is not None:  # our writer: the tree waits with the record's blobs
-            # Looked up first: re-recording a directory of which one file changed leaves
-            # all its other trees as they were, and writing them again would cost as
-            # much as the change (1,000 entries, ~40 KB, per tree).
-            return writer.write_object("tree", self._tree_bytes(node, written))
+            # A big tree is looked up first: re-recording a directory of which one file
+            # changed leaves its other trees as they were, and writing them again would
+            # cost more than the change (1,000 entries, ~40 KB, per tree). A small one
+            # is written again: a look-up of a missing object makes libgit2 list the
+            # pack directory again (~80 us), and a sweep's records are all new trees.
+            check = len(node) > _TREE_LOOKUP_MIN
+            return writer.write_object("tree", self._tree_bytes(node, written), check)
         builder = self._repo.TreeBuilder()
         for name, value in node.items():
             if isinstance(value, TreeEntry):
