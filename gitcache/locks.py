@@ -256,15 +256,21 @@ def outputs_lock(
     A gitcache started by a step's command whose outputs share a lock with the step's
     (the same bucket) does not wait for its parent, which waits for it: it fails at once
     (LockHeld) when it would write one of those very outputs, and else goes on, under the
-    lock its parent holds (no third process takes it meanwhile).
+    lock its parent holds (no third process takes it meanwhile). A lock this thread
+    holds already (a Python step calling another step from its function) is not taken
+    again: waiting for it would wait for ourselves.
     """
     try:
         held_above = set(json.loads(os.environ.get(HELD_OUTPUTS_ENV, "[]")))
     except (ValueError, TypeError):
         held_above = set()
     fds: list[int] = []
+    mine: set[Path] = _held_here.__dict__.setdefault("paths", set())
+    taken: list[Path] = []
     try:
         for path in output_lock_paths(state_dir, outputs):
+            if path in mine:
+                continue
             try:
                 fd = os.open(path, _LOCK_FLAGS, 0o644)
             except FileNotFoundError:  # the first lock in this repository
@@ -275,9 +281,9 @@ def outputs_lock(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 if _held_above(path):
-                    mine = sorted(held_above.intersection(outputs))
-                    if mine:
-                        _check_not_held_above(path, f"cannot write output {mine[0]}")
+                    shared = sorted(held_above.intersection(outputs))
+                    if shared:
+                        _check_not_held_above(path, f"cannot write output {shared[0]}")
                     continue  # only the bucket is shared: the parent holds it for us
                 on_wait(
                     f"waiting for lock on {path} (another gitcache is writing the outputs "
@@ -285,10 +291,16 @@ def outputs_lock(
                 )
                 with unlocked():
                     fcntl.flock(fd, fcntl.LOCK_EX)
+            mine.add(path)
+            taken.append(path)
         yield
     finally:
+        mine.difference_update(taken)
         for fd in fds:
             os.close(fd)  # releases its flock
+
+
+_held_here = threading.local()  # .paths: the output locks this thread holds
 
 
 def _held_above(path: Path) -> bool:

@@ -26,6 +26,8 @@ from gitcache.errors import UnsafeRecord
 from gitcache.locks import (
     announcing,
     objects_lock_path,
+    output_lock_paths,
+    outputs_lock,
     signature_lock,
     signature_lock_path,
     writing_objects,
@@ -240,7 +242,7 @@ class StepFunction(Generic[P, R]):
         try:
             read = results.commit_reader(session.repo, stored.commit, where)
             value = self._load(session, call, stored, read)
-            self._restore_outputs(session, stored)
+            self._restore_locked(session, stored)
         except (UnsafeRecord, ResultError) as exc:
             hint = f" ({exc.hint})" if exc.hint else ""
             warn(f"step {self.name}: cannot use {where}: {exc.message}{hint}; running it instead")
@@ -293,9 +295,35 @@ class StepFunction(Generic[P, R]):
             stored = session.store.verified(stored)
         session.worktree.apply(plan, chunks=ChunkIds(stored.commit, stored.chunks))
 
+    def _restore_locked(self, session: Session, stored: StoredRecord) -> None:
+        """`_restore_outputs` under the outputs' locks, as every restore."""
+        declared = stored.record.components.outputs
+        if not declared:
+            return
+        with outputs_lock(session.repo.state_dir, declared, warn):
+            self._restore_outputs(session, stored)
+
     # -- a miss ------------------------------------------------------------------------------
 
     def _run_and_record(
+        self,
+        session: Session,
+        call: Call,
+        arguments: dict[str, Any],
+        source: provenance.Provenance,
+        refused: str | None,
+    ) -> Any:
+        if not call.outputs:
+            return self._call_and_record(session, call, arguments, source, refused)
+        state_dir = session.repo.state_dir
+        # As for shell steps: no other process writes these outputs until recorded.
+        with (
+            outputs_lock(state_dir, call.outputs, warn),
+            announcing(output_lock_paths(state_dir, call.outputs)),
+        ):
+            return self._call_and_record(session, call, arguments, source, refused)
+
+    def _call_and_record(
         self,
         session: Session,
         call: Call,

@@ -177,3 +177,72 @@ def test_a_step_function_running_gitcache_gc_fails_it_at_once_instead_of_hanging
         pytest.fail("gitcache gc inside a Python step hung")
     assert done.stdout.startswith("1 gitcache: error: cannot drop records while a step runs: ")
     assert "objects.lock is held by the gitcache (pid " in done.stdout
+
+
+WRITER = """
+import os
+import sys
+import time
+
+import gitcache
+
+
+@gitcache.step(outputs=["out.txt"])
+def write(n: int) -> int:
+    with open("out.txt", "w") as handle:
+        handle.write(f"start {n}\\n")
+    open(f"started-{n}", "w").close()
+    while not os.path.exists(f"go-{n}"):
+        time.sleep(0.02)
+    with open("out.txt", "a") as handle:
+        handle.write(f"{n}\\n")
+    return n
+
+
+if __name__ == "__main__":
+    write(int(sys.argv[1]))
+"""
+
+
+def test_two_processes_writing_one_output_record_each_its_own(pyrepo: PyRepo) -> None:
+    """The second call (other arguments, the same declared output) waits for the first
+    to be recorded: before, each recorded what the other wrote into out.txt."""
+    import json
+    import time
+    from pathlib import Path
+
+    pyrepo.write("writer.py", WRITER)
+
+    def spawn(n: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "writer.py", str(n)],
+            cwd=pyrepo.root,
+            env=gitcache_env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def wait_for(path: Path) -> None:
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert time.monotonic() < deadline, f"{path} never appeared"
+            time.sleep(0.02)
+
+    first = spawn(1)
+    wait_for(pyrepo.root / "started-1")
+    second = spawn(2)
+    time.sleep(1.0)
+    assert second.poll() is None and not (pyrepo.root / "started-2").exists()
+    (pyrepo.root / "go-1").touch()
+    assert first.wait(60) == 0
+    wait_for(pyrepo.root / "started-2")
+    (pyrepo.root / "go-2").touch()
+    _out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    assert "waiting for lock on" in err
+    found = {}
+    for name in pyrepo.refs("refs/gitcache/sig/"):
+        record = json.loads(pyrepo.git("show", f"{name}:record.json"))
+        found[record["python"]["arguments"]["n"]] = pyrepo.git("show", f"{name}:outputs/out.txt")
+    assert found == {1: "start 1\n1\n", 2: "start 2\n2\n"}
