@@ -114,6 +114,7 @@ class Worktree:
     ) -> None:
         self.repo = repo
         self.root = repo.root
+        self._root_size = len(os.fsencode(self.root))  # bytes (_check_length, per path)
         self.cache = cache
         self.limits = limits or RestoreLimits()
 
@@ -730,12 +731,13 @@ class Worktree:
                 raise UnsafeRecord(f"refusing to restore {out.path}: named twice")
             seen.add(out.path)
         for path in seen:  # writing a/b after a (a symlink, say) would write through it
-            parts = path.split("/")
-            for n in range(1, len(parts)):
-                if "/".join(parts[:n]) in seen:
+            cut = path.find("/")
+            while cut >= 0:  # each directory on the way, shortest first
+                if path[:cut] in seen:
                     raise UnsafeRecord(
-                        f"refusing to restore {path}: {'/'.join(parts[:n])} is also an output"
+                        f"refusing to restore {path}: {path[:cut]} is also an output"
                     )
+                cut = path.find("/", cut + 1)
 
     def _check_parents(
         self,
@@ -779,9 +781,10 @@ class Worktree:
     def _check_length(self, rel: str, verb: str) -> None:
         """A name git holds but the file system cannot (ENAMETOOLONG) would fail only
         when written, after other files: refused with the checks instead."""
-        data = os.fsencode(rel)
-        if len(data) + len(os.fsencode(self.root)) + 1 >= _PATH_MAX or (
-            len(data) > _NAME_MAX and any(len(p) > _NAME_MAX for p in data.split(b"/"))
+        # An ASCII path's length is its length in bytes (the common case: no encoding).
+        size = len(rel) if rel.isascii() else len(os.fsencode(rel))
+        if size + self._root_size + 1 >= _PATH_MAX or (
+            size > _NAME_MAX and any(len(p) > _NAME_MAX for p in os.fsencode(rel).split(b"/"))
         ):
             shown = shown_path(rel)
             shown = shown if len(shown) <= 200 else shown[:200] + "..."
