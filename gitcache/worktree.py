@@ -750,13 +750,19 @@ class Worktree:
         directory on the way exists (else nothing is at `rel` either).
 
         A component that the plan removes first does not count: it will be gone.
-        `seen` keeps what each directory on the way is, for the next path of a batch.
+        `seen` keeps what each directory on the way is, and what each whole way is, for
+        the next path of a batch.
         """
         try:
             check_relative_path(rel)
         except ValueError as exc:
             raise UnsafeRecord(f"refusing to {verb} {rel!r}: {exc}") from None
         self._check_length(rel, verb)
+        # The whole way to the parent, judged for a path before: once per directory of a
+        # batch, not per file (the key is "" or ends in "/": never a prefix's key).
+        way = rel[: rel.rfind("/") + 1]
+        if seen is not None and way in seen:
+            return seen[way] == "dir"
         parts = rel.split("/")
         prefix = ""
         for part in parts[:-1]:
@@ -769,6 +775,8 @@ class Worktree:
             if kind == "dir":
                 continue
             if kind == "gone":
+                if seen is not None:
+                    seen[way] = "gone"
                 return False
             if kind == "link":
                 raise UnsafeRecord(
@@ -776,6 +784,8 @@ class Worktree:
                     "could leave the worktree"
                 )
             raise UnsafeRecord(f"refusing to {verb} {rel}: {prefix} is a file")
+        if seen is not None:
+            seen[way] = "dir"
         return True
 
     def _check_length(self, rel: str, verb: str) -> None:
