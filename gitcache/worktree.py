@@ -339,28 +339,39 @@ class Worktree:
         while pending:
             rel_dir, ancestors = pending.pop()
             try:
-                with os.scandir(f"{root}/{rel_dir}") as listing:
-                    entries = list(listing)
+                # Listed through a descriptor, so each entry's lstat is an fstatat in it:
+                # one name for the kernel to look up per file, not the path from the root.
+                fd = os.open(f"{root}/{rel_dir}", _LIST_DIR)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError as exc:
                 raise UnreadableFile(f"cannot read directory {rel_dir}: {exc.strerror}") from None
-            for entry in entries:
-                name = entry.name
-                if name[0] == "." and _is_dot_git(name):  # nested repositories, submodules
-                    continue
-                rel = f"{rel_dir}/{name}"
-                if entry.is_dir(follow_symlinks=False):
-                    sub = entry.stat(follow_symlinks=False)
-                    if (sub.st_dev, sub.st_ino) not in ancestors:
-                        pending.append((rel, ancestors | {(sub.st_dev, sub.st_ino)}))
-                elif not stats:
-                    found.append((rel, None))
-                else:
-                    try:
-                        found.append((rel, entry.stat(follow_symlinks=False)))
-                    except FileNotFoundError:  # removed meanwhile: as if listed a moment later
+            try:
+                try:
+                    with os.scandir(fd) as listing:
+                        entries = list(listing)
+                except OSError as exc:
+                    raise UnreadableFile(
+                        f"cannot read directory {rel_dir}: {exc.strerror}"
+                    ) from None
+                for entry in entries:
+                    name = entry.name
+                    if name[0] == "." and _is_dot_git(name):  # nested repositories, submodules
                         continue
+                    rel = f"{rel_dir}/{name}"
+                    if entry.is_dir(follow_symlinks=False):
+                        sub = entry.stat(follow_symlinks=False)
+                        if (sub.st_dev, sub.st_ino) not in ancestors:
+                            pending.append((rel, ancestors | {(sub.st_dev, sub.st_ino)}))
+                    elif not stats:
+                        found.append((rel, None))
+                    else:
+                        try:
+                            found.append((rel, entry.stat(follow_symlinks=False)))
+                        except FileNotFoundError:  # removed meanwhile: as if listed later
+                            continue
+            finally:
+                os.close(fd)
         found.sort(key=_first)
         return found
 
@@ -1071,6 +1082,7 @@ class Worktree:
 
 
 _SMALL_MAX = 64 * 2**10  # bytes: a file stored in one read (_store_small)
+_LIST_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _READ_SMALL = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never a fifo
 _ONE_PASS_MIN = 64  # small blobs to restore that make reading their packs worth it
 _PACKED_MAX = 256 * 2**10  # objects/writer.py's PACKED_MAX (not imported by a no-op)
