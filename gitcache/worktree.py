@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import gc
 import hashlib
 import os
 import queue
@@ -615,6 +616,13 @@ class Worktree:
 
         `chunks`: the chunk ids of the record's outputs stored in chunks (store.load).
         """
+        # A restore makes no reference cycles, yet the objects it keeps per file (stat
+        # cache rows, index entries) set off full collections that walk every object of
+        # a 50,000-output record and free nothing (~0.1 s of its restore's 2.5 s).
+        with _collector_paused():
+            self._apply(plan, progress, chunks)
+
+    def _apply(self, plan: RestorePlan, progress: Meter | None, chunks: ChunkIds | None) -> None:
         from gitcache.objects.writer import PACKED_MAX
 
         files = plan.write
@@ -1106,6 +1114,20 @@ def _journal(state_dir: Path, paths: Sequence[str]) -> Journal | None:
         if no_space(exc):
             raise  # the restore itself would find no room either: said as such
         return None
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block, then as it was (left off if it
+    was off: a caller's gc.disable() holds)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextlib.contextmanager
