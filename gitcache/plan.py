@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gitcache.errors import ConfigError
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK
@@ -38,8 +38,10 @@ def _link_text(path: Path) -> str:
         return "?"
 
 
-@dataclass(frozen=True)
-class Mismatch:
+class Mismatch(NamedTuple):
+    """An output that differs from the record (a tuple: a restore of 50,000 missing files
+    makes one per file)."""
+
     path: str
     recorded: str | None  # blob id in the record (None: the worktree has a file the record lacks)
     worktree: str | None  # blob id in the worktree (None: missing)

@@ -54,6 +54,8 @@ class RemovedOutputs:
             self._dirty = True
 
     def discard(self, paths: Iterable[str]) -> None:
+        if not self._entries:  # the common case: not a path to look up
+            return
         for path in paths:
             if self._entries.pop(path, None) is not None:
                 self._dirty = True

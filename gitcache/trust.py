@@ -42,8 +42,10 @@ def check_step(stored: StoredRecord, step: str, signature: str) -> None:
 
 def check_outputs(stored: StoredRecord, step: str, declared: Sequence[str]) -> None:
     """Every file the record would write is (or lies under) an output the step declares."""
+    names = frozenset(declared)
+    under = tuple(d + "/" for d in declared)  # one startswith per path, not one per output
     for out in stored.record.outputs:
-        if not any(out.path == d or out.path.startswith(d + "/") for d in declared):
+        if out.path not in names and not out.path.startswith(under):
             raise UnsafeRecord(
                 f"record {stored.commit[:12]} would write {out.path}, "
                 f"which is not an output of step {step!r}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -302,3 +303,31 @@ def test_a_link_with_a_long_name_is_restored(tree: Worktree) -> None:
     tree.restore([out(tree, f"out/{name}", b"../out/t", MODE_LINK)])  # over the old link
     assert os.readlink(tree.root / "out" / name) == "../out/t"
     assert sorted(p.name for p in (tree.root / "out").iterdir()) == sorted(["t", name])
+
+
+def test_a_symlinked_directory_after_real_ones_in_the_batch_is_refused(
+    tree: Worktree, tmp_path: Path
+) -> None:
+    # The way to each directory is judged once per batch: a later file's own way counts.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tree.root / "out" / "a").mkdir(parents=True)
+    (tree.root / "out" / "b").symlink_to(outside)
+    files = [out(tree, "out/a/1", b"1"), out(tree, "out/a/2", b"2"), out(tree, "out/b/3", b"3")]
+    refused(tree, files, "out/b is a symlink")
+    assert not list(outside.iterdir())
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_is_left_as_it_was(tree: Worktree, enabled: bool) -> None:
+    # apply pauses it for the restore; a caller's gc.disable() still holds after.
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        tree.restore([out(tree, "out/a.txt", b"a")])
+        assert gc.isenabled() is enabled
+        with pytest.raises(UnsafeRecord):
+            tree.restore([out(tree, "../evil", b"x")])
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()

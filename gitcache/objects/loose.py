@@ -87,6 +87,11 @@ def write_compressed(final: Path, pieces: Sequence[Bytes]) -> None:
 
 def write_pieces(fd: int, pieces: Sequence[Bytes]) -> None:
     """Write the pieces in order, up to _IOV of them per system call."""
+    if len(pieces) == 1:  # a small restored file: one write, no list to build
+        done = os.write(fd, pieces[0])
+        if done != len(pieces[0]):
+            write_all(fd, memoryview(pieces[0])[done:])
+        return
     for start in range(0, len(pieces), _IOV):
         batch = pieces[start : start + _IOV]
         done = os.writev(fd, batch)
