@@ -169,6 +169,9 @@ class RecordStore:
         self._warned: set[str] = set()
         self._index: RecordIndex | None = None
         self._latest = LatestRecords(repo)  # this worktree's
+        # Records whose record.json leaves the list of outputs to the tree (parsed from
+        # it: `load` need not check the tree against it again).
+        self._from_tree: set[str] = set()
 
     def _warn(self, message: str) -> None:
         """Say it once per command: one bad record is looked up by several steps and
@@ -192,9 +195,8 @@ class RecordStore:
             if data is None:
                 raise UnsafeRecord(f"record commit {commit[:12]} has no {RECORD_FILE}")
             record = self._parse(commit, data, tree)
-        # Also for a record whose outputs came from its tree (outputtree.py), which
-        # holds them by construction: the record does not say which way it was read.
-        self._check_listed(commit, tree, record)
+        if commit not in self._from_tree:  # a list read from the tree matches it
+            self._check_listed(commit, tree, record)
         chunks = ChunkLayout(self.repo, tree, commit[:12])
         found: dict[str, tuple[str, ...]] = {}
         for out in record.outputs:
@@ -209,6 +211,7 @@ class RecordStore:
         where = f"record {commit[:12]}"
 
         def whole() -> list[OutputFile]:
+            self._from_tree.add(commit)  # a commit never changes: nor does how it is read
             top = self.repo.tree_entry(tree or self.repo.commit_tree(commit), OUTPUTS_TREE)
             if top is not None and top.mode != MODE_TREE:
                 raise UnsafeRecord(f"{where}: {OUTPUTS_TREE} is not a directory")
