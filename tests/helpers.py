@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,3 +106,18 @@ def runs(repo: Repo, log: str = "counter.log") -> int:
     log is not an output, so a restore leaves it)."""
     path = repo.root / log
     return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def wait_for(path: Path, timeout: float = 60) -> None:
+    """Until `path` exists (a marker a step's command or a function writes)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def clone_bundle(bundle: Path, root: Path) -> Repo:
+    """A repository cloned from a fixture bundle (branch `main`), with its records."""
+    git(root.parent, "clone", "-q", "-b", "main", str(bundle), str(root))
+    git(root, "fetch", "-q", str(bundle), "refs/gitcache/*:refs/gitcache/*")
+    return Repo(root)

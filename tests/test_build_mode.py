@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -20,6 +21,8 @@ from gitcache.statcache import CACHE_FILE, StatCache
 from tests.helpers import Repo
 from tests.test_noop import Silent, outcomes, run_once
 from tests.test_seals import GEN, OLD_NS, TOML, _age, _tick, evaluate
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -64,12 +67,8 @@ def assert_records_the_worktree(repo: Repo, result: StepResult) -> None:
     assert outcomes(run_once(repo.root)[0]) == ["skipped"]
 
 
-def test_build_stats_no_unchanged_file_again(
-    recorded: Repo, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The evaluation's walk is the stat of each file: no lstat per unchanged file."""
-    edited = recorded.root / "out/a/2.txt"
-    edited.write_text("a 2, edited\n")
+def _counting_lstats(monkeypatch: pytest.MonkeyPatch, call: Callable[[], T]) -> tuple[list[str], T]:
+    """The paths `call` lstat'ed, and what it returned."""
     lstats: list[str] = []
     lstat = os.lstat
 
@@ -78,8 +77,19 @@ def test_build_stats_no_unchanged_file_again(
         return lstat(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "lstat", counting)
-    result, cache = build(recorded.root)
-    monkeypatch.undo()
+    try:
+        return lstats, call()
+    finally:
+        monkeypatch.undo()
+
+
+def test_build_stats_no_unchanged_file_again(
+    recorded: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluation's walk is the stat of each file: no lstat per unchanged file."""
+    edited = recorded.root / "out/a/2.txt"
+    edited.write_text("a 2, edited\n")
+    lstats, (result, cache) = _counting_lstats(monkeypatch, lambda: build(recorded.root))
     assert cache.hashed == 1  # the edited file, by the evaluation
     below = {p for p in lstats if "/out/" in p}
     assert below <= {str(edited)}, sorted(below)
@@ -174,16 +184,7 @@ def test_a_new_signature_is_built_from_the_stat_cache_rows(
     recorded.write("gitcache.toml", TOML.replace('run = "sh gen.sh"', 'run = "sh ./gen.sh"'))
     edited = recorded.root / "out/a/5.txt"
     edited.write_text("a 5, edited\n")
-    lstats: list[str] = []
-    lstat = os.lstat
-
-    def counting(path: str | os.PathLike[str], *args: object, **kwargs: object) -> os.stat_result:
-        lstats.append(os.fspath(path))
-        return lstat(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "lstat", counting)
-    result, cache = build(recorded.root)
-    monkeypatch.undo()
+    lstats, (result, cache) = _counting_lstats(monkeypatch, lambda: build(recorded.root))
     assert cache.hashed == 0  # the edited file is read once, to be stored
     assert {p for p in lstats if "/out/" in p} <= {str(edited)}
     assert_records_the_worktree(recorded, result)

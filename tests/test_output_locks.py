@@ -12,13 +12,12 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import blake3
 import pytest
 
 from gitcache.locks import OUTPUT_BUCKETS
-from tests.helpers import Repo
+from tests.helpers import Repo, wait_for
 
 # The command says when it started, then waits for the test's go-ahead.
 TOML = """\
@@ -41,13 +40,6 @@ def repo(make: Callable[..., Repo]) -> Repo:
     return make({"gitcache.toml": TOML, ".gitignore": "out.txt\nstarted-*\ngo-*\n"})
 
 
-def _wait_for(path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
-
-
 def _recorded(repo: Repo) -> dict[int, str]:
     """n -> the out.txt of the record of that parameter value."""
     found: dict[int, str] = {}
@@ -59,7 +51,7 @@ def _recorded(repo: Repo) -> dict[int, str]:
 
 def test_a_second_run_with_other_parameters_waits_and_each_records_its_own(repo: Repo) -> None:
     first = repo.spawn("run", "-p", "n=1")
-    _wait_for(repo.root / "started-1")
+    wait_for(repo.root / "started-1")
     second = repo.spawn("run", "-p", "n=2")
     time.sleep(1.0)
     # It waits for the first: it has neither removed the output nor started.
@@ -67,7 +59,7 @@ def test_a_second_run_with_other_parameters_waits_and_each_records_its_own(repo:
     assert repo.read("out.txt") == "start 1\n"
     (repo.root / "go-1").touch()
     assert first.wait(60) == 0
-    _wait_for(repo.root / "started-2")
+    wait_for(repo.root / "started-2")
     (repo.root / "go-2").touch()
     _out, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
@@ -80,7 +72,7 @@ def test_a_restore_waits_for_the_run_writing_the_same_outputs(repo: Repo) -> Non
     assert repo.process("run", "-p", "n=1").returncode == 0
     (one,) = repo.refs("refs/gitcache/sig/").values()
     running = repo.spawn("run", "-p", "n=2")
-    _wait_for(repo.root / "started-2")
+    wait_for(repo.root / "started-2")
     restore = repo.spawn("restore", "--force", one[:12])
     time.sleep(1.0)
     assert restore.poll() is None and repo.read("out.txt") == "start 2\n"

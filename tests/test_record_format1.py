@@ -12,17 +12,14 @@ from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
 from gitcache.store import RecordStore
-from tests.helpers import Repo, git
+from tests.helpers import Repo, clone_bundle
 
 BUNDLE = Path(__file__).resolve().parent / "fixtures" / "format1-record.bundle"
 RECORD = "918cee6ca1b00f2b6df8633ffb4b9a810ed5399a"
 
 
 def _clone(tmp_path: Path) -> Repo:
-    root = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", "-b", "main", str(BUNDLE), str(root))
-    git(root, "fetch", "-q", str(BUNDLE), "refs/gitcache/*:refs/gitcache/*")
-    return Repo(root)
+    return clone_bundle(BUNDLE, tmp_path / "clone")
 
 
 def test_format1_record_loads(tmp_path: Path) -> None:

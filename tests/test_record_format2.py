@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
 from gitcache.store import RecordStore
-from tests.helpers import Repo, git
+from tests.helpers import Repo, clone_bundle
 
 BUNDLE = Path(__file__).resolve().parent / "fixtures" / "format2-record.bundle"
 RECORD = "6f6c6dbaa120115a38fdff6bff6dd335140a25ab"
@@ -21,10 +21,7 @@ BIG = 17_000_000
 
 
 def _clone(tmp_path: Path) -> Repo:
-    root = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", "-b", "main", str(BUNDLE), str(root))
-    git(root, "fetch", "-q", str(BUNDLE), "refs/gitcache/*:refs/gitcache/*")
-    return Repo(root)
+    return clone_bundle(BUNDLE, tmp_path / "clone")
 
 
 def test_format2_record_loads(tmp_path: Path) -> None:

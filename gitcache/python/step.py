@@ -9,6 +9,7 @@ runs under the signature's lock and its result is recorded as a git commit under
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
@@ -17,7 +18,7 @@ import re
 import threading
 import time
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
 
@@ -208,7 +209,22 @@ class StepFunction(Generic[P, R]):
                 source = provenance.capture(session.repo, session.config)
             # Only now are upstream tasks run (or loaded): a recorded call never needs them.
             arguments = _upstream_results(call.arguments)
-            return self._run_and_record(session, call, arguments, source, refused)
+            with self._writing_outputs(session, call):
+                return self._run_and_record(session, call, arguments, source, refused)
+
+    @contextlib.contextmanager
+    def _writing_outputs(self, session: Session, call: Call) -> Iterator[None]:
+        """As for shell steps: no other process writes the call's declared outputs
+        until its record holds them (none to lock for a step without outputs)."""
+        if not call.outputs:
+            yield
+            return
+        state_dir = session.repo.state_dir
+        with (
+            outputs_lock(state_dir, call.outputs, warn),
+            announcing(output_lock_paths(state_dir, call.outputs)),
+        ):
+            yield
 
     def _run(self, arguments: dict[str, Any]) -> Any:
         try:
@@ -306,24 +322,6 @@ class StepFunction(Generic[P, R]):
     # -- a miss ------------------------------------------------------------------------------
 
     def _run_and_record(
-        self,
-        session: Session,
-        call: Call,
-        arguments: dict[str, Any],
-        source: provenance.Provenance,
-        refused: str | None,
-    ) -> Any:
-        if not call.outputs:
-            return self._call_and_record(session, call, arguments, source, refused)
-        state_dir = session.repo.state_dir
-        # As for shell steps: no other process writes these outputs until recorded.
-        with (
-            outputs_lock(state_dir, call.outputs, warn),
-            announcing(output_lock_paths(state_dir, call.outputs)),
-        ):
-            return self._call_and_record(session, call, arguments, source, refused)
-
-    def _call_and_record(
         self,
         session: Session,
         call: Call,

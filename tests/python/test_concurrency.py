@@ -209,7 +209,8 @@ def test_two_processes_writing_one_output_record_each_its_own(pyrepo: PyRepo) ->
     to be recorded: before, each recorded what the other wrote into out.txt."""
     import json
     import time
-    from pathlib import Path
+
+    from tests.helpers import wait_for
 
     pyrepo.write("writer.py", WRITER)
 
@@ -222,12 +223,6 @@ def test_two_processes_writing_one_output_record_each_its_own(pyrepo: PyRepo) ->
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-
-    def wait_for(path: Path) -> None:
-        deadline = time.monotonic() + 60
-        while not path.exists():
-            assert time.monotonic() < deadline, f"{path} never appeared"
-            time.sleep(0.02)
 
     first = spawn(1)
     wait_for(pyrepo.root / "started-1")
