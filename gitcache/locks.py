@@ -285,22 +285,34 @@ def outputs_lock(
                     if shared:
                         _check_not_held_above(path, f"cannot write output {shared[0]}")
                     continue  # only the bucket is shared: the parent holds it for us
-                on_wait(
-                    f"waiting for lock on {path} (another gitcache is writing the outputs "
-                    f"{', '.join(outputs[:3])}{', ...' if len(outputs) > 3 else ''})"
-                )
+                with _in_process:
+                    ours = _held_in_process.get(path, 0) > 0
+                if not ours:  # another thread's item in the same bucket: a short wait
+                    on_wait(
+                        f"waiting for lock on {path} (another gitcache is writing the "
+                        f"outputs {', '.join(outputs[:3])}{', ...' if len(outputs) > 3 else ''})"
+                    )
                 with unlocked():
                     fcntl.flock(fd, fcntl.LOCK_EX)
             mine.add(path)
             taken.append(path)
+            with _in_process:
+                _held_in_process[path] = _held_in_process.get(path, 0) + 1
         yield
     finally:
         mine.difference_update(taken)
+        with _in_process:
+            for path in taken:
+                _held_in_process[path] -= 1
         for fd in fds:
             os.close(fd)  # releases its flock
 
 
 _held_here = threading.local()  # .paths: the output locks this thread holds
+# Output locks held by any thread of this process (lock path -> holders): waiting for
+# one of them is waiting for our own other job (`run -j N`), not for another gitcache.
+_held_in_process: dict[Path, int] = {}
+_in_process = threading.Lock()
 
 
 def _held_above(path: Path) -> bool:

@@ -122,3 +122,34 @@ run = "echo other > {other}"
     assert "cannot write output out.txt" in nested and "started this command" in nested
     assert repo.read("other.rc").strip() == "0", repo.read("other.err")
     assert repo.read(other) == "other\n"
+
+
+def test_another_thread_in_the_same_bucket_is_waited_for_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    """`run -j N`: two items whose outputs share a lock file wait for each other (a
+    flock per open file), but that is not another gitcache, so nothing is said."""
+    import threading
+
+    from gitcache.locks import outputs_lock
+
+    other = _same_bucket_as("out.txt")
+    holding, release = threading.Event(), threading.Event()
+    said: list[str] = []
+    order: list[str] = []
+
+    def first() -> None:
+        with outputs_lock(tmp_path, ["out.txt"], said.append):
+            holding.set()
+            release.wait(30)
+            order.append("first released")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert holding.wait(30)
+    threading.Timer(0.5, release.set).start()
+    with outputs_lock(tmp_path, [other], said.append):
+        order.append("second took it")
+    thread.join(30)
+    assert order == ["first released", "second took it"]
+    assert said == []
