@@ -287,7 +287,7 @@ class Engine:
         if mode == "assert":
             return self._assert(evaluation)
         if mode == "build":  # nothing else writes the outputs while they are recorded
-            with self._writing_outputs(evaluation.step):
+            with self._writing_outputs(evaluation.step.outputs):
                 return self._build(evaluation)
         if mode != "force" and evaluation.record is not None:
             return self._use_record(evaluation, evaluation.record)
@@ -401,8 +401,7 @@ class Engine:
     def _restore(self, files: list[OutputFile], step: str) -> None:
         # Under the output locks of the steps that made them, as any restore.
         owners = {d for f in files for d in self._deferred_owners.get(f.path, ())}
-        state_dir = self.project.repo.state_dir
-        with outputs_lock(state_dir, sorted(owners), self._waiting, unlocked=self._unlocked):
+        with self._writing_outputs(sorted(owners)):
             self.project.worktree.restore(
                 files,
                 self._meter(step, "restoring", len(files), sum(f.size for f in files)),
@@ -462,13 +461,13 @@ class Engine:
                 self._batch.hold(locks.pop_all())
             return result
 
-    def _writing_outputs(self, step: Step) -> AbstractContextManager[None]:
-        """The step's output locks (locks.outputs_lock), the engine's own lock let go
-        while waiting for another process."""
+    def _writing_outputs(self, outputs: Sequence[str]) -> AbstractContextManager[None]:
+        """The locks of these declared outputs (locks.outputs_lock), the engine's own
+        lock let go while waiting for another process."""
         if self.options.dry_run:
             return nullcontext()
         state_dir = self.project.repo.state_dir
-        return outputs_lock(state_dir, step.outputs, self._waiting, unlocked=self._unlocked)
+        return outputs_lock(state_dir, outputs, self._waiting, unlocked=self._unlocked)
 
     def _waiting(self, message: str) -> None:
         """About to wait for a signature's lock another process holds: first write the
@@ -509,7 +508,7 @@ class Engine:
         source = self._provenance() if record else None
         self.reporter.step_started(step.key, "running")
         # No other gitcache writes these outputs until this run's record holds them.
-        with self._writing_outputs(step):
+        with self._writing_outputs(step.outputs):
             try:
                 # A record holds exactly what this run made, and the command never writes
                 # through a symlink that a record (perhaps a fetched one) put there.

@@ -47,7 +47,6 @@ _FULL_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # libgit2 takes a prefi
 _OBJECT_WRITE_ATTEMPTS: Final = 20
 T = TypeVar("T")
 _TYPE_NAMES: Final = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
-_BLOB: Final = 3
 _TREE_LOOKUP_MIN: Final = 64  # entries: a bigger tree the repository has is not written again
 _TREE_MODES: Final = frozenset({0o100644, 0o100755, 0o120000, 0o040000, 0o160000})
 
@@ -424,21 +423,6 @@ class GitRepo:
             return None
         return _TYPE_NAMES.get(int(kind), "unknown"), int(size)
 
-    def blob_sizes(self, oids: Sequence[str]) -> list[int | None]:
-        """The size of each blob, from its header (None: missing, or not a blob): one
-        flush for all, as a record's 50,000 outputs are read."""
-        self.flush_objects()
-        read = self._repo.odb.read_header
-        sizes: list[int | None] = []
-        for oid in oids:
-            try:
-                kind, size = read(oid)
-            except (KeyError, ValueError, pygit2.GitError):
-                sizes.append(None)
-                continue
-            sizes.append(int(size) if int(kind) == _BLOB else None)
-        return sizes
-
     def blob_size(self, oid: str) -> int:
         found = self.read_header(oid)
         if found is None or found[0] != "blob":
@@ -538,8 +522,8 @@ class GitRepo:
         return tree if isinstance(tree, pygit2.Tree) else None
 
     def _tree(self, oid: str) -> pygit2.Tree:
-        tree = self._get(oid)
-        if not isinstance(tree, pygit2.Tree):
+        tree = self.tree_object(oid)
+        if tree is None:
             raise RepositoryError(f"object {oid} is not a tree")
         return tree
 

@@ -113,16 +113,29 @@ def _check_not_held_above(path: Path, what: str) -> None:
     """LockHeld if the gitcache that started this process holds `path` (we would wait
     for it while it waits for us). Locks this process announced itself (`announcing`)
     are another thread's: waiting for them is fine."""
-    if os.environ.get(HELD_BY_ENV) == str(os.getpid()):
-        return
-    held = os.environ.get(HELD_ENV, "").split(os.pathsep)
-    if str(path.absolute()) in held:
+    if _held_above(path):
         pid = os.environ.get(HELD_BY_ENV, "?")
         raise LockHeld(
             f"{what}: {path} is held by the gitcache (pid {pid}) that started this command, "
             "until the command ends",
             hint="run it after that gitcache has finished, not from a step's command",
         )
+
+
+def _held_above(path: Path) -> bool:
+    """Whether the gitcache that started this process holds the lock `path`."""
+    if os.environ.get(HELD_BY_ENV) == str(os.getpid()):
+        return False
+    return str(path.absolute()) in os.environ.get(HELD_ENV, "").split(os.pathsep)
+
+
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of the lock file `path`, made (with its directory) if missing."""
+    try:
+        return os.open(path, _LOCK_FLAGS, 0o644)
+    except FileNotFoundError:  # the first lock in this repository
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, _LOCK_FLAGS, 0o644)
 
 
 class LockSpares:
@@ -265,17 +278,16 @@ def outputs_lock(
     except (ValueError, TypeError):
         held_above = set()
     fds: list[int] = []
-    mine: set[Path] = _held_here.__dict__.setdefault("paths", set())
+    me = threading.get_ident()
     taken: list[Path] = []
     try:
         for path in output_lock_paths(state_dir, outputs):
-            if path in mine:
-                continue
-            try:
-                fd = os.open(path, _LOCK_FLAGS, 0o644)
-            except FileNotFoundError:  # the first lock in this repository
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, _LOCK_FLAGS, 0o644)
+            with _in_process:
+                holders = _output_holders.get(path, set())
+                if me in holders:
+                    continue
+                ours = bool(holders)
+            fd = _open_lock_file(path)
             fds.append(fd)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -285,41 +297,30 @@ def outputs_lock(
                     if shared:
                         _check_not_held_above(path, f"cannot write output {shared[0]}")
                     continue  # only the bucket is shared: the parent holds it for us
-                with _in_process:
-                    ours = _held_in_process.get(path, 0) > 0
-                if not ours:  # another thread's item in the same bucket: a short wait
+                if not ours:  # else another thread's item in the same bucket: no warning
                     on_wait(
                         f"waiting for lock on {path} (another gitcache is writing the "
                         f"outputs {', '.join(outputs[:3])}{', ...' if len(outputs) > 3 else ''})"
                     )
                 with unlocked():
                     fcntl.flock(fd, fcntl.LOCK_EX)
-            mine.add(path)
             taken.append(path)
             with _in_process:
-                _held_in_process[path] = _held_in_process.get(path, 0) + 1
+                _output_holders.setdefault(path, set()).add(me)
         yield
     finally:
-        mine.difference_update(taken)
         with _in_process:
             for path in taken:
-                _held_in_process[path] -= 1
+                _output_holders[path].discard(me)
         for fd in fds:
             os.close(fd)  # releases its flock
 
 
-_held_here = threading.local()  # .paths: the output locks this thread holds
-# Output locks held by any thread of this process (lock path -> holders): waiting for
-# one of them is waiting for our own other job (`run -j N`), not for another gitcache.
-_held_in_process: dict[Path, int] = {}
+# Output lock -> the threads of this process that hold it: one that holds it already
+# does not wait for itself, and one that waits for another's is waiting for our own
+# other job (`run -j N`), not for another gitcache.
+_output_holders: dict[Path, set[int]] = {}
 _in_process = threading.Lock()
-
-
-def _held_above(path: Path) -> bool:
-    """Whether the gitcache that started this process holds the lock `path`."""
-    if os.environ.get(HELD_BY_ENV) == str(os.getpid()):
-        return False
-    return str(path.absolute()) in os.environ.get(HELD_ENV, "").split(os.pathsep)
 
 
 def _still_named(fd: int, path: Path) -> bool:
@@ -411,12 +412,7 @@ def _flock(
     path = objects_lock_path(state_dir)
     # One open file description per holder: flock(2) locks belong to it, so threads
     # and nested holders each get their own and never release another's lock.
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o644)
-    except FileNotFoundError:  # the first lock in this repository
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, flags, 0o644)
+    fd = _open_lock_file(path)
     try:
         try:
             fcntl.flock(fd, kind | fcntl.LOCK_NB)

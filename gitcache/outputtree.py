@@ -66,12 +66,12 @@ def whole_outputs(repo: GitRepo, tree: str | None, where: str) -> list[OutputFil
 
 def _outputs(repo: GitRepo, rows: list[tuple[str, str, int]], where: str) -> list[OutputFile]:
     """The rows as validated OutputFiles, each size read from its blob's header."""
-    sizes = repo.blob_sizes([oid for _path, oid, _mode in rows])
     found: list[dict[str, object]] = []
-    for (path, oid, mode), size in zip(rows, sizes, strict=True):
-        if size is None:
-            _missing(repo, path, oid, where)
-        found.append({"path": path, "blob": oid, "mode": mode, "size": size})
+    for path, oid, mode in rows:
+        header = repo.read_header(oid)
+        if header is None or header[0] != "blob":
+            _not_a_blob(repo, header, path, oid, where)
+        found.append({"path": path, "blob": oid, "mode": mode, "size": header[1]})
     # Validated as record.json's outputs are (in one call: ~4 us an output, a third of
     # what constructing them one by one costs), a symlink's size under PATH_MAX included.
     try:
@@ -83,8 +83,9 @@ def _outputs(repo: GitRepo, rows: list[tuple[str, str, int]], where: str) -> lis
         raise UnsafeRecord(f"{where}: outputs/{shown_path(path)}: {first['msg']}") from None
 
 
-def _missing(repo: GitRepo, path: str, oid: str, where: str) -> NoReturn:
-    header = repo.read_header(oid)
+def _not_a_blob(
+    repo: GitRepo, header: tuple[str, int] | None, path: str, oid: str, where: str
+) -> NoReturn:
     if header is None:  # git fetch brings every object a record names: the repository's
         raise RepositoryError(
             f"object {oid} (outputs/{path} of {where}) is missing from {repo.git_dir} or "

@@ -256,11 +256,11 @@ def parse_record(data: bytes, where: str, whole_outputs: Callable[[], list[Outpu
         record = Record.model_validate_json(data)
     except ValidationError as exc:
         doc = _document(data)
-        _check_format(doc, where)
+        _check_format(doc.get("format") if isinstance(doc, dict) else None, where)
         if not isinstance(doc, dict) or CHUNKED not in doc:
             raise _invalid(exc, where, ()) from exc
         record = _with_outputs(doc, where, whole_outputs)
-    _check_format({"format": record.format}, where)
+    _check_format(record.format, where)
     return record
 
 
@@ -271,9 +271,8 @@ def _document(data: bytes) -> Any:
         return None
 
 
-def _check_format(doc: Any, where: str) -> None:
+def _check_format(found: object, where: str) -> None:
     """UnsafeRecord, with a hint, for a record of a format newer than this code's."""
-    found = doc.get("format") if isinstance(doc, dict) else None
     if type(found) is int and found > RECORD_FORMAT:
         raise UnsafeRecord(
             f"record.json in {where} is of format {found}, newer than this gitcache "

@@ -193,7 +193,7 @@ class Worktree:
         except (FileNotFoundError, NotADirectoryError):
             return
         except OSError as exc:
-            raise UnreadableFile(f"cannot read directory {rel_dir}: {exc.strerror}") from None
+            raise _unreadable_dir(rel_dir, exc) from None
         for entry in entries:
             if _is_dot_git(entry.name):  # nested repositories and submodules
                 continue
@@ -346,15 +346,13 @@ class Worktree:
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError as exc:
-                raise UnreadableFile(f"cannot read directory {rel_dir}: {exc.strerror}") from None
+                raise _unreadable_dir(rel_dir, exc) from None
             try:
                 try:
                     with os.scandir(fd) as listing:
                         entries = list(listing)
                 except OSError as exc:
-                    raise UnreadableFile(
-                        f"cannot read directory {rel_dir}: {exc.strerror}"
-                    ) from None
+                    raise _unreadable_dir(rel_dir, exc) from None
                 for entry in entries:
                     name = entry.name
                     if name[0] == "." and _is_dot_git(name):  # nested repositories, submodules
@@ -1237,6 +1235,10 @@ _HASH_AHEAD = 2  # chunks (<= 8 MiB each) the hashing thread may lag behind the 
 def for_each(call: Callable[[memoryview], object], pieces: Iterable[memoryview]) -> None:
     for piece in pieces:
         call(piece)
+
+
+def _unreadable_dir(rel_dir: str, exc: OSError) -> UnreadableFile:
+    return UnreadableFile(f"cannot read directory {rel_dir}: {exc.strerror}")
 
 
 def _check_output_path(rel: str) -> None:
