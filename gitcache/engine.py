@@ -506,9 +506,10 @@ class Engine:
         step = evaluation.step
         # Taken before the command runs: the code that ran, and require_clean refuses early.
         source = self._provenance() if record else None
-        self.reporter.step_started(step.key, "running")
-        # No other gitcache writes these outputs until this run's record holds them.
+        # No other gitcache writes these outputs until this run's record holds them (the
+        # step is said to run once it may: a wait, or a refusal, comes first).
         with self._writing_outputs(step.outputs):
+            self.reporter.step_started(step.key, "running")
             try:
                 # A record holds exactly what this run made, and the command never writes
                 # through a symlink that a record (perhaps a fetched one) put there.

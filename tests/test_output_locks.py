@@ -121,6 +121,8 @@ run = "echo other > {other}"
     assert repo.read("nested.rc").strip() != "0"
     nested = repo.read("nested.err")
     assert "cannot write output out.txt" in nested and "started this command" in nested
+    assert nested.startswith("gitcache: error: ") and "Traceback" not in nested
+    assert repo.read("nested.rc").strip() == "1"  # LockHeld's exit code, as documented
     assert repo.read("other.rc").strip() == "0", repo.read("other.err")
     assert repo.read(other) == "other\n"
 
