@@ -47,20 +47,47 @@ def _reach(pattern: Sequence[str], path: Sequence[str], literal: bool = True) ->
     last component and the pattern goes on below it (`*/result.txt` and `summary.txt`):
     a match only if that output is a directory, which is known only once it exists.
     `**` matches zero or more components; wildcards skip dot files, as in `glob.glob`.
+
+    The states (pattern position, whether the last component matched was spelled out)
+    reachable after each component of `path`, as `_covers` does: no recursion per
+    component (an output may nest deeper than Python's recursion limit), and no
+    exponential search through `**/**/...`. The answer is the surest way through.
     """
-    if not path:
-        return MATCH if not pattern or literal else IF_DIRECTORY
-    if not pattern:
-        return MATCH
-    head = pattern[0]
-    if head == "**":
-        best = _reach(pattern[1:], path, literal)
-        if best != MATCH and not path[0].startswith("."):
-            best = max(best, _reach(pattern, path[1:], False))
-        return best
-    if not _component_matches(head, path[0]):
-        return NO_MATCH
-    return _reach(pattern[1:], path[1:], head == path[0] or not is_glob(head))
+    end = len(pattern)
+    if "**" not in pattern:  # one way through (the common case, without the sets)
+        spelled = literal
+        for i, part in enumerate(path):
+            if i == end:
+                return MATCH
+            head = pattern[i]
+            if not _component_matches(head, part):
+                return NO_MATCH
+            spelled = head == part or not is_glob(head)
+        return MATCH if len(path) == end or spelled else IF_DIRECTORY
+    states = {(0, literal)}
+    for part in path:
+        todo = list(states)
+        while todo:  # `**` may match no component
+            i, spelled = todo.pop()
+            if i < end and pattern[i] == "**" and (i + 1, spelled) not in states:
+                states.add((i + 1, spelled))
+                todo.append((i + 1, spelled))
+        following: set[tuple[int, bool]] = set()
+        for i, _spelled in states:
+            if i == end:  # all of the pattern matched a directory above the output
+                return MATCH
+            head = pattern[i]
+            if head == "**":
+                if not part.startswith("."):
+                    following.add((i, False))
+            elif _component_matches(head, part):
+                following.add((i + 1, head == part or not is_glob(head)))
+        if not following:
+            return NO_MATCH
+        states = following
+    # The whole output matched: by all of the pattern, or by a part of it that ends in
+    # a spelled-out name (the output is that directory); else only if it is a directory.
+    return max(MATCH if i == end or spelled else IF_DIRECTORY for i, spelled in states)
 
 
 def _covers(pattern: Sequence[str], path: Sequence[str]) -> bool:

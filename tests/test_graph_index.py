@@ -12,9 +12,12 @@ from gitcache.errors import ConfigError
 from gitcache.graph import (
     IF_DIRECTORY,
     MATCH,
+    NO_MATCH,
     StepGraph,
+    _component_matches,
     _under,
     _with_uncertain,
+    is_glob,
     overlap_message,
     reach,
 )
@@ -118,3 +121,38 @@ def test_long_chains_do_not_exhaust_the_stack() -> None:
     steps = {f"s{i}": ([f"o{i - 1}"] if i else [], [f"o{i}"]) for i in reversed(range(n))}
     graph = StepGraph.build("gitcache.toml", steps)
     assert graph.order([f"s{n - 1}"]) == [f"s{i}" for i in range(n)]
+
+
+def recursive_reach(pattern: list[str], path: list[str], literal: bool = True) -> int:
+    """The definition `graph._reach` follows, by recursion (fine for short paths)."""
+    if not path:
+        return MATCH if not pattern or literal else IF_DIRECTORY
+    if not pattern:
+        return MATCH
+    head = pattern[0]
+    if head == "**":
+        best = recursive_reach(pattern[1:], path, literal)
+        if best != MATCH and not path[0].startswith("."):
+            best = max(best, recursive_reach(pattern, path[1:], False))
+        return best
+    if not _component_matches(head, path[0]):
+        return NO_MATCH
+    return recursive_reach(pattern[1:], path[1:], head == path[0] or not is_glob(head))
+
+
+_glob_parts = st.sampled_from(["a", "b", ".h", "*", "**", "?", "[ab]", "*.txt", "d.txt"])
+_names = st.sampled_from(["a", "b", ".h", "d.txt", "ab"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_glob_parts, min_size=1, max_size=5), st.lists(_names, min_size=1, max_size=5))
+def test_reach_is_the_recursive_definition(pattern: list[str], path: list[str]) -> None:
+    assert reach("/".join(pattern), "/".join(path)) == recursive_reach(pattern, path)
+
+
+def test_reach_of_a_deep_output_and_many_double_stars() -> None:
+    deep = "/".join(["a"] * 3000) + "/x.txt"
+    assert reach("**/x.txt", deep) == MATCH
+    assert reach("a/**/y.txt", deep) == IF_DIRECTORY  # x.txt may be a directory
+    assert reach("b/**/x.txt", deep) == NO_MATCH
+    assert reach("/".join(["**"] * 40) + "/y.txt", "/".join(["a"] * 60)) == IF_DIRECTORY
