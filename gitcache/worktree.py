@@ -188,32 +188,36 @@ class Worktree:
         dangling: list[str],
     ) -> None:
         """Files under a directory, `.git` left out; `ancestors` stops link cycles."""
-        try:
-            entries = list(os.scandir(self.root / rel_dir))
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        except OSError as exc:
-            raise _unreadable_dir(rel_dir, exc) from None
-        for entry in entries:
-            if _is_dot_git(entry.name):  # nested repositories and submodules
+        # A stack, not recursion: a directory may nest deeper than the recursion limit.
+        stack = [(rel_dir, ancestors)]
+        while stack:
+            rel_dir, ancestors = stack.pop()
+            try:
+                entries = list(os.scandir(self.root / rel_dir))
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            rel = f"{rel_dir}/{entry.name}"
-            if entry.is_dir(follow_symlinks=False):
-                st = entry.stat(follow_symlinks=False)
-                if (st.st_dev, st.st_ino) not in ancestors:  # reached again through a link
-                    self._walk(rel, follow, ancestors | {(st.st_dev, st.st_ino)}, files, dangling)
-            elif follow and entry.is_symlink():
-                try:
-                    st = os.stat(entry.path)
-                except OSError:
-                    dangling.append(rel)
+            except OSError as exc:
+                raise _unreadable_dir(rel_dir, exc) from None
+            for entry in entries:
+                if _is_dot_git(entry.name):  # nested repositories and submodules
                     continue
-                if not stat.S_ISDIR(st.st_mode):
+                rel = f"{rel_dir}/{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    if (st.st_dev, st.st_ino) not in ancestors:  # reached again through a link
+                        stack.append((rel, ancestors | {(st.st_dev, st.st_ino)}))
+                elif follow and entry.is_symlink():
+                    try:
+                        st = os.stat(entry.path)
+                    except OSError:
+                        dangling.append(rel)
+                        continue
+                    if not stat.S_ISDIR(st.st_mode):
+                        files.append(rel)
+                    elif (st.st_dev, st.st_ino) not in ancestors:  # a link back up: skipped
+                        stack.append((rel, ancestors | {(st.st_dev, st.st_ino)}))
+                else:
                     files.append(rel)
-                elif (st.st_dev, st.st_ino) not in ancestors:  # a link back up: skipped
-                    self._walk(rel, follow, ancestors | {(st.st_dev, st.st_ino)}, files, dangling)
-            else:
-                files.append(rel)
 
     def _glob(self, pattern: str) -> list[str]:
         """The paths a glob matches, as `glob.glob(pattern, recursive=True)` matches them.

@@ -39,6 +39,11 @@ run = "echo ran >> counter.log && python3 make.py {DEPTH}"
 inputs = ["out/**/x"]
 outputs = ["found.txt"]
 run = "echo {{inputs}} | wc -c > found.txt"
+
+[steps.whole]
+inputs = ["out"]
+outputs = ["whole.txt"]
+run = "find out -name x | wc -l > whole.txt"
 """
 DEEP_FILE = "out/" + "a/" * DEPTH + "x"
 
@@ -75,6 +80,7 @@ def test_a_deep_output_is_recorded_used_cleared_restored_and_removed(
     assert runs(repo) == 1 and (repo.root / DEEP_FILE).read_text() == "deep\n"
     # `use`'s input `out/**/x` found the deep file: {inputs} is its path
     assert int(repo.read("found.txt")) == len(DEEP_FILE) + 1
+    assert int(repo.read("whole.txt")) == 1  # the directory as an input: walked to the end
     shown = repo.git("show", f"refs/gitcache/step/deep:outputs/{DEEP_FILE}")
     assert shown == "deep\n"  # the record's trees nest as deep
 
@@ -94,6 +100,22 @@ def test_a_deep_output_is_recorded_used_cleared_restored_and_removed(
     assert not (repo.root / DEEP_FILE).exists()
     assert repo.run("restore", "deep").exit_code == 0
     assert (repo.root / DEEP_FILE).read_text() == "deep\n"
+
+
+def test_a_declared_output_deeper_than_the_recursion_limit_is_matched_against_inputs(
+    make: Callable[..., Repo],
+) -> None:
+    """The step graph matches each input against each declared output component by
+    component: a declared path of 1,500 levels, and a `**` input, need no recursion."""
+    deep = "gen/" + "a/" * DEPTH + "x"
+    toml = (
+        f'[steps.gen]\noutputs = ["{deep}"]\nrun = "echo gen"\n\n'
+        '[steps.use]\ninputs = ["gen/**/x"]\noutputs = ["u.txt"]\nrun = "echo use > u.txt"\n'
+    )
+    repo = make({"gitcache.toml": toml})
+    status = repo.run("status", "use")
+    assert status.exit_code == 0, status.stderr
+    assert "upstream step gen" in status.stdout
 
 
 def test_trees_deeper_than_path_max_are_removed_without_following_links(tmp_path: Path) -> None:
