@@ -126,6 +126,7 @@ class OutputRemoval:
     step: str
     record: str  # the record commit that keeps the files
     files: list[str]  # worktree paths deleted (or that would be)
+    declared: tuple[str, ...] = ()  # the step's declared outputs (their locks)
 
 
 def plan_output_removal(
@@ -176,7 +177,7 @@ def plan_output_removal(
                     hint=f"`gitcache run -s build {name}` records the worktree's outputs",
                 )
         present = [o.path for o in ev.record.record.outputs if ev.outputs.get(o.path) is not None]
-        plans.append(OutputRemoval(name, ev.record.commit, present))
+        plans.append(OutputRemoval(name, ev.record.commit, present, ev.step.outputs))
     return plans
 
 

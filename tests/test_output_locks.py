@@ -17,7 +17,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from gitcache.locks import OUTPUT_BUCKETS
+from gitcache.locks import OUTPUT_BUCKETS, outputs_lock
 from tests.helpers import Repo, wait_for
 
 # The command says when it started, then waits for the test's go-ahead.
@@ -93,6 +93,24 @@ def _same_bucket_as(path: str) -> str:
         if blake3.blake3(other.encode()).digest()[0] % OUTPUT_BUCKETS == bucket:
             return other
     raise AssertionError("no path in the same bucket")
+
+
+def test_remove_outputs_waits_for_a_writer_of_them_and_checks_again(repo: Repo) -> None:
+    """`remove --outputs` deleting a file while a run writes it would leave that run to
+    record what is left. It takes the outputs' locks (held here as a run holds them,
+    from clearing its outputs to its record) and checks the outputs again under them."""
+    (repo.root / "go-1").touch()
+    assert repo.process("run", "-p", "n=1").returncode == 0
+    with outputs_lock(repo.root / ".git" / "gitcache", ["out.txt"], lambda _: None):
+        remove = repo.spawn("remove", "--outputs", "s", "-p", "n=1")
+        time.sleep(1.0)
+        assert remove.poll() is None  # waiting: out.txt is still there
+        assert repo.read("out.txt") == "start 1\n1\n"
+        (repo.root / "out.txt").write_text("start 1\n")  # a run rewriting it meanwhile
+    _out, err = remove.communicate(timeout=60)
+    assert remove.returncode == 2, err
+    assert "waiting for lock on" in err and "out.txt differs from its record" in err
+    assert repo.read("out.txt") == "start 1\n"
 
 
 def test_a_step_run_from_its_own_command_fails_at_once_on_its_outputs(

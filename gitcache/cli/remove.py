@@ -10,9 +10,10 @@ from gitcache.cli.main import Options, params_option, workflow_option
 from gitcache.cli.output import short, warn
 from gitcache.errors import ConfigError, NotInStore
 from gitcache.history import newest_first
-from gitcache.locks import dropping_records, writing_objects
+from gitcache.locks import dropping_records, outputs_lock, writing_objects
 from gitcache.project import Project
 from gitcache.removal import (
+    OutputRemoval,
     plan_output_removal,
     remove_outputs,
     remove_records,
@@ -90,20 +91,31 @@ def _remove_outputs(project: Project, steps: list[str], params: list[str], dry_r
         with writing_objects(project.repo.state_dir, warn):
             overrides = parse_overrides(project.workflow, params)
             plans = plan_output_removal(project, steps, overrides)
-            verb = "would delete" if dry_run else "deleted"
-            for plan in plans:
-                for path in plan.files:
-                    click.echo(f"{verb} {path}  (step {plan.step}, record {short(plan.record)})")
             if not dry_run:
-                remove_outputs(project, plans)
+                # A run writing these outputs meanwhile (another gitcache) would record
+                # what is left of them: their locks first, then the checks again.
+                declared = sorted({o for plan in plans for o in plan.declared})
+                with outputs_lock(project.repo.state_dir, declared, warn):
+                    plans = plan_output_removal(project, steps, overrides)
+                    _list(plans, "deleted")
+                    remove_outputs(project, plans)
+            else:
+                _list(plans, "would delete")
     finally:
         project.save()
     count = sum(len(p.files) for p in plans)
+    verb = "would delete" if dry_run else "deleted"
     click.echo(
         f"gitcache: {verb} {count} output file{'s' if count != 1 else ''}; "
         "their content stays in the store",
         err=True,
     )
+
+
+def _list(plans: list[OutputRemoval], verb: str) -> None:
+    for plan in plans:
+        for path in plan.files:
+            click.echo(f"{verb} {path}  (step {plan.step}, record {short(plan.record)})")
 
 
 COMMANDS = [remove]
