@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Repo, make_repo
+from tests.helpers import Repo, make_repo, stop_spawned
 
 _ISOLATED: dict[str, str] = {}
 
@@ -41,6 +41,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(_ISOLATED)
     for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
         os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def _spawned_stopped() -> Iterator[None]:
+    """No gitcache a test spawned outlives it (a failed test's waiting command)."""
+    yield
+    stop_spawned()
 
 
 @pytest.fixture

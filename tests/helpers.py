@@ -32,6 +32,24 @@ def gitcache_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path}
 
 
+SPAWNED: list[subprocess.Popen[str]] = []  # Repo.spawn's processes, for clean-up
+
+
+def stop_spawned() -> None:
+    """SIGTERM each spawned gitcache still running (it stops its step's command too),
+    then SIGKILL what is left after a few seconds."""
+    for proc in SPAWNED:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in SPAWNED:
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    SPAWNED.clear()
+
+
 @dataclass
 class Repo:
     root: Path
@@ -68,7 +86,9 @@ class Repo:
         return CliRunner().invoke(main, ["-C", str(self.root), *args], catch_exceptions=False)
 
     def spawn(self, *args: str, **kwargs: object) -> subprocess.Popen[str]:
-        return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        """gitcache in a process of its own; stopped at the test's end if still running
+        (conftest.py), so a failed test leaves no step's command waiting forever."""
+        proc: subprocess.Popen[str] = subprocess.Popen(  # type: ignore[call-overload]
             [sys.executable, "-m", "gitcache", *args],
             cwd=self.root,
             env=gitcache_env(),
@@ -77,6 +97,8 @@ class Repo:
             stderr=subprocess.PIPE,
             **kwargs,
         )
+        SPAWNED.append(proc)
+        return proc
 
     def process(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
