@@ -423,6 +423,25 @@ class GitRepo:
             return None
         return _TYPE_NAMES.get(int(kind), "unknown"), int(size)
 
+    def blob_sizes(self, oids: Sequence[str]) -> list[int | None]:
+        """Each blob's size from its header, None for an object that is missing or no
+        blob: read_header for many ids, those in the packs from their entries' headers
+        in one pass (PackedBlobs), not one libgit2 look-up each."""
+        found = None
+        if len(oids) >= 64:
+            from gitcache.objects.reader import packed_sizes
+
+            self.flush_objects()
+            found = packed_sizes(self.common_dir / "objects", oids, 4 * len(oids) + 65536)
+        sizes: list[int | None] = []
+        for index, oid in enumerate(oids):
+            size = None if found is None else found[index]
+            if size is None:  # not in a pack read, a delta: libgit2 says
+                header = self.read_header(oid)
+                size = header[1] if header is not None and header[0] == "blob" else None
+            sizes.append(size)
+        return sizes
+
     def blob_size(self, oid: str) -> int:
         found = self.read_header(oid)
         if found is None or found[0] != "blob":
@@ -526,6 +545,16 @@ class GitRepo:
         if tree is None:
             raise RepositoryError(f"object {oid} is not a tree")
         return tree
+
+    def tree_data(self, oid: str) -> bytes | None:
+        """A tree object's raw bytes (its entries as git stores them); None if `oid` is
+        missing, unreadable or no tree."""
+        self.flush_objects()
+        try:
+            kind, data = self._repo.odb.read(oid)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        return bytes(data) if kind == pygit2.enums.ObjectType.TREE else None
 
     def list_tree(self, oid: str) -> Iterator[TreeEntry]:
         """The entries of one tree (not recursive), in git's order."""
