@@ -742,6 +742,7 @@ class Engine:
                 states = evaluation.outputs if evaluation.walked is not None else None
                 record = evaluation.record
                 recorded = {} if record is None else {o.path: o for o in record.record.outputs}
+                held = record is not None and self.project.store.sizes_read(record)
                 for found in walked:
                     files += worktree.store_walked(
                         found or (),
@@ -751,6 +752,7 @@ class Engine:
                         states,
                         recorded,
                         meter.file_done,
+                        held,
                     )
         except (StepFailed, UnreadableFile) as exc:
             # An output that cannot be recorded (a fifo the command made, a file it

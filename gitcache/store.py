@@ -219,6 +219,12 @@ class RecordStore:
 
         return parse_record(data, where, whole)
 
+    def sizes_read(self, stored: StoredRecord) -> bool:
+        """Whether this store read the record's outputs stored whole from its tree
+        (format 3): each size is then its blob's header's, so each is a blob of that
+        size in the repository, and need not be looked up again."""
+        return stored.commit in self._from_tree
+
     def _check_listed(self, commit: str, tree: str, record: Record) -> None:
         """Every output the record lists is in the tree as it says."""
         # One walk of outputs/ rather than a path lookup per output: a lookup scans its

@@ -402,3 +402,24 @@ def test_an_unusual_tree_git_would_take_is_read_by_the_walk(made: Repo) -> None:
     assert [
         o.mode for o in outputtree.whole_outputs(repo, _raw_tree(raw, cases["odd mode"]), "r")
     ] == [0o100644]
+
+
+def test_a_restore_from_the_tree_takes_the_sizes_read_and_keeps_the_limits(
+    make: Callable[..., Repo], made: Repo
+) -> None:
+    """The sizes read from the blobs' headers with the tree (RecordStore.sizes_read) are
+    not read again by the restore; the total still counts against restore.max_bytes."""
+    total = 2 * sum(len(f"{i}\n") for i in range(1, 601))
+    limited = MANY + f"\n[restore]\nmax_bytes = {total - 1}\n"
+    repo = make({"gitcache.toml": limited, ".gitignore": "/out/\n"})
+    assert repo.run("run").exit_code == 0
+    store = RecordStore(GitRepo.discover(repo.root))
+    stored = store.load(repo.refs()["refs/gitcache/step/many"])
+    assert store.sizes_read(stored)
+    small = RecordStore(GitRepo.discover(made.root))
+    assert not small.sizes_read(small.load(_commit(made)))
+    shutil.rmtree(repo.root / "out")
+    result = repo.run("run")
+    assert result.exit_code == 0
+    refused = f"refusing to restore {total} bytes: more than restore.max_bytes = {total - 1}"
+    assert refused in result.stderr and "running the step instead" in result.stderr
