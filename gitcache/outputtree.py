@@ -40,12 +40,6 @@ from gitcache.record import (
 _BLOB_MODES = frozenset({MODE_FILE, MODE_EXEC, MODE_LINK})
 _OUTPUT_LIST = TypeAdapter(list[OutputFile])
 
-# A tree's entries as git writes them (SHA-1 ids): `<mode> <name>\0<20 bytes>`, the
-# modes of a file, an executable, a symlink and a directory only, a name of at most
-# NAME_MAX bytes (libgit2 refuses a tree with one over 65,535) and without '/'.
-_ENTRY = rb"(100644|100755|120000|40000) ([^\0/]{1,255})\0(.{20})"
-_ENTRY_ONE = re.compile(_ENTRY, re.DOTALL)
-_ENTRIES = re.compile(rb"(?:%s)*" % _ENTRY, re.DOTALL)
 _MODES = {b"100644": MODE_FILE, b"100755": MODE_EXEC, b"120000": MODE_LINK}
 # Names, NUL-separated, each a component that check_relative_path takes at first sight.
 _PLAIN_NAMES = re.compile(rf"(?:{PLAIN_COMPONENT}\0)*{PLAIN_COMPONENT}", re.ASCII)
@@ -56,8 +50,14 @@ def whole_outputs(repo: GitRepo, tree: str | None, where: str) -> list[OutputFil
     """The outputs stored whole in a record's `outputs/` tree (`tree`: that tree's id,
     None when the record has none), sorted by path; raises UnsafeRecord, or
     RepositoryError for an object the repository lacks."""
+    return read_outputs(repo, tree, where)[0]
+
+
+def read_outputs(repo: GitRepo, tree: str | None, where: str) -> tuple[list[OutputFile], bool]:
+    """whole_outputs, and whether every tree under `tree` is laid out as git writes it
+    (GitRepo.written_tree: the record's next one may be an edit of it)."""
     if tree is None:
-        return []
+        return [], False
     # 50,000 OutputFiles hold no reference cycle, yet making them sets off collections
     # that walk every object made so far (a tenth of the cost) and free nothing.
     collecting = gc.isenabled()
@@ -67,7 +67,7 @@ def whole_outputs(repo: GitRepo, tree: str | None, where: str) -> list[OutputFil
     finally:
         if collecting:
             gc.enable()
-    return usual if usual is not None else _walk(repo, tree, where)
+    return (usual, True) if usual is not None else (_walk(repo, tree, where), False)
 
 
 def _walk(repo: GitRepo, tree: str, where: str) -> list[OutputFile]:
@@ -128,18 +128,15 @@ def _usual(repo: GitRepo, tree: str) -> list[OutputFile] | None:
     None for anything the walk refuses and more (an odd mode, a SHA-256 id, an empty
     tree, a packed delta is left to it too, or to libgit2): what this takes, the walk
     would take as well, with the same outputs."""
-    if len(tree) != 40:
-        return None
     paths: list[str] = []
     ids: list[bytes] = []
     modes: list[int] = []
     stack = [(tree, "")]
     while stack:
         oid, base = stack.pop()
-        data = repo.tree_data(oid)
-        if data is None or not _ENTRIES.fullmatch(data):
+        entries = repo.written_tree(oid)  # as git lays it out, or None
+        if entries is None:
             return None
-        entries = _ENTRY_ONE.findall(data)
         raw = [name for _, name, _ in entries]
         if len(set(raw)) != len(raw):
             return None
@@ -156,13 +153,13 @@ def _usual(repo: GitRepo, tree: str) -> list[OutputFile] | None:
                     check_relative_path(name)
             except ValueError:
                 return None
-        for (mode, _, entry), name in zip(entries, names, strict=True):
-            if mode == b"40000":
+        for (kind, _, entry), name in zip(entries, names, strict=True):
+            if kind == b"40000":
                 stack.append((entry.hex(), f"{base}{name}/"))
             else:
                 paths.append(base + name)
                 ids.append(entry)
-                modes.append(_MODES[mode])
+                modes.append(_MODES[kind])
     order = sorted(range(len(paths)), key=paths.__getitem__)
     oids = [ids[i].hex() for i in order]
     sizes = repo.blob_sizes(oids)

@@ -12,6 +12,7 @@ before anything is restored.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -22,7 +23,7 @@ import pytest
 
 from gitcache import outputtree
 from gitcache.errors import RepositoryError, UnsafeRecord
-from gitcache.gitrepo import GitRepo
+from gitcache.gitrepo import GitRepo, TreeEntry
 from gitcache.record import OUTPUTS_LISTED_MAX, RECORD_FORMAT
 from gitcache.store import RecordStore
 from tests.helpers import Repo
@@ -423,3 +424,104 @@ def test_a_restore_from_the_tree_takes_the_sizes_read_and_keeps_the_limits(
     assert result.exit_code == 0
     refused = f"refusing to restore {total} bytes: more than restore.max_bytes = {total - 1}"
     assert refused in result.stderr and "running the step instead" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "edit",
+        "remove",
+        "add in a new directory",
+        "file to directory",
+        "directory to file",
+        "executable",
+        "symlink",
+        "remove a directory",
+    ],
+)
+def test_build_edits_the_tree_of_the_record_it_compared_with(
+    make: Callable[..., Repo], change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-s build after a few files of 1,200 changed: the outputs/ tree is the record's
+    edited on the changed paths (GitRepo.edit_tree), and is exactly the tree written
+    from every output, which is exactly what the worktree holds."""
+    repo = make({"gitcache.toml": MANY, ".gitignore": "/out/\n"})
+    assert repo.run("run").exit_code == 0
+    out = repo.root / "out"
+    if change == "edit":
+        (out / "a/7").write_text("edited\n")
+    elif change == "remove":
+        (out / "b/600").unlink()
+    elif change == "add in a new directory":
+        (out / "c/d").mkdir(parents=True)
+        (out / "c/d/new").write_text("new\n")
+    elif change == "file to directory":
+        (out / "a/8").unlink()
+        (out / "a/8").mkdir()
+        (out / "a/8/inside").write_text("inside\n")
+    elif change in ("directory to file", "remove a directory"):
+        assert repo.run("run", "-s", "build").exit_code == 0  # nothing changed: skipped
+        (out / "c").mkdir()
+        for name in ("x", "y"):
+            (out / "c" / name).write_text(name)
+        assert repo.run("run", "-s", "build").exit_code == 0
+        shutil.rmtree(out / "c")
+        if change == "directory to file":
+            (out / "c").write_text("now a file\n")
+    elif change == "executable":
+        (out / "a/9").chmod(0o755)
+    else:
+        assert change == "symlink"
+        (out / "a/10").unlink()
+        (out / "a/10").symlink_to("../b/10")
+    edits: list[str | None] = []
+    real = GitRepo.edit_tree
+
+    def edit_tree(self: GitRepo, base: str, changes: dict[str, object]) -> str | None:
+        edits.append(real(self, base, changes))  # type: ignore[arg-type]
+        return edits[-1]
+
+    monkeypatch.setattr(GitRepo, "edit_tree", edit_tree)
+    result = repo.run("run", "-s", "build")
+    assert result.exit_code == 0 and "recorded existing outputs" in result.stderr, result.stderr
+    assert len(edits) == 1 and edits[0] is not None
+    git = GitRepo.discover(repo.root)
+    commit = repo.refs()["refs/gitcache/step/many"]
+    outputs = RecordStore(git).load(commit).record.outputs
+    top = git.tree_entry(git.commit_tree(commit), "outputs")
+    assert top is not None and top.oid == edits[0]
+    assert top.oid == git.write_tree([TreeEntry(o.path, o.blob, o.mode) for o in outputs])
+    on_disk = sorted(
+        str(p.relative_to(repo.root)) for p in out.rglob("*") if p.is_symlink() or p.is_file()
+    )
+    assert [o.path for o in outputs] == on_disk
+    for o in outputs:
+        path = repo.root / o.path
+        data = os.fsencode(os.readlink(path)) if path.is_symlink() else path.read_bytes()
+        assert git.read_blob(o.blob) == data and o.size == len(data), o.path
+    assert repo.run("run", "-s", "assert").exit_code == 0
+    assert repo.git("fsck", "--strict", "--no-dangling").strip() == ""
+
+
+def test_edit_tree_leaves_what_it_cannot_do_plainly_to_a_whole_write(made: Repo) -> None:
+    repo = GitRepo.discover(made.root)
+    raw = pygit2.Repository(str(made.root))
+    blob = _blob(made, b"x")
+    sub = _raw_tree(raw, [(b"100644", b"f", blob)])
+    base = _raw_tree(raw, [(b"100644", b"a", blob), (b"40000", b"d", sub)])
+    entry = TreeEntry("n", blob, 0o100644)
+    assert repo.edit_tree(base, {"a/x": entry}) is None  # crosses the file a
+    assert repo.edit_tree(base, {"d": entry}) is None  # d is still a directory
+    assert repo.edit_tree(base, {"a": None, "d/f": None}) is None  # nothing left
+    odd = _raw_tree(raw, [(b"100664", b"a", blob)])
+    assert repo.edit_tree(odd, {"b": entry}) is None  # not as git writes it
+    twice = _raw_tree(raw, [(b"100644", b"a", blob), (b"100644", b"a", blob)])
+    assert repo.edit_tree(twice, {"b": entry}) is None
+    edited = repo.edit_tree(base, {"d/f": None, "d": entry, "e/g": entry})
+    assert edited == repo.write_tree(
+        [
+            TreeEntry("a", blob, 0o100644),
+            TreeEntry("d", blob, 0o100644),
+            TreeEntry("e/g", blob, 0o100644),
+        ]
+    )
