@@ -252,14 +252,14 @@ def _sizes_from(idx: Path, ids: list[bytes], todo: Iterable[int], sizes: list[in
     if data[:8] != _IDX_HEADER:
         return 0
     names = _names(data)
-    starts = dict(zip(names, _offsets(data, len(names)), strict=True))
-    found = [(index, start) for index in todo if (start := starts.get(ids[index])) is not None]
-    view = _pack(idx) if found else None
+    starts = list(map(dict(zip(names, _offsets(data, len(names)), strict=True)).get, ids))
+    view = _pack(idx) if starts.count(None) < len(starts) else None
     if view is None:
         return len(names)
     end = len(view) - 20  # the pack's checksum
-    for index, start in found:
-        if start + 1 >= end:
+    for index in todo:
+        start = starts[index]
+        if start is None or start + 1 >= end:
             continue
         byte = view[start]
         if byte >> 4 & 7 != _BLOB:
