@@ -742,6 +742,7 @@ class Engine:
                 states = evaluation.outputs if evaluation.walked is not None else None
                 record = evaluation.record
                 recorded = {} if record is None else {o.path: o for o in record.record.outputs}
+                held = record is not None and self.project.store.sizes_read(record)
                 for found in walked:
                     files += worktree.store_walked(
                         found or (),
@@ -751,6 +752,7 @@ class Engine:
                         states,
                         recorded,
                         meter.file_done,
+                        held,
                     )
         except (StepFailed, UnreadableFile) as exc:
             # An output that cannot be recorded (a fifo the command made, a file it
@@ -774,6 +776,7 @@ class Engine:
         duration: float,
         source: provenance.Provenance | None = None,
         replace: bool = False,
+        like: StoredRecord | None = None,
     ) -> StoredRecord:
         assert evaluation.components is not None and evaluation.signature is not None
         source = source or self._provenance()
@@ -793,7 +796,7 @@ class Engine:
             gitcache_version=__version__,
             item=None if evaluation.step.item is None else encode(evaluation.step.item),
         )
-        new = NewRecord(record, logs, source.tree_entries())
+        new = NewRecord(record, logs, source.tree_entries(), like)
         # force replaces the signature's record; build records what the worktree holds now;
         # a record we refused to restore is replaced by the one this run made.
         replace = replace or self.options.mode in ("force", "build")
@@ -887,7 +890,10 @@ class Engine:
             for path in logs.values():
                 path.write_bytes(b"")
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-            stored = self._record(evaluation, command, outputs, logs, stamp, 0.0)
+            # The outputs that still hold what the record compared with says are its
+            # OutputFile objects (store_walked): its tree is edited where they differ.
+            like = evaluation.record
+            stored = self._record(evaluation, command, outputs, logs, stamp, 0.0, like=like)
         return StepResult(name, "recorded", evaluation.signature, stored)
 
     def _newer_than_inputs(self, name: str) -> bool:

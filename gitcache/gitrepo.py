@@ -49,6 +49,12 @@ T = TypeVar("T")
 _TYPE_NAMES: Final = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
 _TREE_LOOKUP_MIN: Final = 64  # entries: a bigger tree the repository has is not written again
 _TREE_MODES: Final = frozenset({0o100644, 0o100755, 0o120000, 0o040000, 0o160000})
+# A tree's entries as git writes them (SHA-1 ids): `<mode> <name>\0<20 bytes>`, the
+# modes of a file, an executable, a symlink and a directory only, a name of at most
+# NAME_MAX bytes (libgit2 refuses a tree with one over 65,535) and without '/'.
+_GIT_ENTRY: Final = rb"(100644|100755|120000|40000) ([^\0/]{1,255})\0(.{20})"
+_GIT_ENTRY_ONE: Final = re.compile(_GIT_ENTRY, re.DOTALL)
+_GIT_ENTRIES: Final = re.compile(rb"(?:%s)*" % _GIT_ENTRY, re.DOTALL)
 
 # libgit2 looks up every object a new tree entry or commit names ("strict object
 # creation"); every such object gitcache names it has just written or read, and the
@@ -423,6 +429,25 @@ class GitRepo:
             return None
         return _TYPE_NAMES.get(int(kind), "unknown"), int(size)
 
+    def blob_sizes(self, oids: Sequence[str]) -> list[int | None]:
+        """Each blob's size from its header, None for an object that is missing or no
+        blob: read_header for many ids, those in the packs from their entries' headers
+        in one pass (PackedBlobs), not one libgit2 look-up each."""
+        found = None
+        if len(oids) >= 64:
+            from gitcache.objects.reader import packed_sizes
+
+            self.flush_objects()
+            found = packed_sizes(self.common_dir / "objects", oids, 4 * len(oids) + 65536)
+        sizes: list[int | None] = []
+        for index, oid in enumerate(oids):
+            size = None if found is None else found[index]
+            if size is None:  # not in a pack read, a delta: libgit2 says
+                header = self.read_header(oid)
+                size = header[1] if header is not None and header[0] == "blob" else None
+            sizes.append(size)
+        return sizes
+
     def blob_size(self, oid: str) -> int:
         found = self.read_header(oid)
         if found is None or found[0] != "blob":
@@ -526,6 +551,91 @@ class GitRepo:
         if tree is None:
             raise RepositoryError(f"object {oid} is not a tree")
         return tree
+
+    def written_tree(self, oid: str) -> list[tuple[bytes, bytes, bytes]] | None:
+        """The entries (mode, name, raw id) of a tree laid out as git writes it (a SHA-1
+        id, `_GIT_ENTRY`), parsed in two passes over its bytes rather than one libgit2
+        object per entry; None if `oid` is missing, unreadable, no tree or another one."""
+        if len(oid) != 40:
+            return None
+        self.flush_objects()
+        try:
+            kind, data = self._repo.odb.read(oid)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        if kind != pygit2.enums.ObjectType.TREE or not _GIT_ENTRIES.fullmatch(data):
+            return None
+        return _GIT_ENTRY_ONE.findall(data)
+
+    def edit_tree(self, base: str, changes: Mapping[str, TreeEntry | None]) -> str | None:
+        """Tree `base` with the entries at the paths of `changes` set (a file's TreeEntry)
+        or removed (None), directories made or left out as they fill or empty: only the
+        trees on those paths are read and written, the others stay the base's own. So
+        a record of 50,000 outputs of which one changed costs that one's trees.
+
+        None (the caller writes the whole tree) when a tree on those paths is not laid
+        out as git writes it (`written_tree`), a change crosses a file or replaces a
+        directory, or nothing is left."""
+        root = self._editable(base)
+        if root is None:
+            return None
+        # Removals first: a file may give way to a directory, a directory to a file.
+        for path, entry in sorted(changes.items(), key=lambda change: change[1] is not None):
+            *parents, leaf = path.split("/")
+            node = root
+            for part in parents:
+                child = self._edited_child(node, part)
+                if child is None:
+                    return None
+                node = child
+            there = node.get(leaf)
+            if entry is None:
+                node.pop(leaf, None)
+            elif there is None or there == {} or getattr(there, "mode", MODE_TREE) != MODE_TREE:
+                node[leaf] = entry  # new, in place of a file, or of a directory now empty
+            else:
+                return None
+        # Directories the removals emptied go, innermost first.
+        nodes: list[tuple[dict[str, object], str, dict[str, object]]] = []
+        pending = [(root, "", root)]
+        while pending:
+            parent, name, node = pending.pop()
+            nodes.append((parent, name, node))
+            pending.extend((node, k, v) for k, v in node.items() if isinstance(v, dict))
+        for parent, name, node in reversed(nodes):
+            if not node and node is not root:
+                del parent[name]
+        return self._write_nested(root) if root else None
+
+    def _edited_child(self, node: dict[str, object], name: str) -> dict[str, object] | None:
+        """The directory `name` of an edited tree's `node`, read from the base when first
+        entered, made when new; None when a file is there."""
+        child = node.get(name)
+        if isinstance(child, dict):
+            return child
+        if child is None:
+            made: dict[str, object] = {}
+            node[name] = made
+            return made
+        assert isinstance(child, TreeEntry)
+        entered = self._editable(child.oid) if child.mode == MODE_TREE else None
+        if entered is not None:
+            node[name] = entered
+        return entered
+
+    def _editable(self, oid: str) -> dict[str, object] | None:
+        """A tree's entries by name, as `_write_nested` takes them."""
+        rows = self.written_tree(oid)
+        if rows is None:
+            return None
+        try:
+            entries: dict[str, object] = {
+                name.decode(): TreeEntry(name.decode(), raw.hex(), int(mode, 8))
+                for mode, name, raw in rows
+            }
+        except UnicodeDecodeError:
+            return None
+        return entries if len(entries) == len(rows) else None  # no name twice
 
     def list_tree(self, oid: str) -> Iterator[TreeEntry]:
         """The entries of one tree (not recursive), in git's order."""

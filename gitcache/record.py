@@ -54,7 +54,8 @@ def shown_path(path: str) -> str:
 # Plain ASCII components none of which starts with a dot: such a path passes every check
 # below (not empty, no backslash or NUL, relative, no '.', '..' or '.git' component), so
 # one match decides it. Paths in a 50,000-file record are checked this way.
-_PLAIN_PATH = re.compile(r"(?:[\w+,=@~%-][\w.+,=@~% -]*/)*[\w+,=@~%-][\w.+,=@~% -]*", re.ASCII)
+PLAIN_COMPONENT = r"[\w+,=@~%-][\w.+,=@~% -]*"  # with re.ASCII
+_PLAIN_PATH = re.compile(rf"(?:{PLAIN_COMPONENT}/)*{PLAIN_COMPONENT}", re.ASCII)
 
 
 def check_relative_path(path: str) -> str:
@@ -302,8 +303,8 @@ def _with_outputs(
         chunked = _OUTPUT_LIST.validate_python(doc.pop(CHUNKED))
     except ValidationError as exc:
         raise _invalid(exc, where, (CHUNKED,)) from exc
-    whole = whole_outputs()
-    paths = {o.path for o in whole}
+    whole = whole_outputs()  # sorted by path
+    paths = {o.path for o in whole} if chunked else set()
     for out in chunked:
         if out.chunks is None:
             raise UnsafeRecord(
@@ -320,7 +321,7 @@ def _with_outputs(
                 f"{where}: {shown_path(out.path)} is both in {CHUNKED} and in its tree's outputs/"
             )
         paths.add(out.path)
-    doc["outputs"] = sorted([*whole, *chunked], key=lambda o: o.path)
+    doc["outputs"] = sorted([*whole, *chunked], key=lambda o: o.path) if chunked else whole
     try:
         return Record.model_validate(doc)
     except ValidationError as exc:

@@ -210,7 +210,8 @@ def restore_outputs(
         )
         total = sum(o.size for o in plan.write)
         meter = None if progress is None else progress(len(plan.write), total)
-        worktree.apply(plan, meter, ChunkIds(stored.commit, stored.chunks))
+        sized = project.store.sizes_read(stored)
+        worktree.apply(plan, meter, ChunkIds(stored.commit, stored.chunks, sized))
     project.removed.discard(o.path for o in record.outputs)
     return RestoreResult(
         stored, [o.path for o in plan.write], plan.unchanged, plan.remove, plan.dirs

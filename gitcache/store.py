@@ -33,7 +33,7 @@ from gitcache.latest import LatestRecords, latest_key
 from gitcache.latest import item_ref as item_ref
 from gitcache.latest import step_ref as step_ref
 from gitcache.objects.stored import StoredFile
-from gitcache.outputtree import whole_outputs
+from gitcache.outputtree import read_outputs
 from gitcache.record import CHUNKED, RECORD_JSON_MAX, OutputFile, Record, is_oid, parse_record
 from gitcache.recordindex import RecordIndex, RecordSummary, record_outputs
 
@@ -160,6 +160,9 @@ class NewRecord:
     record: Record  # its outputs' blobs (and chunks) already written
     logs: dict[str, Path]  # stream name -> captured file
     extra: Sequence[TreeEntry] = ()  # further tree entries (e.g. the dirty worktree snapshot)
+    # A record whose outputs this one's mostly are, the very OutputFile objects (`-s
+    # build` after a few files changed): its outputs/ tree is edited (RecordStore._edited).
+    like: StoredRecord | None = None
 
 
 class RecordStore:
@@ -172,6 +175,7 @@ class RecordStore:
         # Records whose record.json leaves the list of outputs to the tree (parsed from
         # it: `load` need not check the tree against it again).
         self._from_tree: set[str] = set()
+        self._as_written: set[str] = set()  # of those, the ones whose trees git could write
 
     def _warn(self, message: str) -> None:
         """Say it once per command: one bad record is looked up by several steps and
@@ -215,9 +219,18 @@ class RecordStore:
             top = self.repo.tree_entry(tree or self.repo.commit_tree(commit), OUTPUTS_TREE)
             if top is not None and top.mode != MODE_TREE:
                 raise UnsafeRecord(f"{where}: {OUTPUTS_TREE} is not a directory")
-            return whole_outputs(self.repo, None if top is None else top.oid, where)
+            found, as_written = read_outputs(self.repo, None if top is None else top.oid, where)
+            if as_written:
+                self._as_written.add(commit)
+            return found
 
         return parse_record(data, where, whole)
+
+    def sizes_read(self, stored: StoredRecord) -> bool:
+        """Whether this store read the record's outputs stored whole from its tree
+        (format 3): each size is then its blob's header's, so each is a blob of that
+        size in the repository, and need not be looked up again."""
+        return stored.commit in self._from_tree
 
     def _check_listed(self, commit: str, tree: str, record: Record) -> None:
         """Every output the record lists is in the tree as it says."""
@@ -558,9 +571,13 @@ class RecordStore:
             )
         record_json = self.repo.write_blob(data, new=True)
         entries = [TreeEntry(RECORD_FILE, record_json, MODE_FILE)]
+        edited = self._edited(new)
+        if edited is not None:
+            entries.append(TreeEntry(OUTPUTS_TREE, edited, MODE_TREE))
         for out in record.outputs:
             if out.chunks is None:
-                entries.append(TreeEntry(OUTPUTS_DIR + out.path, out.blob, out.mode))
+                if edited is None:
+                    entries.append(TreeEntry(OUTPUTS_DIR + out.path, out.blob, out.mode))
                 continue
             ids = self.repo.chunks_of(out.blob)
             if ids is None or len(ids) != out.chunks:
@@ -595,6 +612,29 @@ class RecordStore:
             batch.add(commit, record, updates, in_files)
             return StoredRecord(commit, record)
         return self._apply(commit, record, updates, in_files)
+
+    def _edited(self, new: NewRecord) -> str | None:
+        """The new record's outputs/ tree as an edit of its `like`'s (GitRepo.edit_tree),
+        when that one was read from its tree (format 3) laid out as git writes it: the
+        outputs that are not like's own OutputFile objects set, like's others removed.
+        None: the tree is written from every output, as when most changed."""
+        like = new.like
+        if like is None or like.commit not in self._as_written:
+            return None
+        if any(e.path.split("/")[0] == OUTPUTS_TREE for e in new.extra):
+            return None
+        top = self.repo.tree_entry(self.repo.commit_tree(like.commit), OUTPUTS_TREE)
+        if top is None or top.mode != MODE_TREE:
+            return None
+        before = {o.path: o for o in like.record.outputs if o.chunks is None}
+        changes: dict[str, TreeEntry | None] = {}
+        for out in new.record.outputs:
+            if out.chunks is None and before.pop(out.path, None) is not out:
+                changes[out.path] = TreeEntry(out.path, out.blob, out.mode)
+        changes.update(dict.fromkeys(before))  # gone since
+        if len(changes) > len(new.record.outputs) // 4:
+            return None
+        return self.repo.edit_tree(top.oid, changes)
 
     def _apply(
         self, commit: str, record: Record, updates: list[RefUpdate], in_files: Sequence[str] = ()

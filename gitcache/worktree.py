@@ -96,6 +96,9 @@ class ChunkIds:
 
     record: str = ""  # the record commit, for messages
     files: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # The sizes of the outputs stored whole are their blobs' (RecordStore.sizes_read):
+    # a restore does not read 50,000 headers again.
+    sized: bool = False
 
     def blobs(self, out: OutputFile) -> Sequence[str]:
         """The blobs that hold `out` in order (UnsafeRecord if its chunks are unknown)."""
@@ -495,6 +498,7 @@ class Worktree:
         states: Mapping[str, FileState | None] | None = None,
         recorded: Mapping[str, OutputFile] | None = None,
         done: Callable[[], None] | None = None,
+        recorded_held: bool = False,
     ) -> list[OutputFile]:
         """`store_output` of each file of an output just walked (`output_stats`), for
         files no command has just written (`-s build`; a command's are newer than any
@@ -509,6 +513,8 @@ class Worktree:
         `recorded`: the outputs of the record these files were compared with; a file
         that holds what it says is that same OutputFile again (a new pydantic model is a
         few µs, 50,000 of them add up), its path checked when the record was read.
+        `recorded_held`: the repository holds those outputs' blobs (their sizes were
+        read from the blobs' headers: RecordStore.sizes_read), not looked up again.
         """
         if states is None:
             known = self.cache.states_of(self.root, found, read=False)
@@ -517,20 +523,27 @@ class Worktree:
         recorded = recorded or {}
         files: list[OutputFile] = []
         for (rel, _), state in zip(found, known, strict=True):
-            if state is None or state.size > _WHOLE_MAX or not is_stored(state.oid):
+            if state is None or state.size > _WHOLE_MAX:
                 files.append(self.store_output(rel, write_file, write_bytes))
-            else:
-                out = recorded.get(rel)
-                if (
-                    out is None
-                    or out.blob != state.oid
-                    or out.mode != state.mode
-                    or out.size != state.size
-                    or out.chunks is not None
-                ):
-                    _check_output_path(rel)
-                    out = OutputFile(path=rel, blob=state.oid, mode=state.mode, size=state.size)
+                if done is not None:
+                    done()
+                continue
+            out = recorded.get(rel)
+            if (
+                out is None
+                or out.blob != state.oid
+                or out.mode != state.mode
+                or out.size != state.size
+                or out.chunks is not None
+            ):
+                out = None
+            if not ((out is not None and recorded_held) or is_stored(state.oid)):
+                files.append(self.store_output(rel, write_file, write_bytes))
+            elif out is not None:
                 files.append(out)
+            else:
+                _check_output_path(rel)
+                files.append(OutputFile(path=rel, blob=state.oid, mode=state.mode, size=state.size))
             if done is not None:
                 done()
         return files
@@ -741,8 +754,8 @@ class Worktree:
     def _check_set(
         self, files: Sequence[OutputFile], chunks: ChunkIds, packed: PackedBlobs | None = None
     ) -> None:
-        """Limits, blobs as the record describes them (sizes from object headers), and
-        no path under another."""
+        """Limits, blobs as the record describes them (sizes from object headers, unless
+        the record's were read so: ChunkIds.sized), and no path under another."""
         limits = self.limits
         if len(files) > limits.max_files:
             raise UnsafeRecord(
@@ -752,6 +765,9 @@ class Worktree:
             )
         total = 0
         for out in files:
+            if chunks.sized and out.chunks is None:
+                total += out.size
+                continue
             size = 0
             for oid in chunks.blobs(out):
                 entry = None if packed is None else packed.header(oid)

@@ -221,3 +221,38 @@ def test_a_damaged_stat_cache_row_gives_no_blob_id_to_a_record(tree: Worktree, d
         found, lambda p: repo.write_blob_file(p), repo.write_blob, repo.stores
     )
     assert out.blob == git(root, "hash-object", "f").strip()
+
+
+def test_a_file_that_holds_what_a_record_read_from_its_tree_says_is_not_looked_up(
+    tree: Worktree,
+) -> None:
+    """`recorded_held` (the record's blobs were found when its tree was read): a file
+    holding what the record says is its OutputFile again, its blob not looked up; any
+    other file as before."""
+    root, repo = tree.root, tree.repo
+    (root / "out").mkdir()
+    for name in ("same", "changed"):
+        (root / "out" / name).write_bytes(f"{name}\n".encode())
+    recorded = {rel: store(tree, rel) for rel in ("out/same", "out/changed")}
+    (root / "out" / "changed").write_bytes(b"changed, a longer line\n")
+    assert tree.state("out/changed") is not None  # the evaluation's row
+    asked: list[str] = []
+
+    def is_stored(oid: str) -> bool:
+        asked.append(oid)
+        return repo.stores(oid)
+
+    found = tree.output_stats("out")
+    assert found is not None
+
+    def walked(held: bool) -> list[OutputFile]:
+        asked.clear()
+        write = lambda p: repo.write_blob_file(p)  # noqa: E731
+        return tree.store_walked(
+            found, write, repo.write_blob, is_stored, None, recorded, None, held
+        )
+
+    changed, same = walked(True)  # sorted by path
+    assert same is recorded["out/same"] and recorded["out/same"].blob not in asked
+    assert changed.blob == git(root, "hash-object", "out/changed").strip() and asked
+    assert walked(False) == [changed, same] and recorded["out/same"].blob in asked

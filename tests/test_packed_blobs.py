@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gitcache.gitrepo import GitRepo
-from gitcache.objects.reader import PackedBlobs
+from gitcache.objects.reader import PackedBlobs, packed_sizes
 from tests.helpers import Repo, git
 
 
@@ -58,6 +58,29 @@ def test_whole_entries_are_read_and_deltas_left_to_libgit2(tmp_path: Path) -> No
         assert header == (3, len(data))
     assert read >= 31 and deltas >= 1
     assert packed.blob("0" * 40) is None
+
+
+def test_sizes_are_those_of_the_entry_headers_and_of_libgit2(tmp_path: Path) -> None:
+    """packed_sizes: a whole blob entry's size (headers of one, two and three bytes and
+    more), None for a delta, a tree, an id in no pack; GitRepo.blob_sizes asks libgit2
+    for those, and gives None for what is missing or no blob."""
+    git(tmp_path, "init", "-q")
+    base = bytes(range(256)) * 40
+    contents = [b"", b"x" * 15, b"y" * 16, b"z" * 2047, b"w" * 2048, b"v" * 300_000]
+    contents += [base + b"%d" % i for i in range(30)]  # git deltifies these
+    contents += [b"small %d\n" % i for i in range(40)]  # blob_sizes reads packs from 64 on
+    oids = _blobs(tmp_path, contents)
+    tree = git(tmp_path, "write-tree").strip()  # the empty tree
+    _pack(tmp_path, [*oids, tree])
+    wanted = [*oids, tree, "0" * 40]
+    sizes = packed_sizes(tmp_path / ".git" / "objects", wanted, 1000)
+    packed = PackedBlobs(tmp_path / ".git" / "objects", wanted, 1000)
+    headers = [packed.header(oid) for oid in wanted]
+    assert sizes == [None if h is None or h[0] != 3 else h[1] for h in headers]
+    assert sizes[:6] == [len(c) for c in contents[:6]] and sizes[-2:] == [None, None]
+    assert None in sizes[6:36]  # a delta
+    repo = GitRepo.discover(tmp_path)
+    assert repo.blob_sizes(wanted) == [*map(len, contents), None, None]
 
 
 def test_a_small_budget_reads_only_the_newest_packs(tmp_path: Path) -> None:

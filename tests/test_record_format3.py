@@ -12,6 +12,7 @@ before anything is restored.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -20,8 +21,9 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from gitcache import outputtree
 from gitcache.errors import RepositoryError, UnsafeRecord
-from gitcache.gitrepo import GitRepo
+from gitcache.gitrepo import GitRepo, TreeEntry
 from gitcache.record import OUTPUTS_LISTED_MAX, RECORD_FORMAT
 from gitcache.store import RecordStore
 from tests.helpers import Repo
@@ -297,3 +299,229 @@ def test_a_hostile_tree_under_the_signature_is_a_miss_and_the_step_runs(made: Re
     assert made.refs()[sig_ref] != bad
     assert not (made.root / "pwned").exists() and not (made.root.parent / "pwned").exists()
     assert made.read("out/a.txt") == "hello\n"
+
+
+# -- the usual tree, read in a few passes (outputtree._usual) --------------------------
+
+VARIED = """\
+[steps.many]
+outputs = ["out"]
+run = '''
+mkdir -p out/a out/b 'out/é dir/deeper'
+for i in $(seq 1 600); do echo $i > out/a/$i; echo $i > out/b/$i; done
+: > out/empty
+head -c 5000 /dev/zero | tr '\\\\0' y > out/three-byte-header
+head -c 300000 /dev/urandom > out/big
+printf 'run\\\\n' > out/x.sh && chmod +x out/x.sh
+ln -s a/1 out/link
+echo u > 'out/é dir/deeper/ü name.txt'
+echo h > out/.hidden
+echo p > 'out/a b,c=d@e~f%g+h.txt'
+'''
+"""
+
+
+def _both_readings(root: Path) -> tuple[list[object], list[object]]:
+    repo = GitRepo.discover(root)
+    commit = repo.ref_target("refs/gitcache/step/many")
+    assert commit is not None
+    top = repo.tree_entry(repo.commit_tree(commit), "outputs")
+    assert top is not None
+    usual = outputtree._usual(repo, top.oid)
+    assert usual is not None  # nothing unusual here
+    walked = outputtree._walk(repo, top.oid, "record")
+    assert usual == walked and [o.path for o in usual] == sorted(o.path for o in usual)
+    # The instance state too (the set of fields set included), as validation makes it.
+    return [o.__getstate__() for o in usual], [o.__getstate__() for o in walked]
+
+
+def test_the_usual_reading_gives_what_the_walk_gives(make: Callable[..., Repo]) -> None:
+    """Files, an executable, a symlink, an empty file, non-ASCII names, a dotfile, the
+    punctuation a plain path may hold, entries whose pack headers take one, two and
+    three bytes: the same OutputFiles, in gitcache's own pack and after `git repack`
+    (deltas: their sizes from libgit2)."""
+    repo = make({"gitcache.toml": VARIED, ".gitignore": "/out/\n"})
+    assert repo.run("run").exit_code == 0
+    usual, walked = _both_readings(repo.root)
+    assert usual == walked
+    assert {"out/x.sh", "out/link", "out/é dir/deeper/ü name.txt"} <= {
+        s["__dict__"]["path"] for s in usual
+    }  # type: ignore[index]
+    repo.git("repack", "-adfq", "--window=50")
+    assert _both_readings(repo.root) == (usual, walked)
+
+
+def _many_rows(made: Repo, count: int = 70) -> list[tuple[bytes, bytes, str]]:
+    """`count` entries whose blobs are packed (sizes from the pack, not libgit2)."""
+    rows = [(b"100644", b"f%03d" % i, _blob(made, b"%d\n" % i)) for i in range(count)]
+    made.git("repack", "-adq")
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("row", "pattern"),
+    [
+        ((b"100644", b"..", None), r"outputs/\.\.: unsafe path"),
+        ((b"100644", b".Git. ", None), r"inside \.git"),
+        ((b"100644", b"\xc3", None), r"outputs/\\xc3: path is not valid UTF-8"),
+        ((b"100644", b"f001", None), r"outputs/f001 is in its tree twice"),
+        ((b"160000", b"sub", "1" * 40), r"outputs/sub has mode 160000"),
+        ((b"100644", b"zz", "2" * 40), r"object 2{40} \(outputs/zz of record \w+\) is missing"),
+        ((b"120000", b"zz", b"x" * 4096), r"outputs/zz: Value error, a symlink's text"),
+    ],
+)
+def test_a_defect_among_many_packed_entries_is_named_as_alone(
+    made: Repo, row: tuple[bytes, bytes, str | bytes | None], pattern: str
+) -> None:
+    mode, name, oid = row
+    if not isinstance(oid, str):
+        oid = _blob(made, b"x" if oid is None else oid)
+    rows = [*_many_rows(made), (mode, name, oid)]
+    bad = _with_outputs(made, rows)
+    with pytest.raises((UnsafeRecord, RepositoryError), match=pattern):
+        RecordStore(GitRepo.discover(made.root)).load(bad)
+
+
+def test_an_unusual_tree_git_would_take_is_read_by_the_walk(made: Repo) -> None:
+    """Odd but readable: a mode libgit2 reads as a file's (100664), a name longer than
+    NAME_MAX, a name that is not plain ASCII, an empty directory: `_usual` leaves each
+    to the walk, which reads it as before."""
+    repo = GitRepo.discover(made.root)
+    raw = pygit2.Repository(str(made.root))
+    blob = _blob(made, b"x")
+    cases = {
+        "odd mode": [(b"100664", b"a", blob)],
+        "long name": [(b"100644", b"n" * 300, blob)],
+        "empty directory": [(b"100644", b"a", blob), (b"40000", b"d", _raw_tree(raw, []))],
+    }
+    for rows in cases.values():
+        tree = _raw_tree(raw, rows)
+        assert outputtree._usual(repo, tree) is None
+        assert outputtree.whole_outputs(repo, tree, "r") == outputtree._walk(repo, tree, "r")
+    utf8 = _raw_tree(raw, [(b"100644", "é".encode(), blob)])
+    assert outputtree._usual(repo, utf8) == outputtree._walk(repo, utf8, "r")
+    assert [
+        o.mode for o in outputtree.whole_outputs(repo, _raw_tree(raw, cases["odd mode"]), "r")
+    ] == [0o100644]
+
+
+def test_a_restore_from_the_tree_takes_the_sizes_read_and_keeps_the_limits(
+    make: Callable[..., Repo], made: Repo
+) -> None:
+    """The sizes read from the blobs' headers with the tree (RecordStore.sizes_read) are
+    not read again by the restore; the total still counts against restore.max_bytes."""
+    total = 2 * sum(len(f"{i}\n") for i in range(1, 601))
+    limited = MANY + f"\n[restore]\nmax_bytes = {total - 1}\n"
+    repo = make({"gitcache.toml": limited, ".gitignore": "/out/\n"})
+    assert repo.run("run").exit_code == 0
+    store = RecordStore(GitRepo.discover(repo.root))
+    stored = store.load(repo.refs()["refs/gitcache/step/many"])
+    assert store.sizes_read(stored)
+    small = RecordStore(GitRepo.discover(made.root))
+    assert not small.sizes_read(small.load(_commit(made)))
+    shutil.rmtree(repo.root / "out")
+    result = repo.run("run")
+    assert result.exit_code == 0
+    refused = f"refusing to restore {total} bytes: more than restore.max_bytes = {total - 1}"
+    assert refused in result.stderr and "running the step instead" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "edit",
+        "remove",
+        "add in a new directory",
+        "file to directory",
+        "directory to file",
+        "executable",
+        "symlink",
+        "remove a directory",
+    ],
+)
+def test_build_edits_the_tree_of_the_record_it_compared_with(
+    make: Callable[..., Repo], change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-s build after a few files of 1,200 changed: the outputs/ tree is the record's
+    edited on the changed paths (GitRepo.edit_tree), and is exactly the tree written
+    from every output, which is exactly what the worktree holds."""
+    repo = make({"gitcache.toml": MANY, ".gitignore": "/out/\n"})
+    assert repo.run("run").exit_code == 0
+    out = repo.root / "out"
+    if change == "edit":
+        (out / "a/7").write_text("edited\n")
+    elif change == "remove":
+        (out / "b/600").unlink()
+    elif change == "add in a new directory":
+        (out / "c/d").mkdir(parents=True)
+        (out / "c/d/new").write_text("new\n")
+    elif change == "file to directory":
+        (out / "a/8").unlink()
+        (out / "a/8").mkdir()
+        (out / "a/8/inside").write_text("inside\n")
+    elif change in ("directory to file", "remove a directory"):
+        assert repo.run("run", "-s", "build").exit_code == 0  # nothing changed: skipped
+        (out / "c").mkdir()
+        for name in ("x", "y"):
+            (out / "c" / name).write_text(name)
+        assert repo.run("run", "-s", "build").exit_code == 0
+        shutil.rmtree(out / "c")
+        if change == "directory to file":
+            (out / "c").write_text("now a file\n")
+    elif change == "executable":
+        (out / "a/9").chmod(0o755)
+    else:
+        assert change == "symlink"
+        (out / "a/10").unlink()
+        (out / "a/10").symlink_to("../b/10")
+    edits: list[str | None] = []
+    real = GitRepo.edit_tree
+
+    def edit_tree(self: GitRepo, base: str, changes: dict[str, object]) -> str | None:
+        edits.append(real(self, base, changes))  # type: ignore[arg-type]
+        return edits[-1]
+
+    monkeypatch.setattr(GitRepo, "edit_tree", edit_tree)
+    result = repo.run("run", "-s", "build")
+    assert result.exit_code == 0 and "recorded existing outputs" in result.stderr, result.stderr
+    assert len(edits) == 1 and edits[0] is not None
+    git = GitRepo.discover(repo.root)
+    commit = repo.refs()["refs/gitcache/step/many"]
+    outputs = RecordStore(git).load(commit).record.outputs
+    top = git.tree_entry(git.commit_tree(commit), "outputs")
+    assert top is not None and top.oid == edits[0]
+    assert top.oid == git.write_tree([TreeEntry(o.path, o.blob, o.mode) for o in outputs])
+    on_disk = sorted(
+        str(p.relative_to(repo.root)) for p in out.rglob("*") if p.is_symlink() or p.is_file()
+    )
+    assert [o.path for o in outputs] == on_disk
+    for o in outputs:
+        path = repo.root / o.path
+        data = os.fsencode(os.readlink(path)) if path.is_symlink() else path.read_bytes()
+        assert git.read_blob(o.blob) == data and o.size == len(data), o.path
+    assert repo.run("run", "-s", "assert").exit_code == 0
+    assert repo.git("fsck", "--strict", "--no-dangling").strip() == ""
+
+
+def test_edit_tree_leaves_what_it_cannot_do_plainly_to_a_whole_write(made: Repo) -> None:
+    repo = GitRepo.discover(made.root)
+    raw = pygit2.Repository(str(made.root))
+    blob = _blob(made, b"x")
+    sub = _raw_tree(raw, [(b"100644", b"f", blob)])
+    base = _raw_tree(raw, [(b"100644", b"a", blob), (b"40000", b"d", sub)])
+    entry = TreeEntry("n", blob, 0o100644)
+    assert repo.edit_tree(base, {"a/x": entry}) is None  # crosses the file a
+    assert repo.edit_tree(base, {"d": entry}) is None  # d is still a directory
+    assert repo.edit_tree(base, {"a": None, "d/f": None}) is None  # nothing left
+    odd = _raw_tree(raw, [(b"100664", b"a", blob)])
+    assert repo.edit_tree(odd, {"b": entry}) is None  # not as git writes it
+    twice = _raw_tree(raw, [(b"100644", b"a", blob), (b"100644", b"a", blob)])
+    assert repo.edit_tree(twice, {"b": entry}) is None
+    edited = repo.edit_tree(base, {"d/f": None, "d": entry, "e/g": entry})
+    assert edited == repo.write_tree(
+        [
+            TreeEntry("a", blob, 0o100644),
+            TreeEntry("d", blob, 0o100644),
+            TreeEntry("e/g", blob, 0o100644),
+        ]
+    )
