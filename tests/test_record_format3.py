@@ -351,6 +351,37 @@ def test_the_usual_reading_gives_what_the_walk_gives(make: Callable[..., Repo]) 
     assert _both_readings(repo.root) == (usual, walked)
 
 
+def test_a_pydantic_whose_models_are_made_otherwise_leaves_every_tree_to_the_walk(
+    make: Callable[..., Repo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_usual` makes OutputFiles through pydantic's internals; were those to change,
+    its self-check fails and the walk (validation) reads every tree instead."""
+    repo = make({"gitcache.toml": VARIED, ".gitignore": "/out/\n"})
+    assert repo.run("run").exit_code == 0
+    assert outputtree._made_as_validated()
+    made = outputtree._made
+
+    def differently(path: str, oid: str, mode: int, size: int) -> object:
+        out = made(path, oid, mode, size)
+        object.__setattr__(out, "__pydantic_fields_set__", {"path"})
+        return out
+
+    monkeypatch.setattr(outputtree, "_made", differently)
+    outputtree._made_as_validated.cache_clear()
+    try:
+        assert not outputtree._made_as_validated()
+        git = GitRepo.discover(repo.root)
+        commit = git.ref_target("refs/gitcache/step/many")
+        assert commit is not None
+        top = git.tree_entry(git.commit_tree(commit), "outputs")
+        assert top is not None
+        assert outputtree._usual(git, top.oid) is None
+        found, as_written = outputtree.read_outputs(git, top.oid, "record")
+        assert not as_written and found == outputtree._walk(git, top.oid, "record")
+    finally:
+        outputtree._made_as_validated.cache_clear()
+
+
 def _many_rows(made: Repo, count: int = 70) -> list[tuple[bytes, bytes, str]]:
     """`count` entries whose blobs are packed (sizes from the pack, not libgit2)."""
     rows = [(b"100644", b"f%03d" % i, _blob(made, b"%d\n" % i)) for i in range(count)]
