@@ -28,7 +28,7 @@ from gitcache.processes import start_quiet
 BLOCK: Final = 1 << 20  # bytes read at a time
 # The stat cache's file in a worktree's git dir `gitcache/` (statcache.py): here, so that
 # prefetch.py finds it without importing the stat cache (and pygit2).
-STAT_CACHE_FILE: Final = "statcache-v2.json"
+STAT_CACHE_FILE: Final = "statcache-v3"
 AHEAD_BLOCK: Final = 8 << 20  # bytes read at a time by the thread hashing ahead: it
 # takes the GIL back after each read and hash, and the importing thread holds it for up
 # to the switch interval (5 ms) each time

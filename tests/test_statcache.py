@@ -155,9 +155,92 @@ def test_a_save_writes_anew_only_the_directories_whose_rows_changed(
     monkeypatch.setattr(json, "dumps", counting)
     second.save()
     monkeypatch.undo()
-    assert [sorted(rows) for rows in dumped if isinstance(rows, dict)] == [["1", "2"]]
+    rows_dumped = [rows for rows in dumped if isinstance(rows, dict) and "version" not in rows]
+    assert [sorted(rows) for rows in rows_dumped] == [["1", "2"]]  # and the header
     third = StatCache(state)
     states = third.states_of(tmp_path, found, read=False)
     assert [s.oid if s else None for s in states] == [
         GitRepo.hash_file(tmp_path / name) for name in names
     ]
+
+
+def _cached_tree(tmp_path: Path) -> tuple[Path, list[str]]:
+    """Files in two directories, old enough to be trusted, looked up and saved."""
+    state = tmp_path / "state"
+    old = 1_600_000_000_000_000_000
+    names = ["a/1", "a/2", "b/\u00e9t\u00e9", "top"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(f"{name}\n")
+        os.utime(tmp_path / name, ns=(old, old))
+    cache = StatCache(state)
+    for name in names:
+        cache.state(tmp_path, name)
+    cache.save()
+    return state, names
+
+
+def test_the_file_is_a_header_line_then_each_directory_s_rows(tmp_path: Path) -> None:
+    """Format 3: the header gives each directory's text length; the texts follow as
+    they are (no JSON string around them to unescape when the file is loaded)."""
+    state, names = _cached_tree(tmp_path)
+    data = (state / CACHE_FILE).read_bytes()
+    head, _, rest = data.partition(b"\n")
+    header = json.loads(head)
+    assert header["version"] == 3 and header["seals"] == {}
+    texts = {}
+    for directory, size in header["dirs"]:
+        texts[directory], rest = rest[:size], rest[size:]
+    assert rest == b"" and sorted(texts) == ["", "a", "b"]
+    assert sorted(json.loads(texts["a"])) == ["1", "2"]
+    assert list(json.loads(texts["b"])) == ["\u00e9t\u00e9"]
+    again = StatCache(state)
+    assert all(again.state(tmp_path, name) is not None for name in names)
+    assert again.hashed == 0
+
+
+@pytest.mark.parametrize("damage", ["cut", "grown", "length"])
+def test_a_header_that_does_not_fit_the_texts_trusts_no_row(tmp_path: Path, damage: str) -> None:
+    state, names = _cached_tree(tmp_path)
+    path = state / CACHE_FILE
+    data = path.read_bytes()
+    if damage == "cut":
+        data = data[:-5]
+    elif damage == "grown":
+        data += b"{}"
+    else:
+        head, _, rest = data.partition(b"\n")
+        header = json.loads(head)
+        header["dirs"][0][1] += 1
+        data = json.dumps(header).encode() + b"\n" + rest
+    path.write_bytes(data)
+    os.utime(path, ns=(2_000_000_000_000_000_000,) * 2)
+    again = StatCache(state)
+    assert all(again.state(tmp_path, name) is not None for name in names)
+    assert again.hashed == len(names)  # each file read again, none trusted
+
+
+def test_a_format_2_cache_is_read_then_replaced(tmp_path: Path) -> None:
+    """The cache as gitcache wrote it before: its rows count, and the next save writes
+    format 3 and removes it."""
+    state, names = _cached_tree(tmp_path)
+    data = (state / CACHE_FILE).read_bytes()
+    head, _, rest = data.partition(b"\n")
+    header = json.loads(head)
+    dirs = {}
+    for directory, size in header["dirs"]:
+        dirs[directory], rest = rest[:size].decode(), rest[size:]
+    old = state / "statcache-v2.json"
+    old.write_text(json.dumps({"version": 2, "dirs": dirs, "seals": {}}))
+    (state / CACHE_FILE).unlink()
+    os.utime(old, ns=(2_000_000_000_000_000_000,) * 2)
+    cache = StatCache(state)
+    assert all(cache.state(tmp_path, name) is not None for name in names)
+    assert cache.hashed == 0
+    (tmp_path / "a/3").write_text("new\n")
+    cache.state(tmp_path, "a/3")
+    cache.save()
+    assert (state / CACHE_FILE).exists() and not old.exists()
+    again = StatCache(state)
+    assert all(again.state(tmp_path, name) is not None for name in names)
+    assert again.hashed == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from gitcache.statcache import CACHE_FILE
 from tests.helpers import Repo
 
 
@@ -67,10 +68,10 @@ def test_the_stat_cache_and_registry_live_in_the_worktrees_git_dir(chain: Repo) 
     assert linked.run("run").exit_code == 0
     assert linked.run("remove", "--outputs", "count").exit_code == 0
     own = _git_dir(linked) / "gitcache"
-    assert (own / "statcache-v2.json").exists()
+    assert (own / CACHE_FILE).exists()
     assert (own / "removed-outputs-v1.json").exists()
     shared = _git_dir(chain) / "gitcache"
-    assert not (shared / "statcache-v2.json").exists()
+    assert not (shared / CACHE_FILE).exists()
     assert not (shared / "removed-outputs-v1.json").exists()
 
 
