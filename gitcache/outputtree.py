@@ -21,7 +21,6 @@ and messages, and a usual one of 50,000 files costs a few times less.
 from __future__ import annotations
 
 import functools
-import gc
 import re
 from typing import NoReturn
 
@@ -30,6 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from gitcache.errors import RepositoryError, UnsafeRecord
 from gitcache.gitrepo import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE, GitRepo
+from gitcache.processes import collector_paused
 from gitcache.record import (
     LINK_MAX,
     PLAIN_COMPONENT,
@@ -47,32 +47,21 @@ _PLAIN_NAMES = re.compile(rf"(?:{PLAIN_COMPONENT}\0)*{PLAIN_COMPONENT}", re.ASCI
 _FIELDS = {"path", "blob", "mode", "size"}  # those validation sets (`chunks` left unset)
 
 
-def whole_outputs(repo: GitRepo, tree: str | None, where: str) -> list[OutputFile]:
-    """The outputs stored whole in a record's `outputs/` tree (`tree`: that tree's id,
-    None when the record has none), sorted by path; raises UnsafeRecord, or
-    RepositoryError for an object the repository lacks."""
-    return read_outputs(repo, tree, where)[0]
-
-
 def read_outputs(repo: GitRepo, tree: str | None, where: str) -> tuple[list[OutputFile], bool]:
-    """whole_outputs, and whether every tree under `tree` is laid out as git writes it
-    (GitRepo.written_tree: the record's next one may be an edit of it)."""
+    """The outputs stored whole in a record's `outputs/` tree (`tree`: that tree's id,
+    None when the record has none), sorted by path, and whether every tree under `tree`
+    is laid out as git writes it (GitRepo.written_tree: the record's next one may be an
+    edit of it); raises UnsafeRecord, or RepositoryError for an object the repository
+    lacks."""
     if tree is None:
         return [], False
-    # 50,000 OutputFiles hold no reference cycle, yet making them sets off collections
-    # that walk every object made so far (a tenth of the cost) and free nothing.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():  # 50,000 OutputFiles: a tenth of the cost otherwise
         usual = _usual(repo, tree)
-    finally:
-        if collecting:
-            gc.enable()
     return (usual, True) if usual is not None else (_walk(repo, tree, where), False)
 
 
 def _walk(repo: GitRepo, tree: str, where: str) -> list[OutputFile]:
-    """whole_outputs entry by entry, through libgit2: any tree, each defect named."""
+    """read_outputs entry by entry, through libgit2: any tree, each defect named."""
     rows: list[tuple[str, str, int]] = []  # (path, blob id, mode)
     # A stack of (entries being listed, path prefix, names seen there), not recursion:
     # a fetched tree may nest deeper than Python's recursion limit.
@@ -129,6 +118,8 @@ def _usual(repo: GitRepo, tree: str) -> list[OutputFile] | None:
     None for anything the walk refuses and more (an odd mode, a SHA-256 id, an empty
     tree, a packed delta is left to it too, or to libgit2): what this takes, the walk
     would take as well, with the same outputs."""
+    if not _made_as_validated():
+        return None
     paths: list[str] = []
     ids: list[bytes] = []
     modes: list[int] = []
@@ -164,8 +155,6 @@ def _usual(repo: GitRepo, tree: str) -> list[OutputFile] | None:
     order = sorted(range(len(paths)), key=paths.__getitem__)
     oids = [ids[i].hex() for i in order]
     sizes = repo.blob_sizes(oids)
-    if not _made_as_validated():
-        return None
     outputs = []
     for index, oid, size in zip(order, oids, sizes, strict=True):
         mode = modes[index]

@@ -22,6 +22,7 @@ which reach gitcache alone, are passed on to each of them (`stopping_children`).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import threading
@@ -307,3 +308,19 @@ def stopping_children() -> Iterator[Children]:
             stopping = isinstance(exc, KeyboardInterrupt | Terminated)
             children.stop_all(stop_signal(exc) if stopping else signal.SIGTERM)
             raise
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block, then as it was (left off if it
+    was off: a caller's gc.disable() holds). For blocks that make tens of thousands of
+    objects with no reference cycle (a restore, a record's outputs read from its tree):
+    each collection they set off walks every object made so far and frees nothing."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import gc
 import hashlib
 import os
 import queue
@@ -47,7 +46,7 @@ from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
 from gitcache.journal import Journal, recover
 from gitcache.objects.loose import blob_hasher, write_pieces
 from gitcache.objects.stored import StoredFile
-from gitcache.processes import start_quiet
+from gitcache.processes import collector_paused, start_quiet
 from gitcache.record import OutputFile, check_relative_path, shown_path
 from gitcache.statcache import FileState, StatCache, git_mode
 from gitcache.transfer import Meter
@@ -662,7 +661,7 @@ class Worktree:
         # A restore makes no reference cycles, yet the objects it keeps per file (stat
         # cache rows, index entries) set off full collections that walk every object of
         # a 50,000-output record and free nothing (~0.1 s of its restore's 2.5 s).
-        with _collector_paused():
+        with collector_paused():
             self._apply(plan, progress, chunks)
 
     def _apply(self, plan: RestorePlan, progress: Meter | None, chunks: ChunkIds | None) -> None:
@@ -1160,20 +1159,6 @@ def _journal(state_dir: Path, paths: Sequence[str]) -> Journal | None:
         if no_space(exc):
             raise  # the restore itself would find no room either: said as such
         return None
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for the block, then as it was (left off if it
-    was off: a caller's gc.disable() holds)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @contextlib.contextmanager

@@ -428,11 +428,11 @@ def test_an_unusual_tree_git_would_take_is_read_by_the_walk(made: Repo) -> None:
     for rows in cases.values():
         tree = _raw_tree(raw, rows)
         assert outputtree._usual(repo, tree) is None
-        assert outputtree.whole_outputs(repo, tree, "r") == outputtree._walk(repo, tree, "r")
+        assert outputtree.read_outputs(repo, tree, "r")[0] == outputtree._walk(repo, tree, "r")
     utf8 = _raw_tree(raw, [(b"100644", "é".encode(), blob)])
     assert outputtree._usual(repo, utf8) == outputtree._walk(repo, utf8, "r")
     assert [
-        o.mode for o in outputtree.whole_outputs(repo, _raw_tree(raw, cases["odd mode"]), "r")
+        o.mode for o in outputtree.read_outputs(repo, _raw_tree(raw, cases["odd mode"]), "r")[0]
     ] == [0o100644]
 
 

@@ -128,17 +128,9 @@ def test_a_save_writes_anew_only_the_directories_whose_rows_changed(
 ) -> None:
     """The rows of directories only looked at are saved as they were read: a build of
     a many-file output with one file changed does not serialize every row again."""
-    state = tmp_path / "state"
     old = 1_600_000_000_000_000_000
     names = [f"{d}/{f}" for d in ("a", "b", "c") for f in ("1", "2")]
-    for name in names:
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text(f"{name}\n")
-        os.utime(tmp_path / name, ns=(old, old))
-    first = StatCache(state)
-    for name in names:
-        first.state(tmp_path, name)
-    first.save()
+    state = _cached_tree(tmp_path, names)
     (tmp_path / "b/2").write_text("changed\n")
     os.utime(tmp_path / "b/2", ns=(old, old))
     second = StatCache(state)
@@ -164,11 +156,13 @@ def test_a_save_writes_anew_only_the_directories_whose_rows_changed(
     ]
 
 
-def _cached_tree(tmp_path: Path) -> tuple[Path, list[str]]:
-    """Files in two directories, old enough to be trusted, looked up and saved."""
+NAMES = ["a/1", "a/2", "b/\u00e9t\u00e9", "top"]
+
+
+def _cached_tree(tmp_path: Path, names: list[str]) -> Path:
+    """Files `names`, old enough to be trusted, looked up and saved: the state dir."""
     state = tmp_path / "state"
     old = 1_600_000_000_000_000_000
-    names = ["a/1", "a/2", "b/\u00e9t\u00e9", "top"]
     for name in names:
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(f"{name}\n")
@@ -177,13 +171,13 @@ def _cached_tree(tmp_path: Path) -> tuple[Path, list[str]]:
     for name in names:
         cache.state(tmp_path, name)
     cache.save()
-    return state, names
+    return state
 
 
 def test_the_file_is_a_header_line_then_each_directory_s_rows(tmp_path: Path) -> None:
     """Format 3: the header gives each directory's text length; the texts follow as
     they are (no JSON string around them to unescape when the file is loaded)."""
-    state, names = _cached_tree(tmp_path)
+    state, names = _cached_tree(tmp_path, NAMES), NAMES
     data = (state / CACHE_FILE).read_bytes()
     head, _, rest = data.partition(b"\n")
     header = json.loads(head)
@@ -201,7 +195,7 @@ def test_the_file_is_a_header_line_then_each_directory_s_rows(tmp_path: Path) ->
 
 @pytest.mark.parametrize("damage", ["cut", "grown", "length"])
 def test_a_header_that_does_not_fit_the_texts_trusts_no_row(tmp_path: Path, damage: str) -> None:
-    state, names = _cached_tree(tmp_path)
+    state, names = _cached_tree(tmp_path, NAMES), NAMES
     path = state / CACHE_FILE
     data = path.read_bytes()
     if damage == "cut":
@@ -223,7 +217,7 @@ def test_a_header_that_does_not_fit_the_texts_trusts_no_row(tmp_path: Path, dama
 def test_a_format_2_cache_is_read_then_replaced(tmp_path: Path) -> None:
     """The cache as gitcache wrote it before: its rows count, and the next save writes
     format 3 and removes it."""
-    state, names = _cached_tree(tmp_path)
+    state, names = _cached_tree(tmp_path, NAMES), NAMES
     data = (state / CACHE_FILE).read_bytes()
     head, _, rest = data.partition(b"\n")
     header = json.loads(head)
