@@ -1,7 +1,7 @@
 """The one door to pygit2: objects, trees, commits and compare-and-swap ref updates.
 
 Nothing else in gitcache imports pygit2. Object ids travel as hex strings so the
-rest of the code (and the pydantic models) never sees a pygit2 type.
+rest of the code (and the record classes) never sees a pygit2 type.
 """
 
 from __future__ import annotations

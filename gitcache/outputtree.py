@@ -20,12 +20,10 @@ and messages, and a usual one of 50,000 files costs a few times less.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import NoReturn
 
 import pygit2
-from pydantic import TypeAdapter, ValidationError
 
 from gitcache.errors import RepositoryError, UnsafeRecord
 from gitcache.gitrepo import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE, GitRepo
@@ -36,15 +34,14 @@ from gitcache.record import (
     OutputFile,
     check_relative_path,
     shown_path,
+    validate_outputs,
 )
 
 _BLOB_MODES = frozenset({MODE_FILE, MODE_EXEC, MODE_LINK})
-_OUTPUT_LIST = TypeAdapter(list[OutputFile])
 
 _MODES = {b"100644": MODE_FILE, b"100755": MODE_EXEC, b"120000": MODE_LINK}
 # Names, NUL-separated, each a component that check_relative_path takes at first sight.
 _PLAIN_NAMES = re.compile(rf"(?:{PLAIN_COMPONENT}\0)*{PLAIN_COMPONENT}", re.ASCII)
-_FIELDS = {"path", "blob", "mode", "size"}  # those validation sets (`chunks` left unset)
 
 
 def read_outputs(repo: GitRepo, tree: str | None, where: str) -> tuple[list[OutputFile], bool]:
@@ -101,15 +98,13 @@ def _outputs(repo: GitRepo, rows: list[tuple[str, str, int]], where: str) -> lis
         if header is None or header[0] != "blob":
             _not_a_blob(repo, header, path, oid, where)
         found.append({"path": path, "blob": oid, "mode": mode, "size": header[1]})
-    # Validated as record.json's outputs are (in one call: ~4 us an output, a third of
-    # what constructing them one by one costs), a symlink's size under PATH_MAX included.
+    # Validated as record.json's outputs are, a symlink's size under PATH_MAX included.
     try:
-        return _OUTPUT_LIST.validate_python(found)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        index = first["loc"][0]
+        return validate_outputs(found)
+    except ValueError as exc:
+        index, message = exc.args
         path = rows[index][0] if isinstance(index, int) else "?"
-        raise UnsafeRecord(f"{where}: outputs/{shown_path(path)}: {first['msg']}") from None
+        raise UnsafeRecord(f"{where}: outputs/{shown_path(path)}: {message}") from None
 
 
 def _usual(repo: GitRepo, tree: str) -> list[OutputFile] | None:
@@ -118,8 +113,6 @@ def _usual(repo: GitRepo, tree: str) -> list[OutputFile] | None:
     None for anything the walk refuses and more (an odd mode, a SHA-256 id, an empty
     tree, a packed delta is left to it too, or to libgit2): what this takes, the walk
     would take as well, with the same outputs."""
-    if not _made_as_validated():
-        return None
     paths: list[str] = []
     ids: list[bytes] = []
     modes: list[int] = []
@@ -160,34 +153,8 @@ def _usual(repo: GitRepo, tree: str) -> list[OutputFile] | None:
         mode = modes[index]
         if size is None or (mode == MODE_LINK and size >= LINK_MAX):
             return None
-        outputs.append(_made(paths[index], oid, mode, size))
+        outputs.append(OutputFile(path=paths[index], blob=oid, mode=mode, size=size))
     return outputs
-
-
-def _made(path: str, oid: str, mode: int, size: int) -> OutputFile:
-    """An OutputFile as validating these values makes it (its instance state, the set
-    of fields set included), not validated again: each value is checked as the
-    validators would (`_usual`). A third of what validating costs; model_construct
-    costs more than validating."""
-    made = object.__new__(OutputFile)
-    values = {"path": path, "blob": oid, "mode": mode, "size": size, "chunks": None}
-    object.__setattr__(made, "__dict__", values)
-    object.__setattr__(made, "__pydantic_fields_set__", set(_FIELDS))
-    object.__setattr__(made, "__pydantic_extra__", None)
-    object.__setattr__(made, "__pydantic_private__", None)
-    return made
-
-
-@functools.cache
-def _made_as_validated() -> bool:
-    """Whether `_made` gives what validation gives with the pydantic installed (its
-    internals could change): if not, `_usual` leaves every tree to the walk."""
-    values = {"path": "a/b", "blob": "0" * 40, "mode": MODE_FILE, "size": 1}
-    try:
-        made = _made("a/b", "0" * 40, MODE_FILE, 1)
-        return bool(made.__getstate__() == OutputFile.model_validate(values).__getstate__())
-    except Exception:  # an internal attribute gone or renamed
-        return False
 
 
 def _not_a_blob(

@@ -1,32 +1,26 @@
-"""The `record.json` model stored in every record commit (docs/format.md).
+"""The `record.json` stored in every record commit (docs/format.md), as plain classes.
 
 A record may come from another machine through `git fetch`, so it is parsed as
-untrusted input: frozen, `extra="forbid"`, and every path checked to be a plain
-relative path that stays inside the worktree.
+untrusted input: every field checked, no unknown key, every path a plain relative
+path that stays inside the worktree. The check here is written by hand for the shapes
+gitcache writes and builds the classes without pydantic, whose import and model
+building are ~40 % of a command's start-up; whatever it does not take goes to the
+pydantic models of recordschema.py, the reference for what a record may hold, which
+refuse it with their message or validate it (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal
-
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    TypeAdapter,
-    ValidationError,
-    model_serializer,
-    model_validator,
-)
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from gitcache.errors import UnsafeRecord, is_utf8
-from gitcache.stepnames import StepName
+from gitcache.stepnames import ref_component_problem
 
 # 2: a file over the chunk threshold is stored as chunks (`chunks/<tree path>/<index>`,
 # OutputFile.chunks). 3: a record of more than OUTPUTS_LISTED_MAX outputs lists only those
@@ -82,58 +76,28 @@ _OID_FULL = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _SIG_FULL = re.compile(r"[0-9a-f]{64}")
 
 
-def _check_oid(text: str) -> str:
+def check_oid(text: str) -> str:
     if not _OID_FULL.fullmatch(text):
         raise ValueError(f"not a git object id: {text[:80]!r}")
     return text
 
 
-def _check_signature(text: str) -> str:
+def check_signature(text: str) -> str:
     if not _SIG_FULL.fullmatch(text):
         raise ValueError(f"not a signature (64 lowercase hex digits): {text[:80]!r}")
     return text
 
 
-SafePath = Annotated[str, AfterValidator(check_relative_path)]
-# Python's re, not Field(pattern=...): pydantic-core's regex engine builds its automaton
-# on first use, ~40 µs per pattern, paid by every new process reading a record (a
-# Python step's hit). fullmatch: `$` would accept a trailing newline.
-Oid = Annotated[str, AfterValidator(_check_oid)]
-Signature = Annotated[str, AfterValidator(_check_signature)]
-
-JsonScalar = str | int | float | bool | None
 JsonValue = Any  # params may be nested TOML arrays/tables; canonical JSON holds them
 
 
-class _Frozen(BaseModel):
-    # cache_strings=False: the JSON parser's string cache costs ~100 µs to set up on
-    # first use, paid by every new process reading one record (a Python step's hit).
-    model_config = ConfigDict(frozen=True, extra="forbid", cache_strings=False)
+def _slots(cls: type) -> tuple[str, ...]:
+    return tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
 
 
-class _OmitsUnused(_Frozen):
-    """A model whose optional fields in `_OMITTED_IF_NONE` are left out when None.
-
-    So fields that only one kind of step has never show up as `null` in the other
-    kind's documents: a shell step's canonical document (and so its signature) is
-    the same as before Python steps existed.
-    """
-
-    _OMITTED_IF_NONE: ClassVar[frozenset[str]] = frozenset()
-
-    @model_serializer(mode="wrap")
-    def _omit_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        for name in self._OMITTED_IF_NONE:
-            if data.get(name, 0) is None:
-                del data[name]
-        return data
-
-
-class Components(_OmitsUnused):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Components:
     """Everything that went into a signature (docs/format.md, "The signature")."""
-
-    _OMITTED_IF_NONE = frozenset({"shell", "command", "references", "versions", "executable"})
 
     format: int
     kind: Literal["shell", "python"]
@@ -144,12 +108,12 @@ class Components(_OmitsUnused):
     # quote, `#` or a trailing backslash changes how the rest of the line is read.
     command: str | None = None
     params: dict[str, JsonValue]
-    inputs: dict[SafePath, Oid]
+    inputs: dict[str, str]
     # Shell steps: the inputs whose mode is executable (git's 100755), sorted; absent
     # when none is, so the signatures of steps without one are what they were. A blob
     # id says nothing of the mode, and `./prepare.sh` runs only with the bit set.
-    executable: list[SafePath] | None = None
-    outputs: list[SafePath]
+    executable: list[str] | None = None
+    outputs: list[str]
     env: dict[str, str | None]
     # Python steps only (docs/python.md): code key -> BLAKE3 of each function, class
     # and constant of the repository the step's function uses; and the versions listed
@@ -157,30 +121,48 @@ class Components(_OmitsUnused):
     references: dict[str, str] | None = None
     versions: dict[str, str | None] | None = None
 
+    def fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _COMPONENTS}
 
-class OutputFile(_OmitsUnused):
-    _OMITTED_IF_NONE = frozenset({"chunks"})
+    def replace(self, **changes: Any) -> Components:
+        return Components(**{**self.fields(), **changes})
 
-    path: SafePath
-    blob: Oid  # the whole file's git blob id, also when it is stored in chunks
-    mode: Literal[0o100644, 0o100755, 0o120000]
-    size: int = Field(ge=0)
+    def document(self) -> dict[str, Any]:
+        """The components as JSON values, the fields that are None left out (so a shell
+        step's document is what it was before Python steps existed): what is signed."""
+        if not is_plain(self.params):
+            from gitcache import recordschema  # a value to convert as pydantic does
+
+            return recordschema.components_document(self)
+        return {k: v for k, v in self.fields().items() if v is not None or k not in _OMITTED}
+
+
+# Left out when None: a shell step's document is what it was before Python steps.
+_OMITTED = frozenset({"shell", "command", "references", "versions", "executable"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputFile:
+    path: str
+    blob: str  # the whole file's git blob id, also when it is stored in chunks
+    mode: int  # 0o100644, 0o100755 or 0o120000 (checked when read)
+    size: int
     # Stored as this many chunk blobs at chunks/outputs/<path>/00000000... instead of
     # one blob at outputs/<path> (record format 2; absent: stored whole).
-    chunks: int | None = Field(default=None, ge=1)
+    chunks: int | None = None
 
-    @model_validator(mode="after")
-    def _links_whole(self) -> OutputFile:
-        if self.chunks is not None and self.mode == 0o120000:
-            raise ValueError("a symlink is never stored in chunks")
-        # A link's text is a path (symlink(2) takes less than PATH_MAX, 4096 bytes): a
-        # bigger "link" blob of a fetched record is never read into memory to find out.
-        if self.mode == 0o120000 and self.size >= LINK_MAX:
-            raise ValueError(f"a symlink's text must be shorter than {LINK_MAX} bytes (PATH_MAX)")
-        return self
+    def fields(self) -> dict[str, Any]:
+        return {"path": self.path, "blob": self.blob, "mode": self.mode, "size": self.size}
+
+    def document(self) -> dict[str, Any]:
+        doc = self.fields()
+        if self.chunks is not None:
+            doc["chunks"] = self.chunks
+        return doc
 
 
-class PythonRun(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PythonRun:
     """What a Python step's record keeps beside its signature (provenance only)."""
 
     function: str  # code key of the function: `<file>:<qualname>`
@@ -188,25 +170,27 @@ class PythonRun(_Frozen):
     file: str | None  # its file, relative to the repository root (None: a notebook)
     python: str  # the interpreter's version
     packages: dict[str, str | None]  # version of each outside package the code uses
-    files: dict[str, str] = {}  # argument -> path of each gitcache.File argument
-    arguments: dict[str, JsonValue] = {}  # the call's arguments, as task files hold them
+    files: dict[str, str] = field(default_factory=dict)  # argument -> path of each File
+    arguments: dict[str, JsonValue] = field(default_factory=dict)  # as task files hold them
     result: Literal["json", "pickle", "none"] = "json"
 
+    def fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _PYTHON_RUN}
 
-class Record(_OmitsUnused):
-    _OMITTED_IF_NONE = frozenset({"python", "item"})
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
     format: int = RECORD_FORMAT
-    step: StepName
-    signature: Signature
+    step: str
+    signature: str
     components: Components
     command: str  # the command as executed (after interpolation); provenance only
     outputs: list[OutputFile]
-    source_commit: Oid | None
+    source_commit: str | None
     dirty: bool
-    dirty_files: list[str] = []
+    dirty_files: list[str] = field(default_factory=list)
     started_at: str  # ISO 8601, UTC
-    duration: float = Field(ge=0)
+    duration: float
     exit_status: int
     host: str
     gitcache_version: str
@@ -215,34 +199,74 @@ class Record(_OmitsUnused):
     # foreach; each is also in components.params. Absent for other steps.
     item: dict[str, JsonValue] | None = None
 
-    @model_validator(mode="after")
-    def _item_in_params(self) -> Record:
-        if self.item is not None:
-            params = self.components.params
-            for name, value in self.item.items():
-                if name not in params or params[name] != value:
-                    raise ValueError(f"item.{name} is not the value in components.params")
-        return self
+    def fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _RECORD}
+
+    def document(self) -> dict[str, Any]:
+        """record.json's content as JSON values, every output listed."""
+        return self._document(True)
+
+    def _document(self, every_output: bool) -> dict[str, Any]:
+        """`every_output` False: only those in chunks, as `chunked` (format 3)."""
+        python = self.python
+        if not (
+            is_plain(self.components.params)
+            and (self.item is None or is_plain(self.item))
+            and (python is None or is_plain(python.arguments))
+        ):
+            from gitcache import recordschema  # a value to convert as pydantic does
+
+            doc = recordschema.record_document(self)
+        else:
+            doc = self.fields()
+            doc["components"] = self.components.document()
+            doc["outputs"] = [o.document() for o in self.outputs if every_output or o.chunks]
+            for name in ("python", "item"):
+                if doc[name] is None:
+                    del doc[name]
+            if python is not None:
+                doc["python"] = python.fields()
+        if every_output:
+            return doc
+        # `chunked` where `outputs` stood
+        return {
+            (CHUNKED if key == "outputs" else key): (
+                [o for o in value if "chunks" in o] if key == "outputs" else value
+            )
+            for key, value in doc.items()
+        }
 
     def to_json(self) -> bytes:
         """record.json as stored: every output listed (SPEC), or, from format 3 on, for
         a record of more than OUTPUTS_LISTED_MAX outputs, only those in chunks
         (`chunked`): the tree lists the others, so recording such an output again with
         one file changed does not write the whole list again."""
-        if self.format < 3 or len(self.outputs) <= OUTPUTS_LISTED_MAX:
-            return (self.model_dump_json(indent=2) + "\n").encode()
-        doc: dict[str, Any] = {}
-        for key, value in self.model_dump(mode="json", exclude={"outputs"}).items():
-            doc[key] = value
-            if key == "command":  # where `outputs` stood in format 2
-                doc[CHUNKED] = [
-                    o.model_dump(mode="json") for o in self.outputs if o.chunks is not None
-                ]
-        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+        every = self.format < 3 or len(self.outputs) <= OUTPUTS_LISTED_MAX
+        return (json.dumps(self._document(every), indent=2, ensure_ascii=False) + "\n").encode()
 
 
+_COMPONENTS = _slots(Components)
+_PYTHON_RUN = _slots(PythonRun)
+_RECORD = _slots(Record)
 CHUNKED = "chunked"  # record.json's list of the outputs stored in chunks (format 3)
-_OUTPUT_LIST = TypeAdapter(list[OutputFile])
+
+
+def is_plain(value: Any) -> bool:
+    """Whether `value` is JSON as it is: exact str, int, bool, finite float, None, list,
+    dict with str keys (what pydantic's JSON-mode dump leaves as it is)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list:
+        return all(is_plain(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and is_plain(v) for k, v in value.items())
+    return False
+
+
+# -- reading -------------------------------------------------------------------------------
 
 
 def parse_record(data: bytes, where: str, whole_outputs: Callable[[], list[OutputFile]]) -> Record:
@@ -252,27 +276,14 @@ def parse_record(data: bytes, where: str, whole_outputs: Callable[[], list[Outpu
     for only when record.json leaves their list to the tree (format 3, `chunked`).
     """
     try:
-        # The common case in one call (pydantic's JSON parser: ~20 us less than
-        # json.loads and a validation of the objects, on a Python step's hit).
-        record = Record.model_validate_json(data)
-    except ValidationError as exc:
-        doc = _document(data)
-        _check_format(doc.get("format") if isinstance(doc, dict) else None, where)
-        if not isinstance(doc, dict) or CHUNKED not in doc:
-            raise _invalid(exc, where, ()) from exc
-        record = _with_outputs(doc, where, whole_outputs)
-    _check_format(record.format, where)
-    return record
+        return _fast(data, whole_outputs)
+    except _Defer:
+        from gitcache import recordschema
+
+        return recordschema.parse_record(data, where, whole_outputs)
 
 
-def _document(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:  # UnicodeDecodeError included: pydantic's error says it
-        return None
-
-
-def _check_format(found: object, where: str) -> None:
+def check_format(found: object, where: str) -> None:
     """UnsafeRecord, with a hint, for a record of a format newer than this code's."""
     if type(found) is int and found > RECORD_FORMAT:
         raise UnsafeRecord(
@@ -282,50 +293,258 @@ def _check_format(found: object, where: str) -> None:
         )
 
 
-def _invalid(exc: ValidationError, where: str, prefix: tuple[str, ...]) -> UnsafeRecord:
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in (*prefix, *first["loc"]))
-    return UnsafeRecord(f"invalid record.json in {where}: {loc}: {first['msg']}")
+def validate_outputs(found: list[dict[str, Any]]) -> list[OutputFile]:
+    """Outputs as record.json's are validated (a symlink's size under PATH_MAX included);
+    ValueError whose args are (index, message) at the first defect."""
+    try:
+        return [_output(o) for o in found]
+    except _Defer:
+        from gitcache import recordschema
+
+        try:
+            return recordschema.validate_outputs(found)
+        except ValueError as exc:  # pydantic's ValidationError
+            raise ValueError(*recordschema.output_problem(exc)) from None
 
 
-def _with_outputs(
-    doc: dict[str, Any], where: str, whole_outputs: Callable[[], list[OutputFile]]
-) -> Record:
-    """The record of a document that leaves its outputs to the tree, `outputs` filled
-    in: its chunked ones and the tree's."""
-    if type(doc.get("format")) is not int or doc["format"] < 3:
-        raise UnsafeRecord(
-            f"invalid record.json in {where}: {CHUNKED}: not allowed before format 3"
-        )
-    if "outputs" in doc:  # two lists that could disagree
-        raise UnsafeRecord(f"invalid record.json in {where}: {CHUNKED}: not allowed beside outputs")
+class _Defer(Exception):
+    """The hand-written check does not take this: recordschema.py decides."""
+
+
+# What pydantic takes as it is (JSON types, no lax conversion); anything else defers.
+_SHELL_KINDS = frozenset({"shell", "python"})
+_MODES = frozenset({0o100644, 0o100755, 0o120000})
+_RESULTS = frozenset({"json", "pickle", "none"})
+_RECORD_REQUIRED = frozenset(
+    {"step", "signature", "components", "command", "outputs", "source_commit", "dirty"}
+    | {"started_at", "duration", "exit_status", "host", "gitcache_version"}
+)
+_COMPONENTS_REQUIRED = frozenset({"format", "kind", "code", "params", "inputs", "outputs", "env"})
+_OUTPUT_REQUIRED = frozenset({"path", "blob", "mode", "size"})
+_PYTHON_REQUIRED = frozenset({"function", "module", "file", "python", "packages"})
+# A \u escape of a surrogate: json and pydantic's parser may read it differently.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _fast(data: bytes, whole_outputs: Callable[[], list[OutputFile]]) -> Record:
+    if _SURROGATE_ESCAPE.search(data):
+        raise _Defer
     try:
-        chunked = _OUTPUT_LIST.validate_python(doc.pop(CHUNKED))
-    except ValidationError as exc:
-        raise _invalid(exc, where, (CHUNKED,)) from exc
-    whole = whole_outputs()  # sorted by path
-    paths = {o.path for o in whole} if chunked else set()
-    for out in chunked:
-        if out.chunks is None:
-            raise UnsafeRecord(
-                f"invalid record.json in {where}: {CHUNKED}: {out.path} has no chunk count"
-            )
-        parents = out.path.split("/")
-        # One file per path: a chunked output is not also a file, nor a directory, of
-        # the tree, nor under a file of it (each would be two writes to one path).
-        clash = out.path in paths or any(
-            "/".join(parents[:n]) in paths for n in range(1, len(parents))
-        )
-        if clash or any(p.startswith(out.path + "/") for p in paths):
-            raise UnsafeRecord(
-                f"{where}: {shown_path(out.path)} is both in {CHUNKED} and in its tree's outputs/"
-            )
-        paths.add(out.path)
-    doc["outputs"] = sorted([*whole, *chunked], key=lambda o: o.path) if chunked else whole
+        doc = json.loads(data.decode(), object_pairs_hook=_unique, parse_constant=_constant)
+    except ValueError:  # not UTF-8, not JSON, a key twice
+        raise _Defer from None
+    if type(doc) is not dict:
+        raise _Defer
+    if CHUNKED in doc:  # format 3: the outputs not in chunks are the tree's
+        found = doc.get("format")
+        if type(found) is not int or not 3 <= found <= RECORD_FORMAT or "outputs" in doc:
+            raise _Defer
+        listed = doc.pop(CHUNKED)
+        if type(listed) is not list:
+            raise _Defer
+        chunked = [_output(o) for o in listed]
+        if any(o.chunks is None for o in chunked):
+            raise _Defer
+        whole = whole_outputs()  # sorted by path
+        if chunked:
+            paths = {o.path for o in whole}
+            for out in chunked:
+                parents = out.path.split("/")
+                if out.path in paths or any(
+                    "/".join(parents[:n]) in paths for n in range(1, len(parents))
+                ):
+                    raise _Defer
+                if any(p.startswith(out.path + "/") for p in paths):
+                    raise _Defer
+                paths.add(out.path)
+            whole = sorted([*whole, *chunked], key=lambda o: o.path)
+        record = _record(doc, whole)
+    else:
+        record = _record(doc, None)
+    if record.format > RECORD_FORMAT:
+        raise _Defer
+    return record
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise ValueError("a key twice")
+    return found
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(name)  # NaN, Infinity: not JSON
+
+
+def _keys(doc: Any, required: frozenset[str], allowed: frozenset[str]) -> dict[str, Any]:
+    if type(doc) is not dict or not doc.keys() >= required or not doc.keys() <= allowed:
+        raise _Defer
+    return doc
+
+
+def _str(value: Any) -> str:
+    if type(value) is not str:
+        raise _Defer
+    return value
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise _Defer
+    return value
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _str_list(value: Any) -> list[str]:
+    if type(value) is not list or any(type(v) is not str for v in value):
+        raise _Defer
+    return value
+
+
+def _str_dict(value: Any, none: bool = False) -> dict[str, Any]:
+    if type(value) is not dict or not all(
+        type(v) is str or (none and v is None) for v in value.values()
+    ):
+        raise _Defer
+    return value
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """A dict of any JSON values (a float that overflowed to infinity defers)."""
+    if type(value) is not dict or not is_plain(value):
+        raise _Defer
+    return value
+
+
+def _path(value: Any) -> str:
     try:
-        return Record.model_validate(doc)
-    except ValidationError as exc:
-        raise _invalid(exc, where, ()) from exc
+        return check_relative_path(_str(value))
+    except ValueError:
+        raise _Defer from None
+
+
+def _oid(value: Any) -> str:
+    if type(value) is not str or not _OID_FULL.fullmatch(value):
+        raise _Defer
+    return value
+
+
+def _output(doc: Any) -> OutputFile:
+    if type(doc) is not dict or not doc.keys() >= _OUTPUT_REQUIRED:
+        raise _Defer
+    chunks = doc.get("chunks")
+    if len(doc) != (4 if "chunks" not in doc else 5):
+        raise _Defer
+    mode, size = doc["mode"], doc["size"]
+    if type(mode) is not int or mode not in _MODES or type(size) is not int or size < 0:
+        raise _Defer
+    if chunks is not None and (type(chunks) is not int or chunks < 1 or mode == 0o120000):
+        raise _Defer
+    if mode == 0o120000 and size >= LINK_MAX:
+        raise _Defer
+    return OutputFile(
+        path=_path(doc["path"]), blob=_oid(doc["blob"]), mode=mode, size=size, chunks=chunks
+    )
+
+
+def _components(doc: Any) -> Components:
+    doc = _keys(doc, _COMPONENTS_REQUIRED, frozenset(_COMPONENTS))
+    if type(doc["kind"]) is not str or doc["kind"] not in _SHELL_KINDS:
+        raise _Defer
+    inputs = _str_dict(doc["inputs"])
+    for path, oid in inputs.items():
+        _path(path)
+        _oid(oid)
+    executable = doc.get("executable")
+    if executable is not None:
+        for path in _str_list(executable):
+            _path(path)
+    for path in _str_list(doc["outputs"]):
+        _path(path)
+    references, versions = doc.get("references"), doc.get("versions")
+    return Components(
+        format=_int(doc["format"]),
+        kind=doc["kind"],  # type: ignore[arg-type]  # one of _SHELL_KINDS
+        code=_str(doc["code"]),
+        shell=_str_or_none(doc.get("shell")),
+        command=_str_or_none(doc.get("command")),
+        params=_json(doc["params"]),
+        inputs=inputs,
+        executable=executable,
+        outputs=doc["outputs"],
+        env=_str_dict(doc["env"], none=True),
+        references=None if references is None else _str_dict(references),
+        versions=None if versions is None else _str_dict(versions, none=True),
+    )
+
+
+def _python_run(doc: Any) -> PythonRun:
+    doc = _keys(doc, _PYTHON_REQUIRED, frozenset(_PYTHON_RUN))
+    result = doc.get("result", "json")
+    if type(result) is not str or result not in _RESULTS:
+        raise _Defer
+    return PythonRun(
+        function=_str(doc["function"]),
+        module=_str(doc["module"]),
+        file=_str_or_none(doc["file"]),
+        python=_str(doc["python"]),
+        packages=_str_dict(doc["packages"], none=True),
+        files=_str_dict(doc.get("files", {})),
+        arguments=_json(doc.get("arguments", {})),
+        result=result,  # type: ignore[arg-type]
+    )
+
+
+def _record(doc: dict[str, Any], outputs: list[OutputFile] | None) -> Record:
+    """The record of a document; `outputs` (already checked) in place of its list."""
+    required = _RECORD_REQUIRED if outputs is None else _RECORD_REQUIRED - {"outputs"}
+    doc = _keys(doc, required, frozenset(_RECORD))
+    if ref_component_problem(_str(doc["step"])) is not None:
+        raise _Defer
+    signature = _str(doc["signature"])
+    if not _SIG_FULL.fullmatch(signature):
+        raise _Defer
+    duration = doc["duration"]
+    if type(duration) is not float or not 0 <= duration < math.inf:
+        raise _Defer
+    if type(doc["dirty"]) is not bool:
+        raise _Defer
+    source = doc["source_commit"]
+    components = _components(doc["components"])
+    python = doc.get("python")
+    item = doc.get("item")
+    if item is not None:
+        params = components.params
+        for name, value in _json(item).items():
+            if name not in params or params[name] != value:
+                raise _Defer
+    if outputs is None:
+        listed = doc["outputs"]
+        if type(listed) is not list:
+            raise _Defer
+        outputs = [_output(o) for o in listed]
+    return Record(
+        format=_int(doc.get("format", RECORD_FORMAT)),
+        step=doc["step"],
+        signature=signature,
+        components=components,
+        command=_str(doc["command"]),
+        outputs=outputs,
+        source_commit=None if source is None else _oid(source),
+        dirty=doc["dirty"],
+        dirty_files=_str_list(doc.get("dirty_files", [])),
+        started_at=_str(doc["started_at"]),
+        duration=duration,
+        exit_status=_int(doc["exit_status"]),
+        host=_str(doc["host"]),
+        gitcache_version=_str(doc["gitcache_version"]),
+        python=None if python is None else _python_run(python),
+        item=item,
+    )
 
 
 def is_oid(text: str) -> bool:

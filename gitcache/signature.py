@@ -77,4 +77,4 @@ def _normalized(template: str) -> str:
 
 
 def signature_of(components: Components) -> str:
-    return blake3.blake3(canonical_json(components.model_dump(mode="json"))).hexdigest()
+    return blake3.blake3(canonical_json(components.document())).hexdigest()

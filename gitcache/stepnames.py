@@ -9,9 +9,6 @@ would make `git fsck` report errors and `git gc` fail.
 from __future__ import annotations
 
 import re
-from typing import Annotated
-
-from pydantic import AfterValidator
 
 _ALPHABET = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -44,6 +41,3 @@ def check_step_name(name: str) -> str:
             f"invalid step name {name!r}: {why} (it names the git ref refs/gitcache/step/{name})"
         )
     return name
-
-
-StepName = Annotated[str, AfterValidator(check_step_name)]

@@ -1,6 +1,6 @@
 """Checks on a record that may have come from another machine, before gitcache uses it.
 
-`store.load` has already validated record.json (pydantic, safe relative paths) and
+`store.load` has already validated record.json (record.py: every field, safe relative paths) and
 that every output's blob and mode in the commit's tree match record.json. What is
 left needs context: the signature the record is filed under, and the step whose
 outputs it may write. Worktree.restore then checks the file system and the limits.

@@ -13,14 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from gitcache import interpolate
 from gitcache.errors import ConfigError, command_line_text
 from gitcache.graph import StepGraph, is_glob
 from gitcache.params import DateTime, check_params, problem, toml_type
 from gitcache.record import check_relative_path
-from gitcache.stepnames import StepName
+from gitcache.stepnames import check_step_name
 from gitcache.sweeps import ITEM, Sweep, check_sweep, check_templates
 
 if TYPE_CHECKING:
@@ -28,6 +35,7 @@ if TYPE_CHECKING:
     from gitcache.worktree import Worktree
 
 WORKFLOW_FILE = "gitcache.toml"
+StepName = Annotated[str, AfterValidator(check_step_name)]
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 

@@ -510,8 +510,8 @@ class Worktree:
         alone. Anything else (no row, a changed or racy stat, a blob not stored, a big
         file: its chunk ids are not in the stat cache) is stored by `store_output`.
         `recorded`: the outputs of the record these files were compared with; a file
-        that holds what it says is that same OutputFile again (a new pydantic model is a
-        few µs, 50,000 of them add up), its path checked when the record was read.
+        that holds what it says is that same OutputFile again (a new one is about a
+        microsecond, 50,000 of them add up), its path checked when the record was read.
         `recorded_held`: the repository holds those outputs' blobs (their sizes were
         read from the blobs' headers: RecordStore.sizes_read), not looked up again.
         """

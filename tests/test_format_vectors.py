@@ -47,7 +47,7 @@ def test_vector(vector: dict[str, str], tmp_path: Path) -> None:
         json.loads(vector["env"]),
         json.loads(vector["executable"] or "[]"),
     )
-    document = canonical_json(components.model_dump(mode="json"))
+    document = canonical_json(components.document())
     assert document.decode() == vector["doc"]
     assert signature_of(components) == vector["sig"]
 

@@ -43,9 +43,7 @@ def outputs(tree: Worktree, exec_every: int = 7) -> list[OutputFile]:
             mode = MODE_EXEC if f % exec_every == 0 else MODE_FILE
             blob = tree.repo.write_blob(data)
             files.append(
-                OutputFile.model_construct(
-                    path=f"out/d{d}/f{f:03d}", blob=blob, mode=mode, size=len(data)
-                )
+                OutputFile(path=f"out/d{d}/f{f:03d}", blob=blob, mode=mode, size=len(data))
             )
     return files
 

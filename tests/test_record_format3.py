@@ -24,7 +24,7 @@ import pytest
 from gitcache import outputtree
 from gitcache.errors import RepositoryError, UnsafeRecord
 from gitcache.gitrepo import GitRepo, TreeEntry
-from gitcache.record import OUTPUTS_LISTED_MAX, RECORD_FORMAT
+from gitcache.record import OUTPUTS_LISTED_MAX, RECORD_FORMAT, OutputFile
 from gitcache.store import RecordStore
 from tests.helpers import Repo
 
@@ -321,7 +321,7 @@ echo p > 'out/a b,c=d@e~f%g+h.txt'
 """
 
 
-def _both_readings(root: Path) -> tuple[list[object], list[object]]:
+def _both_readings(root: Path) -> tuple[list[OutputFile], list[OutputFile]]:
     repo = GitRepo.discover(root)
     commit = repo.ref_target("refs/gitcache/step/many")
     assert commit is not None
@@ -331,8 +331,7 @@ def _both_readings(root: Path) -> tuple[list[object], list[object]]:
     assert usual is not None  # nothing unusual here
     walked = outputtree._walk(repo, top.oid, "record")
     assert usual == walked and [o.path for o in usual] == sorted(o.path for o in usual)
-    # The instance state too (the set of fields set included), as validation makes it.
-    return [o.__getstate__() for o in usual], [o.__getstate__() for o in walked]
+    return list(usual), list(walked)
 
 
 def test_the_usual_reading_gives_what_the_walk_gives(make: Callable[..., Repo]) -> None:
@@ -344,42 +343,9 @@ def test_the_usual_reading_gives_what_the_walk_gives(make: Callable[..., Repo]) 
     assert repo.run("run").exit_code == 0
     usual, walked = _both_readings(repo.root)
     assert usual == walked
-    assert {"out/x.sh", "out/link", "out/é dir/deeper/ü name.txt"} <= {
-        s["__dict__"]["path"] for s in usual
-    }  # type: ignore[index]
+    assert {"out/x.sh", "out/link", "out/é dir/deeper/ü name.txt"} <= {o.path for o in usual}
     repo.git("repack", "-adfq", "--window=50")
     assert _both_readings(repo.root) == (usual, walked)
-
-
-def test_a_pydantic_whose_models_are_made_otherwise_leaves_every_tree_to_the_walk(
-    make: Callable[..., Repo], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`_usual` makes OutputFiles through pydantic's internals; were those to change,
-    its self-check fails and the walk (validation) reads every tree instead."""
-    repo = make({"gitcache.toml": VARIED, ".gitignore": "/out/\n"})
-    assert repo.run("run").exit_code == 0
-    assert outputtree._made_as_validated()
-    made = outputtree._made
-
-    def differently(path: str, oid: str, mode: int, size: int) -> object:
-        out = made(path, oid, mode, size)
-        object.__setattr__(out, "__pydantic_fields_set__", {"path"})
-        return out
-
-    monkeypatch.setattr(outputtree, "_made", differently)
-    outputtree._made_as_validated.cache_clear()
-    try:
-        assert not outputtree._made_as_validated()
-        git = GitRepo.discover(repo.root)
-        commit = git.ref_target("refs/gitcache/step/many")
-        assert commit is not None
-        top = git.tree_entry(git.commit_tree(commit), "outputs")
-        assert top is not None
-        assert outputtree._usual(git, top.oid) is None
-        found, as_written = outputtree.read_outputs(git, top.oid, "record")
-        assert not as_written and found == outputtree._walk(git, top.oid, "record")
-    finally:
-        outputtree._made_as_validated.cache_clear()
 
 
 def _many_rows(made: Repo, count: int = 70) -> list[tuple[bytes, bytes, str]]:

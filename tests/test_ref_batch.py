@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ def _quick(repo: GitRepo, scratch: Path, n: int, duration: float = 0.01) -> NewR
     new = records.new_record(
         repo, scratch / str(n), "s", _sig(n), content=f"{n}\n".encode(), path=f"o/{n}"
     )
-    return NewRecord(new.record.model_copy(update={"duration": duration}), new.logs)
+    return NewRecord(dataclasses.replace(new.record, duration=duration), new.logs)
 
 
 @pytest.fixture

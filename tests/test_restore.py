@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 from collections.abc import Callable
@@ -24,9 +25,9 @@ def tree(make: Callable[..., Repo]) -> Worktree:
 
 
 def out(tree: Worktree, path: str, data: bytes, mode: int = MODE_FILE) -> OutputFile:
-    # model_construct skips validation: restore must hold even if a check upstream is missed
+    # Not validated (plain construction): restore must hold even if a check upstream is missed
     blob = tree.repo.write_blob(data)
-    return OutputFile.model_construct(path=path, blob=blob, mode=mode, size=len(data))
+    return OutputFile(path=path, blob=blob, mode=mode, size=len(data))
 
 
 def refused(tree: Worktree, files: list[OutputFile], message: str) -> None:
@@ -73,9 +74,9 @@ def test_symlink_chains_that_leave_the_worktree(tree: Worktree, tmp_path: Path) 
 
 
 def test_missing_blob_and_wrong_size(tree: Worktree) -> None:
-    ghost = OutputFile.model_construct(path="a", blob="1" * 40, mode=MODE_FILE, size=1)
+    ghost = OutputFile(path="a", blob="1" * 40, mode=MODE_FILE, size=1)
     refused(tree, [ghost], "is missing")
-    liar = out(tree, "a", b"abc").model_copy(update={"size": 2})
+    liar = dataclasses.replace(out(tree, "a", b"abc"), size=2)
     refused(tree, [liar], "has 3 bytes, the record says 2")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def test_record_whose_tree_disagrees_is_refused(
     """Formats 1 and 2 list every output in record.json: the tree must agree (from
     format 3 on the tree is the list, and cannot disagree)."""
     _repo, s = store
-    record = new_record(s.repo, tmp_path, SIG).record.model_copy(update={"format": 2})
+    record = dataclasses.replace(new_record(s.repo, tmp_path, SIG).record, format=2)
     listed = s.repo.write_blob(record.to_json())
     assert b'"outputs"' in s.repo.read_blob(listed)
     other = s.repo.write_blob(b"not what record.json says\n")

@@ -145,7 +145,7 @@ def show(options: Options, ident: str, as_json: bool, stream: str | None) -> Non
         return
     r = stored.record
     if as_json:
-        click.echo(json.dumps({"record": stored.commit, **r.model_dump(mode="json")}, indent=2))
+        click.echo(json.dumps({"record": stored.commit, **r.document()}, indent=2))
         return
     c = r.components
     lines = [

@@ -77,8 +77,8 @@ def python_changes(old: Components, new: Components, function: str = "the step")
             reasons.append(f"version of {name} changed ({was} -> {now})")
     # env, outputs: worded as for shell steps
     rest = describe_changes(
-        old.model_copy(update={"code": "", "params": {}}),
-        new.model_copy(update={"code": "", "params": {}}),
+        old.replace(code="", params={}),
+        new.replace(code="", params={}),
     )
     return reasons + rest
 

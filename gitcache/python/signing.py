@@ -9,7 +9,6 @@ the same objects (a notebook that redefines a helper gets a new document).
 from __future__ import annotations
 
 import inspect
-import math
 import os
 import platform
 import types
@@ -26,7 +25,7 @@ from gitcache.canonical import canonical_json
 from gitcache.python.code import CodeDocument, CodeError, CodeWalker, FormCache
 from gitcache.python.codecs import Fingerprinter, class_path
 from gitcache.python.errors import ArgumentError, ResultError, StepDefinitionError
-from gitcache.record import Components, check_relative_path
+from gitcache.record import Components, check_relative_path, is_plain
 from gitcache.signature import SIGNATURE_FORMAT, signature_of
 
 
@@ -57,7 +56,7 @@ class Call:
     """One call of a step, validated and signed."""
 
     arguments: dict[str, Any]  # validated values by parameter name (tasks kept as tasks)
-    # The components as signed: what `Components(...).model_dump(mode="json")` gives.
+    # The components as signed: what `Components(...).document()` gives.
     document: dict[str, Any]
     signature: str
     code: Code
@@ -71,53 +70,15 @@ class Call:
 
     @property
     def components(self) -> Components:
-        """The pydantic model (built when first asked for: a hit does not need it)."""
+        """The components (built when first asked for: a hit does not need them)."""
         if self._components is None:
             self._components = Components(**self.document)
         return self._components
 
 
 def components_signature(components: Components) -> str:
-    """`signature_of(components)`, hashing a document made by hand when every value is
-    plain JSON (pydantic's serializer, first used in a process, costs tens of µs)."""
-    document = plain_document(components)
-    return signature_of(components) if document is None else hash_json(document)
-
-
-def plain_document(components: Components) -> dict[str, Any] | None:
-    """What `components.model_dump(mode="json")` gives, when its params hold only
-    plain JSON values (exact str, int, bool, finite float, None, list, dict with str
-    keys: what the dump leaves as it is); else None."""
-    if not _plain(components.params):
-        return None
-    document: dict[str, Any] = {
-        "format": components.format,
-        "kind": components.kind,
-        "code": components.code,
-        "params": components.params,
-        "inputs": components.inputs,
-        "outputs": components.outputs,
-        "env": components.env,
-    }
-    # Components._OMITTED_IF_NONE: left out when None.
-    for name in ("shell", "command", "references", "versions"):
-        value = getattr(components, name)
-        if value is not None:
-            document[name] = value
-    return document
-
-
-def _plain(value: Any) -> bool:
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
-    if kind is float:
-        return math.isfinite(value)
-    if kind is list:
-        return all(_plain(v) for v in value)
-    if kind is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
-    return False
+    """`signature_of(components)` (a plain document made by hand: Components.document)."""
+    return signature_of(components)
 
 
 class Validator:
@@ -416,11 +377,11 @@ class Signer:
         if options.versions:
             document["versions"] = {n: version_of(n) for n in sorted(options.versions)}
         components = None
-        if _plain(params):  # the document is what pydantic's dump would give
+        if is_plain(params):  # the document is what Components.document would give
             signature = hash_json(document)
         else:
             components = Components(**document)
-            document = components.model_dump(mode="json")
+            document = components.document()
             signature = signature_of(components)
         return Call(arguments, document, signature, code, dict(fingerprint.files), components)
 

@@ -10,6 +10,7 @@ come through.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -149,7 +150,7 @@ def test_a_record_json_over_the_limit_is_never_written(
     repo = make({"README": "x"})
     gr = GitRepo.discover(repo.root)
     new = records.new_record(gr, tmp_path, "big", "ab" + "0" * 62)
-    huge = replace(new, record=new.record.model_copy(update={"command": "x" * RECORD_JSON_MAX}))
+    huge = replace(new, record=dataclasses.replace(new.record, command="x" * RECORD_JSON_MAX))
     with pytest.raises(StepFailed, match=r"step big: its record.json would be [\d,]+ bytes, more"):
         RecordStore(gr).write(huge, gr.head_commit())
     assert repo.refs() == {}

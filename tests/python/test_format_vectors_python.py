@@ -39,7 +39,7 @@ def test_python_vector(
     module = pyrepo.module("steps.py", vector["source"])
     step = getattr(module, vector["step"])
     call = step.sign(session_for(pyrepo.root), (), json.loads(vector["args"]))
-    document = canonical_json(call.components.model_dump(mode="json"))
+    document = canonical_json(call.components.document())
     assert document.decode() == vector["doc"]
     assert call.signature == vector["sig"]
 
@@ -58,7 +58,7 @@ def test_python_only_fields_are_absent_from_shell_documents() -> None:
         outputs=[],
         env={},
     )
-    assert set(shell.model_dump(mode="json")) == {
+    assert set(shell.document()) == {
         "format",
         "kind",
         "code",
