@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -792,7 +791,7 @@ class Engine:
             started_at=started_at,
             duration=round(duration, 6),
             exit_status=0,
-            host=socket.gethostname(),
+            host=_hostname(),
             gitcache_version=__version__,
             item=None if evaluation.step.item is None else encode(evaluation.step.item),
         )
@@ -939,3 +938,9 @@ def _scratch_name(step: Step) -> str:
 
 _ITEMS_SCRATCH = "items"  # tmp/<pid>-items-<thread>: one per thread, for every item it runs
 _LOCKS_SCRATCH = "locks"  # tmp/<pid>-locks: the run's spare signature lock files
+
+
+def _hostname() -> str:
+    import socket  # here: only a run that records needs it
+
+    return socket.gethostname()

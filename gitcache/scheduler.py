@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from gitcache.errors import Interrupted
 from gitcache.processes import Terminated, stop_signal, stopped_by
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from gitcache.engine import StepResult
 
 BAD_OUTCOMES = frozenset({"failed", "mismatch", "pending"})
@@ -118,11 +119,11 @@ def schedule(
             release(name, False)
         return False
 
-    pool = (
-        ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="gitcache-step")
-        if jobs > 1
-        else None
-    )
+    pool: ThreadPoolExecutor | None = None
+    if jobs > 1:  # imported here: one job (the usual run) needs no pool
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="gitcache-step")
     try:
         while ready or running:
             while ready and not stopped and len(running) < jobs:
@@ -137,6 +138,8 @@ def schedule(
                 continue
             # With a timeout: a signal the kernel gave to a worker thread (blocked in
             # waitpid) does not wake this one, whose Python handler must act on it.
+            from concurrent.futures import FIRST_COMPLETED, wait
+
             finished, _ = wait(running, timeout=_SIGNAL_LATENCY, return_when=FIRST_COMPLETED)
             for future in finished:
                 del running[future]

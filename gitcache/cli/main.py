@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import os
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,6 +112,8 @@ class GitcacheGroup(click.Group):
             _click_error(exc, ctx.command_path)
         except GitcacheError as exc:
             if debug:
+                import traceback  # here: only --debug prints one
+
                 traceback.print_exc()
             error(exc.message, exc.hint)
             ctx.exit(exc.exit_code)
@@ -127,6 +127,8 @@ class GitcacheGroup(click.Group):
             raise
         except Exception as exc:  # a bug: say so plainly, traceback only on request
             if debug:
+                import traceback  # here: only --debug prints one
+
                 traceback.print_exc()
             if no_space(exc):  # a full disk wherever gitcache wrote (refs, state): no bug
                 assert isinstance(exc, OSError)
@@ -175,37 +177,20 @@ def main(ctx: click.Context, directory: Path, workflow_file: Path | None, debug:
 
 @contextmanager
 def _quick_import() -> Iterator[None]:
-    """Import command modules (and so build gitcache's pydantic models) cheaply.
-
-    Two costs that a no-op `gitcache run` would otherwise pay (docs/benchmarks.md):
-
-    - pydantic reads the entry points of every installed distribution when it builds
-      its first model, looking for plugins (~10 ms in a venv of a hundred packages, more
-      in bigger ones). gitcache's internal models want no plugins, so the scan is
-      switched off while they are built: the variable is set only during the import
-      (the steps' environment is untouched), and a value the user set is left alone.
-    - The cyclic garbage collector runs over and over while thousands of classes and
-      schemas are created, and again over all of them when the interpreter exits. It
-      is paused during the import, and what the import made is then frozen (moved to
-      the permanent generation, see gc.freeze): those objects live until exit anyway,
-      and later collections, the one at exit included, no longer walk them.
-    """
+    """Import command modules cheaply: the cyclic garbage collector would run over and
+    over while their classes are created, and again over all of them when the
+    interpreter exits. It is paused during the import, and what the import made is
+    then frozen (moved to the permanent generation, see gc.freeze): those objects
+    live until exit anyway, and later collections, the one at exit included, no
+    longer walk them (docs/benchmarks.md)."""
     collecting = gc.isenabled()
     gc.disable()
-    ours = _PLUGINS_VARIABLE not in os.environ
-    if ours:
-        os.environ[_PLUGINS_VARIABLE] = "__all__"
     try:
         yield
     finally:
-        if ours:
-            os.environ.pop(_PLUGINS_VARIABLE, None)
         gc.freeze()
         if collecting:
             gc.enable()
-
-
-_PLUGINS_VARIABLE = "PYDANTIC_DISABLE_PLUGINS"
 
 
 def workflow_option(func: F) -> F:
