@@ -52,7 +52,7 @@ class Project:
             workflow = load_workflow(path if path.is_absolute() else start / path, repo.root)
             if workflow_file is None:  # the file the hooks read (never a -f one)
                 hooks = workflow.config.hooks
-                change = follow_policy(repo, hooks.rewrite, "rewrite" in hooks.model_fields_set)
+                change = follow_policy(repo, hooks.rewrite, hooks.rewrite_given)
                 if change is not None:
                     kind, message = change
                     tell = note if kind == "note" else warn

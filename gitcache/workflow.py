@@ -1,33 +1,23 @@
-"""`gitcache.toml`: the pydantic model, loading, and the checks made before anything runs.
+"""`gitcache.toml`: its dataclasses, loading, and the checks made before anything runs.
 
 Every error names the file and the key path at fault (SPEC §2).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-)
+from typing import TYPE_CHECKING, Any, Literal
 
 from gitcache import interpolate
 from gitcache.errors import ConfigError, command_line_text
 from gitcache.graph import StepGraph, is_glob
 from gitcache.params import DateTime, check_params, problem, toml_type
 from gitcache.record import check_relative_path
-from gitcache.stepnames import check_step_name
+from gitcache.stepnames import ref_component_problem
 from gitcache.sweeps import ITEM, Sweep, check_sweep, check_templates
 
 if TYPE_CHECKING:
@@ -35,41 +25,58 @@ if TYPE_CHECKING:
     from gitcache.worktree import Worktree
 
 WORKFLOW_FILE = "gitcache.toml"
-StepName = Annotated[str, AfterValidator(check_step_name)]
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+# The schema's env pattern, `^[A-Za-z_][A-Za-z0-9_]*$` in pydantic's Rust regex
+# engine, where `$` is only the end of the text (Python's also matches before a
+# final newline): hence fullmatch.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FILE_KEYS = frozenset(
+    ("params", "steps", "require_clean", "dirty_ok", "remote", "push_on_record", "hooks", "restore")
+)
+_STEP_KEYS = frozenset(("run", "inputs", "outputs", "env", "shell", "matrix", "foreach"))
+_SHELLS = frozenset(("sh", "bash"))
+_REWRITES = frozenset(("protect", "block", "allow"))
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+# The parsed file as plain dataclasses: the fast check below makes them without
+# pydantic, whose import and model building are much of every command's start-up;
+# what it does not take as it is goes through the reference, the pydantic schema
+# (workflowschema.py).
 
 
-class StepSpec(_Model):
+@dataclass(frozen=True)
+class StepSpec:
     run: str
-    inputs: list[str] = []
-    outputs: list[str] = []
-    env: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = []
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
     shell: Literal["sh", "bash"] = "sh"
     # A sweep (docs/sweeps.md): axis -> values, or paths / directories / globs.
     matrix: dict[str, Any] | None = None
     foreach: str | list[str] | None = None
 
 
-class HooksSpec(_Model):
+@dataclass(frozen=True)
+class HooksSpec:
     rewrite: Literal["protect", "block", "allow"] = "protect"
+    # Whether the file sets `rewrite` (hookpolicy installs hooks only then); not part
+    # of the value, as pydantic's fields set were not.
+    rewrite_given: bool = field(default=False, compare=False)
 
 
-class RestoreSpec(_Model):
+@dataclass(frozen=True)
+class RestoreSpec:
     """Caps on what restoring one record may write (a fetched record is untrusted)."""
 
-    max_files: int = Field(default=100_000, ge=1)
-    max_bytes: int = Field(default=10 * 2**30, ge=1)
+    max_files: int = 100_000
+    max_bytes: int = 10 * 2**30
 
 
-class WorkflowFile(_Model):
-    params: dict[str, Any] = {}
-    steps: dict[StepName, StepSpec] = Field(default_factory=dict)
+@dataclass(frozen=True)
+class WorkflowFile:
+    params: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, StepSpec] = field(default_factory=dict)
     require_clean: bool = False
-    dirty_ok: list[str] = []
+    dirty_ok: list[str] = field(default_factory=list)
     remote: str | None = None
     push_on_record: bool = False
     hooks: HooksSpec = HooksSpec()
@@ -165,10 +172,11 @@ def load_workflow(path: Path, root: Path) -> Workflow:
         raise ConfigError(f"{label}: invalid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{label}: cannot read: {exc}") from None
-    try:
-        config = WorkflowFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{label}: {_describe(exc)}") from None
+    config = plain_config(raw)
+    if config is None:  # the schema decides: its conversions, its error messages
+        from gitcache.workflowschema import validate
+
+        config = validate(raw, label)
     check_params(config.params, label)
     seen: dict[str, str] = {}
     for name in config.steps:
@@ -190,34 +198,114 @@ def load_workflow(path: Path, root: Path) -> Workflow:
     return Workflow(path, root, config, dict(config.params), steps, graph)
 
 
+class _Unusual(Exception):
+    """Raised inside the fast check: a value it does not take as it is."""
+
+
+def plain_config(raw: Any) -> WorkflowFile | None:
+    """`raw` (tomllib's dict) as a WorkflowFile when every value has the plain shape a
+    gitcache.toml usually has; None for anything else, which the schema decides.
+
+    Exact types only (`type(x) is ...`): what pydantic would convert (1 for a float,
+    "true" for a bool, 1.0 for an int) or refuse is never taken here, so a file
+    taken gives the values the schema would give, and any other file the schema's
+    own conversions and messages.
+    """
+    try:
+        return _file(raw)
+    except _Unusual:
+        return None
+
+
+def _file(raw: Any) -> WorkflowFile:
+    if type(raw) is not dict or not raw.keys() <= _FILE_KEYS:
+        raise _Unusual
+    steps = {_name(name): _step(spec) for name, spec in _dict(raw.get("steps", {})).items()}
+    hooks = _dict(raw.get("hooks", {}))
+    if not hooks.keys() <= {"rewrite"}:
+        raise _Unusual
+    rewrite = hooks.get("rewrite", "protect")
+    if type(rewrite) is not str or rewrite not in _REWRITES:
+        raise _Unusual
+    restore = _dict(raw.get("restore", {}))
+    if not restore.keys() <= {"max_files", "max_bytes"}:
+        raise _Unusual
+    remote = raw.get("remote")
+    if remote is not None and type(remote) is not str:
+        raise _Unusual
+    return WorkflowFile(
+        params=_dict(raw.get("params", {})),
+        steps=steps,
+        require_clean=_bool(raw.get("require_clean", False)),
+        dirty_ok=_strs(raw.get("dirty_ok", [])),
+        remote=remote,
+        push_on_record=_bool(raw.get("push_on_record", False)),
+        hooks=HooksSpec(rewrite, rewrite_given="rewrite" in hooks),  # type: ignore[arg-type]
+        restore=RestoreSpec(
+            _count(restore.get("max_files", 100_000)), _count(restore.get("max_bytes", 10 * 2**30))
+        ),
+    )
+
+
+def _step(raw: Any) -> StepSpec:
+    if type(raw) is not dict or not raw.keys() <= _STEP_KEYS:
+        raise _Unusual
+    run = raw.get("run")
+    shell = raw.get("shell", "sh")
+    if type(run) is not str or type(shell) is not str or shell not in _SHELLS:
+        raise _Unusual
+    env = _strs(raw.get("env", []))
+    if not all(_ENV_NAME.fullmatch(name) for name in env):
+        raise _Unusual
+    matrix = raw.get("matrix")
+    foreach = raw.get("foreach")
+    return StepSpec(
+        run=run,
+        inputs=_strs(raw.get("inputs", [])),
+        outputs=_strs(raw.get("outputs", [])),
+        env=env,
+        shell=shell,  # type: ignore[arg-type]
+        matrix=None if matrix is None else _dict(matrix),
+        foreach=foreach if foreach is None or type(foreach) is str else _strs(foreach),
+    )
+
+
+def _name(name: str) -> str:
+    if ref_component_problem(name) is not None:  # the schema's message names the rule
+        raise _Unusual
+    return name
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A copy of a table with string keys (its values as they are, like `Any`)."""
+    if type(value) is not dict or not all(type(k) is str for k in value):
+        raise _Unusual
+    return dict(value)
+
+
+def _strs(value: Any) -> list[str]:
+    if type(value) is not list or not all(type(v) is str for v in value):
+        raise _Unusual
+    return list(value)
+
+
+def _bool(value: Any) -> bool:
+    if type(value) is not bool:
+        raise _Unusual
+    return value
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int or value < 1:
+        raise _Unusual
+    return value
+
+
 def _label(path: Path, root: Path) -> str:
     try:
         return path.resolve().relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-def _describe(exc: ValidationError) -> str:
-    errors = exc.errors()
-    first = errors[0]
-    # A bad dict key (a step name) is located as steps.<name>.[key]: the name says it.
-    loc = ".".join(_key(p) for p in first["loc"] if p != "[key]") or "(top level)"
-    if first["type"] == "extra_forbidden":
-        text = f"{loc}: unknown key"
-    elif first["type"] == "missing":
-        text = f"{loc}: required key is missing"
-    elif first["type"] == "value_error":  # our own validators: the message names the value
-        text = f"{loc}: {first['ctx']['error']}"
-    else:
-        text = f"{loc}: {first['msg']} (got {first.get('input')!r})"
-    more = len(errors) - 1
-    return text + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
-
-
-def _key(part: str | int) -> str:
-    """A key path component as TOML writes it: quoted unless it is a bare key."""
-    text = str(part)
-    return text if _BARE_KEY.match(text) else json.dumps(text, ensure_ascii=False)
 
 
 def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: WorkflowFile) -> Step:
@@ -243,19 +331,19 @@ def _check_step(label: str, root: Path, name: str, spec: StepSpec, config: Workf
     except ValueError as exc:
         raise ConfigError(f"{where}.run: bad format string: {exc}") from None
     names = sweep.names if sweep is not None else ()
-    for field in used:
-        if field in interpolate.RESERVED or field in names:
+    for used_name in used:
+        if used_name in interpolate.RESERVED or used_name in names:
             continue
-        if field not in config.params:
-            if field == ITEM:
+        if used_name not in config.params:
+            if used_name == ITEM:
                 raise ConfigError(f"{where}.run: {{{ITEM}}} is only defined in a foreach step")
             known = ", ".join([*names, *sorted(config.params)]) or "none"
             raise ConfigError(
-                f"{where}.run: {{{field}}} is not defined (params: {known}; "
+                f"{where}.run: {{{used_name}}} is not defined (params: {known}; "
                 "also {inputs} and {outputs})",
                 hint="use {{ and }} for literal braces",
             )
-        params.append(field)
+        params.append(used_name)
     if sweep is None:
         # With the defaults, and any {inputs[N]} taken to exist (their number is known
         # only once globs and directories are expanded: the run checks that before it
