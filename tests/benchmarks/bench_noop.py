@@ -3,9 +3,10 @@
 Each step `cat`s the previous step's output and adds one line. The same chain is
 built for gitcache (gitcache.toml), DVC 3.x (dvc.yaml) and SoS (a script with
 runtime signatures), each in a fresh git repository. After one full run, the
-no-op run of each tool is timed and printed beside Python's bare start-up and the
-import floor of gitcache's dependencies (`python -c "import pygit2, pydantic,
-click, blake3, filelock"`).
+no-op run of each tool is timed and printed beside Python's bare start-up, the
+import floor of the dependencies a no-op imports (`python -c "import pygit2, click,
+blake3"`) and that of all gitcache's runtime dependencies (pydantic and filelock
+too, which a no-op no longer imports).
 
 Timed runs are interleaved (one of each per round, --runs rounds) so that load
 from other processes falls on every row alike; the table gives the median wall
@@ -40,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 WORKTREE = Path(__file__).resolve().parents[2]
-IMPORT_FLOOR = "import pygit2, pydantic, click, blake3, filelock"
+IMPORT_FLOOR = "import pygit2, click, blake3"  # what a no-op imports (tests/test_noop.py)
+ALL_DEPENDENCIES = "import pygit2, pydantic, click, blake3, filelock"
 
 # Runs inside the benchmark venv: the no-op through the Python API, to see what it read.
 _API_CHECK = """
@@ -91,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     subjects = [
         Subject("python -c pass", [python, "-c", "pass"]),
         Subject("import floor", [python, "-c", IMPORT_FLOOR]),
+        Subject("all deps", [python, "-c", ALL_DEPENDENCIES]),
     ]
     setups: list[tuple[str, Setup]] = [("gitcache", _setup_gitcache)]
     if not args.skip_anchors:
