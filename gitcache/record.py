@@ -152,10 +152,10 @@ class OutputFile:
     chunks: int | None = None
 
     def fields(self) -> dict[str, Any]:
-        return {"path": self.path, "blob": self.blob, "mode": self.mode, "size": self.size}
+        return {name: getattr(self, name) for name in _OUTPUT}
 
     def document(self) -> dict[str, Any]:
-        doc = self.fields()
+        doc = {"path": self.path, "blob": self.blob, "mode": self.mode, "size": self.size}
         if self.chunks is not None:
             doc["chunks"] = self.chunks
         return doc
@@ -246,6 +246,7 @@ class Record:
 
 
 _COMPONENTS = _slots(Components)
+_OUTPUT = _slots(OutputFile)
 _PYTHON_RUN = _slots(PythonRun)
 _RECORD = _slots(Record)
 CHUNKED = "chunked"  # record.json's list of the outputs stored in chunks (format 3)

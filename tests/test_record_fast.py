@@ -5,6 +5,7 @@ given). Documents are generated as gitcache writes them, then damaged."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -208,6 +209,20 @@ def test_values_that_are_not_plain_json_are_dumped_as_the_models_dump_them() -> 
     assert doc["params"] == {"t": [1, 2], "when": "2026-01-02T03:04:05Z", "s": [3]}
     reference = recordschema.Components(**components.fields()).model_dump(mode="json")
     assert doc == reference
+
+
+def test_a_record_with_values_that_are_not_plain_json_keeps_its_chunked_outputs() -> None:
+    written = _written()
+    python = written.python
+    assert python is not None
+    odd = dataclasses.replace(
+        written, python=dataclasses.replace(python, arguments={"shape": (2, 3)})
+    )
+    data = odd.to_json()
+    read = record.parse_record(data, "r", list)
+    assert read.outputs == written.outputs  # the chunk count included
+    assert read.python is not None and read.python.arguments == {"shape": [2, 3]}
+    assert dataclasses.replace(read, python=python) == written
 
 
 @pytest.mark.parametrize(
