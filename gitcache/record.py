@@ -254,16 +254,24 @@ CHUNKED = "chunked"  # record.json's list of the outputs stored in chunks (forma
 
 def is_plain(value: Any) -> bool:
     """Whether `value` is JSON as it is: exact str, int, bool, finite float, None, list,
-    dict with str keys (what pydantic's JSON-mode dump leaves as it is)."""
+    dict with str keys (what pydantic's JSON-mode dump leaves as it is). A value nested
+    deeper than the recursion limit is not: pydantic decides."""
+    try:
+        return _plain(value)
+    except RecursionError:
+        return False
+
+
+def _plain(value: Any) -> bool:
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return True
     if kind is float:
         return math.isfinite(value)
     if kind is list:
-        return all(is_plain(v) for v in value)
+        return all(_plain(v) for v in value)
     if kind is dict:
-        return all(type(k) is str and is_plain(v) for k, v in value.items())
+        return all(type(k) is str and _plain(v) for k, v in value.items())
     return False
 
 
@@ -332,7 +340,7 @@ def _fast(data: bytes, whole_outputs: Callable[[], list[OutputFile]]) -> Record:
         raise _Defer
     try:
         doc = json.loads(data.decode(), object_pairs_hook=_unique, parse_constant=_constant)
-    except ValueError:  # not UTF-8, not JSON, a key twice
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, a key twice, too deep
         raise _Defer from None
     if type(doc) is not dict:
         raise _Defer

@@ -182,7 +182,7 @@ def output_problem(exc: Exception) -> tuple[object, str]:
 def _document(data: bytes) -> Any:
     try:
         return json.loads(data)
-    except ValueError:  # UnicodeDecodeError included: pydantic's error says it
+    except (ValueError, RecursionError):  # pydantic's error says it (not UTF-8, too deep)
         return None
 
 

@@ -396,7 +396,7 @@ class RecordStore:
             found = None if data is None else record_outputs(json.loads(data))
             if found:
                 return found
-        except (ValueError, GitcacheError):
+        except (ValueError, RecursionError, GitcacheError):  # nested too deeply, say
             pass
         stored = self._load_or_warn(summary.commit)
         return {} if stored is None else {o.path: o.blob for o in stored.record.outputs}
@@ -422,7 +422,7 @@ class RecordStore:
                 # Format 3 lists its outputs in its tree: parsed with them (no chunk
                 # layout check, which a restore's full load does).
                 summary = RecordSummary.of(commit, self._parse(commit, data))
-        except (ValueError, TypeError, GitcacheError):
+        except (ValueError, TypeError, RecursionError, GitcacheError):
             summary = None
         if summary is not None:
             return summary

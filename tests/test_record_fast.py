@@ -239,3 +239,29 @@ def test_what_json_and_pydantic_could_read_differently_is_left_to_the_models(
 ) -> None:
     with pytest.raises(record._Defer):
         record._fast(data, list)
+
+
+@pytest.mark.parametrize("depth", [900, 5_000, 100_000])
+def test_a_record_nested_deeper_than_any_parser_goes_is_refused_not_a_crash(depth: int) -> None:
+    """json and Python recursion give up at ~1,000 levels, pydantic's parser at 200: a
+    fetched record nested deeper is refused with a message, never an internal error."""
+    data = b'{"components": {"params": {"v": ' + b"[" * depth + b"]" * depth + b"}}}"
+    with pytest.raises(UnsafeRecord, match="recursion limit"):
+        record.parse_record(data, "r", list)
+
+
+def test_deep_values_of_a_python_step_are_dumped_by_the_models() -> None:
+    deep: list[object] = []
+    for _ in range(5_000):
+        deep = [deep]
+    assert not record.is_plain({"v": deep})
+
+
+@pytest.mark.parametrize("depth", [5_000, 100_000])
+def test_a_python_result_nested_too_deeply_is_refused_not_a_crash(depth: int) -> None:
+    from gitcache.python import results
+    from gitcache.python.errors import ResultError
+
+    data = b"[" * depth + b"]" * depth
+    with pytest.raises(ResultError, match="nested too deeply"):
+        results.load(lambda name: data if name == results.RESULT_JSON else None, "json", False, "r")

@@ -209,11 +209,17 @@ def load(read: Reader, kind: str, trusted: bool, where: str) -> tuple[Any, bool]
     data = read(RESULT_JSON)
     if data is None:
         raise ResultError(f"{where} has no {RESULT_JSON}")
+    deep = ResultError(f"{where}: {RESULT_JSON} is nested too deeply to read")
     try:
         document = json.loads(data)
     except ValueError as exc:
         raise ResultError(f"{where}: {RESULT_JSON} is not JSON: {exc}") from None
-    return _from_json(document, lambda name: _load_array(read, name, where), where), False
+    except RecursionError:  # a fetched one can nest deeper than any parser goes
+        raise deep from None
+    try:
+        return _from_json(document, lambda name: _load_array(read, name, where), where), False
+    except RecursionError:
+        raise deep from None
 
 
 def reload(encoded: Encoded) -> Any:

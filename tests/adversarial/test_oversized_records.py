@@ -154,3 +154,51 @@ def test_a_record_json_over_the_limit_is_never_written(
     with pytest.raises(StepFailed, match=r"step big: its record.json would be [\d,]+ bytes, more"):
         RecordStore(gr).write(huge, gr.head_commit())
     assert repo.refs() == {}
+
+
+def deepen_record_json(repo: Repo, signature: str, depth: int = 100_000) -> str:
+    """The record of `signature` with a parameter nested `depth` lists deep in its
+    record.json: valid JSON, deeper than Python's json or pydantic's parser will go."""
+
+    def deepened(gr: GitRepo) -> list[TreeEntry]:
+        legit = gr.ref_target(sig_ref(signature))
+        assert legit is not None
+        data = gr.read_commit_file(legit, "record.json")
+        assert data is not None
+        doc = json.loads(data)
+        doc["components"]["params"]["deep"] = "DEEP"
+        text = json.dumps(doc).replace('"DEEP"', "[" * depth + "]" * depth)
+        return [TreeEntry("record.json", gr.write_blob(text.encode()), MODE_FILE)]
+
+    return swap_tree_entries(repo, signature, deepened)
+
+
+def test_a_record_json_nested_too_deeply_is_refused_not_a_crash(
+    make: Callable[..., Repo], tmp_path: Path
+) -> None:
+    """json.loads raised RecursionError (an internal error) in log, run and show, and on
+    fetch; now each refuses the record with pydantic's message, as any defect."""
+    repo = make({"gitcache.toml": TOML, ".gitignore": IGNORE})
+    assert repo.run("run").exit_code == 0 and runs(repo) == 2
+    forged = deepen_record_json(repo, sig_of(repo, "make"))
+    listed = repo.run("log")
+    assert listed.exit_code == 0, listed.stderr
+    assert "Traceback" not in listed.stderr and "internal error" not in listed.stderr
+    assert "ignoring unreadable record: " in listed.stderr
+    assert f"record {forged[:12]}" in listed.stderr and "recursion limit" in listed.stderr
+    (repo.root / "out/data.txt").unlink()
+    ran = repo.run("run")
+    assert ran.exit_code == 0, ran.stderr
+    assert "recursion limit" in ran.stderr and runs(repo) == 3  # make ran again
+    shown = repo.run("show", forged)
+    assert shown.exit_code == 1 and "recursion limit" in shown.stderr
+    assert "Traceback" not in shown.stderr and "internal error" not in shown.stderr
+
+
+def test_a_fetched_record_json_nested_too_deeply_is_refused(
+    make: Callable[..., Repo], tmp_path: Path
+) -> None:
+    b = assert_refused_on_fetch(
+        make, tmp_path, lambda a: deepen_record_json(a, sig_of(a, "make")), "recursion limit"
+    )
+    assert b.run("run").exit_code == 0 and runs(b) == 1
