@@ -99,7 +99,7 @@ def parse_param_filters(items: list[str], defaults: Mapping[str, Any]) -> dict[s
             continue
         try:
             result[name] = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
+        except (tomllib.TOMLDecodeError, RecursionError):  # not TOML, or nested too deeply
             result[name] = text
     return result
 

@@ -262,7 +262,7 @@ def block_in_another_worktree(repo: GitRepo) -> bool:
             continue
         try:
             data = tomllib.loads((root / "gitcache.toml").read_text(encoding="utf-8-sig"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         hooks = data.get("hooks")
         if isinstance(hooks, dict) and hooks.get("rewrite") == "block":

@@ -36,8 +36,33 @@ def toml_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+MAX_DEPTH: Final = 64  # arrays and tables in arrays and tables: deeper is refused
+
+
 def problem(value: Any) -> tuple[str, str] | None:
     """(key path below the value, what is wrong) for the first value gitcache refuses."""
+    if _depth(value) > MAX_DEPTH:  # every reader of the document (its signature, a
+        # record's JSON, pydantic) recurses once or more per level, and gives up past ~300
+        return "", f"nested more than {MAX_DEPTH} arrays or tables deep"
+    return _problem(value)
+
+
+def _depth(value: Any) -> int:
+    """How many arrays and tables deep `value` goes (without recursion)."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list | dict):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_DEPTH:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _problem(value: Any) -> tuple[str, str] | None:
     if isinstance(value, float) and not math.isfinite(value):
         return "", f"{value} is not allowed (NaN and infinities have no canonical JSON form)"
     if isinstance(value, list):
@@ -50,7 +75,7 @@ def problem(value: Any) -> tuple[str, str] | None:
     else:
         return None
     for where, item in items:
-        found = problem(item)
+        found = _problem(item)
         if found is not None:
             return where + found[0], found[1]
     return None

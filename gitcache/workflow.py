@@ -170,6 +170,8 @@ def load_workflow(path: Path, root: Path) -> Workflow:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{label}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib descends one Python call per level
+        raise ConfigError(f"{label}: invalid TOML: values nested too deeply to read") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{label}: cannot read: {exc}") from None
     config = plain_config(raw)
@@ -431,7 +433,7 @@ def convert_value(name: str, text: str, default: Any, flag: str = "-p") -> Any:
         return text
     try:
         value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):  # not TOML, or nested too deeply
         value = text
     expected = type(default)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):

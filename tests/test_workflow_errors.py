@@ -122,6 +122,18 @@ GOOD_STEP = '[steps.a]\noutputs = ["a.txt"]\nrun = "echo a > {outputs}"\n'
             '[params]\nt = { "$local-date" = "2024-01-01" }\n' + GOOD_STEP,
             "gitcache.toml: params.t: a table whose only key is '$local-date' is reserved",
         ),
+        (  # tomllib gives up (RecursionError: an internal error before)
+            "[params]\nv = " + "[" * 5000 + "]" * 5000 + "\n" + GOOD_STEP,
+            "gitcache.toml: invalid TOML: values nested too deeply to read",
+        ),
+        (  # the signature's readers would (pydantic's serializer: an internal error before)
+            "[params]\nv = " + "[" * 400 + "]" * 400 + "\n" + GOOD_STEP,
+            "gitcache.toml: params.v: nested more than 64 arrays or tables deep",
+        ),
+        (
+            "[params]\nv = { a = " + "{ a = " * 64 + "1" + " }" * 64 + " }\n" + GOOD_STEP,
+            "gitcache.toml: params.v: nested more than 64 arrays or tables deep",
+        ),
         (
             '[steps.Train]\nrun = "true"\n[steps.train]\nrun = "true"\n',
             "gitcache.toml: steps 'Train' and 'train' differ only in case: their git refs "
@@ -182,6 +194,7 @@ def test_unknown_step_lists_known(make: Callable[..., Repo]) -> None:
         ("size", "-p 'size': expected NAME=VALUE"),
         ("nope=1", "-p nope: no such parameter in gitcache.toml (params: size)"),
         ("size=abc", "-p size=abc: expected int like the default 3"),
+        ("size=" + "[" * 600 + "]" * 600, "-p size=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["),
     ],
 )
 def test_bad_param_override(make: Callable[..., Repo], param: str, expected: str) -> None:
@@ -237,3 +250,12 @@ def test_explicit_workflow_file(make: Callable[..., Repo]) -> None:
     repo = make({"other/flow.toml": GOOD_STEP})
     assert repo.run("run", "-f", str(repo.root / "other/flow.toml")).exit_code == 0
     assert (repo.root / "a.txt").read_text() == "a\n"
+
+
+def test_a_param_64_deep_is_fine(make: Callable[..., Repo]) -> None:
+    deep = "[" * 64 + "]" * 64
+    repo = make({"gitcache.toml": f"[params]\nv = {deep}\n" + GOOD_STEP})
+    assert repo.run("run").exit_code == 0
+    override = repo.run("run", "-p", "v=" + "[" * 65 + "]" * 65)
+    assert override.exit_code == 2
+    assert "v: nested more than 64 arrays or tables deep" in override.stderr
