@@ -15,7 +15,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -356,16 +356,10 @@ def _fast(data: bytes, whole_outputs: Callable[[], list[OutputFile]]) -> Record:
             raise _Defer
         whole = whole_outputs()  # sorted by path
         if chunked:
-            paths = {o.path for o in whole}
+            paths = OnePathEach(o.path for o in whole)
             for out in chunked:
-                parents = out.path.split("/")
-                if out.path in paths or any(
-                    "/".join(parents[:n]) in paths for n in range(1, len(parents))
-                ):
+                if not paths.claim(out.path):
                     raise _Defer
-                if any(p.startswith(out.path + "/") for p in paths):
-                    raise _Defer
-                paths.add(out.path)
             whole = sorted([*whole, *chunked], key=lambda o: o.path)
         record = _record(doc, whole)
     else:
@@ -373,6 +367,42 @@ def _fast(data: bytes, whole_outputs: Callable[[], list[OutputFile]]) -> Record:
     if record.format > RECORD_FORMAT:
         raise _Defer
     return record
+
+
+class OnePathEach:
+    """The paths of a record's outputs, one file per path: a path claimed is not also
+    another's, nor a directory above another, nor under one (each would be two writes
+    to one path). Each check costs the path's depth, not the number of paths: a record
+    of 50,000 files in its tree and 1,000 in chunks is checked in milliseconds."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self._files: set[str] = set()
+        self._dirs: set[str] = set()  # every directory above a file
+        for path in paths:
+            self._add(path)
+
+    def claim(self, path: str) -> bool:
+        """Add `path`; False (nothing added) if it clashes with one already here."""
+        above = _above(path)
+        if path in self._files or path in self._dirs or any(d in self._files for d in above):
+            return False
+        self._files.add(path)
+        self._dirs.update(above)
+        return True
+
+    def _add(self, path: str) -> None:
+        self._files.add(path)
+        self._dirs.update(_above(path))
+
+
+def _above(path: str) -> list[str]:
+    """The directories above `path` (`a`, `a/b` for `a/b/c`)."""
+    found = []
+    end = path.find("/")
+    while end != -1:
+        found.append(path[:end])
+        end = path.find("/", end + 1)
+    return found
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from gitcache.record import (
     CHUNKED,
     LINK_MAX,
     RECORD_FORMAT,
+    OnePathEach,
     check_format,
     check_oid,
     check_relative_path,
@@ -208,23 +209,16 @@ def _with_outputs(
     except ValidationError as exc:
         raise _invalid(exc, where, (CHUNKED,)) from exc
     whole = [OutputFile.model_validate(o.fields()) for o in whole_outputs()]  # sorted by path
-    paths = {o.path for o in whole} if chunked else set()
+    paths = OnePathEach(o.path for o in whole) if chunked else OnePathEach(())
     for out in chunked:
         if out.chunks is None:
             raise UnsafeRecord(
                 f"invalid record.json in {where}: {CHUNKED}: {out.path} has no chunk count"
             )
-        parents = out.path.split("/")
-        # One file per path: a chunked output is not also a file, nor a directory, of
-        # the tree, nor under a file of it (each would be two writes to one path).
-        clash = out.path in paths or any(
-            "/".join(parents[:n]) in paths for n in range(1, len(parents))
-        )
-        if clash or any(p.startswith(out.path + "/") for p in paths):
+        if not paths.claim(out.path):
             raise UnsafeRecord(
                 f"{where}: {shown_path(out.path)} is both in {CHUNKED} and in its tree's outputs/"
             )
-        paths.add(out.path)
     doc["outputs"] = sorted([*whole, *chunked], key=lambda o: o.path) if chunked else whole
     try:
         return Record.model_validate(doc)

@@ -265,3 +265,28 @@ def test_a_python_result_nested_too_deeply_is_refused_not_a_crash(depth: int) ->
     data = b"[" * depth + b"]" * depth
     with pytest.raises(ResultError, match="nested too deeply"):
         results.load(lambda name: data if name == results.RESULT_JSON else None, "json", False, "r")
+
+
+def _naive_claims(whole: list[str], chunked: list[str]) -> list[bool]:
+    """The rule as it was written before (a scan of every path per chunked output)."""
+    paths = set(whole)
+    found = []
+    for path in chunked:
+        parents = path.split("/")
+        clash = path in paths or any("/".join(parents[:n]) in paths for n in range(1, len(parents)))
+        ok = not (clash or any(p.startswith(path + "/") for p in paths))
+        found.append(ok)
+        if ok:
+            paths.add(path)
+    return found
+
+
+_short_paths = st.lists(st.sampled_from(["a", "b", "a-1", "é"]), min_size=1, max_size=4).map(
+    "/".join
+)
+
+
+@given(st.lists(_short_paths, max_size=8), st.lists(_short_paths, max_size=6))
+def test_one_path_each_is_the_rule_as_it_was_written(whole: list[str], chunked: list[str]) -> None:
+    paths = record.OnePathEach(whole)
+    assert [paths.claim(p) for p in chunked] == _naive_claims(whole, chunked)
