@@ -331,6 +331,9 @@ _RECORD_REQUIRED = frozenset(
 _COMPONENTS_REQUIRED = frozenset({"format", "kind", "code", "params", "inputs", "outputs", "env"})
 _OUTPUT_REQUIRED = frozenset({"path", "blob", "mode", "size"})
 _PYTHON_REQUIRED = frozenset({"function", "module", "file", "python", "packages"})
+_RECORD_ALLOWED = frozenset(_RECORD)
+_COMPONENTS_ALLOWED = frozenset(_COMPONENTS)
+_PYTHON_ALLOWED = frozenset(_PYTHON_RUN)
 # A \u escape of a surrogate: json and pydantic's parser may read it differently.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -339,8 +342,9 @@ def _fast(data: bytes, whole_outputs: Callable[[], list[OutputFile]]) -> Record:
     if _SURROGATE_ESCAPE.search(data):
         raise _Defer
     try:
-        doc = json.loads(data.decode(), object_pairs_hook=_unique, parse_constant=_constant)
-    except (ValueError, RecursionError):  # not UTF-8, not JSON, a key twice, too deep
+        # A key twice: the last value, as pydantic's parser takes it (a test holds it).
+        doc = json.loads(data.decode(), parse_constant=_constant)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, too deep
         raise _Defer from None
     if type(doc) is not dict:
         raise _Defer
@@ -402,13 +406,6 @@ def _above(path: str) -> list[str]:
     while end != -1:
         found.append(path[:end])
         end = path.find("/", end + 1)
-    return found
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        raise ValueError("a key twice")
     return found
 
 
@@ -491,7 +488,7 @@ def _output(doc: Any) -> OutputFile:
 
 
 def _components(doc: Any) -> Components:
-    doc = _keys(doc, _COMPONENTS_REQUIRED, frozenset(_COMPONENTS))
+    doc = _keys(doc, _COMPONENTS_REQUIRED, _COMPONENTS_ALLOWED)
     if type(doc["kind"]) is not str or doc["kind"] not in _SHELL_KINDS:
         raise _Defer
     inputs = _str_dict(doc["inputs"])
@@ -522,7 +519,7 @@ def _components(doc: Any) -> Components:
 
 
 def _python_run(doc: Any) -> PythonRun:
-    doc = _keys(doc, _PYTHON_REQUIRED, frozenset(_PYTHON_RUN))
+    doc = _keys(doc, _PYTHON_REQUIRED, _PYTHON_ALLOWED)
     result = doc.get("result", "json")
     if type(result) is not str or result not in _RESULTS:
         raise _Defer
@@ -541,7 +538,7 @@ def _python_run(doc: Any) -> PythonRun:
 def _record(doc: dict[str, Any], outputs: list[OutputFile] | None) -> Record:
     """The record of a document; `outputs` (already checked) in place of its list."""
     required = _RECORD_REQUIRED if outputs is None else _RECORD_REQUIRED - {"outputs"}
-    doc = _keys(doc, required, frozenset(_RECORD))
+    doc = _keys(doc, required, _RECORD_ALLOWED)
     if ref_component_problem(_str(doc["step"])) is not None:
         raise _Defer
     signature = _str(doc["signature"])
