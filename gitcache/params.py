@@ -41,21 +41,22 @@ MAX_DEPTH: Final = 64  # arrays and tables in arrays and tables: deeper is refus
 
 def problem(value: Any) -> tuple[str, str] | None:
     """(key path below the value, what is wrong) for the first value gitcache refuses."""
-    if _depth(value) > MAX_DEPTH:  # every reader of the document (its signature, a
+    if nesting(value, MAX_DEPTH) > MAX_DEPTH:  # every reader of the document (its signature, a
         # record's JSON, pydantic) recurses once or more per level, and gives up past ~300
         return "", f"nested more than {MAX_DEPTH} arrays or tables deep"
     return _problem(value)
 
 
-def _depth(value: Any) -> int:
-    """How many arrays and tables deep `value` goes (without recursion)."""
+def nesting(value: Any, limit: int) -> int:
+    """How many lists and dicts deep `value` goes (without recursion), counted up to
+    one past `limit`."""
     deepest = 0
     stack = [(value, 0)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, list | dict):
             deepest = max(deepest, depth + 1)
-            if deepest > MAX_DEPTH:
+            if deepest > limit:
                 return deepest
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)

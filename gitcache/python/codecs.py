@@ -43,6 +43,7 @@ from typing import Any, Final
 import blake3
 
 from gitcache.canonical import canonical_json
+from gitcache.params import nesting
 from gitcache.python.errors import ArgumentError
 from gitcache.python.files import File
 
@@ -61,6 +62,9 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+MAX_NESTING = 200  # levels of lists and dicts in an argument's fingerprint
+
+
 @dataclass
 class Fingerprinter:
     """Fingerprints of one call's arguments (see the module docstring)."""
@@ -73,7 +77,19 @@ class Fingerprinter:
     pickled: list[type] = field(default_factory=list)
 
     def __call__(self, value: Any, where: str) -> Any:
-        return self._encode(value, where)
+        too_deep = ArgumentError(
+            f"argument {where}: nested more than {MAX_NESTING} levels deep, too deep to put "
+            "in a signature"
+        )
+        try:
+            encoded = self._encode(value, where)
+        except RecursionError:  # one Python call per level or two
+            raise too_deep from None
+        # What reads the signed document and the record (pydantic's serializer gives up
+        # past ~250 levels) goes deep once per level too.
+        if nesting(encoded, MAX_NESTING) > MAX_NESTING:
+            raise too_deep
+        return encoded
 
     def _encode(self, value: Any, where: str) -> Any:
         if isinstance(value, str):

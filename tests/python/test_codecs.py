@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 from pydantic import BaseModel
 
 from gitcache.canonical import canonical_json
-from gitcache.python.codecs import Fingerprinter
+from gitcache.python.codecs import MAX_NESTING, Fingerprinter
 from gitcache.python.errors import ArgumentError
 from gitcache.python.files import File
 from gitcache.python.signing import Validator
@@ -223,3 +223,22 @@ def test_other_types_are_refused_unless_pickle_is_allowed() -> None:
 @dataclasses.dataclass
 class _Holder:
     value: Any
+
+
+def _nested(depth: int, wrap: Any = list) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = wrap([value]) if wrap is not dict else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("wrap", [list, tuple, dict])
+def test_an_argument_too_deep_to_sign_is_an_argument_error(wrap: Any) -> None:
+    """Deeper than Python recursion goes (RecursionError before), or than what reads
+    the signed document and the record goes (pydantic's serializer gives up past ~250
+    levels: an internal error before): a clear ArgumentError naming the argument."""
+    fp = Fingerprinter(blob_of=str)
+    assert fp(_nested(60, wrap), "x")  # deep, and fine
+    for depth in (MAX_NESTING + 1, 400, 5_000):
+        with pytest.raises(ArgumentError, match=r"argument x: nested more than 200 levels"):
+            fp(_nested(depth, wrap), "x")
