@@ -299,3 +299,15 @@ def test_a_key_twice_means_its_last_value_in_both_readings() -> None:
     assert twice != data
     fast, slow = _both(twice)
     assert fast == slow == _written()
+
+
+@pytest.mark.parametrize("allow_pickle", [False, True])
+def test_a_python_result_too_deep_to_store_is_a_result_error(allow_pickle: bool) -> None:
+    from gitcache.python import results
+    from gitcache.python.errors import ResultError
+
+    deep: list[object] = []
+    for _ in range(5_000):
+        deep = [deep]
+    with pytest.raises(ResultError, match=r"nested too deeply|cannot be pickled either"):
+        results.encode(deep, allow_pickle)

@@ -77,10 +77,12 @@ def encode(value: Any, allow_pickle: bool) -> Encoded:
     try:
         document = _to_json(value, "", arrays)
         return Encoded("json", json.dumps(document, ensure_ascii=False).encode(), arrays)
-    except (PydanticSerializationError, TypeError, ValueError) as exc:
+    except (PydanticSerializationError, TypeError, ValueError, RecursionError) as exc:
         if not allow_pickle:
+            # RecursionError: one Python call per level or two, and it has no useful text
+            why = "it is nested too deeply" if isinstance(exc, RecursionError) else exc
             raise ResultError(
-                f"the result ({type(value).__name__}) cannot be stored as JSON or .npy: {exc}",
+                f"the result ({type(value).__name__}) cannot be stored as JSON or .npy: {why}",
                 hint="return JSON values, pydantic models, dataclasses or numpy arrays, "
                 "or declare the step with allow_pickle=True (or store=False)",
             ) from None
@@ -88,7 +90,7 @@ def encode(value: Any, allow_pickle: bool) -> Encoded:
 
     try:
         return Encoded("pickle", pickle.dumps(value, protocol=5))
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
         raise ResultError(f"the result cannot be pickled either: {exc}") from None
 
 
