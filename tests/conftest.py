@@ -14,6 +14,14 @@ _ISOLATED: dict[str, str] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A run started in the background without job control (`cmd &` in a script) has
+    # SIGINT ignored, and under nohup SIGHUP too; every gitcache a test starts would
+    # inherit that and never see the signal the signal tests send. Give them the
+    # dispositions a terminal gives (a handler becomes the default in a child).
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     # Set once, before pygit2 reads its search paths: libgit2 caches $HOME on first use.
     import tempfile
 
