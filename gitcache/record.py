@@ -91,7 +91,7 @@ def check_signature(text: str) -> str:
 JsonValue = Any  # params may be nested TOML arrays/tables; canonical JSON holds them
 
 
-def _slots(cls: type) -> tuple[str, ...]:
+def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
 
 
@@ -245,10 +245,10 @@ class Record:
         return (json.dumps(self._document(every), indent=2, ensure_ascii=False) + "\n").encode()
 
 
-_COMPONENTS = _slots(Components)
-_OUTPUT = _slots(OutputFile)
-_PYTHON_RUN = _slots(PythonRun)
-_RECORD = _slots(Record)
+_COMPONENTS = _field_names(Components)
+_OUTPUT = _field_names(OutputFile)
+_PYTHON_RUN = _field_names(PythonRun)
+_RECORD = _field_names(Record)
 CHUNKED = "chunked"  # record.json's list of the outputs stored in chunks (format 3)
 
 
