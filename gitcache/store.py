@@ -616,7 +616,7 @@ class RecordStore:
     def _edited(self, new: NewRecord) -> str | None:
         """The new record's outputs/ tree as an edit of its `like`'s (GitRepo.edit_tree),
         when that one was read from its tree (format 3) laid out as git writes it: the
-        outputs that are not like's own OutputFile objects set, like's others removed.
+        outputs that differ from like's set, like's others removed.
         None: the tree is written from every output, as when most changed."""
         like = new.like
         if like is None or like.commit not in self._as_written:
@@ -629,8 +629,10 @@ class RecordStore:
         before = {o.path: o for o in like.record.outputs if o.chunks is None}
         changes: dict[str, TreeEntry | None] = {}
         for out in new.record.outputs:
-            if out.chunks is None and before.pop(out.path, None) is not out:
-                changes[out.path] = TreeEntry(out.path, out.blob, out.mode)
+            if out.chunks is None:
+                was = before.pop(out.path, None)
+                if was is not out and was != out:  # most are the very same object
+                    changes[out.path] = TreeEntry(out.path, out.blob, out.mode)
         changes.update(dict.fromkeys(before))  # gone since
         if len(changes) > len(new.record.outputs) // 4:
             return None

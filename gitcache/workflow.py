@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,10 +29,6 @@ WORKFLOW_FILE = "gitcache.toml"
 # engine, where `$` is only the end of the text (Python's also matches before a
 # final newline): hence fullmatch.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FILE_KEYS = frozenset(
-    ("params", "steps", "require_clean", "dirty_ok", "remote", "push_on_record", "hooks", "restore")
-)
-_STEP_KEYS = frozenset(("run", "inputs", "outputs", "env", "shell", "matrix", "foreach"))
 _SHELLS = frozenset(("sh", "bash"))
 _REWRITES = frozenset(("protect", "block", "allow"))
 
@@ -219,18 +215,29 @@ def plain_config(raw: Any) -> WorkflowFile | None:
         return None
 
 
+# The keys a table may have: the dataclasses' fields (a hooks table sets `rewrite`
+# only), and the defaults of what a file leaves out.
+_FILE_KEYS = frozenset(f.name for f in fields(WorkflowFile))
+_STEP_KEYS = frozenset(f.name for f in fields(StepSpec))
+_HOOKS_KEYS = frozenset({"rewrite"})
+_RESTORE_KEYS = frozenset(f.name for f in fields(RestoreSpec))
+_DEFAULT_HOOKS = HooksSpec()
+_DEFAULT_RESTORE = RestoreSpec()
+_DEFAULT_SHELL = StepSpec.__dataclass_fields__["shell"].default
+
+
 def _file(raw: Any) -> WorkflowFile:
     if type(raw) is not dict or not raw.keys() <= _FILE_KEYS:
         raise _Unusual
     steps = {_name(name): _step(spec) for name, spec in _dict(raw.get("steps", {})).items()}
     hooks = _dict(raw.get("hooks", {}))
-    if not hooks.keys() <= {"rewrite"}:
+    if not hooks.keys() <= _HOOKS_KEYS:
         raise _Unusual
-    rewrite = hooks.get("rewrite", "protect")
+    rewrite = hooks.get("rewrite", _DEFAULT_HOOKS.rewrite)
     if type(rewrite) is not str or rewrite not in _REWRITES:
         raise _Unusual
     restore = _dict(raw.get("restore", {}))
-    if not restore.keys() <= {"max_files", "max_bytes"}:
+    if not restore.keys() <= _RESTORE_KEYS:
         raise _Unusual
     remote = raw.get("remote")
     if remote is not None and type(remote) is not str:
@@ -244,7 +251,8 @@ def _file(raw: Any) -> WorkflowFile:
         push_on_record=_bool(raw.get("push_on_record", False)),
         hooks=HooksSpec(rewrite, rewrite_given="rewrite" in hooks),  # type: ignore[arg-type]
         restore=RestoreSpec(
-            _count(restore.get("max_files", 100_000)), _count(restore.get("max_bytes", 10 * 2**30))
+            _count(restore.get("max_files", _DEFAULT_RESTORE.max_files)),
+            _count(restore.get("max_bytes", _DEFAULT_RESTORE.max_bytes)),
         ),
     )
 
@@ -253,7 +261,7 @@ def _step(raw: Any) -> StepSpec:
     if type(raw) is not dict or not raw.keys() <= _STEP_KEYS:
         raise _Unusual
     run = raw.get("run")
-    shell = raw.get("shell", "sh")
+    shell = raw.get("shell", _DEFAULT_SHELL)
     if type(run) is not str or type(shell) is not str or shell not in _SHELLS:
         raise _Unusual
     env = _strs(raw.get("env", []))
