@@ -66,7 +66,8 @@ def git_mode(st: os.stat_result) -> int:
     return MODE_EXEC if st.st_mode & 0o100 else MODE_FILE
 
 
-def _key(st: os.stat_result) -> list[int]:
+def stat_numbers(st: os.stat_result) -> list[int]:
+    """What a row keeps of a file's stat (a row is these and the blob id)."""
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, git_mode(st)]
 
 
@@ -230,7 +231,7 @@ class StatCache:
         else:
             # The stat the bytes belong to: the file may have changed since lstat.
             oid, st = hash_file(Path(path), rel, follow=follow)
-            key = _key(st)
+            key = stat_numbers(st)
         self.hashed += 1
         self._fresh[name] = [*key, oid]
         self._dirty = True
@@ -335,7 +336,11 @@ class StatCache:
 
     def remember(self, rel: str, st: os.stat_result, oid: str) -> None:
         """Record a blob id we know for a file with this stat (e.g. one we just restored)."""
-        self._fresh[rel] = [*_key(st), oid]
+        self.remember_numbers(rel, stat_numbers(st), oid)
+
+    def remember_numbers(self, rel: str, numbers: list[int], oid: str) -> None:
+        """`remember` with the file's `stat_numbers` (taken by another process)."""
+        self._fresh[rel] = [*numbers, oid]
         self._dirty = True
 
     def save(self) -> None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from gitcache import forkedwriter
 from gitcache.dirtree import make_dirs, remove_tree, walk
 from gitcache.errors import (
     StepFailed,
@@ -42,13 +43,14 @@ from gitcache.errors import (
     no_space,
 )
 from gitcache.filehash import read_stable, same_file
+from gitcache.forkedwriter import ForkedWriter
 from gitcache.gitrepo import MODE_EXEC, MODE_LINK, GitRepo, relative_posix
 from gitcache.journal import Journal, recover
 from gitcache.objects.loose import blob_hasher, write_pieces
 from gitcache.objects.stored import StoredFile
 from gitcache.processes import collector_paused, start_quiet
 from gitcache.record import OutputFile, check_relative_path, shown_path
-from gitcache.statcache import FileState, StatCache, git_mode
+from gitcache.statcache import FileState, StatCache, git_mode, stat_numbers
 from gitcache.transfer import Meter
 
 if TYPE_CHECKING:
@@ -705,29 +707,69 @@ class Worktree:
         in_place = [out.path for out, _, absent in targets if absent and _in_place(out)]
         journal = _journal(self.repo.worktree_state_dir, in_place) if in_place else None
         umask = _umask()
-        slot = 0
+        # Each file's slot in the journal (-1: not written in place).
+        slots: list[int] = []
+        taken = 0
+        for out, _, absent in targets:
+            if journal is not None and absent and _in_place(out):
+                slots.append(taken)
+                taken += 1
+            else:
+                slots.append(-1)
         current = ""  # the file being written: named if the worktree refuses the write
+        second: ForkedWriter | None = None
+
+        def write(position: int) -> None:
+            out, target, _ = targets[position]
+            slot = slots[position]
+            if slot >= 0:
+                assert journal is not None
+                st = self._write_new(out, target, source, progress, journal, slot, umask, packed)
+                if st is not None:
+                    self.cache.remember(out.path, st, out.blob)
+                    if progress is not None:
+                        progress.file_done()
+                    return
+            link = links.get(out.path)
+            self._write(out, Path(target), source, progress, link, umask, packed)
+            if progress is not None:
+                progress.file_done()
+
         try:
             try:
                 with self.repo.unchecked_reads():  # _write hashes every file it writes
-                    for out, target, absent in targets:
-                        current = out.path
-                        if journal is not None and absent and _in_place(out):
-                            written = self._write_new(
-                                out, target, source, progress, journal, slot, umask, packed
+                    handed = self._second_share(targets, slots, packed)
+                    if handed:
+                        assert journal is not None and packed is not None
+                        second = ForkedWriter(len(handed))  # before the fork: stop() knows it
+                        second.start(
+                            self._second_writes(
+                                handed, targets, slots, source, journal, umask, packed
                             )
-                            slot += 1
-                            if written:
-                                if progress is not None:
-                                    progress.file_done()
+                        )
+                    skip = set(handed)
+                    for position in range(len(targets)):
+                        if position not in skip:
+                            current = targets[position][0].path
+                            write(position)
+                    if second is not None:
+                        results = second.finish()
+                        second = None
+                        for position, numbers in zip(handed, results, strict=True):
+                            out = targets[position][0]
+                            current = out.path
+                            if numbers is None:  # not written there: written here
+                                write(position)
                                 continue
-                        link = links.get(out.path)
-                        self._write(out, Path(target), source, progress, link, umask, packed)
-                        if progress is not None:
-                            progress.file_done()
+                            self.cache.remember_numbers(out.path, numbers, out.blob)
+                            if progress is not None:
+                                progress.add(out.size)
+                                progress.file_done()
             except OSError as exc:  # one handler for the batch: not a `with` per file
                 raise _write_refused("restore", current, exc) from None
         except BaseException:
+            if second is not None:
+                second.stop()  # nothing writes any more when the journal is undone
             if journal is not None:
                 # A signal (Ctrl-C, SIGTERM) may land between the open that made a file
                 # and its cleanup: only the journal knows it, so it is kept and undone now.
@@ -1045,6 +1087,51 @@ class Worktree:
         os.replace(tmp, target)
         self.cache.remember(out.path, os.lstat(target), out.blob)
 
+    def _second_share(
+        self,
+        targets: Sequence[tuple[OutputFile, str, bool]],
+        slots: Sequence[int],
+        packed: PackedBlobs | None,
+    ) -> list[int]:
+        """The positions of the files a second process writes (forkedwriter.py): the
+        second half of the small files written in place whose blobs are in the packs,
+        when they are many and a process may be forked; else none."""
+        if packed is None:
+            return []
+        small = [
+            position
+            for position, (out, _, _) in enumerate(targets)
+            if slots[position] >= 0 and out.size <= _PACKED_MAX and packed.has(out.blob)
+        ]
+        if not forkedwriter.usable(len(small)):
+            return []
+        return small[len(small) // 2 :]  # in path order: mostly directories of its own
+
+    def _second_writes(
+        self,
+        handed: Sequence[int],
+        targets: Sequence[tuple[OutputFile, str, bool]],
+        slots: Sequence[int],
+        chunks: ChunkIds,
+        journal: Journal,
+        umask: int,
+        packed: PackedBlobs,
+    ) -> forkedwriter.WriteItem:
+        """What the second process does with the k-th file of `handed`: write it as
+        `_write_new` does and give the numbers of its fstat; None to leave it to us."""
+
+        def write(index: int) -> list[int] | None:
+            out, target, _ = targets[handed[index]]
+            pieces = packed.blob(out.blob)
+            if pieces is None:  # read here through libgit2, which a fork may not use
+                return None
+            st = self._write_new(
+                out, target, chunks, None, journal, slots[handed[index]], umask, packed, pieces
+            )
+            return None if st is None else stat_numbers(st)
+
+        return write
+
     def _write_new(
         self,
         out: OutputFile,
@@ -1055,18 +1142,21 @@ class Worktree:
         slot: int,
         umask: int,
         packed: PackedBlobs | None = None,
-    ) -> bool:
+        pieces: list[memoryview] | None = None,
+    ) -> os.stat_result | None:
         """Write a file that is absent straight at its path (O_EXCL: never over anything,
         never through a symlink), with mode 000 until its bytes are in, each step noted in
-        the journal's `slot`; False if something is there now (then `_write` does it).
-        A small file's bytes are read and checked before the file is made."""
-        pieces = None if out.size > _PACKED_MAX else self._checked(out, chunks, packed)
+        the journal's `slot`; its fstat once done, None if something is there now (then
+        `_write` does it). A small file's bytes (`pieces`, if read already) are read and
+        checked before the file is made."""
+        if out.size <= _PACKED_MAX:
+            pieces = self._checked(out, chunks, packed, pieces)
         journal.begin(slot)
         try:
             fd = os.open(target, _CREATE, 0)
         except FileExistsError:
             journal.skip(slot)
-            return False
+            return None
         try:
             journal.created(slot, os.fstat(fd))
             if pieces is None:
@@ -1088,15 +1178,19 @@ class Worktree:
             raise
         os.close(fd)
         journal.done(slot)
-        self.cache.remember(out.path, st, out.blob)
-        return True
+        return st
 
     def _checked(
-        self, out: OutputFile, chunks: ChunkIds, packed: PackedBlobs | None
+        self,
+        out: OutputFile,
+        chunks: ChunkIds,
+        packed: PackedBlobs | None,
+        pieces: list[memoryview] | None = None,
     ) -> list[memoryview]:
-        """A small whole file's bytes (from its pack when `packed` has it), refused unless
-        they are the record's blob."""
-        pieces = None if packed is None else packed.blob(out.blob)
+        """A small whole file's bytes (`pieces` if read already; else from its pack when
+        `packed` has it), refused unless they are the record's blob."""
+        if pieces is None and packed is not None:
+            pieces = packed.blob(out.blob)
         if pieces is None:
             pieces = self.repo.blob_pieces(out.blob, False)  # not checked: hashed here
         digest = blob_hasher(out.size)

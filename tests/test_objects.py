@@ -256,7 +256,14 @@ def _shaped(seed: int, size: int) -> bytes:
 
 @pytest.mark.parametrize(
     ("seed", "size"),
-    [(0, 50 * 2**20), (1, CHUNK_THRESHOLD + 1), (2, 3 * CHUNK_THRESHOLD), (3, 41_234_567)],
+    [
+        (0, 50 * 2**20),
+        (1, CHUNK_THRESHOLD + 1),
+        (2, 3 * CHUNK_THRESHOLD),
+        (3, 41_234_567),
+        (4, 5 * CHUNK_THRESHOLD + 12_345),
+        (-1, 40 * 2**20 + 3),  # MAX_CHUNK chunks ending right at the windows' ends
+    ],
 )
 def test_chunks_cut_in_windows_are_the_ones_pyfastcdc_cuts_from_a_stream(
     tmp_path: Path, seed: int, size: int
@@ -267,7 +274,10 @@ def test_chunks_cut_in_windows_are_the_ones_pyfastcdc_cuts_from_a_stream(
 
     from gitcache.objects.chunking import AVG_CHUNK, NORMALIZATION
 
-    data = _random(seed, size) if seed == 0 else _shaped(seed, size)
+    if seed == -1:  # no cut point in the first 32 MiB: four chunks of MAX_CHUNK
+        data = bytes(32 * 2**20) + _random(9, size - 32 * 2**20)
+    else:
+        data = _random(seed, size) if seed == 0 else _shaped(seed, size)
     path = tmp_path / "f"
     path.write_bytes(data)
     cdc = FastCDC(
@@ -285,6 +295,7 @@ def test_chunks_cut_in_windows_are_the_ones_pyfastcdc_cuts_from_a_stream(
     assert stored.oid == blob_id(data)
     assert b"".join(written[oid] for oid in stored.chunks) == data
     assert any(len(written[oid]) == MAX_CHUNK for oid in stored.chunks) or seed == 0
+    assert all(len(written[oid]) <= MAX_CHUNK for oid in stored.chunks)
 
 
 def test_an_edit_in_the_middle_changes_only_nearby_chunks(tmp_path: Path) -> None:

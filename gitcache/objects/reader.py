@@ -198,6 +198,10 @@ class PackedBlobs:
         missing.difference_update(map(names.__getitem__, found))
         return count
 
+    def has(self, oid: str) -> bool:
+        """Whether an entry of the packs read is `oid` (blob() may still say None)."""
+        return oid in self._where
+
     def header(self, oid: str) -> tuple[int, int] | None:
         """(type number, size) of a whole (not delta) entry, from its header; else None."""
         where = self._where.get(oid)

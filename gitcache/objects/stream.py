@@ -2,11 +2,12 @@
 
 A file of up to CHUNK_THRESHOLD bytes is read whole and becomes one blob. A bigger
 one is cut into chunks as it is read (chunking.py): the calling thread reads it into
-one of two windows, cuts it there and feeds the whole-file SHA-1 (of `blob <size>\\0`
-and the bytes, so it is the id `git hash-object` gives), while two more threads hash,
-deflate and write the chunk blobs as views of the window (hashlib, isal, FastCDC's cut
-and os.write release the GIL, so they overlap on two cores). No byte is copied after
-the read; memory is bounded by the two windows whatever the file's size. Bytes already
+one of two windows and cuts it there, a thread of its own feeds the whole-file SHA-1
+(of `blob <size>\\0` and the bytes, so it is the id `git hash-object` gives), and two
+more hash, deflate and write the chunk blobs as views of the window (hashlib, isal,
+FastCDC's cut and os.write release the GIL, so they share the cores). No byte is
+copied after the read but the window's last, unfinished chunk; memory is bounded by
+the two windows whatever the file's size. Bytes already
 in memory (a Python step's array result) go the same way, their chunks as views of them.
 
 The size comes from fstat before reading; a file that yields another number of bytes
@@ -118,12 +119,15 @@ def _windows(
     turn (one cut while the other's chunks are written), each with its window.
 
     The bytes are read once into a window and never copied out: FastCDC cuts the
-    window in place, and the writing threads hash and write views of it. A chunk
-    that would start less than MAX_CHUNK bytes before the window's end (and not with
-    the end of the file in it) is not cut there: those bytes are moved to the start
-    of the other window and cut with more after them. So every cut sees what
-    pyfastcdc's cut_stream gives it (MAX_CHUNK bytes, or the rest of the file): the
-    same chunks. Raises FileChanged when the file holds another number of bytes."""
+    window in place, and the writing threads hash and write views of it. FastCDC
+    scans a chunk's bytes in order with masks that depend only on the offset from the
+    chunk's start, so a cut it finds inside the window is the cut it finds with the
+    whole file after it; only the window's last chunk, which ends where the bytes do
+    (no cut found before), may be longer with more bytes: unless the file ends there,
+    its bytes (MAX_CHUNK at most) are moved to the start of the other window and
+    cut again with more after them. So the chunks are those of pyfastcdc's
+    cut_stream, and only a fraction of a chunk per window is copied. Raises
+    FileChanged when the file holds another number of bytes."""
     cutter = chunker()
     windows = (_Window(), _Window())
     carried = 0  # bytes at the start of the current window, moved from the last one
@@ -142,13 +146,13 @@ def _windows(
         last = consumed == size
         if last and reader.read(1):  # it grew
             raise FileChanged(errno.EAGAIN, "the file changed while it was read")
-        cuts = cutter.cut_buf(view[:filled])
         start = 0  # where the next chunk starts
-        # A chunk is cut only with MAX_CHUNK bytes after its start (or the file's end):
-        # with fewer, it waits for the next window, where those bytes are moved.
-        while (last or filled - start >= MAX_CHUNK) and (chunk := next(cuts, None)):
-            yield view[start : start + chunk.length], window
-            start += chunk.length
+        for chunk in cutter.cut_buf(view[:filled]):
+            end = start + chunk.length
+            if end == filled and not last:
+                break  # cut where the bytes end: the next window cuts it again
+            yield view[start:end], window
+            start = end
         if last:
             return
         tail = start
@@ -175,6 +179,12 @@ def _store_chunks(
     failed: list[BaseException] = []
     work: queue.SimpleQueue[tuple[int, _Window | None, memoryview] | None] = queue.SimpleQueue()
 
+    def release(window: _Window | None) -> None:
+        if window is not None:
+            with done:
+                window.pending -= 1
+                done.notify_all()
+
     def write_chunks() -> None:
         while (item := work.get()) is not None:
             index, window, data = item
@@ -187,16 +197,30 @@ def _store_chunks(
                 failed.append(exc)
             finally:
                 del data, item
-                if window is not None:
-                    with done:
-                        window.pending -= 1
-                        done.notify_all()
+                release(window)
 
+    def hash_whole() -> None:
+        while (item := hashing.get()) is not None:
+            window, data = item
+            try:
+                if not failed:
+                    whole.update(data)
+            except BaseException as exc:  # (MemoryError) handed to the reading thread
+                failed.append(exc)
+            finally:
+                del data, item
+                release(window)
+
+    # The whole-file SHA-1 has a thread of its own: the reading thread then only reads
+    # and cuts, and the four passes over the bytes (read, cut, two SHA-1s) spread over
+    # the cores instead of three of them queuing on the reading thread.
+    hashing: queue.SimpleQueue[tuple[_Window | None, memoryview] | None] = queue.SimpleQueue()
     writers = [
         threading.Thread(target=write_chunks, name="gitcache-chunks", daemon=True)
         for _ in range(_WRITERS)
     ]
-    start_quiet(*writers)
+    hasher = threading.Thread(target=hash_whole, name="gitcache-whole", daemon=True)
+    start_quiet(hasher, *writers)
     total = 0
     try:
         for index, (piece, window) in enumerate(pieces):
@@ -205,17 +229,18 @@ def _store_chunks(
                 break
             if window is not None:
                 with done:
-                    window.pending += 1
+                    window.pending += 2  # its writer and the whole-file hasher
             work.put((index, window, piece))
-            whole.update(piece)  # while the writers hash and write it
+            hashing.put((window, piece))
             if progress is not None:
                 progress(len(piece))
             del piece, window
     finally:
         for _ in writers:
             work.put(None)  # one end mark per writer
-        for writer in writers:
-            writer.join()
+        hashing.put(None)
+        for thread in (*writers, hasher):
+            thread.join()
     if failed:
         raise failed[0]
     if total != size:

@@ -28,13 +28,13 @@ def _coarse(ns: int) -> int:
 
 @pytest.fixture
 def coarse_timestamps(monkeypatch: pytest.MonkeyPatch) -> None:
-    key = statcache._key
+    key = statcache.stat_numbers
 
-    def coarse_key(st: os.stat_result) -> statcache.StatKey:
+    def coarse_key(st: os.stat_result) -> list[int]:
         size, mtime, ctime, ino, mode = key(st)
-        return size, _coarse(mtime), _coarse(ctime), ino, mode
+        return [size, _coarse(mtime), _coarse(ctime), ino, mode]
 
-    monkeypatch.setattr(statcache, "_key", coarse_key)
+    monkeypatch.setattr(statcache, "stat_numbers", coarse_key)
     now = getattr(statcache, "filesystem_now", None)  # the clock, where there is one
     if now is not None:
         monkeypatch.setattr(statcache, "filesystem_now", lambda where: _coarse(now(where)))

@@ -1,0 +1,307 @@
+"""A restore of many small files writes a share of them in a second, forked process
+(forkedwriter.py, worktree.Worktree._apply): the same files, modes, stat cache rows and
+journal as one process writes; a child that dies leaves its files to the parent; a
+parent killed with SIGKILL leaves a child that finishes under the locks it inherited;
+Ctrl-C stops both and leaves no half-written file.
+
+The threshold (forkedwriter.MIN_FILES) is lowered in each gitcache these tests start,
+so that a few hundred files take the forked way."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitcache import forkedwriter
+from gitcache.journal import JOURNAL_DIR
+from gitcache.objects.loose import blob_id
+from gitcache.project import Project
+from gitcache.restoring import restore_outputs
+from gitcache.statcache import StatCache, stat_numbers
+from tests.helpers import SPAWNED, Repo, gitcache_env
+
+FILES = 600
+
+TOML = """\
+[steps.many]
+outputs = ["out"]
+run = "python3 gen.py"
+"""
+
+GEN = f"""\
+import os
+for i in range({FILES}):
+    os.makedirs(f"out/d{{i % 8}}", exist_ok=True)
+    with open(f"out/d{{i % 8}}/f{{i:04d}}.txt", "w") as f:
+        f.write(f"file {{i}}\\n" * (1 + i % 50))
+"""
+
+# gitcache with the threshold lowered, saying when it forks; CHILD_DIES_AT=k: the
+# child writes part of its k-th file, then is killed with SIGKILL.
+WRAPPER = """\
+import os, signal, sys
+from gitcache import forkedwriter, worktree
+
+forkedwriter.MIN_FILES = 8
+PARENT = os.getpid()
+original_start = forkedwriter.ForkedWriter.start
+
+def start(self, write):
+    sys.stderr.write(f"forked for {self.count} files\\n")
+    sys.stderr.flush()
+    original_start(self, write)
+
+forkedwriter.ForkedWriter.start = start
+dies_at = int(os.environ.get("CHILD_DIES_AT", "0"))
+original = worktree.write_pieces
+count = 0
+
+def partial(fd, pieces):
+    global count
+    if os.getpid() != PARENT:
+        count += 1
+        if count == dies_at:
+            os.write(fd, b"fil")
+            os.kill(os.getpid(), signal.SIGKILL)
+    return original(fd, pieces)
+
+worktree.write_pieces = partial
+from gitcache.cli.main import main
+main(sys.argv[1:], prog_name="gitcache")
+"""
+
+
+def _expected(i: int) -> bytes:
+    return f"file {i}\n".encode() * (1 + i % 50)
+
+
+def _want() -> dict[str, tuple[bytes, int]]:
+    return {f"out/d{i % 8}/f{i:04d}.txt": (_expected(i), 0o644) for i in range(FILES)}
+
+
+def _outputs(repo: Repo) -> dict[str, tuple[bytes, int]]:
+    found = {}
+    for dirpath, _dirs, names in os.walk(repo.root / "out"):
+        for name in names:
+            path = Path(dirpath, name)
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            path.chmod(0o644)  # a mode-000 file is readable by root only
+            found[path.relative_to(repo.root).as_posix()] = (path.read_bytes(), mode)
+            path.chmod(mode)
+    return found
+
+
+def _journals(repo: Repo) -> list[str]:
+    with contextlib.suppress(FileNotFoundError):
+        return os.listdir(repo.root / ".git" / "gitcache" / JOURNAL_DIR)
+    return []
+
+
+def _repo(make: Callable[..., Repo]) -> Repo:
+    os.umask(0o022)
+    repo = make({"gitcache.toml": TOML, "gen.py": GEN, ".gitignore": "out/\n"})
+    done = repo.process("run")
+    assert done.returncode == 0, done.stderr
+    return repo
+
+
+def _wrapped(repo: Repo, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WRAPPER, "run"],
+        cwd=repo.root,
+        env={**gitcache_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _spawn_wrapped(repo: Repo, **kwargs: Any) -> subprocess.Popen[str]:
+    proc: subprocess.Popen[str] = subprocess.Popen(
+        [sys.executable, "-c", WRAPPER, "run"],
+        cwd=repo.root,
+        env=gitcache_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
+    SPAWNED.append(proc)
+    return proc
+
+
+def test_a_second_process_writes_half_the_files_as_the_first_would(
+    make: Callable[..., Repo],
+) -> None:
+    repo = _repo(make)
+    shutil.rmtree(repo.root / "out")
+    done = _wrapped(repo)
+    assert done.returncode == 0, done.stderr
+    assert f"forked for {FILES // 2} files" in done.stderr
+    assert "restored" in done.stderr
+    # Every file has its stat cache row, the child's as well as the parent's: the
+    # numbers of the file as it is, and its blob id (before _outputs, whose chmod
+    # changes the files' ctime).
+    cache = StatCache(repo.root / ".git" / "gitcache")
+    for rel, (data, _mode) in _want().items():
+        row = cache._saved(rel)
+        assert row == [*stat_numbers(os.lstat(repo.root / rel)), blob_id(data)], rel
+    assert _outputs(repo) == _want()
+    assert _journals(repo) == []
+    done = repo.process("run")
+    assert done.returncode == 0 and "up to date" in done.stderr, done.stderr
+
+
+def test_files_a_killed_second_process_left_are_written_by_the_first(
+    make: Callable[..., Repo],
+) -> None:
+    repo = _repo(make)
+    shutil.rmtree(repo.root / "out")
+    done = _wrapped(repo, CHILD_DIES_AT="40")
+    assert done.returncode == 0, done.stderr
+    assert "forked for" in done.stderr and "restored" in done.stderr
+    assert _outputs(repo) == _want()  # the half-written one replaced, none of mode 000
+    assert _journals(repo) == []
+    assert not [p for p in _outputs(repo) if ".gitcache-tmp-" in p]
+    done = repo.process("run")
+    assert "up to date" in done.stderr, done.stderr
+
+
+def test_kill_9_of_the_first_process_leaves_the_second_to_finish_under_its_locks(
+    make: Callable[..., Repo],
+) -> None:
+    """SIGKILL of gitcache alone (not its group): its child goes on writing while it
+    holds the inherited output locks and journal lock, so the run right after waits
+    for it, recovers the journal and restores exactly."""
+    repo = _repo(make)
+    rng = random.Random()
+    forked = 0
+    for _ in range(6):
+        shutil.rmtree(repo.root / "out", ignore_errors=True)
+        proc = _spawn_wrapped(repo)
+        deadline = time.monotonic() + 60
+        while not (repo.root / "out").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.0005)
+        time.sleep(rng.uniform(0, 0.03))
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        _out, err = proc.communicate(timeout=60)
+        forked += "forked for" in err
+        done = repo.process("run")
+        assert done.returncode == 0, done.stderr
+        assert _outputs(repo) == _want()
+        assert _journals(repo) == []
+    assert forked >= 1
+
+
+def test_ctrl_c_stops_both_processes_and_leaves_no_half_written_file(
+    make: Callable[..., Repo],
+) -> None:
+    repo = _repo(make)
+    interrupted = 0
+    for _ in range(3):
+        shutil.rmtree(repo.root / "out", ignore_errors=True)
+        proc = _spawn_wrapped(repo, start_new_session=True)
+        assert proc.stderr is not None
+        said = ""
+        while "forked for" not in said and (line := proc.stderr.readline()):
+            said += line
+        time.sleep(random.uniform(0, 0.005))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the whole group
+        _out, err = proc.communicate(timeout=60)
+        err = said + err
+        if proc.returncode == 0:
+            continue  # done before the signal came
+        assert proc.returncode == 130, err
+        interrupted += "forked for" in err
+        with contextlib.suppress(ProcessLookupError):  # nothing of the group is left
+            for _wait in range(200):
+                os.killpg(proc.pid, 0)
+                time.sleep(0.01)
+            pytest.fail("a process of the interrupted restore is still running")
+        left = _outputs(repo)
+        assert not [p for p, (_d, mode) in left.items() if mode == 0], left
+        assert all(left[p] == _want()[p] for p in left)
+        assert _journals(repo) == []
+    assert interrupted >= 1, "no restore was interrupted while its second process ran"
+    done = repo.process("run")
+    assert done.returncode == 0, done.stderr
+    assert _outputs(repo) == _want()
+
+
+def test_an_exception_in_the_first_process_stops_the_second_before_recovery(
+    make: Callable[..., Repo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the parent (raised where a handler raises it) while the child writes:
+    the child is killed and waited for, then the journal is undone: no mode-000 file
+    of either process is left, and no journal."""
+    repo = _repo(make)
+    shutil.rmtree(repo.root / "out")
+    project = Project.open(repo.root)
+    stored = project.store.latest("many")
+    assert stored is not None
+    monkeypatch.setattr(forkedwriter, "MIN_FILES", 8)
+    parent = os.getpid()
+    real_open = os.open
+    opened: list[str] = []
+
+    def interrupted_open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        fd = real_open(path, flags, mode, **kw)
+        if flags & os.O_EXCL and str(path).endswith(".txt") and os.getpid() == parent:
+            opened.append(str(path))
+            if len(opened) == 100:
+                raise KeyboardInterrupt  # as a signal handler raises it, here
+        return fd
+
+    monkeypatch.setattr(os, "open", interrupted_open)
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counted_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", counted_fork)
+    if threading.active_count() != 1:
+        pytest.skip("another thread runs in this test process: no fork")
+    with pytest.raises(KeyboardInterrupt):
+        restore_outputs(project, stored)
+    monkeypatch.undo()
+    assert len(forks) == 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(forks[0], os.WNOHANG)  # waited for already
+    stuck = [p for p in (repo.root / "out").rglob("*") if stat.S_IMODE(p.lstat().st_mode) == 0]
+    assert stuck == []
+    assert _journals(repo) == []
+    assert repo.process("run").returncode == 0
+    assert _outputs(repo) == _want()
+
+
+def test_no_second_process_beside_another_thread_or_for_few_files() -> None:
+    assert not forkedwriter.usable(forkedwriter.MIN_FILES - 1)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not forkedwriter.usable(10 * forkedwriter.MIN_FILES)
+    finally:
+        stop.set()
+        other.join()
