@@ -21,14 +21,16 @@ fork would leave it held in the child forever).
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import signal
 import struct
 import sys
 import threading
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import mmap
 
 MIN_FILES: Final = 4096  # small files to restore that make a second process worth it
 _RESULT: Final = struct.Struct("<q5q")  # written (1) or not (0); the stat cache's numbers
@@ -61,6 +63,8 @@ class ForkedWriter:
     """One child process writing `count` items (`start`), waited for by `finish`."""
 
     def __init__(self, count: int) -> None:
+        import mmap  # here: a command that restores nothing need not import it
+
         self.count = count
         # MAP_SHARED and anonymous: what the child writes here, the parent reads.
         self._results = mmap.mmap(-1, max(count, 1) * _RESULT.size)
