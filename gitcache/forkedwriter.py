@@ -14,8 +14,10 @@ A file the child did not write (it found something at the path, the blob was not
 a pack, a write failed, or it was killed) is left to the parent, which writes it as
 it would have anyway and so says what went wrong. The child never runs the parent's
 clean-up: it ends with os._exit, whatever happens, and stops at once on a signal.
-It is only forked by a process with no other thread (a thread holding a lock at the
-fork would leave it held in the child forever).
+It is only forked by the gitcache command's own process (`allow`, called by the
+CLI), and only while it has no other thread: a thread holding a lock at the fork
+would leave it held in the child forever, and a Python program calling gitcache as a
+library may run threads Python does not list (a BLAS pool, a TLS library's).
 """
 
 from __future__ import annotations
@@ -44,10 +46,20 @@ _STOPPING: Final = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGTSTP", "SIGPIP
 WriteItem = Callable[[int], "list[int] | None"]
 
 
+_allowed = False  # set by the gitcache command (`allow`), never by a library call
+
+
+def allow() -> None:
+    """This process is the gitcache command: it may fork a second writer."""
+    global _allowed
+    _allowed = True
+
+
 def usable(count: int) -> bool:
     """Whether `count` small files are worth a second process, and one may be forked:
-    Linux, two or more processors to run on, and no other thread in this process."""
-    if count < MIN_FILES or not sys.platform.startswith("linux"):
+    the gitcache command, on Linux, two or more processors to run on, and no other
+    thread in this process."""
+    if not _allowed or count < MIN_FILES or not sys.platform.startswith("linux"):
         return False  # measured on Linux; elsewhere (macOS) a fork may not be safe
     if threading.current_thread() is not threading.main_thread():
         return False

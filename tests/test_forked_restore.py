@@ -257,6 +257,7 @@ def test_an_exception_in_the_first_process_stops_the_second_before_recovery(
     stored = project.store.latest("many")
     assert stored is not None
     monkeypatch.setattr(forkedwriter, "MIN_FILES", 8)
+    monkeypatch.setattr(forkedwriter, "_allowed", True)  # as the gitcache command
     parent = os.getpid()
     real_open = os.open
     opened: list[str] = []
@@ -295,7 +296,14 @@ def test_an_exception_in_the_first_process_stops_the_second_before_recovery(
     assert _outputs(repo) == _want()
 
 
-def test_no_second_process_beside_another_thread_or_for_few_files() -> None:
+def test_no_second_process_in_a_library_call_beside_another_thread_or_for_few_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(forkedwriter, "_allowed", False)  # a program calling gitcache
+    assert not forkedwriter.usable(10 * forkedwriter.MIN_FILES)
+    monkeypatch.setattr(forkedwriter, "_allowed", True)  # the gitcache command
+    if threading.active_count() == 1 and len(os.sched_getaffinity(0)) >= 2:
+        assert forkedwriter.usable(10 * forkedwriter.MIN_FILES)
     assert not forkedwriter.usable(forkedwriter.MIN_FILES - 1)
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)

@@ -172,6 +172,9 @@ def _click_error(exc: click.ClickException, command_path: str) -> NoReturn:
 @click.pass_context
 def main(ctx: click.Context, directory: Path, workflow_file: Path | None, debug: bool) -> None:
     """Cache and record workflow steps in git."""
+    from gitcache import forkedwriter
+
+    forkedwriter.allow()  # this process is the command: a restore may fork a writer
     ctx.obj = Options(directory.resolve(), workflow_file, debug)
 
 
