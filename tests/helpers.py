@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -13,6 +15,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from gitcache.cli.main import main
+from gitcache.journal import JOURNAL_DIR
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,11 +88,15 @@ class Repo:
         """gitcache in this process (fast); exceptions escape only as exit codes."""
         return CliRunner().invoke(main, ["-C", str(self.root), *args], catch_exceptions=False)
 
-    def spawn(self, *args: str, **kwargs: object) -> subprocess.Popen[str]:
-        """gitcache in a process of its own; stopped at the test's end if still running
-        (conftest.py), so a failed test leaves no step's command waiting forever."""
+    def spawn(
+        self, *args: str, script: str | None = None, **kwargs: object
+    ) -> subprocess.Popen[str]:
+        """gitcache in a process of its own (`script`: Python code that runs it, given
+        `args`); stopped at the test's end if still running (conftest.py), so a failed
+        test leaves no step's command waiting forever."""
+        command = ["-m", "gitcache"] if script is None else ["-c", script]
         proc: subprocess.Popen[str] = subprocess.Popen(  # type: ignore[call-overload]
-            [sys.executable, "-m", "gitcache", *args],
+            [sys.executable, *command, *args],
             cwd=self.root,
             env=gitcache_env(),
             text=True,
@@ -143,3 +150,41 @@ def clone_bundle(bundle: Path, root: Path) -> Repo:
     git(root.parent, "clone", "-q", "-b", "main", str(bundle), str(root))
     git(root, "fetch", "-q", str(bundle), "refs/gitcache/*:refs/gitcache/*")
     return Repo(root)
+
+
+def restore_journals(repo: Repo) -> list[str]:
+    """The restore journals in the repository's git dir (journal.py)."""
+    with contextlib.suppress(FileNotFoundError):
+        return os.listdir(repo.root / ".git" / "gitcache" / JOURNAL_DIR)
+    return []
+
+
+def output_files(repo: Repo) -> dict[str, tuple[bytes, int]]:
+    """Every file under out/: its bytes and permission bits."""
+    found = {}
+    for dirpath, _dirs, names in os.walk(repo.root / "out"):
+        for name in names:
+            path = Path(dirpath, name)
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            path.chmod(0o644)  # a mode-000 file is readable by root only
+            found[path.relative_to(repo.root).as_posix()] = (path.read_bytes(), mode)
+            path.chmod(mode)
+    return found
+
+
+def many_files_project(files: int, dirs: int) -> dict[str, str]:
+    """A project whose step `many` writes `files` small files, file i at
+    out/d<i % dirs>/f<i:04d>.txt holding `many_file_text(i)`."""
+    gen = f"""\
+import os
+for i in range({files}):
+    os.makedirs(f"out/d{{i % {dirs}}}", exist_ok=True)
+    with open(f"out/d{{i % {dirs}}}/f{{i:04d}}.txt", "w") as f:
+        f.write(f"file {{i}}\\n" * (1 + i % 50))
+"""
+    toml = '[steps.many]\noutputs = ["out"]\nrun = "python3 gen.py"\n'
+    return {"gitcache.toml": toml, "gen.py": gen, ".gitignore": "out/\n"}
+
+
+def many_file_text(i: int) -> bytes:
+    return f"file {i}\n".encode() * (1 + i % 50)

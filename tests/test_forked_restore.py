@@ -20,34 +20,25 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gitcache import forkedwriter
-from gitcache.journal import JOURNAL_DIR
 from gitcache.objects.loose import blob_id
 from gitcache.project import Project
 from gitcache.restoring import restore_outputs
 from gitcache.statcache import StatCache, stat_numbers
-from tests.helpers import SPAWNED, Repo, gitcache_env
+from tests.helpers import (
+    Repo,
+    gitcache_env,
+    many_file_text,
+    many_files_project,
+    output_files,
+    restore_journals,
+)
 
 FILES = 600
-
-TOML = """\
-[steps.many]
-outputs = ["out"]
-run = "python3 gen.py"
-"""
-
-GEN = f"""\
-import os
-for i in range({FILES}):
-    os.makedirs(f"out/d{{i % 8}}", exist_ok=True)
-    with open(f"out/d{{i % 8}}/f{{i:04d}}.txt", "w") as f:
-        f.write(f"file {{i}}\\n" * (1 + i % 50))
-"""
 
 # gitcache with the threshold lowered, saying when it forks; CHILD_DIES_AT=k: the
 # child writes part of its k-th file, then is killed with SIGKILL.
@@ -84,35 +75,13 @@ main(sys.argv[1:], prog_name="gitcache")
 """
 
 
-def _expected(i: int) -> bytes:
-    return f"file {i}\n".encode() * (1 + i % 50)
-
-
 def _want() -> dict[str, tuple[bytes, int]]:
-    return {f"out/d{i % 8}/f{i:04d}.txt": (_expected(i), 0o644) for i in range(FILES)}
-
-
-def _outputs(repo: Repo) -> dict[str, tuple[bytes, int]]:
-    found = {}
-    for dirpath, _dirs, names in os.walk(repo.root / "out"):
-        for name in names:
-            path = Path(dirpath, name)
-            mode = stat.S_IMODE(path.lstat().st_mode)
-            path.chmod(0o644)  # a mode-000 file is readable by root only
-            found[path.relative_to(repo.root).as_posix()] = (path.read_bytes(), mode)
-            path.chmod(mode)
-    return found
-
-
-def _journals(repo: Repo) -> list[str]:
-    with contextlib.suppress(FileNotFoundError):
-        return os.listdir(repo.root / ".git" / "gitcache" / JOURNAL_DIR)
-    return []
+    return {f"out/d{i % 8}/f{i:04d}.txt": (many_file_text(i), 0o644) for i in range(FILES)}
 
 
 def _repo(make: Callable[..., Repo]) -> Repo:
     os.umask(0o022)
-    repo = make({"gitcache.toml": TOML, "gen.py": GEN, ".gitignore": "out/\n"})
+    repo = make(many_files_project(FILES, 8))
     done = repo.process("run")
     assert done.returncode == 0, done.stderr
     return repo
@@ -128,20 +97,6 @@ def _wrapped(repo: Repo, **env: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
-
-
-def _spawn_wrapped(repo: Repo, **kwargs: Any) -> subprocess.Popen[str]:
-    proc: subprocess.Popen[str] = subprocess.Popen(
-        [sys.executable, "-c", WRAPPER, "run"],
-        cwd=repo.root,
-        env=gitcache_env(),
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kwargs,
-    )
-    SPAWNED.append(proc)
-    return proc
 
 
 def test_a_second_process_writes_half_the_files_as_the_first_would(
@@ -160,8 +115,8 @@ def test_a_second_process_writes_half_the_files_as_the_first_would(
     for rel, (data, _mode) in _want().items():
         row = cache._saved(rel)
         assert row == [*stat_numbers(os.lstat(repo.root / rel)), blob_id(data)], rel
-    assert _outputs(repo) == _want()
-    assert _journals(repo) == []
+    assert output_files(repo) == _want()
+    assert restore_journals(repo) == []
     done = repo.process("run")
     assert done.returncode == 0 and "up to date" in done.stderr, done.stderr
 
@@ -174,9 +129,9 @@ def test_files_a_killed_second_process_left_are_written_by_the_first(
     done = _wrapped(repo, CHILD_DIES_AT="40")
     assert done.returncode == 0, done.stderr
     assert "forked for" in done.stderr and "restored" in done.stderr
-    assert _outputs(repo) == _want()  # the half-written one replaced, none of mode 000
-    assert _journals(repo) == []
-    assert not [p for p in _outputs(repo) if ".gitcache-tmp-" in p]
+    assert output_files(repo) == _want()  # the half-written one replaced, none of mode 000
+    assert restore_journals(repo) == []
+    assert not [p for p in output_files(repo) if ".gitcache-tmp-" in p]
     done = repo.process("run")
     assert "up to date" in done.stderr, done.stderr
 
@@ -192,7 +147,7 @@ def test_kill_9_of_the_first_process_leaves_the_second_to_finish_under_its_locks
     forked = 0
     for _ in range(6):
         shutil.rmtree(repo.root / "out", ignore_errors=True)
-        proc = _spawn_wrapped(repo)
+        proc = repo.spawn("run", script=WRAPPER)
         deadline = time.monotonic() + 60
         while not (repo.root / "out").exists() and proc.poll() is None:
             assert time.monotonic() < deadline
@@ -204,8 +159,8 @@ def test_kill_9_of_the_first_process_leaves_the_second_to_finish_under_its_locks
         forked += "forked for" in err
         done = repo.process("run")
         assert done.returncode == 0, done.stderr
-        assert _outputs(repo) == _want()
-        assert _journals(repo) == []
+        assert output_files(repo) == _want()
+        assert restore_journals(repo) == []
     assert forked >= 1
 
 
@@ -216,7 +171,7 @@ def test_ctrl_c_stops_both_processes_and_leaves_no_half_written_file(
     interrupted = 0
     for _ in range(3):
         shutil.rmtree(repo.root / "out", ignore_errors=True)
-        proc = _spawn_wrapped(repo, start_new_session=True)
+        proc = repo.spawn("run", script=WRAPPER, start_new_session=True)
         assert proc.stderr is not None
         said = ""
         while "forked for" not in said and (line := proc.stderr.readline()):
@@ -235,14 +190,14 @@ def test_ctrl_c_stops_both_processes_and_leaves_no_half_written_file(
                 os.killpg(proc.pid, 0)
                 time.sleep(0.01)
             pytest.fail("a process of the interrupted restore is still running")
-        left = _outputs(repo)
+        left = output_files(repo)
         assert not [p for p, (_d, mode) in left.items() if mode == 0], left
         assert all(left[p] == _want()[p] for p in left)
-        assert _journals(repo) == []
+        assert restore_journals(repo) == []
     assert interrupted >= 1, "no restore was interrupted while its second process ran"
     done = repo.process("run")
     assert done.returncode == 0, done.stderr
-    assert _outputs(repo) == _want()
+    assert output_files(repo) == _want()
 
 
 def test_an_exception_in_the_first_process_stops_the_second_before_recovery(
@@ -291,9 +246,9 @@ def test_an_exception_in_the_first_process_stops_the_second_before_recovery(
         os.waitpid(forks[0], os.WNOHANG)  # waited for already
     stuck = [p for p in (repo.root / "out").rglob("*") if stat.S_IMODE(p.lstat().st_mode) == 0]
     assert stuck == []
-    assert _journals(repo) == []
+    assert restore_journals(repo) == []
     assert repo.process("run").returncode == 0
-    assert _outputs(repo) == _want()
+    assert output_files(repo) == _want()
 
 
 def test_no_second_process_in_a_library_call_beside_another_thread_or_for_few_files(

@@ -21,23 +21,16 @@ import pytest
 from gitcache.journal import JOURNAL_DIR, Journal, recover
 from gitcache.project import Project
 from gitcache.restoring import restore_outputs
-from tests.helpers import Repo, gitcache_env
+from tests.helpers import (
+    Repo,
+    gitcache_env,
+    many_file_text,
+    many_files_project,
+    output_files,
+    restore_journals,
+)
 
 FILES = 200
-
-TOML = """\
-[steps.many]
-outputs = ["out"]
-run = "python3 gen.py"
-"""
-
-GEN = f"""\
-import os
-for i in range({FILES}):
-    os.makedirs(f"out/d{{i % 4}}", exist_ok=True)
-    with open(f"out/d{{i % 4}}/f{{i:04d}}.txt", "w") as f:
-        f.write(f"file {{i}}\\n" * (1 + i % 50))
-"""
 
 # gitcache as a process whose restore writes part of its KILL_AT-th file, then is
 # killed with SIGKILL: a deterministic kill -9 in the middle of a file written in place.
@@ -63,42 +56,19 @@ main(sys.argv[1:], prog_name="gitcache")
 
 
 def _repo(make: Callable[..., Repo]) -> Repo:
-    repo = make({"gitcache.toml": TOML, "gen.py": GEN, ".gitignore": "out/\n"})
+    repo = make(many_files_project(FILES, 4))
     done = repo.process("run")
     assert done.returncode == 0, done.stderr
     return repo
-
-
-def _expected(i: int) -> bytes:
-    return f"file {i}\n".encode() * (1 + i % 50)
 
 
 def _path(repo: Repo, i: int) -> Path:
     return repo.root / "out" / f"d{i % 4}" / f"f{i:04d}.txt"
 
 
-def _journals(repo: Repo) -> list[str]:
-    with contextlib.suppress(FileNotFoundError):
-        return os.listdir(repo.root / ".git" / "gitcache" / JOURNAL_DIR)
-    return []
-
-
-def _outputs(repo: Repo) -> dict[str, tuple[bytes, int]]:
-    """Every file under out/: its bytes and permission bits."""
-    found = {}
-    for dirpath, _dirs, names in os.walk(repo.root / "out"):
-        for name in names:
-            path = Path(dirpath, name)
-            mode = stat.S_IMODE(path.lstat().st_mode)
-            path.chmod(0o644)  # a mode-000 file is readable by root only
-            found[path.relative_to(repo.root).as_posix()] = (path.read_bytes(), mode)
-            path.chmod(mode)
-    return found
-
-
 def _exact(repo: Repo) -> bool:
-    want = {f"out/d{i % 4}/f{i:04d}.txt": (_expected(i), 0o644) for i in range(FILES)}
-    return _outputs(repo) == want
+    want = {f"out/d{i % 4}/f{i:04d}.txt": (many_file_text(i), 0o644) for i in range(FILES)}
+    return output_files(repo) == want
 
 
 def _killed_restore(repo: Repo, kill_at: int) -> None:
@@ -116,7 +86,7 @@ def _killed_restore(repo: Repo, kill_at: int) -> None:
 def _half_written(repo: Repo) -> list[str]:
     """The files of out/ with mode 000: made by the killed restore, not whole (the one it
     was writing, and any another thread had just made)."""
-    return sorted(p for p, (_data, mode) in _outputs(repo).items() if mode == 0)
+    return sorted(p for p, (_data, mode) in output_files(repo).items() if mode == 0)
 
 
 def test_a_restore_killed_in_the_middle_of_a_file_is_undone_by_the_next_run(
@@ -126,17 +96,17 @@ def test_a_restore_killed_in_the_middle_of_a_file_is_undone_by_the_next_run(
     os.umask(0o022)
     subprocess.run(["rm", "-rf", str(repo.root / "out")], check=True)
     _killed_restore(repo, kill_at=50)
-    left = _outputs(repo)
+    left = output_files(repo)
     half = _half_written(repo)
     assert [p for p in half if left[p][0] == b"fil"], left  # killed in its middle
     assert 50 <= len(left) < FILES
-    assert len(_journals(repo)) == 1
+    assert len(restore_journals(repo)) == 1
     done = repo.process("run")
     assert done.returncode == 0, done.stderr
     assert "restored" in done.stderr
     assert _exact(repo)
-    assert _journals(repo) == []
-    assert not [p for p in _outputs(repo) if ".gitcache-tmp-" in p]
+    assert restore_journals(repo) == []
+    assert not [p for p in output_files(repo) if ".gitcache-tmp-" in p]
     done = repo.process("run")
     assert "up to date" in done.stderr, done.stderr
 
@@ -148,7 +118,7 @@ def test_files_the_user_put_there_meanwhile_are_never_removed(
     os.umask(0o022)
     subprocess.run(["rm", "-rf", str(repo.root / "out")], check=True)
     _killed_restore(repo, kill_at=10)
-    left = _outputs(repo)
+    left = output_files(repo)
     (half,) = [repo.root / p for p in _half_written(repo) if left[p][0] == b"fil"]
     order = sorted(range(FILES), key=lambda i: _path(repo, i).relative_to(repo.root).as_posix())
     later, empty = _path(repo, order[180]), _path(repo, order[181])
@@ -165,7 +135,7 @@ def test_files_the_user_put_there_meanwhile_are_never_removed(
     assert half.read_bytes() == b"mine\n"
     assert later.read_bytes() == b"also mine\n"
     assert empty.exists()
-    assert _journals(repo) == []
+    assert restore_journals(repo) == []
     assert _half_written(repo) == [empty.relative_to(repo.root).as_posix()]
     for path in (half, later, empty):
         path.unlink()
@@ -198,7 +168,7 @@ def test_kill_9_at_random_moments_of_a_restore_of_many_files(
         done = repo.process("run")
         assert done.returncode == 0, done.stderr
         assert _exact(repo)
-        assert _journals(repo) == []
+        assert restore_journals(repo) == []
     assert killed >= 2, f"only {killed} of 8 restores were running when killed"
 
 
@@ -269,6 +239,6 @@ def test_a_signal_right_after_a_file_is_created_leaves_no_mode_000_file(
     assert not os.path.lexists(opened[-1])
     stuck = [p for p in (repo.root / "out").rglob("*") if stat.S_IMODE(p.lstat().st_mode) == 0]
     assert stuck == []
-    assert _journals(repo) == []
+    assert restore_journals(repo) == []
     assert repo.process("run").returncode == 0
     assert len(list((repo.root / "out").rglob("*.txt"))) == FILES
