@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, cast
 from gitcache import forkedwriter
 from gitcache.dirtree import make_dirs, remove_tree, walk
 from gitcache.errors import (
+    DiskFull,
     StepFailed,
     UnreadableFile,
     UnsafeRecord,
@@ -1266,10 +1267,13 @@ def _writing(verb: str, rel: str) -> Iterator[None]:
 
 def _write_refused(verb: str, rel: str, exc: OSError) -> Exception:
     """The worktree refusing a write (EACCES, EPERM: a read-only or immutable directory,
-    EROFS) as a StepFailed naming the path, not an internal error; a full disk is left
-    (`exc` itself) to the CLI's own message."""
+    EROFS) as a StepFailed naming the path, not an internal error; a full disk as a
+    DiskFull naming it too (a write to a file descriptor carries no file name)."""
     if no_space(exc):
-        return exc
+        return DiskFull(
+            f"cannot {verb} {shown_path(rel)}: {exc.strerror or exc}",
+            hint="free some disk space and run again",
+        )
     return StepFailed(
         f"cannot {verb} {shown_path(rel)}: {exc.strerror or exc}",
         hint="make the worktree writable there, then run again",

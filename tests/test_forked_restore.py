@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -268,3 +269,40 @@ def test_no_second_process_in_a_library_call_beside_another_thread_or_for_few_fi
     finally:
         stop.set()
         other.join()
+
+
+def test_a_full_disk_stops_a_forked_restore_cleanly(
+    make: Callable[..., Repo], tmp_path: Path
+) -> None:
+    """The repository on a tmpfs with room for about a third of the files: the
+    restore (both processes) stops with one line saying so, leaves no half-written
+    file and no journal, and the same command restores every file once there is room."""
+    from tests.test_store_reliability import _tmpfs
+
+    with _tmpfs(tmp_path / "disk", 64 * 2**20) as resize:
+        os.umask(0o022)
+        repo = make(many_files_project(FILES, 8), name="disk/repo")
+        done = repo.process("run")
+        assert done.returncode == 0, done.stderr
+        shutil.rmtree(repo.root / "out")
+        fs = os.statvfs(repo.root)
+        used = (fs.f_blocks - fs.f_bfree) * fs.f_frsize
+        resize(used + FILES // 3 * fs.f_frsize)  # each small file takes a page
+        done = _wrapped(repo)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("gitcache:")]
+        assert done.returncode == 2, done.stderr
+        assert "forked for" in done.stderr
+        # Names the file it could not write (a write to a descriptor carries no name).
+        assert "gitcache: error: cannot restore out/d" in done.stderr, done.stderr
+        assert "No space left on device" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+        assert len([e for e in errors if "error:" in e]) == 1, done.stderr
+        left = output_files(repo)
+        assert 0 < len(left) < FILES
+        assert not [p for p, (_d, mode) in left.items() if mode == 0], left
+        assert all(left[p] == _want()[p] for p in left)
+        assert restore_journals(repo) == []
+        resize(64 * 2**20)
+        done = _wrapped(repo)
+        assert done.returncode == 0, done.stderr
+        assert output_files(repo) == _want()
