@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gitcache import worktree
-from gitcache.errors import UnreadableFile
+from gitcache.errors import DiskFull, UnreadableFile
 from gitcache.gitrepo import MODE_EXEC, MODE_FILE, MODE_LINK, GitRepo
 from gitcache.journal import JOURNAL_DIR
 from gitcache.objects.loose import write_pieces
@@ -68,8 +68,9 @@ def test_a_file_that_fails_stops_the_restore_and_leaves_no_half_written_file(
         write_pieces(fd, pieces)
 
     monkeypatch.setattr(worktree, "write_pieces", failing)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DiskFull, match=r"^cannot restore out/.*: No space left") as raised:
         tree.restore(files)
+    assert raised.value.exit_code == 2
     written = [o for o in files if (tree.root / o.path).exists()]
     # The restore stopped there: far from all were written.
     assert 0 < len(written) < len(files) - 100
