@@ -116,13 +116,9 @@ class ForkedWriter:
             self._results.close()
 
     def _wait(self) -> None:
-        while self._pid:
-            try:
+        if self._pid:
+            with contextlib.suppress(ChildProcessError):  # (EINTR is retried: PEP 475)
                 os.waitpid(self._pid, 0)
-            except ChildProcessError:
-                pass
-            except InterruptedError:
-                continue
             self._pid = 0
 
 

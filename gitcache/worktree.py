@@ -705,18 +705,19 @@ class Worktree:
                 make_dirs(parent)
         # Files that are absent (a whole file, not a link) are written in place, the
         # paths listed in a journal first (journal.py); others through a temporary file.
-        in_place = [out.path for out, _, absent in targets if absent and _in_place(out)]
-        journal = _journal(self.repo.worktree_state_dir, in_place) if in_place else None
+        in_place = [k for k, (out, _, absent) in enumerate(targets) if absent and _in_place(out)]
+        journal = (
+            _journal(self.repo.worktree_state_dir, [targets[k][0].path for k in in_place])
+            if in_place
+            else None
+        )
         umask = _umask()
         # Each file's slot in the journal (-1: not written in place).
-        slots: list[int] = []
-        taken = 0
-        for out, _, absent in targets:
-            if journal is not None and absent and _in_place(out):
-                slots.append(taken)
-                taken += 1
-            else:
-                slots.append(-1)
+        slots = [-1] * len(targets)
+        if journal is None:
+            in_place = []
+        for slot, position in enumerate(in_place):
+            slots[position] = slot
         current = ""  # the file being written: named if the worktree refuses the write
         second: ForkedWriter | None = None
 
@@ -739,7 +740,7 @@ class Worktree:
         try:
             try:
                 with self.repo.unchecked_reads():  # _write hashes every file it writes
-                    handed = self._second_share(targets, slots, packed)
+                    handed = self._second_share(targets, in_place, packed)
                     if handed:
                         assert journal is not None and packed is not None
                         second = ForkedWriter(len(handed))  # before the fork: stop() knows it
@@ -1091,20 +1092,21 @@ class Worktree:
     def _second_share(
         self,
         targets: Sequence[tuple[OutputFile, str, bool]],
-        slots: Sequence[int],
+        in_place: Sequence[int],
         packed: PackedBlobs | None,
     ) -> list[int]:
         """The positions of the files a second process writes (forkedwriter.py): the
-        second half of the small files written in place whose blobs are in the packs,
-        when they are many and a process may be forked; else none."""
-        if packed is None:
+        second half of the small files written in place (`in_place`: their positions)
+        whose blobs are in the packs, when they are many and a process may be forked;
+        else none."""
+        if packed is None or not forkedwriter.usable(len(in_place)):
             return []
         small = [
             position
-            for position, (out, _, _) in enumerate(targets)
-            if slots[position] >= 0 and out.size <= _PACKED_MAX and packed.has(out.blob)
+            for position in in_place
+            if targets[position][0].size <= _PACKED_MAX and packed.has(targets[position][0].blob)
         ]
-        if not forkedwriter.usable(len(small)):
+        if len(small) < forkedwriter.MIN_FILES:
             return []
         return small[len(small) // 2 :]  # in path order: mostly directories of its own
 
@@ -1269,13 +1271,11 @@ def _write_refused(verb: str, rel: str, exc: OSError) -> Exception:
     """The worktree refusing a write (EACCES, EPERM: a read-only or immutable directory,
     EROFS) as a StepFailed naming the path, not an internal error; a full disk as a
     DiskFull naming it too (a write to a file descriptor carries no file name)."""
+    message = f"cannot {verb} {shown_path(rel)}: {exc.strerror or exc}"
     if no_space(exc):
-        return DiskFull(
-            f"cannot {verb} {shown_path(rel)}: {exc.strerror or exc}",
-            hint="free some disk space and run again",
-        )
+        return DiskFull(message, hint="free some disk space and run again")
     return StepFailed(
-        f"cannot {verb} {shown_path(rel)}: {exc.strerror or exc}",
+        message,
         hint="make the worktree writable there, then run again",
     )
 

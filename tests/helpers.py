@@ -188,3 +188,13 @@ for i in range({files}):
 
 def many_file_text(i: int) -> bytes:
     return f"file {i}\n".encode() * (1 + i % 50)
+
+
+def assert_restored_exactly(repo: Repo, want: dict[str, tuple[bytes, int]]) -> None:
+    """out/ holds exactly `want` (bytes and permission bits), no journal and no
+    temporary file is left, and the next run is a no-op."""
+    assert output_files(repo) == want
+    assert restore_journals(repo) == []
+    assert not [p for p in output_files(repo) if ".gitcache-tmp-" in p]
+    done = repo.process("run")
+    assert "up to date" in done.stderr, done.stderr

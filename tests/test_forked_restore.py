@@ -32,6 +32,7 @@ from gitcache.restoring import restore_outputs
 from gitcache.statcache import StatCache, stat_numbers
 from tests.helpers import (
     Repo,
+    assert_restored_exactly,
     gitcache_env,
     many_file_text,
     many_files_project,
@@ -130,11 +131,7 @@ def test_files_a_killed_second_process_left_are_written_by_the_first(
     done = _wrapped(repo, CHILD_DIES_AT="40")
     assert done.returncode == 0, done.stderr
     assert "forked for" in done.stderr and "restored" in done.stderr
-    assert output_files(repo) == _want()  # the half-written one replaced, none of mode 000
-    assert restore_journals(repo) == []
-    assert not [p for p in output_files(repo) if ".gitcache-tmp-" in p]
-    done = repo.process("run")
-    assert "up to date" in done.stderr, done.stderr
+    assert_restored_exactly(repo, _want())  # the half-written one replaced, none of mode 000
 
 
 def test_kill_9_of_the_first_process_leaves_the_second_to_finish_under_its_locks(

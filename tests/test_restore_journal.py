@@ -23,6 +23,7 @@ from gitcache.project import Project
 from gitcache.restoring import restore_outputs
 from tests.helpers import (
     Repo,
+    assert_restored_exactly,
     gitcache_env,
     many_file_text,
     many_files_project,
@@ -66,9 +67,12 @@ def _path(repo: Repo, i: int) -> Path:
     return repo.root / "out" / f"d{i % 4}" / f"f{i:04d}.txt"
 
 
+def _want() -> dict[str, tuple[bytes, int]]:
+    return {f"out/d{i % 4}/f{i:04d}.txt": (many_file_text(i), 0o644) for i in range(FILES)}
+
+
 def _exact(repo: Repo) -> bool:
-    want = {f"out/d{i % 4}/f{i:04d}.txt": (many_file_text(i), 0o644) for i in range(FILES)}
-    return output_files(repo) == want
+    return output_files(repo) == _want()
 
 
 def _killed_restore(repo: Repo, kill_at: int) -> None:
@@ -104,11 +108,7 @@ def test_a_restore_killed_in_the_middle_of_a_file_is_undone_by_the_next_run(
     done = repo.process("run")
     assert done.returncode == 0, done.stderr
     assert "restored" in done.stderr
-    assert _exact(repo)
-    assert restore_journals(repo) == []
-    assert not [p for p in output_files(repo) if ".gitcache-tmp-" in p]
-    done = repo.process("run")
-    assert "up to date" in done.stderr, done.stderr
+    assert_restored_exactly(repo, _want())
 
 
 def test_files_the_user_put_there_meanwhile_are_never_removed(
